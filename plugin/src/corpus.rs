@@ -1,0 +1,1 @@
+//! Folders of MIDI files into sliced, split training sets.

@@ -1,0 +1,1 @@
+//! MIDI files to monophonic 16th-note melodies and back.

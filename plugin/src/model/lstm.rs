@@ -1,0 +1,1 @@
+//! TensorFlow `LSTMBlockCell` semantics, with a fused whole-sequence op for training.

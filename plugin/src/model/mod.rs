@@ -1,0 +1,3 @@
+//! MusicVAE in candle.
+
+pub mod lstm;
