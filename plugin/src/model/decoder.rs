@@ -1,0 +1,301 @@
+//! Categorical LSTM decoders: flat (`CategoricalLstmDecoder`) and under a conductor
+//! (`HierarchicalLstmDecoder`), as in Magenta's `lstm_models.py`.
+
+use candle_core::{DType, Device, IndexOp, Result, Tensor, D};
+use candle_nn::VarBuilder;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::lstm::LstmCell;
+use super::{Config, Dense};
+
+/// How the next event is chosen from the logits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampling {
+    /// Argmax: the same z always gives the same phrase.
+    Greedy,
+    /// Categorical on `logits / temperature`. Item `i` of a batch draws from stream `i`
+    /// of a ChaCha8 generator seeded with `seed`, so a phrase does not depend on the
+    /// other phrases decoded beside it.
+    Temperature { temperature: f32, seed: u64 },
+}
+
+impl Sampling {
+    /// Temperature 0 means greedy, as the plugin's slider does.
+    pub fn new(temperature: f32, seed: u64) -> Self {
+        if temperature <= 0.0 {
+            Self::Greedy
+        } else {
+            Self::Temperature { temperature, seed }
+        }
+    }
+}
+
+/// An LSTM stack whose initial state and every input are conditioned on an embedding
+/// (z itself, or the conductor's output for one bar).
+#[derive(Debug, Clone)]
+pub struct CategoricalDecoder {
+    cells: Vec<LstmCell>,
+    initial_state: Dense,
+    output_projection: Dense,
+    classes: usize,
+}
+
+impl CategoricalDecoder {
+    pub fn new(sizes: &[usize], condition: usize, classes: usize, vb: VarBuilder) -> Result<Self> {
+        let cells = stack(classes + condition, sizes, vb.pp("multi_rnn_cell"))?;
+        let initial_state = Dense::new(condition, 2 * sizes.iter().sum::<usize>(), vb.pp("z_to_initial_state"))?;
+        let output_projection = Dense::new(*sizes.last().unwrap(), classes, vb.pp("output_projection"))?;
+        Ok(Self { cells, initial_state, output_projection, classes })
+    }
+
+    /// Teacher-forced logits `[S, N, classes]`. `previous` `[S, N]` holds the event fed at
+    /// each step; index `classes` stands for the all-zero input of the first step.
+    pub fn logits(&self, condition: &Tensor, previous: &Tensor) -> Result<Tensor> {
+        let (steps, n) = previous.dims2()?;
+        let mut states = initial_states(&self.initial_state, &self.cells, condition)?;
+        let first = &self.cells[0];
+        let w_x = first.w_x()?;
+        let w_event = Tensor::cat(&[&w_x.narrow(0, 0, self.classes)?, &w_x.narrow(0, 0, 1)?.zeros_like()?], 0)?;
+        let condition_projection = condition.matmul(&w_x.narrow(0, self.classes, w_x.dim(0)? - self.classes)?)?;
+        let mut x = w_event
+            .index_select(&previous.flatten_all()?, 0)?
+            .reshape((steps, n, ()))?
+            .broadcast_add(&condition_projection.broadcast_add(&first.bias)?)?;
+        for (i, cell) in self.cells.iter().enumerate() {
+            if i > 0 {
+                x = cell.project(&x)?;
+            }
+            let (h, c) = states.remove(0);
+            x = cell.seq(&x, &h, &c)?.hs;
+        }
+        self.output_projection.forward(&x)
+    }
+
+    /// Autoregressive sampling from `condition` `[N, C]`; `first` is the event fed at the
+    /// first step (`classes` for the zero input). Returns `[N][steps]` events.
+    fn sample(&self, condition: &Tensor, steps: usize, first: &[u32], pickers: &mut [Picker]) -> Result<Vec<Vec<u8>>> {
+        let n = condition.dim(0)?;
+        let device = condition.device();
+        let mut states = initial_states(&self.initial_state, &self.cells, condition)?;
+        let mut previous = first.to_vec();
+        let mut out = vec![Vec::with_capacity(steps); n];
+        for _ in 0..steps {
+            let one_hot = one_hot(&previous, self.classes, device)?;
+            let mut x = Tensor::cat(&[&one_hot, condition], D::Minus1)?;
+            for (cell, state) in self.cells.iter().zip(states.iter_mut()) {
+                *state = cell.step(&x, &state.0, &state.1)?;
+                x = state.0.clone();
+            }
+            let logits = self.output_projection.forward(&x)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            for (i, (row, picker)) in logits.iter().zip(pickers.iter_mut()).enumerate() {
+                let event = picker.pick(row);
+                out[i].push(event as u8);
+                previous[i] = event as u32;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A conductor LSTM runs one step per bar on zero input; its top output conditions the
+/// core decoder for that bar.
+#[derive(Debug, Clone)]
+pub struct HierarchicalDecoder {
+    conductor: Vec<LstmCell>,
+    initial_state: Dense,
+    core: CategoricalDecoder,
+    bars: usize,
+    steps_per_bar: usize,
+}
+
+impl HierarchicalDecoder {
+    pub fn new(config: &Config, classes: usize, vb: VarBuilder) -> Result<Self> {
+        // Magenta's names: `decoder/hierarchical_level_0/cell_N` for the conductor (no
+        // `multi_rnn_cell`) and `core_decoder/decoder/...` for the bar decoder.
+        let level = vb.pp("decoder").pp("hierarchical_level_0");
+        let conductor = stack(1, &config.decoder, level.clone())?;
+        let conductor_size = *config.decoder.last().unwrap();
+        let initial_state =
+            Dense::new(config.z_size, 2 * config.decoder.iter().sum::<usize>(), level.pp("initial_state"))?;
+        let core = CategoricalDecoder::new(&config.decoder, conductor_size, classes, vb.pp("core_decoder").pp("decoder"))?;
+        Ok(Self { conductor, initial_state, core, bars: config.bars, steps_per_bar: config.steps_per_bar })
+    }
+
+    /// The conductor's embeddings, bar-major `[bars * B, H]`.
+    fn embeddings(&self, z: &Tensor) -> Result<Tensor> {
+        let batch = z.dim(0)?;
+        let mut states = initial_states(&self.initial_state, &self.conductor, z)?;
+        let mut x: Option<Tensor> = None;
+        for cell in &self.conductor {
+            let xproj = match &x {
+                // Zero input: the projection is the bias alone.
+                None => cell.bias.reshape((1, 1, ()))?.broadcast_as((self.bars, batch, cell.bias.dim(0)?))?.contiguous()?,
+                Some(x) => cell.project(x)?,
+            };
+            let (h, c) = states.remove(0);
+            x = Some(cell.seq(&xproj, &h, &c)?.hs);
+        }
+        let x = x.unwrap();
+        x.reshape((self.bars * batch, ()))
+    }
+
+    fn logits(&self, z: &Tensor, previous: &Tensor) -> Result<Tensor> {
+        let batch = z.dim(0)?;
+        let (u, s) = (self.bars, self.steps_per_bar);
+        let embeddings = self.embeddings(z)?;
+        // [T, B] -> [S, U * B]: every bar becomes a sequence of its own.
+        let previous = previous.reshape((u, s, batch))?.transpose(0, 1)?.reshape((s, u * batch))?;
+        let logits = self.core.logits(&embeddings, &previous.contiguous()?)?;
+        let classes = logits.dim(2)?;
+        logits.reshape((s, u, batch, classes))?.transpose(0, 1)?.reshape((u * s, batch, classes))
+    }
+
+    fn sample(&self, z: &Tensor, pickers: &mut [Picker]) -> Result<Vec<Vec<u8>>> {
+        let batch = z.dim(0)?;
+        let embeddings = self.embeddings(z)?;
+        let mut first = vec![self.core.classes as u32; batch];
+        let mut out = vec![Vec::with_capacity(self.bars * self.steps_per_bar); batch];
+        for bar in 0..self.bars {
+            let condition = embeddings.narrow(0, bar * batch, batch)?;
+            let events = self.core.sample(&condition, self.steps_per_bar, &first, pickers)?;
+            for (i, bar_events) in events.into_iter().enumerate() {
+                // The next bar starts from this bar's last output, as when sampling in Magenta.
+                first[i] = *bar_events.last().unwrap() as u32;
+                out[i].extend(bar_events);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Decoder {
+    Flat(CategoricalDecoder),
+    Hierarchical(HierarchicalDecoder),
+}
+
+impl Decoder {
+    /// `vb` is the model's root: flat and hierarchical decoders live under different scopes.
+    pub fn new(config: &Config, vb: VarBuilder) -> Result<Self> {
+        let classes = config.num_classes();
+        Ok(if config.hierarchical {
+            Self::Hierarchical(HierarchicalDecoder::new(config, classes, vb)?)
+        } else {
+            Self::Flat(CategoricalDecoder::new(&config.decoder, config.z_size, classes, vb.pp("decoder"))?)
+        })
+    }
+
+    fn classes(&self) -> usize {
+        match self {
+            Self::Flat(d) => d.classes,
+            Self::Hierarchical(d) => d.core.classes,
+        }
+    }
+
+    /// Teacher-forced logits `[T, B, classes]` for the time-major targets `[T, B]`.
+    pub fn logits(&self, z: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let previous = shift_right(targets, self.classes() as u32)?;
+        match self {
+            Self::Flat(d) => d.logits(z, &previous),
+            Self::Hierarchical(d) => d.logits(z, &previous),
+        }
+    }
+
+    /// Decodes every row of `z` `[B, Z]` into `steps` events.
+    pub fn sample(&self, z: &Tensor, steps: usize, sampling: Sampling) -> Result<Vec<Vec<u8>>> {
+        let batch = z.dim(0)?;
+        let mut pickers: Vec<Picker> = (0..batch).map(|i| Picker::new(sampling, i as u64)).collect();
+        match self {
+            Self::Flat(d) => d.sample(z, steps, &vec![d.classes as u32; batch], &mut pickers),
+            Self::Hierarchical(d) => d.sample(z, &mut pickers),
+        }
+    }
+}
+
+fn stack(input: usize, sizes: &[usize], vb: VarBuilder) -> Result<Vec<LstmCell>> {
+    let mut layer_input = input;
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &hidden)| {
+            let cell = LstmCell::new(layer_input, hidden, vb.pp(format!("cell_{i}")).pp("lstm_cell"));
+            layer_input = hidden;
+            cell
+        })
+        .collect()
+}
+
+/// `tanh(dense(z))` split into `[c0, h0, c1, h1, ...]` (`initial_cell_state_from_embedding`).
+fn initial_states(dense: &Dense, cells: &[LstmCell], condition: &Tensor) -> Result<Vec<(Tensor, Tensor)>> {
+    let flat = dense.forward(condition)?.tanh()?;
+    let mut offset = 0;
+    cells
+        .iter()
+        .map(|cell| {
+            let hidden = cell.hidden_size();
+            let c = flat.narrow(1, offset, hidden)?.contiguous()?;
+            let h = flat.narrow(1, offset + hidden, hidden)?.contiguous()?;
+            offset += 2 * hidden;
+            Ok((h, c))
+        })
+        .collect()
+}
+
+/// The events fed at each step: the previous target, and `start` at step 0.
+fn shift_right(targets: &Tensor, start: u32) -> Result<Tensor> {
+    let (steps, batch) = targets.dims2()?;
+    let first = Tensor::full(start, (1, batch), targets.device())?;
+    Tensor::cat(&[&first, &targets.i(..steps - 1)?], 0)
+}
+
+fn one_hot(indices: &[u32], classes: usize, device: &Device) -> Result<Tensor> {
+    let mut data = vec![0f32; indices.len() * classes];
+    for (row, &i) in indices.iter().enumerate() {
+        if (i as usize) < classes {
+            data[row * classes + i as usize] = 1.0;
+        }
+    }
+    Tensor::from_vec(data, (indices.len(), classes), device)
+}
+
+/// Chooses one event from a row of logits.
+struct Picker {
+    temperature: Option<f32>,
+    rng: ChaCha8Rng,
+}
+
+impl Picker {
+    fn new(sampling: Sampling, stream: u64) -> Self {
+        let (temperature, seed) = match sampling {
+            Sampling::Greedy => (None, 0),
+            Sampling::Temperature { temperature, seed } => (Some(temperature), seed),
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(stream);
+        Self { temperature, rng }
+    }
+
+    fn pick(&mut self, logits: &[f32]) -> usize {
+        let argmax = || {
+            logits.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &l)| if l > best.1 { (i, l) } else { best }).0
+        };
+        let Some(temperature) = self.temperature else {
+            return argmax();
+        };
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let weights: Vec<f64> = logits.iter().map(|&l| (((l - max) / temperature) as f64).exp()).collect();
+        let total: f64 = weights.iter().sum();
+        if !total.is_finite() || total <= 0.0 {
+            return argmax();
+        }
+        let mut target = self.rng.random::<f64>() * total;
+        for (i, w) in weights.iter().enumerate() {
+            target -= w;
+            if target < 0.0 {
+                return i;
+            }
+        }
+        weights.len() - 1
+    }
+}

@@ -1,0 +1,123 @@
+//! The VAE around the encoder and decoder: latent head, loss, encode and decode
+//! (Magenta's `MusicVAE` in `base_model.py`).
+
+use candle_core::{DType, Device, Result, Tensor, D};
+use candle_nn::VarBuilder;
+
+use super::{Config, Decoder, Dense, Encoder, Sampling};
+
+#[derive(Debug, Clone)]
+pub struct MusicVae {
+    pub config: Config,
+    encoder: Encoder,
+    mu: Dense,
+    sigma: Dense,
+    decoder: Decoder,
+}
+
+/// The posterior `q(z | x) = N(mu, sigma)`.
+pub struct Posterior {
+    pub mu: Tensor,
+    pub sigma: Tensor,
+}
+
+/// One training batch's loss and the figures the trainer reports.
+pub struct Loss {
+    /// `reconstruction + beta * max(kl - free_nats, 0)`, averaged over the batch.
+    pub total: Tensor,
+    /// Cross-entropy summed over steps, averaged over the batch.
+    pub reconstruction: f32,
+    /// KL summed over dimensions, averaged over the batch.
+    pub kl: f32,
+    /// Teacher-forced per-step accuracy.
+    pub accuracy: f32,
+}
+
+impl MusicVae {
+    pub fn new(config: Config, vb: VarBuilder) -> Result<Self> {
+        let classes = config.num_classes();
+        let encoder = Encoder::new(classes, &config.encoder, vb.pp("encoder"))?;
+        let mu = Dense::new(encoder.output_size(), config.z_size, vb.pp("encoder").pp("mu"))?;
+        let sigma = Dense::new(encoder.output_size(), config.z_size, vb.pp("encoder").pp("sigma"))?;
+        let decoder = Decoder::new(&config, vb)?;
+        Ok(Self { config, encoder, mu, sigma, decoder })
+    }
+
+    pub fn device(&self) -> &Device {
+        self.mu.kernel.device()
+    }
+
+    /// `events` `[T, B]` u32, time-major.
+    pub fn posterior(&self, events: &Tensor) -> Result<Posterior> {
+        let code = self.encoder.forward(events)?;
+        let mu = self.mu.forward(&code)?;
+        let sigma = candle_nn::ops::softplus(&self.sigma.forward(&code)?)?;
+        Ok(Posterior { mu, sigma })
+    }
+
+    /// The means of a batch of melodies, `[B, Z]`: what capture and interpolation use.
+    pub fn encode(&self, melodies: &[&[u8]]) -> Result<Tensor> {
+        Ok(self.posterior(&self.events_tensor(melodies)?)?.mu)
+    }
+
+    pub fn decode(&self, z: &Tensor, sampling: Sampling) -> Result<Vec<Vec<u8>>> {
+        self.decoder.sample(&z.to_dtype(DType::F32)?, self.config.steps(), sampling)
+    }
+
+    /// Teacher-forced logits `[T, B, classes]` of `events` `[T, B]` given `z` `[B, Z]`.
+    pub fn logits(&self, z: &Tensor, events: &Tensor) -> Result<Tensor> {
+        self.decoder.logits(z, events)
+    }
+
+    /// Melodies of `config.steps()` events as a time-major `[T, B]` u32 tensor.
+    pub fn events_tensor(&self, melodies: &[&[u8]]) -> Result<Tensor> {
+        let steps = self.config.steps();
+        let classes = self.config.num_classes();
+        let mut data = Vec::with_capacity(steps * melodies.len());
+        for t in 0..steps {
+            for (i, m) in melodies.iter().enumerate() {
+                let event = *m.get(t).ok_or_else(|| {
+                    candle_core::Error::Msg(format!("melody {i} has {} events, the model needs {steps}", m.len()))
+                })?;
+                if event as usize >= classes {
+                    candle_core::bail!("melody {i} has event {event} at step {t}, beyond the model's {classes} classes");
+                }
+                data.push(event as u32);
+            }
+        }
+        Tensor::from_vec(data, (steps, melodies.len()), self.device())
+    }
+
+    /// The ELBO with Magenta's beta and free bits: `free_nats = free_bits * ln 2`.
+    /// `eps` `[B, Z]` is standard normal noise for the reparameterisation.
+    pub fn loss(&self, events: &Tensor, eps: &Tensor, beta: f64, free_bits: f64) -> Result<Loss> {
+        let Posterior { mu, sigma } = self.posterior(events)?;
+        let z = (&mu + (&sigma * eps)?)?;
+        let logits = self.decoder.logits(&z, events)?;
+        let (steps, batch, classes) = logits.dims3()?;
+        let flat_logits = logits.reshape((steps * batch, classes))?;
+        let flat_targets = events.flatten_all()?;
+        let log_probs = candle_nn::ops::log_softmax(&flat_logits, D::Minus1)?;
+        let picked = log_probs.gather(&flat_targets.unsqueeze(1)?, 1)?;
+        let reconstruction = (picked.sum_all()?.neg()? / batch as f64)?;
+        // KL(N(mu, sigma) || N(0, 1)) summed over dimensions; free bits apply per example.
+        let sigma_sq = sigma.sqr()?;
+        let kl_per_dim = ((&sigma_sq + mu.sqr()?)? - 1.0)?.sub(&(sigma_sq + 1e-12)?.log()?)?.affine(0.5, 0.0)?;
+        let kl_per_example = kl_per_dim.sum(1)?;
+        let free_nats = free_bits * std::f64::consts::LN_2;
+        let kl_cost = (kl_per_example.clone() - free_nats)?.relu()?.mean_all()?;
+        let kl = kl_per_example.mean_all()?;
+        let total = (&reconstruction + (kl_cost * beta)?)?;
+        let correct = flat_logits.argmax(D::Minus1)?.eq(&flat_targets)?.to_dtype(DType::F32)?.mean_all()?;
+        Ok(Loss {
+            total,
+            reconstruction: scalar(&reconstruction)?,
+            kl: scalar(&kl)?,
+            accuracy: scalar(&correct)?,
+        })
+    }
+}
+
+fn scalar(t: &Tensor) -> Result<f32> {
+    t.to_dtype(DType::F32)?.to_scalar::<f32>()
+}

@@ -1,0 +1,255 @@
+//! The trainer: AdamW with Magenta's learning-rate decay, beta annealing and free bits,
+//! global-norm gradient clipping, and checkpoints that resume exactly.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::corpus::{self, Split};
+use crate::model::{Config, ModelCard, ModelError, ModelFile, MusicVae};
+
+/// Hyperparameters, with Magenta's `cat-mel_2bar` values unless noted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// `lr = (learning_rate - min_learning_rate) * decay_rate^step + min_learning_rate`.
+    pub decay_rate: f64,
+    pub min_learning_rate: f64,
+    pub weight_decay: f64,
+    /// `beta = (1 - beta_rate^step) * max_beta`.
+    pub max_beta: f64,
+    pub beta_rate: f64,
+    pub free_bits: f64,
+    pub grad_clip: f64,
+    /// Random transposition of training slices by up to this many semitones.
+    pub transpose: i32,
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            learning_rate: 1e-3,
+            decay_rate: 0.9999,
+            min_learning_rate: 1e-5,
+            weight_decay: 0.0,
+            max_beta: 0.2,
+            // Magenta anneals over ~100k steps of batch 512; we get a few tens of thousands.
+            beta_rate: 0.9999,
+            free_bits: 0.0,
+            grad_clip: 1.0,
+            transpose: 5,
+            seed: 1,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn learning_rate_at(&self, step: u64) -> f64 {
+        (self.learning_rate - self.min_learning_rate) * self.decay_rate.powf(step as f64) + self.min_learning_rate
+    }
+
+    pub fn beta_at(&self, step: u64) -> f64 {
+        (1.0 - self.beta_rate.powf(step as f64)) * self.max_beta
+    }
+}
+
+/// What one optimisation step reports.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepStats {
+    pub loss: f32,
+    pub reconstruction: f32,
+    pub kl: f32,
+    pub accuracy: f32,
+    pub beta: f64,
+    pub learning_rate: f64,
+}
+
+pub struct Trainer {
+    pub model: MusicVae,
+    pub config: TrainConfig,
+    pub step: u64,
+    varmap: VarMap,
+    adam: AdamW,
+}
+
+impl Trainer {
+    pub fn new(model_config: Config, config: TrainConfig) -> candle_core::Result<Self> {
+        let varmap = VarMap::new();
+        let model = MusicVae::new(model_config, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))?;
+        initialise(&varmap, config.seed)?;
+        let adam = AdamW::new(named_vars(&varmap))?;
+        Ok(Self { model, config, step: 0, varmap, adam })
+    }
+
+    /// Continues from a checkpoint written by [`Trainer::save_checkpoint`].
+    pub fn resume(path: &Path) -> Result<Self, ModelError> {
+        let file = ModelFile::read(path)?;
+        let config: TrainConfig = file.extra_json("train_config")?.ok_or(ModelError::MissingMetadata("train_config"))?;
+        let step: u64 = file.extra_json("step")?.ok_or(ModelError::MissingMetadata("step"))?;
+        let mut trainer = Self::new(file.config.clone(), config).map_err(ModelError::Weights)?;
+        trainer.step = step;
+        let load = |var: &Var, name: &str| -> candle_core::Result<()> {
+            let t = file.tensors.get(name).ok_or_else(|| candle_core::Error::Msg(format!("checkpoint lacks {name}")))?;
+            var.set(t)
+        };
+        for (name, var) in named_vars(&trainer.varmap) {
+            load(&var, &name).map_err(ModelError::Weights)?;
+        }
+        trainer.adam.t = step;
+        for (i, (name, _)) in trainer.adam.vars.iter().enumerate() {
+            load(&trainer.adam.m[i], &format!("adam.m/{name}")).map_err(ModelError::Weights)?;
+            load(&trainer.adam.v[i], &format!("adam.v/{name}")).map_err(ModelError::Weights)?;
+        }
+        Ok(trainer)
+    }
+
+    /// One step on the melodies `batch` (each `model.config.steps()` events).
+    pub fn train_step(&mut self, batch: &[&[u8]]) -> candle_core::Result<StepStats> {
+        let mut rng = self.step_rng();
+        let events = self.model.events_tensor(batch)?;
+        let eps = standard_normal(&mut rng, (batch.len(), self.model.config.z_size))?;
+        let beta = self.config.beta_at(self.step);
+        let learning_rate = self.config.learning_rate_at(self.step);
+        let loss = self.model.loss(&events, &eps, beta, self.config.free_bits)?;
+        let grads = loss.total.backward()?;
+        self.adam.step(&grads, learning_rate, self.config.weight_decay, self.config.grad_clip)?;
+        self.step += 1;
+        Ok(StepStats {
+            loss: loss.total.to_scalar()?,
+            reconstruction: loss.reconstruction,
+            kl: loss.kl,
+            accuracy: loss.accuracy,
+            beta,
+            learning_rate,
+        })
+    }
+
+    /// Draws a training batch: random slices, randomly transposed.
+    pub fn sample_batch(&self, split: &Split) -> Vec<Vec<u8>> {
+        // Seeded by step, so a resumed run draws the batches it would have drawn.
+        let mut rng = self.step_rng();
+        rng.set_stream(1);
+        (0..self.config.batch_size)
+            .map(|_| corpus::augment(split.get(rng.random_range(0..split.len())), &mut rng, self.config.transpose))
+            .collect()
+    }
+
+    fn step_rng(&self) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(self.config.seed ^ self.step.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// The weights alone, for evaluation and shipping.
+    pub fn model_file(&self, card: ModelCard, extra: BTreeMap<String, String>) -> ModelFile {
+        let tensors = named_vars(&self.varmap).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
+        ModelFile { config: self.model.config.clone(), card, extra, tensors }
+    }
+
+    /// Weights, optimiser moments, step and config: everything [`Trainer::resume`] needs.
+    pub fn save_checkpoint(&self, path: &Path) -> Result<(), ModelError> {
+        let mut extra = BTreeMap::new();
+        extra.insert("train_config".into(), serde_json::to_string(&self.config).expect("serialises"));
+        extra.insert("step".into(), self.step.to_string());
+        let mut file = self.model_file(ModelCard::default(), extra);
+        for (i, (name, _)) in self.adam.vars.iter().enumerate() {
+            file.tensors.insert(format!("adam.m/{name}"), self.adam.m[i].as_tensor().clone());
+            file.tensors.insert(format!("adam.v/{name}"), self.adam.v[i].as_tensor().clone());
+        }
+        file.write(path, DType::F32)
+    }
+}
+
+fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
+    let data = varmap.data().lock().expect("varmap lock");
+    let mut vars: Vec<_> = data.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
+}
+
+/// Seeded initialisation, by role: Glorot-uniform kernels, zero biases, and
+/// `N(0, 0.001)` for the dense layers that map z to initial LSTM states, as in Magenta.
+fn initialise(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for (name, var) in named_vars(varmap) {
+        let shape = var.shape().clone();
+        let n = shape.elem_count();
+        let values: Vec<f32> = if name.ends_with("bias") {
+            vec![0.0; n]
+        } else if name.contains("initial_state") {
+            (0..n).map(|_| 0.001 * normal(&mut rng)).collect()
+        } else {
+            let (fan_in, fan_out) = shape.dims2()?;
+            let limit = (6.0 / (fan_in + fan_out) as f32).sqrt();
+            (0..n).map(|_| rng.random_range(-limit..limit)).collect()
+        };
+        var.set(&Tensor::from_vec(values, shape, &Device::Cpu)?)?;
+    }
+    Ok(())
+}
+
+fn normal(rng: &mut impl Rng) -> f32 {
+    // Box-Muller; one of the pair is enough here.
+    let u1: f32 = rng.random::<f32>().max(f32::MIN_POSITIVE);
+    let u2: f32 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+}
+
+pub fn standard_normal(rng: &mut impl Rng, shape: (usize, usize)) -> candle_core::Result<Tensor> {
+    let values = (0..shape.0 * shape.1).map(|_| normal(rng)).collect();
+    Tensor::from_vec(values, shape, &Device::Cpu)
+}
+
+/// AdamW with decoupled weight decay; its moments are plain `Var`s so that checkpoints
+/// can hold them (candle-nn's `AdamW` keeps them private).
+struct AdamW {
+    vars: Vec<(String, Var)>,
+    m: Vec<Var>,
+    v: Vec<Var>,
+    t: u64,
+}
+
+impl AdamW {
+    const BETA1: f64 = 0.9;
+    const BETA2: f64 = 0.999;
+    const EPS: f64 = 1e-8;
+
+    fn new(vars: Vec<(String, Var)>) -> candle_core::Result<Self> {
+        let zeros = |v: &Var| Var::zeros(v.shape(), DType::F32, &Device::Cpu);
+        let m = vars.iter().map(|(_, v)| zeros(v)).collect::<candle_core::Result<_>>()?;
+        let v = vars.iter().map(|(_, v)| zeros(v)).collect::<candle_core::Result<_>>()?;
+        Ok(Self { vars, m, v, t: 0 })
+    }
+
+    fn step(&mut self, grads: &candle_core::backprop::GradStore, lr: f64, weight_decay: f64, clip: f64) -> candle_core::Result<()> {
+        let grads: Vec<Option<&Tensor>> = self.vars.iter().map(|(_, v)| grads.get(v)).collect();
+        let mut norm_sq = 0f64;
+        for g in grads.iter().flatten() {
+            norm_sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        }
+        let norm = norm_sq.sqrt();
+        let scale = if clip > 0.0 && norm > clip { clip / norm } else { 1.0 };
+        self.t += 1;
+        let c1 = 1.0 - Self::BETA1.powi(self.t as i32);
+        let c2 = 1.0 - Self::BETA2.powi(self.t as i32);
+        for (i, g) in grads.into_iter().enumerate() {
+            let Some(g) = g else { continue };
+            let g = (g * scale)?;
+            let m = ((self.m[i].as_tensor() * Self::BETA1)? + (&g * (1.0 - Self::BETA1))?)?;
+            let v = ((self.v[i].as_tensor() * Self::BETA2)? + (g.sqr()? * (1.0 - Self::BETA2))?)?;
+            let update = ((&m / c1)? / ((&v / c2)?.sqrt()? + Self::EPS)?)?;
+            let var = &self.vars[i].1;
+            let decayed = (var.as_tensor() * (1.0 - lr * weight_decay))?;
+            var.set(&(decayed - (update * lr)?)?)?;
+            self.m[i].set(&m)?;
+            self.v[i].set(&v)?;
+        }
+        Ok(())
+    }
+}

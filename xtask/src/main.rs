@@ -1,0 +1,36 @@
+//! `cargo xtask <command>`: the corpus, training, evaluation and tooling around the model.
+
+mod corpus;
+mod decode;
+mod eval;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Latent Live's build, data and model commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the folk-melody training set from the music21 wheel.
+    Corpus(corpus::CorpusArgs),
+    /// Train a model (resumable).
+    Train(train::TrainArgs),
+    /// Evaluate a model on held-out tunes or a MIDI folder.
+    Eval(eval::EvalArgs),
+    /// Decode latent vectors from a JSON file into notes.
+    Decode(decode::DecodeArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Corpus(args) => corpus::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Eval(args) => eval::run(&args),
+        Command::Decode(args) => decode::run(&args),
+    }
+}

@@ -1,0 +1,174 @@
+//! `cargo xtask train`: resumable training with checkpoints and a progress bar.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use latent_live::corpus::{Corpus, SplitFractions};
+use latent_live::eval::evaluate;
+use latent_live::model::{Config, ModelCard};
+use latent_live::train::{TrainConfig, Trainer};
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Architecture: `2bar` (flat) or `4bar` (hierarchical), Latent Live's defaults.
+    #[arg(long, default_value = "2bar")]
+    preset: String,
+    /// A corpus built by `cargo xtask corpus` (default: data/folk-<bars>bar.safetensors).
+    #[arg(long, conflicts_with = "midi")]
+    corpus: Option<PathBuf>,
+    /// Train on your own folder of MIDI files instead (split by file, 90/5/5).
+    #[arg(long)]
+    midi: Option<PathBuf>,
+    /// Run folder: checkpoint.safetensors, model.safetensors and log.csv go here.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue from the run folder's checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Stop after this many optimisation steps in total.
+    #[arg(long, default_value_t = 200_000)]
+    steps: u64,
+    /// Stop after this many minutes of this invocation.
+    #[arg(long)]
+    minutes: Option<f64>,
+    #[arg(long, default_value_t = 5.0)]
+    checkpoint_minutes: f64,
+    /// Validate (teacher forced and greedy) every this many steps.
+    #[arg(long, default_value_t = 1000)]
+    eval_every: u64,
+    #[arg(long, default_value_t = 1024)]
+    eval_slices: usize,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    #[arg(long)]
+    max_beta: Option<f64>,
+    #[arg(long)]
+    beta_rate: Option<f64>,
+    #[arg(long)]
+    free_bits: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+fn preset(name: &str) -> anyhow::Result<Config> {
+    Ok(match name {
+        "2bar" => Config::latent_live_2bar(),
+        "4bar" => Config::latent_live_4bar(),
+        "mel_2bar_small" => Config::mel_2bar_small(),
+        other => bail!("unknown preset {other:?}; use 2bar, 4bar or mel_2bar_small"),
+    })
+}
+
+pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.out)?;
+    let checkpoint = args.out.join("checkpoint.safetensors");
+    let mut trainer = if args.resume {
+        let t = Trainer::resume(&checkpoint).with_context(|| format!("resuming from {}", checkpoint.display()))?;
+        println!("resumed at step {}", t.step);
+        t
+    } else {
+        if checkpoint.exists() {
+            bail!("{} exists: pass --resume to continue it, or choose another --out", checkpoint.display());
+        }
+        let mut config = TrainConfig::default();
+        config.batch_size = args.batch_size.unwrap_or(config.batch_size);
+        config.learning_rate = args.learning_rate.unwrap_or(config.learning_rate);
+        config.max_beta = args.max_beta.unwrap_or(config.max_beta);
+        config.beta_rate = args.beta_rate.unwrap_or(config.beta_rate);
+        config.free_bits = args.free_bits.unwrap_or(config.free_bits);
+        config.seed = args.seed.unwrap_or(config.seed);
+        Trainer::new(preset(&args.preset)?, config)?
+    };
+    let bars = trainer.model.config.bars;
+    let corpus = match (&args.midi, &args.corpus) {
+        (Some(dir), _) => Corpus::from_midi_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?,
+        (None, path) => {
+            let path = path.clone().unwrap_or_else(|| PathBuf::from(format!("data/folk-{bars}bar.safetensors")));
+            Corpus::load(&path).with_context(|| format!("{}: build it with `cargo xtask corpus --bars {bars}`", path.display()))?
+        }
+    };
+    if corpus.bars != bars {
+        bail!("the corpus has {}-bar slices, the model {bars}-bar ones", corpus.bars);
+    }
+    println!("{}", corpus.summary());
+    println!("model {:?}\ntraining {:?}", trainer.model.config, trainer.config);
+
+    let started = Instant::now();
+    let deadline = args.minutes.map(|m| started + Duration::from_secs_f64(m * 60.0));
+    let mut last_checkpoint = Instant::now();
+    let mut log = open_log(&args.out.join("log.csv"))?;
+    let bar = ProgressBar::new(args.steps).with_position(trainer.step);
+    bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {per_sec} {msg}")?.progress_chars("=> "));
+    let (mut examples, mut window_start) = (0usize, Instant::now());
+    while trainer.step < args.steps && deadline.is_none_or(|d| Instant::now() < d) {
+        let batch = trainer.sample_batch(&corpus.train);
+        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        let stats = trainer.train_step(&refs)?;
+        examples += refs.len();
+        bar.set_position(trainer.step);
+        let rate = examples as f64 / window_start.elapsed().as_secs_f64();
+        bar.set_message(format!(
+            "loss {:.2} kl {:.2} acc {:.3} beta {:.3} {:.0} ex/s",
+            stats.loss, stats.kl, stats.accuracy, stats.beta, rate
+        ));
+        writeln!(log, "{},train,{},{},{},{},{:.1}", trainer.step, stats.loss, stats.reconstruction, stats.kl, stats.accuracy, rate)?;
+        if trainer.step % 100 == 0 {
+            (examples, window_start) = (0, Instant::now());
+        }
+        if trainer.step % args.eval_every == 0 {
+            validate(&trainer, &corpus, args.eval_slices, &bar, &mut log)?;
+        }
+        if last_checkpoint.elapsed().as_secs_f64() > args.checkpoint_minutes * 60.0 {
+            save(&trainer, &args.out, &corpus, &started)?;
+            last_checkpoint = Instant::now();
+        }
+    }
+    bar.finish();
+    save(&trainer, &args.out, &corpus, &started)?;
+    validate(&trainer, &corpus, args.eval_slices, &bar, &mut log)?;
+    println!("stopped at step {}; checkpoint and model in {}", trainer.step, args.out.display());
+    Ok(())
+}
+
+fn open_log(path: &Path) -> anyhow::Result<std::fs::File> {
+    let fresh = !path.exists();
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    if fresh {
+        writeln!(f, "step,kind,loss,reconstruction,kl,accuracy,extra")?;
+    }
+    Ok(f)
+}
+
+fn validate(trainer: &Trainer, corpus: &Corpus, slices: usize, bar: &ProgressBar, log: &mut std::fs::File) -> anyhow::Result<()> {
+    let e = evaluate(&trainer.model, &corpus.validation, 256, Some(slices))?;
+    let kl: f64 = e.kl_per_dim.iter().sum();
+    bar.println(format!("step {} validation: {} kl={kl:.2}", trainer.step, e.summary_line()));
+    writeln!(log, "{},validation,,,{kl},{},{}", trainer.step, e.teacher_forced, e.sampled)?;
+    Ok(())
+}
+
+/// Writes the resumable checkpoint and, beside it, the weights with their card.
+fn save(trainer: &Trainer, out: &Path, corpus: &Corpus, started: &Instant) -> anyhow::Result<()> {
+    trainer.save_checkpoint(&out.join("checkpoint.safetensors"))?;
+    let card = ModelCard {
+        name: out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        data: corpus.metadata.get("sources").cloned().unwrap_or_default(),
+        split: corpus.summary(),
+        training: format!(
+            "{} steps of batch {} ({:?}); last session {:.0} min",
+            trainer.step,
+            trainer.config.batch_size,
+            trainer.config,
+            started.elapsed().as_secs_f64() / 60.0
+        ),
+        ..ModelCard::default()
+    };
+    trainer.model_file(card, BTreeMap::new()).write(&out.join("model.safetensors"), candle_core::DType::F32)?;
+    Ok(())
+}
