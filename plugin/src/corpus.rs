@@ -1,1 +1,847 @@
 //! Folders of MIDI files into sliced, split training sets.
+//!
+//! A [`Corpus`] is built from a folder of MIDI files, one tune per file
+//! ([`Corpus::from_midi_dir`]): every file is imported as a monophonic melody, cut into
+//! windows of `bars` 4/4 bars with a hop of one bar, and the tunes are split into train,
+//! validation and test sets *by tune*, so that no tune has slices on both sides of a split.
+//! Everything is deterministic: paths are sorted and every random choice comes from a
+//! seeded [`ChaCha8Rng`], so the same folder, bars and seed give the same corpus, byte
+//! for byte once saved.
+//!
+//! The corpus is stored as one safetensors file ([`Corpus::save`], [`Corpus::load`]):
+//! `u8` tensors `train`, `validation`, `test` of shape `[n, steps]` (one slice of events
+//! a row), `u32` tensors `train_tune`, ... of shape `[n]` (the tune each slice came from,
+//! an index into `tunes`), and header metadata `format`, `format_version`, `bars`,
+//! `steps`, `tunes` (a JSON array of names) plus the free-form [`Corpus::metadata`] map.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::melody::{self, MAX_PITCH, MIN_PITCH, STEPS_PER_BAR};
+use crate::midi;
+
+/// The `format` metadata value that marks a corpus file.
+pub const FORMAT: &str = "latent_live.corpus";
+/// Bumped when the layout of the file changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+/// Header metadata keys the file format itself uses; [`Corpus::metadata`] may not.
+pub const RESERVED_KEYS: [&str; 5] = ["format", "format_version", "bars", "steps", "tunes"];
+/// The split names, in file and report order.
+pub const SPLIT_NAMES: [&str; 3] = ["train", "validation", "test"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CorpusError {
+    #[error("corpus file {path} not found (build one with `cargo xtask corpus`)")]
+    NotFound { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("no .mid or .midi files under {dir}")]
+    NoMidiFiles { dir: PathBuf },
+    #[error("none of the {files} MIDI files under {dir} could be imported (first error: {first_error})")]
+    NothingImported { dir: PathBuf, files: usize, first_error: String },
+    #[error("no tune under {dir} is long enough for one {bars}-bar slice")]
+    NoSlices { dir: PathBuf, bars: usize },
+    #[error("invalid corpus parameters: {0}")]
+    Invalid(String),
+    #[error("{path} is not a valid corpus file: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+impl CorpusError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            CorpusError::NotFound { path: path.to_path_buf() }
+        } else {
+            CorpusError::Io { path: path.to_path_buf(), source }
+        }
+    }
+
+    fn corrupt(path: &Path, reason: impl Into<String>) -> Self {
+        CorpusError::Corrupt { path: path.to_path_buf(), reason: reason.into() }
+    }
+}
+
+/// The share of tunes each split gets; normalised by their sum.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SplitFractions {
+    pub train: f64,
+    pub validation: f64,
+    pub test: f64,
+}
+
+impl Default for SplitFractions {
+    fn default() -> Self {
+        SplitFractions { train: 0.9, validation: 0.05, test: 0.05 }
+    }
+}
+
+impl SplitFractions {
+    /// Everything in test: for evaluating on a folder of someone else's MIDI.
+    pub fn all_test() -> Self {
+        SplitFractions { train: 0.0, validation: 0.0, test: 1.0 }
+    }
+
+    /// Everything in train.
+    pub fn all_train() -> Self {
+        SplitFractions { train: 1.0, validation: 0.0, test: 0.0 }
+    }
+
+    fn normalised(&self) -> Result<[f64; 3], CorpusError> {
+        let f = [self.train, self.validation, self.test];
+        if f.iter().any(|x| !x.is_finite() || *x < 0.0) || f.iter().sum::<f64>() <= 0.0 {
+            return Err(CorpusError::Invalid(format!(
+                "split fractions must be non-negative and not all zero, got {self:?}"
+            )));
+        }
+        let sum: f64 = f.iter().sum();
+        Ok(f.map(|x| x / sum))
+    }
+
+    /// How many of `n` tunes go to (train, validation, test). Groups of three or more
+    /// tunes give every split with a non-zero fraction at least one tune; smaller groups
+    /// go to train (or wherever the largest fraction points).
+    fn counts(&self, n: usize) -> Result<[usize; 3], CorpusError> {
+        let f = self.normalised()?;
+        let mut counts = [0usize; 3];
+        if n < 3 {
+            let largest = (0..3).max_by(|&a, &b| f[a].total_cmp(&f[b]).then(b.cmp(&a))).unwrap();
+            counts[largest] = n;
+            return Ok(counts);
+        }
+        for s in 1..3 {
+            counts[s] = ((n as f64 * f[s]).round() as usize).max(usize::from(f[s] > 0.0));
+        }
+        // Leave train at least one tune when it asked for any; trim the larger held-out split.
+        let cap = n - usize::from(f[0] > 0.0);
+        while counts[1] + counts[2] > cap {
+            let s = if counts[1] >= counts[2] { 1 } else { 2 };
+            counts[s] -= 1;
+        }
+        counts[0] = n - counts[1] - counts[2];
+        Ok(counts)
+    }
+}
+
+/// One split: `len()` slices of `steps` events each, row-major.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Split {
+    pub steps: usize,
+    pub events: Vec<u8>,
+    /// The tune (index into [`Corpus::tunes`]) each slice came from.
+    pub tune: Vec<u32>,
+}
+
+impl Split {
+    fn new(steps: usize) -> Self {
+        Split { steps, events: Vec::new(), tune: Vec::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tune.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tune.is_empty()
+    }
+
+    /// Slice `i`'s events. Panics when `i >= len()`.
+    pub fn get(&self, i: usize) -> &[u8] {
+        &self.events[i * self.steps..(i + 1) * self.steps]
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        // `max(1)` only guards `chunks_exact`; a split with steps == 0 holds no events.
+        self.events.chunks_exact(self.steps.max(1))
+    }
+
+    /// How many different tunes have slices in this split.
+    pub fn tune_count(&self) -> usize {
+        self.tune.iter().collect::<HashSet<_>>().len()
+    }
+
+    fn push(&mut self, events: &[u8], tune: u32) {
+        debug_assert_eq!(events.len(), self.steps);
+        self.events.extend_from_slice(events);
+        self.tune.push(tune);
+    }
+}
+
+/// Slices and tunes per split for one collection (see [`Corpus::collections`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CollectionCounts {
+    /// Tunes with at least one slice, per split (train, validation, test).
+    pub tunes: [usize; 3],
+    pub slices: [usize; 3],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corpus {
+    pub bars: usize,
+    pub steps: usize,
+    pub train: Split,
+    pub validation: Split,
+    pub test: Split,
+    /// Tune names by index: paths relative to the source folder, `/`-separated.
+    pub tunes: Vec<String>,
+    /// Sources, seed, counts and anything else worth keeping with the data.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The collection a tune belongs to: the first folder of its name (`""` for none).
+pub fn collection_of(tune: &str) -> &str {
+    tune.split_once('/').map_or("", |(first, _)| first)
+}
+
+impl Corpus {
+    /// Builds a corpus from every `.mid`/`.midi` file under `dir` (recursively, in sorted
+    /// order), one tune per file, cut into `bars`-bar slices with a hop of one bar.
+    ///
+    /// * Files that fail to import are counted (`import_failures` in the metadata, with a
+    ///   few examples) and skipped; it is an error only when none imports.
+    /// * Tunes with the same notes as an earlier tune, up to transposition and a time
+    ///   offset, are dropped (`duplicate_tunes`), so that a tune transcribed twice cannot
+    ///   land on both sides of a split; tunes too short for one slice are dropped too.
+    /// * Tunes are split by `split`, stratified by collection (the first folder under
+    ///   `dir`), with a [`ChaCha8Rng`] seeded by `seed`.
+    /// * Within a split, identical slices are kept once and slices without a single note
+    ///   onset are dropped; the slices are then shuffled (seeded), so that the first `n`
+    ///   slices of a split are a fair sample of it.
+    pub fn from_midi_dir(dir: &Path, bars: usize, split: SplitFractions, seed: u64) -> Result<Corpus, CorpusError> {
+        if bars == 0 {
+            return Err(CorpusError::Invalid("bars must be at least 1".into()));
+        }
+        split.normalised()?;
+        let steps = bars * STEPS_PER_BAR;
+
+        let mut files = Vec::new();
+        collect_midi_files(dir, dir, &mut files)?;
+        files.sort();
+        if files.is_empty() {
+            return Err(CorpusError::NoMidiFiles { dir: dir.to_path_buf() });
+        }
+
+        // Import and slice in parallel; `collect` keeps the sorted order.
+        type Imported = Result<(Vec<(u8, u32, u32)>, Vec<Vec<u8>>), String>;
+        let imported: Vec<Imported> = files
+            .par_iter()
+            .map(|(_, path)| match midi::import_file(path) {
+                Ok(m) => Ok((tune_fingerprint(&m.notes), midi::slices(&m, bars))),
+                Err(e) => Err(e.to_string()),
+            })
+            .collect();
+
+        let mut failures = Vec::new();
+        let mut seen_tunes: HashMap<Vec<(u8, u32, u32)>, usize> = HashMap::new();
+        let (mut duplicate_tunes, mut too_short, mut bad_length) = (Vec::new(), 0usize, 0usize);
+        let mut tunes = Vec::new();
+        let mut tune_slices: Vec<Vec<Vec<u8>>> = Vec::new();
+        for ((name, _), result) in files.iter().zip(imported) {
+            let (fingerprint, slices) = match result {
+                Ok(ok) => ok,
+                Err(e) => {
+                    failures.push(format!("{name}: {e}"));
+                    continue;
+                }
+            };
+            let before = slices.len();
+            let slices: Vec<Vec<u8>> = slices.into_iter().filter(|s| s.len() == steps).collect();
+            bad_length += before - slices.len();
+            if slices.is_empty() {
+                too_short += 1;
+                continue;
+            }
+            if !fingerprint.is_empty() {
+                if let Some(&first) = seen_tunes.get(&fingerprint) {
+                    duplicate_tunes.push(format!("{name} = {}", tunes[first]));
+                    continue;
+                }
+                seen_tunes.insert(fingerprint, tunes.len());
+            }
+            tunes.push(name.clone());
+            tune_slices.push(slices);
+        }
+        let imported_count = files.len() - failures.len();
+        if imported_count == 0 {
+            return Err(CorpusError::NothingImported {
+                dir: dir.to_path_buf(),
+                files: files.len(),
+                first_error: failures.first().cloned().unwrap_or_default(),
+            });
+        }
+        if tunes.is_empty() {
+            return Err(CorpusError::NoSlices { dir: dir.to_path_buf(), bars });
+        }
+
+        // Split by tune, stratified by collection. BTreeMap: collections in sorted order.
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut by_collection: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, name) in tunes.iter().enumerate() {
+            by_collection.entry(collection_of(name)).or_default().push(i);
+        }
+        let mut assigned: [Vec<usize>; 3] = Default::default();
+        for ids in by_collection.values_mut() {
+            ids.shuffle(&mut rng);
+            let [_, validation, test] = split.counts(ids.len())?;
+            assigned[2].extend_from_slice(&ids[..test]);
+            assigned[1].extend_from_slice(&ids[test..test + validation]);
+            assigned[0].extend_from_slice(&ids[test + validation..]);
+        }
+
+        let mut metadata = BTreeMap::new();
+        let mut splits: [Split; 3] = std::array::from_fn(|_| Split::new(steps));
+        for (s, ids) in assigned.iter_mut().enumerate() {
+            ids.sort_unstable();
+            let mut seen: HashSet<&[u8]> = HashSet::new();
+            let (mut duplicates, mut silent) = (0usize, 0usize);
+            let mut rows: Vec<(&[u8], u32)> = Vec::new();
+            for &t in ids.iter() {
+                for slice in &tune_slices[t] {
+                    if !slice.iter().any(|&e| melody::class_pitch(e).is_some()) {
+                        silent += 1;
+                    } else if seen.insert(slice.as_slice()) {
+                        rows.push((slice.as_slice(), t as u32));
+                    } else {
+                        duplicates += 1;
+                    }
+                }
+            }
+            rows.shuffle(&mut rng);
+            for (events, t) in rows {
+                splits[s].push(events, t);
+            }
+            let name = SPLIT_NAMES[s];
+            metadata.insert(format!("{name}.tunes"), splits[s].tune_count().to_string());
+            metadata.insert(format!("{name}.slices"), splits[s].len().to_string());
+            metadata.insert(format!("{name}.duplicate_slices"), duplicates.to_string());
+            metadata.insert(format!("{name}.silent_slices"), silent.to_string());
+        }
+
+        metadata.insert("source".into(), dir.display().to_string());
+        metadata.insert("seed".into(), seed.to_string());
+        metadata.insert(
+            "split_fractions".into(),
+            [split.train, split.validation, split.test].map(|f| ((f * 1e6).round() / 1e6).to_string()).join("/"),
+        );
+        metadata.insert("split_by".into(), "tune, stratified by collection (first folder)".into());
+        metadata.insert("midi_files".into(), files.len().to_string());
+        metadata.insert("import_failures".into(), failures.len().to_string());
+        if !failures.is_empty() {
+            let examples: Vec<&String> = failures.iter().take(10).collect();
+            metadata
+                .insert("import_failure_examples".into(), serde_json::to_string(&examples).expect("strings serialise"));
+        }
+        metadata.insert("duplicate_tunes".into(), duplicate_tunes.len().to_string());
+        if !duplicate_tunes.is_empty() {
+            let examples: Vec<&String> = duplicate_tunes.iter().take(10).collect();
+            metadata
+                .insert("duplicate_tune_examples".into(), serde_json::to_string(&examples).expect("strings serialise"));
+        }
+        metadata.insert("tunes_too_short".into(), too_short.to_string());
+        if bad_length > 0 {
+            metadata.insert("slices_wrong_length".into(), bad_length.to_string());
+        }
+        metadata.insert("tune_count".into(), tunes.len().to_string());
+
+        let [train, validation, test] = splits;
+        Ok(Corpus { bars, steps, train, validation, test, tunes, metadata })
+    }
+
+    pub fn splits(&self) -> [(&'static str, &Split); 3] {
+        [("train", &self.train), ("validation", &self.validation), ("test", &self.test)]
+    }
+
+    /// Tunes and slices per split for every collection (first folder of the tune names).
+    pub fn collections(&self) -> BTreeMap<String, CollectionCounts> {
+        let mut out: BTreeMap<String, CollectionCounts> = BTreeMap::new();
+        for (s, (_, split)) in self.splits().into_iter().enumerate() {
+            let mut tunes_seen = HashSet::new();
+            for &t in &split.tune {
+                let name = &self.tunes[t as usize];
+                let counts = out.entry(collection_of(name).to_string()).or_default();
+                counts.slices[s] += 1;
+                if tunes_seen.insert(t) {
+                    counts.tunes[s] += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// Tunes and slices per split, and per collection when there is more than one.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "corpus: {} bars ({} steps), {} tunes", self.bars, self.steps, self.tunes.len());
+        let _ = writeln!(out, "  {:<24} {:>8} {:>10}", "split", "tunes", "slices");
+        for (name, split) in self.splits() {
+            let _ = writeln!(out, "  {:<24} {:>8} {:>10}", name, split.tune_count(), split.len());
+        }
+        let collections = self.collections();
+        if collections.len() > 1 {
+            let _ =
+                writeln!(out, "  {:<24} {:>20} {:>24}", "collection", "tunes train/val/test", "slices train/val/test");
+            for (name, c) in &collections {
+                let tunes = format!("{}/{}/{}", c.tunes[0], c.tunes[1], c.tunes[2]);
+                let slices = format!("{}/{}/{}", c.slices[0], c.slices[1], c.slices[2]);
+                let _ = writeln!(out, "  {:<24} {:>20} {:>24}", name, tunes, slices);
+            }
+        }
+        out
+    }
+
+    /// Writes the corpus as one safetensors file (through a temporary file and a rename,
+    /// so a reader never sees half a file). The header is written with sorted keys, so
+    /// the same corpus always gives the same bytes.
+    pub fn save(&self, path: &Path) -> Result<(), CorpusError> {
+        if let Some(key) = self.metadata.keys().find(|k| RESERVED_KEYS.contains(&k.as_str())) {
+            return Err(CorpusError::Invalid(format!("metadata key `{key}` is reserved by the corpus format")));
+        }
+        for (name, split) in self.splits() {
+            if split.steps != self.steps || split.events.len() != split.len() * self.steps {
+                return Err(CorpusError::Invalid(format!(
+                    "split `{name}` does not hold whole {}-step slices",
+                    self.steps
+                )));
+            }
+            if let Some(&t) = split.tune.iter().find(|&&t| t as usize >= self.tunes.len()) {
+                return Err(CorpusError::Invalid(format!("split `{name}` refers to tune {t} of {}", self.tunes.len())));
+            }
+        }
+
+        let mut metadata = self.metadata.clone();
+        metadata.insert("format".into(), FORMAT.into());
+        metadata.insert("format_version".into(), FORMAT_VERSION.to_string());
+        metadata.insert("bars".into(), self.bars.to_string());
+        metadata.insert("steps".into(), self.steps.to_string());
+        metadata.insert("tunes".into(), serde_json::to_string(&self.tunes).expect("strings serialise"));
+
+        // Data: the u32 tensors first (4-byte aligned), then the u8 ones.
+        let mut data: Vec<u8> = Vec::new();
+        let mut tensors: BTreeMap<String, TensorHeader> = BTreeMap::new();
+        for (name, split) in self.splits() {
+            let start = data.len();
+            data.extend(split.tune.iter().flat_map(|t| t.to_le_bytes()));
+            tensors.insert(
+                format!("{name}_tune"),
+                TensorHeader { dtype: "U32", shape: vec![split.len()], data_offsets: [start, data.len()] },
+            );
+        }
+        for (name, split) in self.splits() {
+            let start = data.len();
+            data.extend_from_slice(&split.events);
+            tensors.insert(
+                name.to_string(),
+                TensorHeader { dtype: "U8", shape: vec![split.len(), self.steps], data_offsets: [start, data.len()] },
+            );
+        }
+        let header = Header { metadata, tensors };
+        let mut header = serde_json::to_vec(&header).expect("header serialises");
+        header.resize(header.len().next_multiple_of(8), b' ');
+
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(|e| CorpusError::io(parent, e))?;
+        }
+        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(".tmp");
+        let tmp = path.with_file_name(tmp_name);
+        let write = || -> std::io::Result<()> {
+            let mut file = std::io::BufWriter::new(fs::File::create(&tmp)?);
+            file.write_all(&(header.len() as u64).to_le_bytes())?;
+            file.write_all(&header)?;
+            file.write_all(&data)?;
+            file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            fs::rename(&tmp, path)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            CorpusError::io(path, e)
+        })
+    }
+
+    /// Reads a corpus written by [`Corpus::save`], checking everything it relies on.
+    pub fn load(path: &Path) -> Result<Corpus, CorpusError> {
+        let bytes = fs::read(path).map_err(|e| CorpusError::io(path, e))?;
+        let corrupt = |reason: String| CorpusError::corrupt(path, reason);
+        let file = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| corrupt(format!("not a safetensors file ({e})")))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| corrupt(format!("not a safetensors file ({e})")))?;
+        let mut metadata: BTreeMap<String, String> =
+            header.metadata().clone().unwrap_or_default().into_iter().collect();
+
+        let mut take = |key: &str| metadata.remove(key).ok_or_else(|| corrupt(format!("no `{key}` metadata")));
+        let format = take("format")?;
+        if format != FORMAT {
+            return Err(corrupt(format!("`format` is `{format}`, expected `{FORMAT}`")));
+        }
+        let version = take("format_version")?;
+        if version != FORMAT_VERSION.to_string() {
+            return Err(corrupt(format!("format version {version}, this build reads {FORMAT_VERSION}")));
+        }
+        let bars: usize = take("bars")?.parse().map_err(|e| corrupt(format!("bad `bars`: {e}")))?;
+        let steps: usize = take("steps")?.parse().map_err(|e| corrupt(format!("bad `steps`: {e}")))?;
+        if bars == 0 || steps != bars * STEPS_PER_BAR {
+            return Err(corrupt(format!("{steps} steps do not make {bars} bars")));
+        }
+        let tunes: Vec<String> =
+            serde_json::from_str(&take("tunes")?).map_err(|e| corrupt(format!("bad `tunes`: {e}")))?;
+
+        let read_split = |name: &str| -> Result<Split, CorpusError> {
+            let events = file.tensor(name).map_err(|_| corrupt(format!("no `{name}` tensor")))?;
+            if events.dtype() != safetensors::Dtype::U8 || events.shape().len() != 2 || events.shape()[1] != steps {
+                return Err(corrupt(format!(
+                    "`{name}` is {:?} {:?}, expected U8 [n, {steps}]",
+                    events.dtype(),
+                    events.shape()
+                )));
+            }
+            let n = events.shape()[0];
+            let tune_name = format!("{name}_tune");
+            let tune = file.tensor(&tune_name).map_err(|_| corrupt(format!("no `{tune_name}` tensor")))?;
+            if tune.dtype() != safetensors::Dtype::U32 || tune.shape() != [n] {
+                return Err(corrupt(format!(
+                    "`{tune_name}` is {:?} {:?}, expected U32 [{n}]",
+                    tune.dtype(),
+                    tune.shape()
+                )));
+            }
+            let tune: Vec<u32> =
+                tune.data().chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            if let Some(&t) = tune.iter().find(|&&t| t as usize >= tunes.len()) {
+                return Err(corrupt(format!("`{tune_name}` refers to tune {t} of {}", tunes.len())));
+            }
+            let events = events.data().to_vec();
+            if let Some(&e) = events.iter().find(|&&e| e as usize >= melody::NUM_CLASSES) {
+                return Err(corrupt(format!("`{name}` holds event {e}, outside the {} classes", melody::NUM_CLASSES)));
+            }
+            Ok(Split { steps, events, tune })
+        };
+        let train = read_split("train")?;
+        let validation = read_split("validation")?;
+        let test = read_split("test")?;
+        Ok(Corpus { bars, steps, train, validation, test, tunes, metadata })
+    }
+}
+
+#[derive(serde::Serialize)]
+struct TensorHeader {
+    dtype: &'static str,
+    shape: Vec<usize>,
+    data_offsets: [usize; 2],
+}
+
+#[derive(serde::Serialize)]
+struct Header {
+    #[serde(rename = "__metadata__")]
+    metadata: BTreeMap<String, String>,
+    #[serde(flatten)]
+    tensors: BTreeMap<String, TensorHeader>,
+}
+
+/// Transposes `events` by a random shift in `-max_semitones..=max_semitones`, drawn
+/// uniformly among the shifts that keep every note in 21..=108 (0 always qualifies).
+/// For training batches only: validation and test are scored untransposed.
+pub fn augment(events: &[u8], rng: &mut impl Rng, max_semitones: i32) -> Vec<u8> {
+    let max = max_semitones.max(0);
+    let pitches = events.iter().filter_map(|&e| melody::class_pitch(e));
+    let Some((lo, hi)) =
+        pitches.fold(None, |acc: Option<(u8, u8)>, p| Some(acc.map_or((p, p), |(lo, hi)| (lo.min(p), hi.max(p)))))
+    else {
+        return events.to_vec();
+    };
+    let down = max.min(lo as i32 - MIN_PITCH as i32);
+    let up = max.min(MAX_PITCH as i32 - hi as i32);
+    let shift = if down + up > 0 { rng.random_range(-down..=up) } else { 0 };
+    melody::transpose(events, shift).unwrap_or_else(|| events.to_vec())
+}
+
+/// The notes of a tune up to transposition and a time offset: equal fingerprints are the
+/// same tune for [`Corpus::from_midi_dir`]'s duplicate check.
+fn tune_fingerprint(notes: &[melody::Note]) -> Vec<(u8, u32, u32)> {
+    let Some(first) = notes.first() else { return Vec::new() };
+    let lowest = notes.iter().map(|n| n.pitch).min().unwrap_or(first.pitch);
+    notes
+        .iter()
+        .map(|n| (n.pitch - lowest, n.start.saturating_sub(first.start), n.end.saturating_sub(first.start)))
+        .collect()
+}
+
+/// Every `.mid`/`.midi` file under `dir` as (name relative to `root` with `/`, path).
+fn collect_midi_files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), CorpusError> {
+    let entries = fs::read_dir(dir).map_err(|e| CorpusError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| CorpusError::io(dir, e))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| CorpusError::io(&path, e))?;
+        // Symlinked folders are not followed (no cycles); symlinked files are.
+        if kind.is_dir() {
+            collect_midi_files(root, &path, out)?;
+            continue;
+        }
+        let is_midi = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("mid") || e.eq_ignore_ascii_case("midi"));
+        if is_midi && fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            let relative = path.strip_prefix(root).unwrap_or(&path);
+            let name = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+            out.push((name, path));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use midly::num::{u15, u28, u4, u7};
+    use midly::{Format, Header as MidiHeader, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
+
+    const TPQ: u32 = 480;
+    const TICKS_PER_STEP: u32 = TPQ / 4;
+
+    /// A scratch folder removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("latent_live_corpus_{tag}_{}_{n}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Writes a one-track 4/4 MIDI file of (pitch, start step, end step) notes.
+    fn write_midi(path: &Path, notes: &[(u8, u32, u32)]) {
+        let mut timed: Vec<(u32, bool, u8)> = Vec::new();
+        for &(pitch, start, end) in notes {
+            timed.push((start * TICKS_PER_STEP, true, pitch));
+            timed.push((end * TICKS_PER_STEP, false, pitch));
+        }
+        // Offs before ons at the same tick.
+        timed.sort_by_key(|&(tick, on, pitch)| (tick, on, pitch));
+        let mut track = vec![
+            TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::Tempo(500_000.into())) },
+            TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::TimeSignature(4, 2, 24, 8)) },
+        ];
+        let mut now = 0;
+        for (tick, on, pitch) in timed {
+            let message = if on {
+                MidiMessage::NoteOn { key: u7::new(pitch), vel: u7::new(80) }
+            } else {
+                MidiMessage::NoteOff { key: u7::new(pitch), vel: u7::new(0) }
+            };
+            track.push(TrackEvent {
+                delta: u28::new(tick - now),
+                kind: TrackEventKind::Midi { channel: u4::new(0), message },
+            });
+            now = tick;
+        }
+        track.push(TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::EndOfTrack) });
+        let smf = Smf {
+            header: MidiHeader::new(Format::SingleTrack, Timing::Metrical(u15::new(TPQ as u16))),
+            tracks: vec![track],
+        };
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).unwrap();
+        }
+        smf.save(path).unwrap();
+    }
+
+    /// A random melody of `bars` bars of 8th and quarter notes around `base`.
+    fn random_tune(rng: &mut ChaCha8Rng, bars: u32, base: u8) -> Vec<(u8, u32, u32)> {
+        let mut notes = Vec::new();
+        let mut step = 0;
+        while step < bars * 16 {
+            let len = if rng.random_bool(0.5) { 2 } else { 4 };
+            let end = (step + len).min(bars * 16);
+            notes.push((base + rng.random_range(0..12u8), step, end));
+            step = end;
+        }
+        notes
+    }
+
+    /// `per_collection` tunes of 4 to 7 bars in each of two collections, plus one
+    /// unreadable file and one exact duplicate.
+    fn build_dir(dir: &Path, per_collection: usize) {
+        let mut rng = ChaCha8Rng::seed_from_u64(99);
+        for collection in ["alpha", "beta"] {
+            for i in 0..per_collection {
+                let bars = rng.random_range(4..=7);
+                let tune = random_tune(&mut rng, bars, 48 + (i % 24) as u8);
+                write_midi(&dir.join(collection).join(format!("tune{i:03}.mid")), &tune);
+            }
+        }
+        fs::copy(dir.join("alpha/tune000.mid"), dir.join("beta/zz_copy_of_alpha0.mid")).unwrap();
+        fs::write(dir.join("beta/broken.mid"), b"MThd this is not a MIDI file").unwrap();
+        fs::write(dir.join("beta/notes.txt"), b"not MIDI, ignored").unwrap();
+    }
+
+    fn fractions() -> SplitFractions {
+        SplitFractions { train: 0.6, validation: 0.2, test: 0.2 }
+    }
+
+    fn tunes_of(split: &Split) -> HashSet<u32> {
+        split.tune.iter().copied().collect()
+    }
+
+    #[test]
+    fn splits_are_disjoint_by_tune() {
+        let dir = TempDir::new("disjoint");
+        build_dir(&dir.0, 12);
+        let corpus = Corpus::from_midi_dir(&dir.0, 2, fractions(), 7).unwrap();
+        assert_eq!(corpus.steps, 32);
+        assert_eq!(corpus.metadata["midi_files"], "26");
+        assert_eq!(corpus.metadata["import_failures"], "1");
+        assert_eq!(corpus.metadata["duplicate_tunes"], "1");
+        assert_eq!(corpus.tunes.len(), 24);
+        let (train, validation, test) = (tunes_of(&corpus.train), tunes_of(&corpus.validation), tunes_of(&corpus.test));
+        assert!(train.is_disjoint(&validation) && train.is_disjoint(&test) && validation.is_disjoint(&test));
+        assert_eq!(train.len() + validation.len() + test.len(), 24);
+        // Stratified: each collection of 12 gives 2 validation and 2 test tunes.
+        for c in corpus.collections().values() {
+            assert_eq!(c.tunes, [8, 2, 2]);
+        }
+        // Every slice is a whole window, unique within its split, and has a note.
+        for (_, split) in corpus.splits() {
+            assert!(!split.is_empty());
+            let unique: HashSet<&[u8]> = split.iter().collect();
+            assert_eq!(unique.len(), split.len());
+            assert!(split.iter().all(|s| s.len() == 32 && s.iter().any(|&e| e >= 2)));
+        }
+        // A tune of b bars gives at most b - 1 two-bar windows.
+        assert!(corpus.train.len() <= 16 * 6);
+        assert!(corpus.summary().contains("validation"));
+    }
+
+    #[test]
+    fn same_seed_same_corpus_other_seed_other_split() {
+        let dir = TempDir::new("seed");
+        build_dir(&dir.0, 12);
+        let a = Corpus::from_midi_dir(&dir.0, 2, fractions(), 7).unwrap();
+        let b = Corpus::from_midi_dir(&dir.0, 2, fractions(), 7).unwrap();
+        assert_eq!(a, b);
+        let c = Corpus::from_midi_dir(&dir.0, 2, fractions(), 8).unwrap();
+        assert_ne!(tunes_of(&a.test), tunes_of(&c.test));
+        // Saving is deterministic too.
+        let (pa, pb) = (dir.0.join("a.safetensors"), dir.0.join("b.safetensors"));
+        a.save(&pa).unwrap();
+        b.save(&pb).unwrap();
+        assert_eq!(fs::read(pa).unwrap(), fs::read(pb).unwrap());
+    }
+
+    #[test]
+    fn save_load_round_trip() {
+        let dir = TempDir::new("roundtrip");
+        build_dir(&dir.0, 6);
+        let corpus = Corpus::from_midi_dir(&dir.0.join("alpha"), 4, SplitFractions::default(), 3).unwrap();
+        assert_eq!(corpus.steps, 64);
+        let path = dir.0.join("out/nested/corpus.safetensors");
+        corpus.save(&path).unwrap();
+        let loaded = Corpus::load(&path).unwrap();
+        assert_eq!(loaded, corpus);
+        assert_eq!(loaded.metadata.get("seed").map(String::as_str), Some("3"));
+        // Plain safetensors readers see the tensors.
+        let bytes = fs::read(&path).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(st.tensor("train").unwrap().shape(), &[corpus.train.len(), 64]);
+        assert_eq!(st.tensor("test_tune").unwrap().dtype(), safetensors::Dtype::U32);
+    }
+
+    #[test]
+    fn load_reports_missing_and_corrupt_files() {
+        let dir = TempDir::new("corrupt");
+        let missing = Corpus::load(&dir.0.join("nope.safetensors")).unwrap_err();
+        assert!(matches!(missing, CorpusError::NotFound { .. }), "{missing}");
+        assert!(missing.to_string().contains("cargo xtask corpus"));
+
+        let garbage = dir.0.join("garbage.safetensors");
+        fs::write(&garbage, b"definitely not safetensors").unwrap();
+        assert!(matches!(Corpus::load(&garbage), Err(CorpusError::Corrupt { .. })));
+
+        build_dir(&dir.0.join("midi"), 4);
+        let corpus = Corpus::from_midi_dir(&dir.0.join("midi"), 2, fractions(), 1).unwrap();
+        let good = dir.0.join("good.safetensors");
+        corpus.save(&good).unwrap();
+        let bytes = fs::read(&good).unwrap();
+        let truncated = dir.0.join("truncated.safetensors");
+        fs::write(&truncated, &bytes[..bytes.len() - 5]).unwrap();
+        assert!(matches!(Corpus::load(&truncated), Err(CorpusError::Corrupt { .. })));
+
+        // A valid safetensors file that is not a corpus.
+        let other = dir.0.join("other.safetensors");
+        let data = [1u8, 2, 3, 4];
+        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![4], &data).unwrap();
+        safetensors::serialize_to_file([("x", view)], None, &other).unwrap();
+        let err = Corpus::load(&other).unwrap_err();
+        assert!(err.to_string().contains("format"), "{err}");
+    }
+
+    #[test]
+    fn folders_without_usable_midi_are_errors() {
+        let dir = TempDir::new("empty");
+        assert!(matches!(Corpus::from_midi_dir(&dir.0, 2, fractions(), 1), Err(CorpusError::NoMidiFiles { .. })));
+        fs::write(dir.0.join("bad.mid"), b"garbage").unwrap();
+        assert!(matches!(Corpus::from_midi_dir(&dir.0, 2, fractions(), 1), Err(CorpusError::NothingImported { .. })));
+        assert!(matches!(
+            Corpus::from_midi_dir(&dir.0.join("missing"), 2, fractions(), 1),
+            Err(CorpusError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn split_counts() {
+        let f = SplitFractions::default();
+        assert_eq!(f.counts(100).unwrap(), [90, 5, 5]);
+        assert_eq!(f.counts(3).unwrap(), [1, 1, 1]);
+        assert_eq!(f.counts(2).unwrap(), [2, 0, 0]);
+        assert_eq!(f.counts(0).unwrap(), [0, 0, 0]);
+        assert_eq!(SplitFractions::all_test().counts(2).unwrap(), [0, 0, 2]);
+        assert_eq!(SplitFractions::all_test().counts(50).unwrap(), [0, 0, 50]);
+        assert_eq!(SplitFractions::all_train().counts(50).unwrap(), [50, 0, 0]);
+        assert!(SplitFractions { train: -1.0, validation: 0.0, test: 0.0 }.counts(5).is_err());
+    }
+
+    #[test]
+    fn augment_keeps_notes_in_range() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let high = melody::encode(
+            &[melody::Note { pitch: 105, start: 0, end: 4 }, melody::Note { pitch: 100, start: 4, end: 8 }],
+            16,
+        );
+        let mut shifts = HashSet::new();
+        for _ in 0..500 {
+            let out = augment(&high, &mut rng, 5);
+            let shift = melody::class_pitch(out[0]).unwrap() as i32 - 105;
+            assert!((-5..=3).contains(&shift), "{shift}");
+            assert_eq!(melody::transpose(&high, shift).unwrap(), out);
+            shifts.insert(shift);
+        }
+        assert_eq!(shifts.len(), 9, "every allowed shift is drawn");
+        let silence = vec![melody::NO_EVENT; 16];
+        assert_eq!(augment(&silence, &mut rng, 5), silence);
+        assert_eq!(augment(&high, &mut rng, 0), high);
+        let wide = melody::encode(
+            &[melody::Note { pitch: 21, start: 0, end: 2 }, melody::Note { pitch: 108, start: 2, end: 4 }],
+            8,
+        );
+        assert_eq!(augment(&wide, &mut rng, 5), wide);
+    }
+}

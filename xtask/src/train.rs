@@ -11,6 +11,7 @@ use latent_live::corpus::{Corpus, SplitFractions};
 use latent_live::eval::evaluate;
 use latent_live::model::{Config, ModelCard};
 use latent_live::train::{TrainConfig, Trainer};
+use rand::{Rng, SeedableRng};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
@@ -170,5 +171,45 @@ fn save(trainer: &Trainer, out: &Path, corpus: &Corpus, started: &Instant) -> an
         ..ModelCard::default()
     };
     trainer.model_file(card, BTreeMap::new()).write(&out.join("model.safetensors"), candle_core::DType::F32)?;
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct BenchTrainArgs {
+    #[arg(long, default_value = "2bar")]
+    preset: String,
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Timed steps, after two warm-up steps.
+    #[arg(long, default_value_t = 10)]
+    steps: u64,
+}
+
+/// Training throughput on random melodies: what BENCHMARKS.md quotes.
+pub fn bench(args: &BenchTrainArgs) -> anyhow::Result<()> {
+    let config = preset(&args.preset)?;
+    let steps = config.steps();
+    let mut trainer = Trainer::new(config.clone(), TrainConfig { batch_size: args.batch_size, ..TrainConfig::default() })?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let batch: Vec<Vec<u8>> = (0..args.batch_size)
+        .map(|_| (0..steps).map(|_| rng.random_range(0..config.num_classes() as u8)).collect())
+        .collect();
+    let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+    for _ in 0..2 {
+        trainer.train_step(&refs)?;
+    }
+    let started = Instant::now();
+    for _ in 0..args.steps {
+        trainer.train_step(&refs)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "preset {} batch {}: {:.1} ms/step, {:.1} examples/s ({} threads)",
+        args.preset,
+        args.batch_size,
+        1000.0 * seconds / args.steps as f64,
+        (args.steps as usize * args.batch_size) as f64 / seconds,
+        candle_core::utils::get_num_threads()
+    );
     Ok(())
 }

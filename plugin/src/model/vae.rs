@@ -51,7 +51,7 @@ impl MusicVae {
     pub fn posterior(&self, events: &Tensor) -> Result<Posterior> {
         let code = self.encoder.forward(events)?;
         let mu = self.mu.forward(&code)?;
-        let sigma = candle_nn::ops::softplus(&self.sigma.forward(&code)?)?;
+        let sigma = softplus(&self.sigma.forward(&code)?)?;
         Ok(Posterior { mu, sigma })
     }
 
@@ -120,4 +120,9 @@ impl MusicVae {
 
 fn scalar(t: &Tensor) -> Result<f32> {
     t.to_dtype(DType::F32)?.to_scalar::<f32>()
+}
+
+/// `log(1 + e^x)`, written to stay finite for large `|x|`.
+fn softplus(x: &Tensor) -> Result<Tensor> {
+    x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?
 }
