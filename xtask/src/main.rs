@@ -7,6 +7,11 @@ mod train;
 
 use clap::{Parser, Subcommand};
 
+// Training frees and reallocates tensors of tens of megabytes every step; glibc hands
+// those back to the kernel and pays page faults to get them again, mimalloc keeps them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "xtask", about = "Latent Live's build, data and model commands")]
 struct Cli {

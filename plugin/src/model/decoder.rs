@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::lstm::LstmCell;
-use super::{Config, Dense};
+use super::{add_row, Config, Dense};
 
 /// How the next event is chosen from the logits.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,10 +58,9 @@ impl CategoricalDecoder {
         let w_x = first.w_x()?;
         let w_event = Tensor::cat(&[&w_x.narrow(0, 0, self.classes)?, &w_x.narrow(0, 0, 1)?.zeros_like()?], 0)?;
         let condition_projection = condition.matmul(&w_x.narrow(0, self.classes, w_x.dim(0)? - self.classes)?)?;
-        let mut x = w_event
-            .index_select(&previous.flatten_all()?, 0)?
-            .reshape((steps, n, ()))?
-            .broadcast_add(&condition_projection.broadcast_add(&first.bias)?)?;
+        let events = w_event.index_select(&previous.flatten_all()?, 0)?.reshape((steps, ()))?;
+        let condition_projection = add_row(&condition_projection, &first.bias)?.flatten_all()?;
+        let mut x = add_row(&events, &condition_projection)?.reshape((steps, n, ()))?;
         for (i, cell) in self.cells.iter().enumerate() {
             if i > 0 {
                 x = cell.project(&x)?;
@@ -130,7 +129,10 @@ impl HierarchicalDecoder {
         for cell in &self.conductor {
             let xproj = match &x {
                 // Zero input: the projection is the bias alone.
-                None => cell.bias.reshape((1, 1, ()))?.broadcast_as((self.bars, batch, cell.bias.dim(0)?))?.contiguous()?,
+                None => {
+                    let zeros = Tensor::zeros((self.bars * batch, cell.bias.dim(0)?), cell.bias.dtype(), z.device())?;
+                    add_row(&zeros, &cell.bias)?.reshape((self.bars, batch, ()))?
+                }
                 Some(x) => cell.project(x)?,
             };
             let (h, c) = states.remove(0);

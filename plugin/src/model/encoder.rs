@@ -3,6 +3,7 @@
 use candle_core::{Result, Tensor, D};
 use candle_nn::VarBuilder;
 
+use super::add_row;
 use super::lstm::LstmCell;
 
 /// A stack of bidirectional layers; the code is the last forward `h` beside the last
@@ -40,7 +41,7 @@ impl Encoder {
         // Layer 0 sees one-hot inputs, so its input projection is a row lookup.
         let one_hot_projection = |cell: &LstmCell, tokens: &Tensor| -> Result<Tensor> {
             let rows = cell.w_x()?.index_select(&tokens.flatten_all()?, 0)?;
-            rows.reshape((steps, batch, ()))?.broadcast_add(&cell.bias)
+            add_row(&rows, &cell.bias)?.reshape((steps, batch, ()))
         };
         let mut code = None;
         let mut features: Option<Tensor> = None;

@@ -12,6 +12,7 @@
 //! tests check the fused op against them); `step` also serves autoregressive sampling.
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
 
 use candle_core::backend::BackendStorage;
@@ -524,6 +525,20 @@ fn row_blocks(b: usize) -> Vec<(usize, usize)> {
     (0..blocks).map(|i| (i * b / blocks, (i + 1) * b / blocks)).collect()
 }
 
+fn uninit<F>(len: usize) -> Vec<MaybeUninit<F>> {
+    let mut v = Vec::with_capacity(len);
+    // SAFETY: MaybeUninit needs no initialisation.
+    unsafe { v.set_len(len) };
+    v
+}
+
+/// # Safety
+/// Every element of `v` must have been written.
+unsafe fn assume_init<F>(v: Vec<MaybeUninit<F>>) -> Vec<F> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    Vec::from_raw_parts(v.as_mut_ptr() as *mut F, v.len(), v.capacity())
+}
+
 /// A raw pointer shared by workers that touch disjoint rows.
 #[derive(Clone, Copy)]
 struct Ptr<F>(*mut F);
@@ -570,7 +585,7 @@ unsafe fn matmul<F: 'static + Copy>(
 /// Returns the output `[T + 1, B, H]` and the workspace `[T, B, 6H]`.
 fn forward<F: Elem>(d: Dims, xp: &[F], wh: &[F], s0: &[F]) -> (Vec<F>, Vec<F>) {
     let Dims { t: steps, b, n } = d;
-    let mut out = vec![F::ZERO; (steps + 1) * b * n];
+    let mut out = uninit::<F>((steps + 1) * b * n);
     let mut ws = take_workspace::<F>(steps * b * WS * n);
     let (out_p, ws_p) = (Ptr(out.as_mut_ptr()), Ptr(ws.as_mut_ptr()));
     let blocks = row_blocks(b);
@@ -586,7 +601,7 @@ fn forward<F: Elem>(d: Dims, xp: &[F], wh: &[F], s0: &[F]) -> (Vec<F>, Vec<F>) {
                 let (h_prev, h_rs): (*const F, usize) = if t == 0 {
                     (s0.as_ptr().add(r0 * 2 * n), 2 * n)
                 } else {
-                    (out_p.0.add(((t - 1) * b + r0) * n), n)
+                    (out_p.0.add(((t - 1) * b + r0) * n) as *const F, n)
                 };
                 matmul((rows, 4 * n, n), g.as_mut_ptr(), 4 * n, false, h_prev, (h_rs, 1), wh.as_ptr(), (4 * n, 1), F::ONE, Parallelism::None);
                 let (c_prev, c_rs): (&[F], usize) = if t == 0 {
@@ -602,19 +617,22 @@ fn forward<F: Elem>(d: Dims, xp: &[F], wh: &[F], s0: &[F]) -> (Vec<F>, Vec<F>) {
                 if t + 1 == steps {
                     let c = std::slice::from_raw_parts_mut(out_p.0.add((steps * b + r0) * n), rows * n);
                     for r in 0..rows {
-                        c[r * n..(r + 1) * n].copy_from_slice(&w[r * WS * n..r * WS * n + n]);
+                        for (c, &v) in c[r * n..(r + 1) * n].iter_mut().zip(&w[r * WS * n..r * WS * n + n]) {
+                            c.write(v);
+                        }
                     }
                 }
             }
         }
     });
-    (out, ws)
+    // SAFETY: the blocks wrote every h row of every step and every final c row.
+    (unsafe { assume_init(out) }, ws)
 }
 
 /// Returns the gradients of xproj `[T, B, 4H]`, w_h `[H, 4H]` and state0 `[B, 2H]`.
 fn backward<F: Elem>(d: Dims, ws: &[F], out: &[F], grad: &[F], wh: &[F], s0: &[F]) -> (Vec<F>, Vec<F>, Vec<F>) {
     let Dims { t: steps, b, n } = d;
-    let mut dx = vec![F::ZERO; steps * b * 4 * n];
+    let mut dx = uninit::<F>(steps * b * 4 * n);
     let mut ds = vec![F::ZERO; b * 2 * n];
     let (dx_p, ds_p) = (Ptr(dx.as_mut_ptr()), Ptr(ds.as_mut_ptr()));
     let blocks = row_blocks(b);
@@ -639,7 +657,7 @@ fn backward<F: Elem>(d: Dims, ws: &[F], out: &[F], grad: &[F], wh: &[F], s0: &[F
                 let dgates = std::slice::from_raw_parts_mut(dx_p.0.add((t * b + r0) * 4 * n), rows * 4 * n);
                 F::backward_rows(n, w, c_prev, c_rs, gh, &dh, &mut dc, dgates);
                 // dh_{t-1} = dgates_t @ W_h^T.
-                matmul((rows, n, 4 * n), dh.as_mut_ptr(), n, false, dgates.as_ptr(), (4 * n, 1), wh.as_ptr(), (1, 4 * n), F::ONE, Parallelism::None);
+                matmul((rows, n, 4 * n), dh.as_mut_ptr(), n, false, dgates.as_ptr() as *const F, (4 * n, 1), wh.as_ptr(), (1, 4 * n), F::ONE, Parallelism::None);
             }
         }
         for r in 0..rows {
@@ -650,6 +668,8 @@ fn backward<F: Elem>(d: Dims, ws: &[F], out: &[F], grad: &[F], wh: &[F], s0: &[F
         }
     });
     // dW_h = h_{-1}^T dgates_0 + [h_0 .. h_{T-2}]^T [dgates_1 .. dgates_{T-1}].
+    // SAFETY: the blocks wrote every gate gradient of every step.
+    let dx = unsafe { assume_init(dx) };
     // Each worker takes a block of columns.
     let mut dw = vec![F::ZERO; n * 4 * n];
     let big = n * 4 * n * steps * b >= 1 << 20;
@@ -688,14 +708,14 @@ trait Elem: WithDType {
     /// One step's cell update for a block of rows: `g` (recurrent products) and `x` (input
     /// projection) `[rows, 4H]`, `c_prev` rows `c_rs` apart, into the workspace `w`
     /// `[rows, 6H]` and `h` `[rows, H]`.
-    fn forward_rows(n: usize, g: &[Self], x: &[Self], c_prev: &[Self], c_rs: usize, w: &mut [Self], h: &mut [Self]) {
+    fn forward_rows(n: usize, g: &[Self], x: &[Self], c_prev: &[Self], c_rs: usize, w: &mut [Self], h: &mut [MaybeUninit<Self>]) {
         forward_rows_impl(n, g, x, c_prev, c_rs, w, h)
     }
 
     /// One step's backward for a block of rows: writes the gate pre-activation gradients
     /// `dg` `[rows, 4H]` and carries `dc` back one step.
     #[allow(clippy::too_many_arguments)]
-    fn backward_rows(n: usize, w: &[Self], c_prev: &[Self], c_rs: usize, gh: &[Self], dh: &[Self], dc: &mut [Self], dg: &mut [Self]) {
+    fn backward_rows(n: usize, w: &[Self], c_prev: &[Self], c_rs: usize, gh: &[Self], dh: &[Self], dc: &mut [Self], dg: &mut [MaybeUninit<Self>]) {
         backward_rows_impl(n, w, c_prev, c_rs, gh, dh, dc, dg)
     }
 }
@@ -731,7 +751,7 @@ impl Elem for f32 {
         1.0 - 2.0 / (fast_exp(2.0 * self) + 1.0)
     }
 
-    fn forward_rows(n: usize, g: &[f32], x: &[f32], c_prev: &[f32], c_rs: usize, w: &mut [f32], h: &mut [f32]) {
+    fn forward_rows(n: usize, g: &[f32], x: &[f32], c_prev: &[f32], c_rs: usize, w: &mut [f32], h: &mut [MaybeUninit<f32>]) {
         #[cfg(target_arch = "x86_64")]
         {
             if simd::avx512() {
@@ -744,7 +764,7 @@ impl Elem for f32 {
         forward_rows_impl(n, g, x, c_prev, c_rs, w, h)
     }
 
-    fn backward_rows(n: usize, w: &[f32], c_prev: &[f32], c_rs: usize, gh: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f32]) {
+    fn backward_rows(n: usize, w: &[f32], c_prev: &[f32], c_rs: usize, gh: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [MaybeUninit<f32>]) {
         #[cfg(target_arch = "x86_64")]
         {
             if simd::avx512() {
@@ -761,6 +781,7 @@ impl Elem for f32 {
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use super::{backward_rows_impl, forward_rows_impl};
+    use std::mem::MaybeUninit;
 
     pub fn avx512() -> bool {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -770,21 +791,21 @@ mod simd {
     }
 
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub unsafe fn forward_avx512(n: usize, g: &[f32], x: &[f32], c: &[f32], c_rs: usize, w: &mut [f32], h: &mut [f32]) {
+    pub unsafe fn forward_avx512(n: usize, g: &[f32], x: &[f32], c: &[f32], c_rs: usize, w: &mut [f32], h: &mut [MaybeUninit<f32>]) {
         forward_rows_impl(n, g, x, c, c_rs, w, h)
     }
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn forward_avx2(n: usize, g: &[f32], x: &[f32], c: &[f32], c_rs: usize, w: &mut [f32], h: &mut [f32]) {
+    pub unsafe fn forward_avx2(n: usize, g: &[f32], x: &[f32], c: &[f32], c_rs: usize, w: &mut [f32], h: &mut [MaybeUninit<f32>]) {
         forward_rows_impl(n, g, x, c, c_rs, w, h)
     }
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub unsafe fn backward_avx512(n: usize, w: &[f32], c: &[f32], c_rs: usize, gh: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f32]) {
+    pub unsafe fn backward_avx512(n: usize, w: &[f32], c: &[f32], c_rs: usize, gh: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [MaybeUninit<f32>]) {
         backward_rows_impl(n, w, c, c_rs, gh, dh, dc, dg)
     }
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn backward_avx2(n: usize, w: &[f32], c: &[f32], c_rs: usize, gh: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f32]) {
+    pub unsafe fn backward_avx2(n: usize, w: &[f32], c: &[f32], c_rs: usize, gh: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [MaybeUninit<f32>]) {
         backward_rows_impl(n, w, c, c_rs, gh, dh, dc, dg)
     }
 }
@@ -812,7 +833,7 @@ fn fast_exp(x: f32) -> f32 {
 }
 
 #[inline(always)]
-fn forward_rows_impl<F: Elem>(n: usize, g: &[F], x: &[F], c_prev: &[F], c_rs: usize, w: &mut [F], h: &mut [F]) {
+fn forward_rows_impl<F: Elem>(n: usize, g: &[F], x: &[F], c_prev: &[F], c_rs: usize, w: &mut [F], h: &mut [MaybeUninit<F>]) {
     let rows = h.len() / n;
     let fb = F::from_f64(FORGET_BIAS);
     for r in 0..rows {
@@ -842,14 +863,14 @@ fn forward_rows_impl<F: Elem>(n: usize, g: &[F], x: &[F], c_prev: &[F], c_rs: us
             wj[k] = j;
             wf[k] = f;
             wo[k] = o;
-            h[k] = o * tc;
+            h[k].write(o * tc);
         }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn backward_rows_impl<F: Elem>(n: usize, w: &[F], c_prev: &[F], c_rs: usize, gh: &[F], dh: &[F], dc: &mut [F], dg: &mut [F]) {
+fn backward_rows_impl<F: Elem>(n: usize, w: &[F], c_prev: &[F], c_rs: usize, gh: &[F], dh: &[F], dc: &mut [F], dg: &mut [MaybeUninit<F>]) {
     let rows = gh.len() / n;
     let one = F::ONE;
     for r in 0..rows {
@@ -868,10 +889,10 @@ fn backward_rows_impl<F: Elem>(n: usize, w: &[F], c_prev: &[F], c_rs: usize, gh:
             let (tc, i, j, f, o) = (wt[k], wi[k], wj[k], wf[k], wo[k]);
             let dhk = gh[k] + dh[k];
             let dck = dc[k] + dhk * o * (one - tc * tc);
-            di[k] = dck * j * i * (one - i);
-            dj[k] = dck * i * (one - j * j);
-            df[k] = dck * cp[k] * f * (one - f);
-            do_[k] = dhk * tc * o * (one - o);
+            di[k].write(dck * j * i * (one - i));
+            dj[k].write(dck * i * (one - j * j));
+            df[k].write(dck * cp[k] * f * (one - f));
+            do_[k].write(dhk * tc * o * (one - o));
             dc[k] = dck * f;
         }
     }
