@@ -376,6 +376,17 @@ impl Corpus {
     }
 
     /// Tunes and slices per split, and per collection when there is more than one.
+    /// Where the slices came from, in one line, for model cards.
+    pub fn provenance(&self) -> String {
+        let get = |k: &str| self.metadata.get(k).cloned().unwrap_or_else(|| "?".into());
+        let origin = match self.metadata.get("music21.version") {
+            Some(v) => format!("the folk collections of the music21 {v} wheel, converted with abc2midi"),
+            None => format!("the MIDI files under {}", get("source")),
+        };
+        let command = self.metadata.get("command").map(|c| format!(", built by `{c}`")).unwrap_or_default();
+        format!("{} tunes from {origin}{command}", get("tune_count"))
+    }
+
     pub fn summary(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "corpus: {} bars ({} steps), {} tunes", self.bars, self.steps, self.tunes.len());

@@ -3,6 +3,7 @@
 //! The library holds everything the plugin, the `xtask` commands and the tests share:
 //! the melody encoding, MIDI I/O, the corpus, the model, its trainer and evaluation.
 
+pub mod assets;
 pub mod corpus;
 pub mod eval;
 pub mod latent;

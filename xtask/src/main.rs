@@ -2,7 +2,9 @@
 
 mod corpus;
 mod decode;
+mod demo;
 mod eval;
+mod ship;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +29,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Training throughput on random data (examples/s).
     BenchTrain(train::BenchTrainArgs),
+    /// Interpolate and sample with the embedded 2-bar model into demo.mid.
+    Demo(demo::DemoArgs),
+    /// Measure a trained run on the test tunes and ship it into assets/ with its card.
+    Ship(ship::ShipArgs),
     /// Evaluate a model on held-out tunes or a MIDI folder.
     Eval(eval::EvalArgs),
     /// Decode latent vectors from a JSON file into notes.
@@ -38,6 +44,8 @@ fn main() -> anyhow::Result<()> {
         Command::Corpus(args) => corpus::run(&args),
         Command::Train(args) => train::run(&args),
         Command::BenchTrain(args) => train::bench(&args),
+        Command::Demo(args) => demo::run(&args),
+        Command::Ship(args) => ship::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Decode(args) => decode::run(&args),
     }

@@ -159,7 +159,7 @@ fn save(trainer: &Trainer, out: &Path, corpus: &Corpus, started: &Instant) -> an
     trainer.save_checkpoint(&out.join("checkpoint.safetensors"))?;
     let card = ModelCard {
         name: out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        data: corpus.metadata.get("sources").cloned().unwrap_or_default(),
+        data: corpus.provenance(),
         split: corpus.summary(),
         training: format!(
             "{} steps of batch {} ({:?}); last session {:.0} min",

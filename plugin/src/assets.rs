@@ -1,0 +1,30 @@
+//! The models shipped inside the binary, trained here by `cargo xtask train` (their cards
+//! are in `assets/`).
+
+use crate::model::{ModelError, ModelFile};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultModel {
+    /// Flat 2-bar melody model, z = 128.
+    Flat2Bar,
+}
+
+impl DefaultModel {
+    pub const ALL: [DefaultModel; 1] = [DefaultModel::Flat2Bar];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Flat2Bar => "folk-2bar",
+        }
+    }
+
+    pub fn bytes(self) -> &'static [u8] {
+        match self {
+            Self::Flat2Bar => include_bytes!("../../assets/folk-2bar.safetensors"),
+        }
+    }
+
+    pub fn load(self) -> Result<ModelFile, ModelError> {
+        ModelFile::from_bytes(self.bytes())
+    }
+}

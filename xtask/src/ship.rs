@@ -1,0 +1,128 @@
+//! `cargo xtask ship`: a trained run becomes a shipped model in assets/, measured on the
+//! held-out tunes, stored as f16 when that costs no accuracy, with its card beside it.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use candle_core::{DType, Device};
+use latent_live::corpus::Corpus;
+use latent_live::eval::{evaluate, Evaluation};
+use latent_live::model::ModelFile;
+
+#[derive(clap::Args)]
+pub struct ShipArgs {
+    /// The run folder (its model.safetensors is shipped).
+    #[arg(long)]
+    run: PathBuf,
+    /// Asset name: writes assets/<name>.safetensors and assets/<name>.md.
+    #[arg(long)]
+    name: String,
+    /// A corpus whose test split measures the model (default: data/folk-<bars>bar.safetensors).
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// One line on what the model is for.
+    #[arg(long)]
+    summary: String,
+    /// Replace the shipped model even if the new one is not better.
+    #[arg(long)]
+    force: bool,
+}
+
+/// How much the f16 copy may lose before the model ships as f32.
+const F16_TOLERANCE: f64 = 0.002;
+
+pub fn run(args: &ShipArgs) -> anyhow::Result<()> {
+    let mut file = ModelFile::read(&args.run.join("model.safetensors"))?;
+    let bars = file.config.bars;
+    let corpus_path = args.corpus.clone().unwrap_or_else(|| PathBuf::from(format!("data/folk-{bars}bar.safetensors")));
+    let corpus = Corpus::load(&corpus_path).with_context(|| format!("{}", corpus_path.display()))?;
+    let test = &corpus.test;
+    let e32 = evaluate(&file.model(&Device::Cpu)?, test, 256, None)?;
+    println!("f32: {}", e32.summary_line());
+    let f16 = ModelFile::from_bytes(&file.to_bytes(DType::F16)?)?;
+    let e16 = evaluate(&f16.model(&Device::Cpu)?, test, 256, None)?;
+    println!("f16: {}", e16.summary_line());
+    let (dtype, e) = if e32.sampled - e16.sampled <= F16_TOLERANCE && e32.teacher_forced - e16.teacher_forced <= F16_TOLERANCE {
+        (DType::F16, e16)
+    } else {
+        (DType::F32, e32)
+    };
+
+    let out = PathBuf::from(format!("assets/{}.safetensors", args.name));
+    if out.exists() && !args.force {
+        let shipped = ModelFile::read(&out)?;
+        let old = shipped.card.metrics.get("sampled").copied().unwrap_or(0.0);
+        if e.sampled <= old {
+            bail!("the shipped model reaches sampled={old:.4}, this one {:.4}: not better (--force to replace)", e.sampled);
+        }
+    }
+    file.card.name = args.name.clone();
+    file.card.summary = args.summary.clone();
+    file.card.split = format!(
+        "{} ({}), split by tune with seed {}",
+        corpus.summary().lines().next().unwrap_or_default(),
+        corpus_path.display(),
+        corpus.metadata.get("seed").cloned().unwrap_or_default()
+    );
+    file.card.metrics = [
+        ("teacher_forced".to_string(), e.teacher_forced),
+        ("sampled".to_string(), e.sampled),
+        ("active_dims".to_string(), e.active_dims() as f64),
+        ("test_slices".to_string(), e.slices as f64),
+        ("kl_total".to_string(), e.kl_per_dim.iter().sum()),
+    ]
+    .into();
+    file.extra.insert("kl_per_dim".into(), serde_json::to_string(&e.kl_per_dim)?);
+    file.extra.insert("kl_ranking".into(), serde_json::to_string(&e.kl_ranking())?);
+    file.write(&out, dtype)?;
+    std::fs::write(format!("assets/{}.md", args.name), card_markdown(&file, &e, dtype, &corpus))?;
+    println!("shipped {} as {dtype:?}: {}", out.display(), e.summary_line());
+    Ok(())
+}
+
+fn card_markdown(file: &ModelFile, e: &Evaluation, dtype: DType, corpus: &Corpus) -> String {
+    let c = &file.config;
+    let kind = if c.hierarchical { "hierarchical (conductor + bar decoder)" } else { "flat" };
+    let licences: Vec<String> = corpus
+        .metadata
+        .iter()
+        // The one-line notes; the long licence texts stay in the corpus file.
+        .filter(|(k, _)| k.starts_with("licence.") && !k.ends_with("_notes") && *k != "licence.music21_corpus")
+        .map(|(k, v)| format!("- {}: {v}", k.trim_start_matches("licence.")))
+        .collect();
+    format!(
+        "# {name}\n\n{summary}\n\n\
+         ## Architecture\n\n{kind} MusicVAE, {bars} bars of 16ths ({steps} steps), z = {z}, \
+         bidirectional LSTM encoder {enc:?}, decoder LSTM {dec:?}, 90-class melody encoding \
+         (pitches {lo}..={hi}). Weights stored as {dtype:?}.\n\n\
+         ## Data\n\n{data}\n\nLicences of the sources (the Essen collection is for non-commercial \
+         and research use, so this model is too):\n\n{licences}\n\n\
+         ## Split\n\n{split}\n\n\
+         ## Training\n\n{training}\n\n\
+         ## Held-out metrics\n\nMeasured by `cargo xtask ship` on all {slices} test slices \
+         (`cargo xtask eval --model assets/{name}.safetensors` gives the same):\n\n\
+         | metric | value |\n|---|---|\n\
+         | teacher-forced accuracy | {tf:.4} |\n\
+         | greedy-sampled accuracy (from mu) | {sampled:.4} |\n\
+         | active latent dimensions (var(mu) > 0.01) | {active} |\n\
+         | total KL (nats) | {kl:.2} |\n",
+        name = file.card.name,
+        summary = file.card.summary,
+        bars = c.bars,
+        steps = c.steps(),
+        z = c.z_size,
+        enc = c.encoder,
+        dec = c.decoder,
+        lo = c.min_pitch,
+        hi = c.max_pitch,
+        data = file.card.data,
+        licences = licences.join("\n"),
+        split = file.card.split,
+        training = file.card.training,
+        slices = e.slices,
+        tf = e.teacher_forced,
+        sampled = e.sampled,
+        active = e.active_dims(),
+        kl = e.kl_per_dim.iter().sum::<f64>(),
+    )
+}
