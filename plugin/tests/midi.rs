@@ -1,0 +1,262 @@
+//! MIDI import and export: round trips and the files real collections contain.
+
+use latent_live::melody::{self, Note, NOTE_OFF, NO_EVENT};
+use latent_live::midi::{self, ImportedMidi, MidiError};
+use midly::num::{u15, u24, u28, u4, u7};
+use midly::{Format, Fps, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
+
+/// `(tick, channel, key, velocity)`, velocity 0 meaning note-off.
+type Ev = (u32, u8, u8, u8);
+
+fn track(events: &[Ev], tempos: &[(u32, u32)]) -> Vec<TrackEvent<'static>> {
+    let mut timed: Vec<(u32, TrackEventKind<'static>)> = tempos
+        .iter()
+        .map(|&(tick, us)| (tick, TrackEventKind::Meta(MetaMessage::Tempo(u24::new(us)))))
+        .collect();
+    for &(tick, ch, key, vel) in events {
+        let message = if vel > 0 {
+            MidiMessage::NoteOn { key: u7::new(key), vel: u7::new(vel) }
+        } else {
+            MidiMessage::NoteOff { key: u7::new(key), vel: u7::new(0) }
+        };
+        timed.push((tick, TrackEventKind::Midi { channel: u4::new(ch), message }));
+    }
+    timed.sort_by_key(|(t, _)| *t);
+    let mut now = 0;
+    let mut out: Vec<TrackEvent> = timed
+        .into_iter()
+        .map(|(tick, kind)| {
+            let delta = tick - now;
+            now = tick;
+            TrackEvent { delta: u28::new(delta), kind }
+        })
+        .collect();
+    out.push(TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::EndOfTrack) });
+    out
+}
+
+fn smf_bytes(format: Format, timing: Timing, tracks: Vec<Vec<TrackEvent<'static>>>) -> Vec<u8> {
+    let smf = Smf { header: Header::new(format, timing), tracks };
+    let mut bytes = Vec::new();
+    smf.write_std(&mut bytes).unwrap();
+    bytes
+}
+
+/// A note from `start` to `end` in 16th steps at `ppq`.
+fn note(ppq: u32, ch: u8, key: u8, start: f64, end: f64) -> [Ev; 2] {
+    let tick = |step: f64| (step * ppq as f64 / 4.0).round() as u32;
+    [(tick(start), ch, key, 100), (tick(end), ch, key, 0)]
+}
+
+fn import_one_track(ppq: u16, notes: &[[Ev; 2]]) -> ImportedMidi {
+    let events: Vec<Ev> = notes.iter().flatten().copied().collect();
+    let bytes = smf_bytes(Format::SingleTrack, Timing::Metrical(u15::new(ppq)), vec![track(&events, &[(0, 500_000)])]);
+    midi::import(&bytes).unwrap()
+}
+
+fn n(pitch: u8, start: u32, end: u32) -> Note {
+    Note { pitch, start, end }
+}
+
+#[test]
+fn export_import_round_trip() {
+    let notes = vec![n(60, 0, 4), n(62, 4, 6), n(64, 8, 16), n(67, 16, 17), n(72, 20, 32)];
+    let imported = midi::import(&midi::export(&notes, 97.0)).unwrap();
+    assert_eq!(imported.notes, notes);
+    assert_eq!(imported.steps, 32);
+    assert!((imported.bpm - 97.0).abs() < 0.01);
+    // And through the 90-class encoding.
+    let events = melody::encode(&imported.notes, 32);
+    assert_eq!(melody::decode(&events), notes);
+    let again = midi::import(&midi::export(&melody::decode(&events), 120.0)).unwrap();
+    assert_eq!(again.notes, notes);
+}
+
+#[test]
+fn repeated_notes_retrigger_after_export() {
+    let notes = vec![n(60, 0, 2), n(60, 2, 4), n(60, 4, 8)];
+    assert_eq!(midi::import(&midi::export(&notes, 120.0)).unwrap().notes, notes);
+}
+
+#[test]
+fn other_ppqs_land_on_the_same_grid() {
+    for ppq in [96u16, 480, 960, 24] {
+        let got = import_one_track(ppq, &[note(ppq as u32, 0, 60, 0.0, 2.0), note(ppq as u32, 0, 64, 4.0, 8.0)]);
+        assert_eq!(got.notes, vec![n(60, 0, 2), n(64, 4, 8)], "ppq {ppq}");
+    }
+}
+
+#[test]
+fn overlapping_notes_keep_the_highest() {
+    // A chord, then a low note starting under a sounding high one, then a higher one that cuts it.
+    let got = import_one_track(
+        480,
+        &[
+            note(480, 0, 60, 0.0, 4.0),
+            note(480, 0, 64, 0.0, 4.0),
+            note(480, 0, 67, 0.0, 4.0),
+            note(480, 0, 72, 4.0, 12.0),
+            note(480, 0, 55, 6.0, 10.0),
+            note(480, 0, 79, 8.0, 10.0),
+        ],
+    );
+    assert_eq!(got.notes, vec![n(67, 0, 4), n(72, 4, 8), n(79, 8, 10)]);
+    // The same note twice on one channel: each note-off closes the oldest.
+    let got = import_one_track(480, &[[(0, 0, 60, 100), (240, 0, 60, 0)], [(120, 0, 60, 100), (480, 0, 60, 0)]]);
+    assert_eq!(got.notes, vec![n(60, 0, 1), n(60, 1, 4)]);
+}
+
+#[test]
+fn pitches_outside_the_range_fold_by_octaves() {
+    let got = import_one_track(480, &[note(480, 0, 12, 0.0, 2.0), note(480, 0, 120, 4.0, 6.0), note(480, 0, 21, 8.0, 9.0)]);
+    assert_eq!(got.notes.iter().map(|n| n.pitch).collect::<Vec<_>>(), vec![24, 108, 21]);
+}
+
+#[test]
+fn empty_bars_stay_rests_and_silent_windows_are_skipped() {
+    // Bar 0 and bar 2 have notes, bar 1 is silent, bar 3 has a note.
+    let got = import_one_track(480, &[note(480, 0, 60, 0.0, 4.0), note(480, 0, 62, 32.0, 36.0), note(480, 0, 64, 48.0, 50.0)]);
+    assert_eq!(got.notes, vec![n(60, 0, 4), n(62, 32, 36), n(64, 48, 50)]);
+    assert_eq!(got.steps, 64);
+    let events = melody::encode(&got.notes, 64);
+    assert!(events[16..32].iter().enumerate().all(|(i, &e)| e == NO_EVENT || (i == 0 && e == NOTE_OFF)));
+    // Windows of 2 bars: [0,1] and [1,2] hold the silent bar 1; only [2,3] survives.
+    let slices = midi::slices(&got, 2);
+    assert_eq!(slices, vec![events[32..64].to_vec()]);
+}
+
+#[test]
+fn slices_hop_one_bar() {
+    let notes: Vec<Note> = (0..32).map(|i| n(60 + (i % 12) as u8, i * 4, i * 4 + 2)).collect();
+    let imported = ImportedMidi { notes, steps: 128, bpm: 120.0 };
+    let slices = midi::slices(&imported, 2);
+    assert_eq!(slices.len(), 7);
+    let all = melody::encode(&imported.notes, 128);
+    for (i, s) in slices.iter().enumerate() {
+        assert_eq!(s.as_slice(), &all[i * 16..i * 16 + 32]);
+    }
+    assert_eq!(midi::slices(&imported, 8).len(), 1);
+    assert!(midi::slices(&imported, 9).is_empty());
+}
+
+#[test]
+fn triplets_snap_to_the_nearest_sixteenth() {
+    // Eighth-note triplets over one beat: onsets at 0, 4/3 and 8/3 steps.
+    let got = import_one_track(
+        480,
+        &[note(480, 0, 60, 0.0, 4.0 / 3.0), note(480, 0, 62, 4.0 / 3.0, 8.0 / 3.0), note(480, 0, 64, 8.0 / 3.0, 4.0)],
+    );
+    assert_eq!(got.notes, vec![n(60, 0, 1), n(62, 1, 3), n(64, 3, 4)]);
+    // Sixteenth triplets collide on one step; the highest wins.
+    let got = import_one_track(480, &[note(480, 0, 60, 0.0, 2.0 / 3.0), note(480, 0, 67, 2.0 / 3.0, 4.0 / 3.0)]);
+    assert_eq!(got.notes[0].start, 0);
+    assert!(got.notes.iter().all(|n| n.end > n.start));
+}
+
+#[test]
+fn tempo_changes_leave_the_metrical_grid_alone() {
+    let events: Vec<Ev> = [note(480, 0, 60, 0.0, 4.0), note(480, 0, 62, 16.0, 20.0)].iter().flatten().copied().collect();
+    let bytes = smf_bytes(
+        Format::SingleTrack,
+        Timing::Metrical(u15::new(480)),
+        vec![track(&events, &[(0, 400_000), (960, 1_000_000)])],
+    );
+    let got = midi::import(&bytes).unwrap();
+    assert_eq!(got.notes, vec![n(60, 0, 4), n(62, 16, 20)]);
+    assert!((got.bpm - 150.0).abs() < 1e-9);
+}
+
+#[test]
+fn smpte_files_go_through_the_tempo_map() {
+    // 25 fps x 40 subframes = 1000 ticks per second. At 120 bpm a 16th lasts 125 ms;
+    // after 2 s the tempo halves to 60 bpm, where a 16th lasts 250 ms.
+    let events: Vec<Ev> = vec![(0, 0, 60, 100), (500, 0, 60, 0), (2000, 0, 64, 100), (2500, 0, 64, 0)];
+    let bytes = smf_bytes(Format::SingleTrack, Timing::Timecode(Fps::Fps25, 40), vec![track(&events, &[(0, 500_000), (2000, 1_000_000)])]);
+    let got = midi::import(&bytes).unwrap();
+    assert_eq!(got.notes, vec![n(60, 0, 4), n(64, 16, 18)]);
+}
+
+#[test]
+fn type_0_and_type_1_files_read_alike() {
+    let melody_events: Vec<Ev> = [note(480, 0, 72, 0.0, 4.0), note(480, 0, 74, 4.0, 8.0)].iter().flatten().copied().collect();
+    let bass_events: Vec<Ev> = [note(480, 1, 48, 0.0, 8.0)].iter().flatten().copied().collect();
+    let drums: Vec<Ev> = [note(480, 9, 100, 0.0, 1.0), note(480, 9, 100, 8.0, 9.0)].iter().flatten().copied().collect();
+    let all: Vec<Ev> = [&melody_events[..], &bass_events[..], &drums[..]].concat();
+    let timing = Timing::Metrical(u15::new(480));
+    let type0 = smf_bytes(Format::SingleTrack, timing, vec![track(&all, &[(0, 500_000)])]);
+    let type1 = smf_bytes(
+        Format::Parallel,
+        timing,
+        vec![track(&[], &[(0, 500_000)]), track(&melody_events, &[]), track(&bass_events, &[]), track(&drums, &[])],
+    );
+    let a = midi::import(&type0).unwrap();
+    let b = midi::import(&type1).unwrap();
+    assert_eq!(a, b);
+    // The percussion note at step 8 (pitch 100) is not part of the melody.
+    assert_eq!(a.notes, vec![n(72, 0, 4), n(74, 4, 8)]);
+}
+
+#[test]
+fn running_status_is_understood() {
+    // Hand-written: one track, a note-on status byte followed by data-only events.
+    let mut track_data = vec![
+        0x00, 0x90, 60, 100, // note on C4
+        0x78, 60, 0, // (running status) note on C4 vel 0 = off, after 120 ticks
+        0x00, 64, 90, // note on E4
+        0x78, 64, 0, // off
+        0x00, 0xFF, 0x2F, 0x00, // end of track
+    ];
+    let mut bytes = b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xE0MTrk".to_vec(); // type 0, 1 track, ppq 480
+    bytes.extend_from_slice(&(track_data.len() as u32).to_be_bytes());
+    bytes.append(&mut track_data);
+    let got = midi::import(&bytes).unwrap();
+    assert_eq!(got.notes, vec![n(60, 0, 1), n(64, 1, 2)]);
+}
+
+#[test]
+fn unreleased_notes_end_with_their_track() {
+    let bytes = smf_bytes(
+        Format::SingleTrack,
+        Timing::Metrical(u15::new(480)),
+        vec![vec![
+            TrackEvent {
+                delta: u28::new(0),
+                kind: TrackEventKind::Midi { channel: u4::new(0), message: MidiMessage::NoteOn { key: u7::new(60), vel: u7::new(90) } },
+            },
+            TrackEvent { delta: u28::new(960), kind: TrackEventKind::Meta(MetaMessage::EndOfTrack) },
+        ]],
+    );
+    assert_eq!(midi::import(&bytes).unwrap().notes, vec![n(60, 0, 8)]);
+}
+
+#[test]
+fn bad_files_are_errors_never_panics() {
+    assert!(matches!(midi::import(b"RIFF....WAVEfmt "), Err(MidiError::Parse(_))));
+    assert!(midi::import(&[]).is_err());
+    let drums_only = smf_bytes(Format::SingleTrack, Timing::Metrical(u15::new(480)), vec![track(&note(480, 9, 36, 0.0, 1.0), &[])]);
+    assert!(matches!(midi::import(&drums_only), Err(MidiError::NoNotes)));
+    let good = midi::export(&[n(60, 0, 4), n(62, 4, 8), n(64, 8, 16)], 120.0);
+    for cut in 0..good.len() {
+        let _ = midi::import(&good[..cut]);
+    }
+    assert!(midi::import(&good[..10]).is_err(), "a file cut inside its header");
+    // Garbage from a fixed-seed generator, with and without a valid-looking header.
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for i in 0..2000 {
+        let len = (i % 200) + 1;
+        let mut bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        if i % 2 == 0 {
+            bytes.splice(0..0, good[..22].iter().copied());
+        }
+        let _ = midi::import(&bytes);
+    }
+    let err = midi::import_file(std::path::Path::new("/nonexistent/song.mid")).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/song.mid"));
+}
