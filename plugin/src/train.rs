@@ -11,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::corpus::{self, Split};
+use crate::model::vae::ScheduledSampling;
 use crate::model::{Config, ModelCard, ModelError, ModelFile, MusicVae};
 
 /// Hyperparameters, with Magenta's `cat-mel_2bar` values unless noted.
@@ -29,6 +30,11 @@ pub struct TrainConfig {
     pub grad_clip: f64,
     /// Random transposition of training slices by up to this many semitones.
     pub transpose: i32,
+    /// Scheduled sampling: the probability of feeding the model's own sample is
+    /// `1 - k / (k + exp(step / k))` with this `k` (Magenta's inverse sigmoid, 1000 for
+    /// its 2-bar models); 0 trains with teacher forcing only.
+    #[serde(default)]
+    pub scheduled_sampling_rate: f64,
     pub seed: u64,
 }
 
@@ -46,6 +52,7 @@ impl Default for TrainConfig {
             free_bits: 0.0,
             grad_clip: 1.0,
             transpose: 5,
+            scheduled_sampling_rate: 0.0,
             seed: 1,
         }
     }
@@ -59,6 +66,14 @@ impl TrainConfig {
     pub fn beta_at(&self, step: u64) -> f64 {
         (1.0 - self.beta_rate.powf(step as f64)) * self.max_beta
     }
+
+    pub fn sampling_probability_at(&self, step: u64) -> f64 {
+        let k = self.scheduled_sampling_rate;
+        if k <= 0.0 {
+            return 0.0;
+        }
+        1.0 - k / (k + (step as f64 / k).min(700.0).exp())
+    }
 }
 
 /// What one optimisation step reports.
@@ -70,6 +85,7 @@ pub struct StepStats {
     pub accuracy: f32,
     pub beta: f64,
     pub learning_rate: f64,
+    pub sampling_probability: f64,
 }
 
 pub struct Trainer {
@@ -118,7 +134,8 @@ impl Trainer {
         let eps = standard_normal(&mut rng, (batch.len(), self.model.config.z_size))?;
         let beta = self.config.beta_at(self.step);
         let learning_rate = self.config.learning_rate_at(self.step);
-        let loss = self.model.loss(&events, &eps, beta, self.config.free_bits)?;
+        let scheduled = ScheduledSampling { probability: self.config.sampling_probability_at(self.step), seed: rng.random() };
+        let loss = self.model.loss(&events, &eps, beta, self.config.free_bits, Some(scheduled))?;
         let grads = loss.total.backward()?;
         self.adam.step(&grads, learning_rate, self.config.weight_decay, self.config.grad_clip)?;
         self.step += 1;
@@ -129,6 +146,7 @@ impl Trainer {
             accuracy: loss.accuracy,
             beta,
             learning_rate,
+            sampling_probability: scheduled.probability,
         })
     }
 

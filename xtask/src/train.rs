@@ -55,6 +55,9 @@ pub struct TrainArgs {
     free_bits: Option<f64>,
     #[arg(long)]
     seed: Option<u64>,
+    /// Scheduled sampling rate k (Magenta: 1000); also applies when resuming.
+    #[arg(long)]
+    scheduled_sampling: Option<f64>,
 }
 
 fn preset(name: &str) -> anyhow::Result<Config> {
@@ -86,6 +89,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         config.seed = args.seed.unwrap_or(config.seed);
         Trainer::new(preset(&args.preset)?, config)?
     };
+    if let Some(rate) = args.scheduled_sampling {
+        trainer.config.scheduled_sampling_rate = rate;
+    }
     let bars = trainer.model.config.bars;
     let corpus = match (&args.midi, &args.corpus) {
         (Some(dir), _) => Corpus::from_midi_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?,
@@ -115,8 +121,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         bar.set_position(trainer.step);
         let rate = examples as f64 / window_start.elapsed().as_secs_f64();
         bar.set_message(format!(
-            "loss {:.2} kl {:.2} acc {:.3} beta {:.3} {:.0} ex/s",
-            stats.loss, stats.kl, stats.accuracy, stats.beta, rate
+            "loss {:.2} kl {:.2} acc {:.3} beta {:.3} sampled {:.2} {:.0} ex/s",
+            stats.loss, stats.kl, stats.accuracy, stats.beta, stats.sampling_probability, rate
         ));
         writeln!(log, "{},train,{},{},{},{},{:.1}", trainer.step, stats.loss, stats.reconstruction, stats.kl, stats.accuracy, rate)?;
         if trainer.step % 100 == 0 {

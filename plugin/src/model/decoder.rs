@@ -195,9 +195,10 @@ impl Decoder {
         }
     }
 
-    /// Teacher-forced logits `[T, B, classes]` for the time-major targets `[T, B]`.
-    pub fn logits(&self, z: &Tensor, targets: &Tensor) -> Result<Tensor> {
-        let previous = shift_right(targets, self.classes() as u32)?;
+    /// Logits `[T, B, classes]` when step `t` is fed event `t - 1` of the time-major
+    /// `inputs` `[T, B]`: the targets themselves under teacher forcing.
+    pub fn logits(&self, z: &Tensor, inputs: &Tensor) -> Result<Tensor> {
+        let previous = shift_right(inputs, self.classes() as u32)?;
         match self {
             Self::Flat(d) => d.logits(z, &previous),
             Self::Hierarchical(d) => d.logits(z, &previous),
@@ -279,25 +280,31 @@ impl Picker {
     }
 
     fn pick(&mut self, logits: &[f32]) -> usize {
-        let argmax = || {
-            logits.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &l)| if l > best.1 { (i, l) } else { best }).0
-        };
-        let Some(temperature) = self.temperature else {
-            return argmax();
-        };
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let weights: Vec<f64> = logits.iter().map(|&l| (((l - max) / temperature) as f64).exp()).collect();
-        let total: f64 = weights.iter().sum();
-        if !total.is_finite() || total <= 0.0 {
-            return argmax();
+        match self.temperature {
+            None => argmax(logits),
+            Some(t) => sample_categorical(&logits.iter().map(|l| l / t).collect::<Vec<_>>(), &mut self.rng),
         }
-        let mut target = self.rng.random::<f64>() * total;
-        for (i, w) in weights.iter().enumerate() {
-            target -= w;
-            if target < 0.0 {
-                return i;
-            }
-        }
-        weights.len() - 1
     }
+}
+
+fn argmax(logits: &[f32]) -> usize {
+    logits.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &l)| if l > best.1 { (i, l) } else { best }).0
+}
+
+/// Draws an index from `softmax(logits)`.
+pub(crate) fn sample_categorical(logits: &[f32], rng: &mut impl Rng) -> usize {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let weights: Vec<f64> = logits.iter().map(|&l| ((l - max) as f64).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    if !total.is_finite() || total <= 0.0 {
+        return argmax(logits);
+    }
+    let mut target = rng.random::<f64>() * total;
+    for (i, w) in weights.iter().enumerate() {
+        target -= w;
+        if target < 0.0 {
+            return i;
+        }
+    }
+    weights.len() - 1
 }

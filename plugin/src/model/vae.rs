@@ -4,6 +4,10 @@
 use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::decoder::sample_categorical;
 use super::{Config, Decoder, Dense, Encoder, Sampling};
 
 #[derive(Debug, Clone)]
@@ -19,6 +23,13 @@ pub struct MusicVae {
 pub struct Posterior {
     pub mu: Tensor,
     pub sigma: Tensor,
+}
+
+/// Feed the model's own samples instead of the targets with this probability.
+#[derive(Debug, Clone, Copy)]
+pub struct ScheduledSampling {
+    pub probability: f64,
+    pub seed: u64,
 }
 
 /// One training batch's loss and the figures the trainer reports.
@@ -88,12 +99,36 @@ impl MusicVae {
         Tensor::from_vec(data, (steps, melodies.len()), self.device())
     }
 
+    /// Parallel scheduled sampling (Duckworth et al. 2019): one teacher-forced pass
+    /// predicts every step, and the sampled predictions replace the targets as inputs
+    /// at random steps. It keeps the fused whole-sequence LSTM usable, where Magenta's
+    /// step-by-step version would not be.
+    fn mix_in_samples(&self, z: &Tensor, events: &Tensor, s: ScheduledSampling) -> Result<Tensor> {
+        let logits = self.decoder.logits(&z.detach(), events)?.detach().to_dtype(DType::F32)?;
+        let (steps, batch, classes) = logits.dims3()?;
+        let logits = logits.flatten_all()?.to_vec1::<f32>()?;
+        let mut targets = events.flatten_all()?.to_vec1::<u32>()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
+        for (i, target) in targets.iter_mut().enumerate() {
+            if rng.random::<f64>() < s.probability {
+                *target = sample_categorical(&logits[i * classes..(i + 1) * classes], &mut rng) as u32;
+            }
+        }
+        Tensor::from_vec(targets, (steps, batch), events.device())
+    }
+
     /// The ELBO with Magenta's beta and free bits: `free_nats = free_bits * ln 2`.
-    /// `eps` `[B, Z]` is standard normal noise for the reparameterisation.
-    pub fn loss(&self, events: &Tensor, eps: &Tensor, beta: f64, free_bits: f64) -> Result<Loss> {
+    /// `eps` `[B, Z]` is standard normal noise for the reparameterisation. With
+    /// `scheduled` sampling, each step is fed the model's own sample instead of the
+    /// previous target with the given probability.
+    pub fn loss(&self, events: &Tensor, eps: &Tensor, beta: f64, free_bits: f64, scheduled: Option<ScheduledSampling>) -> Result<Loss> {
         let Posterior { mu, sigma } = self.posterior(events)?;
         let z = (&mu + (&sigma * eps)?)?;
-        let logits = self.decoder.logits(&z, events)?;
+        let inputs = match scheduled {
+            Some(s) if s.probability > 0.0 => self.mix_in_samples(&z, events, s)?,
+            _ => events.clone(),
+        };
+        let logits = self.decoder.logits(&z, &inputs)?;
         let (steps, batch, classes) = logits.dims3()?;
         let flat_logits = logits.reshape((steps * batch, classes))?;
         let flat_targets = events.flatten_all()?;
