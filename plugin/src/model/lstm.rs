@@ -17,9 +17,11 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::backend::BackendStorage;
 use candle_core::{
-    bail, CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor, WithDType,
+    bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor, WithDType,
 };
 use candle_nn::VarBuilder;
+
+use super::add_row;
 use gemm::Parallelism;
 
 /// Added to the forget gate's pre-activation at run time, as `LSTMBlockCell` does.
@@ -84,7 +86,7 @@ impl LstmCell {
             bail!("LstmCell::project: input {:?}, expected last dimension {}", dims, self.input);
         }
         let rows = dims[..dims.len() - 1].iter().product::<usize>();
-        let y = add_broadcast(&x.reshape((rows, self.input))?.matmul(&self.w_x()?)?, &self.bias)?;
+        let y = add_row(&x.reshape((rows, self.input))?.matmul(&self.w_x()?)?, &self.bias)?;
         let mut out = dims[..dims.len() - 1].to_vec();
         out.push(4 * self.hidden);
         y.reshape(out)
@@ -173,93 +175,6 @@ impl LstmCell {
     }
 }
 
-/// `x + y` where `y`'s shape is a suffix of `x`'s (a bias over the last dimension, or a
-/// per-row term repeated over time): `x.broadcast_add(y)`, except that on the CPU in
-/// f32/f64 the backward sums the gradient over the leading dimensions with a row-parallel
-/// loop (candle's `sum_keepdim` over a leading dimension is a slow strided reduction).
-pub fn add_broadcast(x: &Tensor, y: &Tensor) -> Result<Tensor> {
-    let (xd, yd) = (x.dims(), y.dims());
-    let suffix = yd.len() <= xd.len() && xd[xd.len() - yd.len()..] == *yd;
-    let fast = x.device().is_cpu() && x.dtype() == y.dtype() && matches!(x.dtype(), DType::F32 | DType::F64);
-    if suffix && fast && y.elem_count() > 0 {
-        x.apply_op2(y, AddBroadcast)
-    } else {
-        x.broadcast_add(y)
-    }
-}
-
-struct AddBroadcast;
-
-impl CustomOp2 for AddBroadcast {
-    fn name(&self) -> &'static str {
-        "add-broadcast"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        fn add<F: WithDType>(x: &[F], y: &[F]) -> Vec<F> {
-            let (width, rows) = (y.len(), x.len() / y.len());
-            let mut out = Vec::<F>::with_capacity(x.len());
-            let out_p = Ptr(out.as_mut_ptr());
-            let blocks = threads().min(rows / 64).max(1);
-            run_blocks(blocks, |i| {
-                let (r0, r1) = (i * rows / blocks, (i + 1) * rows / blocks);
-                let out_p = out_p;
-                for r in r0..r1 {
-                    let xr = &x[r * width..(r + 1) * width];
-                    for (k, (&a, &b)) in xr.iter().zip(y).enumerate() {
-                        // SAFETY: in bounds; each element is written once, by one block.
-                        unsafe { out_p.0.add(r * width + k).write(a + b) };
-                    }
-                }
-            });
-            // SAFETY: the blocks cover every row.
-            unsafe { out.set_len(x.len()) };
-            out
-        }
-        let out = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(add(&slice(s1, l1)?, &slice(s2, l2)?)),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(add(&slice(s1, l1)?, &slice(s2, l2)?)),
-            _ => bail!("add_broadcast: unsupported dtypes {:?}, {:?}", s1.dtype(), s2.dtype()),
-        };
-        Ok((out, l1.shape().clone()))
-    }
-
-    fn bwd(&self, _x: &Tensor, y: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        fn column_sums<F: WithDType>(g: &[F], width: usize) -> Vec<F> {
-            let rows = g.len() / width;
-            let blocks = threads().min(rows / 64).max(1);
-            let partial: Vec<Mutex<Vec<F>>> = (0..blocks).map(|_| Mutex::new(Vec::new())).collect();
-            run_blocks(blocks, |i| {
-                let mut acc = vec![F::zero(); width];
-                for row in g[i * rows / blocks * width..(i + 1) * rows / blocks * width].chunks_exact(width) {
-                    for (a, &v) in acc.iter_mut().zip(row) {
-                        *a += v;
-                    }
-                }
-                if let Ok(mut p) = partial[i].lock() {
-                    *p = acc;
-                }
-            });
-            let partial = partial.into_iter().map(|p| p.into_inner().unwrap_or_default());
-            let mut sums = vec![F::zero(); width];
-            for p in partial {
-                for (s, v) in sums.iter_mut().zip(p) {
-                    *s += v;
-                }
-            }
-            sums
-        }
-        let width = y.elem_count();
-        let (gs, gl) = grad.storage_and_layout();
-        let gs = cpu(&gs)?;
-        let dy = match gs {
-            CpuStorage::F32(_) => Tensor::from_vec(column_sums::<f32>(&slice(gs, gl)?, width), y.shape(), &Device::Cpu)?,
-            CpuStorage::F64(_) => Tensor::from_vec(column_sums::<f64>(&slice(gs, gl)?, width), y.shape(), &Device::Cpu)?,
-            _ => bail!("add_broadcast: unsupported dtype {:?}", gs.dtype()),
-        };
-        Ok((Some(grad.clone()), Some(dy)))
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // The fused op.
