@@ -14,10 +14,16 @@ use crate::melody::{self, Note, MAX_PITCH, MIN_PITCH, STEPS_PER_BAR, STEPS_PER_Q
 
 #[derive(Debug, thiserror::Error)]
 pub enum MidiError {
-    #[error("not a readable MIDI file: {0}")]
+    #[error("not a MIDI file (it starts with neither MThd nor an RMID header)")]
+    NotMidi,
+    #[error("truncated MIDI file: it ends before the tracks its header declares")]
+    Truncated,
+    #[error("unreadable MIDI file: {0}")]
     Parse(#[from] midly::Error),
     #[error("the MIDI file has no notes outside the percussion channel")]
     NoNotes,
+    #[error("the MIDI file lasts {0} sixteenths, more than the {MAX_STEPS} supported")]
+    TooLong(u32),
     #[error("{path}: {source}")]
     File { path: PathBuf, source: Box<MidiError> },
     #[error("{path}: {source}")]
@@ -38,6 +44,8 @@ pub struct ImportedMidi {
 const PERCUSSION_CHANNEL: u8 = 9;
 const DEFAULT_US_PER_QUARTER: f64 = 500_000.0;
 const EXPORT_PPQ: u16 = 480;
+/// 65536 bars: hours of music, yet it keeps a corrupt delta time from allocating gigabytes.
+pub const MAX_STEPS: u32 = 1 << 20;
 
 /// A note in file time, before quantization.
 struct RawNote {
@@ -47,29 +55,65 @@ struct RawNote {
 }
 
 pub fn import(bytes: &[u8]) -> Result<ImportedMidi, MidiError> {
+    let bytes = standard_file(bytes)?;
+    precheck(bytes)?;
     let smf = Smf::parse(bytes)?;
     let (raw, tempos) = collect_notes(&smf);
-    let to_steps = StepClock::new(smf.header.timing, tempos.clone());
+    let first_tempo = tempos.first().map_or(DEFAULT_US_PER_QUARTER, |&(_, us)| us);
+    let clock = StepClock::new(smf.header.timing, &tempos);
+    // Float to int casts saturate, so absurd times stay finite until the length check.
     let mut quantized: Vec<Note> = raw
         .iter()
         .map(|n| {
-            let start = to_steps.steps(n.start).round().max(0.0) as u32;
-            let end = (to_steps.steps(n.end).round().max(0.0) as u32).max(start + 1);
+            let start = clock.steps(n.start).round() as u32;
+            let end = (clock.steps(n.end).round() as u32).max(start.saturating_add(1));
             Note { pitch: fold_into_range(n.pitch), start, end }
         })
         .collect();
     let notes = skyline(&mut quantized);
-    let Some(last) = notes.last() else {
-        return Err(MidiError::NoNotes);
-    };
+    let end = notes.last().ok_or(MidiError::NoNotes)?.end;
+    if end > MAX_STEPS {
+        return Err(MidiError::TooLong(end));
+    }
     let bar = STEPS_PER_BAR as u32;
-    let first_tempo = tempos.first().map_or(DEFAULT_US_PER_QUARTER, |&(_, us)| us);
-    Ok(ImportedMidi { steps: last.end.div_ceil(bar) * bar, notes, bpm: 60e6 / first_tempo })
+    Ok(ImportedMidi { steps: end.div_ceil(bar) * bar, notes, bpm: 60e6 / first_tempo })
 }
 
 pub fn import_file(path: &Path) -> Result<ImportedMidi, MidiError> {
     let bytes = std::fs::read(path).map_err(|source| MidiError::Io { path: path.into(), source })?;
     import(&bytes).map_err(|e| MidiError::File { path: path.into(), source: Box::new(e) })
+}
+
+/// The standard MIDI file itself, out of its RIFF wrapper for an RMID file.
+fn standard_file(bytes: &[u8]) -> Result<&[u8], MidiError> {
+    let smf_at = match bytes.get(..4) {
+        Some(b"MThd") => Some(0),
+        Some(b"RIFF") if bytes.get(8..12) == Some(b"RMID") => bytes.windows(4).position(|w| w == b"MThd"),
+        _ => None,
+    };
+    smf_at.map(|at| &bytes[at..]).ok_or(MidiError::NotMidi)
+}
+
+/// What midly lets through but should not: a cut-off file, which it reads leniently,
+/// dropping whatever is missing without a word (Magenta's reader, mido, refuses one: every
+/// declared track must be whole), and an SMPTE rate of -128, which it negates as an i8
+/// (an overflow, so a panic in debug builds).
+fn precheck(smf: &[u8]) -> Result<(), MidiError> {
+    let Some(&[hi, lo]) = smf.get(10..12) else {
+        return Err(MidiError::Truncated);
+    };
+    if smf.get(12) == Some(&0x80) {
+        return Err(MidiError::Parse(midly::Error::new(&midly::ErrorKind::Invalid("invalid smpte fps"))));
+    }
+    let (declared, mut tracks, mut rest) = (u16::from_be_bytes([hi, lo]), 0u16, smf);
+    // The header chunk comes first; chunks of unknown kinds are skipped like midly does.
+    while tracks < declared {
+        let (head, body) = rest.split_first_chunk::<8>().ok_or(MidiError::Truncated)?;
+        let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        rest = body.get(len..).ok_or(MidiError::Truncated)?;
+        tracks += u16::from(head[..4] == *b"MTrk");
+    }
+    Ok(())
 }
 
 /// Every note of every non-percussion channel, in ticks on one time line, and the tempo
@@ -117,34 +161,38 @@ fn collect_notes(smf: &Smf) -> (Vec<RawNote>, Vec<(u64, f64)>) {
 enum StepClock {
     /// Musical time: the grid follows the beat whatever the tempo.
     Metrical { ticks_per_quarter: f64 },
-    /// Real time: seconds are turned back into beats through the tempo map.
-    Timecode { ticks_per_second: f64, tempos: Vec<(u64, f64)> },
+    /// Real time: seconds become beats through the tempo map, one segment per tempo:
+    /// `(first tick, quarters elapsed before it, quarters per tick)`, sorted by tick.
+    Timecode(Vec<(u64, f64, f64)>),
 }
 
 impl StepClock {
-    fn new(timing: Timing, tempos: Vec<(u64, f64)>) -> Self {
+    fn new(timing: Timing, tempos: &[(u64, f64)]) -> Self {
         match timing {
             Timing::Metrical(ppq) => Self::Metrical { ticks_per_quarter: ppq.as_int().max(1) as f64 },
             Timing::Timecode(fps, subframes) => {
-                Self::Timecode { ticks_per_second: (fps.as_f32() as f64 * subframes.max(1) as f64).max(1.0), tempos }
+                let ticks_per_second = fps.as_f32() as f64 * subframes.max(1) as f64;
+                let rate = |us_per_quarter: f64| 1e6 / (us_per_quarter * ticks_per_second);
+                let mut segments = vec![(0, 0.0, rate(DEFAULT_US_PER_QUARTER))];
+                for &(tick, us) in tempos {
+                    let (from, quarters, per_tick) = segments[segments.len() - 1];
+                    segments.push((tick, quarters + (tick - from) as f64 * per_tick, rate(us)));
+                }
+                Self::Timecode(segments)
             }
         }
     }
 
     fn steps(&self, tick: u64) -> f64 {
-        match self {
-            Self::Metrical { ticks_per_quarter } => tick as f64 * STEPS_PER_QUARTER as f64 / ticks_per_quarter,
-            Self::Timecode { ticks_per_second, tempos } => {
-                // In SMPTE files tempo events are timed in ticks of seconds too.
-                let (mut quarters, mut at, mut us_per_quarter) = (0.0, 0u64, DEFAULT_US_PER_QUARTER);
-                for &(t, us) in tempos.iter().take_while(|&&(t, _)| t <= tick) {
-                    quarters += (t - at) as f64 / ticks_per_second * 1e6 / us_per_quarter;
-                    (at, us_per_quarter) = (t, us);
-                }
-                quarters += (tick - at) as f64 / ticks_per_second * 1e6 / us_per_quarter;
-                quarters * STEPS_PER_QUARTER as f64
+        let quarters = match self {
+            Self::Metrical { ticks_per_quarter } => tick as f64 / ticks_per_quarter,
+            Self::Timecode(segments) => {
+                // The first segment starts at tick 0, so the one holding `tick` exists.
+                let (from, quarters, per_tick) = segments[segments.partition_point(|&(t, ..)| t <= tick) - 1];
+                quarters + (tick - from) as f64 * per_tick
             }
-        }
+        };
+        quarters * STEPS_PER_QUARTER as f64
     }
 }
 
@@ -190,7 +238,8 @@ pub fn slices(imported: &ImportedMidi, bars: usize) -> Vec<Vec<u8>> {
     let events = melody::encode(&imported.notes, total);
     let mut sounding = vec![false; total];
     for n in &imported.notes {
-        sounding[n.start as usize..(n.end as usize).min(total)].fill(true);
+        let (start, end) = ((n.start as usize).min(total), (n.end as usize).min(total));
+        sounding[start..end.max(start)].fill(true);
     }
     let bar_heard: Vec<bool> = sounding.chunks(STEPS_PER_BAR).map(|bar| bar.iter().any(|&s| s)).collect();
     (0..=total - len)
@@ -204,20 +253,23 @@ pub fn slices(imported: &ImportedMidi, bars: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// A type-0 file at `bpm`: tempo, 4/4, and the notes on channel 1 at `velocity`.
+/// [`export_with_velocity`] at velocity 100.
 pub fn export(notes: &[Note], bpm: f64) -> Vec<u8> {
     export_with_velocity(notes, bpm, 100)
 }
 
+/// A type-0 file, PPQ 480, at `bpm`: tempo, 4/4, and the notes on channel 1.
 pub fn export_with_velocity(notes: &[Note], bpm: f64, velocity: u8) -> Vec<u8> {
     let ticks_per_step = (EXPORT_PPQ as usize / STEPS_PER_QUARTER) as u64;
     // (tick, is_on, pitch): offs sort before ons at the same tick, so repeated notes retrigger.
     let mut timed: Vec<(u64, bool, u8)> = notes
         .iter()
+        .filter(|n| n.end > n.start)
         .flat_map(|n| [(n.start as u64 * ticks_per_step, true, n.pitch), (n.end as u64 * ticks_per_step, false, n.pitch)])
         .collect();
     timed.sort();
-    let us_per_quarter = (60e6 / bpm.clamp(1.0, 1000.0)).round() as u32;
+    // A tempo is a 24-bit count of microseconds; `max` also turns NaN into something playable.
+    let us_per_quarter = (60e6 / bpm).round().max(1.0).min(0xFF_FFFF as f64) as u32;
     let mut track: Vec<TrackEvent> = vec![
         TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::Tempo(u24::new(us_per_quarter))) },
         TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::TimeSignature(4, 2, 24, 8)) },

@@ -230,33 +230,102 @@ fn unreleased_notes_end_with_their_track() {
 }
 
 #[test]
-fn bad_files_are_errors_never_panics() {
-    assert!(matches!(midi::import(b"RIFF....WAVEfmt "), Err(MidiError::Parse(_))));
-    assert!(midi::import(&[]).is_err());
+fn type_2_tracks_play_one_after_another() {
+    let first: Vec<Ev> = note(480, 0, 60, 0.0, 16.0).to_vec();
+    let second: Vec<Ev> = note(480, 0, 64, 0.0, 4.0).to_vec();
+    let bytes = smf_bytes(Format::Sequential, Timing::Metrical(u15::new(480)), vec![track(&first, &[]), track(&second, &[])]);
+    assert_eq!(midi::import(&bytes).unwrap().notes, vec![n(60, 0, 16), n(64, 16, 20)]);
+}
+
+#[test]
+fn rmid_files_are_unwrapped() {
+    let smf = midi::export(&[n(60, 0, 4)], 120.0);
+    let mut riff = b"RIFF".to_vec();
+    riff.extend_from_slice(&(smf.len() as u32 + 12).to_le_bytes());
+    riff.extend_from_slice(b"RMIDdata");
+    riff.extend_from_slice(&(smf.len() as u32).to_le_bytes());
+    riff.extend_from_slice(&smf);
+    assert_eq!(midi::import(&riff).unwrap().notes, vec![n(60, 0, 4)]);
+}
+
+#[test]
+fn bad_files_are_errors() {
+    assert!(matches!(midi::import(b"RIFF....WAVEfmt "), Err(MidiError::NotMidi)));
+    assert!(matches!(midi::import(b"Hello, world"), Err(MidiError::NotMidi)));
+    assert!(matches!(midi::import(&[]), Err(MidiError::NotMidi)));
     let drums_only = smf_bytes(Format::SingleTrack, Timing::Metrical(u15::new(480)), vec![track(&note(480, 9, 36, 0.0, 1.0), &[])]);
     assert!(matches!(midi::import(&drums_only), Err(MidiError::NoNotes)));
-    let good = midi::export(&[n(60, 0, 4), n(62, 4, 8), n(64, 8, 16)], 120.0);
-    for cut in 0..good.len() {
-        let _ = midi::import(&good[..cut]);
+    // Every cut of a valid file is refused, whether inside the header, a track, or between tracks.
+    let two_tracks = smf_bytes(
+        Format::Parallel,
+        Timing::Metrical(u15::new(480)),
+        vec![track(&note(480, 0, 60, 0.0, 4.0), &[(0, 500_000)]), track(&note(480, 1, 64, 4.0, 8.0), &[])],
+    );
+    assert!(midi::import(&two_tracks).is_ok());
+    for cut in 0..two_tracks.len() {
+        assert!(midi::import(&two_tracks[..cut]).is_err(), "cut at {cut}");
     }
-    assert!(midi::import(&good[..10]).is_err(), "a file cut inside its header");
-    // Garbage from a fixed-seed generator, with and without a valid-looking header.
+    assert!(matches!(midi::import(&two_tracks[..two_tracks.len() - 1]), Err(MidiError::Truncated)));
+    // Trailing bytes after the declared tracks are harmless.
+    let padded = [&two_tracks[..], &[0, 0, 0]].concat();
+    assert_eq!(midi::import(&padded).unwrap(), midi::import(&two_tracks).unwrap());
+    // A corrupt delta time far in the future is refused instead of allocating gigabytes.
+    let far = smf_bytes(Format::SingleTrack, Timing::Metrical(u15::new(1)), vec![track(&[(0, 0, 60, 100), (u32::MAX >> 4, 0, 60, 0)], &[])]);
+    assert!(matches!(midi::import(&far), Err(MidiError::TooLong(_))));
+    let err = midi::import_file(std::path::Path::new("/nonexistent/song.mid")).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/song.mid"));
+}
+
+/// xorshift64: reproducible garbage without a dependency.
+fn garbage(state: &mut u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            *state as u8
+        })
+        .collect()
+}
+
+/// `FUZZ=10000000 cargo test --test midi garbage` fuzzes longer.
+fn fuzz_rounds() -> usize {
+    std::env::var("FUZZ").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000)
+}
+
+#[test]
+fn garbage_never_panics() {
     let mut state = 0x2545_F491_4F6C_DD1Du64;
-    for i in 0..2000 {
-        let len = (i % 200) + 1;
-        let mut bytes: Vec<u8> = (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
-        if i % 2 == 0 {
-            bytes.splice(0..0, good[..22].iter().copied());
+    for i in 0..fuzz_rounds() {
+        let len = i % 300;
+        let body = garbage(&mut state, len);
+        let _ = midi::import(&body);
+        // A well-formed header and chunk around random events (random format, timing,
+        // SMPTE included), so that the event and timing paths see the garbage too.
+        let mut bytes = b"MThd\0\0\0\x06".to_vec();
+        bytes.extend_from_slice(&[0, (i % 3) as u8, 0, 1]);
+        bytes.extend(garbage(&mut state, 2));
+        bytes.extend_from_slice(b"MTrk");
+        bytes.extend_from_slice(&(len as u32).to_be_bytes());
+        bytes.extend_from_slice(&body);
+        if let Ok(m) = midi::import(&bytes) {
+            assert!(m.steps % 16 == 0 && m.notes.windows(2).all(|w| w[0].end <= w[1].start));
+            let _ = midi::slices(&m, 2);
+        }
+    }
+    // Valid files with a few bytes changed reach the deeper paths (meta events, deltas, status bytes).
+    let valid = midi::export(&[n(60, 0, 4), n(62, 4, 6), n(64, 8, 16), n(67, 16, 17)], 133.0);
+    for _ in 0..fuzz_rounds() {
+        let mut bytes = valid.clone();
+        let noise = garbage(&mut state, 8);
+        for pair in noise.chunks(2).take(1 + noise[0] as usize % 4) {
+            let at = pair[0] as usize % bytes.len();
+            bytes[at] = pair[1];
         }
         let _ = midi::import(&bytes);
     }
-    let err = midi::import_file(std::path::Path::new("/nonexistent/song.mid")).unwrap_err();
-    assert!(err.to_string().contains("/nonexistent/song.mid"));
+    // Slicing a hand-built import with notes past its length does not panic either.
+    let odd = ImportedMidi { notes: vec![n(60, 40, 50), n(62, 5, 3)], steps: 32, bpm: 120.0 };
+    let _ = midi::slices(&odd, 1);
+    let _ = midi::export(&[n(200, 9, 3), n(60, 0, 4)], f64::NAN);
 }

@@ -6,7 +6,7 @@
 //!
 //! Training runs a whole layer through [`LstmCell::seq`]: the caller projects every
 //! timestep's input at once (`x @ W_x + bias`, known under teacher forcing) and one
-//! custom op ([`LstmSeqOp`]) runs the recurrence and its backward-through-time with the
+//! custom op (`LstmSeqOp`) runs the recurrence and its backward-through-time with the
 //! `gemm` crate and batch-parallel elementwise loops, with no per-step tensor ops.
 //! [`LstmCell::step`] and [`LstmCell::seq_slow`] are the plain-candle references (the
 //! tests check the fused op against them); `step` also serves autoregressive sampling.
@@ -16,9 +16,7 @@ use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
 
 use candle_core::backend::BackendStorage;
-use candle_core::{
-    bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor, WithDType,
-};
+use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor, WithDType};
 use candle_nn::VarBuilder;
 
 use super::add_row;
@@ -55,8 +53,11 @@ impl LstmCell {
             bail!("LstmCell: hidden size must be positive");
         }
         let limit = (6.0 / (input + 5 * hidden) as f64).sqrt();
-        let kernel =
-            vb.get_with_hints((input + hidden, 4 * hidden), "kernel", candle_nn::Init::Uniform { lo: -limit, up: limit })?;
+        let kernel = vb.get_with_hints(
+            (input + hidden, 4 * hidden),
+            "kernel",
+            candle_nn::Init::Uniform { lo: -limit, up: limit },
+        )?;
         let bias = vb.get_with_hints(4 * hidden, "bias", candle_nn::init::ZERO)?;
         Ok(Self { kernel, bias, input, hidden })
     }
@@ -175,7 +176,6 @@ impl LstmCell {
     }
 }
 
-
 // ---------------------------------------------------------------------------------------
 // The fused op.
 //
@@ -186,9 +186,10 @@ impl LstmCell {
 // `saved` slot: candle keeps the op alive in the graph exactly as long as the output, and
 // drops it at once when no input tracks gradients.
 //
-// Both passes split the batch into one block of rows per thread; rows are independent in
-// the recurrence, so each thread runs all T steps on its rows with single-threaded gemms
-// and no synchronisation. dW_h = sum_t h_{t-1}^T dgates_t is one big gemm after the loop.
+// Both passes split the batch into one block of rows per thread of candle's worker pool;
+// rows are independent in the recurrence, so each thread runs all T steps on its rows with
+// single-threaded gemms and no synchronisation. dW_h = sum_t h_{t-1}^T dgates_t is one big
+// gemm over all steps after the loop (each thread takes a block of its columns).
 // ---------------------------------------------------------------------------------------
 
 /// Per-row layout of the saved workspace: c, tanh(c), i, j, f, o.
@@ -296,13 +297,11 @@ impl CustomOp3 for LstmSeqOp {
         let dims = Dims { t, b, n };
         let (out, saved) = match (s1, s2, s3) {
             (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                let (out, ws) =
-                    forward::<f32>(dims, &slice(s1, l1)?, &slice(s2, l2)?, &slice(s3, l3)?);
+                let (out, ws) = forward::<f32>(dims, &slice(s1, l1)?, &slice(s2, l2)?, &slice(s3, l3)?);
                 (CpuStorage::F32(out), Saved::F32(ws))
             }
             (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                let (out, ws) =
-                    forward::<f64>(dims, &slice(s1, l1)?, &slice(s2, l2)?, &slice(s3, l3)?);
+                let (out, ws) = forward::<f64>(dims, &slice(s1, l1)?, &slice(s2, l2)?, &slice(s3, l3)?);
                 (CpuStorage::F64(out), Saved::F64(ws))
             }
             _ => bail!(
@@ -352,7 +351,11 @@ impl CustomOp3 for LstmSeqOp {
                     &slice(w_s, w_l)?,
                     &slice(s_s, s_l)?,
                 );
-                (Tensor::from_vec(dx, (t, b, 4 * n), &dev)?, Tensor::from_vec(dw, (n, 4 * n), &dev)?, Tensor::from_vec(ds, (b, 2 * n), &dev)?)
+                (
+                    Tensor::from_vec(dx, (t, b, 4 * n), &dev)?,
+                    Tensor::from_vec(dw, (n, 4 * n), &dev)?,
+                    Tensor::from_vec(ds, (b, 2 * n), &dev)?,
+                )
             }
             Saved::F64(ws) => {
                 let (dx, dw, ds) = backward::<f64>(
@@ -363,7 +366,11 @@ impl CustomOp3 for LstmSeqOp {
                     &slice(w_s, w_l)?,
                     &slice(s_s, s_l)?,
                 );
-                (Tensor::from_vec(dx, (t, b, 4 * n), &dev)?, Tensor::from_vec(dw, (n, 4 * n), &dev)?, Tensor::from_vec(ds, (b, 2 * n), &dev)?)
+                (
+                    Tensor::from_vec(dx, (t, b, 4 * n), &dev)?,
+                    Tensor::from_vec(dw, (n, 4 * n), &dev)?,
+                    Tensor::from_vec(ds, (b, 2 * n), &dev)?,
+                )
             }
         };
         Ok((Some(dx), Some(dw), Some(ds)))
@@ -518,7 +525,18 @@ fn forward<F: Elem>(d: Dims, xp: &[F], wh: &[F], s0: &[F]) -> (Vec<F>, Vec<F>) {
                 } else {
                     (out_p.0.add(((t - 1) * b + r0) * n) as *const F, n)
                 };
-                matmul((rows, 4 * n, n), g.as_mut_ptr(), 4 * n, false, h_prev, (h_rs, 1), wh.as_ptr(), (4 * n, 1), F::ONE, Parallelism::None);
+                matmul(
+                    (rows, 4 * n, n),
+                    g.as_mut_ptr(),
+                    4 * n,
+                    false,
+                    h_prev,
+                    (h_rs, 1),
+                    wh.as_ptr(),
+                    (4 * n, 1),
+                    F::ONE,
+                    Parallelism::None,
+                );
                 let (c_prev, c_rs): (&[F], usize) = if t == 0 {
                     (&s0[r0 * 2 * n + n..r1 * 2 * n], 2 * n)
                 } else {
@@ -572,7 +590,18 @@ fn backward<F: Elem>(d: Dims, ws: &[F], out: &[F], grad: &[F], wh: &[F], s0: &[F
                 let dgates = std::slice::from_raw_parts_mut(dx_p.0.add((t * b + r0) * 4 * n), rows * 4 * n);
                 F::backward_rows(n, w, c_prev, c_rs, gh, &dh, &mut dc, dgates);
                 // dh_{t-1} = dgates_t @ W_h^T.
-                matmul((rows, n, 4 * n), dh.as_mut_ptr(), n, false, dgates.as_ptr() as *const F, (4 * n, 1), wh.as_ptr(), (1, 4 * n), F::ONE, Parallelism::None);
+                matmul(
+                    (rows, n, 4 * n),
+                    dh.as_mut_ptr(),
+                    n,
+                    false,
+                    dgates.as_ptr() as *const F,
+                    (4 * n, 1),
+                    wh.as_ptr(),
+                    (1, 4 * n),
+                    F::ONE,
+                    Parallelism::None,
+                );
             }
         }
         for r in 0..rows {
@@ -592,16 +621,40 @@ fn backward<F: Elem>(d: Dims, ws: &[F], out: &[F], grad: &[F], wh: &[F], s0: &[F
     let (dw_p, dx_ref) = (Ptr(dw.as_mut_ptr()), &dx);
     run_blocks(blocks, |i| {
         let (c0, c1) = (i * 4 * n / blocks, (i + 1) * 4 * n / blocks);
+        // Capture the whole `Ptr` (Sync), not its raw-pointer field.
+        #[allow(clippy::redundant_locals)]
         let dw_p = dw_p;
         // SAFETY: columns c0..c1 of dW belong to this worker alone.
         unsafe {
             let dst = dw_p.0.add(c0);
             let rhs = dx_ref.as_ptr().add(c0);
-            matmul((n, c1 - c0, b), dst, 4 * n, false, s0.as_ptr(), (1, 2 * n), rhs, (4 * n, 1), F::ONE, Parallelism::None);
+            matmul(
+                (n, c1 - c0, b),
+                dst,
+                4 * n,
+                false,
+                s0.as_ptr(),
+                (1, 2 * n),
+                rhs,
+                (4 * n, 1),
+                F::ONE,
+                Parallelism::None,
+            );
             if steps > 1 {
                 let k = (steps - 1) * b;
                 let rhs = rhs.add(b * 4 * n);
-                matmul((n, c1 - c0, k), dst, 4 * n, true, out.as_ptr(), (1, n), rhs, (4 * n, 1), F::ONE, Parallelism::None);
+                matmul(
+                    (n, c1 - c0, k),
+                    dst,
+                    4 * n,
+                    true,
+                    out.as_ptr(),
+                    (1, n),
+                    rhs,
+                    (4 * n, 1),
+                    F::ONE,
+                    Parallelism::None,
+                );
             }
         }
     });
@@ -623,14 +676,31 @@ trait Elem: WithDType {
     /// One step's cell update for a block of rows: `g` (recurrent products) and `x` (input
     /// projection) `[rows, 4H]`, `c_prev` rows `c_rs` apart, into the workspace `w`
     /// `[rows, 6H]` and `h` `[rows, H]`.
-    fn forward_rows(n: usize, g: &[Self], x: &[Self], c_prev: &[Self], c_rs: usize, w: &mut [Self], h: &mut [MaybeUninit<Self>]) {
+    fn forward_rows(
+        n: usize,
+        g: &[Self],
+        x: &[Self],
+        c_prev: &[Self],
+        c_rs: usize,
+        w: &mut [Self],
+        h: &mut [MaybeUninit<Self>],
+    ) {
         forward_rows_impl(n, g, x, c_prev, c_rs, w, h)
     }
 
     /// One step's backward for a block of rows: writes the gate pre-activation gradients
     /// `dg` `[rows, 4H]` and carries `dc` back one step.
     #[allow(clippy::too_many_arguments)]
-    fn backward_rows(n: usize, w: &[Self], c_prev: &[Self], c_rs: usize, gh: &[Self], dh: &[Self], dc: &mut [Self], dg: &mut [MaybeUninit<Self>]) {
+    fn backward_rows(
+        n: usize,
+        w: &[Self],
+        c_prev: &[Self],
+        c_rs: usize,
+        gh: &[Self],
+        dh: &[Self],
+        dc: &mut [Self],
+        dg: &mut [MaybeUninit<Self>],
+    ) {
         backward_rows_impl(n, w, c_prev, c_rs, gh, dh, dc, dg)
     }
 }
@@ -666,7 +736,15 @@ impl Elem for f32 {
         1.0 - 2.0 / (fast_exp(2.0 * self) + 1.0)
     }
 
-    fn forward_rows(n: usize, g: &[f32], x: &[f32], c_prev: &[f32], c_rs: usize, w: &mut [f32], h: &mut [MaybeUninit<f32>]) {
+    fn forward_rows(
+        n: usize,
+        g: &[f32],
+        x: &[f32],
+        c_prev: &[f32],
+        c_rs: usize,
+        w: &mut [f32],
+        h: &mut [MaybeUninit<f32>],
+    ) {
         #[cfg(target_arch = "x86_64")]
         {
             if simd::avx512() {
@@ -679,7 +757,16 @@ impl Elem for f32 {
         forward_rows_impl(n, g, x, c_prev, c_rs, w, h)
     }
 
-    fn backward_rows(n: usize, w: &[f32], c_prev: &[f32], c_rs: usize, gh: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [MaybeUninit<f32>]) {
+    fn backward_rows(
+        n: usize,
+        w: &[f32],
+        c_prev: &[f32],
+        c_rs: usize,
+        gh: &[f32],
+        dh: &[f32],
+        dc: &mut [f32],
+        dg: &mut [MaybeUninit<f32>],
+    ) {
         #[cfg(target_arch = "x86_64")]
         {
             if simd::avx512() {
@@ -706,21 +793,55 @@ mod simd {
     }
 
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub unsafe fn forward_avx512(n: usize, g: &[f32], x: &[f32], c: &[f32], c_rs: usize, w: &mut [f32], h: &mut [MaybeUninit<f32>]) {
+    pub unsafe fn forward_avx512(
+        n: usize,
+        g: &[f32],
+        x: &[f32],
+        c: &[f32],
+        c_rs: usize,
+        w: &mut [f32],
+        h: &mut [MaybeUninit<f32>],
+    ) {
         forward_rows_impl(n, g, x, c, c_rs, w, h)
     }
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn forward_avx2(n: usize, g: &[f32], x: &[f32], c: &[f32], c_rs: usize, w: &mut [f32], h: &mut [MaybeUninit<f32>]) {
+    pub unsafe fn forward_avx2(
+        n: usize,
+        g: &[f32],
+        x: &[f32],
+        c: &[f32],
+        c_rs: usize,
+        w: &mut [f32],
+        h: &mut [MaybeUninit<f32>],
+    ) {
         forward_rows_impl(n, g, x, c, c_rs, w, h)
     }
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub unsafe fn backward_avx512(n: usize, w: &[f32], c: &[f32], c_rs: usize, gh: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [MaybeUninit<f32>]) {
+    pub unsafe fn backward_avx512(
+        n: usize,
+        w: &[f32],
+        c: &[f32],
+        c_rs: usize,
+        gh: &[f32],
+        dh: &[f32],
+        dc: &mut [f32],
+        dg: &mut [MaybeUninit<f32>],
+    ) {
         backward_rows_impl(n, w, c, c_rs, gh, dh, dc, dg)
     }
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn backward_avx2(n: usize, w: &[f32], c: &[f32], c_rs: usize, gh: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [MaybeUninit<f32>]) {
+    pub unsafe fn backward_avx2(
+        n: usize,
+        w: &[f32],
+        c: &[f32],
+        c_rs: usize,
+        gh: &[f32],
+        dh: &[f32],
+        dc: &mut [f32],
+        dg: &mut [MaybeUninit<f32>],
+    ) {
         backward_rows_impl(n, w, c, c_rs, gh, dh, dc, dg)
     }
 }
@@ -740,7 +861,7 @@ fn fast_exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
     // 2^k from the integer sitting in t's low mantissa bits.
     let scale = f32::from_bits(t.to_bits().wrapping_sub(MAGIC.to_bits()).wrapping_add(127) << 23);
@@ -748,7 +869,15 @@ fn fast_exp(x: f32) -> f32 {
 }
 
 #[inline(always)]
-fn forward_rows_impl<F: Elem>(n: usize, g: &[F], x: &[F], c_prev: &[F], c_rs: usize, w: &mut [F], h: &mut [MaybeUninit<F>]) {
+fn forward_rows_impl<F: Elem>(
+    n: usize,
+    g: &[F],
+    x: &[F],
+    c_prev: &[F],
+    c_rs: usize,
+    w: &mut [F],
+    h: &mut [MaybeUninit<F>],
+) {
     let rows = h.len() / n;
     let fb = F::from_f64(FORGET_BIAS);
     for r in 0..rows {
@@ -785,7 +914,16 @@ fn forward_rows_impl<F: Elem>(n: usize, g: &[F], x: &[F], c_prev: &[F], c_rs: us
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn backward_rows_impl<F: Elem>(n: usize, w: &[F], c_prev: &[F], c_rs: usize, gh: &[F], dh: &[F], dc: &mut [F], dg: &mut [MaybeUninit<F>]) {
+fn backward_rows_impl<F: Elem>(
+    n: usize,
+    w: &[F],
+    c_prev: &[F],
+    c_rs: usize,
+    gh: &[F],
+    dh: &[F],
+    dc: &mut [F],
+    dg: &mut [MaybeUninit<F>],
+) {
     let rows = gh.len() / n;
     let one = F::ONE;
     for r in 0..rows {
@@ -795,7 +933,8 @@ fn backward_rows_impl<F: Elem>(n: usize, w: &[F], c_prev: &[F], c_rs: usize, gh:
         let dh = &dh[r * n..(r + 1) * n];
         let dc = &mut dc[r * n..(r + 1) * n];
         let dg = &mut dg[r * 4 * n..(r + 1) * 4 * n];
-        let (wt, wi, wj, wf, wo) = (&w[n..2 * n], &w[2 * n..3 * n], &w[3 * n..4 * n], &w[4 * n..5 * n], &w[5 * n..6 * n]);
+        let (wt, wi, wj, wf, wo) =
+            (&w[n..2 * n], &w[2 * n..3 * n], &w[3 * n..4 * n], &w[4 * n..5 * n], &w[5 * n..6 * n]);
         let (di, rest) = dg.split_at_mut(n);
         let (dj, rest) = rest.split_at_mut(n);
         let (df, do_) = rest.split_at_mut(n);

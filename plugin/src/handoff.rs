@@ -1,0 +1,141 @@
+//! What crosses from the inference worker to the audio thread.
+//!
+//! A [`Phrase`] is a fixed-size `Copy` value, so pushing it through an
+//! [`rtrb::RingBuffer`] moves bytes and never hands the audio thread heap memory to
+//! free. The worker is the producer, `process()` the consumer; it drains the queue and
+//! keeps only the newest phrase ([`PhraseConsumer::pop_newest`]).
+
+use crate::melody::Note;
+
+/// The most notes a phrase holds; more than a 16-bar melody of 16ths.
+pub const MAX_NOTES: usize = 256;
+/// Enough for the worker to run ahead of a slow audio thread; older phrases are
+/// superseded anyway.
+pub const QUEUE_CAPACITY: usize = 4;
+
+/// One note of a phrase, in 16th steps from the phrase start; `end` is exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PhraseNote {
+    pub pitch: u8,
+    pub start: u16,
+    pub end: u16,
+}
+
+/// A looping phrase: monophonic notes sorted by start, not overlapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Phrase {
+    notes: [PhraseNote; MAX_NOTES],
+    len: u16,
+    /// Loop length in 16th steps.
+    pub steps: u16,
+    /// Counts the worker's decodes, so the audio thread and tests can tell phrases apart.
+    pub generation: u64,
+}
+
+impl Default for Phrase {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+impl Phrase {
+    /// Silence, 2 bars long.
+    pub const EMPTY: Phrase = Phrase { notes: [PhraseNote { pitch: 0, start: 0, end: 0 }; MAX_NOTES], len: 0, steps: 32, generation: 0 };
+
+    /// Builds a phrase from decoded melody notes. Notes are sorted, cut so they don't
+    /// overlap and clipped to `steps`; empty notes and anything past [`MAX_NOTES`] are
+    /// dropped.
+    pub fn from_notes(notes: &[Note], steps: usize, generation: u64) -> Self {
+        let steps = steps.clamp(1, u16::MAX as usize) as u16;
+        let mut sorted: Vec<Note> = notes.to_vec();
+        sorted.sort_by_key(|n| (n.start, n.end));
+        let mut phrase = Phrase { steps, generation, ..Self::EMPTY };
+        for (i, note) in sorted.iter().enumerate() {
+            let next_start = sorted.get(i + 1).map_or(u32::MAX, |n| n.start);
+            let start = note.start.min(steps as u32);
+            let end = note.end.min(next_start).min(steps as u32);
+            if end <= start || phrase.len as usize == MAX_NOTES {
+                continue;
+            }
+            phrase.notes[phrase.len as usize] = PhraseNote { pitch: note.pitch.min(127), start: start as u16, end: end as u16 };
+            phrase.len += 1;
+        }
+        phrase
+    }
+
+    pub fn notes(&self) -> &[PhraseNote] {
+        &self.notes[..self.len as usize]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The two ends of the worker-to-audio queue.
+pub fn phrase_queue() -> (rtrb::Producer<Phrase>, PhraseConsumer) {
+    let (producer, consumer) = rtrb::RingBuffer::new(QUEUE_CAPACITY);
+    (producer, PhraseConsumer { consumer })
+}
+
+/// The audio thread's end: wait-free, allocation-free.
+pub struct PhraseConsumer {
+    consumer: rtrb::Consumer<Phrase>,
+}
+
+impl PhraseConsumer {
+    /// Drains the queue into `slot`, leaving the newest phrase there. Returns whether
+    /// anything arrived.
+    pub fn pop_newest(&mut self, slot: &mut Phrase) -> bool {
+        let mut got = false;
+        while let Ok(phrase) = self.consumer.pop() {
+            *slot = phrase;
+            got = true;
+        }
+        got
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_notes_sorts_cuts_and_clips() {
+        let notes = [
+            Note { pitch: 64, start: 4, end: 12 },
+            Note { pitch: 60, start: 0, end: 8 },
+            Note { pitch: 67, start: 30, end: 40 },
+            Note { pitch: 70, start: 40, end: 44 },
+        ];
+        let p = Phrase::from_notes(&notes, 32, 7);
+        assert_eq!(p.steps, 32);
+        assert_eq!(p.generation, 7);
+        assert_eq!(
+            p.notes(),
+            &[
+                PhraseNote { pitch: 60, start: 0, end: 4 },
+                PhraseNote { pitch: 64, start: 4, end: 12 },
+                PhraseNote { pitch: 67, start: 30, end: 32 },
+            ]
+        );
+    }
+
+    #[test]
+    fn from_notes_keeps_at_most_max_notes() {
+        let notes: Vec<Note> = (0..400).map(|i| Note { pitch: 60, start: i, end: i + 1 }).collect();
+        assert_eq!(Phrase::from_notes(&notes, 400, 0).notes().len(), MAX_NOTES);
+    }
+
+    #[test]
+    fn consumer_keeps_the_newest() {
+        let (mut producer, mut consumer) = phrase_queue();
+        let mut slot = Phrase::EMPTY;
+        assert!(!consumer.pop_newest(&mut slot));
+        for generation in 1..=3 {
+            producer.push(Phrase { generation, ..Phrase::EMPTY }).unwrap();
+        }
+        assert!(consumer.pop_newest(&mut slot));
+        assert_eq!(slot.generation, 3);
+    }
+}
