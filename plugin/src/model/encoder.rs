@@ -45,7 +45,7 @@ impl Encoder {
         };
         let mut code = None;
         let mut features: Option<Tensor> = None;
-        for [fw, bw] in &self.layers {
+        for (i, [fw, bw]) in self.layers.iter().enumerate() {
             let (x_fw, x_bw) = match &features {
                 None => (one_hot_projection(fw, tokens)?, one_hot_projection(bw, &reverse_time(tokens)?)?),
                 Some(f) => (fw.project(f)?, bw.project(&reverse_time(f)?)?),
@@ -54,7 +54,10 @@ impl Encoder {
             let out_fw = fw.seq(&x_fw, &zeros, &zeros)?;
             let out_bw = bw.seq(&x_bw, &zeros, &zeros)?;
             code = Some(Tensor::cat(&[&out_fw.h, &out_bw.h], D::Minus1)?);
-            features = Some(Tensor::cat(&[&out_fw.hs, &reverse_time(&out_bw.hs)?], D::Minus1)?);
+            // Only a layer above needs every step's outputs.
+            if i + 1 < self.layers.len() {
+                features = Some(Tensor::cat(&[&out_fw.hs, &reverse_time(&out_bw.hs)?], D::Minus1)?);
+            }
         }
         code.ok_or_else(|| candle_core::Error::Msg("encoder has no layers".into()))
     }
