@@ -42,6 +42,11 @@ impl Phrase {
     /// Silence, 2 bars long.
     pub const EMPTY: Phrase = Phrase { notes: [PhraseNote { pitch: 0, start: 0, end: 0 }; MAX_NOTES], len: 0, steps: 32, generation: 0 };
 
+    /// No notes, `steps` long.
+    pub const fn silent(steps: u16, generation: u64) -> Self {
+        Phrase { steps, generation, ..Self::EMPTY }
+    }
+
     /// Builds a phrase from decoded melody notes. Notes are sorted, cut so they don't
     /// overlap and clipped to `steps`; empty notes and anything past [`MAX_NOTES`] are
     /// dropped.
@@ -49,18 +54,32 @@ impl Phrase {
         let steps = steps.clamp(1, u16::MAX as usize) as u16;
         let mut sorted: Vec<Note> = notes.to_vec();
         sorted.sort_by_key(|n| (n.start, n.end));
-        let mut phrase = Phrase { steps, generation, ..Self::EMPTY };
+        let mut phrase = Self::silent(steps, generation);
         for (i, note) in sorted.iter().enumerate() {
             let next_start = sorted.get(i + 1).map_or(u32::MAX, |n| n.start);
             let start = note.start.min(steps as u32);
             let end = note.end.min(next_start).min(steps as u32);
-            if end <= start || phrase.len as usize == MAX_NOTES {
+            if end <= start {
                 continue;
             }
-            phrase.notes[phrase.len as usize] = PhraseNote { pitch: note.pitch.min(127), start: start as u16, end: end as u16 };
-            phrase.len += 1;
+            phrase.push(PhraseNote { pitch: note.pitch.min(127), start: start as u16, end: end as u16 });
         }
         phrase
+    }
+
+    /// Appends a note that starts after the last one; dropped when the phrase is full.
+    /// Real-time safe.
+    pub fn push(&mut self, note: PhraseNote) {
+        debug_assert!(self.notes().last().is_none_or(|last| last.end <= note.start));
+        if (self.len as usize) < MAX_NOTES {
+            self.notes[self.len as usize] = note;
+            self.len += 1;
+        }
+    }
+
+    /// The notes as melody notes (for encoding and MIDI export).
+    pub fn melody_notes(&self) -> Vec<Note> {
+        self.notes().iter().map(|n| Note { pitch: n.pitch, start: n.start as u32, end: n.end as u32 }).collect()
     }
 
     pub fn notes(&self) -> &[PhraseNote] {

@@ -1,8 +1,11 @@
-//! Where z is composed: interpolation between clips and latent vectors as tensors.
+//! Where z is composed: the clips' morph, the latent sliders and the attribute amounts.
+
+use std::collections::BTreeMap;
 
 use candle_core::{Result, Tensor};
 
-use crate::model::MusicVae;
+use crate::model::{ModelError, ModelFile, MusicVae};
+use crate::params::{ZRequest, ATTRIBUTES, NUM_ATTRIBUTES, NUM_SLIDERS};
 
 /// Spherical interpolation, as Magenta's Python `interpolate` does.
 pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
@@ -18,26 +21,52 @@ pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
     a.iter().zip(b).map(|(x, y)| sa * x + sb * y).collect()
 }
 
-/// Composes the z the plugin decodes: the base point plus the slider offsets.
-///
-/// - base: `slerp(clip_a, clip_b, morph)` when both clips exist, the one clip when only
-///   one does, else the origin (the prior's mean).
-/// - `sliders[i]` (in units of the prior's sigma, which is 1) is added to dim
-///   `ranked_dims[i]`; `ranked_dims` lists the model's most informative dims best first
-///   (the model file's `kl_ranking`). Dims past `z_size` are ignored.
-pub fn compose(z_size: usize, clip_a: Option<&[f32]>, clip_b: Option<&[f32]>, morph: f32, sliders: &[f32], ranked_dims: &[usize]) -> Vec<f32> {
-    let mut z = match (clip_a, clip_b) {
-        (Some(a), Some(b)) => slerp(a, b, morph.clamp(0.0, 1.0)),
-        (Some(one), None) | (None, Some(one)) => one.to_vec(),
-        (None, None) => vec![0.0; z_size],
-    };
-    z.resize(z_size, 0.0);
-    for (&value, &dim) in sliders.iter().zip(ranked_dims) {
-        if let Some(x) = z.get_mut(dim) {
-            *x += value;
-        }
+/// The axes the plugin's controls move z along, for one model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatentSpace {
+    pub z_size: usize,
+    /// The dims the latent sliders move, best first.
+    pub slider_dims: Vec<usize>,
+    /// One vector per entry of [`ATTRIBUTES`], when the model has it.
+    pub attribute_vectors: [Option<Vec<f32>>; NUM_ATTRIBUTES],
+}
+
+impl LatentSpace {
+    /// From the model file's metadata: `kl_ranking` for the sliders, `attribute_vectors`
+    /// (attribute name to a z-sized array) for the attribute amounts.
+    pub fn of(file: &ModelFile) -> std::result::Result<Self, ModelError> {
+        let z_size = file.config.z_size;
+        let ranking: Option<Vec<usize>> = file.extra_json("kl_ranking")?;
+        let vectors: BTreeMap<String, Vec<f32>> = file.extra_json("attribute_vectors")?.unwrap_or_default();
+        let attribute_vectors = ATTRIBUTES.map(|name| vectors.get(name).filter(|v| v.len() == z_size).cloned());
+        Ok(Self { z_size, slider_dims: slider_dims(ranking.as_deref(), z_size, NUM_SLIDERS), attribute_vectors })
     }
-    z
+
+    /// Composes the z the plugin decodes:
+    ///
+    /// - base: `slerp(clip_a, clip_b, morph)` when both clips exist, the one clip when
+    ///   only one does, else the origin (the prior's mean);
+    /// - plus each latent slider (in units of the prior's sigma, which is 1) on its dim;
+    /// - plus each attribute amount times its attribute vector.
+    pub fn compose(&self, clip_a: Option<&[f32]>, clip_b: Option<&[f32]>, request: &ZRequest) -> Vec<f32> {
+        let mut z = match (clip_a, clip_b) {
+            (Some(a), Some(b)) => slerp(a, b, request.morph.clamp(0.0, 1.0)),
+            (Some(one), None) | (None, Some(one)) => one.to_vec(),
+            (None, None) => vec![0.0; self.z_size],
+        };
+        z.resize(self.z_size, 0.0);
+        for (&value, &dim) in request.sliders.iter().zip(&self.slider_dims) {
+            if let Some(x) = z.get_mut(dim) {
+                *x += value;
+            }
+        }
+        for (&amount, vector) in request.attributes.iter().zip(&self.attribute_vectors) {
+            if let Some(vector) = vector {
+                z.iter_mut().zip(vector).for_each(|(x, v)| *x += amount * v);
+            }
+        }
+        z
+    }
 }
 
 /// The dims the sliders move: the model's `kl_ranking` when it has one (dims past
@@ -62,22 +91,39 @@ pub fn z_tensor(model: &MusicVae, rows: &[Vec<f32>]) -> Result<Tensor> {
 mod tests {
     use super::*;
 
+    fn space(slider_dims: Vec<usize>, z_size: usize) -> LatentSpace {
+        LatentSpace { z_size, slider_dims, attribute_vectors: Default::default() }
+    }
+
+    fn request(sliders: &[f32], morph: f32) -> ZRequest {
+        let mut r = ZRequest { sliders: [0.0; NUM_SLIDERS], temperature: 0.0, seed: 0, morph, attributes: [0.0; NUM_ATTRIBUTES], model: crate::params::ModelChoice::Folk2Bar, clips_revision: 0, model_file_revision: 0 };
+        r.sliders[..sliders.len()].copy_from_slice(sliders);
+        r
+    }
+
     #[test]
     fn compose_without_clips_offsets_the_ranked_dims_from_the_origin() {
-        let z = compose(6, None, None, 0.7, &[1.5, -2.0, 0.5], &[4, 1]);
+        let z = space(vec![4, 1], 6).compose(None, None, &request(&[1.5, -2.0, 0.5], 0.7));
         assert_eq!(z, vec![0.0, -2.0, 0.0, 0.0, 1.5, 0.0]);
     }
 
     #[test]
-    fn compose_morphs_between_clips_then_adds_sliders() {
+    fn compose_morphs_between_clips_then_adds_sliders_and_attributes() {
         let a = [1.0, 0.0, 0.0];
         let b = [0.0, 1.0, 0.0];
-        assert_eq!(compose(3, Some(&a), Some(&b), 0.0, &[0.0], &[2]), a.to_vec());
-        let mid = compose(3, Some(&a), Some(&b), 0.5, &[0.25], &[2]);
+        let mut s = space(vec![2], 3);
+        assert_eq!(s.compose(Some(&a), Some(&b), &request(&[0.0], 0.0)), a.to_vec());
+        let mid = s.compose(Some(&a), Some(&b), &request(&[0.25], 0.5));
         let h = std::f32::consts::FRAC_1_SQRT_2;
         assert!((mid[0] - h).abs() < 1e-5 && (mid[1] - h).abs() < 1e-5, "{mid:?}");
         assert_eq!(mid[2], 0.25);
-        assert_eq!(compose(3, Some(&b), None, 0.9, &[], &[]), b.to_vec());
+        assert_eq!(s.compose(Some(&b), None, &request(&[], 0.9)), b.to_vec());
+
+        s.attribute_vectors[1] = Some(vec![0.0, 0.5, -1.0]);
+        let mut r = request(&[], 0.0);
+        r.attributes[1] = 2.0;
+        r.attributes[0] = 5.0; // no vector for this one: no effect
+        assert_eq!(s.compose(None, None, &r), vec![0.0, 1.0, -2.0]);
     }
 
     #[test]

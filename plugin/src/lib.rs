@@ -13,6 +13,8 @@
 //!   and sends MIDI, [`synth`] lets it be heard. No allocation, lock or syscall there.
 
 pub mod assets;
+pub mod capture;
+pub mod clips;
 pub mod corpus;
 pub mod engine;
 pub mod eval;
@@ -27,14 +29,17 @@ pub mod synth;
 pub mod train;
 
 use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 
-use engine::Engine;
-use handoff::{phrase_queue, PhraseConsumer};
-use params::LatentLiveParams;
+use capture::{CaptureRequest, InputRecorder};
+use clips::Slot;
+use engine::{AudioLink, Engine};
+use params::{CaptureSource, LatentLiveParams};
 use sequencer::{Playback, SeqEvent, Sequencer, TransportInfo};
 use synth::AuditionSynth;
 
@@ -42,19 +47,34 @@ use synth::AuditionSynth;
 const OUTPUT_CHANNEL: u8 = 0;
 /// Tempo assumed when the host reports none (some standalone setups).
 const FALLBACK_TEMPO: f64 = 120.0;
+/// Captures and the sequencer work in 4/4 bars.
+const BEATS_PER_BAR: f64 = 4.0;
+/// How long an offline render waits for the worker's phrase before going on without it.
+const OFFLINE_WAIT: Duration = Duration::from_secs(5);
 
 /// The instrument: plays the phrase decoded from the current z, and sends it as MIDI.
 pub struct LatentLive {
     params: Arc<LatentLiveParams>,
     /// The inference worker, started by the first `activate()`.
     engine: Option<Engine>,
-    /// The audio thread's end of the worker's phrase queue.
-    phrases: Option<PhraseConsumer>,
+    /// The audio thread's ends of the worker's queues.
+    link: Option<AudioLink>,
     sequencer: Sequencer,
     synth: AuditionSynth,
+    recorder: InputRecorder,
     sample_rate: f32,
+    /// The host renders offline: `process()` may wait for the worker (see `process`).
+    offline: bool,
+    /// The plugin's own beat clock: always running, it stamps the notes played in.
+    clock_beats: f64,
     /// Beat position for hosts that report none: runs while the transport plays.
     free_beats: f64,
+    /// Capture A / B as last seen, to act on presses only.
+    capture_held: [bool; 2],
+    /// Input captures waiting for their bar line, by slot: the clock beat it falls on.
+    capture_due: [Option<f64>; 2],
+    /// Captures sent to the worker, compared with its count when rendering offline.
+    captures_sent: u64,
 }
 
 impl Default for LatentLive {
@@ -63,17 +83,23 @@ impl Default for LatentLive {
         Self {
             params: Arc::new(LatentLiveParams::default()),
             engine: None,
-            phrases: None,
+            link: None,
             sequencer: Sequencer::new(),
             synth: AuditionSynth::new(48_000.0),
+            recorder: InputRecorder::default(),
             sample_rate: 48_000.0,
+            offline: false,
+            clock_beats: 0.0,
             free_beats: 0.0,
+            capture_held: [false; 2],
+            capture_due: [None; 2],
+            captures_sent: 0,
         }
     }
 }
 
 impl LatentLive {
-    /// The worker's status (decodes, timing, failure), once activated.
+    /// The worker, once activated: its status, and [`engine::Command`]s for the editor.
     pub fn engine(&self) -> Option<&Engine> {
         self.engine.as_ref()
     }
@@ -94,7 +120,7 @@ impl Plugin for LatentLive {
         ..AudioIOLayout::const_default()
     }];
 
-    // Notes played in will be captured as clips (later); CCs out for all-notes-off.
+    // Notes played in are recorded for Capture; CCs out for all-notes-off.
     const MIDI_INPUT: MidiConfig = MidiConfig::Basic;
     const MIDI_OUTPUT: MidiConfig = MidiConfig::MidiCCs;
     // Parameters are read once per block: playback settings apply per note and z changes
@@ -111,13 +137,13 @@ impl Plugin for LatentLive {
 
     fn activate(&mut self, _layout: &AudioIOLayout, buffer_config: &BufferConfig, _context: &mut impl ActivateContext<Self>) -> bool {
         self.sample_rate = buffer_config.sample_rate;
+        self.offline = buffer_config.process_mode == ProcessMode::Offline;
         self.synth.set_sample_rate(buffer_config.sample_rate);
         if self.engine.is_none() {
-            let (producer, consumer) = phrase_queue();
-            match Engine::start(self.params.clone(), producer) {
-                Ok(engine) => {
+            match Engine::start(self.params.clone(), engine::default_loader()) {
+                Ok((engine, link)) => {
                     self.engine = Some(engine);
-                    self.phrases = Some(consumer);
+                    self.link = Some(link);
                 }
                 Err(e) => {
                     nice_error!("Latent Live: cannot start the inference thread: {e}");
@@ -139,9 +165,6 @@ impl Plugin for LatentLive {
     }
 
     fn process(&mut self, buffer: &mut Buffer, _aux: &mut AuxiliaryBuffers, context: &mut impl ProcessContext<Self>) -> ProcessStatus {
-        // Notes played in are for capture, which comes later; drain them meanwhile.
-        while context.next_event().is_some() {}
-
         let samples = buffer.samples();
         let transport = {
             let t = context.transport();
@@ -152,6 +175,12 @@ impl Plugin for LatentLive {
             }
             TransportInfo { playing: t.playing, tempo, pos_beats, sample_rate: self.sample_rate }
         };
+        while let Some(event) = context.next_event() {
+            self.record_input(&event, &transport);
+        }
+        if self.offline {
+            self.wait_for_worker();
+        }
         let channels = buffer.as_slice();
         for channel in channels.iter_mut() {
             channel.fill(0.0);
@@ -167,14 +196,48 @@ impl Plugin for LatentLive {
 }
 
 impl LatentLive {
-    /// The body of `process()` once the host's transport is read: takes the newest
-    /// phrase, runs the sequencer, sends its events through `send` and adds the audition
-    /// synth to `left`/`right` (same length, already cleared). Real-time safe.
-    pub fn render_block(&mut self, transport: &TransportInfo, left: &mut [f32], right: &mut [f32], send: &mut impl FnMut(NoteEvent<()>)) {
-        if let Some(queue) = self.phrases.as_mut() {
-            self.sequencer.receive(queue);
+    /// Stamps a note played in on the plugin's clock, for Capture.
+    pub fn record_input(&mut self, event: &NoteEvent<()>, transport: &TransportInfo) {
+        let beats_per_sample = transport.tempo / 60.0 / transport.sample_rate as f64;
+        let at = |timing: u32| self.clock_beats + timing as f64 * beats_per_sample;
+        match *event {
+            NoteEvent::NoteOn { timing, key: Key::Number(key), velocity, .. } if velocity > 0.0 => self.recorder.note_on(key, at(timing)),
+            NoteEvent::NoteOn { timing, key: Key::Number(key), .. } | NoteEvent::NoteOff { timing, key: Key::Number(key), .. } => {
+                self.recorder.note_off(key, at(timing))
+            }
+            _ => {}
         }
+    }
+
+    /// Rendering offline, the host calls `process()` back to back, far faster than the
+    /// worker decodes. To render the same notes as real time, wait (bounded) until the
+    /// worker has handed over the phrase for the current parameters. The one place
+    /// `process()` waits, and only when no real-time deadline exists.
+    fn wait_for_worker(&mut self) {
+        let Some(link) = &self.link else { return };
+        let status = &link.status;
+        let deadline = Instant::now() + OFFLINE_WAIT;
+        // Captures first: a stored clip changes the request itself.
+        while status.captures_handled.load(Ordering::Acquire) < self.captures_sent
+            || status.delivered.load(Ordering::Acquire) != self.params.z_request().fingerprint()
+        {
+            if status.failed.load(Ordering::Acquire) || Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+
+    /// The body of `process()` once the host's transport and input are read: captures,
+    /// takes the newest phrase, runs the sequencer, sends its events through `send` and
+    /// adds the audition synth to `left`/`right` (same length, already cleared).
+    /// Real-time safe.
+    pub fn render_block(&mut self, transport: &TransportInfo, left: &mut [f32], right: &mut [f32], send: &mut impl FnMut(NoteEvent<()>)) {
         let samples = left.len().min(right.len());
+        self.capture(transport);
+        if let Some(link) = self.link.as_mut() {
+            self.sequencer.receive(&mut link.phrases);
+        }
         let params = &self.params;
         let bypass = params.bypass.value();
         let play = Playback {
@@ -209,6 +272,54 @@ impl LatentLive {
         if synth_on {
             synth.render(&mut left[rendered..samples], &mut right[rendered..samples], |_| gain.next());
         }
+        if let Some(link) = &self.link {
+            link.status.playing_generation.store(self.sequencer.current().generation, Ordering::Release);
+            link.status.tempo.store(transport.tempo, Ordering::Release);
+        }
+        self.clock_beats += samples as f64 * transport.tempo / 60.0 / transport.sample_rate as f64;
+    }
+
+    /// Acts on Capture A / B presses. The phrase playing is taken at once. Notes played in
+    /// are taken over the last phrase's length, ending on a bar line of the host's
+    /// timeline: the one just passed when pressed in the first half of a bar, else the
+    /// next one (the capture waits for it), so a press a little early or late takes the
+    /// phrase the musician just played. With the transport stopped there is no bar line:
+    /// the phrase starts on the first note played in the last phrase's length.
+    fn capture(&mut self, transport: &TransportInfo) {
+        let steps = self.sequencer.current().steps;
+        let length = steps as f64 / 4.0;
+        let now = self.clock_beats;
+        for (i, slot) in [Slot::A, Slot::B].into_iter().enumerate() {
+            let pressed = [&self.params.capture_a, &self.params.capture_b][i].value();
+            if pressed && !self.capture_held[i] {
+                if self.params.capture_source.value() == CaptureSource::Playing {
+                    let phrase = *self.sequencer.current();
+                    self.send_capture(CaptureRequest { slot, from_input: false, phrase });
+                } else if transport.playing {
+                    let phase = transport.pos_beats.rem_euclid(BEATS_PER_BAR);
+                    self.capture_due[i] = Some(if phase < BEATS_PER_BAR / 2.0 { now - phase } else { now + BEATS_PER_BAR - phase });
+                } else {
+                    let start = self.recorder.first_onset(now - length, now).unwrap_or(now - length);
+                    let phrase = self.recorder.phrase(start, steps, 0);
+                    self.send_capture(CaptureRequest { slot, from_input: true, phrase });
+                }
+            }
+            self.capture_held[i] = pressed;
+            if let Some(end) = self.capture_due[i].filter(|&end| end <= now) {
+                self.capture_due[i] = None;
+                let phrase = self.recorder.phrase(end - length, steps, 0);
+                self.send_capture(CaptureRequest { slot, from_input: true, phrase });
+            }
+        }
+    }
+
+    fn send_capture(&mut self, request: CaptureRequest) {
+        if let Some(link) = self.link.as_mut() {
+            // Full only if the worker is stuck; the press is lost, as a button would be.
+            if link.captures.push(request).is_ok() {
+                self.captures_sent += 1;
+            }
+        }
     }
 }
 
@@ -228,31 +339,37 @@ impl Vst3Plugin for LatentLive {
 nice_export_clap!(LatentLive);
 nice_export_vst3!(LatentLive);
 
-/// The allocation checker the unit tests use: nice-plug's `assert_no_alloc` in counting
-/// mode. The tests install its allocator themselves unless the `assert_process_allocs`
-/// feature is on, in which case nice-plug already has.
+/// nice-plug's allocation checker around the audio-thread code. With the
+/// `assert_process_allocs` feature on (as in `cargo test --workspace`, which the host
+/// tests switch it on for) nice-plug installs it; a `cargo test -p latent_live` installs
+/// the same allocator here. Either way an allocation inside `assert_no_alloc` aborts.
 #[cfg(test)]
-pub(crate) mod alloc_check {
+mod alloc_check {
+    use nice_assert_no_alloc::assert_no_alloc;
+    use nice_plug::midi::{Channel, Key, VoiceID};
+    use nice_plug::prelude::{NoteEvent, Param};
+
+    use crate::clips::Slot;
+    use crate::handoff::Phrase;
+    use crate::melody::Note;
+    use crate::sequencer::TransportInfo;
+
     #[cfg(not(feature = "assert_process_allocs"))]
     #[global_allocator]
     static CHECKER: nice_assert_no_alloc::AllocDisabler = nice_assert_no_alloc::AllocDisabler;
 
-    /// Runs `f` and counts the allocations and frees it made on this thread.
-    pub fn allocations_in(f: impl FnOnce()) -> u32 {
-        let before = nice_assert_no_alloc::violation_count();
-        nice_assert_no_alloc::assert_no_alloc(f);
-        nice_assert_no_alloc::violation_count() - before
+    fn press(param: &impl Param, on: bool) {
+        // The host's route for setting a parameter; the param outlives the call.
+        unsafe { param.as_ptr()._internal_set_normalized_value(if on { 1.0 } else { 0.0 }) };
     }
 
     #[test]
-    fn render_block_plays_the_workers_phrases_without_allocating() {
-        use crate::handoff::Phrase;
-        use crate::melody::Note;
-        use nice_plug::prelude::{NoteEvent, Param};
-
+    fn the_audio_thread_plays_records_and_captures_without_allocating() {
         let mut plugin = crate::LatentLive::default();
-        let (mut producer, consumer) = crate::handoff::phrase_queue();
-        plugin.phrases = Some(consumer);
+        let (mut producer, phrases) = crate::handoff::phrase_queue();
+        let (captures, mut requests) = rtrb::RingBuffer::new(8);
+        let status = std::sync::Arc::new(crate::engine::EngineStatus::default());
+        plugin.link = Some(crate::engine::AudioLink { phrases, captures, status });
         // As a host would: audition synth on, smoothers at the sample rate.
         unsafe {
             plugin.params.synth.as_ptr()._internal_set_normalized_value(1.0);
@@ -263,12 +380,36 @@ pub(crate) mod alloc_check {
         producer.push(first).unwrap();
         let (mut left, mut right) = (vec![0.0f32; 480], vec![0.0f32; 480]);
         let (mut ons, mut offs, mut peak) = (0u32, 0u32, 0.0f32);
-        let allocations = allocations_in(|| {
+        assert_no_alloc(|| {
+            // 10 ms blocks at 120 bpm: 0.02 beats each, so block 200 starts on beat 4.
             for block in 0..1_000u64 {
-                if block == 500 {
-                    let _ = producer.push(second);
+                let t = TransportInfo { playing: true, tempo: 120.0, pos_beats: block as f64 * 0.02, sample_rate: 48_000.0 };
+                let note = |on: bool, key: u8| {
+                    let (timing, voice_id, channel, key) = (0, VoiceID::Wildcard, Channel::Number(0), Key::Number(key));
+                    if on {
+                        NoteEvent::NoteOn { timing, voice_id, channel, key, velocity: 0.8 }
+                    } else {
+                        NoteEvent::NoteOff { timing, voice_id, channel, key, velocity: 0.0 }
+                    }
+                };
+                match block {
+                    200 => plugin.record_input(&note(true, 62), &t),
+                    250 => plugin.record_input(&note(false, 62), &t),
+                    300 => plugin.record_input(&note(true, 65), &t),
+                    325 => plugin.record_input(&note(false, 65), &t),
+                    // Beat 8.2: early in bar 3, so the capture takes bar 2 (beats 4 to 8).
+                    410 => press(&plugin.params.capture_a, true),
+                    420 => press(&plugin.params.capture_a, false),
+                    500 => {
+                        let _ = producer.push(second);
+                    }
+                    // After the second phrase took over (bar 4, beat 12): capture it.
+                    650 => {
+                        press(&plugin.params.capture_source, true);
+                        press(&plugin.params.capture_b, true);
+                    }
+                    _ => {}
                 }
-                let t = crate::sequencer::TransportInfo { playing: true, tempo: 120.0, pos_beats: block as f64 * 480.0 / 24_000.0, sample_rate: 48_000.0 };
                 left.fill(0.0);
                 right.fill(0.0);
                 plugin.render_block(&t, &mut left, &mut right, &mut |event| match event {
@@ -279,18 +420,38 @@ pub(crate) mod alloc_check {
                 peak = left.iter().fold(peak, |m, x| m.max(x.abs()));
             }
         });
-        assert_eq!(allocations, 0);
         // 1000 blocks of 10 ms = 10 s = 80 steps at 120 bpm: five 16-step loops.
         assert!(ons >= 5 && ons.abs_diff(offs) <= 1, "{ons} note-ons, {offs} note-offs");
         assert!(peak > 0.01, "the audition synth is heard ({peak})");
         assert_eq!(plugin.sequencer.current().generation, 2);
+
+        let a = requests.pop().expect("capture A sent");
+        assert_eq!((a.slot, a.from_input, a.phrase.steps), (Slot::A, true, 16));
+        let played: Vec<_> = a.phrase.notes().iter().map(|n| (n.pitch, n.start, n.end)).collect();
+        assert_eq!(played, vec![(62, 0, 4), (65, 8, 10)]);
+        let b = requests.pop().expect("capture B sent");
+        assert_eq!((b.slot, b.from_input, b.phrase.generation), (Slot::B, false, 2));
+        assert!(requests.pop().is_err(), "one request per press");
+    }
+
+    /// Run by the test below in a child process: it must abort there.
+    #[test]
+    #[ignore = "aborts on purpose; run by the_checker_aborts_on_allocation"]
+    fn allocates_under_the_checker() {
+        if std::env::var_os("LATENT_LIVE_ALLOC_CHILD").is_some() {
+            assert_no_alloc(|| std::hint::black_box(vec![1u8; 64]));
+        }
     }
 
     #[test]
-    fn the_checker_sees_allocations() {
-        let n = allocations_in(|| {
-            std::hint::black_box(vec![1u8; 64]);
-        });
-        assert!(n >= 1, "allocation not counted: the checking allocator is not installed");
+    fn the_checker_aborts_on_allocation() {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "alloc_check::allocates_under_the_checker", "--ignored", "--test-threads=1"])
+            .env("LATENT_LIVE_ALLOC_CHILD", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!status.success(), "an allocation under the checker did not abort: the checking allocator is not installed");
     }
 }

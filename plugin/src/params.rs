@@ -6,12 +6,49 @@
 
 use nice_plug::prelude::*;
 
+use crate::clips::{Clips, Persisted};
+
 /// Number of latent sliders. They move the model's most informative dims, best first.
 pub const NUM_SLIDERS: usize = 8;
 /// Slider range, in units of the prior's sigma (z ~ N(0, 1)).
 pub const SLIDER_SIGMAS: f32 = 3.0;
 pub const MAX_TEMPERATURE: f32 = 1.5;
 pub const MAX_SEED: i32 = 9999;
+/// Attribute amounts move z by up to this many attribute vectors either way.
+pub const MAX_ATTRIBUTE: f32 = 2.0;
+
+/// The musical attributes z can be pushed along, as named in a model's
+/// `attribute_vectors` metadata. A model without a vector for one leaves its slider idle.
+pub const ATTRIBUTES: [&str; NUM_ATTRIBUTES] = ["note_density", "rhythm_complexity", "syncopation_16th", "pitch_range", "mean_pitch", "contour"];
+pub const NUM_ATTRIBUTES: usize = 6;
+
+/// Which model the worker plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum ModelChoice {
+    #[id = "f2bar"]
+    #[name = "Folk 2-bar"]
+    Folk2Bar,
+    #[id = "f4bar"]
+    #[name = "Folk 4-bar (hierarchical)"]
+    Folk4Bar,
+    /// The file in [`LatentLiveParams::model_file`].
+    #[id = "file"]
+    #[name = "Model File"]
+    File,
+}
+
+/// Where Capture A / B take their clip from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum CaptureSource {
+    /// The notes played into the plugin during the last phrase.
+    #[id = "input"]
+    #[name = "Played In"]
+    Input,
+    /// The phrase playing now.
+    #[id = "play"]
+    #[name = "Playing"]
+    Playing,
+}
 
 /// When a newly decoded phrase replaces the one playing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -59,6 +96,30 @@ pub struct LatentLiveParams {
     #[id = "morph"]
     pub morph: FloatParam,
 
+    /// Amounts along the model's attribute vectors ([`ATTRIBUTES`], in order).
+    #[id = "dens"]
+    pub note_density: FloatParam,
+    #[id = "rhyth"]
+    pub rhythm_complexity: FloatParam,
+    #[id = "sync"]
+    pub syncopation: FloatParam,
+    #[id = "prange"]
+    pub pitch_range: FloatParam,
+    #[id = "height"]
+    pub mean_pitch: FloatParam,
+    #[id = "contr"]
+    pub contour: FloatParam,
+
+    #[id = "model"]
+    pub model: EnumParam<ModelChoice>,
+    /// A rising edge captures clip A (a button in the editor, a footswitch via MIDI learn).
+    #[id = "capa"]
+    pub capture_a: BoolParam,
+    #[id = "capb"]
+    pub capture_b: BoolParam,
+    #[id = "capsrc"]
+    pub capture_source: EnumParam<CaptureSource>,
+
     #[id = "trans"]
     pub transpose: IntParam,
     #[id = "oct"]
@@ -79,20 +140,59 @@ pub struct LatentLiveParams {
     /// The host's bypass: ends the sounding note, then stays silent.
     #[id = "bypass"]
     pub bypass: BoolParam,
+
+    /// The captured clips and their latent means.
+    #[persist = "clips"]
+    pub clips: Persisted<Clips>,
+    /// The model file played when `model` is [`ModelChoice::File`].
+    #[persist = "mfile"]
+    pub model_file: Persisted<Option<String>>,
 }
 
-/// Everything that decides which phrase the worker decodes, as read at one instant.
-/// The worker compares successive requests to know when to decode again.
+/// Everything that decides which phrase the worker decodes, as read at one instant
+/// (atomics only: the audio thread reads it too). The worker decodes when it changes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ZRequest {
     pub sliders: [f32; NUM_SLIDERS],
     pub temperature: f32,
     pub seed: u64,
     pub morph: f32,
+    pub attributes: [f32; NUM_ATTRIBUTES],
+    pub model: ModelChoice,
+    /// Revisions of the persisted clips and model file: a capture, a restored project or
+    /// another file changes them.
+    pub clips_revision: u64,
+    pub model_file_revision: u64,
+}
+
+impl ZRequest {
+    /// A hash of the request (FNV-1a over its bits), allocation-free: rendering offline,
+    /// the audio thread waits until the worker has delivered the phrase for this.
+    pub fn fingerprint(&self) -> u64 {
+        let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+        let mut mix = |x: u64| {
+            hash ^= x;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        };
+        for v in self.sliders.iter().chain(&self.attributes).chain([&self.temperature, &self.morph]) {
+            mix(v.to_bits() as u64);
+        }
+        mix(self.seed);
+        mix(self.model as u64);
+        mix(self.clips_revision);
+        mix(self.model_file_revision);
+        hash
+    }
 }
 
 pub fn slider_range() -> FloatRange {
     FloatRange::Linear { min: -SLIDER_SIGMAS, max: SLIDER_SIGMAS }
+}
+
+fn attribute(name: &str) -> FloatParam {
+    FloatParam::new(name, 0.0, FloatRange::Linear { min: -MAX_ATTRIBUTE, max: MAX_ATTRIBUTE })
+        .with_step_size(0.01)
+        .with_unit("x")
 }
 
 fn latent_slider(index: usize) -> FloatParam {
@@ -119,6 +219,16 @@ impl Default for LatentLiveParams {
                 .with_unit(" %")
                 .with_value_to_string(formatters::v2s_f32_percentage(0))
                 .with_string_to_value(formatters::s2v_f32_percentage()),
+            note_density: attribute("Note Density"),
+            rhythm_complexity: attribute("Rhythmic Complexity"),
+            syncopation: attribute("Syncopation"),
+            pitch_range: attribute("Pitch Range"),
+            mean_pitch: attribute("Pitch Height"),
+            contour: attribute("Contour"),
+            model: EnumParam::new("Model", ModelChoice::Folk2Bar),
+            capture_a: BoolParam::new("Capture A", false),
+            capture_b: BoolParam::new("Capture B", false),
+            capture_source: EnumParam::new("Capture From", CaptureSource::Input),
             transpose: IntParam::new("Transpose", 0, IntRange::Linear { min: -12, max: 12 }).with_unit(" st"),
             octave: IntParam::new("Octave", 0, IntRange::Linear { min: -3, max: 3 }),
             velocity: IntParam::new("Velocity", 100, IntRange::Linear { min: 1, max: 127 }),
@@ -141,6 +251,8 @@ impl Default for LatentLiveParams {
             .with_value_to_string(formatters::v2s_f32_gain_to_db(1))
             .with_string_to_value(formatters::s2v_f32_gain_to_db()),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
+            clips: Persisted::default(),
+            model_file: Persisted::default(),
         }
     }
 }
@@ -154,6 +266,11 @@ impl LatentLiveParams {
         self.sliders().map(|p| p.value())
     }
 
+    /// In the order of [`ATTRIBUTES`].
+    pub fn attributes(&self) -> [&FloatParam; NUM_ATTRIBUTES] {
+        [&self.note_density, &self.rhythm_complexity, &self.syncopation, &self.pitch_range, &self.mean_pitch, &self.contour]
+    }
+
     /// What the worker needs to decide whether to decode again.
     pub fn z_request(&self) -> ZRequest {
         ZRequest {
@@ -161,6 +278,10 @@ impl LatentLiveParams {
             temperature: self.temperature.value(),
             seed: self.seed.value().max(0) as u64,
             morph: self.morph.value(),
+            attributes: self.attributes().map(|p| p.value()),
+            model: self.model.value(),
+            clips_revision: self.clips.revision(),
+            model_file_revision: self.model_file.revision(),
         }
     }
 }
@@ -174,12 +295,12 @@ mod tests {
         let params = LatentLiveParams::default();
         let map = params.param_map();
         let mut ids: Vec<&str> = map.iter().map(|(id, _, _)| id.as_str()).collect();
-        assert_eq!(ids.len(), NUM_SLIDERS + 11);
+        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 15);
         assert!(ids.iter().all(|id| id.len() <= 6), "{ids:?}");
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), NUM_SLIDERS + 11);
-        assert!(ids.contains(&"lat8") && ids.contains(&"swap") && ids.contains(&"gain"));
+        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 15);
+        assert!(ids.contains(&"lat8") && ids.contains(&"swap") && ids.contains(&"capa") && ids.contains(&"model"));
     }
 
     #[test]

@@ -110,19 +110,23 @@ impl Trainer {
         let file = ModelFile::read(path)?;
         let config: TrainConfig = file.extra_json("train_config")?.ok_or(ModelError::MissingMetadata("train_config"))?;
         let step: u64 = file.extra_json("step")?.ok_or(ModelError::MissingMetadata("step"))?;
-        let mut trainer = Self::new(file.config.clone(), config).map_err(ModelError::Weights)?;
-        trainer.step = step;
-        let load = |var: &Var, name: &str| -> candle_core::Result<()> {
-            let t = file.tensors.get(name).ok_or_else(|| candle_core::Error::Msg(format!("checkpoint lacks {name}")))?;
-            var.set(t)
-        };
-        for (name, var) in named_vars(&trainer.varmap) {
-            load(&var, &name).map_err(ModelError::Weights)?;
-        }
+        let mut trainer = Self::warm_start(&file, config, step)?;
         trainer.adam.t = step;
         for (i, (name, _)) in trainer.adam.vars.iter().enumerate() {
-            load(&trainer.adam.m[i], &format!("adam.m/{name}")).map_err(ModelError::Weights)?;
-            load(&trainer.adam.v[i], &format!("adam.v/{name}")).map_err(ModelError::Weights)?;
+            load_var(&file, &trainer.adam.m[i], &format!("adam.m/{name}"))?;
+            load_var(&file, &trainer.adam.v[i], &format!("adam.v/{name}"))?;
+        }
+        Ok(trainer)
+    }
+
+    /// Goes on training a model's weights (a shipped model, say) from `step` of the
+    /// schedules, with fresh optimiser moments: how a run continues on a machine that
+    /// lost its checkpoint but has the shipped f16 weights.
+    pub fn warm_start(file: &ModelFile, config: TrainConfig, step: u64) -> Result<Self, ModelError> {
+        let mut trainer = Self::new(file.config.clone(), config).map_err(ModelError::Weights)?;
+        trainer.step = step;
+        for (name, var) in named_vars(&trainer.varmap) {
+            load_var(file, &var, &name)?;
         }
         Ok(trainer)
     }
@@ -165,23 +169,29 @@ impl Trainer {
     }
 
     /// The weights alone, for evaluation and shipping.
-    pub fn model_file(&self, card: ModelCard, extra: BTreeMap<String, String>) -> ModelFile {
+    /// The step and training config go with them, so that [`Trainer::warm_start`] can
+    /// continue the schedules where they were.
+    pub fn model_file(&self, card: ModelCard, mut extra: BTreeMap<String, String>) -> ModelFile {
+        extra.insert("train_config".into(), serde_json::to_string(&self.config).expect("serialises"));
+        extra.insert("step".into(), self.step.to_string());
         let tensors = named_vars(&self.varmap).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
         ModelFile { config: self.model.config.clone(), card, extra, tensors }
     }
 
     /// Weights, optimiser moments, step and config: everything [`Trainer::resume`] needs.
     pub fn save_checkpoint(&self, path: &Path) -> Result<(), ModelError> {
-        let mut extra = BTreeMap::new();
-        extra.insert("train_config".into(), serde_json::to_string(&self.config).expect("serialises"));
-        extra.insert("step".into(), self.step.to_string());
-        let mut file = self.model_file(ModelCard::default(), extra);
+        let mut file = self.model_file(ModelCard::default(), BTreeMap::new());
         for (i, (name, _)) in self.adam.vars.iter().enumerate() {
             file.tensors.insert(format!("adam.m/{name}"), self.adam.m[i].as_tensor().clone());
             file.tensors.insert(format!("adam.v/{name}"), self.adam.v[i].as_tensor().clone());
         }
         file.write(path, DType::F32)
     }
+}
+
+fn load_var(file: &ModelFile, var: &Var, name: &str) -> Result<(), ModelError> {
+    let t = file.tensors.get(name).ok_or_else(|| candle_core::Error::Msg(format!("model file lacks {name}")));
+    t.and_then(|t| var.set(t)).map_err(ModelError::Weights)
 }
 
 fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {

@@ -1,1 +1,330 @@
-//! Host-level tests live in `tests/tests/`; this crate has no library code of its own.
+//! A CLAP test host: loads the plugin as a DAW does, through the `clap_entry` of the
+//! library cargo built beside the tests, and drives it block by block with a transport,
+//! parameter changes and notes, recording what it sends back.
+//!
+//! The library under test is the debug build of this workspace, with nice-plug's
+//! `assert_process_allocs` on (this crate switches the feature on): an allocation in
+//! `process()` aborts the test binary.
+
+use std::collections::BTreeMap;
+use std::ffi::CStr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use clack_extensions::audio_ports::{AudioPortInfoBuffer, PluginAudioPorts};
+use clack_extensions::note_ports::{NotePortInfoBuffer, PluginNotePorts};
+use clack_extensions::params::{ParamInfoBuffer, PluginParams};
+use clack_extensions::render::{PluginRender, RenderMode};
+use clack_extensions::state::PluginState;
+use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent, TransportEvent, TransportFlags};
+use clack_host::events::spaces::CoreEventSpace;
+use clack_host::events::EventFlags;
+use clack_host::prelude::*;
+use clack_host::utils::{BeatTime, SecondsTime};
+
+pub const PLUGIN_ID: &CStr = c"dev.latentlive.latent-live";
+
+/// The plugin library cargo built for this test run (`target/<profile>/liblatent_live.so`).
+pub fn library_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test binary>
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    dir.join(format!("{}latent_live{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX))
+}
+
+/// One entry for the whole test binary: loading and unloading the library per test
+/// would re-run nice-plug's global setup each time.
+pub fn entry() -> &'static PluginEntry {
+    static ENTRY: OnceLock<PluginEntry> = OnceLock::new();
+    ENTRY.get_or_init(|| {
+        let path = library_path();
+        // SAFETY: the library is this workspace's plugin, built by cargo for this run.
+        unsafe { PluginEntry::load(&path) }.unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()))
+    })
+}
+
+/// nice-plug's CLAP parameter ids: a hash of the string id.
+pub fn param_id(id: &str) -> ClapId {
+    let hash = id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)) & !(1 << 31);
+    ClapId::new(hash)
+}
+
+#[derive(Default)]
+pub struct Shared {
+    pub restart_requested: AtomicBool,
+    callback_requested: AtomicBool,
+}
+
+impl SharedHandler<'_> for Shared {
+    fn request_restart(&self) {
+        self.restart_requested.store(true, Ordering::SeqCst);
+    }
+    fn request_process(&self) {}
+    fn request_callback(&self) {
+        self.callback_requested.store(true, Ordering::SeqCst);
+    }
+}
+
+pub struct Host;
+
+impl HostHandlers for Host {
+    type Shared<'a> = Shared;
+    type MainThread<'a> = ();
+    type AudioProcessor<'a> = ();
+}
+
+/// The host's timeline for one block.
+#[derive(Debug, Clone, Copy)]
+pub struct Transport {
+    pub playing: bool,
+    pub tempo: f64,
+    /// Position of the block's first sample, in quarter notes.
+    pub beats: f64,
+    pub loop_range: Option<(f64, f64)>,
+}
+
+/// What the host sends into a block (times are sample offsets in it).
+#[derive(Debug, Clone, Copy)]
+pub enum Input {
+    /// A parameter by string id, in CLAP's units (normalized, times the step count for
+    /// stepped parameters).
+    Param { time: u32, id: &'static str, value: f64 },
+    NoteOn { time: u32, key: u8 },
+    NoteOff { time: u32, key: u8 },
+}
+
+/// What the plugin sent, in samples from the start of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Output {
+    NoteOn { at: u64, key: u8 },
+    NoteOff { at: u64, key: u8 },
+    /// MIDI CC 123.
+    AllNotesOff { at: u64 },
+}
+
+impl Output {
+    pub fn at(&self) -> u64 {
+        match *self {
+            Output::NoteOn { at, .. } | Output::NoteOff { at, .. } | Output::AllNotesOff { at } => at,
+        }
+    }
+}
+
+/// Parameter info, owned.
+#[derive(Debug, Clone)]
+pub struct ParamInfo {
+    pub id: ClapId,
+    pub name: String,
+    pub max: f64,
+    pub default: f64,
+    pub automatable: bool,
+}
+
+pub const MAX_BLOCK: usize = 2048;
+
+/// One plugin instance in the test host.
+pub struct Plugin {
+    // Declared before the instance: it must go first (see Drop).
+    processor: Option<StartedPluginAudioProcessor<Host>>,
+    instance: PluginInstance<Host>,
+    pub sample_rate: f64,
+    /// Samples processed since the instance was created.
+    pub position: u64,
+    left: Vec<f32>,
+    right: Vec<f32>,
+    ports: AudioPorts,
+    events_in: EventBuffer,
+    events_out: EventBuffer,
+    /// Loudest sample of the audition synth so far.
+    pub peak: f32,
+}
+
+impl Default for Plugin {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Plugin {
+    pub fn new() -> Self {
+        let info = HostInfo::new("latent-live-tests", "Latent Live developers", "https://latentlive.dev", "0.1.0").unwrap();
+        let instance = PluginInstance::<Host>::new(|_| Shared::default(), |_| (), entry(), PLUGIN_ID, &info).expect("plugin instance");
+        Self {
+            processor: None,
+            instance,
+            sample_rate: 48_000.0,
+            position: 0,
+            left: vec![0.0; MAX_BLOCK],
+            right: vec![0.0; MAX_BLOCK],
+            ports: AudioPorts::with_capacity(2, 1),
+            events_in: EventBuffer::with_capacity(256),
+            events_out: EventBuffer::with_capacity(4096),
+            peak: 0.0,
+        }
+    }
+
+    /// Asks for offline rendering (CLAP's render extension); call before `activate`.
+    pub fn render_offline(&mut self) {
+        let render: PluginRender = self.instance.plugin_shared_handle().get_extension().expect("render extension");
+        render.set(&self.instance.plugin_handle(), RenderMode::Offline).expect("offline mode accepted");
+    }
+
+    pub fn activate(&mut self, sample_rate: f64) {
+        self.sample_rate = sample_rate;
+        let config = PluginAudioConfiguration { sample_rate, min_frames_count: 1, max_frames_count: MAX_BLOCK as u32 };
+        let stopped = self.instance.activate(|_, _| (), config).expect("activate");
+        self.processor = Some(stopped.start_processing().map_err(|_| "start_processing failed").unwrap());
+    }
+
+    pub fn deactivate(&mut self) {
+        if let Some(processor) = self.processor.take() {
+            self.instance.deactivate(processor.stop_processing());
+        }
+    }
+
+    pub fn params(&mut self) -> Vec<ParamInfo> {
+        let params: PluginParams = self.instance.plugin_shared_handle().get_extension().expect("params extension");
+        let count = params.count(&self.instance.plugin_handle());
+        let mut buffer = ParamInfoBuffer::new();
+        (0..count)
+            .map(|i| {
+                let info = params.get_info(&self.instance.plugin_handle(), i, &mut buffer).expect("param info");
+                ParamInfo {
+                    id: info.id,
+                    name: String::from_utf8_lossy(info.name).into_owned(),
+                    max: info.max_value,
+                    default: info.default_value,
+                    automatable: info.flags.contains(clack_extensions::params::ParamInfoFlags::IS_AUTOMATABLE),
+                }
+            })
+            .collect()
+    }
+
+    pub fn param_value(&mut self, id: &str) -> Option<f64> {
+        let params: PluginParams = self.instance.plugin_shared_handle().get_extension().expect("params extension");
+        params.get_value(&self.instance.plugin_handle(), param_id(id))
+    }
+
+    /// (input ports, output ports) of notes, and the output audio ports' channel counts.
+    pub fn ports(&mut self) -> (u32, u32, Vec<u32>) {
+        let notes: PluginNotePorts = self.instance.plugin_shared_handle().get_extension().expect("note ports");
+        let audio: PluginAudioPorts = self.instance.plugin_shared_handle().get_extension().expect("audio ports");
+        let handle = self.instance.plugin_handle();
+        let mut buffer = NotePortInfoBuffer::new();
+        assert!(notes.get(&handle, 0, true, &mut buffer).is_some());
+        let note_ports = (notes.count(&handle, true), notes.count(&handle, false));
+        assert_eq!(audio.count(&handle, true), 0, "an instrument has no audio input");
+        let mut buffer = AudioPortInfoBuffer::new();
+        let outputs = (0..audio.count(&handle, false)).map(|i| audio.get(&handle, i, false, &mut buffer).unwrap().channel_count).collect();
+        (note_ports.0, note_ports.1, outputs)
+    }
+
+    pub fn save_state(&mut self) -> Vec<u8> {
+        let state: PluginState = self.instance.plugin_shared_handle().get_extension().expect("state extension");
+        let mut bytes = Vec::new();
+        state.save(&self.instance.plugin_handle(), &mut bytes).expect("state saved");
+        bytes
+    }
+
+    pub fn load_state(&mut self, bytes: &[u8]) {
+        let state: PluginState = self.instance.plugin_shared_handle().get_extension().expect("state extension");
+        state.load(&self.instance.plugin_handle(), &mut &bytes[..]).expect("state loaded");
+        self.pump_main_thread();
+    }
+
+    /// Runs the main-thread callbacks nice-plug asked for.
+    pub fn pump_main_thread(&mut self) {
+        if self.instance.access_shared_handler(|s| s.callback_requested.swap(false, Ordering::SeqCst)) {
+            self.instance.call_on_main_thread_callback();
+        }
+    }
+
+    /// One block of `frames` samples; appends what the plugin sent to `out`.
+    pub fn process(&mut self, frames: usize, transport: &Transport, inputs: &[Input], out: &mut Vec<Output>) {
+        assert!(frames > 0 && frames <= MAX_BLOCK);
+        self.events_in.clear();
+        self.events_out.clear();
+        for input in inputs {
+            match *input {
+                Input::Param { time, id, value } => self.events_in.push(&ParamValueEvent::new(time, param_id(id), Pckn::match_all(), value)),
+                Input::NoteOn { time, key } => self.events_in.push(&NoteOnEvent::new(time, Pckn::from_raw(0, 0, key as i16, -1), 0.8)),
+                Input::NoteOff { time, key } => self.events_in.push(&NoteOffEvent::new(time, Pckn::from_raw(0, 0, key as i16, -1), 0.0)),
+            }
+        }
+        self.events_in.sort();
+        let clap_transport = clap_transport(transport);
+        let processor = self.processor.as_mut().expect("activated");
+        {
+            let (left, right) = (&mut self.left[..frames], &mut self.right[..frames]);
+            let mut outputs = self.ports.with_output_buffers([AudioPortBuffer { latency: 0, channels: AudioPortBufferType::f32_output_only([left, right]) }]);
+            processor
+                .process(&InputAudioBuffers::empty(), &mut outputs, &self.events_in.as_input(), &mut self.events_out.as_output(), Some(self.position), Some(&clap_transport))
+                .expect("process");
+        }
+        self.peak = self.left[..frames].iter().fold(self.peak, |m, x| m.max(x.abs()));
+        for event in self.events_out.iter() {
+            let at = self.position + event.header().time() as u64;
+            match event.as_core_event() {
+                Some(CoreEventSpace::NoteOn(e)) => out.push(Output::NoteOn { at, key: e.key().into_specific().expect("a key") as u8 }),
+                Some(CoreEventSpace::NoteOff(e)) => out.push(Output::NoteOff { at, key: e.key().into_specific().expect("a key") as u8 }),
+                Some(CoreEventSpace::Midi(e)) if e.data()[0] & 0xF0 == 0xB0 && e.data()[1] == 123 => out.push(Output::AllNotesOff { at }),
+                _ => {}
+            }
+        }
+        self.position += frames as u64;
+        self.pump_main_thread();
+    }
+
+    pub fn restart_requested(&self) -> bool {
+        self.instance.access_shared_handler(|s| s.restart_requested.load(Ordering::SeqCst))
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        self.deactivate();
+    }
+}
+
+fn clap_transport(t: &Transport) -> TransportEvent {
+    let mut flags = TransportFlags::HAS_TEMPO | TransportFlags::HAS_BEATS_TIMELINE | TransportFlags::HAS_SECONDS_TIMELINE | TransportFlags::HAS_TIME_SIGNATURE;
+    if t.playing {
+        flags |= TransportFlags::IS_PLAYING;
+    }
+    if t.loop_range.is_some() {
+        flags |= TransportFlags::IS_LOOP_ACTIVE;
+    }
+    let (loop_start, loop_end) = t.loop_range.unwrap_or((0.0, 0.0));
+    let seconds = |beats: f64| SecondsTime::from_float(beats * 60.0 / t.tempo);
+    TransportEvent {
+        header: EventHeader::new_core(0, EventFlags::empty()),
+        flags,
+        song_pos_beats: BeatTime::from_float(t.beats),
+        song_pos_seconds: seconds(t.beats),
+        tempo: t.tempo,
+        tempo_inc: 0.0,
+        loop_start_beats: BeatTime::from_float(loop_start),
+        loop_end_beats: BeatTime::from_float(loop_end),
+        loop_start_seconds: seconds(loop_start),
+        loop_end_seconds: seconds(loop_end),
+        bar_start: BeatTime::from_float((t.beats / 4.0).floor() * 4.0),
+        bar_number: (t.beats / 4.0).floor() as i32,
+        time_signature_numerator: 4,
+        time_signature_denominator: 4,
+    }
+}
+
+/// Keys sounding after a list of outputs (note-ons minus note-offs, all-notes-off clears).
+pub fn sounding(events: &[Output]) -> BTreeMap<u8, i32> {
+    let mut keys = BTreeMap::new();
+    for e in events {
+        match *e {
+            Output::NoteOn { key, .. } => *keys.entry(key).or_insert(0) += 1,
+            Output::NoteOff { key, .. } => *keys.entry(key).or_insert(0) -= 1,
+            Output::AllNotesOff { .. } => keys.clear(),
+        }
+    }
+    keys.retain(|_, n| *n != 0);
+    keys
+}

@@ -1,9 +1,11 @@
 //! `cargo xtask <command>`: the corpus, training, evaluation and tooling around the model.
 
+mod bundle;
 mod corpus;
 mod decode;
 mod demo;
 mod eval;
+mod latency;
 mod ship;
 mod train;
 
@@ -11,6 +13,9 @@ use clap::{Parser, Subcommand};
 
 // Training frees and reallocates tensors of tens of megabytes every step; glibc hands
 // those back to the kernel and pays page faults to get them again, mimalloc keeps them.
+// Release builds only (`cargo xtask` is one): debug builds of the workspace link
+// nice-plug's allocation checker, and a binary has one global allocator.
+#[cfg(not(debug_assertions))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -37,6 +42,16 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Decode latent vectors from a JSON file into notes.
     Decode(decode::DecodeArgs),
+    /// Build the CLAP and VST3 bundles: `bundle latent_live --release`.
+    #[command(disable_help_flag = true)]
+    Bundle {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Copy the bundles into the user's CLAP and VST3 folders.
+    Install(bundle::InstallArgs),
+    /// Time from a parameter change to the new phrase, with the embedded models.
+    BenchLatency(latency::LatencyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,5 +63,8 @@ fn main() -> anyhow::Result<()> {
         Command::Ship(args) => ship::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Decode(args) => decode::run(&args),
+        Command::Bundle { args } => bundle::bundle(args),
+        Command::Install(args) => bundle::install(&args),
+        Command::BenchLatency(args) => latency::run(&args),
     }
 }

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use latent_live::corpus::{Corpus, SplitFractions};
 use latent_live::eval::evaluate;
-use latent_live::model::{Config, ModelCard};
+use latent_live::model::{Config, ModelCard, ModelFile};
 use latent_live::train::{TrainConfig, Trainer};
 use rand::{Rng, SeedableRng};
 
@@ -30,6 +30,13 @@ pub struct TrainArgs {
     /// Continue from the run folder's checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Start a new run from a trained model's weights (e.g. assets/folk-2bar.safetensors),
+    /// at the step it was saved at, with fresh optimiser moments.
+    #[arg(long, conflicts_with = "resume")]
+    init: Option<PathBuf>,
+    /// The schedules' step to continue from with --init, for files that do not record it.
+    #[arg(long, requires = "init")]
+    init_step: Option<u64>,
     /// Stop after this many optimisation steps in total.
     #[arg(long, default_value_t = 200_000)]
     steps: u64,
@@ -72,9 +79,12 @@ fn preset(name: &str) -> anyhow::Result<Config> {
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let checkpoint = args.out.join("checkpoint.safetensors");
+    // What came before this run folder (a warm start's source), kept in every save.
+    let mut lineage = String::new();
     let mut trainer = if args.resume {
         let t = Trainer::resume(&checkpoint).with_context(|| format!("resuming from {}", checkpoint.display()))?;
         println!("resumed at step {}", t.step);
+        lineage = std::fs::read_to_string(args.out.join("lineage.txt")).unwrap_or_default();
         t
     } else {
         if checkpoint.exists() {
@@ -87,7 +97,20 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         config.beta_rate = args.beta_rate.unwrap_or(config.beta_rate);
         config.free_bits = args.free_bits.unwrap_or(config.free_bits);
         config.seed = args.seed.unwrap_or(config.seed);
-        Trainer::new(preset(&args.preset)?, config)?
+        match &args.init {
+            Some(path) => {
+                let file = ModelFile::read(path)?;
+                let step = match args.init_step {
+                    Some(step) => step,
+                    None => file.extra_json("step")?.with_context(|| format!("{} does not record its step: pass --init-step", path.display()))?,
+                };
+                lineage = format!("Warm-started at step {step} from {} ({}).\n\n", path.display(), file.card.training.trim());
+                std::fs::write(args.out.join("lineage.txt"), &lineage)?;
+                println!("warm start from {} at step {step}", path.display());
+                Trainer::warm_start(&file, config, step)?
+            }
+            None => Trainer::new(preset(&args.preset)?, config)?,
+        }
     };
     if let Some(rate) = args.scheduled_sampling {
         trainer.config.scheduled_sampling_rate = rate;
@@ -132,12 +155,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             validate(&trainer, &corpus, args.eval_slices, &bar, &mut log)?;
         }
         if last_checkpoint.elapsed().as_secs_f64() > args.checkpoint_minutes * 60.0 {
-            save(&trainer, &args.out, &corpus, &started)?;
+            save(&trainer, &args.out, &corpus, &started, &lineage)?;
             last_checkpoint = Instant::now();
         }
     }
     bar.finish();
-    save(&trainer, &args.out, &corpus, &started)?;
+    save(&trainer, &args.out, &corpus, &started, &lineage)?;
     validate(&trainer, &corpus, args.eval_slices, &bar, &mut log)?;
     println!("stopped at step {}; checkpoint and model in {}", trainer.step, args.out.display());
     Ok(())
@@ -161,14 +184,14 @@ fn validate(trainer: &Trainer, corpus: &Corpus, slices: usize, bar: &ProgressBar
 }
 
 /// Writes the resumable checkpoint and, beside it, the weights with their card.
-fn save(trainer: &Trainer, out: &Path, corpus: &Corpus, started: &Instant) -> anyhow::Result<()> {
+fn save(trainer: &Trainer, out: &Path, corpus: &Corpus, started: &Instant, lineage: &str) -> anyhow::Result<()> {
     trainer.save_checkpoint(&out.join("checkpoint.safetensors"))?;
     let card = ModelCard {
         name: out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         data: corpus.provenance(),
         split: corpus.summary(),
         training: format!(
-            "{} steps of batch {} ({:?}); last session {:.0} min",
+            "{lineage}{} steps of batch {} ({:?}); last session {:.0} min",
             trainer.step,
             trainer.config.batch_size,
             trainer.config,

@@ -1,0 +1,155 @@
+//! Capturing clips on the audio thread: a recorder of the notes played in, and the
+//! request that carries a captured phrase to the worker.
+//!
+//! Notes are stamped on the plugin's own beat clock, which runs whether or not the host
+//! plays, so a riff played into a stopped transport can be captured too. Everything here
+//! is fixed-size: recording and capturing never allocate.
+
+use crate::clips::Slot;
+use crate::handoff::{Phrase, PhraseNote};
+
+/// Notes remembered, oldest overwritten first: minutes of playing.
+pub const MAX_RECORDED: usize = 1024;
+/// The longest clip, in 16th steps (16 bars).
+pub const MAX_CAPTURE_STEPS: usize = 256;
+const STEPS_PER_BEAT: f64 = 4.0;
+
+/// What the audio thread sends the worker when Capture A or B fires.
+#[derive(Debug, Clone, Copy)]
+pub struct CaptureRequest {
+    pub slot: Slot,
+    /// `true`: played in; `false`: the phrase that was playing.
+    pub from_input: bool,
+    pub phrase: Phrase,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Recorded {
+    pitch: u8,
+    start: f64,
+    /// `f64::INFINITY` while the key is held.
+    end: f64,
+}
+
+pub struct InputRecorder {
+    notes: [Recorded; MAX_RECORDED],
+    /// Index of the next slot to write.
+    head: usize,
+    len: usize,
+}
+
+impl Default for InputRecorder {
+    fn default() -> Self {
+        Self { notes: [Recorded::default(); MAX_RECORDED], head: 0, len: 0 }
+    }
+}
+
+impl InputRecorder {
+    pub fn note_on(&mut self, pitch: u8, beat: f64) {
+        self.notes[self.head] = Recorded { pitch, start: beat, end: f64::INFINITY };
+        self.head = (self.head + 1) % MAX_RECORDED;
+        self.len = (self.len + 1).min(MAX_RECORDED);
+    }
+
+    /// Ends the latest held note of `pitch`.
+    pub fn note_off(&mut self, pitch: u8, beat: f64) {
+        if let Some(note) = self.recent_mut().find(|n| n.pitch == pitch && n.end.is_infinite()) {
+            note.end = beat.max(note.start);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Newest first.
+    fn recent(&self) -> impl Iterator<Item = &Recorded> {
+        (1..=self.len).map(move |back| &self.notes[(self.head + MAX_RECORDED - back) % MAX_RECORDED])
+    }
+
+    fn recent_mut(&mut self) -> impl Iterator<Item = &mut Recorded> {
+        let (head, len) = (self.head, self.len);
+        let (newer, older) = self.notes.split_at_mut(head);
+        newer.iter_mut().rev().chain(older.iter_mut().rev()).take(len)
+    }
+
+    /// The onset of the first note that starts in `[from, to)`, if any.
+    pub fn first_onset(&self, from: f64, to: f64) -> Option<f64> {
+        self.recent().map(|n| n.start).filter(|&s| s >= from && s < to).reduce(f64::min)
+    }
+
+    /// The notes of the window of `steps` 16ths starting at beat `start`, quantized to the
+    /// grid and reduced to one voice: on each step the highest onset wins, and every onset
+    /// ends the note before it. Notes still held end with the window.
+    pub fn phrase(&self, start: f64, steps: u16, generation: u64) -> Phrase {
+        let steps = (steps as usize).clamp(1, MAX_CAPTURE_STEPS);
+        // (pitch, end step) of the onset kept on each step.
+        let mut onsets = [None::<(u8, usize)>; MAX_CAPTURE_STEPS];
+        for note in self.recent() {
+            let at = ((note.start - start) * STEPS_PER_BEAT).round();
+            if !(0.0..steps as f64).contains(&at) {
+                continue;
+            }
+            let at = at as usize;
+            let end = if note.end.is_finite() { ((note.end - start) * STEPS_PER_BEAT).round().max(at as f64 + 1.0) as usize } else { steps };
+            if onsets[at].is_none_or(|(pitch, _)| note.pitch > pitch) {
+                onsets[at] = Some((note.pitch, end.min(steps)));
+            }
+        }
+        let mut phrase = Phrase::silent(steps as u16, generation);
+        let mut steps_iter = (0..steps).filter_map(|s| onsets[s].map(|o| (s, o))).peekable();
+        while let Some((s, (pitch, end))) = steps_iter.next() {
+            let next = steps_iter.peek().map_or(steps, |&(n, _)| n);
+            phrase.push(PhraseNote { pitch, start: s as u16, end: end.min(next) as u16 });
+        }
+        phrase
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantizes_reduces_to_one_voice_and_closes_held_notes() {
+        let mut r = InputRecorder::default();
+        // Before the window: ignored.
+        r.note_on(50, 9.0);
+        r.note_off(50, 9.5);
+        // A chord on beat 10 (step 0): the top note wins; played slightly late.
+        r.note_on(60, 10.02);
+        r.note_on(64, 10.03);
+        r.note_off(60, 10.5);
+        r.note_off(64, 10.98);
+        // Step 6, cut by the onset on step 8.
+        r.note_on(67, 11.49);
+        r.note_on(72, 12.0);
+        r.note_off(67, 13.0);
+        // Still held when captured.
+        r.note_on(71, 13.5);
+        let p = r.phrase(10.0, 32, 1);
+        assert_eq!(
+            p.notes(),
+            &[
+                PhraseNote { pitch: 64, start: 0, end: 4 },
+                PhraseNote { pitch: 67, start: 6, end: 8 },
+                PhraseNote { pitch: 72, start: 8, end: 14 },
+                PhraseNote { pitch: 71, start: 14, end: 32 },
+            ]
+        );
+        assert_eq!(r.first_onset(10.0, 20.0), Some(10.02));
+    }
+
+    #[test]
+    fn keeps_the_newest_notes_when_full() {
+        let mut r = InputRecorder::default();
+        for i in 0..(MAX_RECORDED + 10) {
+            r.note_on(60, i as f64);
+            r.note_off(60, i as f64 + 0.25);
+        }
+        assert_eq!(r.first_onset(0.0, 1e9), Some(10.0));
+        let p = r.phrase(MAX_RECORDED as f64 + 6.0, 16, 0);
+        assert_eq!(p.notes().len(), 4);
+        assert_eq!(p.notes()[0], PhraseNote { pitch: 60, start: 0, end: 1 });
+    }
+}

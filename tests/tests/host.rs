@@ -1,0 +1,304 @@
+//! The plugin in a CLAP host: the built library, loaded through its entry point, playing
+//! the embedded default model against a host transport.
+//!
+//! Most runs render offline (CLAP's render extension): the plugin then waits for its
+//! worker, so the notes are deterministic whatever the machine's load. One test paces a
+//! real-time run with the wall clock and checks that it plays the same notes.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use latent_live_tests::{param_id, sounding, Input, Output, Plugin, Transport};
+
+const SR: f64 = 48_000.0;
+const TEMPO: f64 = 120.0;
+/// A 16th at 120 bpm and 48 kHz.
+const STEP: u64 = 6_000;
+
+fn seconds(s: f64) -> u64 {
+    (s * SR) as u64
+}
+
+/// Block sizes from a fixed-seed LCG, 1 to 2048 samples.
+fn block_sizes(seed: u64) -> impl FnMut() -> usize {
+    let mut state = seed;
+    move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        1 + ((state >> 33) % 2048) as usize
+    }
+}
+
+/// Plays `duration` samples from beat `start` at `TEMPO`; `inputs(sample, frames)` gives
+/// each block's inputs, with `sample` counted from the start of this call. Returns the
+/// outputs with times from the start of this call.
+fn play(plugin: &mut Plugin, start: f64, duration: u64, mut sizes: impl FnMut() -> usize, mut inputs: impl FnMut(u64, usize) -> Vec<Input>) -> Vec<Output> {
+    let mut out = Vec::new();
+    let origin = plugin.position;
+    let mut done = 0u64;
+    while done < duration {
+        let frames = sizes().min((duration - done) as usize);
+        let transport = Transport { playing: true, tempo: TEMPO, beats: start + done as f64 / SR * TEMPO / 60.0, loop_range: None };
+        plugin.process(frames, &transport, &inputs(done, frames), &mut out);
+        done += frames as u64;
+    }
+    out.iter().map(|e| shift(e, origin)).collect()
+}
+
+fn stop(plugin: &mut Plugin, out: &mut Vec<Output>) {
+    plugin.process(256, &Transport { playing: false, tempo: TEMPO, beats: 0.0, loop_range: None }, &[], out);
+}
+
+fn shift(e: &Output, origin: u64) -> Output {
+    match *e {
+        Output::NoteOn { at, key } => Output::NoteOn { at: at - origin, key },
+        Output::NoteOff { at, key } => Output::NoteOff { at: at - origin, key },
+        Output::AllNotesOff { at } => Output::AllNotesOff { at: at - origin },
+    }
+}
+
+/// An input event at absolute run sample `at`, if it falls in the block.
+fn at(at: u64, sample: u64, frames: usize, make: impl FnOnce(u32) -> Input) -> Option<Input> {
+    (at >= sample && at < sample + frames as u64).then(|| make((at - sample) as u32))
+}
+
+fn offline_plugin() -> Plugin {
+    let mut plugin = Plugin::new();
+    plugin.render_offline();
+    plugin.activate(SR);
+    plugin
+}
+
+fn onsets(events: &[Output]) -> Vec<(u64, u8)> {
+    events.iter().filter_map(|e| if let Output::NoteOn { at, key } = *e { Some((at, key)) } else { None }).collect()
+}
+
+/// One note at a time: every note-on comes when nothing else sounds.
+fn assert_monophonic(events: &[Output]) {
+    for (i, e) in events.iter().enumerate() {
+        if let Output::NoteOn { .. } = e {
+            assert!(sounding(&events[..i]).is_empty(), "note-on {e:?} over a sounding note");
+        }
+    }
+}
+
+#[test]
+fn describes_itself_as_an_instrument_with_stable_parameters() {
+    let factory = latent_live_tests::entry().get_plugin_factory().expect("plugin factory");
+    let descriptor = factory.plugin_descriptors().next().expect("one plugin");
+    assert_eq!(descriptor.id(), Some(latent_live_tests::PLUGIN_ID));
+    assert!(descriptor.features().any(|f| f.to_bytes() == b"instrument"));
+
+    let mut plugin = Plugin::new();
+    let params = plugin.params();
+    let ids = [
+        "lat1", "lat2", "lat3", "lat4", "lat5", "lat6", "lat7", "lat8", "temp", "seed", "morph", "dens", "rhyth", "sync", "prange", "height", "contr", "model", "capa",
+        "capb", "capsrc", "trans", "oct", "vel", "len", "swap", "synth", "gain", "bypass",
+    ];
+    assert_eq!(params.len(), ids.len(), "{:?}", params.iter().map(|p| &p.name).collect::<Vec<_>>());
+    for id in ids {
+        let p = params.iter().find(|p| p.id == param_id(id)).unwrap_or_else(|| panic!("no parameter {id}"));
+        assert!(p.automatable, "{id} is automatable");
+    }
+    let find = |id: &str| params.iter().find(|p| p.id == param_id(id)).unwrap();
+    assert_eq!(find("lat1").name, "Latent 1");
+    assert_eq!(find("seed").max, 9999.0, "stepped: CLAP values are steps");
+    assert_eq!(plugin.ports(), (1, 1, vec![2]), "note in, note out, stereo out");
+}
+
+#[test]
+fn plays_the_default_model_on_the_grid_and_loops_it() {
+    let mut plugin = offline_plugin();
+    let events = play(&mut plugin, 0.0, seconds(8.0), block_sizes(1), |_, _| vec![]);
+    let mut all = events.clone();
+    stop(&mut plugin, &mut all);
+    let notes = onsets(&events);
+    assert!(notes.len() >= 4, "the default model plays a melody: {notes:?}");
+    assert!(notes.iter().all(|(at, _)| at % STEP == 0), "sample-accurate 16ths: {notes:?}");
+    assert_monophonic(&events);
+    // A 2-bar phrase lasts 4 s at 120 bpm: the second loop repeats the first.
+    let first: Vec<_> = notes.iter().filter(|(at, _)| *at < seconds(4.0)).map(|&(at, key)| (at + seconds(4.0), key)).collect();
+    let second: Vec<_> = notes.iter().filter(|(at, _)| *at >= seconds(4.0)).copied().collect();
+    assert_eq!(first, second);
+    assert!(sounding(&all).is_empty(), "stop ends every note");
+    assert!(!plugin.restart_requested());
+}
+
+/// lat1 moves at 1.1 s; the new phrase takes over on the next bar line, at 2 s.
+fn automation(sample: u64, frames: usize) -> Vec<Input> {
+    at(seconds(1.1), sample, frames, |time| Input::Param { time, id: "lat1", value: 0.9 }).into_iter().collect()
+}
+
+#[test]
+fn offline_render_plays_the_notes_real_time_plays() {
+    let mut offline = offline_plugin();
+    let rendered = play(&mut offline, 0.0, seconds(4.0), block_sizes(2), automation);
+    let unchanged = play(&mut offline_plugin(), 0.0, seconds(4.0), block_sizes(3), |_, _| vec![]);
+    let before = |e: &[Output]| onsets(e).into_iter().filter(|(at, _)| *at < seconds(2.0)).collect::<Vec<_>>();
+    let after = |e: &[Output]| onsets(e).into_iter().filter(|(at, _)| *at >= seconds(2.0)).collect::<Vec<_>>();
+    assert_eq!(before(&rendered), before(&unchanged), "the old phrase plays out its bar");
+    assert_ne!(after(&rendered), after(&unchanged), "the new phrase takes over at the bar line");
+
+    // Real time: 512-sample blocks paced by the wall clock, after a warm-up with the
+    // transport stopped in which the worker loads the model.
+    let mut realtime = Plugin::new();
+    realtime.activate(SR);
+    let clock = Instant::now();
+    let pace = |sample: u64| {
+        if let Some(wait) = Duration::from_secs_f64(sample as f64 / SR).checked_sub(clock.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    };
+    let (warmup, mut sink) = (seconds(3.0), Vec::new());
+    while realtime.position < warmup {
+        pace(realtime.position);
+        realtime.process(512, &Transport { playing: false, tempo: TEMPO, beats: 0.0, loop_range: None }, &[], &mut sink);
+    }
+    let start = realtime.position;
+    let live = play(&mut realtime, 0.0, seconds(4.0), || 512, |sample, frames| {
+        pace(start + sample);
+        automation(sample, frames)
+    });
+    assert_eq!(onsets(&live), onsets(&rendered));
+}
+
+#[test]
+fn no_note_is_left_sounding_by_loops_jumps_stop_bypass_or_deactivation() {
+    let mut plugin = offline_plugin();
+    let mut out = Vec::new();
+    let mut sizes = block_sizes(4);
+    let beats_per_sample = TEMPO / 60.0 / SR;
+    // The host loops beats 0 to 6 (a bar and a half: the jump lands mid-phrase).
+    let mut run = |plugin: &mut Plugin, out: &mut Vec<Output>, samples: u64, looped: bool, inputs: &[Input]| {
+        let mut done = 0u64;
+        let mut beats = 0.0f64;
+        while done < samples {
+            let frames = sizes().min((samples - done) as usize);
+            let loop_range = looped.then_some((0.0, 6.0));
+            plugin.process(frames, &Transport { playing: true, tempo: TEMPO, beats, loop_range }, if done == 0 { inputs } else { &[] }, out);
+            beats += frames as f64 * beats_per_sample;
+            if looped && beats >= 6.0 {
+                beats -= 6.0;
+            }
+            done += frames as u64;
+        }
+    };
+    run(&mut plugin, &mut out, seconds(7.0), true, &[]);
+    assert_monophonic(&out);
+    let jumps = out.iter().filter(|e| matches!(e, Output::NoteOn { .. })).count();
+    assert!(jumps >= 4, "played through the loop: {out:?}");
+
+    let before_stop = out.len();
+    stop(&mut plugin, &mut out);
+    assert!(sounding(&out).is_empty(), "stop: {:?}", &out[before_stop..]);
+
+    // Bypass mid-phrase: the sounding note ends and nothing new starts.
+    run(&mut plugin, &mut out, seconds(1.3), false, &[]);
+    let bypassed_at = out.len();
+    run(&mut plugin, &mut out, seconds(2.0), false, &[Input::Param { time: 0, id: "bypass", value: 1.0 }]);
+    assert!(sounding(&out).is_empty(), "bypass");
+    assert!(!out[bypassed_at..].iter().any(|e| matches!(e, Output::NoteOn { .. })), "silent while bypassed");
+    run(&mut plugin, &mut out, seconds(0.5), false, &[Input::Param { time: 0, id: "bypass", value: 0.0 }]);
+
+    // Deactivated while a note may sound: the next block after reactivation sends
+    // all-notes-off before anything else.
+    plugin.deactivate();
+    plugin.activate(SR);
+    let reactivated = out.len();
+    run(&mut plugin, &mut out, 512, false, &[]);
+    let first_block = &out[reactivated..];
+    let all_off = first_block.iter().position(|e| matches!(e, Output::AllNotesOff { .. }));
+    assert!(all_off.is_some_and(|i| first_block[..i].iter().all(|e| matches!(e, Output::NoteOff { .. }))), "{first_block:?}");
+    stop(&mut plugin, &mut out);
+    assert!(sounding(&out).is_empty());
+}
+
+fn state_json(plugin: &mut Plugin) -> serde_json::Value {
+    let bytes = plugin.save_state();
+    // nice-plug's format: a little-endian u64 length, then JSON.
+    serde_json::from_slice(&bytes[8..]).expect("state is JSON")
+}
+
+fn clips(state: &serde_json::Value) -> serde_json::Value {
+    serde_json::from_str(state["fields"]["clips"].as_str().expect("clips persisted")).unwrap()
+}
+
+#[test]
+fn captures_played_notes_and_the_playing_phrase_then_morphs_between_them() {
+    let mut plugin = offline_plugin();
+    // An arpeggio in quarter notes over the first two bars (beats 0 to 8).
+    let arpeggio = [60u8, 64, 67, 72, 71, 67, 64, 62];
+    let played = |sample: u64, frames: usize| -> Vec<Input> {
+        let mut inputs = Vec::new();
+        for (i, &key) in arpeggio.iter().enumerate() {
+            let start = seconds(i as f64 * 0.5);
+            inputs.extend(at(start, sample, frames, |time| Input::NoteOn { time, key }));
+            inputs.extend(at(start + seconds(0.4), sample, frames, |time| Input::NoteOff { time, key }));
+        }
+        // Capture A a little after the bar line at beat 8 (4 s): it takes bars 1 and 2.
+        inputs.extend(at(seconds(4.2), sample, frames, |time| Input::Param { time, id: "capa", value: 1.0 }));
+        inputs.extend(at(seconds(4.3), sample, frames, |time| Input::Param { time, id: "capa", value: 0.0 }));
+        inputs
+    };
+    play(&mut plugin, 0.0, seconds(5.0), block_sizes(5), played);
+    let a = clips(&state_json(&mut plugin))["a"].clone();
+    assert_eq!(a["source"], "Input");
+    let notes: Vec<(u64, u64, u64)> = a["notes"].as_array().unwrap().iter().map(|n| (n["pitch"].as_u64().unwrap(), n["start"].as_u64().unwrap(), n["end"].as_u64().unwrap())).collect();
+    // Quarter notes (4 steps apart) held for 0.4 s: 3.2 steps, quantized to 3.
+    let expected: Vec<(u64, u64, u64)> = arpeggio.iter().enumerate().map(|(i, &k)| (k as u64, 4 * i as u64, 4 * i as u64 + 3)).collect();
+    assert_eq!(notes, expected);
+    assert_eq!(a["mu"].as_array().unwrap().len(), 128);
+
+    // Capture B from what plays now (clip A, decoded).
+    let capture_playing = [Input::Param { time: 0, id: "capsrc", value: 1.0 }, Input::Param { time: 0, id: "capb", value: 1.0 }];
+    play(&mut plugin, 10.0, 512, || 512, |_, _| capture_playing.to_vec());
+    play(&mut plugin, 10.1, 512, || 512, |_, _| vec![Input::Param { time: 0, id: "capb", value: 0.0 }]);
+    let clips = clips(&state_json(&mut plugin));
+    assert_eq!(clips["b"]["source"], "Playing");
+    assert_ne!(clips["a"]["mu"], clips["b"]["mu"]);
+
+    // Morph: A's end decodes near the arpeggio; the two ends differ.
+    let phrase_at = |plugin: &mut Plugin, morph: f64| {
+        let mut out = Vec::new();
+        stop(plugin, &mut out);
+        let set = [Input::Param { time: 0, id: "morph", value: morph }];
+        let events = play(plugin, 0.0, seconds(4.0), block_sizes(6), |sample, _| if sample == 0 { set.to_vec() } else { vec![] });
+        onsets(&events).into_iter().map(|(at, key)| ((at / STEP) as u64, key as u64)).collect::<BTreeSet<_>>()
+    };
+    let at_a = phrase_at(&mut plugin, 0.0);
+    let at_b = phrase_at(&mut plugin, 1.0);
+    assert_ne!(at_a, at_b);
+    let captured: BTreeSet<(u64, u64)> = notes.iter().map(|n| (n.1, n.0)).collect();
+    let overlap = at_a.intersection(&captured).count() as f64 / at_a.union(&captured).count() as f64;
+    assert!(overlap >= 0.5, "clip A's mean decodes near the arpeggio: {at_a:?} vs {captured:?}");
+}
+
+#[test]
+fn saved_projects_reopen_with_the_same_clips_and_sound() {
+    let mut plugin = offline_plugin();
+    let setup = [
+        Input::Param { time: 0, id: "temp", value: 0.4 },
+        Input::Param { time: 0, id: "seed", value: 42.0 },
+        Input::Param { time: 0, id: "lat3", value: 0.7 },
+        Input::Param { time: 0, id: "capsrc", value: 1.0 },
+    ];
+    play(&mut plugin, 0.0, seconds(1.0), || 512, |sample, _| if sample == 0 { setup.to_vec() } else { vec![] });
+    // Capture A takes the phrase playing; the block after it lets the worker store it.
+    play(&mut plugin, 2.0, 512, || 512, |_, _| vec![Input::Param { time: 0, id: "capa", value: 1.0 }]);
+    play(&mut plugin, 2.1, 512, || 512, |_, _| vec![Input::Param { time: 0, id: "capa", value: 0.0 }]);
+    let render = |plugin: &mut Plugin| {
+        let mut out = Vec::new();
+        stop(plugin, &mut out);
+        onsets(&play(plugin, 0.0, seconds(4.0), block_sizes(7), |_, _| vec![]))
+    };
+    let original = render(&mut plugin);
+    let state = plugin.save_state();
+    let json = state_json(&mut plugin);
+    assert!(clips(&json)["a"]["mu"].as_array().is_some_and(|mu| mu.len() == 128), "clip A is saved with its mean");
+
+    let mut reopened = Plugin::new();
+    reopened.load_state(&state);
+    reopened.render_offline();
+    reopened.activate(SR);
+    assert_eq!(reopened.param_value("seed"), Some(42.0));
+    assert_eq!(render(&mut reopened), original);
+}
