@@ -122,9 +122,12 @@ impl<T: Clone> Persisted<T> {
         self.revision.load(Ordering::Acquire)
     }
 
-    pub fn update(&self, f: impl FnOnce(&mut T)) {
-        f(&mut self.value.write().unwrap_or_else(|e| e.into_inner()));
-        self.revision.fetch_add(1, Ordering::AcqRel);
+    /// Changes the value; returns its new revision.
+    pub fn update(&self, f: impl FnOnce(&mut T)) -> u64 {
+        let mut value = self.value.write().unwrap_or_else(|e| e.into_inner());
+        f(&mut value);
+        // Bumped under the lock: a revision read after the write names this value.
+        self.revision.fetch_add(1, Ordering::AcqRel) + 1
     }
 }
 

@@ -200,6 +200,16 @@ struct Worker {
 
 impl Worker {
     fn run(mut self, stop: &AtomicBool) {
+        // Whatever ends this thread early (a panic included) tells the audio thread.
+        struct Failed(Arc<EngineStatus>);
+        impl Drop for Failed {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.failed.store(true, Ordering::Release);
+                }
+            }
+        }
+        let _failed = Failed(self.status.clone());
         let mut decoded: Option<ZRequest> = None;
         // A phrase the audio thread had no room for yet (it is not processing); a newer
         // decode replaces it.
@@ -216,7 +226,10 @@ impl Worker {
             }
             // Read last: the request carries the revisions of the clips just stored.
             let request = self.params.z_request();
-            if self.loaded.is_some() && decoded != Some(request) {
+            if self.loaded.is_none() {
+                // Nothing can be decoded: an offline render must not wait for it.
+                self.status.delivered.store(request.fingerprint(), Ordering::Release);
+            } else if decoded != Some(request) {
                 match self.decode(&request) {
                     Ok(phrase) => {
                         self.status.generation.store(phrase.generation, Ordering::Release);
@@ -259,9 +272,15 @@ impl Worker {
         let loaded = (self.loader)(choice, path.as_deref()).and_then(|file| {
             let space = LatentSpace::of(&file).map_err(|e| e.to_string())?;
             let model = file.model(&Device::Cpu).map_err(|e| e.to_string())?;
-            let name = match (&file.card.name, &path) {
-                (name, _) if !name.is_empty() && choice != ModelChoice::File => name.clone(),
-                (_, Some(path)) if choice == ModelChoice::File => path.clone(),
+            let name = match (&path, choice) {
+                // A file is known by its path and its last change, so that another model
+                // saved at the same path re-encodes the clips.
+                (Some(path), ModelChoice::File) => {
+                    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+                    let stamp = modified.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
+                    format!("{path} @{stamp}")
+                }
+                _ if !file.card.name.is_empty() => file.card.name.clone(),
                 _ => format!("{choice:?}"),
             };
             Ok(Loaded { model, space, name })
@@ -316,8 +335,7 @@ impl Worker {
 
     fn store(&mut self, slot: Slot, clip: Option<Clip>) {
         self.clips.set(slot, clip.clone());
-        self.params.clips.update(|clips| clips.set(slot, clip));
-        self.clips_revision = Some(self.params.clips.revision());
+        self.clips_revision = Some(self.params.clips.update(|clips| clips.set(slot, clip)));
     }
 
     fn handle(&mut self, command: Command) {
@@ -606,7 +624,8 @@ mod tests {
         engine.send(Command::ExportMidi(out.clone()));
         assert!(handled(3));
         let exported = midi::import_file(&out).unwrap();
-        let expected: Vec<u8> = slot.notes().iter().map(|n| n.pitch + 12).collect();
+        // The importer folds pitches past 108 back by octaves, as it does for any file.
+        let expected: Vec<u8> = slot.notes().iter().map(|n| crate::clips::fold_pitch(n.pitch + 12, 21, 108)).collect();
         assert_eq!(exported.notes.iter().map(|n| n.pitch).collect::<Vec<_>>(), expected);
 
         engine.send(Command::ClearClip(Slot::B));
@@ -632,10 +651,10 @@ mod tests {
         assert_eq!(engine.status.model_name(), "tiny-Folk2Bar");
 
         params.model_file.update(|f| *f = Some("tiny-4bar".into()));
-        assert!(wait_until(Duration::from_secs(10), || engine.status.model_name() == "tiny-4bar"));
+        assert!(wait_until(Duration::from_secs(10), || engine.status.model_name().starts_with("tiny-4bar @")));
         assert!(wait_until(Duration::from_secs(10), || link.phrases.pop_newest(&mut slot) && slot.steps == 64));
         let a = params.clips.get().a.unwrap();
-        assert_eq!(a.model, "tiny-4bar", "clip A re-encoded by the new model");
+        assert!(a.model.starts_with("tiny-4bar @"), "clip A re-encoded by the new model");
         assert!(engine.status.message().is_none());
     }
 }

@@ -69,12 +69,14 @@ pub struct LatentLive {
     clock_beats: f64,
     /// Beat position for hosts that report none: runs while the transport plays.
     free_beats: f64,
-    /// Capture A / B as last seen, to act on presses only.
-    capture_held: [bool; 2],
+    /// Capture A / B press counts as last acted on.
+    capture_presses: [u32; 2],
     /// Input captures waiting for their bar line, by slot: the clock beat it falls on.
     capture_due: [Option<f64>; 2],
     /// Captures sent to the worker, compared with its count when rendering offline.
     captures_sent: u64,
+    /// The request an offline render waited for in vain: not waited for again.
+    offline_gave_up: Option<u64>,
 }
 
 impl Default for LatentLive {
@@ -91,9 +93,10 @@ impl Default for LatentLive {
             offline: false,
             clock_beats: 0.0,
             free_beats: 0.0,
-            capture_held: [false; 2],
+            capture_presses: [0; 2],
             capture_due: [None; 2],
             captures_sent: 0,
+            offline_gave_up: None,
         }
     }
 }
@@ -218,10 +221,14 @@ impl LatentLive {
         let status = &link.status;
         let deadline = Instant::now() + OFFLINE_WAIT;
         // Captures first: a stored clip changes the request itself.
-        while status.captures_handled.load(Ordering::Acquire) < self.captures_sent
-            || status.delivered.load(Ordering::Acquire) != self.params.z_request().fingerprint()
-        {
-            if status.failed.load(Ordering::Acquire) || Instant::now() > deadline {
+        loop {
+            let wanted = self.params.z_request().fingerprint();
+            let captured = status.captures_handled.load(Ordering::Acquire) >= self.captures_sent;
+            if captured && status.delivered.load(Ordering::Acquire) == wanted || self.offline_gave_up == Some(wanted) || status.failed.load(Ordering::Acquire) {
+                return;
+            }
+            if Instant::now() > deadline {
+                self.offline_gave_up = Some(wanted);
                 return;
             }
             std::thread::sleep(Duration::from_micros(500));
@@ -279,7 +286,8 @@ impl LatentLive {
         self.clock_beats += samples as f64 * transport.tempo / 60.0 / transport.sample_rate as f64;
     }
 
-    /// Acts on Capture A / B presses. The phrase playing is taken at once. Notes played in
+    /// Acts on Capture A / B presses (one capture per block, however many presses). The
+    /// phrase playing is taken at once. Notes played in
     /// are taken over the last phrase's length, ending on a bar line of the host's
     /// timeline: the one just passed when pressed in the first half of a bar, else the
     /// next one (the capture waits for it), so a press a little early or late takes the
@@ -290,8 +298,9 @@ impl LatentLive {
         let length = steps as f64 / 4.0;
         let now = self.clock_beats;
         for (i, slot) in [Slot::A, Slot::B].into_iter().enumerate() {
-            let pressed = [&self.params.capture_a, &self.params.capture_b][i].value();
-            if pressed && !self.capture_held[i] {
+            let presses = self.params.capture_presses[i].load(Ordering::Acquire);
+            if presses != self.capture_presses[i] {
+                self.capture_presses[i] = presses;
                 if self.params.capture_source.value() == CaptureSource::Playing {
                     let phrase = *self.sequencer.current();
                     self.send_capture(CaptureRequest { slot, from_input: false, phrase });
@@ -304,7 +313,6 @@ impl LatentLive {
                     self.send_capture(CaptureRequest { slot, from_input: true, phrase });
                 }
             }
-            self.capture_held[i] = pressed;
             if let Some(end) = self.capture_due[i].filter(|&end| end <= now) {
                 self.capture_due[i] = None;
                 let phrase = self.recorder.phrase(end - length, steps, 0);

@@ -4,6 +4,9 @@
 //! The inference worker polls the values that decide z and sampling ([`LatentLiveParams::z_request`]);
 //! the audio thread reads the playback ones.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
 use nice_plug::prelude::*;
 
 use crate::clips::{Clips, Persisted};
@@ -147,6 +150,10 @@ pub struct LatentLiveParams {
     /// The model file played when `model` is [`ModelChoice::File`].
     #[persist = "mfile"]
     pub model_file: Persisted<Option<String>>,
+
+    /// Presses of Capture A and B, counted where the host sets them: parameters reach
+    /// `process()` once per block, so a press released within one block would be missed.
+    pub capture_presses: [Arc<AtomicU32>; 2],
 }
 
 /// Everything that decides which phrase the worker decodes, as read at one instant
@@ -201,8 +208,19 @@ fn latent_slider(index: usize) -> FloatParam {
         .with_unit(" σ")
 }
 
+/// A button: counts its presses into `presses`.
+fn button(name: &str, presses: &Arc<AtomicU32>) -> BoolParam {
+    let presses = presses.clone();
+    BoolParam::new(name, false).with_callback(Arc::new(move |on| {
+        if on {
+            presses.fetch_add(1, Ordering::AcqRel);
+        }
+    }))
+}
+
 impl Default for LatentLiveParams {
     fn default() -> Self {
+        let capture_presses = [Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0))];
         Self {
             lat1: latent_slider(0),
             lat2: latent_slider(1),
@@ -226,8 +244,8 @@ impl Default for LatentLiveParams {
             mean_pitch: attribute("Pitch Height"),
             contour: attribute("Contour"),
             model: EnumParam::new("Model", ModelChoice::Folk2Bar),
-            capture_a: BoolParam::new("Capture A", false),
-            capture_b: BoolParam::new("Capture B", false),
+            capture_a: button("Capture A", &capture_presses[0]),
+            capture_b: button("Capture B", &capture_presses[1]),
             capture_source: EnumParam::new("Capture From", CaptureSource::Input),
             transpose: IntParam::new("Transpose", 0, IntRange::Linear { min: -12, max: 12 }).with_unit(" st"),
             octave: IntParam::new("Octave", 0, IntRange::Linear { min: -3, max: 3 }),
@@ -253,6 +271,7 @@ impl Default for LatentLiveParams {
             bypass: BoolParam::new("Bypass", false).make_bypass(),
             clips: Persisted::default(),
             model_file: Persisted::default(),
+            capture_presses,
         }
     }
 }

@@ -25,12 +25,21 @@ use clack_host::utils::{BeatTime, SecondsTime};
 
 pub const PLUGIN_ID: &CStr = c"dev.latentlive.latent-live";
 
-/// The plugin library cargo built for this test run (`target/<profile>/liblatent_live.so`).
+/// The plugin library cargo built for this test run. As a dependency of the tests it
+/// stays beside them in `target/<profile>/deps/`; a `cargo build` of the plugin itself
+/// puts it one folder up.
 pub fn library_path() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/<test binary>
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
-    dir.join(format!("{}latent_live{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX))
+    let deps = exe.parent().expect("target/<profile>/deps");
+    let name = format!("{}latent_live{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    [deps.join(&name), deps.parent().expect("target/<profile>").join(&name)].into_iter().find(|p| p.exists()).unwrap_or_else(|| deps.join(name))
+}
+
+/// Host tests take turns: each plugin runs its own inference thread, and the real-time
+/// test needs the cores it paces against.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One entry for the whole test binary: loading and unloading the library per test
