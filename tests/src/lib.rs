@@ -27,8 +27,12 @@ pub const PLUGIN_ID: &CStr = c"dev.latentlive.latent-live";
 
 /// The plugin library cargo built for this test run. As a dependency of the tests it
 /// stays beside them in `target/<profile>/deps/`; a `cargo build` of the plugin itself
-/// puts it one folder up.
+/// puts it one folder up. `LATENT_LIVE_CLAP` names another one, such as a release bundle
+/// (`target/bundled/Latent Live.clap`).
 pub fn library_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("LATENT_LIVE_CLAP") {
+        return PathBuf::from(path);
+    }
     let exe = std::env::current_exe().expect("test binary path");
     let deps = exe.parent().expect("target/<profile>/deps");
     let name = format!("{}latent_live{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);

@@ -299,6 +299,30 @@ fn captures_played_notes_and_the_playing_phrase_then_morphs_between_them() {
 }
 
 #[test]
+fn captures_a_riff_played_while_the_transport_is_stopped() {
+    let _turn = exclusive();
+    let mut plugin = offline_plugin();
+    let stopped = Transport { playing: false, tempo: TEMPO, beats: 0.0, loop_range: None };
+    // Half a second of silence, then 8ths from 0.5 s (step 0 of the clip is the first note).
+    let riff = [(0.5, 62u8), (0.75, 65), (1.0, 69), (1.5, 67)];
+    let mut out = Vec::new();
+    for block in 0..((seconds(2.5) / 480) as u64) {
+        let (sample, frames) = (block * 480, 480usize);
+        let mut inputs: Vec<Input> = Vec::new();
+        for &(start, key) in &riff {
+            inputs.extend(at(seconds(start), sample, frames, |time| Input::NoteOn { time, key }));
+            inputs.extend(at(seconds(start + 0.2), sample, frames, |time| Input::NoteOff { time, key }));
+        }
+        inputs.extend(at(seconds(2.2), sample, frames, |time| Input::Param { time, id: "capa", value: 1.0 }));
+        plugin.process(frames, &stopped, &inputs, &mut out);
+    }
+    assert!(out.iter().all(|e| !matches!(e, Output::NoteOn { .. })), "nothing plays while stopped");
+    let a = &clips(&state_json(&mut plugin))["a"];
+    let notes: Vec<(u64, u64)> = a["notes"].as_array().unwrap().iter().map(|n| (n["start"].as_u64().unwrap(), n["pitch"].as_u64().unwrap())).collect();
+    assert_eq!(notes, vec![(0, 62), (2, 65), (4, 69), (8, 67)]);
+}
+
+#[test]
 fn saved_projects_reopen_with_the_same_clips_and_sound() {
     let _turn = exclusive();
     let mut plugin = offline_plugin();
