@@ -34,9 +34,12 @@ pub fn library_path() -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("target/<profile>/deps");
+    // target/<profile>/deps/ for tests, target/<profile>/examples/ for examples.
+    let dir = exe.parent().expect("target/<profile>/<kind>");
+    let profile = dir.parent().expect("target/<profile>");
     let name = format!("{}latent_live{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
-    [deps.join(&name), deps.parent().expect("target/<profile>").join(&name)].into_iter().find(|p| p.exists()).unwrap_or_else(|| deps.join(name))
+    let candidates = [dir.join(&name), profile.join("deps").join(&name), profile.join(&name)];
+    candidates.iter().find(|p| p.exists()).unwrap_or(&candidates[0]).clone()
 }
 
 /// Host tests take turns: each plugin runs its own inference thread, and the real-time
@@ -134,7 +137,7 @@ pub struct ParamInfo {
     pub automatable: bool,
 }
 
-pub const MAX_BLOCK: usize = 2048;
+pub const MAX_BLOCK: usize = 4096;
 
 /// One plugin instance in the test host.
 pub struct Plugin {

@@ -8,7 +8,14 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use latent_live::assets::DefaultModel;
+use latent_live::handoff::Phrase;
+use latent_live::latent::{z_tensor, LatentSpace};
+use latent_live::melody;
+use latent_live::model::Sampling;
+use latent_live::params::LatentLiveParams;
 use latent_live_tests::{exclusive, param_id, sounding, Input, Output, Plugin, Transport};
+use nice_plug::prelude::Params;
 
 const SR: f64 = 48_000.0;
 const TEMPO: f64 = 120.0;
@@ -123,6 +130,98 @@ fn plays_the_default_model_on_the_grid_and_loops_it() {
     assert_eq!(first, second);
     assert!(sounding(&all).is_empty(), "stop ends every note");
     assert!(!plugin.restart_requested());
+}
+
+/// The phrase the library decodes, with the embedded 2-bar model, for the parameters
+/// `set` gives (string id, normalized value): what the plugin must play.
+fn library_phrase(set: &[(&str, f32)]) -> Phrase {
+    let params = LatentLiveParams::default();
+    for &(id, normalized) in set {
+        let (_, ptr, _) = params.param_map().into_iter().find(|(i, _, _)| i == id).expect("parameter");
+        // SAFETY: the params outlive the pointer; nothing else touches them.
+        unsafe { ptr._internal_set_normalized_value(normalized) };
+    }
+    let request = params.z_request();
+    let file = DefaultModel::Flat2Bar.load().unwrap();
+    let model = file.model(&candle_core::Device::Cpu).unwrap();
+    let z = LatentSpace::of(&file).unwrap().compose(None, None, &request);
+    let events = model.decode(&z_tensor(&model, &[z]).unwrap(), Sampling::new(request.temperature, request.seed)).unwrap();
+    Phrase::from_notes(&melody::decode(&events[0]), model.config.steps(), 0)
+}
+
+/// The notes `phrase` makes, looping from beat 0, over `duration` samples: each at the
+/// first sample at or after its grid time.
+fn expected(phrase: &Phrase, sample_rate: f64, duration: u64) -> (Vec<(u64, u8)>, Vec<(u64, u8)>) {
+    let samples_per_step = sample_rate * 60.0 / TEMPO / 4.0;
+    let at = |step: u64| (step as f64 * samples_per_step - 1e-4).ceil() as u64;
+    let (mut ons, mut offs) = (Vec::new(), Vec::new());
+    for offset in (0..).map(|loop_| loop_ * phrase.steps as u64).take_while(|&o| at(o) < duration) {
+        for n in phrase.notes() {
+            ons.push((at(offset + n.start as u64), n.pitch));
+            offs.push((at(offset + n.end as u64), n.pitch));
+        }
+    }
+    ons.retain(|&(t, _)| t < duration);
+    offs.retain(|&(t, _)| t < duration);
+    (ons, offs)
+}
+
+#[test]
+fn plays_the_librarys_decode_at_every_sample_rate_and_block_size() {
+    let _turn = exclusive();
+    // (sample rate, parameters, block sizes): greedy at the origin, a latent slider moved,
+    // and sampling with a seed; blocks of 1 to 4096 samples.
+    let cases: [(f64, &[(&str, f32)], fn(u64) -> Box<dyn FnMut() -> usize>); 3] = [
+        (44_100.0, &[], |seed| {
+            let mut lcg = block_sizes(seed);
+            let mut n = 0;
+            // Single samples first, then anything up to 4096.
+            Box::new(move || {
+                n += 1;
+                if n < 3_000 { 1 + lcg() % 3 } else { 1 + (lcg() * 2) % 4096 }
+            })
+        }),
+        (48_000.0, &[("lat2", 0.75)], |_| Box::new(|| 4096)),
+        (96_000.0, &[("temp", 0.5), ("seed", 7.0 / 9999.0)], |seed| {
+            let mut lcg = block_sizes(seed);
+            Box::new(move || 1 + (lcg() * 2) % 4096)
+        }),
+    ];
+    for (i, (sample_rate, set, sizes)) in cases.into_iter().enumerate() {
+        let mut plugin = Plugin::new();
+        plugin.render_offline();
+        plugin.activate(sample_rate);
+        let inputs: Vec<Input> = set.iter().map(|&(id, value)| Input::Param { time: 0, id: leak(id), value: clap_value(id, value) }).collect();
+        let duration = (5.0 * sample_rate) as u64;
+        let mut out = Vec::new();
+        let mut sizes = sizes(i as u64);
+        let mut done = 0u64;
+        while done < duration {
+            let frames = sizes().min((duration - done) as usize);
+            let transport = Transport { playing: true, tempo: TEMPO, beats: done as f64 / sample_rate * TEMPO / 60.0, loop_range: None };
+            plugin.process(frames, &transport, if done == 0 { &inputs } else { &[] }, &mut out);
+            done += frames as u64;
+        }
+        let phrase = library_phrase(set);
+        assert!(!phrase.is_empty(), "case {i}: the model decodes notes");
+        let (ons, offs) = expected(&phrase, sample_rate, duration);
+        let played_ons: Vec<(u64, u8)> = out.iter().filter_map(|e| if let Output::NoteOn { at, key } = *e { Some((at, key)) } else { None }).collect();
+        let played_offs: Vec<(u64, u8)> = out.iter().filter_map(|e| if let Output::NoteOff { at, key } = *e { Some((at, key)) } else { None }).collect();
+        assert_eq!(played_ons, ons, "case {i} at {sample_rate} Hz: note-ons");
+        assert_eq!(played_offs, offs, "case {i} at {sample_rate} Hz: note-offs");
+    }
+}
+
+/// CLAP's value for a normalized one: stepped parameters count steps.
+fn clap_value(id: &str, normalized: f32) -> f64 {
+    match id {
+        "seed" => (normalized * 9999.0).round() as f64,
+        _ => normalized as f64,
+    }
+}
+
+fn leak(id: &str) -> &'static str {
+    Box::leak(id.to_string().into_boxed_str())
 }
 
 /// lat1 moves at 0.6 s; the new phrase takes over on the next bar line, at 2 s.

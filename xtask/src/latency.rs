@@ -67,3 +67,38 @@ fn summary(samples: &mut [Duration]) -> String {
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
     format!("median {:.1} ms, p95 {:.1} ms, max {:.1} ms ({} changes)", at(0.5), at(0.95), at(1.0), samples.len())
 }
+
+#[derive(clap::Args)]
+pub struct DecodeArgs {
+    /// Decodes timed per model and batch size.
+    #[arg(long, default_value_t = 200)]
+    decodes: usize,
+}
+
+/// Decode time of each embedded model, greedy from z ~ N(0, 1), at batch 1 and 16.
+pub fn decode(args: &DecodeArgs) -> anyhow::Result<()> {
+    use latent_live::assets::DefaultModel;
+    use latent_live::model::Sampling;
+    use rand::SeedableRng;
+
+    for model in DefaultModel::ALL {
+        let file = model.load()?;
+        let vae = file.model(&candle_core::Device::Cpu)?;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        for batch in [1usize, 16] {
+            let mut times = Vec::with_capacity(args.decodes);
+            for _ in 0..args.decodes + 5 {
+                let z = latent_live::train::standard_normal(&mut rng, (batch, vae.config.z_size))?;
+                let started = Instant::now();
+                std::hint::black_box(vae.decode(&z, Sampling::Greedy)?);
+                times.push(started.elapsed());
+            }
+            // The first decodes warm caches and the allocator.
+            times.drain(..5);
+            times.sort();
+            let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
+            println!("{} batch {batch:>2}: p50 {:.1} ms, p99 {:.1} ms ({} decodes)", model.name(), at(0.5), at(0.99), times.len());
+        }
+    }
+    Ok(())
+}

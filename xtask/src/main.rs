@@ -52,6 +52,8 @@ enum Command {
     Install(bundle::InstallArgs),
     /// Time from a parameter change to the new phrase, with the embedded models.
     BenchLatency(latency::LatencyArgs),
+    /// Decode time of the embedded models at batch 1 and 16.
+    BenchDecode(latency::DecodeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,5 +68,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bundle { args } => bundle::bundle(args),
         Command::Install(args) => bundle::install(&args),
         Command::BenchLatency(args) => latency::run(&args),
+        Command::BenchDecode(args) => latency::decode(&args),
     }
 }
