@@ -20,6 +20,10 @@ pub struct LatencyArgs {
 
 pub fn run(args: &LatencyArgs) -> anyhow::Result<()> {
     for choice in [ModelChoice::Folk2Bar, ModelChoice::Folk4Bar] {
+        if let Err(e) = engine::default_loader()(choice, None) {
+            println!("{choice:?}: skipped ({e})");
+            continue;
+        }
         let params = Arc::new(LatentLiveParams::default());
         set(&params.model, params.model.preview_normalized(choice));
         let (engine, mut link) = Engine::start(params.clone(), engine::default_loader())?;
