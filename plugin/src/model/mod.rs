@@ -8,6 +8,7 @@ pub mod decoder;
 pub mod encoder;
 pub mod file;
 pub mod lstm;
+pub mod ops;
 pub mod vae;
 
 pub use decoder::{Decoder, Sampling};
