@@ -1,18 +1,26 @@
-//! Capturing clips on the audio thread: a recorder of the notes played in, and the
-//! request that carries a captured phrase to the worker.
+//! Capturing clips on the audio thread: [`Capturer`] records the notes played in and turns
+//! Capture presses into [`CaptureRequest`]s, which carry the phrase to the worker.
 //!
 //! Notes are stamped on the plugin's own beat clock, which runs whether or not the host
 //! plays, so a riff played into a stopped transport can be captured too. Everything here
 //! is fixed-size: recording and capturing never allocate.
 
+use nice_plug::midi::Key;
+use nice_plug::prelude::NoteEvent;
+use std::sync::atomic::Ordering;
+
 use crate::clips::Slot;
 use crate::handoff::{Phrase, PhraseNote};
+use crate::params::{CaptureSource, LatentLiveParams};
+use crate::sequencer::TransportInfo;
 
 /// Notes remembered, oldest overwritten first: minutes of playing.
 pub const MAX_RECORDED: usize = 1024;
 /// The longest clip, in 16th steps (16 bars).
 pub const MAX_CAPTURE_STEPS: usize = 256;
 const STEPS_PER_BEAT: f64 = 4.0;
+/// Captures work in 4/4 bars, as the sequencer does.
+const BEATS_PER_BAR: f64 = 4.0;
 
 /// What the audio thread sends the worker when Capture A or B fires.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +31,67 @@ pub struct CaptureRequest {
     pub phrase: Phrase,
 }
 
+/// The audio thread's side of Capture: it records what is played in, and turns presses
+/// of Capture A / B into requests for the worker.
+#[derive(Default)]
+pub struct Capturer {
+    recorder: InputRecorder,
+    /// The plugin's own beat clock: always running, it stamps the notes played in.
+    clock_beats: f64,
+    /// Capture A / B press counts as last acted on.
+    presses: [u32; 2],
+    /// Input captures waiting for their bar line, by slot: the clock beat it falls on.
+    due: [Option<f64>; 2],
+}
+
+impl Capturer {
+    /// Records a note played in during the block about to be processed.
+    pub fn record(&mut self, event: &NoteEvent<()>, transport: &TransportInfo) {
+        let beats_per_sample = transport.tempo / 60.0 / transport.sample_rate as f64;
+        let at = |timing: u32| self.clock_beats + timing as f64 * beats_per_sample;
+        match *event {
+            NoteEvent::NoteOn { timing, key: Key::Number(key), velocity, .. } if velocity > 0.0 => self.recorder.note_on(key, at(timing)),
+            NoteEvent::NoteOn { timing, key: Key::Number(key), .. } | NoteEvent::NoteOff { timing, key: Key::Number(key), .. } => {
+                self.recorder.note_off(key, at(timing))
+            }
+            _ => {}
+        }
+    }
+
+    /// Acts on Capture A / B presses (one capture per block, however many presses), then
+    /// moves the clock past the block's `samples`. The phrase `playing` is taken at once.
+    /// Notes played in are taken over the last phrase's length, ending on a bar line of
+    /// the host's timeline: the one just passed when pressed in the first half of a bar,
+    /// else the next one (the capture waits for it), so a press a little early or late
+    /// takes the phrase the musician just played. With the transport stopped there is no
+    /// bar line: the phrase starts on the first note played in the last phrase's length.
+    pub fn process(&mut self, params: &LatentLiveParams, transport: &TransportInfo, playing: &Phrase, samples: usize, send: &mut impl FnMut(CaptureRequest)) {
+        let steps = playing.steps;
+        let length = steps as f64 / STEPS_PER_BEAT;
+        let now = self.clock_beats;
+        for (i, slot) in [Slot::A, Slot::B].into_iter().enumerate() {
+            let presses = params.capture_presses[i].load(Ordering::Acquire);
+            if presses != self.presses[i] {
+                self.presses[i] = presses;
+                if params.capture_source.value() == CaptureSource::Playing {
+                    send(CaptureRequest { slot, from_input: false, phrase: *playing });
+                } else if transport.playing {
+                    let phase = transport.pos_beats.rem_euclid(BEATS_PER_BAR);
+                    self.due[i] = Some(if phase < BEATS_PER_BAR / 2.0 { now - phase } else { now + BEATS_PER_BAR - phase });
+                } else {
+                    let start = self.recorder.first_onset(now - length, now).unwrap_or(now - length);
+                    send(CaptureRequest { slot, from_input: true, phrase: self.recorder.phrase(start, steps, 0) });
+                }
+            }
+            if let Some(end) = self.due[i].filter(|&end| end <= now) {
+                self.due[i] = None;
+                send(CaptureRequest { slot, from_input: true, phrase: self.recorder.phrase(end - length, steps, 0) });
+            }
+        }
+        self.clock_beats += samples as f64 * transport.tempo / 60.0 / transport.sample_rate as f64;
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Recorded {
     pitch: u8,
@@ -31,6 +100,7 @@ struct Recorded {
     end: f64,
 }
 
+/// The notes played in, on the plugin's clock.
 pub struct InputRecorder {
     notes: [Recorded; MAX_RECORDED],
     /// Index of the next slot to write.

@@ -36,10 +36,9 @@ use std::time::{Duration, Instant};
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 
-use capture::{CaptureRequest, InputRecorder};
-use clips::Slot;
+use capture::Capturer;
 use engine::{AudioLink, Engine};
-use params::{CaptureSource, LatentLiveParams};
+use params::LatentLiveParams;
 use sequencer::{Playback, SeqEvent, Sequencer, TransportInfo};
 use synth::AuditionSynth;
 
@@ -47,8 +46,6 @@ use synth::AuditionSynth;
 const OUTPUT_CHANNEL: u8 = 0;
 /// Tempo assumed when the host reports none (some standalone setups).
 const FALLBACK_TEMPO: f64 = 120.0;
-/// Captures and the sequencer work in 4/4 bars.
-const BEATS_PER_BAR: f64 = 4.0;
 /// How long an offline render waits for the worker's phrase before going on without it.
 const OFFLINE_WAIT: Duration = Duration::from_secs(5);
 
@@ -61,18 +58,12 @@ pub struct LatentLive {
     link: Option<AudioLink>,
     sequencer: Sequencer,
     synth: AuditionSynth,
-    recorder: InputRecorder,
+    capturer: Capturer,
     sample_rate: f32,
     /// The host renders offline: `process()` may wait for the worker (see `process`).
     offline: bool,
-    /// The plugin's own beat clock: always running, it stamps the notes played in.
-    clock_beats: f64,
     /// Beat position for hosts that report none: runs while the transport plays.
     free_beats: f64,
-    /// Capture A / B press counts as last acted on.
-    capture_presses: [u32; 2],
-    /// Input captures waiting for their bar line, by slot: the clock beat it falls on.
-    capture_due: [Option<f64>; 2],
     /// Captures sent to the worker, compared with its count when rendering offline.
     captures_sent: u64,
     /// The request an offline render waited for in vain: not waited for again.
@@ -88,13 +79,10 @@ impl Default for LatentLive {
             link: None,
             sequencer: Sequencer::new(),
             synth: AuditionSynth::new(48_000.0),
-            recorder: InputRecorder::default(),
+            capturer: Capturer::default(),
             sample_rate: 48_000.0,
             offline: false,
-            clock_beats: 0.0,
             free_beats: 0.0,
-            capture_presses: [0; 2],
-            capture_due: [None; 2],
             captures_sent: 0,
             offline_gave_up: None,
         }
@@ -199,17 +187,9 @@ impl Plugin for LatentLive {
 }
 
 impl LatentLive {
-    /// Stamps a note played in on the plugin's clock, for Capture.
+    /// Records a note played in, for Capture.
     pub fn record_input(&mut self, event: &NoteEvent<()>, transport: &TransportInfo) {
-        let beats_per_sample = transport.tempo / 60.0 / transport.sample_rate as f64;
-        let at = |timing: u32| self.clock_beats + timing as f64 * beats_per_sample;
-        match *event {
-            NoteEvent::NoteOn { timing, key: Key::Number(key), velocity, .. } if velocity > 0.0 => self.recorder.note_on(key, at(timing)),
-            NoteEvent::NoteOn { timing, key: Key::Number(key), .. } | NoteEvent::NoteOff { timing, key: Key::Number(key), .. } => {
-                self.recorder.note_off(key, at(timing))
-            }
-            _ => {}
-        }
+        self.capturer.record(event, transport);
     }
 
     /// Rendering offline, the host calls `process()` back to back, far faster than the
@@ -241,7 +221,14 @@ impl LatentLive {
     /// Real-time safe.
     pub fn render_block(&mut self, transport: &TransportInfo, left: &mut [f32], right: &mut [f32], send: &mut impl FnMut(NoteEvent<()>)) {
         let samples = left.len().min(right.len());
-        self.capture(transport);
+        let sent = &mut self.captures_sent;
+        let mut link = self.link.as_mut();
+        self.capturer.process(&self.params, transport, self.sequencer.current(), samples, &mut |request| {
+            // Full only if the worker is stuck; the press is lost, as a button would be.
+            if link.as_mut().is_some_and(|link| link.captures.push(request).is_ok()) {
+                *sent += 1;
+            }
+        });
         if let Some(link) = self.link.as_mut() {
             self.sequencer.receive(&mut link.phrases);
         }
@@ -282,51 +269,6 @@ impl LatentLive {
         if let Some(link) = &self.link {
             link.status.playing_generation.store(self.sequencer.current().generation, Ordering::Release);
             link.status.tempo.store(transport.tempo, Ordering::Release);
-        }
-        self.clock_beats += samples as f64 * transport.tempo / 60.0 / transport.sample_rate as f64;
-    }
-
-    /// Acts on Capture A / B presses (one capture per block, however many presses). The
-    /// phrase playing is taken at once. Notes played in
-    /// are taken over the last phrase's length, ending on a bar line of the host's
-    /// timeline: the one just passed when pressed in the first half of a bar, else the
-    /// next one (the capture waits for it), so a press a little early or late takes the
-    /// phrase the musician just played. With the transport stopped there is no bar line:
-    /// the phrase starts on the first note played in the last phrase's length.
-    fn capture(&mut self, transport: &TransportInfo) {
-        let steps = self.sequencer.current().steps;
-        let length = steps as f64 / 4.0;
-        let now = self.clock_beats;
-        for (i, slot) in [Slot::A, Slot::B].into_iter().enumerate() {
-            let presses = self.params.capture_presses[i].load(Ordering::Acquire);
-            if presses != self.capture_presses[i] {
-                self.capture_presses[i] = presses;
-                if self.params.capture_source.value() == CaptureSource::Playing {
-                    let phrase = *self.sequencer.current();
-                    self.send_capture(CaptureRequest { slot, from_input: false, phrase });
-                } else if transport.playing {
-                    let phase = transport.pos_beats.rem_euclid(BEATS_PER_BAR);
-                    self.capture_due[i] = Some(if phase < BEATS_PER_BAR / 2.0 { now - phase } else { now + BEATS_PER_BAR - phase });
-                } else {
-                    let start = self.recorder.first_onset(now - length, now).unwrap_or(now - length);
-                    let phrase = self.recorder.phrase(start, steps, 0);
-                    self.send_capture(CaptureRequest { slot, from_input: true, phrase });
-                }
-            }
-            if let Some(end) = self.capture_due[i].filter(|&end| end <= now) {
-                self.capture_due[i] = None;
-                let phrase = self.recorder.phrase(end - length, steps, 0);
-                self.send_capture(CaptureRequest { slot, from_input: true, phrase });
-            }
-        }
-    }
-
-    fn send_capture(&mut self, request: CaptureRequest) {
-        if let Some(link) = self.link.as_mut() {
-            // Full only if the worker is stuck; the press is lost, as a button would be.
-            if link.captures.push(request).is_ok() {
-                self.captures_sent += 1;
-            }
         }
     }
 }
