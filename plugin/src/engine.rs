@@ -64,8 +64,6 @@ pub struct EngineStatus {
     pub delivered: AtomicU64,
     /// Wall time of the last decode (compose + decode + build the phrase), microseconds.
     pub last_decode_micros: AtomicU64,
-    /// A model is loaded and the worker is polling.
-    pub ready: AtomicBool,
     /// The worker stopped on an error it cannot recover from; see `message`.
     pub failed: AtomicBool,
     /// Generation of the phrase the audio thread plays now.
@@ -76,8 +74,8 @@ pub struct EngineStatus {
     pub handled: AtomicU64,
     /// Captures from the audio thread handled so far (it counts those it sent).
     pub captures_handled: AtomicU64,
-    /// The loaded model's name, and the last error (a model that did not load, a capture
-    /// that found no notes...): for the editor.
+    /// The loaded model's name (empty until one loads), and the last error (a model that
+    /// did not load, a capture that found no notes...): for the editor.
     pub model_name: Mutex<String>,
     pub message: Mutex<Option<String>>,
 }
@@ -293,7 +291,6 @@ impl Worker {
                 self.loaded = Some(loaded);
                 self.status.report(None);
                 self.reencode_clips();
-                self.status.ready.store(true, Ordering::Release);
             }
             // The previous model, if any, keeps playing; the next attempt waits for
             // another choice or file.
