@@ -184,41 +184,26 @@ impl CustomOp3 for LstmSeqOp {
         if g_l.dims() != [t + 1, b, n] {
             bail!("lstm_seq: gradient {:?}, expected [{}, {b}, {n}]", g_l.dims(), t + 1);
         }
-        let dev = Device::Cpu;
+        let (r, g, w, s0) = (Operand(r_s, &r_l), Operand(g_s, &g_l), Operand(w_s, &w_l), Operand(s_s, &s_l));
         let (dx, dw, ds) = match &*saved {
-            Saved::F32(ws) => {
-                let (dx, dw, ds) = backward::<f32>(
-                    dims,
-                    ws,
-                    &slice(r_s, r_l)?,
-                    &slice(g_s, g_l)?,
-                    &slice(w_s, w_l)?,
-                    &slice(s_s, s_l)?,
-                );
-                (
-                    Tensor::from_vec(dx, (t, b, 4 * n), &dev)?,
-                    Tensor::from_vec(dw, (n, 4 * n), &dev)?,
-                    Tensor::from_vec(ds, (b, 2 * n), &dev)?,
-                )
-            }
-            Saved::F64(ws) => {
-                let (dx, dw, ds) = backward::<f64>(
-                    dims,
-                    ws,
-                    &slice(r_s, r_l)?,
-                    &slice(g_s, g_l)?,
-                    &slice(w_s, w_l)?,
-                    &slice(s_s, s_l)?,
-                );
-                (
-                    Tensor::from_vec(dx, (t, b, 4 * n), &dev)?,
-                    Tensor::from_vec(dw, (n, 4 * n), &dev)?,
-                    Tensor::from_vec(ds, (b, 2 * n), &dev)?,
-                )
-            }
+            Saved::F32(ws) => backward_tensors::<f32>(dims, ws, r, g, w, s0)?,
+            Saved::F64(ws) => backward_tensors::<f64>(dims, ws, r, g, w, s0)?,
         };
         Ok((Some(dx), Some(dw), Some(ds)))
     }
+}
+
+/// A CPU operand of the backward pass and its layout.
+#[derive(Clone, Copy)]
+struct Operand<'a>(&'a CpuStorage, &'a Layout);
+
+/// The backward pass in one float type, its gradients as tensors `(dxproj, dw_h, dstate0)`.
+fn backward_tensors<F: Pooled>(d: Dims, ws: &[F], res: Operand, grad: Operand, w_h: Operand, state: Operand) -> Result<(Tensor, Tensor, Tensor)> {
+    let (res, grad) = (slice::<F>(res.0, res.1)?, slice::<F>(grad.0, grad.1)?);
+    let (w_h, state) = (slice::<F>(w_h.0, w_h.1)?, slice::<F>(state.0, state.1)?);
+    let (dx, dw, ds) = backward::<F>(d, ws, &res, &grad, &w_h, &state);
+    let (Dims { t, b, n }, dev) = (d, Device::Cpu);
+    Ok((Tensor::from_vec(dx, (t, b, 4 * n), &dev)?, Tensor::from_vec(dw, (n, 4 * n), &dev)?, Tensor::from_vec(ds, (b, 2 * n), &dev)?))
 }
 
 fn cpu(s: &Storage) -> Result<&CpuStorage> {
