@@ -133,7 +133,6 @@ pub struct ParamInfo {
     pub id: ClapId,
     pub name: String,
     pub max: f64,
-    pub default: f64,
     pub automatable: bool,
 }
 
@@ -152,8 +151,6 @@ pub struct Plugin {
     ports: AudioPorts,
     events_in: EventBuffer,
     events_out: EventBuffer,
-    /// Loudest sample of the audition synth so far.
-    pub peak: f32,
 }
 
 impl Default for Plugin {
@@ -176,7 +173,6 @@ impl Plugin {
             ports: AudioPorts::with_capacity(2, 1),
             events_in: EventBuffer::with_capacity(256),
             events_out: EventBuffer::with_capacity(4096),
-            peak: 0.0,
         }
     }
 
@@ -210,7 +206,6 @@ impl Plugin {
                     id: info.id,
                     name: String::from_utf8_lossy(info.name).into_owned(),
                     max: info.max_value,
-                    default: info.default_value,
                     automatable: info.flags.contains(clack_extensions::params::ParamInfoFlags::IS_AUTOMATABLE),
                 }
             })
@@ -278,7 +273,6 @@ impl Plugin {
                 .process(&InputAudioBuffers::empty(), &mut outputs, &self.events_in.as_input(), &mut self.events_out.as_output(), Some(self.position), Some(&clap_transport))
                 .expect("process");
         }
-        self.peak = self.left[..frames].iter().fold(self.peak, |m, x| m.max(x.abs()));
         for event in self.events_out.iter() {
             let at = self.position + event.header().time() as u64;
             match event.as_core_event() {
