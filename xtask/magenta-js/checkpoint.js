@@ -1,0 +1,199 @@
+// Random-weight MusicVAE checkpoints in the two formats magenta.js users meet, and a
+// magenta.js session that loads them the way a browser does (over HTTP).
+//
+// Shared by fixtures.js (the equivalence fixtures Rust is tested against) and bench.js
+// (the side-by-side benchmark).
+
+'use strict';
+
+const fs = require('fs');
+const http = require('http');
+const path = require('path');
+
+const MIN_PITCH = 21;
+const MAX_PITCH = 108;
+const CLASSES = MAX_PITCH - MIN_PITCH + 3;
+const STEPS_PER_BAR = 16;
+
+// mulberry32: a seeded generator, so the fixtures are the same on every run.
+function rng(seed) {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const normal = () => {
+    const u = Math.max(uniform(), 1e-12);
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * uniform());
+  };
+  return { uniform, normal };
+}
+
+/**
+ * The variables of a melody MusicVAE under Magenta's names, as {name: {shape, values}}.
+ * spec: {z, encoder (per-direction size), decoder: [sizes], bars, hierarchical}.
+ * A hierarchical model has a two-level encoder (one BiLSTM per bar, one over the bars) and
+ * a conductor, as Magenta's `hier-mel_16bar` and magenta.js expect.
+ */
+function randomVariables(spec, seed) {
+  const r = rng(seed);
+  const vars = {};
+  // Weights large enough that greedy decoding is decisive and varied, not one flat class.
+  const dense = (name, input, output, gain = 1.5) => {
+    const std = gain / Math.sqrt(input);
+    vars[name + '/kernel'] = { shape: [input, output], values: Float32Array.from({ length: input * output }, () => std * r.normal()) };
+    vars[name + '/bias'] = { shape: [output], values: Float32Array.from({ length: output }, () => 0.3 * r.normal()) };
+  };
+  const lstm = (scope, input, hidden) => dense(scope + '/lstm_cell', input + hidden, 4 * hidden);
+  const bidirectional = (scope, input, hidden) => {
+    for (const dir of ['fw', 'bw']) lstm(`${scope}/cell_0/bidirectional_rnn/${dir}/multi_rnn_cell/cell_0`, input, hidden);
+  };
+  const h = spec.encoder;
+  if (spec.hierarchical) {
+    bidirectional('encoder/hierarchical_level_0', CLASSES, h);
+    bidirectional('encoder/hierarchical_level_1', 2 * h, h);
+  } else {
+    bidirectional('encoder', CLASSES, h);
+  }
+  dense('encoder/mu', 2 * h, spec.z);
+  dense('encoder/sigma', 2 * h, spec.z);
+  const states = 2 * spec.decoder.reduce((a, b) => a + b, 0);
+  const stack = (scope, input) => {
+    spec.decoder.forEach((hidden, i) => {
+      lstm(`${scope}/cell_${i}`, i === 0 ? input : spec.decoder[i - 1], hidden);
+    });
+  };
+  const core = (scope, condition) => {
+    stack(`${scope}/multi_rnn_cell`, CLASSES + condition);
+    dense(`${scope}/z_to_initial_state`, condition, states);
+    dense(`${scope}/output_projection`, spec.decoder[spec.decoder.length - 1], CLASSES, 4);
+    // Favour "no event" and "note off" so that decodes hold notes and rest, as melodies do.
+    const bias = vars[`${scope}/output_projection/bias`].values;
+    bias[0] += 0.7;
+    bias[1] += 1.2;
+  };
+  if (spec.hierarchical) {
+    stack('decoder/hierarchical_level_0', 1);
+    dense('decoder/hierarchical_level_0/initial_state', spec.z, states);
+    core('core_decoder/decoder', spec.decoder[spec.decoder.length - 1]);
+  } else {
+    core('decoder', spec.z);
+  }
+  return vars;
+}
+
+function dataConverter(spec) {
+  const args = { minPitch: MIN_PITCH, maxPitch: MAX_PITCH, numSteps: spec.bars * STEPS_PER_BAR };
+  if (spec.hierarchical) args.numSegments = spec.bars;
+  return { type: 'MelodyConverter', args };
+}
+
+/**
+ * A TF.js checkpoint: config.json, weights_manifest.json and shards of at most
+ * `shardBytes`, split at byte boundaries across weights as tfjs's converter does.
+ * quantization: null, 'uint8' or 'uint16' (affine: value = q * scale + min).
+ * Returns the variables as magenta.js will see them (dequantized).
+ */
+function writeTfjs(dir, spec, vars, { quantization = null, shardBytes = 64 * 1024 } = {}) {
+  fs.mkdirSync(dir, { recursive: true });
+  const weights = [];
+  const chunks = [];
+  const seen = {};
+  for (const [name, { shape, values }] of Object.entries(vars)) {
+    const entry = { name, shape, dtype: 'float32' };
+    if (quantization) {
+      const levels = quantization === 'uint8' ? 255 : 65535;
+      let min = Infinity;
+      let max = -Infinity;
+      for (const v of values) { min = Math.min(min, v); max = Math.max(max, v); }
+      const scale = (max - min) / levels;
+      const q = quantization === 'uint8' ? new Uint8Array(values.length) : new Uint16Array(values.length);
+      for (let i = 0; i < values.length; i++) q[i] = Math.round((values[i] - min) / scale);
+      entry.quantization = { dtype: quantization, scale, min };
+      chunks.push(Buffer.from(q.buffer));
+      seen[name] = { shape, values: Float32Array.from(q, (v) => v * scale + min) };
+    } else {
+      chunks.push(Buffer.from(values.buffer, values.byteOffset, values.byteLength));
+      seen[name] = { shape, values };
+    }
+    weights.push(entry);
+  }
+  const all = Buffer.concat(chunks);
+  const count = Math.max(1, Math.ceil(all.length / shardBytes));
+  const paths = [];
+  for (let i = 0; i < count; i++) {
+    const file = `group1-shard${i + 1}of${count}`;
+    fs.writeFileSync(path.join(dir, file), all.subarray(i * shardBytes, (i + 1) * shardBytes));
+    paths.push(file);
+  }
+  fs.writeFileSync(path.join(dir, 'weights_manifest.json'), JSON.stringify([{ paths, weights }]));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ type: 'MusicVAE', dataConverter: dataConverter(spec) }, null, 1));
+  return seen;
+}
+
+/** An older deeplearn.js checkpoint: manifest.json, one raw float32 file per variable, converter.json. */
+function writeDeeplearn(dir, spec, vars, { converter = true } = {}) {
+  fs.mkdirSync(dir, { recursive: true });
+  const manifest = {};
+  for (const [name, { shape, values }] of Object.entries(vars)) {
+    const filename = name.replace(/\//g, '_');
+    fs.writeFileSync(path.join(dir, filename), Buffer.from(values.buffer, values.byteOffset, values.byteLength));
+    manifest[name] = { filename, shape };
+  }
+  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 1));
+  if (converter) fs.writeFileSync(path.join(dir, 'converter.json'), JSON.stringify(dataConverter(spec), null, 1));
+}
+
+/** Serves `root` on 127.0.0.1: magenta.js fetches checkpoints over HTTP. */
+async function serve(root) {
+  const server = http.createServer((req, res) => {
+    const file = path.join(root, decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    fs.readFile(file, (err, data) => {
+      if (err) { res.writeHead(404); res.end(); return; }
+      res.writeHead(200);
+      res.end(data);
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
+}
+
+/**
+ * tfjs with the named backend ('cpu' or 'wasm'). The wasm backend of tfjs 2.8 loads in
+ * Node only from its dist/ folder, and only while the global fetch is hidden (it would
+ * otherwise try to fetch the .wasm file as a URL).
+ */
+async function backend(name) {
+  const tf = require('@tensorflow/tfjs');
+  if (name === 'wasm') {
+    const wasm = require('@tensorflow/tfjs-backend-wasm');
+    wasm.setWasmPaths(path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), path.sep));
+    const fetch = globalThis.fetch;
+    globalThis.fetch = undefined;
+    try {
+      await tf.setBackend('wasm');
+      await tf.ready();
+    } finally {
+      globalThis.fetch = fetch;
+    }
+  } else {
+    await tf.setBackend(name);
+    await tf.ready();
+  }
+  if (tf.getBackend() !== name) throw new Error(`tfjs backend ${name} did not load (got ${tf.getBackend()})`);
+  return tf;
+}
+
+/** magenta.js logs every call with console.log; the scripts print with `say` instead. */
+function quiet() {
+  console.log = () => {};
+}
+
+function say(line) {
+  process.stdout.write(line + '\n');
+}
+
+module.exports = { CLASSES, MIN_PITCH, MAX_PITCH, STEPS_PER_BAR, rng, randomVariables, writeTfjs, writeDeeplearn, serve, backend, quiet, say };
