@@ -5,6 +5,7 @@ mod corpus;
 mod decode;
 mod demo;
 mod eval;
+mod import;
 mod latency;
 mod ship;
 mod train;
@@ -42,6 +43,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Decode latent vectors from a JSON file into notes.
     Decode(decode::DecodeArgs),
+    /// Convert a Magenta MusicVAE checkpoint (TF.js or deeplearn.js) into a model file.
+    ImportMagenta(import::ImportArgs),
     /// Build the CLAP and VST3 bundles: `bundle latent_live --release`.
     #[command(disable_help_flag = true)]
     Bundle {
@@ -65,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ship(args) => ship::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Decode(args) => decode::run(&args),
+        Command::ImportMagenta(args) => import::run(&args),
         Command::Bundle { args } => bundle::bundle(args),
         Command::Install(args) => bundle::install(&args),
         Command::BenchLatency(args) => latency::run(&args),

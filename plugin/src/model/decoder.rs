@@ -188,6 +188,13 @@ impl Decoder {
         })
     }
 
+    pub fn device(&self) -> &Device {
+        match self {
+            Self::Flat(d) => d.output_projection.kernel.device(),
+            Self::Hierarchical(d) => d.core.output_projection.kernel.device(),
+        }
+    }
+
     fn classes(&self) -> usize {
         match self {
             Self::Flat(d) => d.classes,

@@ -1,44 +1,57 @@
-//! The bidirectional LSTM encoder (Magenta's `BidirectionalLstmEncoder`).
+//! The encoder: bidirectional LSTMs to the posterior's mu and sigma (Magenta's
+//! `BidirectionalLstmEncoder`, or its `HierarchicalLstmEncoder` of two levels).
 
 use candle_core::{Result, Tensor, D};
 use candle_nn::VarBuilder;
 
-use super::add_row;
 use super::lstm::LstmCell;
+use super::{add_row, softplus, Config, Dense};
 
-/// A stack of bidirectional layers; the code is the last forward `h` beside the last
+/// The posterior `q(z | x) = N(mu, sigma)`.
+pub struct Posterior {
+    pub mu: Tensor,
+    pub sigma: Tensor,
+}
+
+/// A stack of bidirectional layers; its code is the last forward `h` beside the last
 /// backward `h` of the top layer.
 #[derive(Debug, Clone)]
-pub struct Encoder {
+struct BiLstm {
     layers: Vec<[LstmCell; 2]>,
 }
 
-impl Encoder {
-    pub fn new(input: usize, sizes: &[usize], vb: VarBuilder) -> Result<Self> {
+/// What a bidirectional stack reads: class indices `[T, B]`, or features `[T, B, F]`.
+enum Input<'a> {
+    Tokens(&'a Tensor),
+    Features(&'a Tensor),
+}
+
+impl BiLstm {
+    fn new(input: usize, sizes: &[usize], vb: VarBuilder) -> Result<Self> {
         let mut layers = Vec::with_capacity(sizes.len());
         let mut layer_input = input;
         for (i, &hidden) in sizes.iter().enumerate() {
             let vb = vb.pp(format!("cell_{i}")).pp("bidirectional_rnn");
-            let cell = |dir: &str| {
-                let vb = vb.pp(dir).pp("multi_rnn_cell").pp("cell_0").pp("lstm_cell");
-                LstmCell::new(layer_input, hidden, vb)
-            };
+            let cell = |dir: &str| LstmCell::new(layer_input, hidden, vb.pp(dir).pp("multi_rnn_cell").pp("cell_0").pp("lstm_cell"));
             layers.push([cell("fw")?, cell("bw")?]);
             layer_input = 2 * hidden;
         }
         Ok(Self { layers })
     }
 
-    pub fn output_size(&self) -> usize {
+    fn output_size(&self) -> usize {
         2 * self.layers.last().map_or(0, |[fw, _]| fw.hidden_size())
     }
 
-    /// `tokens`: time-major class indices `[T, B]` (u32). Returns the code `[B, 2H]`.
-    pub fn forward(&self, tokens: &Tensor) -> Result<Tensor> {
-        let (steps, batch) = tokens.dims2()?;
-        let reversed = Tensor::arange_step(steps as i64 - 1, -1, -1, tokens.device())?;
+    /// The code `[B, 2H]`.
+    fn forward(&self, input: Input) -> Result<Tensor> {
+        let (steps, batch, device) = match input {
+            Input::Tokens(t) => (t.dim(0)?, t.dim(1)?, t.device()),
+            Input::Features(f) => (f.dim(0)?, f.dim(1)?, f.device()),
+        };
+        let reversed = Tensor::arange_step(steps as i64 - 1, -1, -1, device)?;
         let reverse_time = |t: &Tensor| t.index_select(&reversed, 0);
-        // Layer 0 sees one-hot inputs, so its input projection is a row lookup.
+        // One-hot inputs make the first projection a row lookup.
         let one_hot_projection = |cell: &LstmCell, tokens: &Tensor| -> Result<Tensor> {
             let rows = cell.w_x()?.index_select(&tokens.flatten_all()?, 0)?;
             add_row(&rows, &cell.bias)?.reshape((steps, batch, ()))
@@ -46,9 +59,15 @@ impl Encoder {
         let mut code = None;
         let mut features: Option<Tensor> = None;
         for (i, [fw, bw]) in self.layers.iter().enumerate() {
-            let (x_fw, x_bw) = match &features {
-                None => (one_hot_projection(fw, tokens)?, one_hot_projection(bw, &reverse_time(tokens)?)?),
-                Some(f) => (fw.project(f)?, bw.project(&reverse_time(f)?)?),
+            let below = match (&features, &input) {
+                (Some(f), _) => Some(f),
+                (None, Input::Features(f)) => Some(*f),
+                (None, Input::Tokens(_)) => None,
+            };
+            let (x_fw, x_bw) = match (below, &input) {
+                (Some(f), _) => (fw.project(f)?, bw.project(&reverse_time(f)?)?),
+                (None, Input::Tokens(t)) => (one_hot_projection(fw, t)?, one_hot_projection(bw, &reverse_time(t)?)?),
+                (None, Input::Features(_)) => unreachable!(),
             };
             let zeros = Tensor::zeros((batch, fw.hidden_size()), x_fw.dtype(), x_fw.device())?;
             let out_fw = fw.seq(&x_fw, &zeros, &zeros)?;
@@ -60,5 +79,62 @@ impl Encoder {
             }
         }
         code.ok_or_else(|| candle_core::Error::Msg("encoder has no layers".into()))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    /// One stack over the whole sequence, or (hierarchical) one per bar, then one over the
+    /// bars' codes.
+    levels: Vec<BiLstm>,
+    bars: usize,
+    mu: Dense,
+    sigma: Dense,
+}
+
+impl Encoder {
+    /// `vb` is the `encoder` scope. `None` for decoder-only models (no encoder sizes).
+    pub fn new(config: &Config, vb: VarBuilder) -> Result<Option<Self>> {
+        if config.encoder.is_empty() {
+            return Ok(None);
+        }
+        let classes = config.num_classes();
+        let levels = if config.hierarchical_encoder {
+            let bars = BiLstm::new(classes, &config.encoder, vb.pp("hierarchical_level_0"))?;
+            let top = BiLstm::new(bars.output_size(), &config.encoder, vb.pp("hierarchical_level_1"))?;
+            vec![bars, top]
+        } else {
+            vec![BiLstm::new(classes, &config.encoder, vb.clone())?]
+        };
+        let code = levels.last().unwrap().output_size();
+        let mu = Dense::new(code, config.z_size, vb.pp("mu"))?;
+        let sigma = Dense::new(code, config.z_size, vb.pp("sigma"))?;
+        Ok(Some(Self { levels, bars: config.bars, mu, sigma }))
+    }
+
+    /// `tokens`: time-major class indices `[T, B]` (u32).
+    pub fn posterior(&self, tokens: &Tensor) -> Result<Posterior> {
+        let code = self.code(tokens)?;
+        Ok(Posterior { mu: self.mu.forward(&code)?, sigma: softplus(&self.sigma.forward(&code)?)? })
+    }
+
+    pub fn mu(&self, tokens: &Tensor) -> Result<Tensor> {
+        self.mu.forward(&self.code(tokens)?)
+    }
+
+    fn code(&self, tokens: &Tensor) -> Result<Tensor> {
+        match self.levels.as_slice() {
+            [flat] => flat.forward(Input::Tokens(tokens)),
+            [bars, top] => {
+                let (steps, batch) = tokens.dims2()?;
+                let (u, s) = (self.bars, steps / self.bars);
+                // [T, B] -> [S, U * B]: every bar is encoded as a sequence of its own...
+                let per_bar = tokens.reshape((u, s, batch))?.transpose(0, 1)?.reshape((s, u * batch))?;
+                let codes = bars.forward(Input::Tokens(&per_bar.contiguous()?))?;
+                // ...and the bars' codes, in order, are the top level's sequence.
+                top.forward(Input::Features(&codes.reshape((u, batch, ()))?))
+            }
+            _ => unreachable!("an encoder has one level or two"),
+        }
     }
 }

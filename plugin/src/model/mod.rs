@@ -8,11 +8,12 @@ pub mod decoder;
 pub mod encoder;
 pub mod file;
 pub mod lstm;
+pub mod magenta;
 pub mod ops;
 pub mod vae;
 
 pub use decoder::{Decoder, Sampling};
-pub use encoder::Encoder;
+pub use encoder::{Encoder, Posterior};
 pub use file::{ModelCard, ModelError, ModelFile};
 pub use vae::MusicVae;
 
@@ -26,8 +27,12 @@ use crate::melody;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     pub z_size: usize,
-    /// Bidirectional encoder layer sizes (per direction).
+    /// Bidirectional encoder layer sizes (per direction); empty for decoder-only models.
     pub encoder: Vec<usize>,
+    /// `true` for an encoder of two levels, one over each bar and one over the bars'
+    /// codes, each with the `encoder` sizes (Magenta's `HierarchicalLstmEncoder`).
+    #[serde(default)]
+    pub hierarchical_encoder: bool,
     /// Decoder LSTM layer sizes; the conductor, when there is one, has the same sizes.
     pub decoder: Vec<usize>,
     /// `true` for a conductor LSTM that plans one bar per step (Magenta's `hierdec`).
@@ -60,6 +65,7 @@ impl Config {
             z_size: 128,
             encoder: vec![256],
             decoder: vec![256, 256],
+            hierarchical_encoder: false,
             hierarchical: false,
             bars: 2,
             steps_per_bar: melody::STEPS_PER_BAR,
@@ -132,4 +138,9 @@ pub fn add_row(x: &Tensor, row: &Tensor) -> Result<Tensor> {
     let (rows, cols) = x.dims2()?;
     let ones = Tensor::ones((rows, 1), x.dtype(), x.device())?;
     x + ones.matmul(&row.reshape((1, cols))?)?
+}
+
+/// `log(1 + e^x)`, written to stay finite for large `|x|`.
+fn softplus(x: &Tensor) -> Result<Tensor> {
+    x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?
 }

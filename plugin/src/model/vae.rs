@@ -8,21 +8,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::decoder::sample_categorical;
-use super::{Config, Decoder, Dense, Encoder, Sampling};
+use super::encoder::Posterior;
+use super::{Config, Decoder, Encoder, Sampling};
 
 #[derive(Debug, Clone)]
 pub struct MusicVae {
     pub config: Config,
-    encoder: Encoder,
-    mu: Dense,
-    sigma: Dense,
+    /// `None` for decoder-only checkpoints.
+    encoder: Option<Encoder>,
     decoder: Decoder,
-}
-
-/// The posterior `q(z | x) = N(mu, sigma)`.
-pub struct Posterior {
-    pub mu: Tensor,
-    pub sigma: Tensor,
 }
 
 /// Feed the model's own samples instead of the targets with this probability.
@@ -46,29 +40,37 @@ pub struct Loss {
 
 impl MusicVae {
     pub fn new(config: Config, vb: VarBuilder) -> Result<Self> {
-        let classes = config.num_classes();
-        let encoder = Encoder::new(classes, &config.encoder, vb.pp("encoder"))?;
-        let mu = Dense::new(encoder.output_size(), config.z_size, vb.pp("encoder").pp("mu"))?;
-        let sigma = Dense::new(encoder.output_size(), config.z_size, vb.pp("encoder").pp("sigma"))?;
+        let encoder = Encoder::new(&config, vb.pp("encoder"))?;
         let decoder = Decoder::new(&config, vb)?;
-        Ok(Self { config, encoder, mu, sigma, decoder })
+        Ok(Self { config, encoder, decoder })
     }
 
     pub fn device(&self) -> &Device {
-        self.mu.kernel.device()
+        self.decoder.device()
+    }
+
+    pub fn has_encoder(&self) -> bool {
+        self.encoder.is_some()
+    }
+
+    fn encoder(&self) -> Result<&Encoder> {
+        self.encoder.as_ref().ok_or_else(|| {
+            candle_core::Error::Msg(
+                "this model is decoder-only (its checkpoint has no encoder), so it cannot encode a melody; \
+                 that needs latent inversion, which Latent Live does not have yet"
+                    .into(),
+            )
+        })
     }
 
     /// `events` `[T, B]` u32, time-major.
     pub fn posterior(&self, events: &Tensor) -> Result<Posterior> {
-        let code = self.encoder.forward(events)?;
-        let mu = self.mu.forward(&code)?;
-        let sigma = softplus(&self.sigma.forward(&code)?)?;
-        Ok(Posterior { mu, sigma })
+        self.encoder()?.posterior(events)
     }
 
     /// The means of a batch of melodies, `[B, Z]`: what capture and interpolation use.
     pub fn encode(&self, melodies: &[&[u8]]) -> Result<Tensor> {
-        Ok(self.posterior(&self.events_tensor(melodies)?)?.mu)
+        self.encoder()?.mu(&self.events_tensor(melodies)?)
     }
 
     pub fn decode(&self, z: &Tensor, sampling: Sampling) -> Result<Vec<Vec<u8>>> {
@@ -155,9 +157,4 @@ impl MusicVae {
 
 fn scalar(t: &Tensor) -> Result<f32> {
     t.to_dtype(DType::F32)?.to_scalar::<f32>()
-}
-
-/// `log(1 + e^x)`, written to stay finite for large `|x|`.
-fn softplus(x: &Tensor) -> Result<Tensor> {
-    x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?
 }

@@ -1,0 +1,363 @@
+//! Google's MusicVAE checkpoints as magenta.js loads them: TF.js (`weights_manifest.json`
+//! and binary shards, float32 or quantized) and the older deeplearn.js format
+//! (`manifest.json` and one raw float32 file per variable).
+//!
+//! Variable names already match ours (see `model/mod.rs`), so importing is reading the
+//! tensors, working out the architecture from their shapes, and refusing, with a reason,
+//! what Latent Live cannot play.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Config, ModelCard, ModelFile};
+use crate::melody::{MAX_PITCH, MIN_PITCH, STEPS_PER_BAR};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not valid JSON of the expected shape: {source}")]
+    Json { path: PathBuf, source: serde_json::Error },
+    #[error("{0}")]
+    Checkpoint(String),
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    #[error("the checkpoint's weights do not form a MusicVAE: {0}")]
+    Weights(#[from] super::ModelError),
+}
+
+/// What the folder does not say and the user may.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportOptions {
+    /// Bars per sequence, for checkpoints with neither `config.json` nor `converter.json`
+    /// (flat melody models then default to 2 bars, as the demos that shipped them).
+    pub bars: Option<usize>,
+}
+
+/// The checkpoint format found in a folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Tfjs,
+    Deeplearn,
+}
+
+/// Reads the checkpoint in `dir` into a model file (weights as float32).
+pub fn import(dir: &Path, options: ImportOptions) -> Result<ModelFile, ImportError> {
+    let (format, variables, quantization) = if dir.join("weights_manifest.json").is_file() {
+        let (variables, quantization) = read_tfjs(dir)?;
+        (Format::Tfjs, variables, quantization)
+    } else if dir.join("manifest.json").is_file() {
+        (Format::Deeplearn, read_deeplearn(dir)?, None)
+    } else {
+        return Err(ImportError::Checkpoint(format!(
+            "{} holds neither weights_manifest.json (a TF.js checkpoint) nor manifest.json (a deeplearn.js checkpoint)",
+            dir.display()
+        )));
+    };
+    let converter = read_converter(dir)?;
+    let config = architecture(&variables, converter.as_ref(), options)?;
+    // Only the variables the model reads: optimiser slots and step counters stay behind.
+    let prefixes: &[&str] = if config.encoder.is_empty() { &["decoder/", "core_decoder/"] } else { &["encoder/", "decoder/", "core_decoder/"] };
+    // TensorFlow scopes are `/`-separated, candle's are `.`-separated.
+    let tensors: HashMap<String, Tensor> = variables
+        .into_iter()
+        .filter(|(name, _)| prefixes.iter().any(|p| name.starts_with(p)))
+        .map(|(name, t)| (name.replace('/', "."), t))
+        .collect();
+    let name = dir.file_name().map_or_else(|| "imported".into(), |n| n.to_string_lossy().into_owned());
+    let source = match (format, quantization) {
+        (Format::Tfjs, None) => "a TF.js checkpoint (float32)".to_string(),
+        (Format::Tfjs, Some(q)) => format!("a TF.js checkpoint ({q}-quantized, dequantized to float32)"),
+        (Format::Deeplearn, _) => "a deeplearn.js checkpoint (float32)".to_string(),
+    };
+    let kind = match (config.hierarchical, config.encoder.is_empty()) {
+        (true, true) => "hierarchical, decoder only",
+        (true, false) => "hierarchical",
+        (false, true) => "flat, decoder only",
+        (false, false) => "flat",
+    };
+    let card = ModelCard {
+        name: name.clone(),
+        summary: format!("Magenta MusicVAE {name} ({kind}, {} bars, z = {}), imported from {source}", config.bars, config.z_size),
+        data: "trained by Google Magenta; see where the checkpoint came from for its data and licence".into(),
+        split: String::new(),
+        training: format!("imported with `cargo xtask import-magenta {}`", dir.display()),
+        metrics: Default::default(),
+    };
+    let file = ModelFile { config, card, extra: Default::default(), tensors };
+    // Building the model checks every shape against the config.
+    file.model(&Device::Cpu)?;
+    Ok(file)
+}
+
+#[derive(Deserialize)]
+struct ManifestGroup {
+    paths: Vec<String>,
+    weights: Vec<ManifestWeight>,
+}
+
+#[derive(Deserialize)]
+struct ManifestWeight {
+    name: String,
+    shape: Vec<usize>,
+    dtype: String,
+    quantization: Option<Quantization>,
+}
+
+#[derive(Deserialize)]
+struct Quantization {
+    dtype: String,
+    #[serde(default)]
+    scale: f64,
+    #[serde(default)]
+    min: f64,
+}
+
+type Variables = HashMap<String, Tensor>;
+
+/// The TF.js layout: each group's shards, concatenated, hold its weights back to back.
+/// Returns the variables and the quantization used, if any.
+fn read_tfjs(dir: &Path) -> Result<(Variables, Option<String>), ImportError> {
+    let groups: Vec<ManifestGroup> = read_json(&dir.join("weights_manifest.json"))?;
+    let mut variables = HashMap::new();
+    let mut quantization = None;
+    for group in groups {
+        let mut bytes = Vec::new();
+        for shard in &group.paths {
+            bytes.extend(read(&dir.join(shard))?);
+        }
+        let mut offset = 0;
+        for weight in group.weights {
+            let count: usize = weight.shape.iter().product();
+            let width = match (&weight.quantization, weight.dtype.as_str()) {
+                (Some(q), _) => match q.dtype.as_str() {
+                    "uint8" => 1,
+                    "uint16" | "float16" => 2,
+                    other => return Err(ImportError::Checkpoint(format!("{}: unknown quantization {other:?}", weight.name))),
+                },
+                (None, "float32" | "int32") => 4,
+                (None, "bool") => 1,
+                (None, other) => return Err(ImportError::Checkpoint(format!("{}: unknown dtype {other:?}", weight.name))),
+            };
+            let end = offset + count * width;
+            let Some(raw) = bytes.get(offset..end) else {
+                return Err(ImportError::Checkpoint(format!(
+                    "the shards {:?} end at byte {} but {} needs bytes {offset}..{end}: a shard is missing or truncated",
+                    group.paths,
+                    bytes.len(),
+                    weight.name
+                )));
+            };
+            offset = end;
+            let values: Vec<f32> = match (&weight.quantization, weight.dtype.as_str()) {
+                (Some(q), _) => {
+                    quantization = Some(q.dtype.clone());
+                    match q.dtype.as_str() {
+                        // As tfjs dequantizes: in double precision, then stored as float32.
+                        "uint8" => raw.iter().map(|&v| (v as f64 * q.scale + q.min) as f32).collect(),
+                        "uint16" => raw.chunks_exact(2).map(|b| (u16::from_le_bytes([b[0], b[1]]) as f64 * q.scale + q.min) as f32).collect(),
+                        _ => raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+                    }
+                }
+                (None, "float32") => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+                // Step counters and flags: not weights.
+                _ => continue,
+            };
+            variables.insert(weight.name.clone(), tensor(values, &weight.shape, &weight.name)?);
+        }
+    }
+    Ok((variables, quantization))
+}
+
+#[derive(Deserialize)]
+struct DeeplearnEntry {
+    filename: String,
+    shape: Vec<usize>,
+}
+
+fn read_deeplearn(dir: &Path) -> Result<Variables, ImportError> {
+    let manifest: HashMap<String, DeeplearnEntry> = read_json(&dir.join("manifest.json"))?;
+    manifest
+        .into_iter()
+        .map(|(name, entry)| {
+            let path = dir.join(&entry.filename);
+            let raw = read(&path)?;
+            let count: usize = entry.shape.iter().product();
+            if raw.len() != 4 * count {
+                return Err(ImportError::Checkpoint(format!(
+                    "{} holds {} bytes, but {name} of shape {:?} needs {}",
+                    path.display(),
+                    raw.len(),
+                    entry.shape,
+                    4 * count
+                )));
+            }
+            let values = raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            Ok((name.clone(), tensor(values, &entry.shape, &name)?))
+        })
+        .collect()
+}
+
+/// The data converter and model options, from `config.json` (TF.js) or `converter.json`
+/// (deeplearn.js). `None` when the folder has neither.
+fn read_converter(dir: &Path) -> Result<Option<Value>, ImportError> {
+    let config = dir.join("config.json");
+    if config.is_file() {
+        let spec: Value = read_json(&config)?;
+        if let Some(kind) = spec.get("type").and_then(Value::as_str) {
+            if kind != "MusicVAE" {
+                return Err(ImportError::Unsupported(format!("config.json describes a {kind} model, not a MusicVAE")));
+            }
+        }
+        for (key, what) in [
+            ("chordEncoder", "chord conditioning (the model needs a chord progression for every phrase)"),
+            ("conditionOnKey", "key conditioning"),
+            ("extraControls", "extra control signals"),
+            ("useBooleanDecoder", "a boolean (drum-roll) decoder"),
+        ] {
+            if spec.get(key).is_some_and(|v| !v.is_null() && v != &Value::Bool(false)) {
+                return Err(ImportError::Unsupported(format!("this checkpoint uses {what}; Latent Live plays unconditioned melody models")));
+            }
+        }
+        return Ok(spec.get("dataConverter").cloned());
+    }
+    let converter = dir.join("converter.json");
+    if converter.is_file() {
+        return Ok(Some(read_json(&converter)?));
+    }
+    Ok(None)
+}
+
+fn architecture(variables: &Variables, converter: Option<&Value>, options: ImportOptions) -> Result<Config, ImportError> {
+    let (min_pitch, max_pitch, steps, segments) = match converter {
+        Some(converter) => melody_converter(converter)?,
+        None => (MIN_PITCH as u64, MAX_PITCH as u64, None, None),
+    };
+    if (min_pitch, max_pitch) != (MIN_PITCH as u64, MAX_PITCH as u64) {
+        return Err(ImportError::Unsupported(format!(
+            "the checkpoint's pitch range is {min_pitch}..={max_pitch}; Latent Live's melody encoding covers {MIN_PITCH}..={MAX_PITCH}"
+        )));
+    }
+    for (marker, what) in [
+        ("control_preprocessing/", "a control preprocessing LSTM (conditioned model)"),
+        ("nade/", "a NADE output layer (drum or multi-instrument model)"),
+        ("core_decoder_0/", "several core decoders (trio or multitrack model)"),
+    ] {
+        if variables.keys().any(|n| n.contains(marker)) {
+            return Err(ImportError::Unsupported(format!("this checkpoint has {what}; Latent Live plays single-melody models")));
+        }
+    }
+    let hierarchical = variables.contains_key("decoder/hierarchical_level_0/initial_state/kernel");
+    let bars = match steps {
+        Some(steps) if steps as usize % STEPS_PER_BAR == 0 => steps as usize / STEPS_PER_BAR,
+        Some(steps) => {
+            return Err(ImportError::Unsupported(format!("{steps} steps is not a whole number of 4/4 bars of 16ths")));
+        }
+        None if hierarchical => segments.map(|s| s as usize).or(options.bars).ok_or_else(|| {
+            ImportError::Checkpoint("the checkpoint does not say how many bars it spans: pass --bars".into())
+        })?,
+        None => options.bars.unwrap_or(2),
+    };
+    if hierarchical && segments.is_some_and(|s| s as usize != bars) {
+        return Err(ImportError::Unsupported(format!(
+            "the conductor plans {} segments of {} bars; Latent Live's conductor plans one bar per step",
+            segments.unwrap(),
+            bars as f64 / segments.unwrap() as f64
+        )));
+    }
+
+    let layer_sizes = |pattern: &dyn Fn(usize) -> String| -> Vec<usize> {
+        (0..).map_while(|i| variables.get(&pattern(i)).map(|b| b.dims()[0] / 4)).collect()
+    };
+    let (decoder, z_size) = if hierarchical {
+        let core = layer_sizes(&|i| format!("core_decoder/decoder/multi_rnn_cell/cell_{i}/lstm_cell/bias"));
+        let conductor = layer_sizes(&|i| format!("decoder/hierarchical_level_0/cell_{i}/lstm_cell/bias"));
+        if core != conductor {
+            return Err(ImportError::Unsupported(format!(
+                "the conductor's layers {conductor:?} differ from the bar decoder's {core:?}; Latent Live's are the same"
+            )));
+        }
+        (core, first_dim(variables, "decoder/hierarchical_level_0/initial_state/kernel")?)
+    } else {
+        let flat = layer_sizes(&|i| format!("decoder/multi_rnn_cell/cell_{i}/lstm_cell/bias"));
+        (flat, first_dim(variables, "decoder/z_to_initial_state/kernel")?)
+    };
+    if decoder.is_empty() {
+        return Err(ImportError::Checkpoint("no decoder LSTM cells found (decoder/multi_rnn_cell/cell_0/lstm_cell)".into()));
+    }
+    let has_encoder = variables.contains_key("encoder/mu/kernel");
+    let hierarchical_encoder = variables.keys().any(|n| n.starts_with("encoder/hierarchical_level_"));
+    let encoder = if !has_encoder {
+        Vec::new()
+    } else if hierarchical_encoder {
+        let low = layer_sizes(&|i| format!("encoder/hierarchical_level_0/cell_{i}/bidirectional_rnn/fw/multi_rnn_cell/cell_0/lstm_cell/bias"));
+        let high = layer_sizes(&|i| format!("encoder/hierarchical_level_1/cell_{i}/bidirectional_rnn/fw/multi_rnn_cell/cell_0/lstm_cell/bias"));
+        if low != high {
+            return Err(ImportError::Unsupported(format!("encoder levels of different sizes ({low:?} and {high:?})")));
+        }
+        low
+    } else {
+        layer_sizes(&|i| format!("encoder/cell_{i}/bidirectional_rnn/fw/multi_rnn_cell/cell_0/lstm_cell/bias"))
+    };
+    if hierarchical_encoder && segments.is_some_and(|s| s as usize != bars) {
+        return Err(ImportError::Unsupported("a hierarchical encoder whose segments are not bars".into()));
+    }
+    Ok(Config {
+        z_size,
+        encoder,
+        hierarchical_encoder: has_encoder && hierarchical_encoder,
+        decoder,
+        hierarchical,
+        bars,
+        steps_per_bar: STEPS_PER_BAR,
+        min_pitch: MIN_PITCH,
+        max_pitch: MAX_PITCH,
+    })
+}
+
+/// `(minPitch, maxPitch, numSteps, numSegments)` of a `MelodyConverter` spec, given as
+/// `{type, args: {...}}` or flat.
+fn melody_converter(spec: &Value) -> Result<(u64, u64, Option<u64>, Option<u64>), ImportError> {
+    let kind = spec.get("type").and_then(Value::as_str).unwrap_or("MelodyConverter");
+    if kind != "MelodyConverter" {
+        let what = match kind {
+            k if k.starts_with("Drum") => "a drum model",
+            "TrioConverter" => "a trio (melody, bass, drums) model",
+            "MultitrackConverter" => "a multitrack model",
+            "GrooveConverter" => "a groove (drum performance) model",
+            "MelodyRhythmConverter" | "MelodyShapeConverter" => "a model of melody rhythm or contour only",
+            _ => "not a melody model",
+        };
+        return Err(ImportError::Unsupported(format!(
+            "the checkpoint's data converter is {kind} ({what}); Latent Live plays MelodyConverter models"
+        )));
+    }
+    let args = spec.get("args").unwrap_or(spec);
+    let int = |key: &str| args.get(key).and_then(Value::as_u64);
+    Ok((
+        int("minPitch").unwrap_or(MIN_PITCH as u64),
+        int("maxPitch").unwrap_or(MAX_PITCH as u64),
+        int("numSteps"),
+        int("numSegments"),
+    ))
+}
+
+fn first_dim(variables: &Variables, name: &str) -> Result<usize, ImportError> {
+    variables.get(name).map(|t| t.dims()[0]).ok_or_else(|| ImportError::Checkpoint(format!("the checkpoint has no {name}")))
+}
+
+fn tensor(values: Vec<f32>, shape: &[usize], name: &str) -> Result<Tensor, ImportError> {
+    Tensor::from_vec(values, shape, &Device::Cpu).map_err(|e| ImportError::Checkpoint(format!("{name}: {e}")))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ImportError> {
+    std::fs::read(path).map_err(|source| ImportError::Io { path: path.into(), source })
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ImportError> {
+    serde_json::from_slice(&read(path)?).map_err(|source| ImportError::Json { path: path.into(), source })
+}

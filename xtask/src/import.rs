@@ -1,0 +1,33 @@
+//! `cargo xtask import-magenta`: Google's MusicVAE checkpoints (TF.js or deeplearn.js
+//! folders, as magenta.js loads them) into Latent Live model files.
+
+use std::path::PathBuf;
+
+use latent_live::model::magenta::{import, ImportOptions};
+
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// The checkpoint folder: weights_manifest.json and shards, or manifest.json and one file per variable.
+    dir: PathBuf,
+    /// The model file to write (.safetensors).
+    #[arg(short, long)]
+    out: PathBuf,
+    /// Bars per sequence, for checkpoints with neither config.json nor converter.json
+    /// (flat melody models default to 2).
+    #[arg(long)]
+    bars: Option<usize>,
+}
+
+pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
+    let file = import(&args.dir, ImportOptions { bars: args.bars })?;
+    // Float32: quantized weights were dequantized exactly as magenta.js does, and f16 would
+    // move them again.
+    file.write(&args.out, candle_core::DType::F32)?;
+    println!("{}", file.card.summary);
+    println!("config: {:?}", file.config);
+    if file.config.encoder.is_empty() {
+        println!("decoder only: it decodes and samples; capturing clips needs latent inversion, not available yet");
+    }
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
