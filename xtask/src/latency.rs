@@ -82,27 +82,93 @@ pub struct DecodeArgs {
 /// Decode time of each embedded model, greedy from z ~ N(0, 1), at batch 1 and 16.
 pub fn decode(args: &DecodeArgs) -> anyhow::Result<()> {
     use latent_live::assets::DefaultModel;
+
+    for model in DefaultModel::ALL {
+        let vae = model.load()?.model(&candle_core::Device::Cpu)?;
+        for batch in [1usize, 16] {
+            let times = time_decodes(&vae, batch, args.decodes)?;
+            println!("{} batch {batch:>2}: p50 {:.1} ms, p99 {:.1} ms ({} decodes)", model.name(), at(&times, 0.5), at(&times, 0.99), times.len());
+        }
+    }
+    Ok(())
+}
+
+/// `decodes` greedy decodes of z ~ N(0, 1) at `batch`, after 5 that warm caches and the
+/// allocator; sorted.
+fn time_decodes(vae: &latent_live::model::MusicVae, batch: usize, decodes: usize) -> anyhow::Result<Vec<Duration>> {
     use latent_live::model::Sampling;
     use rand::SeedableRng;
 
-    for model in DefaultModel::ALL {
-        let file = model.load()?;
-        let vae = file.model(&candle_core::Device::Cpu)?;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        for batch in [1usize, 16] {
-            let mut times = Vec::with_capacity(args.decodes);
-            for _ in 0..args.decodes + 5 {
-                let z = latent_live::train::standard_normal(&mut rng, (batch, vae.config.z_size))?;
-                let started = Instant::now();
-                std::hint::black_box(vae.decode(&z, Sampling::Greedy)?);
-                times.push(started.elapsed());
-            }
-            // The first decodes warm caches and the allocator.
-            times.drain(..5);
-            times.sort();
-            let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
-            println!("{} batch {batch:>2}: p50 {:.1} ms, p99 {:.1} ms ({} decodes)", model.name(), at(0.5), at(0.99), times.len());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut times = Vec::with_capacity(decodes + 5);
+    for _ in 0..decodes + 5 {
+        let z = latent_live::train::standard_normal(&mut rng, (batch, vae.config.z_size))?;
+        let started = Instant::now();
+        std::hint::black_box(vae.decode(&z, Sampling::Greedy)?);
+        times.push(started.elapsed());
+    }
+    times.drain(..5);
+    times.sort();
+    Ok(times)
+}
+
+/// The `q` quantile of sorted `times`, in ms.
+fn at(times: &[Duration], q: f64) -> f64 {
+    times[((times.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3
+}
+
+#[derive(clap::Args)]
+pub struct VersusArgs {
+    /// Timed decodes per backend and batch size (the tfjs cpu backend runs fewer).
+    #[arg(long, default_value_t = 30)]
+    decodes: usize,
+}
+
+#[derive(serde::Deserialize)]
+struct JsTiming {
+    backend: String,
+    batch: usize,
+    runs: usize,
+    median_ms: f64,
+}
+
+/// magenta.js (tfjs wasm and cpu backends, in Node) against the Rust decoder on the same
+/// random-weight model of mel_2bar_small's size, at batch 1 and 16.
+pub fn versus_magenta(args: &VersusArgs) -> anyhow::Result<()> {
+    let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("magenta-js");
+    if !js.join("node_modules/@magenta/music").is_dir() {
+        bail!("magenta.js is not installed: run `npm ci --legacy-peer-deps` in {} (needs Node.js)", js.display());
+    }
+    let dir = std::env::temp_dir().join(format!("latent-live-vs-magenta-{}", std::process::id()));
+    let output = std::process::Command::new("node")
+        .arg(js.join("bench.js"))
+        .arg(&dir)
+        .arg(args.decodes.to_string())
+        .current_dir(&js)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running node (is Node.js installed?)")?;
+    if !output.status.success() {
+        bail!("magenta.js benchmark failed: {}", output.status);
+    }
+    let js_times: Vec<JsTiming> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+
+    let file = latent_live::model::magenta::import(&dir, Default::default())?;
+    let vae = file.model(&candle_core::Device::Cpu)?;
+    std::fs::remove_dir_all(&dir)?;
+    println!("model: {} (random weights)", file.card.summary);
+    println!("{:<28} {:>6} {:>12} {:>10}", "decoder", "batch", "median ms", "vs Rust");
+    for batch in [1usize, 16] {
+        let rust = at(&time_decodes(&vae, batch, args.decodes.max(20))?, 0.5);
+        for t in js_times.iter().filter(|t| t.batch == batch) {
+            let name = format!("magenta.js tfjs-{} ({} runs)", t.backend, t.runs);
+            println!("{name:<28} {batch:>6} {:>12.2} {:>9.1}x", t.median_ms, t.median_ms / rust);
         }
+        println!("{:<28} {batch:>6} {rust:>12.2} {:>9.1}x", "Latent Live (Rust, candle)", 1.0);
     }
     Ok(())
 }

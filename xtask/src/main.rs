@@ -57,6 +57,8 @@ enum Command {
     BenchLatency(latency::LatencyArgs),
     /// Decode time of the embedded models at batch 1 and 16.
     BenchDecode(latency::DecodeArgs),
+    /// magenta.js (Node, tfjs wasm and cpu) against the Rust decoder, side by side.
+    BenchVsMagenta(latency::VersusArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -73,5 +75,6 @@ fn main() -> anyhow::Result<()> {
         Command::Install(args) => bundle::install(&args),
         Command::BenchLatency(args) => latency::run(&args),
         Command::BenchDecode(args) => latency::decode(&args),
+        Command::BenchVsMagenta(args) => latency::versus_magenta(&args),
     }
 }

@@ -1,12 +1,13 @@
 //! Categorical LSTM decoders: flat (`CategoricalLstmDecoder`) and under a conductor
 //! (`HierarchicalLstmDecoder`), as in Magenta's `lstm_models.py`.
 
-use candle_core::{DType, Device, IndexOp, Result, Tensor, D};
+use candle_core::{CpuStorage, DType, Device, IndexOp, Result, Storage, Tensor};
 use candle_nn::VarBuilder;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::lstm::LstmCell;
+use super::ops::step::{affine, LayerState};
 use super::{add_row, Config, Dense};
 
 /// How the next event is chosen from the logits.
@@ -73,21 +74,61 @@ impl CategoricalDecoder {
 
     /// Autoregressive sampling from `condition` `[N, C]`; `first` is the event fed at the
     /// first step (`classes` for the zero input). Returns `[N][steps]` events.
+    ///
+    /// What does not change from step to step (the condition's share of layer 0's input,
+    /// the initial state) is computed once with candle; the steps run on plain slices.
     fn sample(&self, condition: &Tensor, steps: usize, first: &[u32], pickers: &mut [Picker]) -> Result<Vec<Vec<u8>>> {
         let n = condition.dim(0)?;
-        let device = condition.device();
-        let mut states = initial_states(&self.initial_state, &self.cells, condition)?;
+        let classes = self.classes;
+        let first_cell = &self.cells[0];
+        let w_x = first_cell.w_x()?;
+        let condition_projection = add_row(&condition.matmul(&w_x.narrow(0, classes, w_x.dim(0)? - classes)?)?, &first_cell.bias)?;
+        let condition_projection = f32_rows(&condition_projection)?;
+        let mut layers = Vec::with_capacity(self.cells.len());
+        for (cell, (h, c)) in self.cells.iter().zip(initial_states(&self.initial_state, &self.cells, condition)?) {
+            layers.push(LayerState::new(cell.hidden_size(), f32_rows(&h)?, f32_rows(&c)?));
+        }
+        let kernels: Vec<Values> = self.cells.iter().map(|cell| Values::of(&cell.kernel)).collect::<Result<_>>()?;
+        let biases: Vec<Values> = self.cells.iter().map(|cell| Values::of(&cell.bias)).collect::<Result<_>>()?;
+        let output_kernel = Values::of(&self.output_projection.kernel)?;
+        let output_bias = Values::of(&self.output_projection.bias)?;
+        // Layer 0's inputs are a row lookup (the event) and the condition's projection, so
+        // its step multiplies only h; the layers above multiply [h below, h] by their
+        // whole kernel.
+        let gates0 = 4 * first_cell.hidden_size();
+        let event_rows = &kernels[0].slice()[..classes * gates0];
+        let w_h0 = &kernels[0].slice()[first_cell.input_size() * gates0..];
+
+        let mut x0 = vec![0f32; n * gates0];
+        let mut x_upper: Vec<Vec<f32>> = self.cells[1..].iter().map(|cell| vec![0f32; n * 4 * cell.hidden_size()]).collect();
+        for (x, bias) in x_upper.iter_mut().zip(&biases[1..]) {
+            for row in x.chunks_exact_mut(bias.slice().len()) {
+                row.copy_from_slice(bias.slice());
+            }
+        }
+        let mut lhs: Vec<Vec<f32>> = self.cells[1..].iter().map(|cell| vec![0f32; n * (cell.input_size() + cell.hidden_size())]).collect();
+        let mut logits = vec![0f32; n * classes];
         let mut previous = first.to_vec();
         let mut out = vec![Vec::with_capacity(steps); n];
         for _ in 0..steps {
-            let one_hot = one_hot(&previous, self.classes, device)?;
-            let mut x = Tensor::cat(&[&one_hot, condition], D::Minus1)?;
-            for (cell, state) in self.cells.iter().zip(states.iter_mut()) {
-                *state = cell.step(&x, &state.0, &state.1)?;
-                x = state.0.clone();
+            for (r, row) in x0.chunks_exact_mut(gates0).enumerate() {
+                row.copy_from_slice(&condition_projection[r * gates0..(r + 1) * gates0]);
+                if let Some(event) = event_rows.chunks_exact(gates0).nth(previous[r] as usize) {
+                    row.iter_mut().zip(event).for_each(|(x, e)| *x += e);
+                }
             }
-            let logits = self.output_projection.forward(&x)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-            for (i, (row, picker)) in logits.iter().zip(pickers.iter_mut()).enumerate() {
+            layers[0].step(None, w_h0, &x0);
+            for l in 1..layers.len() {
+                let (below, above) = layers.split_at_mut(l);
+                let (input, hidden) = (self.cells[l].input_size(), self.cells[l].hidden_size());
+                for (r, row) in lhs[l - 1].chunks_exact_mut(input + hidden).enumerate() {
+                    row[..input].copy_from_slice(&below[l - 1].h[r * input..(r + 1) * input]);
+                    row[input..].copy_from_slice(&above[0].h[r * hidden..(r + 1) * hidden]);
+                }
+                above[0].step(Some(&lhs[l - 1]), kernels[l].slice(), &x_upper[l - 1]);
+            }
+            affine(&layers.last().unwrap().h, output_kernel.slice(), output_bias.slice(), &mut logits);
+            for (i, (row, picker)) in logits.chunks_exact(classes).zip(pickers.iter_mut()).enumerate() {
                 let event = picker.pick(row);
                 out[i].push(event as u8);
                 previous[i] = event as u32;
@@ -236,6 +277,39 @@ fn stack(input: usize, sizes: &[usize], vb: VarBuilder) -> Result<Vec<LstmCell>>
         .collect()
 }
 
+/// A tensor's values, row-major, as f32.
+fn f32_rows(t: &Tensor) -> Result<Vec<f32>> {
+    t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
+}
+
+/// A weight's values as an f32 slice: borrowed from the tensor's storage when it is a
+/// contiguous f32 CPU tensor (every model Latent Live loads or trains), copied otherwise.
+enum Values<'a> {
+    Borrowed(Box<dyn std::ops::Deref<Target = Storage> + 'a>, std::ops::Range<usize>),
+    Owned(Vec<f32>),
+}
+
+impl<'a> Values<'a> {
+    fn of(t: &'a Tensor) -> Result<Self> {
+        let (storage, layout) = t.storage_and_layout();
+        if let (Storage::Cpu(CpuStorage::F32(_)), Some((start, end))) = (&*storage, layout.contiguous_offsets()) {
+            return Ok(Self::Borrowed(Box::new(storage), start..end));
+        }
+        drop(storage);
+        Ok(Self::Owned(f32_rows(t)?))
+    }
+
+    fn slice(&self) -> &[f32] {
+        match self {
+            Self::Borrowed(storage, range) => match &***storage {
+                Storage::Cpu(CpuStorage::F32(values)) => &values[range.clone()],
+                _ => unreachable!("checked in Values::of"),
+            },
+            Self::Owned(values) => values,
+        }
+    }
+}
+
 /// `tanh(dense(z))` split into `[c0, h0, c1, h1, ...]` (`initial_cell_state_from_embedding`).
 fn initial_states(dense: &Dense, cells: &[LstmCell], condition: &Tensor) -> Result<Vec<(Tensor, Tensor)>> {
     let flat = dense.forward(condition)?.tanh()?;
@@ -257,16 +331,6 @@ fn shift_right(targets: &Tensor, start: u32) -> Result<Tensor> {
     let (steps, batch) = targets.dims2()?;
     let first = Tensor::full(start, (1, batch), targets.device())?;
     Tensor::cat(&[&first, &targets.i(..steps - 1)?], 0)
-}
-
-fn one_hot(indices: &[u32], classes: usize, device: &Device) -> Result<Tensor> {
-    let mut data = vec![0f32; indices.len() * classes];
-    for (row, &i) in indices.iter().enumerate() {
-        if (i as usize) < classes {
-            data[row * classes + i as usize] = 1.0;
-        }
-    }
-    Tensor::from_vec(data, (indices.len(), classes), device)
 }
 
 /// Chooses one event from a row of logits.
