@@ -479,13 +479,13 @@ mod tests {
     /// `File` loads a 4-bar one (named by its path); the embedded choices a 2-bar one.
     fn tiny_loader() -> ModelLoader {
         Box::new(|choice, path| {
-            let config = match choice {
-                ModelChoice::File => Config::tiny(4, true),
+            let config = match (choice, path) {
+                (ModelChoice::File, Some("tiny-4bar")) => Config::tiny(4, true),
+                // An imported Magenta checkpoint without its encoder.
+                (ModelChoice::File, Some("tiny-decoder-only")) => Config { encoder: Vec::new(), ..Config::tiny(2, false) },
+                (ModelChoice::File, _) => return Err(format!("{path:?} is not a model")),
                 _ => Config::tiny(2, false),
             };
-            if choice == ModelChoice::File && path != Some("tiny-4bar") {
-                return Err(format!("{path:?} is not a model"));
-            }
             let varmap = candle_nn::VarMap::new();
             let vb = VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &Device::Cpu);
             MusicVae::new(config.clone(), vb).map_err(|e| e.to_string())?;
@@ -655,5 +655,22 @@ mod tests {
         let a = params.clips.get().a.unwrap();
         assert!(a.model.starts_with("tiny-4bar @"), "clip A re-encoded by the new model");
         assert!(engine.status.message().is_none());
+    }
+
+    #[test]
+    fn decoder_only_models_play_and_say_why_they_cannot_capture() {
+        let params = Arc::new(LatentLiveParams::default());
+        params.model_file.update(|f| *f = Some("tiny-decoder-only".into()));
+        set(&params.model, params.model.preview_normalized(ModelChoice::File));
+        let (engine, mut link) = Engine::start(params.clone(), tiny_loader()).unwrap();
+        let mut slot = Phrase::EMPTY;
+        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)), "it decodes");
+        let riff = Phrase::from_notes(&[Note { pitch: 62, start: 0, end: 8 }], 16, 0);
+        link.captures.push(capture(riff, Slot::A, true)).unwrap();
+        assert!(wait_until(Duration::from_secs(10), || engine.status.handled.load(Ordering::Acquire) >= 1));
+        let message = engine.status.message().unwrap();
+        assert!(message.contains("decoder-only") && message.contains("inversion"), "{message}");
+        assert!(params.clips.get().a.is_none());
+        assert!(!engine.status.failed.load(Ordering::Acquire));
     }
 }

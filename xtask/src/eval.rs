@@ -28,6 +28,13 @@ pub struct EvalArgs {
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let file = ModelFile::read(&args.model)?;
     let model = file.model(&candle_core::Device::Cpu)?;
+    if !model.has_encoder() {
+        anyhow::bail!(
+            "{} is decoder-only: evaluating reconstruction needs the z of each melody, which takes an encoder \
+             (or latent inversion, which Latent Live does not have yet)",
+            args.model.display()
+        );
+    }
     let bars = model.config.bars;
     let split = match (&args.midi, &args.corpus) {
         (Some(dir), _) => Corpus::from_midi_dir(dir, bars, SplitFractions::all_test(), 0)?.test,
