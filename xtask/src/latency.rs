@@ -161,14 +161,14 @@ pub fn versus_magenta(args: &VersusArgs) -> anyhow::Result<()> {
     let vae = file.model(&candle_core::Device::Cpu)?;
     std::fs::remove_dir_all(&dir)?;
     println!("model: {} (random weights)", file.card.summary);
-    println!("{:<28} {:>6} {:>12} {:>10}", "decoder", "batch", "median ms", "vs Rust");
+    println!("{:<38} {:>6} {:>12} {:>10}", "decoder", "batch", "median ms", "vs Rust");
     for batch in [1usize, 16] {
         let rust = at(&time_decodes(&vae, batch, args.decodes.max(20))?, 0.5);
         for t in js_times.iter().filter(|t| t.batch == batch) {
             let name = format!("magenta.js tfjs-{} ({} runs)", t.backend, t.runs);
-            println!("{name:<28} {batch:>6} {:>12.2} {:>9.1}x", t.median_ms, t.median_ms / rust);
+            println!("{name:<38} {batch:>6} {:>12.2} {:>9.1}x", t.median_ms, t.median_ms / rust);
         }
-        println!("{:<28} {batch:>6} {rust:>12.2} {:>9.1}x", "Latent Live (Rust, candle)", 1.0);
+        println!("{:<38} {batch:>6} {rust:>12.2} {:>9.1}x", "Latent Live (Rust, candle)", 1.0);
     }
     Ok(())
 }

@@ -79,34 +79,79 @@ impl CategoricalDecoder {
     /// the initial state) is computed once with candle; the steps run on plain slices.
     fn sample(&self, condition: &Tensor, steps: usize, first: &[u32], pickers: &mut [Picker]) -> Result<Vec<Vec<u8>>> {
         let n = condition.dim(0)?;
-        let classes = self.classes;
         let first_cell = &self.cells[0];
         let w_x = first_cell.w_x()?;
-        let condition_projection = add_row(&condition.matmul(&w_x.narrow(0, classes, w_x.dim(0)? - classes)?)?, &first_cell.bias)?;
-        let condition_projection = f32_rows(&condition_projection)?;
-        let mut layers = Vec::with_capacity(self.cells.len());
-        for (cell, (h, c)) in self.cells.iter().zip(initial_states(&self.initial_state, &self.cells, condition)?) {
-            layers.push(LayerState::new(cell.hidden_size(), f32_rows(&h)?, f32_rows(&c)?));
-        }
+        let condition_rows = w_x.narrow(0, self.classes, w_x.dim(0)? - self.classes)?;
+        let condition_projection = f32_rows(&add_row(&condition.matmul(&condition_rows)?, &first_cell.bias)?)?;
+        let initial: Vec<(Vec<f32>, Vec<f32>)> = initial_states(&self.initial_state, &self.cells, condition)?
+            .iter()
+            .map(|(h, c)| Ok((f32_rows(h)?, f32_rows(c)?)))
+            .collect::<Result<_>>()?;
         let kernels: Vec<Values> = self.cells.iter().map(|cell| Values::of(&cell.kernel)).collect::<Result<_>>()?;
         let biases: Vec<Values> = self.cells.iter().map(|cell| Values::of(&cell.bias)).collect::<Result<_>>()?;
-        let output_kernel = Values::of(&self.output_projection.kernel)?;
-        let output_bias = Values::of(&self.output_projection.bias)?;
+        let (output_kernel, output_bias) = (Values::of(&self.output_projection.kernel)?, Values::of(&self.output_projection.bias)?);
+        let weights = StepWeights {
+            cells: self.cells.iter().map(|c| (c.input_size(), c.hidden_size())).collect(),
+            kernels: kernels.iter().map(Values::slice).collect(),
+            biases: biases.iter().map(Values::slice).collect(),
+            output_kernel: output_kernel.slice(),
+            output_bias: output_bias.slice(),
+            classes: self.classes,
+        };
+        // Batches split into independent blocks of rows, one per thread. A single phrase
+        // (the plugin's live decode, 1.5 ms) stays on its thread: the host's audio threads
+        // need the other cores more.
+        let blocks = if n >= 8 { rayon::current_num_threads().clamp(1, n / 4) } else { 1 };
+        let rows = n.div_ceil(blocks);
+        let gates0 = 4 * first_cell.hidden_size();
+        let block_initial = |b: usize| -> Vec<(Vec<f32>, Vec<f32>)> {
+            let (r0, r1) = (b * rows, ((b + 1) * rows).min(n));
+            initial.iter().zip(&weights.cells).map(|((h, c), &(_, hidden))| (h[r0 * hidden..r1 * hidden].to_vec(), c[r0 * hidden..r1 * hidden].to_vec())).collect()
+        };
+        let run = |b: usize, pickers: &mut [Picker], first: &[u32]| {
+            let (r0, r1) = (b * rows, ((b + 1) * rows).min(n));
+            weights.run(&condition_projection[r0 * gates0..r1 * gates0], block_initial(b), steps, first, pickers)
+        };
+        if blocks == 1 {
+            return Ok(run(0, pickers, first));
+        }
+        use rayon::prelude::*;
+        let outs: Vec<Vec<Vec<u8>>> =
+            pickers.par_chunks_mut(rows).zip(first.par_chunks(rows)).enumerate().map(|(b, (p, f))| run(b, p, f)).collect();
+        Ok(outs.into_iter().flatten().collect())
+    }
+}
+
+/// A categorical decoder's weights as slices, for [`StepWeights::run`].
+struct StepWeights<'a> {
+    /// `(input, hidden)` per layer.
+    cells: Vec<(usize, usize)>,
+    kernels: Vec<&'a [f32]>,
+    biases: Vec<&'a [f32]>,
+    output_kernel: &'a [f32],
+    output_bias: &'a [f32],
+    classes: usize,
+}
+
+impl StepWeights<'_> {
+    /// Samples `steps` events for a block of rows: `condition_projection` `[rows, 4H0]`
+    /// (bias included), each layer's initial `(h, c)`, the first events and the rows'
+    /// pickers.
+    fn run(&self, condition_projection: &[f32], initial: Vec<(Vec<f32>, Vec<f32>)>, steps: usize, first: &[u32], pickers: &mut [Picker]) -> Vec<Vec<u8>> {
+        let n = first.len();
+        let classes = self.classes;
+        let mut layers: Vec<LayerState> =
+            initial.into_iter().zip(&self.cells).map(|((h, c), &(_, hidden))| LayerState::new(hidden, h, c)).collect();
         // Layer 0's inputs are a row lookup (the event) and the condition's projection, so
         // its step multiplies only h; the layers above multiply [h below, h] by their
         // whole kernel.
-        let gates0 = 4 * first_cell.hidden_size();
-        let event_rows = &kernels[0].slice()[..classes * gates0];
-        let w_h0 = &kernels[0].slice()[first_cell.input_size() * gates0..];
-
+        let (input0, hidden0) = self.cells[0];
+        let gates0 = 4 * hidden0;
+        let event_rows = &self.kernels[0][..classes * gates0];
+        let w_h0 = &self.kernels[0][input0 * gates0..];
         let mut x0 = vec![0f32; n * gates0];
-        let mut x_upper: Vec<Vec<f32>> = self.cells[1..].iter().map(|cell| vec![0f32; n * 4 * cell.hidden_size()]).collect();
-        for (x, bias) in x_upper.iter_mut().zip(&biases[1..]) {
-            for row in x.chunks_exact_mut(bias.slice().len()) {
-                row.copy_from_slice(bias.slice());
-            }
-        }
-        let mut lhs: Vec<Vec<f32>> = self.cells[1..].iter().map(|cell| vec![0f32; n * (cell.input_size() + cell.hidden_size())]).collect();
+        let x_upper: Vec<Vec<f32>> = self.biases[1..].iter().map(|bias| bias.repeat(n)).collect();
+        let mut lhs: Vec<Vec<f32>> = self.cells[1..].iter().map(|&(input, hidden)| vec![0f32; n * (input + hidden)]).collect();
         let mut logits = vec![0f32; n * classes];
         let mut previous = first.to_vec();
         let mut out = vec![Vec::with_capacity(steps); n];
@@ -120,21 +165,21 @@ impl CategoricalDecoder {
             layers[0].step(None, w_h0, &x0);
             for l in 1..layers.len() {
                 let (below, above) = layers.split_at_mut(l);
-                let (input, hidden) = (self.cells[l].input_size(), self.cells[l].hidden_size());
+                let (input, hidden) = self.cells[l];
                 for (r, row) in lhs[l - 1].chunks_exact_mut(input + hidden).enumerate() {
                     row[..input].copy_from_slice(&below[l - 1].h[r * input..(r + 1) * input]);
                     row[input..].copy_from_slice(&above[0].h[r * hidden..(r + 1) * hidden]);
                 }
-                above[0].step(Some(&lhs[l - 1]), kernels[l].slice(), &x_upper[l - 1]);
+                above[0].step(Some(&lhs[l - 1]), self.kernels[l], &x_upper[l - 1]);
             }
-            affine(&layers.last().unwrap().h, output_kernel.slice(), output_bias.slice(), &mut logits);
+            affine(&layers.last().unwrap().h, self.output_kernel, self.output_bias, &mut logits);
             for (i, (row, picker)) in logits.chunks_exact(classes).zip(pickers.iter_mut()).enumerate() {
                 let event = picker.pick(row);
                 out[i].push(event as u8);
                 previous[i] = event as u32;
             }
         }
-        Ok(out)
+        out
     }
 }
 
