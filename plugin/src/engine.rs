@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use atomic_float::AtomicF64;
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 
 use crate::assets::DefaultModel;
 use crate::capture::CaptureRequest;
@@ -30,6 +30,7 @@ use crate::handoff::{phrase_queue, Phrase, PhraseConsumer};
 use crate::latent::{self, LatentSpace};
 use crate::melody::{self, Note};
 use crate::midi;
+use crate::model::inversion::{self, InversionConfig};
 use crate::model::{ModelFile, MusicVae, Sampling};
 use crate::params::{LatentLiveParams, ModelChoice, ZRequest};
 
@@ -47,6 +48,9 @@ pub enum Command {
     /// notes in every bar, or the whole file when it is shorter.
     CaptureFile { slot: Slot, path: PathBuf },
     ClearClip(Slot),
+    /// Move the clip's z by latent inversion to the point whose decode is closest to the
+    /// clip (the encoder's mean is the centre of a posterior, not that point).
+    RefineClip(Slot),
     /// Write the phrase playing now, as it is heard (transpose, octave, velocity, note
     /// length), to a .mid file at the host's tempo.
     ExportMidi(PathBuf),
@@ -344,6 +348,10 @@ impl Worker {
                 self.keep_capture(slot, clip);
             }
             Command::ClearClip(slot) => self.store(slot, None),
+            Command::RefineClip(slot) => {
+                let result = self.refine(slot);
+                self.status.report(result.err().map(|e| format!("cannot refine clip {slot:?}: {e}")));
+            }
             Command::ExportMidi(path) => {
                 let result = self.export(&path);
                 self.status.report(result.err().map(|e| format!("cannot export {}: {e}", path.display())));
@@ -382,6 +390,18 @@ impl Worker {
             }
             Err(e) => self.status.report(Some(format!("capture {slot:?}: {e}"))),
         }
+    }
+
+    fn refine(&mut self, slot: Slot) -> Result<(), String> {
+        let loaded = self.loaded.as_ref().ok_or("no model is loaded yet")?;
+        let mut clip = self.params.clips.get().get(slot).cloned().ok_or("the slot is empty")?;
+        let config = &loaded.model.config;
+        let events = clip.events(config.steps(), config.min_pitch, config.max_pitch);
+        let start = Tensor::new(clip.mu.as_slice(), loaded.model.device()).and_then(|mu| mu.unsqueeze(0));
+        let z = start.and_then(|start| inversion::invert(&loaded.model, &[&events], Some(start), InversionConfig::default()));
+        clip.mu = z.and_then(|z| z.squeeze(0)?.to_vec1::<f32>()).map_err(|e| e.to_string())?;
+        self.store(slot, Some(clip));
+        Ok(())
     }
 
     fn clip_from_file(&self, path: &Path) -> Result<Clip, String> {
@@ -433,12 +453,17 @@ impl Worker {
     }
 }
 
-/// The clip's latent mean under the loaded model.
+/// The clip's point in the loaded model's latent space: the encoder's mean, or for a
+/// decoder-only model the z that latent inversion finds.
 fn encode(loaded: &Loaded, clip: &Clip) -> Result<Vec<f32>, String> {
     let config = &loaded.model.config;
     let events = clip.events(config.steps(), config.min_pitch, config.max_pitch);
-    let mu = loaded.model.encode(&[&events]).and_then(|mu| mu.squeeze(0)?.to_vec1::<f32>());
-    mu.map_err(|e| e.to_string())
+    let z = if loaded.model.has_encoder() {
+        loaded.model.encode(&[&events])
+    } else {
+        inversion::invert(&loaded.model, &[&events], None, InversionConfig::default())
+    };
+    z.and_then(|z| z.squeeze(0)?.to_vec1::<f32>()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -658,7 +683,7 @@ mod tests {
     }
 
     #[test]
-    fn decoder_only_models_play_and_say_why_they_cannot_capture() {
+    fn decoder_only_models_capture_by_inversion_and_clips_refine() {
         let params = Arc::new(LatentLiveParams::default());
         params.model_file.update(|f| *f = Some("tiny-decoder-only".into()));
         set(&params.model, params.model.preview_normalized(ModelChoice::File));
@@ -668,9 +693,18 @@ mod tests {
         let riff = Phrase::from_notes(&[Note { pitch: 62, start: 0, end: 8 }], 16, 0);
         link.captures.push(capture(riff, Slot::A, true)).unwrap();
         assert!(wait_until(Duration::from_secs(10), || engine.status.handled.load(Ordering::Acquire) >= 1));
-        let message = engine.status.message().unwrap();
-        assert!(message.contains("decoder-only") && message.contains("inversion"), "{message}");
-        assert!(params.clips.get().a.is_none());
+        assert_eq!(engine.status.message(), None);
+        let a = params.clips.get().a.expect("captured without an encoder");
+        assert_eq!(a.mu.len(), 8);
+
+        engine.send(Command::RefineClip(Slot::A));
+        assert!(wait_until(Duration::from_secs(10), || engine.status.handled.load(Ordering::Acquire) >= 2));
+        let refined = params.clips.get().a.unwrap();
+        assert_eq!((refined.notes.as_slice(), refined.mu.len()), (a.notes.as_slice(), 8));
+        assert_ne!(refined.mu, a.mu, "refining moves z");
+        engine.send(Command::RefineClip(Slot::B));
+        assert!(wait_until(Duration::from_secs(10), || engine.status.handled.load(Ordering::Acquire) >= 3));
+        assert!(engine.status.message().unwrap().contains("empty"));
         assert!(!engine.status.failed.load(Ordering::Acquire));
     }
 }

@@ -7,6 +7,7 @@ use latent_live::assets::DefaultModel;
 use latent_live::latent::{slerp, z_tensor};
 use latent_live::melody::{self, Note};
 use latent_live::midi;
+use latent_live::model::inversion::{invert, InversionConfig};
 use latent_live::model::{ModelFile, Sampling};
 use latent_live::train::standard_normal;
 use rand::SeedableRng;
@@ -53,23 +54,23 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     };
     let model = file.model(&candle_core::Device::Cpu)?;
     let steps = model.config.steps();
-    let mut phrases: Vec<(String, Vec<u8>)> = Vec::new();
-    if model.has_encoder() {
-        // The two-bar tunes repeat to fill longer models.
-        let repeat = |notes: Vec<Note>| -> Vec<Note> {
-            (0..steps.div_ceil(32) as u32).flat_map(|k| notes.iter().map(move |n| Note { start: n.start + 32 * k, end: n.end + 32 * k, ..*n })).collect()
-        };
-        let a = melody::encode(&repeat(twinkle()), steps);
-        let b = melody::encode(&repeat(reel()), steps);
-        let mu = model.encode(&[&a, &b])?.to_vec2::<f32>()?;
-        phrases.push(("input A".into(), a));
-        phrases.push(("input B".into(), b));
-        let path: Vec<Vec<f32>> = (0..9).map(|i| slerp(&mu[0], &mu[1], i as f32 / 8.0)).collect();
-        for (i, events) in model.decode(&z_tensor(&model, &path)?, Sampling::Greedy)?.into_iter().enumerate() {
-            phrases.push((format!("slerp {i}/8"), events));
-        }
+    // The two-bar tunes repeat to fill longer models.
+    let repeat = |notes: Vec<Note>| -> Vec<Note> {
+        (0..steps.div_ceil(32) as u32).flat_map(|k| notes.iter().map(move |n| Note { start: n.start + 32 * k, end: n.end + 32 * k, ..*n })).collect()
+    };
+    let a = melody::encode(&repeat(twinkle()), steps);
+    let b = melody::encode(&repeat(reel()), steps);
+    let ends = if model.has_encoder() {
+        model.encode(&[&a, &b])?
     } else {
-        println!("{} is decoder-only: no interpolation between encoded melodies (that needs latent inversion); prior samples only", file.card.name);
+        println!("{} is decoder-only: the two melodies' z come from latent inversion", file.card.name);
+        invert(&model, &[&a, &b], None, InversionConfig::default())?
+    };
+    let ends = ends.to_vec2::<f32>()?;
+    let mut phrases: Vec<(String, Vec<u8>)> = vec![("input A".into(), a), ("input B".into(), b)];
+    let path: Vec<Vec<f32>> = (0..9).map(|i| slerp(&ends[0], &ends[1], i as f32 / 8.0)).collect();
+    for (i, events) in model.decode(&z_tensor(&model, &path)?, Sampling::Greedy)?.into_iter().enumerate() {
+        phrases.push((format!("slerp {i}/8"), events));
     }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
     let prior = standard_normal(&mut rng, (8, model.config.z_size))?;

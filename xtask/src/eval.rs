@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use latent_live::corpus::{Corpus, SplitFractions};
-use latent_live::eval::evaluate;
-use latent_live::model::ModelFile;
+use latent_live::corpus::{Corpus, Split, SplitFractions};
+use latent_live::eval::{accuracy, evaluate};
+use latent_live::model::inversion::{invert, InversionConfig};
+use latent_live::model::{ModelFile, MusicVae, Sampling};
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
@@ -23,15 +24,19 @@ pub struct EvalArgs {
     limit: Option<usize>,
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
+    /// Also compare greedy reconstruction from mu against latent inversion ("refine") on
+    /// this many slices, one clip at a time as the plugin does, with the time it takes.
+    /// The only evaluation decoder-only models have.
+    #[arg(long)]
+    refine: Option<usize>,
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let file = ModelFile::read(&args.model)?;
     let model = file.model(&candle_core::Device::Cpu)?;
-    if !model.has_encoder() {
+    if !model.has_encoder() && args.refine.is_none() {
         anyhow::bail!(
-            "{} is decoder-only: evaluating reconstruction needs the z of each melody, which takes an encoder \
-             (or latent inversion, which Latent Live does not have yet)",
+            "{} is decoder-only: it has no mu to evaluate from; `--refine N` measures latent inversion instead",
             args.model.display()
         );
     }
@@ -43,6 +48,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             Corpus::load(&path).with_context(|| format!("{}: build it with `cargo xtask corpus --bars {bars}`", path.display()))?.test
         }
     };
+    if let Some(n) = args.refine {
+        refine(&model, &split, n)?;
+        if !model.has_encoder() {
+            return Ok(());
+        }
+    }
     let started = std::time::Instant::now();
     let e = evaluate(&model, &split, args.batch_size, args.limit)?;
     println!("model: {} ({:?})", args.model.display(), model.config);
@@ -55,5 +66,34 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     }
     println!("total KL {:.2} nats", e.kl_per_dim.iter().sum::<f64>());
     println!("{}", e.summary_line());
+    Ok(())
+}
+
+/// Greedy reconstruction of the first `n` slices from mu and from inverted z.
+fn refine(model: &MusicVae, split: &Split, n: usize) -> anyhow::Result<()> {
+    let n = n.min(split.len());
+    let config = InversionConfig::default();
+    let (mut from_mu, mut from_z, mut seconds) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        let melody = split.get(i);
+        let started = std::time::Instant::now();
+        let z = invert(model, &[melody], None, config)?;
+        seconds.push(started.elapsed().as_secs_f64());
+        from_z.extend(model.decode(&z, Sampling::Greedy)?);
+        if model.has_encoder() {
+            from_mu.extend(model.decode(&model.encode(&[melody])?, Sampling::Greedy)?);
+        }
+    }
+    let melodies: Vec<&[u8]> = (0..n).map(|i| split.get(i)).collect();
+    seconds.sort_by(f64::total_cmp);
+    let start = if model.has_encoder() { "from mu".to_string() } else { format!("from the best of {} prior samples", config.restarts) };
+    println!(
+        "latent inversion ({} Adam steps, lr {}, {start}) on {n} slices: median {:.2} s, max {:.2} s per clip",
+        config.steps, config.learning_rate, seconds[n / 2], seconds[n - 1]
+    );
+    if model.has_encoder() {
+        println!("greedy reconstruction from mu: {:.4}", accuracy(&from_mu, &melodies));
+    }
+    println!("greedy reconstruction from inverted z: {:.4}", accuracy(&from_z, &melodies));
     Ok(())
 }

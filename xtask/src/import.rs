@@ -26,7 +26,7 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
     println!("{}", file.card.summary);
     println!("config: {:?}", file.config);
     if file.config.encoder.is_empty() {
-        println!("decoder only: it decodes and samples; capturing clips needs latent inversion, not available yet");
+        println!("decoder only: it decodes and samples; captures find their z by latent inversion (slower than an encoder)");
     }
     println!("wrote {}", args.out.display());
     Ok(())

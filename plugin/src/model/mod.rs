@@ -7,6 +7,7 @@
 pub mod decoder;
 pub mod encoder;
 pub mod file;
+pub mod inversion;
 pub mod lstm;
 pub mod magenta;
 pub mod ops;

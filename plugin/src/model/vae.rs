@@ -56,8 +56,8 @@ impl MusicVae {
     fn encoder(&self) -> Result<&Encoder> {
         self.encoder.as_ref().ok_or_else(|| {
             candle_core::Error::Msg(
-                "this model is decoder-only (its checkpoint has no encoder), so it cannot encode a melody; \
-                 that needs latent inversion, which Latent Live does not have yet"
+                "this model is decoder-only (its checkpoint has no encoder), so it has no mu for a melody; \
+                 find its z by latent inversion (model::inversion) instead"
                     .into(),
             )
         })
