@@ -52,11 +52,8 @@ pub fn evaluate(model: &MusicVae, split: &Split, batch_size: usize, limit: Optio
     if n == 0 {
         candle_core::bail!("nothing to evaluate: the split is empty");
     }
-    let z_size = model.config.z_size;
     let (mut tf_correct, mut sampled_correct, mut total_steps) = (0usize, 0usize, 0usize);
-    let mut kl_sum = vec![0f64; z_size];
-    let mut mu_sum = vec![0f64; z_size];
-    let mut mu_sq_sum = vec![0f64; z_size];
+    let (mut mu, mut sigma) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for start in (0..n).step_by(batch_size) {
         let melodies: Vec<&[u8]> = (start..(start + batch_size).min(n)).map(|i| split.get(i)).collect();
         let events = model.events_tensor(&melodies)?;
@@ -68,25 +65,36 @@ pub fn evaluate(model: &MusicVae, split: &Split, batch_size: usize, limit: Optio
             sampled_correct += m.iter().zip(d).filter(|(a, b)| a == b).count();
             total_steps += m.len();
         }
-        let mu = posterior.mu.to_vec2::<f32>()?;
-        let sigma = posterior.sigma.to_vec2::<f32>()?;
-        for (mu_row, sigma_row) in mu.iter().zip(&sigma) {
-            for d in 0..z_size {
-                let (m, s) = (mu_row[d] as f64, (sigma_row[d] as f64).max(1e-12));
-                kl_sum[d] += 0.5 * (m * m + s * s - 1.0) - s.ln();
-                mu_sum[d] += m;
-                mu_sq_sum[d] += m * m;
-            }
-        }
+        mu.extend(posterior.mu.to_vec2::<f32>()?);
+        sigma.extend(posterior.sigma.to_vec2::<f32>()?);
     }
-    let count = n as f64;
+    let (kl_per_dim, mu_variance) = latent_statistics(&mu, &sigma);
     Ok(Evaluation {
         teacher_forced: tf_correct as f64 / total_steps as f64,
         sampled: sampled_correct as f64 / total_steps as f64,
-        kl_per_dim: kl_sum.iter().map(|k| k / count).collect(),
-        mu_variance: mu_sum.iter().zip(&mu_sq_sum).map(|(s, sq)| sq / count - (s / count).powi(2)).collect(),
+        kl_per_dim,
+        mu_variance,
         slices: n,
     })
+}
+
+/// Per dimension, over a set of posteriors (rows of mu and sigma): the mean
+/// KL(q(z|x) || N(0, 1)) and the variance of mu.
+pub fn latent_statistics(mu: &[Vec<f32>], sigma: &[Vec<f32>]) -> (Vec<f64>, Vec<f64>) {
+    let z_size = mu.first().map_or(0, Vec::len);
+    let count = mu.len().max(1) as f64;
+    let (mut kl, mut sum, mut sq) = (vec![0f64; z_size], vec![0f64; z_size], vec![0f64; z_size]);
+    for (mu_row, sigma_row) in mu.iter().zip(sigma) {
+        for d in 0..z_size {
+            let (m, s) = (mu_row[d] as f64, (sigma_row[d] as f64).max(1e-12));
+            kl[d] += 0.5 * (m * m + s * s - 1.0) - s.ln();
+            sum[d] += m;
+            sq[d] += m * m;
+        }
+    }
+    let kl = kl.iter().map(|k| k / count).collect();
+    let variance = sum.iter().zip(&sq).map(|(s, q)| q / count - (s / count).powi(2)).collect();
+    (kl, variance)
 }
 
 /// Mean per-step accuracy of `a` against `b`; for tests and quick checks.

@@ -27,26 +27,39 @@ pub struct LatentSpace {
     pub z_size: usize,
     /// The dims the latent sliders move, best first.
     pub slider_dims: Vec<usize>,
+    /// What one slider unit is on each slider's dim: the spread of mu over real music
+    /// when analysis measured it (so +-3 covers +-3 of its sigmas), else the prior's 1.
+    pub slider_scales: Vec<f32>,
     /// One vector per entry of [`ATTRIBUTES`], when the model has it.
     pub attribute_vectors: [Option<Vec<f32>>; NUM_ATTRIBUTES],
 }
 
 impl LatentSpace {
-    /// From the model file's metadata: `kl_ranking` for the sliders, `attribute_vectors`
-    /// (attribute name to a z-sized array) for the attribute amounts.
+    /// From the model file's metadata: `neuron_ranking` and `mu_std` (written by
+    /// `xtask analyze`), else the trainer's `kl_ranking`, for the sliders;
+    /// `attribute_vectors` (attribute name to a z-sized array) for the attribute amounts.
     pub fn of(file: &ModelFile) -> std::result::Result<Self, ModelError> {
         let z_size = file.config.z_size;
-        let ranking: Option<Vec<usize>> = file.extra_json("kl_ranking")?;
+        let ranking: Option<Vec<usize>> = match file.extra_json("neuron_ranking")? {
+            Some(ranking) => Some(ranking),
+            None => file.extra_json("kl_ranking")?,
+        };
+        let mu_std: Option<Vec<f32>> = file.extra_json("mu_std")?;
         let vectors: BTreeMap<String, Vec<f32>> = file.extra_json("attribute_vectors")?.unwrap_or_default();
         let attribute_vectors = ATTRIBUTES.map(|name| vectors.get(name).filter(|v| v.len() == z_size).cloned());
-        Ok(Self { z_size, slider_dims: slider_dims(ranking.as_deref(), z_size, NUM_SLIDERS), attribute_vectors })
+        let slider_dims = slider_dims(ranking.as_deref(), z_size, NUM_SLIDERS);
+        let slider_scales = slider_dims
+            .iter()
+            .map(|&d| mu_std.as_ref().filter(|s| s.len() == z_size).map_or(1.0, |s| s[d].max(1e-3)))
+            .collect();
+        Ok(Self { z_size, slider_dims, slider_scales, attribute_vectors })
     }
 
     /// Composes the z the plugin decodes:
     ///
     /// - base: `slerp(clip_a, clip_b, morph)` when both clips exist, the one clip when
     ///   only one does, else the origin (the prior's mean);
-    /// - plus each latent slider (in units of the prior's sigma, which is 1) on its dim;
+    /// - plus each latent slider on its dim, in units of that dim's spread;
     /// - plus each attribute amount times its attribute vector.
     pub fn compose(&self, clip_a: Option<&[f32]>, clip_b: Option<&[f32]>, request: &ZRequest) -> Vec<f32> {
         let mut z = match (clip_a, clip_b) {
@@ -55,9 +68,9 @@ impl LatentSpace {
             (None, None) => vec![0.0; self.z_size],
         };
         z.resize(self.z_size, 0.0);
-        for (&value, &dim) in request.sliders.iter().zip(&self.slider_dims) {
+        for ((&value, &dim), &scale) in request.sliders.iter().zip(&self.slider_dims).zip(&self.slider_scales) {
             if let Some(x) = z.get_mut(dim) {
-                *x += value;
+                *x += value * scale;
             }
         }
         for (&amount, vector) in request.attributes.iter().zip(&self.attribute_vectors) {
@@ -92,7 +105,8 @@ mod tests {
     use super::*;
 
     fn space(slider_dims: Vec<usize>, z_size: usize) -> LatentSpace {
-        LatentSpace { z_size, slider_dims, attribute_vectors: Default::default() }
+        let slider_scales = vec![1.0; slider_dims.len()];
+        LatentSpace { z_size, slider_dims, slider_scales, attribute_vectors: Default::default() }
     }
 
     fn request(sliders: &[f32], morph: f32) -> ZRequest {

@@ -12,7 +12,9 @@
 //! - audio thread (`process()`): [`sequencer`] loops the phrase on the host timeline
 //!   and sends MIDI, [`synth`] lets it be heard. No allocation, lock or syscall there.
 
+pub mod analysis;
 pub mod assets;
+pub mod attributes;
 pub mod capture;
 pub mod clips;
 pub mod corpus;

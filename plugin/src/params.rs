@@ -13,7 +13,8 @@ use crate::clips::{Clips, Persisted};
 
 /// Number of latent sliders. They move the model's most informative dims, best first.
 pub const NUM_SLIDERS: usize = 8;
-/// Slider range, in units of the prior's sigma (z ~ N(0, 1)).
+/// Slider range, in sigmas of the slider's dim: its spread over real music when the
+/// model has been analysed, else the prior's (z ~ N(0, 1)).
 pub const SLIDER_SIGMAS: f32 = 3.0;
 pub const MAX_TEMPERATURE: f32 = 1.5;
 pub const MAX_SEED: i32 = 9999;

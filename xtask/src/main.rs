@@ -1,5 +1,6 @@
 //! `cargo xtask <command>`: the corpus, training, evaluation and tooling around the model.
 
+mod analyze;
 mod bundle;
 mod corpus;
 mod decode;
@@ -41,6 +42,8 @@ enum Command {
     Ship(ship::ShipArgs),
     /// Evaluate a model on held-out tunes or a MIDI folder.
     Eval(eval::EvalArgs),
+    /// Music neurons, attribute correlations and attribute vectors, into the model's metadata.
+    Analyze(analyze::AnalyzeArgs),
     /// Decode latent vectors from a JSON file into notes.
     Decode(decode::DecodeArgs),
     /// Convert a Magenta MusicVAE checkpoint (TF.js or deeplearn.js) into a model file.
@@ -69,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(&args),
         Command::Ship(args) => ship::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Analyze(args) => analyze::run(&args),
         Command::Decode(args) => decode::run(&args),
         Command::ImportMagenta(args) => import::run(&args),
         Command::Bundle { args } => bundle::bundle(args),
