@@ -11,6 +11,8 @@ use latent_live::attributes;
 use latent_live::corpus::{Corpus, SplitFractions};
 use latent_live::model::ModelFile;
 
+use crate::plots;
+
 #[derive(clap::Args)]
 pub struct AnalyzeArgs {
     /// The model file; its metadata gains `neuron_ranking`, `neuron_labels`, `mu_std`
@@ -59,11 +61,21 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     let a = analyze(&model, &split, args.limit, args.top)?;
     println!("analysed {} slices of {source} in {:.1} s", a.slices, started.elapsed().as_secs_f64());
 
+    let path = args.report.clone().unwrap_or_else(|| PathBuf::from(format!("docs/analysis/{}.md", file.card.name)));
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf();
+    std::fs::create_dir_all(&dir)?;
+    let stem = path.file_stem().map_or_else(|| "analysis".into(), |s| s.to_string_lossy().into_owned());
+    let png = |what: &str| format!("{stem}-{what}.png");
+    plots::variance_spectrum(&dir.join(png("variance")), &a)?;
+    plots::correlation_heat_map(&dir.join(png("correlations")), &a)?;
+
     let mut report = String::new();
     writeln!(report, "# Latent analysis of {}\n", file.card.name)?;
     writeln!(report, "`cargo xtask analyze --model {}` over {} slices of {source}.\n", args.model.display(), a.slices)?;
     neurons(&mut report, &a)?;
+    writeln!(report, "![variance spectrum]({})\n", png("variance"))?;
     correlations(&mut report, &a)?;
+    writeln!(report, "![correlations]({})\n", png("correlations"))?;
     writeln!(report, "## Attribute vectors\n")?;
     writeln!(
         report,
@@ -74,6 +86,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     )?;
     writeln!(report, "| vector | own attribute | check | strongest other | its Spearman | own attribute at -2 / 0 / +2 |")?;
     writeln!(report, "|---|---|---|---|---|---|")?;
+    let mut sweeps = Vec::new();
     for (i, name) in attributes::ALL.iter().enumerate() {
         let s = sweep(&model, &a.attribute_vectors[*name], &AMOUNTS, args.samples, 1)?;
         let own = s.spearman[i];
@@ -89,11 +102,10 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
         );
         println!("{name}: own Spearman {own:.3} ({}), strongest other {} {value:.3}", if pass { "pass" } else { "FAIL" }, attributes::ALL[other]);
         writeln!(report, "{line}")?;
+        sweeps.push(s);
     }
-    let path = args.report.clone().unwrap_or_else(|| PathBuf::from(format!("docs/analysis/{}.md", file.card.name)));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    plots::sweeps(&dir.join(png("sweeps")), &sweeps)?;
+    writeln!(report, "\n![attribute sweeps]({})", png("sweeps"))?;
     std::fs::write(&path, report)?;
     println!("wrote {}", path.display());
 

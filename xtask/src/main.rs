@@ -8,6 +8,7 @@ mod demo;
 mod eval;
 mod import;
 mod latency;
+mod plots;
 mod ship;
 mod train;
 
