@@ -215,3 +215,36 @@ fn scheduled_sampling_feeds_the_models_own_samples() {
     assert_ne!(loss(None), loss(Some(always)), "an untrained model's samples differ from the targets");
     assert_eq!(loss(Some(always)), loss(Some(always)), "deterministic by seed");
 }
+
+#[test]
+fn analysis_ranks_neurons_and_builds_attribute_vectors() {
+    use latent_live::analysis::{analyze, sweep};
+    use latent_live::attributes;
+    use latent_live::corpus::Split;
+
+    let config = Config::tiny(2, false);
+    let varmap = VarMap::new();
+    let model = MusicVae::new(config.clone(), VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+    // Thirty-two melodies: the eight, transposed four ways.
+    let slices: Vec<Vec<u8>> = melodies(config.steps())
+        .iter()
+        .flat_map(|m| [-5, 0, 3, 7].map(|t| melody::transpose(m, t).unwrap()))
+        .collect();
+    let split = Split { steps: config.steps(), events: slices.concat(), tune: (0..slices.len() as u32).collect() };
+    let a = analyze(&model, &split, None, 4).unwrap();
+    assert_eq!(a.slices, 32);
+    let mut ranking = a.ranking.clone();
+    ranking.sort();
+    assert_eq!(ranking, (0..config.z_size).collect::<Vec<_>>(), "a permutation of the dims");
+    assert!(a.ranking.windows(2).all(|w| a.mu_variance[w[0]] >= a.mu_variance[w[1]]), "most variable first");
+    assert_eq!((a.labels.len(), a.relations.len()), (4, 4));
+    assert!(a.labels[0].starts_with("N1 · "));
+    for name in attributes::ALL {
+        assert_eq!(a.attribute_vectors[name].len(), config.z_size, "{name}");
+    }
+    // Transposing moves the mean pitch and nothing else: its vector is not zero.
+    assert!(a.attribute_vectors["mean_pitch"].iter().any(|v| v.abs() > 1e-6));
+    let s = sweep(&model, &a.attribute_vectors["note_density"], &[-2.0, 0.0, 2.0], 4, 1).unwrap();
+    assert_eq!((s.means.len(), s.spearman.len()), (3, attributes::ALL.len()));
+    assert!(s.spearman.iter().all(|r| (-1.0..=1.0).contains(r)));
+}
