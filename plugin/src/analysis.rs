@@ -38,6 +38,9 @@ pub struct Analysis {
     pub labels: Vec<String>,
     /// Per attribute, mean z of the top quartile minus mean z of the bottom quartile.
     pub attribute_vectors: BTreeMap<String, Vec<f32>>,
+    /// `r_squared[a][d]`: R² of a 1-D linear regression of attribute `a` on mu's
+    /// dimension `d`, AR-VAE's interpretability score for a dimension bound to `a`.
+    pub r_squared: Vec<Vec<f64>>,
 }
 
 /// Analyses the first `limit` slices of `split`; `top` neurons get correlations and labels.
@@ -80,7 +83,9 @@ pub fn analyze(model: &MusicVae, split: &Split, limit: Option<usize>, top: usize
         .collect();
     let attribute_vectors = attributes::ALL.iter().zip(&values).map(|(name, a)| (name.to_string(), quartile_vector(&mu, a))).collect();
     let mu_std = mu_variance.iter().map(|v| v.max(0.0).sqrt()).collect();
-    Ok(Analysis { slices: n, mu_variance, kl_per_dim, ranking, music_neurons, mu_std, relations, labels, attribute_vectors })
+    let columns: Vec<Vec<f64>> = (0..mu_variance.len()).map(column).collect();
+    let r_squared = values.iter().map(|a| columns.iter().map(|z| pearson(z, a).powi(2)).collect()).collect();
+    Ok(Analysis { slices: n, mu_variance, kl_per_dim, ranking, music_neurons, mu_std, relations, labels, attribute_vectors, r_squared })
 }
 
 /// How decoding moves an attribute when z moves along a vector.

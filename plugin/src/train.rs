@@ -36,7 +36,22 @@ pub struct TrainConfig {
     #[serde(default)]
     pub scheduled_sampling_rate: f64,
     pub seed: u64,
+    /// Attributes ([`crate::attributes::ALL`]) bound to latent dimensions 0, 1, ... by
+    /// AR-VAE's regulariser (Pati and Lerch): over each batch, dimension k is pushed to
+    /// order the examples as attribute k does.
+    #[serde(default)]
+    pub regularize: Vec<String>,
+    /// The regulariser's weight (AR-VAE's gamma) beside the reconstruction loss.
+    #[serde(default = "default_regularize_weight")]
+    pub regularize_weight: f64,
 }
+
+fn default_regularize_weight() -> f64 {
+    10.0
+}
+
+/// AR-VAE's sharpness of `tanh(delta * (z_i - z_j))`.
+const AR_DELTA: f64 = 10.0;
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -54,6 +69,8 @@ impl Default for TrainConfig {
             transpose: 5,
             scheduled_sampling_rate: 0.0,
             seed: 1,
+            regularize: Vec::new(),
+            regularize_weight: default_regularize_weight(),
         }
     }
 }
@@ -86,6 +103,8 @@ pub struct StepStats {
     pub beta: f64,
     pub learning_rate: f64,
     pub sampling_probability: f64,
+    /// The AR-VAE term, summed over the regularised attributes (0 when there are none).
+    pub regularization: f32,
 }
 
 pub struct Trainer {
@@ -140,11 +159,17 @@ impl Trainer {
         let learning_rate = self.config.learning_rate_at(self.step);
         let scheduled = ScheduledSampling { probability: self.config.sampling_probability_at(self.step), seed: rng.random() };
         let loss = self.model.loss(&events, &eps, beta, self.config.free_bits, Some(scheduled))?;
-        let grads = loss.total.backward()?;
+        let regularization = attribute_regularization(&loss.z, batch, &self.config.regularize)?;
+        let total = match &regularization {
+            Some(r) => (&loss.total + (r * self.config.regularize_weight)?)?,
+            None => loss.total.clone(),
+        };
+        let grads = total.backward()?;
         self.adam.step(&grads, learning_rate, self.config.weight_decay, self.config.grad_clip)?;
         self.step += 1;
         Ok(StepStats {
-            loss: loss.total.to_scalar()?,
+            loss: total.to_scalar()?,
+            regularization: regularization.map_or(Ok(0.0), |r| r.to_scalar::<f32>())?,
             reconstruction: loss.reconstruction,
             kl: loss.kl,
             accuracy: loss.accuracy,
@@ -232,6 +257,31 @@ fn normal(rng: &mut impl Rng) -> f32 {
 pub fn standard_normal(rng: &mut impl Rng, shape: (usize, usize)) -> candle_core::Result<Tensor> {
     let values = (0..shape.0 * shape.1).map(|_| normal(rng)).collect();
     Tensor::from_vec(values, shape, &Device::Cpu)
+}
+
+/// AR-VAE's attribute regularisation of `z` `[B, Z]`: for attribute k (bound to dim k),
+/// the mean over pairs of `|tanh(delta (z_ik - z_jk)) - sign(a_ik - a_jk)|`. `None` when
+/// nothing is regularised.
+pub fn attribute_regularization(z: &Tensor, batch: &[&[u8]], attributes: &[String]) -> candle_core::Result<Option<Tensor>> {
+    let b = batch.len();
+    let mut total: Option<Tensor> = None;
+    for (k, name) in attributes.iter().enumerate() {
+        let values: Vec<f64> = batch
+            .iter()
+            .map(|m| crate::attributes::measure(name, m).ok_or_else(|| candle_core::Error::Msg(format!("unknown attribute {name:?}"))))
+            .collect::<candle_core::Result<_>>()?;
+        let sign = |d: f64| if d > 0.0 { 1f32 } else if d < 0.0 { -1.0 } else { 0.0 };
+        let signs: Vec<f32> = (0..b * b).map(|ij| sign(values[ij / b] - values[ij % b])).collect();
+        let signs = Tensor::from_vec(signs, (b, b), z.device())?;
+        let zk = z.narrow(1, k, 1)?;
+        let dz = zk.broadcast_sub(&zk.t()?)?;
+        let term = ((dz * AR_DELTA)?.tanh()? - signs)?.abs()?.mean_all()?;
+        total = Some(match total {
+            Some(t) => (t + term)?,
+            None => term,
+        });
+    }
+    Ok(total)
 }
 
 /// AdamW with decoupled weight decay; its moments are plain `Var`s so that checkpoints

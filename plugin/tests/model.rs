@@ -248,3 +248,24 @@ fn analysis_ranks_neurons_and_builds_attribute_vectors() {
     assert_eq!((s.means.len(), s.spearman.len()), (3, attributes::ALL.len()));
     assert!(s.spearman.iter().all(|r| (-1.0..=1.0).contains(r)));
 }
+
+#[test]
+fn ar_regularization_rewards_a_dimension_that_orders_the_attribute() {
+    use latent_live::train::attribute_regularization;
+
+    // Four melodies of increasing note density.
+    let batch: Vec<Vec<u8>> = (1..=4u32)
+        .map(|k| melody::encode(&(0..4 * k).map(|i| Note { pitch: 60, start: i * 8 / k, end: i * 8 / k + 1 }).collect::<Vec<_>>(), 32))
+        .collect();
+    let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+    let names = vec!["note_density".to_string()];
+    let loss = |column: [f32; 4]| {
+        let z = Tensor::from_vec(column.iter().flat_map(|&v| [v, 0.0]).collect::<Vec<f32>>(), (4, 2), &Device::Cpu).unwrap();
+        attribute_regularization(&z, &refs, &names).unwrap().unwrap().to_scalar::<f32>().unwrap()
+    };
+    let ordered = loss([-1.5, -0.5, 0.5, 1.5]);
+    let reversed = loss([1.5, 0.5, -0.5, -1.5]);
+    assert!(ordered < 0.01, "{ordered}");
+    assert!(reversed > 1.4, "{reversed}");
+    assert!(attribute_regularization(&Tensor::zeros((4, 2), DType::F32, &Device::Cpu).unwrap(), &refs, &[]).unwrap().is_none());
+}

@@ -76,6 +76,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     writeln!(report, "![variance spectrum]({})\n", png("variance"))?;
     correlations(&mut report, &a)?;
     writeln!(report, "![correlations]({})\n", png("correlations"))?;
+    interpretability(&mut report, &a, &file)?;
     writeln!(report, "## Attribute vectors\n")?;
     writeln!(
         report,
@@ -124,6 +125,35 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
 /// A result as the JSON stored in metadata.
 fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("analysis results serialise")
+}
+
+/// AR-VAE's interpretability score: R² of each attribute on the dimension it is bound to
+/// (models trained with `--regularize`), and on the single best dimension.
+fn interpretability(report: &mut String, a: &Analysis, file: &ModelFile) -> anyhow::Result<()> {
+    let bound: Vec<String> = file
+        .extra_json::<latent_live::train::TrainConfig>("train_config")?
+        .map(|c| c.regularize)
+        .unwrap_or_default();
+    writeln!(report, "## Interpretability\n")?;
+    writeln!(report, "R² of a 1-D linear regression of each attribute on one dimension of mu.")?;
+    if bound.is_empty() {
+        writeln!(report, "This model was trained without attribute regularisation.\n")?;
+    } else {
+        writeln!(report, "This model was trained with `--regularize {}` (dimension k bound to attribute k).\n", bound.join(","))?;
+    }
+    writeln!(report, "| attribute | bound dimension | R² there | best dimension | R² there |")?;
+    writeln!(report, "|---|---|---|---|---|")?;
+    for (i, name) in attributes::ALL.iter().enumerate() {
+        let r2 = &a.r_squared[i];
+        let best = (0..r2.len()).max_by(|&x, &y| r2[x].total_cmp(&r2[y])).unwrap_or(0);
+        let (dim, there) = match bound.iter().position(|b| b == name) {
+            Some(k) => (format!("z{k}"), format!("{:.3}", r2[k])),
+            None => ("".into(), "".into()),
+        };
+        writeln!(report, "| {name} | {dim} | {there} | z{best} | {:.3} |", r2[best])?;
+    }
+    writeln!(report)?;
+    Ok(())
 }
 
 fn neurons(report: &mut String, a: &Analysis) -> anyhow::Result<()> {

@@ -65,6 +65,13 @@ pub struct TrainArgs {
     /// Scheduled sampling rate k (Magenta: 1000); also applies when resuming.
     #[arg(long)]
     scheduled_sampling: Option<f64>,
+    /// AR-VAE: bind these attributes to latent dimensions 0, 1, ... (comma-separated,
+    /// e.g. note_density,rhythm_complexity,pitch_range,contour).
+    #[arg(long, value_delimiter = ',')]
+    regularize: Vec<String>,
+    /// Weight of the AR-VAE term (gamma).
+    #[arg(long)]
+    regularize_weight: Option<f64>,
 }
 
 fn preset(name: &str) -> anyhow::Result<Config> {
@@ -97,6 +104,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         config.beta_rate = args.beta_rate.unwrap_or(config.beta_rate);
         config.free_bits = args.free_bits.unwrap_or(config.free_bits);
         config.seed = args.seed.unwrap_or(config.seed);
+        if let Some(unknown) = args.regularize.iter().find(|a| !latent_live::attributes::ALL.contains(&a.as_str())) {
+            bail!("unknown attribute {unknown:?}; choose from {}", latent_live::attributes::ALL.join(", "));
+        }
+        config.regularize = args.regularize.clone();
+        config.regularize_weight = args.regularize_weight.unwrap_or(config.regularize_weight);
         match &args.init {
             Some(path) => {
                 let file = ModelFile::read(path)?;
@@ -143,8 +155,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         examples += refs.len();
         bar.set_position(trainer.step);
         let rate = examples as f64 / window_start.elapsed().as_secs_f64();
+        let regularization = if trainer.config.regularize.is_empty() { String::new() } else { format!(" ar {:.3}", stats.regularization) };
         bar.set_message(format!(
-            "loss {:.2} kl {:.2} acc {:.3} beta {:.3} sampled {:.2} {:.0} ex/s",
+            "loss {:.2} kl {:.2} acc {:.3}{regularization} beta {:.3} sampled {:.2} {:.0} ex/s",
             stats.loss, stats.kl, stats.accuracy, stats.beta, stats.sampling_probability, rate
         ));
         writeln!(log, "{},train,{},{},{},{},{:.1}", trainer.step, stats.loss, stats.reconstruction, stats.kl, stats.accuracy, rate)?;

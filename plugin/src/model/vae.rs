@@ -36,6 +36,8 @@ pub struct Loss {
     pub kl: f32,
     /// Teacher-forced per-step accuracy.
     pub accuracy: f32,
+    /// The sampled z `[B, Z]`, for regularisers on the latent space.
+    pub z: Tensor,
 }
 
 impl MusicVae {
@@ -151,6 +153,7 @@ impl MusicVae {
             reconstruction: scalar(&reconstruction)?,
             kl: scalar(&kl)?,
             accuracy: scalar(&correct)?,
+            z,
         })
     }
 }
