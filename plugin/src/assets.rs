@@ -7,20 +7,24 @@ use crate::model::{ModelError, ModelFile};
 pub enum DefaultModel {
     /// Flat 2-bar melody model, z = 128.
     Flat2Bar,
+    /// Hierarchical 4-bar melody model (a conductor plans each bar), z = 128.
+    Hier4Bar,
 }
 
 impl DefaultModel {
-    pub const ALL: [DefaultModel; 1] = [DefaultModel::Flat2Bar];
+    pub const ALL: [DefaultModel; 2] = [DefaultModel::Flat2Bar, DefaultModel::Hier4Bar];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Flat2Bar => "folk-2bar",
+            Self::Hier4Bar => "folk-4bar",
         }
     }
 
     pub fn bytes(self) -> &'static [u8] {
         match self {
             Self::Flat2Bar => include_bytes!("../../assets/folk-2bar.safetensors"),
+            Self::Hier4Bar => include_bytes!("../../assets/folk-4bar.safetensors"),
         }
     }
 

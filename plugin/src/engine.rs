@@ -108,9 +108,7 @@ pub type ModelLoader = Box<dyn Fn(ModelChoice, Option<&str>) -> Result<ModelFile
 pub fn default_loader() -> ModelLoader {
     Box::new(|choice, path| match choice {
         ModelChoice::Folk2Bar => DefaultModel::Flat2Bar.load().map_err(|e| e.to_string()),
-        // Not shipped yet: its training needs more hours than it has had (see
-        // BENCHMARKS.md and the README); the 2-bar model keeps playing meanwhile.
-        ModelChoice::Folk4Bar => Err("the hierarchical 4-bar model is still training and not in this build".into()),
+        ModelChoice::Folk4Bar => DefaultModel::Hier4Bar.load().map_err(|e| e.to_string()),
         ModelChoice::File => match path {
             Some(path) => ModelFile::read(Path::new(path)).map_err(|e| e.to_string()),
             None => Err("no model file chosen".into()),
