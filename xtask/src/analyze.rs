@@ -8,9 +8,9 @@ use anyhow::Context;
 use candle_core::DType;
 use latent_live::analysis::{analyze, sweep, Analysis};
 use latent_live::attributes;
-use latent_live::corpus::{Corpus, SplitFractions};
 use latent_live::model::ModelFile;
 
+use crate::eval::HeldOut;
 use crate::plots;
 
 #[derive(clap::Args)]
@@ -19,14 +19,8 @@ pub struct AnalyzeArgs {
     /// and `attribute_vectors`.
     #[arg(long)]
     model: PathBuf,
-    /// A corpus whose test split is analysed (default: data/folk-<bars>bar.safetensors).
-    #[arg(long, conflicts_with = "midi")]
-    corpus: Option<PathBuf>,
-    /// Analyse every slice of this MIDI folder instead.
-    #[arg(long)]
-    midi: Option<PathBuf>,
-    #[arg(long)]
-    limit: Option<usize>,
+    #[command(flatten)]
+    held_out: HeldOut,
     /// Neurons that get correlations and labels.
     #[arg(long, default_value_t = 16)]
     top: usize,
@@ -48,17 +42,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let mut file = ModelFile::from_bytes(&bytes)?;
     let model = file.model(&candle_core::Device::Cpu)?;
-    let bars = model.config.bars;
-    let (split, source) = match (&args.midi, &args.corpus) {
-        (Some(dir), _) => (Corpus::from_midi_dir(dir, bars, SplitFractions::all_test(), 0)?.test, dir.display().to_string()),
-        (None, path) => {
-            let path = path.clone().unwrap_or_else(|| PathBuf::from(format!("data/folk-{bars}bar.safetensors")));
-            let corpus = Corpus::load(&path).with_context(|| format!("{}: build it with `cargo xtask corpus --bars {bars}`", path.display()))?;
-            (corpus.test, format!("the test split of {}", path.display()))
-        }
-    };
+    let (split, source) = args.held_out.split(model.config.bars)?;
     let started = std::time::Instant::now();
-    let a = analyze(&model, &split, args.limit, args.top)?;
+    let a = analyze(&model, &split, args.held_out.limit, args.top)?;
     println!("analysed {} slices of {source} in {:.1} s", a.slices, started.elapsed().as_secs_f64());
 
     let path = args.report.clone().unwrap_or_else(|| PathBuf::from(format!("docs/analysis/{}.md", file.card.name)));

@@ -13,15 +13,8 @@ pub struct EvalArgs {
     /// A model file.
     #[arg(long)]
     model: PathBuf,
-    /// A corpus whose test split is used (default: data/folk-<bars>bar.safetensors).
-    #[arg(long, conflicts_with = "midi")]
-    corpus: Option<PathBuf>,
-    /// Evaluate on every slice of this MIDI folder instead.
-    #[arg(long)]
-    midi: Option<PathBuf>,
-    /// Evaluate at most this many slices.
-    #[arg(long)]
-    limit: Option<usize>,
+    #[command(flatten)]
+    held_out: HeldOut,
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
     /// Also compare greedy reconstruction from mu against latent inversion ("refine") on
@@ -29,6 +22,34 @@ pub struct EvalArgs {
     /// The only evaluation decoder-only models have.
     #[arg(long)]
     refine: Option<usize>,
+}
+
+/// The melodies a model is measured on, shared by `eval` and `analyze`.
+#[derive(clap::Args)]
+pub struct HeldOut {
+    /// A corpus whose test split is used (default: data/folk-<bars>bar.safetensors).
+    #[arg(long, conflicts_with = "midi")]
+    corpus: Option<PathBuf>,
+    /// Use every slice of this MIDI folder instead.
+    #[arg(long)]
+    midi: Option<PathBuf>,
+    /// Use at most this many slices.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+impl HeldOut {
+    /// The slices of `bars` bars, and where they came from.
+    pub fn split(&self, bars: usize) -> anyhow::Result<(Split, String)> {
+        Ok(match (&self.midi, &self.corpus) {
+            (Some(dir), _) => (Corpus::from_midi_dir(dir, bars, SplitFractions::all_test(), 0)?.test, dir.display().to_string()),
+            (None, path) => {
+                let path = path.clone().unwrap_or_else(|| PathBuf::from(format!("data/folk-{bars}bar.safetensors")));
+                let corpus = Corpus::load(&path).with_context(|| format!("{}: build it with `cargo xtask corpus --bars {bars}`", path.display()))?;
+                (corpus.test, format!("the test split of {}", path.display()))
+            }
+        })
+    }
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
@@ -40,14 +61,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             args.model.display()
         );
     }
-    let bars = model.config.bars;
-    let split = match (&args.midi, &args.corpus) {
-        (Some(dir), _) => Corpus::from_midi_dir(dir, bars, SplitFractions::all_test(), 0)?.test,
-        (None, path) => {
-            let path = path.clone().unwrap_or_else(|| PathBuf::from(format!("data/folk-{bars}bar.safetensors")));
-            Corpus::load(&path).with_context(|| format!("{}: build it with `cargo xtask corpus --bars {bars}`", path.display()))?.test
-        }
-    };
+    let (split, _) = args.held_out.split(model.config.bars)?;
     if let Some(n) = args.refine {
         refine(&model, &split, n)?;
         if !model.has_encoder() {
@@ -55,7 +69,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         }
     }
     let started = std::time::Instant::now();
-    let e = evaluate(&model, &split, args.batch_size, args.limit)?;
+    let e = evaluate(&model, &split, args.batch_size, args.held_out.limit)?;
     println!("model: {} ({:?})", args.model.display(), model.config);
     println!("evaluated {} slices in {:.1} s", e.slices, started.elapsed().as_secs_f64());
     let ranking = e.kl_ranking();
