@@ -8,7 +8,7 @@
 //! 3. loads the model the `model` parameter names, when it changed;
 //! 4. picks up clips restored with the host's project;
 //! 5. when what decides z changed, composes z ([`LatentSpace::compose`]), decodes, and
-//!    pushes a [`Phrase`] to the audio thread.
+//!    pushes a [`Phrase`] to the audio thread, and its [`Decoded`] view to the editor.
 //!
 //! Reading only the latest parameter values is the coalescing: a burst of automation
 //! costs one decode per poll at most, never a backlog. The audio thread never wakes this
@@ -33,12 +33,13 @@ use crate::midi;
 use crate::model::inversion::{self, InversionConfig};
 use crate::model::{ModelFile, MusicVae, Sampling};
 use crate::params::{LatentLiveParams, ModelChoice, ZRequest};
+use crate::view::{view_channel, Decoded, ModelInfo, View, ViewPublisher, ViewReader};
 
 pub const POLL_INTERVAL: Duration = Duration::from_millis(2);
 /// Captures waiting for the worker; a musician cannot press faster than this drains.
 const CAPTURE_QUEUE: usize = 8;
-/// Phrases remembered for export: the audio thread may still play one the worker has
-/// already replaced.
+/// Decodes remembered for export and the editor: the audio thread may still play one
+/// the worker has already replaced (it swaps at the next bar).
 const RECENT_PHRASES: usize = 8;
 
 /// Requests from non-real-time threads (the editor). Never sent from `process()`.
@@ -72,8 +73,11 @@ pub struct EngineStatus {
     pub failed: AtomicBool,
     /// Generation of the phrase the audio thread plays now.
     pub playing_generation: AtomicU64,
-    /// The host's tempo, as the audio thread last saw it.
+    /// The host's tempo, transport state and position in quarter notes, as the audio
+    /// thread last saw them (the editor's playhead).
     pub tempo: AtomicF64,
+    pub transport_playing: AtomicBool,
+    pub position_beats: AtomicF64,
     /// Counts finished commands and captures, failed or not.
     pub handled: AtomicU64,
     /// Captures from the audio thread handled so far (it counts those it sent).
@@ -116,6 +120,37 @@ pub fn default_loader() -> ModelLoader {
     })
 }
 
+/// The worker's queues, made with the plugin instance so that the editor can hold its
+/// ends before (and whether or not) the host activates the plugin.
+pub struct WorkerPorts {
+    commands: mpsc::Sender<Command>,
+    inbox: mpsc::Receiver<Command>,
+    view: ViewPublisher,
+    status: Arc<EngineStatus>,
+}
+
+/// The editor's ends: commands in, status and [`View`]s out.
+pub struct EditorLink {
+    pub commands: mpsc::Sender<Command>,
+    pub view: ViewReader,
+    pub status: Arc<EngineStatus>,
+}
+
+impl EditorLink {
+    pub fn send(&self, command: Command) {
+        // Fails only when the worker has stopped, and then there is nobody to tell.
+        let _ = self.commands.send(command);
+    }
+}
+
+pub fn ports() -> (WorkerPorts, EditorLink) {
+    let status = Arc::new(EngineStatus::default());
+    let (commands, inbox) = mpsc::channel();
+    let (publisher, reader) = view_channel();
+    let editor = EditorLink { commands: commands.clone(), view: reader, status: status.clone() };
+    (WorkerPorts { commands, inbox, view: publisher, status }, editor)
+}
+
 /// The audio thread's ends of the worker's queues.
 pub struct AudioLink {
     pub phrases: PhraseConsumer,
@@ -132,11 +167,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the worker; it loads its first model on its own thread.
-    pub fn start(params: Arc<LatentLiveParams>, loader: ModelLoader) -> std::io::Result<(Self, AudioLink)> {
+    /// Starts the worker on `ports` (see [`ports`]); it loads its first model on its own
+    /// thread.
+    pub fn start(params: Arc<LatentLiveParams>, loader: ModelLoader, ports: WorkerPorts) -> std::io::Result<(Self, AudioLink)> {
         let stop = Arc::new(AtomicBool::new(false));
-        let status = Arc::new(EngineStatus::default());
-        let (commands, inbox) = mpsc::channel();
+        let WorkerPorts { commands, inbox, view, status } = ports;
         let (phrase_producer, phrases) = phrase_queue();
         let (captures, capture_consumer) = rtrb::RingBuffer::new(CAPTURE_QUEUE);
         let worker = Worker {
@@ -147,6 +182,7 @@ impl Engine {
             phrases: phrase_producer,
             captures: capture_consumer,
             inbox,
+            view,
             status: status.clone(),
             clips: Clips::default(),
             clips_revision: None,
@@ -181,6 +217,7 @@ struct Loaded {
     model: MusicVae,
     space: LatentSpace,
     name: String,
+    info: Arc<ModelInfo>,
 }
 
 struct Worker {
@@ -192,12 +229,13 @@ struct Worker {
     phrases: rtrb::Producer<Phrase>,
     captures: rtrb::Consumer<CaptureRequest>,
     inbox: mpsc::Receiver<Command>,
+    view: ViewPublisher,
     status: Arc<EngineStatus>,
     /// The worker's copy of the persisted clips, and the store's revision it matches.
     clips: Clips,
     clips_revision: Option<u64>,
     generation: u64,
-    recent: Vec<Phrase>,
+    recent: Vec<Arc<Decoded>>,
 }
 
 impl Worker {
@@ -233,12 +271,14 @@ impl Worker {
                 self.status.delivered.store(request.fingerprint(), Ordering::Release);
             } else if decoded != Some(request) {
                 match self.decode(&request) {
-                    Ok(phrase) => {
+                    Ok(decoded) => {
+                        let phrase = decoded.phrase;
                         self.status.generation.store(phrase.generation, Ordering::Release);
                         if self.recent.len() == RECENT_PHRASES {
                             self.recent.remove(0);
                         }
-                        self.recent.push(phrase);
+                        self.recent.push(Arc::new(decoded));
+                        self.publish();
                         unsent = Some((phrase, request.fingerprint()));
                     }
                     Err(e) => {
@@ -285,12 +325,14 @@ impl Worker {
                 _ if !file.card.name.is_empty() => file.card.name.clone(),
                 _ => format!("{choice:?}"),
             };
-            Ok(Loaded { model, space, name })
+            let info = Arc::new(ModelInfo::of(&name, &file.card, &space, model.has_encoder()));
+            Ok(Loaded { model, space, name, info })
         });
         match loaded {
             Ok(loaded) => {
                 *self.status.model_name.lock().unwrap_or_else(|e| e.into_inner()) = loaded.name.clone();
                 self.loaded = Some(loaded);
+                self.publish();
                 self.status.report(None);
                 self.reencode_clips();
             }
@@ -415,23 +457,30 @@ impl Worker {
         Ok(Clip { notes, steps: clip_steps, source: ClipSource::File(path.display().to_string()), mu: Vec::new(), model: String::new() })
     }
 
-    fn decode(&mut self, request: &ZRequest) -> candle_core::Result<Phrase> {
+    /// Shows the editor the model and the recent decodes.
+    fn publish(&mut self) {
+        let model = self.loaded.as_ref().map(|l| l.info.clone());
+        self.view.write(View { model, recent: self.recent.clone() });
+    }
+
+    fn decode(&mut self, request: &ZRequest) -> candle_core::Result<Decoded> {
         let started = Instant::now();
         let loaded = self.loaded.as_ref().expect("decode runs with a model");
         let mu = |slot| self.clips.get(slot).filter(|c| c.model == loaded.name).map(|c| c.mu.as_slice());
         let z = loaded.space.compose(mu(Slot::A), mu(Slot::B), request);
-        let z = latent::z_tensor(&loaded.model, &[z])?;
-        let events = loaded.model.decode(&z, Sampling::new(request.temperature, request.seed))?;
+        let (events, activations) = loaded.model.decode_traced(&latent::z_tensor(&loaded.model, &[z.clone()])?, Sampling::new(request.temperature, request.seed))?;
         let events = events.into_iter().next().unwrap_or_default();
         self.generation += 1;
         let phrase = Phrase::from_notes(&melody::decode(&events), loaded.model.config.steps(), self.generation);
         self.status.last_decode_micros.store(started.elapsed().as_micros() as u64, Ordering::Release);
-        Ok(phrase)
+        let hidden = activations.len() / events.len().max(1);
+        Ok(Decoded { phrase, z, activations, hidden })
     }
 
     fn export(&self, path: &Path) -> Result<(), String> {
         let playing = self.status.playing_generation.load(Ordering::Acquire);
-        let phrase = self.recent.iter().rev().find(|p| p.generation == playing).or(self.recent.last()).ok_or("nothing has been decoded yet")?;
+        let decoded = self.recent.iter().rev().find(|d| d.phrase.generation == playing).or(self.recent.last()).ok_or("nothing has been decoded yet")?;
+        let phrase = &decoded.phrase;
         let p = &self.params;
         let semitones = p.transpose.value() + 12 * p.octave.value();
         let notes = phrase.notes();
@@ -526,7 +575,7 @@ mod tests {
     #[test]
     fn decodes_once_at_start_then_only_on_change() {
         let params = Arc::new(LatentLiveParams::default());
-        let (engine, mut link) = Engine::start(params.clone(), tiny_loader()).unwrap();
+        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
         let mut slot = Phrase::EMPTY;
         assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)), "first phrase");
         assert_eq!(slot.generation, 1);
@@ -553,7 +602,7 @@ mod tests {
     #[test]
     fn keeps_the_newest_phrase_when_the_audio_thread_is_not_consuming() {
         let params = Arc::new(LatentLiveParams::default());
-        let (engine, mut link) = Engine::start(params.clone(), tiny_loader()).unwrap();
+        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
         assert!(wait_until(Duration::from_secs(20), || engine.status.decodes.load(Ordering::Acquire) >= 1));
         for i in 1..=10 {
             set_plain(&params.temperature, 0.1 * i as f32);
@@ -573,7 +622,7 @@ mod tests {
     #[test]
     fn captures_encode_persist_and_morph() {
         let params = Arc::new(LatentLiveParams::default());
-        let (engine, mut link) = Engine::start(params.clone(), tiny_loader()).unwrap();
+        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
         let mut slot = Phrase::EMPTY;
         assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)));
         let handled = |n| wait_until(Duration::from_secs(10), || engine.status.handled.load(Ordering::Acquire) >= n);
@@ -622,7 +671,7 @@ mod tests {
         midi::write_file(&source, &notes, 100.0).unwrap();
 
         let params = Arc::new(LatentLiveParams::default());
-        let (engine, mut link) = Engine::start(params.clone(), tiny_loader()).unwrap();
+        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
         let mut slot = Phrase::EMPTY;
         assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)));
         let handled = |n| wait_until(Duration::from_secs(10), || engine.status.handled.load(Ordering::Acquire) >= n);
@@ -659,7 +708,7 @@ mod tests {
     #[test]
     fn switching_models_reencodes_clips_and_bad_files_keep_the_old_model() {
         let params = Arc::new(LatentLiveParams::default());
-        let (engine, mut link) = Engine::start(params.clone(), tiny_loader()).unwrap();
+        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
         let mut slot = Phrase::EMPTY;
         assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)));
         let riff = Phrase::from_notes(&[Note { pitch: 62, start: 0, end: 8 }], 16, 0);
@@ -685,7 +734,7 @@ mod tests {
         let params = Arc::new(LatentLiveParams::default());
         params.model_file.update(|f| *f = Some("tiny-decoder-only".into()));
         set(&params.model, params.model.preview_normalized(ModelChoice::File));
-        let (engine, mut link) = Engine::start(params.clone(), tiny_loader()).unwrap();
+        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
         let mut slot = Phrase::EMPTY;
         assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)), "it decodes");
         let riff = Phrase::from_notes(&[Note { pitch: 62, start: 0, end: 8 }], 16, 0);

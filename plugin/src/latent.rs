@@ -25,8 +25,13 @@ pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LatentSpace {
     pub z_size: usize,
-    /// The dims the latent sliders move, best first.
+    /// Every dim, most informative first.
+    pub ranking: Vec<usize>,
+    /// Each dim's spread of mu over real music, when analysis measured it.
+    pub mu_std: Option<Vec<f32>>,
+    /// The dims the latent sliders move, best first, and their labels.
     pub slider_dims: Vec<usize>,
+    pub slider_labels: Vec<String>,
     /// What one slider unit is on each slider's dim: the spread of mu over real music
     /// when analysis measured it (so +-3 covers +-3 of its sigmas), else the prior's 1.
     pub slider_scales: Vec<f32>,
@@ -35,8 +40,8 @@ pub struct LatentSpace {
 }
 
 impl LatentSpace {
-    /// From the model file's metadata: `neuron_ranking` and `mu_std` (written by
-    /// `xtask analyze`), else the trainer's `kl_ranking`, for the sliders;
+    /// From the model file's metadata: `neuron_ranking`, `neuron_labels` and `mu_std`
+    /// (written by `xtask analyze`), else the trainer's `kl_ranking`, for the sliders;
     /// `attribute_vectors` (attribute name to a z-sized array) for the attribute amounts.
     pub fn of(file: &ModelFile) -> std::result::Result<Self, ModelError> {
         let z_size = file.config.z_size;
@@ -44,15 +49,16 @@ impl LatentSpace {
             Some(ranking) => Some(ranking),
             None => file.extra_json("kl_ranking")?,
         };
-        let mu_std: Option<Vec<f32>> = file.extra_json("mu_std")?;
+        let labels: Vec<String> = file.extra_json("neuron_labels")?.unwrap_or_default();
+        let mu_std: Option<Vec<f32>> = file.extra_json::<Vec<f32>>("mu_std")?.filter(|s| s.len() == z_size);
         let vectors: BTreeMap<String, Vec<f32>> = file.extra_json("attribute_vectors")?.unwrap_or_default();
         let attribute_vectors = ATTRIBUTES.map(|name| vectors.get(name).filter(|v| v.len() == z_size).cloned());
-        let slider_dims = slider_dims(ranking.as_deref(), z_size, NUM_SLIDERS);
-        let slider_scales = slider_dims
-            .iter()
-            .map(|&d| mu_std.as_ref().filter(|s| s.len() == z_size).map_or(1.0, |s| s[d].max(1e-3)))
-            .collect();
-        Ok(Self { z_size, slider_dims, slider_scales, attribute_vectors })
+        let ranking = slider_dims(ranking.as_deref(), z_size, z_size);
+        let slider_dims: Vec<usize> = ranking[..NUM_SLIDERS.min(z_size)].to_vec();
+        // Labels follow the ranking they were written with; without one, say which dim.
+        let slider_labels = slider_dims.iter().enumerate().map(|(i, &d)| labels.get(i).cloned().unwrap_or_else(|| format!("N{} · dim {d}", i + 1))).collect();
+        let slider_scales = slider_dims.iter().map(|&d| mu_std.as_ref().map_or(1.0, |s| s[d].max(1e-3))).collect();
+        Ok(Self { z_size, ranking, mu_std, slider_dims, slider_labels, slider_scales, attribute_vectors })
     }
 
     /// Composes the z the plugin decodes:
@@ -82,13 +88,15 @@ impl LatentSpace {
     }
 }
 
-/// The dims the sliders move: the model's `kl_ranking` when it has one (dims past
-/// `z_size` dropped), else `0..count`.
-pub fn slider_dims(kl_ranking: Option<&[usize]>, z_size: usize, count: usize) -> Vec<usize> {
-    match kl_ranking {
-        Some(ranking) if ranking.iter().any(|&d| d < z_size) => ranking.iter().copied().filter(|&d| d < z_size).take(count).collect(),
-        _ => (0..count.min(z_size)).collect(),
-    }
+/// The first `count` dims of a ranking (dims past `z_size` dropped, missing ones
+/// appended in order), or `0..count` without one.
+pub fn slider_dims(ranking: Option<&[usize]>, z_size: usize, count: usize) -> Vec<usize> {
+    let mut dims: Vec<usize> = ranking.unwrap_or_default().iter().copied().filter(|&d| d < z_size).collect();
+    let mut seen = vec![false; z_size];
+    dims.retain(|&d| !std::mem::replace(&mut seen[d], true));
+    dims.extend((0..z_size).filter(|&d| !seen[d]));
+    dims.truncate(count);
+    dims
 }
 
 /// Stacks rows into a `[N, Z]` tensor on the model's device.
@@ -106,7 +114,9 @@ mod tests {
 
     fn space(slider_dims: Vec<usize>, z_size: usize) -> LatentSpace {
         let slider_scales = vec![1.0; slider_dims.len()];
-        LatentSpace { z_size, slider_dims, slider_scales, attribute_vectors: Default::default() }
+        let slider_labels = slider_dims.iter().map(|d| format!("dim {d}")).collect();
+        let ranking = slider_dims.clone();
+        LatentSpace { z_size, ranking, mu_std: None, slider_dims, slider_labels, slider_scales, attribute_vectors: Default::default() }
     }
 
     fn request(sliders: &[f32], morph: f32) -> ZRequest {
@@ -145,5 +155,6 @@ mod tests {
         assert_eq!(slider_dims(Some(&[7, 300, 2, 5]), 128, 2), vec![7, 2]);
         assert_eq!(slider_dims(None, 128, 3), vec![0, 1, 2]);
         assert_eq!(slider_dims(Some(&[]), 4, 8), vec![0, 1, 2, 3]);
+        assert_eq!(slider_dims(Some(&[2, 2, 0]), 4, 4), vec![2, 0, 1, 3], "a full ranking of every dim");
     }
 }

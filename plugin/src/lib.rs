@@ -5,8 +5,8 @@
 //!
 //! It is also the plugin ([`LatentLive`], exported as CLAP and VST3; `src/main.rs` is
 //! the standalone). Who runs where:
-//! - main thread: [`params`] (the automatable ways of moving z), `activate()` starts
-//!   the [`engine`];
+//! - main thread: [`params`] (the automatable ways of moving z), the [`editor`] (which
+//!   reads the worker's [`view`]), `activate()` starts the [`engine`];
 //! - inference thread ([`engine`]): polls the params, composes z
 //!   ([`latent::compose`]), decodes and hands a fixed-size phrase over ([`handoff`]);
 //! - audio thread (`process()`): [`sequencer`] loops the phrase on the host timeline
@@ -18,6 +18,7 @@ pub mod attributes;
 pub mod capture;
 pub mod clips;
 pub mod corpus;
+pub mod editor;
 pub mod engine;
 pub mod eval;
 pub mod handoff;
@@ -29,6 +30,7 @@ pub mod params;
 pub mod sequencer;
 pub mod synth;
 pub mod train;
+pub mod view;
 
 use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
@@ -39,7 +41,7 @@ use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 
 use capture::Capturer;
-use engine::{AudioLink, Engine};
+use engine::{AudioLink, EditorLink, Engine, WorkerPorts};
 use params::LatentLiveParams;
 use sequencer::{Playback, SeqEvent, Sequencer, TransportInfo};
 use synth::AuditionSynth;
@@ -54,8 +56,11 @@ const OFFLINE_WAIT: Duration = Duration::from_secs(5);
 /// The instrument: plays the phrase decoded from the current z, and sends it as MIDI.
 pub struct LatentLive {
     params: Arc<LatentLiveParams>,
-    /// The inference worker, started by the first `activate()`.
+    /// The inference worker, started by the first `activate()` on `ports`.
     engine: Option<Engine>,
+    ports: Option<WorkerPorts>,
+    /// The editor's ends of the worker's queues, until the host asks for the editor.
+    editor_link: Option<EditorLink>,
     /// The audio thread's ends of the worker's queues.
     link: Option<AudioLink>,
     sequencer: Sequencer,
@@ -75,9 +80,12 @@ pub struct LatentLive {
 impl Default for LatentLive {
     fn default() -> Self {
         // Cheap on purpose: hosts create instances to scan them. The model loads in activate().
+        let (ports, editor_link) = engine::ports();
         Self {
             params: Arc::new(LatentLiveParams::default()),
             engine: None,
+            ports: Some(ports),
+            editor_link: Some(editor_link),
             link: None,
             sequencer: Sequencer::new(),
             synth: AuditionSynth::new(48_000.0),
@@ -122,18 +130,22 @@ impl Plugin for LatentLive {
 
     type SysExMessage = ();
     type BackgroundTask = ();
-    type Editor = ();
+    type Editor = nice_plug_egui::EguiEditor<editor::Editor>;
 
     fn params(&self) -> Arc<dyn Params> {
         self.params.clone()
+    }
+
+    fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
+        editor::create(self.params.clone(), self.editor_link.take()?)
     }
 
     fn activate(&mut self, _layout: &AudioIOLayout, buffer_config: &BufferConfig, _context: &mut impl ActivateContext<Self>) -> bool {
         self.sample_rate = buffer_config.sample_rate;
         self.offline = buffer_config.process_mode == ProcessMode::Offline;
         self.synth.set_sample_rate(buffer_config.sample_rate);
-        if self.engine.is_none() {
-            match Engine::start(self.params.clone(), engine::default_loader()) {
+        if let Some(ports) = self.ports.take() {
+            match Engine::start(self.params.clone(), engine::default_loader(), ports) {
                 Ok((engine, link)) => {
                     self.engine = Some(engine);
                     self.link = Some(link);
@@ -271,6 +283,8 @@ impl LatentLive {
         if let Some(link) = &self.link {
             link.status.playing_generation.store(self.sequencer.current().generation, Ordering::Release);
             link.status.tempo.store(transport.tempo, Ordering::Release);
+            link.status.transport_playing.store(transport.playing, Ordering::Release);
+            link.status.position_beats.store(transport.pos_beats, Ordering::Release);
         }
     }
 }

@@ -114,6 +114,13 @@ pub struct LatentLiveParams {
     #[id = "contr"]
     pub contour: FloatParam,
 
+    /// The editor's XY pad moves two of the controls above: X is the morph (0) or latent
+    /// slider N, Y latent slider N. Automating the pad is automating those.
+    #[id = "padx"]
+    pub pad_x: IntParam,
+    #[id = "pady"]
+    pub pad_y: IntParam,
+
     #[id = "model"]
     pub model: EnumParam<ModelChoice>,
     /// A rising edge captures clip A (a button in the editor, a footswitch via MIDI learn).
@@ -244,6 +251,14 @@ impl Default for LatentLiveParams {
             pitch_range: attribute("Pitch Range"),
             mean_pitch: attribute("Pitch Height"),
             contour: attribute("Contour"),
+            pad_x: IntParam::new("Pad X Axis", 0, IntRange::Linear { min: 0, max: NUM_SLIDERS as i32 }).with_value_to_string(Arc::new(|v| {
+                if v == 0 {
+                    "Morph A-B".to_string()
+                } else {
+                    format!("Latent {v}")
+                }
+            })),
+            pad_y: IntParam::new("Pad Y Axis", 1, IntRange::Linear { min: 1, max: NUM_SLIDERS as i32 }).with_value_to_string(Arc::new(|v| format!("Latent {v}"))),
             model: EnumParam::new("Model", ModelChoice::Folk2Bar),
             capture_a: button("Capture A", &capture_presses[0]),
             capture_b: button("Capture B", &capture_presses[1]),
@@ -286,6 +301,16 @@ impl LatentLiveParams {
         self.sliders().map(|p| p.value())
     }
 
+    /// The parameters the XY pad's axes move now.
+    pub fn pad_axes(&self) -> (&FloatParam, &FloatParam) {
+        let sliders = self.sliders();
+        let x = match self.pad_x.value() {
+            n @ 1.. => sliders[(n as usize - 1).min(NUM_SLIDERS - 1)],
+            _ => &self.morph,
+        };
+        (x, sliders[(self.pad_y.value().max(1) as usize - 1).min(NUM_SLIDERS - 1)])
+    }
+
     /// In the order of [`ATTRIBUTES`].
     pub fn attributes(&self) -> [&FloatParam; NUM_ATTRIBUTES] {
         [&self.note_density, &self.rhythm_complexity, &self.syncopation, &self.pitch_range, &self.mean_pitch, &self.contour]
@@ -315,11 +340,11 @@ mod tests {
         let params = LatentLiveParams::default();
         let map = params.param_map();
         let mut ids: Vec<&str> = map.iter().map(|(id, _, _)| id.as_str()).collect();
-        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 15);
+        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 17);
         assert!(ids.iter().all(|id| id.len() <= 6), "{ids:?}");
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 15);
+        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 17);
         assert!(ids.contains(&"lat8") && ids.contains(&"swap") && ids.contains(&"capa") && ids.contains(&"model"));
     }
 

@@ -99,7 +99,7 @@ fn describes_itself_as_an_instrument_with_stable_parameters() {
     let mut plugin = Plugin::new();
     let params = plugin.params();
     let ids = [
-        "lat1", "lat2", "lat3", "lat4", "lat5", "lat6", "lat7", "lat8", "temp", "seed", "morph", "dens", "rhyth", "sync", "prange", "height", "contr", "model", "capa",
+        "lat1", "lat2", "lat3", "lat4", "lat5", "lat6", "lat7", "lat8", "temp", "seed", "morph", "dens", "rhyth", "sync", "prange", "height", "contr", "padx", "pady", "model", "capa",
         "capb", "capsrc", "trans", "oct", "vel", "len", "swap", "synth", "gain", "bypass",
     ];
     assert_eq!(params.len(), ids.len(), "{:?}", params.iter().map(|p| &p.name).collect::<Vec<_>>());

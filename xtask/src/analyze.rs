@@ -44,8 +44,16 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     let model = file.model(&candle_core::Device::Cpu)?;
     let (split, source) = args.held_out.split(model.config.bars)?;
     let started = std::time::Instant::now();
-    let a = analyze(&model, &split, args.held_out.limit, args.top)?;
+    let mut a = analyze(&model, &split, args.held_out.limit, args.top)?;
     println!("analysed {} slices of {source} in {:.1} s", a.slices, started.elapsed().as_secs_f64());
+    // An attribute bound to dimension k by AR-VAE training moves along that dimension
+    // alone: its vector keeps only component k.
+    let bound = bound_attributes(&file)?;
+    for (k, name) in bound.iter().enumerate() {
+        if let Some(vector) = a.attribute_vectors.get_mut(name) {
+            vector.iter_mut().enumerate().filter(|&(d, _)| d != k).for_each(|(_, v)| *v = 0.0);
+        }
+    }
 
     let path = args.report.clone().unwrap_or_else(|| PathBuf::from(format!("docs/analysis/{}.md", file.card.name)));
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf();
@@ -62,13 +70,14 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     writeln!(report, "![variance spectrum]({})\n", png("variance"))?;
     correlations(&mut report, &a)?;
     writeln!(report, "![correlations]({})\n", png("correlations"))?;
-    interpretability(&mut report, &a, &file)?;
+    interpretability(&mut report, &a, &bound)?;
     writeln!(report, "## Attribute vectors\n")?;
     writeln!(
         report,
-        "Each vector is the mean z of the top quartile minus that of the bottom quartile. Moving {} prior samples \
+        "Each vector is the mean z of the top quartile minus that of the bottom quartile{}. Moving {} prior samples \
          along it by -2..2 and decoding greedily, the Spearman correlation of the amount with each attribute \
          measured on the decodes (the check: the vector's own attribute at least {MONOTONIC}, the others less):\n",
+        if bound.is_empty() { "" } else { " (for a regularised attribute, on its bound dimension only)" },
         args.samples
     )?;
     writeln!(report, "| vector | own attribute | check | strongest other | its Spearman | own attribute at -2 / 0 / +2 |")?;
@@ -113,13 +122,14 @@ fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("analysis results serialise")
 }
 
+/// The attributes AR-VAE training bound to dimensions 0, 1, ... (`train --regularize`).
+fn bound_attributes(file: &ModelFile) -> anyhow::Result<Vec<String>> {
+    Ok(file.extra_json::<latent_live::train::TrainConfig>("train_config")?.map(|c| c.regularize).unwrap_or_default())
+}
+
 /// AR-VAE's interpretability score: R² of each attribute on the dimension it is bound to
 /// (models trained with `--regularize`), and on the single best dimension.
-fn interpretability(report: &mut String, a: &Analysis, file: &ModelFile) -> anyhow::Result<()> {
-    let bound: Vec<String> = file
-        .extra_json::<latent_live::train::TrainConfig>("train_config")?
-        .map(|c| c.regularize)
-        .unwrap_or_default();
+fn interpretability(report: &mut String, a: &Analysis, bound: &[String]) -> anyhow::Result<()> {
     writeln!(report, "## Interpretability\n")?;
     writeln!(report, "R² of a 1-D linear regression of each attribute on one dimension of mu.")?;
     if bound.is_empty() {

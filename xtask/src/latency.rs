@@ -26,7 +26,7 @@ pub fn run(args: &LatencyArgs) -> anyhow::Result<()> {
         }
         let params = Arc::new(LatentLiveParams::default());
         set(&params.model, params.model.preview_normalized(choice));
-        let (engine, mut link) = Engine::start(params.clone(), engine::default_loader())?;
+        let (engine, mut link) = Engine::start(params.clone(), engine::default_loader(), engine::ports().0)?;
         let mut phrase = Phrase::EMPTY;
         wait(Duration::from_secs(60), || link.phrases.pop_newest(&mut phrase)).context("the first phrase never came")?;
 

@@ -73,11 +73,12 @@ impl CategoricalDecoder {
     }
 
     /// Autoregressive sampling from `condition` `[N, C]`; `first` is the event fed at the
-    /// first step (`classes` for the zero input). Returns `[N][steps]` events.
+    /// first step (`classes` for the zero input). Returns `[N][steps]` events, and appends
+    /// row 0's top-layer output at every step to `trace` when given.
     ///
     /// What does not change from step to step (the condition's share of layer 0's input,
     /// the initial state) is computed once with candle; the steps run on plain slices.
-    fn sample(&self, condition: &Tensor, steps: usize, first: &[u32], pickers: &mut [Picker]) -> Result<Vec<Vec<u8>>> {
+    fn sample(&self, condition: &Tensor, steps: usize, first: &[u32], pickers: &mut [Picker], trace: Option<&mut Vec<f32>>) -> Result<Vec<Vec<u8>>> {
         let n = condition.dim(0)?;
         let first_cell = &self.cells[0];
         let w_x = first_cell.w_x()?;
@@ -101,23 +102,23 @@ impl CategoricalDecoder {
         // Batches split into independent blocks of rows, one per thread. A single phrase
         // (the plugin's live decode, 1.5 ms) stays on its thread: the host's audio threads
         // need the other cores more.
-        let blocks = if n >= 8 { rayon::current_num_threads().clamp(1, n / 4) } else { 1 };
+        let blocks = if n >= 8 && trace.is_none() { rayon::current_num_threads().clamp(1, n / 4) } else { 1 };
         let rows = n.div_ceil(blocks);
         let gates0 = 4 * first_cell.hidden_size();
         let block_initial = |b: usize| -> Vec<(Vec<f32>, Vec<f32>)> {
             let (r0, r1) = (b * rows, ((b + 1) * rows).min(n));
             initial.iter().zip(&weights.cells).map(|((h, c), &(_, hidden))| (h[r0 * hidden..r1 * hidden].to_vec(), c[r0 * hidden..r1 * hidden].to_vec())).collect()
         };
-        let run = |b: usize, pickers: &mut [Picker], first: &[u32]| {
+        let run = |b: usize, pickers: &mut [Picker], first: &[u32], trace: Option<&mut Vec<f32>>| {
             let (r0, r1) = (b * rows, ((b + 1) * rows).min(n));
-            weights.run(&condition_projection[r0 * gates0..r1 * gates0], block_initial(b), steps, first, pickers)
+            weights.run(&condition_projection[r0 * gates0..r1 * gates0], block_initial(b), steps, first, pickers, trace)
         };
         if blocks == 1 {
-            return Ok(run(0, pickers, first));
+            return Ok(run(0, pickers, first, trace));
         }
         use rayon::prelude::*;
         let outs: Vec<Vec<Vec<u8>>> =
-            pickers.par_chunks_mut(rows).zip(first.par_chunks(rows)).enumerate().map(|(b, (p, f))| run(b, p, f)).collect();
+            pickers.par_chunks_mut(rows).zip(first.par_chunks(rows)).enumerate().map(|(b, (p, f))| run(b, p, f, None)).collect();
         Ok(outs.into_iter().flatten().collect())
     }
 }
@@ -136,8 +137,8 @@ struct StepWeights<'a> {
 impl StepWeights<'_> {
     /// Samples `steps` events for a block of rows: `condition_projection` `[rows, 4H0]`
     /// (bias included), each layer's initial `(h, c)`, the first events and the rows'
-    /// pickers.
-    fn run(&self, condition_projection: &[f32], initial: Vec<(Vec<f32>, Vec<f32>)>, steps: usize, first: &[u32], pickers: &mut [Picker]) -> Vec<Vec<u8>> {
+    /// pickers; row 0's top-layer output goes to `trace` at every step when given.
+    fn run(&self, condition_projection: &[f32], initial: Vec<(Vec<f32>, Vec<f32>)>, steps: usize, first: &[u32], pickers: &mut [Picker], mut trace: Option<&mut Vec<f32>>) -> Vec<Vec<u8>> {
         let n = first.len();
         let classes = self.classes;
         let mut layers: Vec<LayerState> =
@@ -172,7 +173,11 @@ impl StepWeights<'_> {
                 }
                 above[0].step(Some(&lhs[l - 1]), self.kernels[l], &x_upper[l - 1]);
             }
-            affine(&layers.last().unwrap().h, self.output_kernel, self.output_bias, &mut logits);
+            let top = layers.last().unwrap();
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.extend_from_slice(&top.h[..self.cells.last().unwrap().1]);
+            }
+            affine(&top.h, self.output_kernel, self.output_bias, &mut logits);
             for (i, (row, picker)) in logits.chunks_exact(classes).zip(pickers.iter_mut()).enumerate() {
                 let event = picker.pick(row);
                 out[i].push(event as u8);
@@ -239,14 +244,14 @@ impl HierarchicalDecoder {
         logits.reshape((s, u, batch, classes))?.transpose(0, 1)?.reshape((u * s, batch, classes))
     }
 
-    fn sample(&self, z: &Tensor, pickers: &mut [Picker]) -> Result<Vec<Vec<u8>>> {
+    fn sample(&self, z: &Tensor, pickers: &mut [Picker], mut trace: Option<&mut Vec<f32>>) -> Result<Vec<Vec<u8>>> {
         let batch = z.dim(0)?;
         let embeddings = self.embeddings(z)?;
         let mut first = vec![self.core.classes as u32; batch];
         let mut out = vec![Vec::with_capacity(self.bars * self.steps_per_bar); batch];
         for bar in 0..self.bars {
             let condition = embeddings.narrow(0, bar * batch, batch)?;
-            let events = self.core.sample(&condition, self.steps_per_bar, &first, pickers)?;
+            let events = self.core.sample(&condition, self.steps_per_bar, &first, pickers, trace.as_deref_mut())?;
             for (i, bar_events) in events.into_iter().enumerate() {
                 // The next bar starts from this bar's last output, as when sampling in Magenta.
                 first[i] = *bar_events.last().unwrap() as u32;
@@ -298,13 +303,22 @@ impl Decoder {
         }
     }
 
-    /// Decodes every row of `z` `[B, Z]` into `steps` events.
-    pub fn sample(&self, z: &Tensor, steps: usize, sampling: Sampling) -> Result<Vec<Vec<u8>>> {
+    /// Decodes every row of `z` `[B, Z]` into `steps` events. With `trace`, row 0's
+    /// top-layer output at every step is appended to it (`[steps, hidden]`, row-major).
+    pub fn sample(&self, z: &Tensor, steps: usize, sampling: Sampling, trace: Option<&mut Vec<f32>>) -> Result<Vec<Vec<u8>>> {
         let batch = z.dim(0)?;
         let mut pickers: Vec<Picker> = (0..batch).map(|i| Picker::new(sampling, i as u64)).collect();
         match self {
-            Self::Flat(d) => d.sample(z, steps, &vec![d.classes as u32; batch], &mut pickers),
-            Self::Hierarchical(d) => d.sample(z, &mut pickers),
+            Self::Flat(d) => d.sample(z, steps, &vec![d.classes as u32; batch], &mut pickers, trace),
+            Self::Hierarchical(d) => d.sample(z, &mut pickers, trace),
+        }
+    }
+
+    /// Width of the top layer [`Decoder::sample`] traces.
+    pub fn hidden_size(&self) -> usize {
+        match self {
+            Self::Flat(d) => d.cells.last().unwrap().hidden_size(),
+            Self::Hierarchical(d) => d.core.cells.last().unwrap().hidden_size(),
         }
     }
 }

@@ -76,7 +76,15 @@ impl MusicVae {
     }
 
     pub fn decode(&self, z: &Tensor, sampling: Sampling) -> Result<Vec<Vec<u8>>> {
-        self.decoder.sample(&z.to_dtype(DType::F32)?, self.config.steps(), sampling)
+        self.decoder.sample(&z.to_dtype(DType::F32)?, self.config.steps(), sampling, None)
+    }
+
+    /// [`MusicVae::decode`] that also returns the decoder's top-layer output for row 0 at
+    /// every step, `[steps, hidden]` row-major (the editor's neuron view).
+    pub fn decode_traced(&self, z: &Tensor, sampling: Sampling) -> Result<(Vec<Vec<u8>>, Vec<f32>)> {
+        let mut trace = Vec::with_capacity(self.config.steps() * self.decoder.hidden_size());
+        let events = self.decoder.sample(&z.to_dtype(DType::F32)?, self.config.steps(), sampling, Some(&mut trace))?;
+        Ok((events, trace))
     }
 
     /// Teacher-forced logits `[T, B, classes]` of `events` `[T, B]` given `z` `[B, Z]`.
