@@ -325,7 +325,7 @@ impl Editor {
 
     fn pad_panel(&mut self, ui: &mut Ui, setter: &ParamSetter) {
         ui.label(RichText::new("XY pad").strong());
-        let width = (ui.available_width() - 130.0).max(30.0);
+        let width = (ui.available_width() - 150.0).max(30.0);
         param_slider(ui, setter, &self.params.pad_x, "X", width);
         param_slider(ui, setter, &self.params.pad_y, "Y", width);
         let (x, y) = self.params.pad_axes();
