@@ -474,7 +474,7 @@ fn xy_pad(ui: &mut Ui, setter: &ParamSetter, x: &nice_plug::prelude::FloatParam,
     let font = FontId::proportional(12.0);
     painter.text(rect.center_bottom() - Vec2::new(0.0, 4.0), Align2::CENTER_BOTTOM, format!("X: {}", x.name()), font.clone(), Color32::from_gray(190));
     painter.text(rect.left_top() + Vec2::new(6.0, 4.0), Align2::LEFT_TOP, format!("Y: {}", y.name()), font, Color32::from_gray(190));
-    let label = format!("XY pad: {} {}, {} {}", x.name(), x.to_string(), y.name(), y.to_string());
+    let label = format!("XY pad: {} {}, {} {}", x.name(), x, y.name(), y);
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Slider, true, &label));
 }
 

@@ -468,7 +468,7 @@ impl Worker {
         let loaded = self.loaded.as_ref().expect("decode runs with a model");
         let mu = |slot| self.clips.get(slot).filter(|c| c.model == loaded.name).map(|c| c.mu.as_slice());
         let z = loaded.space.compose(mu(Slot::A), mu(Slot::B), request);
-        let (events, activations) = loaded.model.decode_traced(&latent::z_tensor(&loaded.model, &[z.clone()])?, Sampling::new(request.temperature, request.seed))?;
+        let (events, activations) = loaded.model.decode_traced(&latent::z_tensor(&loaded.model, std::slice::from_ref(&z))?, Sampling::new(request.temperature, request.seed))?;
         let events = events.into_iter().next().unwrap_or_default();
         self.generation += 1;
         let phrase = Phrase::from_notes(&melody::decode(&events), loaded.model.config.steps(), self.generation);

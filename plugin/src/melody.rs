@@ -105,7 +105,7 @@ pub fn piano_roll(events: &[u8]) -> String {
                 None => '.',
             };
             out.push(c);
-            if (step as usize + 1) % STEPS_PER_BAR == 0 {
+            if (step as usize + 1).is_multiple_of(STEPS_PER_BAR) {
                 out.push('|');
             }
         }

@@ -51,9 +51,12 @@ impl GuiContextInner for Host {
     fn request_restart(&self) {}
 }
 
+/// A texture's size and texels.
+type Texture = ([usize; 2], Vec<Color32>);
+
 /// Keeps the textures egui uploads, for [`rasterize`].
 #[derive(Clone, Default)]
-struct Textures(Rc<RefCell<HashMap<TextureId, ([usize; 2], Vec<Color32>)>>>);
+struct Textures(Rc<RefCell<HashMap<TextureId, Texture>>>);
 
 impl TestRenderer for Textures {
     fn handle_delta(&mut self, delta: &mut TexturesDelta) {

@@ -125,7 +125,7 @@ fn bad_model_files_give_errors_not_panics() {
     // Weights that don't match the config.
     let mut mismatched = ModelFile::from_bytes(&bytes).unwrap();
     mismatched.config.decoder = vec![32, 32];
-    let err = mismatched.model(&Device::Cpu).err().expect("mismatched weights must not load");
+    let err = mismatched.model(&Device::Cpu).expect_err("mismatched weights must not load");
     assert!(matches!(err, ModelError::Weights(_)), "{err}");
     // Safetensors without our metadata, like a raw checkpoint.
     let raw = safetensors::serialize(HashMap::<String, Tensor>::new(), None).unwrap();

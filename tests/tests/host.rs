@@ -405,7 +405,7 @@ fn captures_a_riff_played_while_the_transport_is_stopped() {
     // Half a second of silence, then 8ths from 0.5 s (step 0 of the clip is the first note).
     let riff = [(0.5, 62u8), (0.75, 65), (1.0, 69), (1.5, 67)];
     let mut out = Vec::new();
-    for block in 0..((seconds(2.5) / 480) as u64) {
+    for block in 0..(seconds(2.5) / 480) {
         let (sample, frames) = (block * 480, 480usize);
         let mut inputs: Vec<Input> = Vec::new();
         for &(start, key) in &riff {

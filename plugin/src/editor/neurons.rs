@@ -90,7 +90,7 @@ pub fn activations(ui: &mut Ui, texture: &mut Option<(u64, TextureHandle)>, deco
     painter.image(handle.id(), inner, Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)), Color32::WHITE);
     if let Some(step) = playhead {
         let column = inner.width() / steps as f32;
-        let x = inner.left() + (step.floor() as f32).clamp(0.0, steps as f32 - 1.0) * column;
+        let x = inner.left() + step.floor().clamp(0.0, steps as f32 - 1.0) * column;
         let shade = Color32::from_black_alpha(150);
         painter.rect_filled(Rect::from_min_max(inner.left_top(), Pos2::new(x, inner.bottom())), 0.0, shade);
         painter.rect_filled(Rect::from_min_max(Pos2::new(x + column, inner.top()), inner.right_bottom()), 0.0, shade);

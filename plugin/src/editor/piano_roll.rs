@@ -80,7 +80,7 @@ fn grid(painter: &Painter, rect: Rect, steps: u32, (lo, hi): (u8, u8)) {
     }
     for step in (0..steps).step_by(4) {
         let x = rect.left() + rect.width() * step as f32 / steps as f32;
-        let color = if step as usize % STEPS_PER_BAR == 0 { BAR_LINE } else { GRID };
+        let color = if (step as usize).is_multiple_of(STEPS_PER_BAR) { BAR_LINE } else { GRID };
         painter.line_segment([Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())], Stroke::new(1.0, color));
     }
 }

@@ -253,7 +253,7 @@ fn architecture(variables: &Variables, converter: Option<&Value>, options: Impor
     }
     let hierarchical = variables.contains_key("decoder/hierarchical_level_0/initial_state/kernel");
     let bars = match steps {
-        Some(steps) if steps as usize % STEPS_PER_BAR == 0 => steps as usize / STEPS_PER_BAR,
+        Some(steps) if (steps as usize).is_multiple_of(STEPS_PER_BAR) => steps as usize / STEPS_PER_BAR,
         Some(steps) => {
             return Err(ImportError::Unsupported(format!("{steps} steps is not a whole number of 4/4 bars of 16ths")));
         }

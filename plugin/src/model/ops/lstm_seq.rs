@@ -184,7 +184,7 @@ impl CustomOp3 for LstmSeqOp {
         if g_l.dims() != [t + 1, b, n] {
             bail!("lstm_seq: gradient {:?}, expected [{}, {b}, {n}]", g_l.dims(), t + 1);
         }
-        let (r, g, w, s0) = (Operand(r_s, &r_l), Operand(g_s, &g_l), Operand(w_s, &w_l), Operand(s_s, &s_l));
+        let (r, g, w, s0) = (Operand(r_s, r_l), Operand(g_s, g_l), Operand(w_s, w_l), Operand(s_s, s_l));
         let (dx, dw, ds) = match &*saved {
             Saved::F32(ws) => backward_tensors::<f32>(dims, ws, r, g, w, s0)?,
             Saved::F64(ws) => backward_tensors::<f64>(dims, ws, r, g, w, s0)?,
