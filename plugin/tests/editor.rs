@@ -360,4 +360,10 @@ fn the_editor_reads_at_200_percent_and_its_controls_move_parameters() {
     harness.run_steps(2);
     assert!((rig.params.morph.value() - 0.75).abs() < 0.03, "pad X is the morph: {}", rig.params.morph.value());
     assert!(rig.params.lat1.value() > 1.0, "pad Y is latent 1: {}", rig.params.lat1.value());
+
+    // The model card, with the metrics measured when the model shipped.
+    harness.get_by_role_and_label(Role::Button, "Model card").click();
+    harness.run_steps(3);
+    harness.get_by_label("teacher forced");
+    harness.get_by_label_contains("music neurons; with encoder");
 }
