@@ -7,16 +7,20 @@ use crate::model::{ModelError, ModelFile};
 pub enum DefaultModel {
     /// Flat 2-bar melody model, z = 128.
     Flat2Bar,
+    /// The same, trained with attribute regularisation: z0..z3 follow note density,
+    /// rhythmic complexity, pitch range and contour.
+    Flat2BarAttributes,
     /// Hierarchical 4-bar melody model (a conductor plans each bar), z = 128.
     Hier4Bar,
 }
 
 impl DefaultModel {
-    pub const ALL: [DefaultModel; 2] = [DefaultModel::Flat2Bar, DefaultModel::Hier4Bar];
+    pub const ALL: [DefaultModel; 3] = [DefaultModel::Flat2Bar, DefaultModel::Flat2BarAttributes, DefaultModel::Hier4Bar];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Flat2Bar => "folk-2bar",
+            Self::Flat2BarAttributes => "folk-2bar-ar",
             Self::Hier4Bar => "folk-4bar",
         }
     }
@@ -24,6 +28,7 @@ impl DefaultModel {
     pub fn bytes(self) -> &'static [u8] {
         match self {
             Self::Flat2Bar => include_bytes!("../../assets/folk-2bar.safetensors"),
+            Self::Flat2BarAttributes => include_bytes!("../../assets/folk-2bar-ar.safetensors"),
             Self::Hier4Bar => include_bytes!("../../assets/folk-4bar.safetensors"),
         }
     }

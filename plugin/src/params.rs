@@ -35,6 +35,10 @@ pub enum ModelChoice {
     #[id = "f4bar"]
     #[name = "Folk 4-bar (hierarchical)"]
     Folk4Bar,
+    /// Attribute-regularised: the attribute sliders move dedicated dimensions.
+    #[id = "f2ar"]
+    #[name = "Folk 2-bar, attribute axes"]
+    Folk2BarAttributes,
     /// The file in [`LatentLiveParams::model_file`].
     #[id = "file"]
     #[name = "Model File"]
