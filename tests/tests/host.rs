@@ -387,9 +387,11 @@ fn captures_played_notes_and_the_playing_phrase_then_morphs_between_them() {
         let events = play(plugin, 0.0, seconds(4.0), block_sizes(7), |sample, _| if sample == 0 { set.to_vec() } else { vec![] });
         onsets(&events).into_iter().map(|(at, key)| (at / STEP, key as u64)).collect::<BTreeSet<_>>()
     };
+    // Onsets in common, a decoded one counting when the clip has its pitch within two
+    // steps: a greedy reconstruction may place a detached note an 8th late.
     let similarity = |decoded: &BTreeSet<(u64, u64)>, clip: &[(u64, u64, u64)]| {
-        let clip: BTreeSet<(u64, u64)> = clip.iter().map(|n| (n.1, n.0)).collect();
-        decoded.intersection(&clip).count() as f64 / decoded.union(&clip).count() as f64
+        let matched = decoded.iter().filter(|&&(step, key)| clip.iter().any(|n| n.0 == key && n.1.abs_diff(step) <= 2)).count();
+        matched as f64 / (decoded.len() + clip.len() - matched) as f64
     };
     let (at_a, at_b) = (phrase_at(&mut plugin, 0.0), phrase_at(&mut plugin, 1.0));
     assert_ne!(at_a, at_b);
