@@ -71,14 +71,6 @@ pub struct Decoded {
     pub hidden: usize,
 }
 
-impl Decoded {
-    /// The activations at step `step`.
-    pub fn step(&self, step: usize) -> &[f32] {
-        let start = (step * self.hidden).min(self.activations.len());
-        &self.activations[start..(start + self.hidden).min(self.activations.len())]
-    }
-}
-
 /// What the worker last published.
 #[derive(Debug, Clone, Default)]
 pub struct View {
