@@ -116,11 +116,11 @@ impl Editor {
         // The playhead moves without any input event.
         ui.ctx().request_repaint_after(Duration::from_millis(16));
 
+        let (playing, queued) = self.phrases();
+        let playhead = self.playhead(playing.as_deref());
         egui::Panel::top("top").show(ui, |ui| self.top_bar(ui, &setter));
-        egui::Panel::bottom("neurons").resizable(false).show(ui, |ui| self.neuron_view(ui));
+        egui::Panel::bottom("neurons").resizable(false).show(ui, |ui| self.neuron_view(ui, playing.clone(), playhead));
         egui::CentralPanel::default().show(ui, |ui| {
-            let (playing, queued) = self.phrases();
-            let playhead = self.playhead(playing.as_deref());
             piano_roll::show(ui, playing.as_ref().map(|d| &d.phrase), queued.as_ref().map(|d| &d.phrase), playhead, 150.0);
             self.playback_strip(ui, &setter);
             ui.separator();
@@ -333,10 +333,8 @@ impl Editor {
         xy_pad(ui, setter, x, y, side);
     }
 
-    fn neuron_view(&mut self, ui: &mut Ui) {
+    fn neuron_view(&mut self, ui: &mut Ui, playing: Option<Arc<Decoded>>, playhead: Option<f32>) {
         ui.add_space(4.0);
-        let (playing, _) = self.phrases();
-        let playhead = self.playhead(playing.as_deref());
         let shown = playing.or_else(|| self.view.recent.last().cloned());
         let height = 130.0;
         ui.horizontal(|ui| {
