@@ -1,7 +1,7 @@
 //! The editor (egui, through nice-plug-egui): the piano roll, the latent panel, the
 //! clips and their morph, the XY pad and the neuron view.
 //!
-//! It reads what the worker publishes ([`crate::view`], wait-free) and the engine's
+//! It reads what the worker publishes ([`crate::worker::view`], wait-free) and the engine's
 //! status atomics, and changes things only through parameters (so the host records
 //! them) or [`Command`]s to the worker. Nothing here can block the audio thread or the
 //! worker.
@@ -23,10 +23,10 @@ use nice_plug::editor::ResizeHint;
 use nice_plug::prelude::{Param, ParamSetter};
 use nice_plug_egui::{EguiEditorState, NiceEguiApp};
 
-use crate::clips::{Clips, Slot};
-use crate::engine::{Command, EditorLink};
+use crate::worker::clips::{Clips, Slot};
+use crate::worker::engine::{Command, EditorLink};
 use crate::params::{LatentLiveParams, ModelChoice, ATTRIBUTES};
-use crate::view::{Decoded, ModelInfo, View};
+use crate::worker::view::{Decoded, ModelInfo, View};
 use widgets::{param_button, param_choice, param_slider, set_normalized, ROW_HEIGHT};
 
 /// Logical size the editor opens at; it can be resized and zoomed from there.
@@ -484,11 +484,11 @@ fn display_name(model: &ModelInfo) -> String {
     }
 }
 
-fn source_name(source: &crate::clips::ClipSource) -> String {
+fn source_name(source: &crate::worker::clips::ClipSource) -> String {
     match source {
-        crate::clips::ClipSource::Input => "played in".into(),
-        crate::clips::ClipSource::Playing => "from the phrase playing".into(),
-        crate::clips::ClipSource::File(path) => std::path::Path::new(path).file_name().map_or(path.clone(), |f| f.to_string_lossy().into_owned()),
+        crate::worker::clips::ClipSource::Input => "played in".into(),
+        crate::worker::clips::ClipSource::Playing => "from the phrase playing".into(),
+        crate::worker::clips::ClipSource::File(path) => std::path::Path::new(path).file_name().map_or(path.clone(), |f| f.to_string_lossy().into_owned()),
     }
 }
 

@@ -1,36 +1,27 @@
 //! Latent Live: perform the latent space of a MusicVAE melody model.
 //!
-//! The library holds everything the plugin, the `xtask` commands and the tests share:
-//! the melody encoding, MIDI I/O, the corpus, the model, its trainer and evaluation.
+//! The library holds everything the plugin, the `xtask` commands and the tests share,
+//! one folder per layer:
+//! - [`music`]: the melody encoding, its attributes, MIDI files in and out;
+//! - [`model`]: MusicVAE in candle, model files, Magenta checkpoints, the embedded models;
+//! - [`training`]: corpora, the trainer, evaluation and analysis (offline only);
+//! - [`worker`]: the inference thread ([`worker::engine`]), the clips, where z is composed
+//!   ([`worker::latent`]) and what the editor is shown ([`worker::view`]);
+//! - [`audio`]: the audio thread: the phrase hand-off, the [`audio::sequencer`] that plays
+//!   it on the host's bars, capture and the audition synth;
+//! - [`editor`] and [`params`].
 //!
-//! It is also the plugin ([`LatentLive`], exported as CLAP and VST3; `src/main.rs` is
-//! the standalone). Who runs where:
-//! - main thread: [`params`] (the automatable ways of moving z), the [`editor`] (which
-//!   reads the worker's [`view`]), `activate()` starts the [`engine`];
-//! - inference thread ([`engine`]): polls the params, composes z
-//!   ([`latent::compose`]), decodes and hands a fixed-size phrase over ([`handoff`]);
-//! - audio thread (`process()`): [`sequencer`] loops the phrase on the host timeline
-//!   and sends MIDI, [`synth`] lets it be heard. No allocation, lock or syscall there.
+//! It is also the plugin ([`LatentLive`], exported as CLAP and VST3; `src/main.rs` is the
+//! standalone). Data flows one way: host -> params -> worker -> phrase -> audio thread ->
+//! host. No allocation, lock or syscall on the audio thread.
 
-pub mod analysis;
-pub mod assets;
-pub mod attributes;
-pub mod capture;
-pub mod clips;
-pub mod corpus;
+pub mod audio;
 pub mod editor;
-pub mod engine;
-pub mod eval;
-pub mod handoff;
-pub mod latent;
-pub mod melody;
-pub mod midi;
 pub mod model;
+pub mod music;
 pub mod params;
-pub mod sequencer;
-pub mod synth;
-pub mod train;
-pub mod view;
+pub mod training;
+pub mod worker;
 
 use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
@@ -40,11 +31,11 @@ use std::time::{Duration, Instant};
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 
-use capture::Capturer;
-use engine::{AudioLink, EditorLink, Engine, WorkerPorts};
+use audio::capture::Capturer;
+use audio::sequencer::{Playback, SeqEvent, Sequencer, TransportInfo};
+use audio::synth::AuditionSynth;
 use params::LatentLiveParams;
-use sequencer::{Playback, SeqEvent, Sequencer, TransportInfo};
-use synth::AuditionSynth;
+use worker::engine::{self, AudioLink, EditorLink, Engine, WorkerPorts};
 
 /// MIDI channel the phrase is sent on (0 = channel 1).
 const OUTPUT_CHANNEL: u8 = 0;
@@ -315,10 +306,10 @@ mod alloc_check {
     use nice_plug::midi::{Channel, Key, VoiceID};
     use nice_plug::prelude::{NoteEvent, Param};
 
-    use crate::clips::Slot;
-    use crate::handoff::Phrase;
-    use crate::melody::Note;
-    use crate::sequencer::TransportInfo;
+    use crate::worker::clips::Slot;
+    use crate::audio::handoff::Phrase;
+    use crate::music::melody::Note;
+    use crate::audio::sequencer::TransportInfo;
 
     #[cfg(not(feature = "assert_process_allocs"))]
     #[global_allocator]
@@ -332,10 +323,10 @@ mod alloc_check {
     #[test]
     fn the_audio_thread_plays_records_and_captures_without_allocating() {
         let mut plugin = crate::LatentLive::default();
-        let (mut producer, phrases) = crate::handoff::phrase_queue();
+        let (mut producer, phrases) = crate::audio::handoff::phrase_queue();
         let (captures, mut requests) = rtrb::RingBuffer::new(8);
-        let status = std::sync::Arc::new(crate::engine::EngineStatus::default());
-        plugin.link = Some(crate::engine::AudioLink { phrases, captures, status });
+        let status = std::sync::Arc::new(crate::worker::engine::EngineStatus::default());
+        plugin.link = Some(crate::worker::engine::AudioLink { phrases, captures, status });
         // As a host would: audition synth on, smoothers at the sample rate.
         unsafe {
             plugin.params.synth.as_ptr()._internal_set_normalized_value(1.0);

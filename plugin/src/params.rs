@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use nice_plug::prelude::*;
 
-use crate::clips::{Clips, Persisted};
+use crate::worker::clips::{Clips, Persisted};
 
 /// Number of latent sliders. They move the model's most informative dims, best first.
 pub const NUM_SLIDERS: usize = 8;

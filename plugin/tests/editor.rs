@@ -18,11 +18,11 @@ use egui::epaint::{ClippedPrimitive, Primitive};
 use egui::{Color32, Role, TextureId, TexturesDelta, Vec2};
 use egui_kittest::kittest::{by, Queryable};
 use egui_kittest::{Harness, TestRenderer};
-use latent_live::clips::Slot;
+use latent_live::worker::clips::Slot;
 use latent_live::editor::{self, Editor};
-use latent_live::engine::{self, AudioLink, Command, Engine, EngineStatus};
-use latent_live::handoff::Phrase;
-use latent_live::melody::Note;
+use latent_live::worker::engine::{self, AudioLink, Command, Engine, EngineStatus};
+use latent_live::audio::handoff::Phrase;
+use latent_live::music::melody::Note;
 use latent_live::params::{LatentLiveParams, ModelChoice};
 use nice_plug::context::gui::{GuiContext, GuiContextInner};
 use nice_plug::context::PluginApi;
@@ -234,7 +234,7 @@ fn clip_file(name: &str, notes: &[(u8, u32, u32)]) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("editor-clips");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
-    std::fs::write(&path, latent_live::midi::export_with_velocity(&notes, 120.0, 100)).unwrap();
+    std::fs::write(&path, latent_live::music::midi::export_with_velocity(&notes, 120.0, 100)).unwrap();
     path
 }
 

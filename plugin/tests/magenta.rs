@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use latent_live::melody;
+use latent_live::music::melody;
 use latent_live::model::magenta::{import, ImportError, ImportOptions};
 use latent_live::model::{ModelFile, Sampling};
 use serde::Deserialize;

@@ -1,7 +1,7 @@
 //! MIDI import and export: round trips and the files real collections contain.
 
-use latent_live::melody::{self, Note, NOTE_OFF, NO_EVENT};
-use latent_live::midi::{self, ImportedMidi, MidiError};
+use latent_live::music::melody::{self, Note, NOTE_OFF, NO_EVENT};
+use latent_live::music::midi::{self, ImportedMidi, MidiError};
 use midly::num::{u15, u24, u28, u4, u7};
 use midly::{Format, Fps, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
 

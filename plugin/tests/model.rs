@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use latent_live::eval::accuracy;
-use latent_live::melody::{self, Note};
+use latent_live::training::eval::accuracy;
+use latent_live::music::melody::{self, Note};
 use latent_live::model::vae::ScheduledSampling;
 use latent_live::model::{Config, ModelCard, ModelError, ModelFile, MusicVae, Sampling};
-use latent_live::train::{TrainConfig, Trainer};
+use latent_live::training::train::{TrainConfig, Trainer};
 
 /// Eight distinct 2-bar melodies with rests, held notes and leaps.
 fn melodies(steps: usize) -> Vec<Vec<u8>> {
@@ -114,7 +114,7 @@ fn bad_model_files_give_errors_not_panics() {
         assert!(ModelFile::from_bytes(&bytes[..cut]).is_err(), "truncated at {cut}");
     }
     // Not a model at all.
-    let midi = latent_live::midi::export(&[Note { pitch: 60, start: 0, end: 4 }], 120.0);
+    let midi = latent_live::music::midi::export(&[Note { pitch: 60, start: 0, end: 4 }], 120.0);
     assert!(ModelFile::from_bytes(&midi).is_err());
     // Corrupt header.
     let mut corrupt = bytes.clone();
@@ -218,9 +218,9 @@ fn scheduled_sampling_feeds_the_models_own_samples() {
 
 #[test]
 fn analysis_ranks_neurons_and_builds_attribute_vectors() {
-    use latent_live::analysis::{analyze, sweep};
-    use latent_live::attributes;
-    use latent_live::corpus::Split;
+    use latent_live::training::analysis::{analyze, sweep};
+    use latent_live::music::attributes;
+    use latent_live::training::corpus::Split;
 
     let config = Config::tiny(2, false);
     let varmap = VarMap::new();
@@ -251,7 +251,7 @@ fn analysis_ranks_neurons_and_builds_attribute_vectors() {
 
 #[test]
 fn ar_regularization_rewards_a_dimension_that_orders_the_attribute() {
-    use latent_live::train::attribute_regularization;
+    use latent_live::training::train::attribute_regularization;
 
     // Four melodies of increasing note density.
     let batch: Vec<Vec<u8>> = (1..=4u32)

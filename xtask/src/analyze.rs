@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use candle_core::DType;
-use latent_live::analysis::{analyze, sweep, Analysis};
-use latent_live::attributes;
+use latent_live::training::analysis::{analyze, sweep, Analysis};
+use latent_live::music::attributes;
 use latent_live::model::ModelFile;
 
 use crate::eval::HeldOut;
@@ -124,7 +124,7 @@ fn json(value: &impl serde::Serialize) -> String {
 
 /// The attributes AR-VAE training bound to dimensions 0, 1, ... (`train --regularize`).
 fn bound_attributes(file: &ModelFile) -> anyhow::Result<Vec<String>> {
-    Ok(file.extra_json::<latent_live::train::TrainConfig>("train_config")?.map(|c| c.regularize).unwrap_or_default())
+    Ok(file.extra_json::<latent_live::training::train::TrainConfig>("train_config")?.map(|c| c.regularize).unwrap_or_default())
 }
 
 /// AR-VAE's interpretability score: R² of each attribute on the dimension it is bound to

@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use latent_live::corpus::{Corpus, SplitFractions};
+use latent_live::training::corpus::{Corpus, SplitFractions};
 
 /// The music21 release the corpus is built from, pinned for reproducibility.
 pub const MUSIC21_VERSION: &str = "10.5.1";
@@ -676,7 +676,7 @@ mod tests {
         let book = Book { collection: "c".into(), stem: "book".into(), source: "c/book.abc".into(), preamble, tunes };
         let result = convert_book(&book, &root.join("work"), &root.join("midi")).unwrap();
         assert_eq!(result.converted, vec![(3, "c/book/00003.mid".to_string()), (4, "c/book/00004.mid".to_string())]);
-        let imported = latent_live::midi::import_file(&root.join("midi/c/book/00003.mid")).unwrap();
+        let imported = latent_live::music::midi::import_file(&root.join("midi/c/book/00003.mid")).unwrap();
         assert!(imported.notes.len() >= 14, "{} notes", imported.notes.len());
         assert!(!root.join("work").exists());
         let _ = fs::remove_dir_all(&root);

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use latent_live::latent::z_tensor;
-use latent_live::melody;
+use latent_live::worker::latent::z_tensor;
+use latent_live::music::melody;
 use latent_live::model::{ModelFile, Sampling};
 
 #[derive(clap::Args)]

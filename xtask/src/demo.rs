@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
-use latent_live::assets::DefaultModel;
-use latent_live::latent::{slerp, z_tensor};
-use latent_live::melody::{self, Note};
-use latent_live::midi;
+use latent_live::model::assets::DefaultModel;
+use latent_live::worker::latent::{slerp, z_tensor};
+use latent_live::music::melody::{self, Note};
+use latent_live::music::midi;
 use latent_live::model::inversion::{invert, InversionConfig};
 use latent_live::model::{ModelFile, Sampling};
-use latent_live::train::standard_normal;
+use latent_live::training::train::standard_normal;
 use rand::SeedableRng;
 
 #[derive(clap::Args)]

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use latent_live::corpus::{Corpus, Split, SplitFractions};
-use latent_live::eval::{accuracy, evaluate};
+use latent_live::training::corpus::{Corpus, Split, SplitFractions};
+use latent_live::training::eval::{accuracy, evaluate};
 use latent_live::model::inversion::{invert, InversionConfig};
 use latent_live::model::{ModelFile, MusicVae, Sampling};
 

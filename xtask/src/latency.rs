@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use latent_live::engine::{self, Engine};
-use latent_live::handoff::Phrase;
+use latent_live::worker::engine::{self, Engine};
+use latent_live::audio::handoff::Phrase;
 use latent_live::params::{LatentLiveParams, ModelChoice};
 use nice_plug::prelude::Param;
 
@@ -81,7 +81,7 @@ pub struct DecodeArgs {
 
 /// Decode time of each embedded model, greedy from z ~ N(0, 1), at batch 1 and 16.
 pub fn decode(args: &DecodeArgs) -> anyhow::Result<()> {
-    use latent_live::assets::DefaultModel;
+    use latent_live::model::assets::DefaultModel;
 
     for model in DefaultModel::ALL {
         let vae = model.load()?.model(&candle_core::Device::Cpu)?;
@@ -102,7 +102,7 @@ fn time_decodes(vae: &latent_live::model::MusicVae, batch: usize, decodes: usize
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut times = Vec::with_capacity(decodes + 5);
     for _ in 0..decodes + 5 {
-        let z = latent_live::train::standard_normal(&mut rng, (batch, vae.config.z_size))?;
+        let z = latent_live::training::train::standard_normal(&mut rng, (batch, vae.config.z_size))?;
         let started = Instant::now();
         std::hint::black_box(vae.decode(&z, Sampling::Greedy)?);
         times.push(started.elapsed());

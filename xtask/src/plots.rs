@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::sync::Once;
 
-use latent_live::analysis::{Analysis, Sweep};
-use latent_live::attributes;
-use latent_live::eval::ACTIVE_VARIANCE;
+use latent_live::training::analysis::{Analysis, Sweep};
+use latent_live::music::attributes;
+use latent_live::training::eval::ACTIVE_VARIANCE;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 

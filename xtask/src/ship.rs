@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use candle_core::{DType, Device};
-use latent_live::corpus::Corpus;
-use latent_live::eval::{evaluate, Evaluation};
+use latent_live::training::corpus::Corpus;
+use latent_live::training::eval::{evaluate, Evaluation};
 use latent_live::model::ModelFile;
 
 #[derive(clap::Args)]

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use latent_live::corpus::{Corpus, SplitFractions};
-use latent_live::eval::evaluate;
+use latent_live::training::corpus::{Corpus, SplitFractions};
+use latent_live::training::eval::evaluate;
 use latent_live::model::{Config, ModelCard, ModelFile};
-use latent_live::train::{TrainConfig, Trainer};
+use latent_live::training::train::{TrainConfig, Trainer};
 use rand::{Rng, SeedableRng};
 
 #[derive(clap::Args)]
@@ -104,8 +104,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         config.beta_rate = args.beta_rate.unwrap_or(config.beta_rate);
         config.free_bits = args.free_bits.unwrap_or(config.free_bits);
         config.seed = args.seed.unwrap_or(config.seed);
-        if let Some(unknown) = args.regularize.iter().find(|a| !latent_live::attributes::ALL.contains(&a.as_str())) {
-            bail!("unknown attribute {unknown:?}; choose from {}", latent_live::attributes::ALL.join(", "));
+        if let Some(unknown) = args.regularize.iter().find(|a| !latent_live::music::attributes::ALL.contains(&a.as_str())) {
+            bail!("unknown attribute {unknown:?}; choose from {}", latent_live::music::attributes::ALL.join(", "));
         }
         config.regularize = args.regularize.clone();
         config.regularize_weight = args.regularize_weight.unwrap_or(config.regularize_weight);

@@ -4,7 +4,7 @@
 
 use egui::{Align2, Color32, ColorImage, FontId, Pos2, Rect, Sense, Stroke, StrokeKind, TextureHandle, TextureOptions, Ui, Vec2};
 
-use crate::view::{Decoded, ModelInfo};
+use crate::worker::view::{Decoded, ModelInfo};
 
 const NEGATIVE: [f32; 3] = [70.0, 140.0, 255.0];
 const POSITIVE: [f32; 3] = [255.0, 150.0, 50.0];

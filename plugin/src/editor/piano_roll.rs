@@ -3,8 +3,8 @@
 
 use egui::{Align2, Color32, FontId, Painter, Pos2, Rect, Sense, Stroke, StrokeKind, Ui, Vec2};
 
-use crate::handoff::Phrase;
-use crate::melody::{Note, STEPS_PER_BAR};
+use crate::audio::handoff::Phrase;
+use crate::music::melody::{Note, STEPS_PER_BAR};
 
 pub const PLAYING: Color32 = Color32::from_rgb(255, 168, 64);
 pub const QUEUED: Color32 = Color32::from_rgb(120, 200, 255);

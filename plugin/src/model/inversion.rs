@@ -44,7 +44,7 @@ pub fn invert(model: &MusicVae, melodies: &[&[u8]], start: Option<Tensor>, confi
     // Every melody gets `restarts` rows, optimised together; the best row per melody wins.
     let (batch, k) = (melodies.len(), config.restarts.max(1));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
-    let start = crate::train::standard_normal(&mut rng, (batch * k, model.config.z_size))?;
+    let start = crate::training::train::standard_normal(&mut rng, (batch * k, model.config.z_size))?;
     let repeated = events.repeat((1, k))?;
     let z = descend(model, &repeated, start, config)?;
     let losses = per_row_loss(model, &repeated, &z, config.prior_weight)?.to_vec1::<f32>()?;

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Config, ModelCard, ModelFile};
-use crate::melody::{MAX_PITCH, MIN_PITCH, STEPS_PER_BAR};
+use crate::music::melody::{MAX_PITCH, MIN_PITCH, STEPS_PER_BAR};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {

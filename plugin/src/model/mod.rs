@@ -4,6 +4,7 @@
 //! Ports magenta/models/music_vae (`base_model.py`, `lstm_models.py`). Tensor names follow
 //! Magenta's TensorFlow variable names, so Google's checkpoints map onto ours by name.
 
+pub mod assets;
 pub mod decoder;
 pub mod encoder;
 pub mod file;
@@ -22,7 +23,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::melody;
+use crate::music::melody;
 
 /// The architecture, stored as JSON in the weights file's metadata under `config`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use std::sync::RwLock;
 use nice_plug::params::persist::PersistentField;
 use serde::{Deserialize, Serialize};
 
-use crate::melody::{self, Note};
+use crate::music::melody::{self, Note};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Slot {

@@ -25,8 +25,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::melody::{self, MAX_PITCH, MIN_PITCH, STEPS_PER_BAR};
-use crate::midi;
+use crate::music::melody::{self, MAX_PITCH, MIN_PITCH, STEPS_PER_BAR};
+use crate::music::midi;
 
 /// The `format` metadata value that marks a corpus file.
 pub const FORMAT: &str = "latent_live.corpus";

@@ -9,10 +9,10 @@ use nice_plug::midi::Key;
 use nice_plug::prelude::NoteEvent;
 use std::sync::atomic::Ordering;
 
-use crate::clips::Slot;
-use crate::handoff::{Phrase, PhraseNote};
+use crate::worker::clips::Slot;
+use crate::audio::handoff::{Phrase, PhraseNote};
 use crate::params::{CaptureSource, LatentLiveParams};
-use crate::sequencer::TransportInfo;
+use crate::audio::sequencer::TransportInfo;
 
 /// Notes remembered, oldest overwritten first: minutes of playing.
 pub const MAX_RECORDED: usize = 1024;

@@ -23,17 +23,17 @@ use std::time::{Duration, Instant};
 use atomic_float::AtomicF64;
 use candle_core::{Device, Tensor};
 
-use crate::assets::DefaultModel;
-use crate::capture::CaptureRequest;
-use crate::clips::{Clip, ClipSource, Clips, Slot};
-use crate::handoff::{phrase_queue, Phrase, PhraseConsumer};
-use crate::latent::{self, LatentSpace};
-use crate::melody::{self, Note};
-use crate::midi;
+use crate::model::assets::DefaultModel;
+use crate::audio::capture::CaptureRequest;
+use crate::worker::clips::{Clip, ClipSource, Clips, Slot};
+use crate::audio::handoff::{phrase_queue, Phrase, PhraseConsumer};
+use crate::worker::latent::{self, LatentSpace};
+use crate::music::melody::{self, Note};
+use crate::music::midi;
 use crate::model::inversion::{self, InversionConfig};
 use crate::model::{ModelFile, MusicVae, Sampling};
 use crate::params::{LatentLiveParams, ModelChoice, ZRequest};
-use crate::view::{view_channel, Decoded, ModelInfo, View, ViewPublisher, ViewReader};
+use crate::worker::view::{view_channel, Decoded, ModelInfo, View, ViewPublisher, ViewReader};
 
 pub const POLL_INTERVAL: Duration = Duration::from_millis(2);
 /// Captures waiting for the worker; a musician cannot press faster than this drains.
@@ -450,7 +450,7 @@ impl Worker {
         let imported = midi::import_file(path).map_err(|e| e.to_string())?;
         let (notes, clip_steps) = match midi::slices(&imported, steps / melody::STEPS_PER_BAR).first() {
             Some(window) => (melody::decode(window), steps as u32),
-            None => (imported.notes.clone(), imported.steps.clamp(1, crate::capture::MAX_CAPTURE_STEPS as u32)),
+            None => (imported.notes.clone(), imported.steps.clamp(1, crate::audio::capture::MAX_CAPTURE_STEPS as u32)),
         };
         if notes.is_empty() {
             return Err(format!("{} has no notes", path.display()));
@@ -697,7 +697,7 @@ mod tests {
         assert!(handled(3));
         let exported = midi::import_file(&out).unwrap();
         // The importer folds pitches past 108 back by octaves, as it does for any file.
-        let expected: Vec<u8> = slot.notes().iter().map(|n| crate::clips::fold_pitch(n.pitch + 12, 21, 108)).collect();
+        let expected: Vec<u8> = slot.notes().iter().map(|n| crate::worker::clips::fold_pitch(n.pitch + 12, 21, 108)).collect();
         assert_eq!(exported.notes.iter().map(|n| n.pitch).collect::<Vec<_>>(), expected);
 
         engine.send(Command::ClearClip(Slot::B));

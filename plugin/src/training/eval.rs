@@ -2,7 +2,7 @@
 
 use candle_core::{Result, D};
 
-use crate::corpus::Split;
+use crate::training::corpus::Split;
 use crate::model::{MusicVae, Sampling};
 
 /// A dimension whose mu varies more than this over real music is a "music neuron"

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use triple_buffer::triple_buffer;
 
-use crate::handoff::Phrase;
-use crate::latent::LatentSpace;
+use crate::audio::handoff::Phrase;
+use crate::worker::latent::LatentSpace;
 use crate::model::ModelCard;
 use crate::params::NUM_ATTRIBUTES;
 

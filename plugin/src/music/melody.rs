@@ -32,7 +32,7 @@ pub fn class_pitch(class: u8) -> Option<u8> {
 }
 
 /// Encodes monophonic notes into `steps` events. Notes are expected sorted and not
-/// overlapping (what [`crate::midi`] produces); a later onset cuts an earlier note, and
+/// overlapping (what [`crate::music::midi`] produces); a later onset cuts an earlier note, and
 /// anything past `steps` is dropped.
 pub fn encode(notes: &[Note], steps: usize) -> Vec<u8> {
     let mut events = vec![NO_EVENT; steps];

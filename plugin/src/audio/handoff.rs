@@ -5,7 +5,7 @@
 //! free. The worker is the producer, `process()` the consumer; it drains the queue and
 //! keeps only the newest phrase ([`PhraseConsumer::pop_newest`]).
 
-use crate::melody::Note;
+use crate::music::melody::Note;
 
 /// The most notes a phrase holds; more than a 16-bar melody of 16ths.
 pub const MAX_NOTES: usize = 256;

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::corpus::{self, Split};
+use crate::training::corpus::{self, Split};
 use crate::model::vae::ScheduledSampling;
 use crate::model::{Config, ModelCard, ModelError, ModelFile, MusicVae};
 
@@ -36,7 +36,7 @@ pub struct TrainConfig {
     #[serde(default)]
     pub scheduled_sampling_rate: f64,
     pub seed: u64,
-    /// Attributes ([`crate::attributes::ALL`]) bound to latent dimensions 0, 1, ... by
+    /// Attributes ([`crate::music::attributes::ALL`]) bound to latent dimensions 0, 1, ... by
     /// AR-VAE's regulariser (Pati and Lerch): over each batch, dimension k is pushed to
     /// order the examples as attribute k does.
     #[serde(default)]
@@ -268,7 +268,7 @@ pub fn attribute_regularization(z: &Tensor, batch: &[&[u8]], attributes: &[Strin
     for (k, name) in attributes.iter().enumerate() {
         let values: Vec<f64> = batch
             .iter()
-            .map(|m| crate::attributes::measure(name, m).ok_or_else(|| candle_core::Error::Msg(format!("unknown attribute {name:?}"))))
+            .map(|m| crate::music::attributes::measure(name, m).ok_or_else(|| candle_core::Error::Msg(format!("unknown attribute {name:?}"))))
             .collect::<candle_core::Result<_>>()?;
         let sign = |d: f64| if d > 0.0 { 1f32 } else if d < 0.0 { -1.0 } else { 0.0 };
         let signs: Vec<f32> = (0..b * b).map(|ij| sign(values[ij / b] - values[ij % b])).collect();

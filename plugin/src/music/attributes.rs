@@ -2,7 +2,7 @@
 //! AR-VAE (Pati and Lerch) define them: what analysis correlates the latent dimensions
 //! with, and what attribute vectors move.
 
-use crate::melody::{class_pitch, STEPS_PER_BAR};
+use crate::music::melody::{class_pitch, STEPS_PER_BAR};
 
 /// Every attribute, by the name used in model metadata and reports.
 pub const ALL: [&str; 9] = [
@@ -59,7 +59,7 @@ fn onsets(events: &[u8]) -> Vec<(usize, u8)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::melody::{self, Note};
+    use crate::music::melody::{self, Note};
 
     fn events(notes: &[(u8, u32, u32)]) -> Vec<u8> {
         let notes: Vec<Note> = notes.iter().map(|&(pitch, start, end)| Note { pitch, start, end }).collect();

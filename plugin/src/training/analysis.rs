@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use candle_core::Result;
 
-use crate::attributes;
-use crate::corpus::Split;
-use crate::eval::{latent_statistics, ACTIVE_VARIANCE};
+use crate::music::attributes;
+use crate::training::corpus::Split;
+use crate::training::eval::{latent_statistics, ACTIVE_VARIANCE};
 use crate::model::{MusicVae, Sampling};
 
 /// One dimension's relation to one attribute over the analysed slices.
@@ -103,12 +103,12 @@ pub struct Sweep {
 pub fn sweep(model: &MusicVae, vector: &[f32], amounts: &[f64], samples: usize, seed: u64) -> Result<Sweep> {
     use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let base = crate::train::standard_normal(&mut rng, (samples, model.config.z_size))?.to_vec2::<f32>()?;
+    let base = crate::training::train::standard_normal(&mut rng, (samples, model.config.z_size))?.to_vec2::<f32>()?;
     let (mut xs, mut measured) = (Vec::new(), vec![Vec::new(); attributes::ALL.len()]);
     let mut means = Vec::with_capacity(amounts.len());
     for &amount in amounts {
         let z: Vec<Vec<f32>> = base.iter().map(|row| row.iter().zip(vector).map(|(z, v)| z + amount as f32 * v).collect()).collect();
-        let phrases = model.decode(&crate::latent::z_tensor(model, &z)?, Sampling::Greedy)?;
+        let phrases = model.decode(&crate::worker::latent::z_tensor(model, &z)?, Sampling::Greedy)?;
         let mut mean = vec![0.0; attributes::ALL.len()];
         for phrase in &phrases {
             xs.push(amount);

@@ -5,7 +5,7 @@
 //! timing, applies it, and renders the rest ([`AuditionSynth::render`] /
 //! [`AuditionSynth::handle`]). Fixed arrays only: nothing here allocates.
 
-use crate::sequencer::SeqEvent;
+use crate::audio::sequencer::SeqEvent;
 
 pub const NUM_VOICES: usize = 8;
 const ATTACK_SECONDS: f32 = 0.005;

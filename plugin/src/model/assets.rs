@@ -27,9 +27,9 @@ impl DefaultModel {
 
     pub fn bytes(self) -> &'static [u8] {
         match self {
-            Self::Flat2Bar => include_bytes!("../../assets/folk-2bar.safetensors"),
-            Self::Flat2BarAttributes => include_bytes!("../../assets/folk-2bar-ar.safetensors"),
-            Self::Hier4Bar => include_bytes!("../../assets/folk-4bar.safetensors"),
+            Self::Flat2Bar => include_bytes!("../../../assets/folk-2bar.safetensors"),
+            Self::Flat2BarAttributes => include_bytes!("../../../assets/folk-2bar-ar.safetensors"),
+            Self::Hier4Bar => include_bytes!("../../../assets/folk-4bar.safetensors"),
         }
     }
 

@@ -12,8 +12,8 @@
 //! No allocation, lock or syscall: `Sequencer` is plain data and `process_block` only
 //! calls `out`.
 
-use crate::handoff::{Phrase, PhraseConsumer};
-use crate::melody::STEPS_PER_BAR;
+use crate::audio::handoff::{Phrase, PhraseConsumer};
+use crate::music::melody::STEPS_PER_BAR;
 use crate::params::SwapMode;
 
 /// Grid resolution: 16th notes.
@@ -254,7 +254,7 @@ impl Sequencer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::melody::Note;
+    use crate::music::melody::Note;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
