@@ -24,6 +24,7 @@ pub mod training;
 pub mod worker;
 
 use std::num::NonZeroU32;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,15 +33,13 @@ use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 
 use audio::capture::Capturer;
-use audio::sequencer::{Playback, SeqEvent, Sequencer, TransportInfo};
+use audio::output::{self as midi_out, Outbox, Thru};
+use audio::sequencer::{Playback, SeqEvent, Sequencer};
 use audio::synth::AuditionSynth;
+use audio::timeline::{Clock, TransportInfo};
 use params::LatentLiveParams;
 use worker::engine::{self, AudioLink, EditorLink, Engine, WorkerPorts};
 
-/// MIDI channel the phrase is sent on (0 = channel 1).
-const OUTPUT_CHANNEL: u8 = 0;
-/// Tempo assumed when the host reports none (some standalone setups).
-const FALLBACK_TEMPO: f64 = 120.0;
 /// How long an offline render waits for the worker's phrase before going on without it.
 const OFFLINE_WAIT: Duration = Duration::from_secs(5);
 
@@ -57,15 +56,20 @@ pub struct LatentLive {
     sequencer: Sequencer,
     synth: AuditionSynth,
     capturer: Capturer,
+    /// MIDI Thru, and the note-offs owed to the host.
+    thru: Thru,
+    outbox: Outbox,
+    /// The plugin's own beat clock (capture stamps, hosts without a position).
+    clock: Clock,
     sample_rate: f32,
     /// The host renders offline: `process()` may wait for the worker (see `process`).
     offline: bool,
-    /// Beat position for hosts that report none: runs while the transport plays.
-    free_beats: f64,
     /// Captures sent to the worker, compared with its count when rendering offline.
     captures_sent: u64,
     /// The request an offline render waited for in vain: not waited for again.
     offline_gave_up: Option<u64>,
+    /// A panic was caught in `process()`: the next block ends every note.
+    recovering: bool,
 }
 
 impl Default for LatentLive {
@@ -81,11 +85,14 @@ impl Default for LatentLive {
             sequencer: Sequencer::new(),
             synth: AuditionSynth::new(48_000.0),
             capturer: Capturer::default(),
+            thru: Thru::default(),
+            outbox: Outbox::default(),
+            clock: Clock::default(),
             sample_rate: 48_000.0,
             offline: false,
-            free_beats: 0.0,
             captures_sent: 0,
             offline_gave_up: None,
+            recovering: false,
         }
     }
 }
@@ -112,7 +119,8 @@ impl Plugin for LatentLive {
         ..AudioIOLayout::const_default()
     }];
 
-    // Notes played in are recorded for Capture; CCs out for all-notes-off.
+    // Notes played in are recorded for Capture and forwarded (MIDI Thru); CCs out for
+    // all-notes-off.
     const MIDI_INPUT: MidiConfig = MidiConfig::Basic;
     const MIDI_OUTPUT: MidiConfig = MidiConfig::MidiCCs;
     // Parameters are read once per block: playback settings apply per note and z changes
@@ -153,6 +161,9 @@ impl Plugin for LatentLive {
     fn reset(&mut self) {
         self.sequencer.request_all_notes_off();
         self.synth.reset();
+        self.capturer.clear();
+        // A render after a reset starts where a fresh instance would.
+        self.clock = Clock::default();
     }
 
     fn deactivate(&mut self) {
@@ -162,17 +173,13 @@ impl Plugin for LatentLive {
 
     fn process(&mut self, buffer: &mut Buffer, _aux: &mut AuxiliaryBuffers, context: &mut impl ProcessContext<Self>) -> ProcessStatus {
         let samples = buffer.samples();
-        let transport = {
-            let t = context.transport();
-            let tempo = t.tempo.filter(|&bpm| bpm > 0.0).unwrap_or(FALLBACK_TEMPO);
-            let pos_beats = t.pos_beats().unwrap_or(self.free_beats);
-            if t.playing {
-                self.free_beats = pos_beats + samples as f64 * tempo / 60.0 / self.sample_rate as f64;
-            }
-            TransportInfo { playing: t.playing, tempo, pos_beats, sample_rate: self.sample_rate }
-        };
+        let transport = TransportInfo::from_host(context.transport(), self.sample_rate, &self.clock);
+        let forward = self.params.thru.value() || self.params.bypass.value();
         while let Some(event) = context.next_event() {
             self.record_input(&event, &transport);
+            if forward {
+                self.thru.forward(&event);
+            }
         }
         if self.offline {
             self.wait_for_worker();
@@ -182,11 +189,16 @@ impl Plugin for LatentLive {
             channel.fill(0.0);
         }
         if let [left, right, ..] = channels {
-            self.render_block(&transport, left, right, &mut |event| {
-                // A full host event buffer drops the event; nothing else can be done here.
-                let _ = context.try_send_event(event);
-            });
+            let mut send = |event| context.try_send_event(event).is_ok();
+            // A panic here would cross the host's FFI boundary and take the host down.
+            // Nothing below should panic (sanitised transport, checked arithmetic and
+            // indexing); if something does anyway, the set goes on, every note ended.
+            let rendered = std::panic::catch_unwind(AssertUnwindSafe(|| self.render_block(&transport, forward, left, right, &mut send)));
+            if rendered.is_err() {
+                self.recovering = true;
+            }
         }
+        self.clock.advance(&transport, samples);
         ProcessStatus::KeepAlive
     }
 }
@@ -221,14 +233,17 @@ impl LatentLive {
     }
 
     /// The body of `process()` once the host's transport and input are read: captures,
-    /// takes the newest phrase, runs the sequencer, sends its events through `send` and
-    /// adds the audition synth to `left`/`right` (same length, already cleared).
-    /// Real-time safe.
-    pub fn render_block(&mut self, transport: &TransportInfo, left: &mut [f32], right: &mut [f32], send: &mut impl FnMut(NoteEvent<()>)) {
+    /// takes the newest phrase, runs the sequencer, merges its events with the notes
+    /// played in (`forward`: MIDI Thru or bypass), hands them to the host through `send`
+    /// (which says whether the host took the event) and plays them on the audition synth
+    /// into `left`/`right` (same length, already cleared). Real-time safe.
+    pub fn render_block(&mut self, transport: &TransportInfo, forward: bool, left: &mut [f32], right: &mut [f32], send: &mut impl FnMut(NoteEvent<()>) -> bool) {
         let samples = left.len().min(right.len());
+        let outbox = &mut self.outbox;
+        outbox.begin_block(send);
         let sent = &mut self.captures_sent;
         let mut link = self.link.as_mut();
-        self.capturer.process(&self.params, transport, self.sequencer.current(), samples, &mut |request| {
+        self.capturer.process(&self.params, transport, self.sequencer.current(), &mut |request| {
             // Full only if the worker is stuck; the press is lost, as a button would be.
             if link.as_mut().is_some_and(|link| link.captures.push(request).is_ok()) {
                 *sent += 1;
@@ -238,36 +253,40 @@ impl LatentLive {
             self.sequencer.receive(&mut link.phrases);
         }
         let params = &self.params;
-        let bypass = params.bypass.value();
-        let play = Playback {
-            semitones: params.transpose.value() + 12 * params.octave.value(),
-            velocity: params.velocity.value() as f32 / 127.0,
-            length: params.length.value(),
-            swap: params.swap.value(),
-            bypass,
-        };
-        let synth_on = params.synth.value() && !bypass;
+        let play = Playback::from_params(params);
+        let synth_on = params.synth.value() && !play.bypass;
         if !synth_on {
             self.synth.reset();
         }
         let gain = &params.gain.smoothed;
         let synth = &mut self.synth;
         let mut rendered = 0usize;
-        self.sequencer.process_block(transport, &play, samples, &mut |event| {
-            let timing = event.timing();
-            let channel = Channel::Number(OUTPUT_CHANNEL);
-            send(match event {
-                SeqEvent::NoteOn { key, velocity, .. } => NoteEvent::NoteOn { timing, voice_id: VoiceID::Wildcard, channel, key: Key::Number(key), velocity },
-                SeqEvent::NoteOff { key, .. } => NoteEvent::NoteOff { timing, voice_id: VoiceID::Wildcard, channel, key: Key::Number(key), velocity: 0.0 },
-                SeqEvent::AllNotesOff { .. } => NoteEvent::MidiCC { timing, channel: OUTPUT_CHANNEL, cc: control_change::ALL_NOTES_OFF, value: 0.0 },
-            });
+        // Every event the plugin sends goes through here, in time order: heard on the
+        // synth at its sample, then handed to the host.
+        let mut emit = |event: NoteEvent<()>| {
             if synth_on {
-                let upto = (timing as usize).min(samples);
+                let upto = (event.timing() as usize).clamp(rendered, samples);
                 synth.render(&mut left[rendered..upto], &mut right[rendered..upto], |_| gain.next());
                 rendered = upto;
                 synth.handle(&event);
             }
+            outbox.send(event, send);
+        };
+        let thru = &mut self.thru;
+        if std::mem::take(&mut self.recovering) {
+            self.sequencer = Sequencer::new();
+            self.sequencer.request_all_notes_off();
+        }
+        if !forward || self.sequencer.all_notes_off_requested() {
+            for (channel, key) in thru.take_held().iter() {
+                emit(midi_out::note(false, 0, channel, key));
+            }
+        }
+        self.sequencer.process_block(transport, &play, samples, &mut |event| {
+            thru.until(Some(event.timing()), &mut emit);
+            emit(host_event(event));
         });
+        thru.until(None, &mut emit);
         if synth_on {
             synth.render(&mut left[rendered..samples], &mut right[rendered..samples], |_| gain.next());
         }
@@ -277,6 +296,15 @@ impl LatentLive {
             link.status.transport_playing.store(transport.playing, Ordering::Release);
             link.status.position_beats.store(transport.pos_beats, Ordering::Release);
         }
+    }
+}
+
+/// A sequencer event as the note event the host is sent.
+fn host_event(event: SeqEvent) -> NoteEvent<()> {
+    match event {
+        SeqEvent::NoteOn { timing, channel, key, velocity } => NoteEvent::NoteOn { timing, voice_id: VoiceID::Wildcard, channel: Channel::Number(channel), key: Key::Number(key), velocity },
+        SeqEvent::NoteOff { timing, channel, key } => midi_out::note(false, timing, channel, key),
+        SeqEvent::AllNotesOff { timing, channel } => midi_out::all_notes_off(timing, channel),
     }
 }
 
@@ -309,7 +337,7 @@ mod alloc_check {
     use crate::worker::clips::Slot;
     use crate::audio::handoff::Phrase;
     use crate::music::melody::Note;
-    use crate::audio::sequencer::TransportInfo;
+    use crate::audio::timeline::TransportInfo;
 
     #[cfg(not(feature = "assert_process_allocs"))]
     #[global_allocator]
@@ -340,7 +368,7 @@ mod alloc_check {
         assert_no_alloc(|| {
             // 10 ms blocks at 120 bpm: 0.02 beats each, so block 200 starts on beat 4.
             for block in 0..1_000u64 {
-                let t = TransportInfo { playing: true, tempo: 120.0, pos_beats: block as f64 * 0.02, sample_rate: 48_000.0 };
+                let t = TransportInfo::playing(120.0, block as f64 * 0.02, 48_000.0);
                 let note = |on: bool, key: u8| {
                     let (timing, voice_id, channel, key) = (0, VoiceID::Wildcard, Channel::Number(0), Key::Number(key));
                     if on {
@@ -369,10 +397,13 @@ mod alloc_check {
                 }
                 left.fill(0.0);
                 right.fill(0.0);
-                plugin.render_block(&t, &mut left, &mut right, &mut |event| match event {
-                    NoteEvent::NoteOn { .. } => ons += 1,
-                    NoteEvent::NoteOff { .. } => offs += 1,
-                    _ => {}
+                plugin.render_block(&t, true, &mut left, &mut right, &mut |event| {
+                    match event {
+                        NoteEvent::NoteOn { .. } => ons += 1,
+                        NoteEvent::NoteOff { .. } => offs += 1,
+                        _ => {}
+                    }
+                    true
                 });
                 peak = left.iter().fold(peak, |m, x| m.max(x.abs()));
             }

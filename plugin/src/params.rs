@@ -147,6 +147,14 @@ pub struct LatentLiveParams {
     #[id = "swap"]
     pub swap: EnumParam<SwapMode>,
 
+    /// The MIDI channel the phrase is sent on, 1 to 16.
+    #[id = "chan"]
+    pub channel: IntParam,
+    /// Forwards the notes played in to the MIDI output (they are recorded for Capture
+    /// either way).
+    #[id = "thru"]
+    pub thru: BoolParam,
+
     /// Audition synth: lets the plugin be heard without a second instrument.
     #[id = "synth"]
     pub synth: BoolParam,
@@ -220,6 +228,27 @@ fn latent_slider(index: usize) -> FloatParam {
         .with_unit(" σ")
 }
 
+/// What an XY pad axis value names: 0 the morph, N latent slider N.
+fn pad_axis_name(value: i32) -> String {
+    if value == 0 {
+        "Morph A-B".to_string()
+    } else {
+        format!("Latent {value}")
+    }
+}
+
+/// The inverse of [`pad_axis_name`], also taking a plain number; `None` below `min`.
+fn parse_pad_axis(text: &str, min: i32) -> Option<i32> {
+    let text = text.trim();
+    let value = if text.eq_ignore_ascii_case("Morph A-B") || text.eq_ignore_ascii_case("morph") {
+        0
+    } else {
+        let number = text.strip_prefix("Latent").or_else(|| text.strip_prefix("latent")).unwrap_or(text);
+        number.trim().parse().ok()?
+    };
+    (min..=NUM_SLIDERS as i32).contains(&value).then_some(value)
+}
+
 /// A button: counts its presses into `presses`.
 fn button(name: &str, presses: &Arc<AtomicU32>) -> BoolParam {
     let presses = presses.clone();
@@ -255,14 +284,12 @@ impl Default for LatentLiveParams {
             pitch_range: attribute("Pitch Range"),
             mean_pitch: attribute("Pitch Height"),
             contour: attribute("Contour"),
-            pad_x: IntParam::new("Pad X Axis", 0, IntRange::Linear { min: 0, max: NUM_SLIDERS as i32 }).with_value_to_string(Arc::new(|v| {
-                if v == 0 {
-                    "Morph A-B".to_string()
-                } else {
-                    format!("Latent {v}")
-                }
-            })),
-            pad_y: IntParam::new("Pad Y Axis", 1, IntRange::Linear { min: 1, max: NUM_SLIDERS as i32 }).with_value_to_string(Arc::new(|v| format!("Latent {v}"))),
+            pad_x: IntParam::new("Pad X Axis", 0, IntRange::Linear { min: 0, max: NUM_SLIDERS as i32 })
+                .with_value_to_string(Arc::new(pad_axis_name))
+                .with_string_to_value(Arc::new(|s| parse_pad_axis(s, 0))),
+            pad_y: IntParam::new("Pad Y Axis", 1, IntRange::Linear { min: 1, max: NUM_SLIDERS as i32 })
+                .with_value_to_string(Arc::new(pad_axis_name))
+                .with_string_to_value(Arc::new(|s| parse_pad_axis(s, 1))),
             model: EnumParam::new("Model", ModelChoice::Folk2Bar),
             capture_a: button("Capture A", &capture_presses[0]),
             capture_b: button("Capture B", &capture_presses[1]),
@@ -274,6 +301,10 @@ impl Default for LatentLiveParams {
                 .with_step_size(0.01)
                 .with_unit("x"),
             swap: EnumParam::new("Swap", SwapMode::NextBar),
+            channel: IntParam::new("MIDI Channel", 1, IntRange::Linear { min: 1, max: 16 }),
+            // On: a riff played in to be captured is heard through the instrument the
+            // output drives, which is where a musician listens.
+            thru: BoolParam::new("MIDI Thru", true),
             synth: BoolParam::new("Audition Synth", false),
             gain: FloatParam::new(
                 "Synth Gain",
@@ -344,12 +375,32 @@ mod tests {
         let params = LatentLiveParams::default();
         let map = params.param_map();
         let mut ids: Vec<&str> = map.iter().map(|(id, _, _)| id.as_str()).collect();
-        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 17);
+        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 19);
         assert!(ids.iter().all(|id| id.len() <= 6), "{ids:?}");
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 17);
+        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 19);
         assert!(ids.contains(&"lat8") && ids.contains(&"swap") && ids.contains(&"capa") && ids.contains(&"model"));
+    }
+
+    #[test]
+    fn every_shown_value_parses_back() {
+        // What hosts check (clap-validator's param-conversions): text to value and back.
+        let params = LatentLiveParams::default();
+        for (id, ptr, _) in params.param_map() {
+            let steps = unsafe { ptr.step_count() }.unwrap_or(100).min(1000);
+            for i in 0..=steps {
+                let normalized = i as f32 / steps as f32;
+                let text = unsafe { ptr.normalized_value_to_string(normalized, true) };
+                let back = unsafe { ptr.string_to_normalized_value(&text) };
+                let again = back.map(|n| unsafe { ptr.normalized_value_to_string(n, true) });
+                assert_eq!(again.as_deref(), Some(text.as_str()), "{id}: {text:?} does not parse back");
+            }
+        }
+        assert_eq!(parse_pad_axis("Latent 3", 1), Some(3));
+        assert_eq!(parse_pad_axis("morph a-b", 0), Some(0));
+        assert_eq!(parse_pad_axis("Morph A-B", 1), None);
+        assert_eq!(parse_pad_axis("Latent 99", 1), None);
     }
 
     #[test]

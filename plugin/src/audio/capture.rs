@@ -1,9 +1,13 @@
 //! Capturing clips on the audio thread: [`Capturer`] records the notes played in and turns
 //! Capture presses into [`CaptureRequest`]s, which carry the phrase to the worker.
 //!
-//! Notes are stamped on the plugin's own beat clock, which runs whether or not the host
-//! plays, so a riff played into a stopped transport can be captured too. Everything here
-//! is fixed-size: recording and capturing never allocate.
+//! Notes are stamped on the plugin's own beat clock ([`crate::audio::timeline::Clock`]),
+//! which runs whether or not the host plays, so a riff played into a stopped transport can
+//! be captured too. A capture lays the host's bars onto the phrase's as playback does
+//! ([`crate::audio::timeline::phrase_step`]): host bar `j` of the window becomes bar `j`
+//! of the clip, from its downbeat; the beats a bar longer than 4/4 has past the fourth
+//! are not captured, and a shorter bar leaves the rest of its clip bar silent.
+//! Everything here is fixed-size: recording and capturing never allocate.
 
 use nice_plug::midi::Key;
 use nice_plug::prelude::NoteEvent;
@@ -12,15 +16,12 @@ use std::sync::atomic::Ordering;
 use crate::worker::clips::Slot;
 use crate::audio::handoff::{Phrase, PhraseNote};
 use crate::params::{CaptureSource, LatentLiveParams};
-use crate::audio::sequencer::TransportInfo;
+use crate::audio::timeline::{Meter, TransportInfo, MODEL_BAR_STEPS, STEPS_PER_BEAT};
 
 /// Notes remembered, oldest overwritten first: minutes of playing.
 pub const MAX_RECORDED: usize = 1024;
 /// The longest clip, in 16th steps (16 bars).
 pub const MAX_CAPTURE_STEPS: usize = 256;
-const STEPS_PER_BEAT: f64 = 4.0;
-/// Captures work in 4/4 bars, as the sequencer does.
-const BEATS_PER_BAR: f64 = 4.0;
 
 /// What the audio thread sends the worker when Capture A or B fires.
 #[derive(Debug, Clone, Copy)]
@@ -36,19 +37,17 @@ pub struct CaptureRequest {
 #[derive(Default)]
 pub struct Capturer {
     recorder: InputRecorder,
-    /// The plugin's own beat clock: always running, it stamps the notes played in.
-    clock_beats: f64,
     /// Capture A / B press counts as last acted on.
     presses: [u32; 2],
-    /// Input captures waiting for their bar line, by slot: the clock beat it falls on.
-    due: [Option<f64>; 2],
+    /// Input captures waiting for their bar line, by slot: the clock beat it falls on,
+    /// and the meter of the bars before it.
+    due: [Option<(f64, Meter)>; 2],
 }
 
 impl Capturer {
     /// Records a note played in during the block about to be processed.
     pub fn record(&mut self, event: &NoteEvent<()>, transport: &TransportInfo) {
-        let beats_per_sample = transport.tempo / 60.0 / transport.sample_rate as f64;
-        let at = |timing: u32| self.clock_beats + timing as f64 * beats_per_sample;
+        let at = |timing: u32| transport.clock_beats + transport.beats_in(timing as usize);
         match *event {
             NoteEvent::NoteOn { timing, key: Key::Number(key), velocity, .. } if velocity > 0.0 => self.recorder.note_on(key, at(timing)),
             NoteEvent::NoteOn { timing, key: Key::Number(key), .. } | NoteEvent::NoteOff { timing, key: Key::Number(key), .. } => {
@@ -58,37 +57,46 @@ impl Capturer {
         }
     }
 
-    /// Acts on Capture A / B presses (one capture per block, however many presses), then
-    /// moves the clock past the block's `samples`. The phrase `playing` is taken at once.
-    /// Notes played in are taken over the last phrase's length, ending on a bar line of
-    /// the host's timeline: the one just passed when pressed in the first half of a bar,
-    /// else the next one (the capture waits for it), so a press a little early or late
-    /// takes the phrase the musician just played. With the transport stopped there is no
-    /// bar line: the phrase starts on the first note played in the last phrase's length.
-    pub fn process(&mut self, params: &LatentLiveParams, transport: &TransportInfo, playing: &Phrase, samples: usize, send: &mut impl FnMut(CaptureRequest)) {
+    /// Acts on Capture A / B presses (one capture per block, however many presses). The
+    /// phrase `playing` is taken at once. Notes played in are taken over as many host
+    /// bars as the phrase playing has, ending on a bar line of the host's timeline: the
+    /// one just passed when pressed in the first half of a bar, else the next one (the
+    /// capture waits for it), so a press a little early or late takes the phrase the
+    /// musician just played. With the transport stopped there is no bar line: the clip
+    /// starts on the first note played in that length of time.
+    pub fn process(&mut self, params: &LatentLiveParams, transport: &TransportInfo, playing: &Phrase, send: &mut impl FnMut(CaptureRequest)) {
         let steps = playing.steps;
-        let length = steps as f64 / STEPS_PER_BEAT;
-        let now = self.clock_beats;
+        let bars = (steps.max(1) as u32).div_ceil(MODEL_BAR_STEPS) as f64;
+        let now = transport.clock_beats;
         for (i, slot) in [Slot::A, Slot::B].into_iter().enumerate() {
             let presses = params.capture_presses[i].load(Ordering::Acquire);
             if presses != self.presses[i] {
                 self.presses[i] = presses;
+                let meter = transport.meter;
                 if params.capture_source.value() == CaptureSource::Playing {
                     send(CaptureRequest { slot, from_input: false, phrase: *playing });
                 } else if transport.playing {
-                    let phase = transport.pos_beats.rem_euclid(BEATS_PER_BAR);
-                    self.due[i] = Some(if phase < BEATS_PER_BAR / 2.0 { now - phase } else { now + BEATS_PER_BAR - phase });
+                    let bar = meter.bar_beats();
+                    let phase = transport.pos_beats - transport.bar_start;
+                    self.due[i] = Some((if phase < bar / 2.0 { now - phase } else { now + bar - phase }, meter));
                 } else {
+                    let length = bars * meter.bar_beats();
                     let start = self.recorder.first_onset(now - length, now).unwrap_or(now - length);
-                    send(CaptureRequest { slot, from_input: true, phrase: self.recorder.phrase(start, steps, 0) });
+                    send(CaptureRequest { slot, from_input: true, phrase: self.recorder.phrase(start, steps, meter, 0) });
                 }
             }
-            if let Some(end) = self.due[i].filter(|&end| end <= now) {
+            if let Some((end, meter)) = self.due[i].filter(|&(end, _)| end <= now) {
                 self.due[i] = None;
-                send(CaptureRequest { slot, from_input: true, phrase: self.recorder.phrase(end - length, steps, 0) });
+                let start = end - bars * meter.bar_beats();
+                send(CaptureRequest { slot, from_input: true, phrase: self.recorder.phrase(start, steps, meter, 0) });
             }
         }
-        self.clock_beats += samples as f64 * transport.tempo / 60.0 / transport.sample_rate as f64;
+    }
+
+    /// Forgets what was played in and any capture waiting for its bar line (reset).
+    pub fn clear(&mut self) {
+        self.recorder.clear();
+        self.due = [None; 2];
     }
 }
 
@@ -148,22 +156,37 @@ impl InputRecorder {
         self.recent().map(|n| n.start).filter(|&s| s >= from && s < to).reduce(f64::min)
     }
 
-    /// The notes of the window of `steps` 16ths starting at beat `start`, quantized to the
-    /// grid and reduced to one voice: on each step the highest onset wins, and every onset
-    /// ends the note before it. Notes still held end with the window.
-    pub fn phrase(&self, start: f64, steps: u16, generation: u64) -> Phrase {
+    /// The clip of `steps` 16ths played from beat `start` in bars of `meter`, quantized
+    /// to the grid and reduced to one voice: on each step the highest onset wins, and
+    /// every onset ends the note before it. Notes still held end with the window.
+    pub fn phrase(&self, start: f64, steps: u16, meter: Meter, generation: u64) -> Phrase {
         let steps = (steps as usize).clamp(1, MAX_CAPTURE_STEPS);
+        let bar_beats = meter.bar_beats();
+        // Steps of a host bar that a clip bar has room for; a 4/4 bar's notes may be held
+        // into the next bar, any other bar's end with it.
+        let kept = meter.bar_steps().min(MODEL_BAR_STEPS) as f64;
+        let contiguous = meter.bar_steps() == MODEL_BAR_STEPS;
         // (pitch, end step) of the onset kept on each step.
         let mut onsets = [None::<(u8, usize)>; MAX_CAPTURE_STEPS];
         for note in self.recent() {
-            let at = ((note.start - start) * STEPS_PER_BEAT).round();
-            if !(0.0..steps as f64).contains(&at) {
+            let from_start = note.start - start;
+            // An onset a little early for a bar line belongs to that bar.
+            let bar = ((from_start + 0.5 / STEPS_PER_BEAT) / bar_beats).floor();
+            let bar_start = bar * bar_beats;
+            let step = ((from_start - bar_start) * STEPS_PER_BEAT).round().max(0.0);
+            let at = bar * MODEL_BAR_STEPS as f64 + step;
+            if step >= kept || !(0.0..steps as f64).contains(&at) {
                 continue;
             }
-            let at = at as usize;
-            let end = if note.end.is_finite() { ((note.end - start) * STEPS_PER_BEAT).round().max(at as f64 + 1.0) as usize } else { steps };
+            let end = if note.end.is_finite() {
+                let end = ((note.end - start - bar_start) * STEPS_PER_BEAT).round();
+                bar * MODEL_BAR_STEPS as f64 + if contiguous { end } else { end.min(kept) }
+            } else {
+                steps as f64
+            };
+            let (at, end) = (at as usize, end.max(at + 1.0).min(steps as f64) as usize);
             if onsets[at].is_none_or(|(pitch, _)| note.pitch > pitch) {
-                onsets[at] = Some((note.pitch, end.min(steps)));
+                onsets[at] = Some((note.pitch, end));
             }
         }
         let mut phrase = Phrase::silent(steps as u16, generation);
@@ -197,7 +220,7 @@ mod tests {
         r.note_off(67, 13.0);
         // Still held when captured.
         r.note_on(71, 13.5);
-        let p = r.phrase(10.0, 32, 1);
+        let p = r.phrase(10.0, 32, Meter::COMMON, 1);
         assert_eq!(
             p.notes(),
             &[
@@ -218,8 +241,33 @@ mod tests {
             r.note_off(60, i as f64 + 0.25);
         }
         assert_eq!(r.first_onset(0.0, 1e9), Some(10.0));
-        let p = r.phrase(MAX_RECORDED as f64 + 6.0, 16, 0);
+        let p = r.phrase(MAX_RECORDED as f64 + 6.0, 16, Meter::COMMON, 0);
         assert_eq!(p.notes().len(), 4);
         assert_eq!(p.notes()[0], PhraseNote { pitch: 60, start: 0, end: 1 });
+    }
+
+    #[test]
+    fn host_bars_of_other_meters_become_clip_bars_from_their_downbeats() {
+        let mut r = InputRecorder::default();
+        // 3/4 from beat 0: bar 0 = beats 0..3, bar 1 = beats 3..6.
+        r.note_on(60, 0.0);
+        r.note_off(60, 2.9);
+        r.note_on(62, 2.98); // early for bar 1's downbeat
+        r.note_off(62, 3.5);
+        r.note_on(64, 5.5);
+        r.note_off(64, 7.0); // held over the bar line: ends with its bar
+        let p = r.phrase(0.0, 32, Meter { numerator: 3, denominator: 4 }, 0);
+        assert_eq!(
+            p.notes(),
+            &[PhraseNote { pitch: 60, start: 0, end: 12 }, PhraseNote { pitch: 62, start: 16, end: 18 }, PhraseNote { pitch: 64, start: 26, end: 28 }]
+        );
+        // 5/4: the fifth beat does not fit a clip bar.
+        let mut r = InputRecorder::default();
+        r.note_on(67, 4.0);
+        r.note_off(67, 4.5);
+        r.note_on(69, 5.0);
+        r.note_off(69, 5.5);
+        let p = r.phrase(0.0, 32, Meter { numerator: 5, denominator: 4 }, 0);
+        assert_eq!(p.notes(), &[PhraseNote { pitch: 69, start: 16, end: 18 }]);
     }
 }

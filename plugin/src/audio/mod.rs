@@ -1,8 +1,10 @@
-//! The audio thread's side: the phrase hand-off from the worker, the sequencer that plays
-//! it on the host's timeline, capture of the notes played in, and the audition synth.
-//! Nothing here allocates, locks or blocks.
+//! The audio thread's side: the host's timeline made safe, the phrase hand-off from the
+//! worker, the sequencer that plays it on the host's bars, capture of the notes played
+//! in, the MIDI output and the audition synth. Nothing here allocates, locks or blocks.
 
 pub mod capture;
 pub mod handoff;
+pub mod output;
 pub mod sequencer;
 pub mod synth;
+pub mod timeline;

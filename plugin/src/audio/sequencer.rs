@@ -1,39 +1,35 @@
-//! The audio-thread player: loops the current [`Phrase`] locked to the host timeline.
+//! The audio-thread player: loops the current [`Phrase`] locked to the host's bars.
 //!
-//! Phrase step = `floor(pos_beats * 4) mod phrase.steps`, so the loop follows the host's
-//! bars, loops and jumps. Events carry the sample offset inside the block of the first
-//! sample at or after their grid time, computed from the absolute beat position, so the
-//! events are the same whatever the block size (offline renders = realtime).
+//! Grid point by grid point (16th notes counted from each host bar line), the phrase step
+//! to play comes from [`timeline::phrase_step`]: bar `k` of the host plays bar
+//! `k mod bars` of the phrase, whatever the meter. Events carry the sample offset inside
+//! the block of the first sample at or after their grid time, computed from the host's
+//! position, so the events are the same whatever the block size (offline renders =
+//! real time). A loop that wraps inside the block is followed where it wraps.
 //!
 //! The output is monophonic: one note sounds at a time, and it is always ended: on the
-//! next onset, at its (scaled) end, on a phrase swap, on transport stop, on a position
-//! jump, on bypass and after [`Sequencer::request_all_notes_off`] (reset, deactivate).
+//! next onset, at its (scaled) end, where the phrase does not go on to its next step (a
+//! bar cut short by the meter, a loop, a swap), on transport stop, on a position jump,
+//! on bypass and after [`Sequencer::request_all_notes_off`] (reset, deactivate).
 //!
-//! No allocation, lock or syscall: `Sequencer` is plain data and `process_block` only
-//! calls `out`.
+//! No allocation, lock or syscall, and no panic whatever the transport: `Sequencer` is
+//! plain data, the transport comes sanitised ([`TransportInfo::from_host`]), and a block
+//! plays at most [`MAX_STEPS_PER_BLOCK`] grid steps.
 
-use crate::audio::handoff::{Phrase, PhraseConsumer};
-use crate::music::melody::STEPS_PER_BAR;
-use crate::params::SwapMode;
+use crate::audio::handoff::{Phrase, PhraseNote};
+use crate::audio::timeline::{self, Bars, GridPoint, TransportInfo, MODEL_BAR_STEPS, STEPS_PER_BEAT};
+use crate::params::{LatentLiveParams, SwapMode};
 
-/// Grid resolution: 16th notes.
-const STEPS_PER_BEAT: f64 = 4.0;
 /// Slack for float error when a grid time falls exactly on a sample, in samples.
 const EPS_SAMPLES: f64 = 1e-4;
 /// A block starting further than this from where the last one ended is a jump.
 /// Generous enough for hosts that round positions or change tempo inside a block.
 const JUMP_TOLERANCE_BEATS: f64 = 0.01;
-
-/// The host transport, as much of it as the sequencer needs.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TransportInfo {
-    pub playing: bool,
-    /// Beats per minute.
-    pub tempo: f64,
-    /// Position of the block's first sample, in quarter notes.
-    pub pos_beats: f64,
-    pub sample_rate: f32,
-}
+/// Grid steps one block may play: 1000 bpm at 22.05 kHz plays 25 in 8192 samples. A
+/// host past it (a block of minutes) has the rest of the block skipped, not a stall.
+pub const MAX_STEPS_PER_BLOCK: usize = 512;
+/// Loop wraps followed inside one block; the shortest loop is a 16th.
+const MAX_LOOP_WRAPS: usize = 64;
 
 /// Playback settings applied to the phrase as it plays (read from the params each block).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,28 +43,56 @@ pub struct Playback {
     pub swap: SwapMode,
     /// Bypassed: end the sounding note, then stay silent.
     pub bypass: bool,
+    /// MIDI channel, 0 = channel 1.
+    pub channel: u8,
 }
 
 impl Default for Playback {
     fn default() -> Self {
-        Self { semitones: 0, velocity: 100.0 / 127.0, length: 1.0, swap: SwapMode::NextBar, bypass: false }
+        Self { semitones: 0, velocity: 100.0 / 127.0, length: 1.0, swap: SwapMode::NextBar, bypass: false, channel: 0 }
     }
 }
 
-/// What the sequencer emits; `timing` is the sample offset inside the block.
+impl Playback {
+    /// The settings the parameters make now (atomics only: the audio thread reads them).
+    pub fn from_params(params: &LatentLiveParams) -> Self {
+        Self {
+            semitones: params.transpose.value() + 12 * params.octave.value(),
+            velocity: params.velocity.value() as f32 / 127.0,
+            length: params.length.value(),
+            swap: params.swap.value(),
+            bypass: params.bypass.value(),
+            channel: (params.channel.value() - 1).clamp(0, 15) as u8,
+        }
+    }
+
+    /// The key a phrase pitch sounds as.
+    pub fn key(&self, pitch: u8) -> u8 {
+        (pitch as i32).saturating_add(self.semitones).clamp(0, 127) as u8
+    }
+
+    /// How many 16th steps a note written `note.end - note.start` steps long sounds for
+    /// (the next onset may still cut it).
+    pub fn sounding_steps(&self, note: &PhraseNote) -> f64 {
+        note.end.saturating_sub(note.start) as f64 * self.length.clamp(0.0, 16.0) as f64
+    }
+}
+
+/// What the sequencer emits; `timing` is the sample offset inside the block, `channel`
+/// the MIDI channel (0 = channel 1).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SeqEvent {
-    NoteOn { timing: u32, key: u8, velocity: f32 },
-    NoteOff { timing: u32, key: u8 },
+    NoteOn { timing: u32, channel: u8, key: u8, velocity: f32 },
+    NoteOff { timing: u32, channel: u8, key: u8 },
     /// Sent after a reset or deactivation, when the host may have lost track of notes:
     /// becomes MIDI CC 123 (all notes off).
-    AllNotesOff { timing: u32 },
+    AllNotesOff { timing: u32, channel: u8 },
 }
 
 impl SeqEvent {
     pub fn timing(&self) -> u32 {
         match *self {
-            SeqEvent::NoteOn { timing, .. } | SeqEvent::NoteOff { timing, .. } | SeqEvent::AllNotesOff { timing } => timing,
+            SeqEvent::NoteOn { timing, .. } | SeqEvent::NoteOff { timing, .. } | SeqEvent::AllNotesOff { timing, .. } => timing,
         }
     }
 }
@@ -76,8 +100,9 @@ impl SeqEvent {
 #[derive(Debug, Clone, Copy)]
 struct Sounding {
     key: u8,
-    /// Absolute position of its note-off, in 16th steps of the host timeline.
-    off_step: f64,
+    channel: u8,
+    /// Host position of its note-off, in quarter notes.
+    off_beats: f64,
 }
 
 pub struct Sequencer {
@@ -87,14 +112,39 @@ pub struct Sequencer {
     sounding: Option<Sounding>,
     /// Where the last block ended, to detect jumps; `None` when stopped.
     expected_beats: Option<f64>,
-    /// The first grid step not yet played; `None` after a stop or jump.
-    next_step: Option<i64>,
+    /// Host position of the first grid point not yet played; `None` after a stop or jump.
+    next_beats: Option<f64>,
+    /// The phrase step played at the last grid point: one that does not follow it ends
+    /// the sounding note.
+    last_step: Option<u16>,
     all_off_requested: bool,
 }
 
 impl Default for Sequencer {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Where one stretch of a block lies: `samples` samples from sample `offset`, starting
+/// at host position `beats` (a loop that wraps inside the block makes two stretches).
+#[derive(Debug, Clone, Copy)]
+struct Stretch {
+    beats: f64,
+    offset: usize,
+    samples: usize,
+    samples_per_beat: f64,
+}
+
+impl Stretch {
+    /// The first sample at or after host position `beats`, in block samples.
+    fn sample_of(&self, beats: f64) -> i64 {
+        // Positions are bounded (sanitised transport), so the product fits an i64.
+        self.offset as i64 + ((beats - self.beats) * self.samples_per_beat - EPS_SAMPLES).ceil() as i64
+    }
+
+    fn end(&self) -> usize {
+        self.offset + self.samples
     }
 }
 
@@ -106,7 +156,8 @@ impl Sequencer {
             has_pending: false,
             sounding: None,
             expected_beats: None,
-            next_step: None,
+            next_beats: None,
+            last_step: None,
             all_off_requested: false,
         }
     }
@@ -121,7 +172,7 @@ impl Sequencer {
     }
 
     /// Takes the newest phrase from the worker's queue, if any, as the pending phrase.
-    pub fn receive(&mut self, queue: &mut PhraseConsumer) {
+    pub fn receive(&mut self, queue: &mut crate::audio::handoff::PhraseConsumer) {
         if queue.pop_newest(&mut self.pending) {
             self.has_pending = true;
         }
@@ -139,21 +190,24 @@ impl Sequencer {
         self.all_off_requested = true;
     }
 
+    /// Whether the next block starts by ending every note (reset, deactivate).
+    pub fn all_notes_off_requested(&self) -> bool {
+        self.all_off_requested
+    }
+
     pub fn process_block(&mut self, transport: &TransportInfo, play: &Playback, samples: usize, out: &mut impl FnMut(SeqEvent)) {
         if self.all_off_requested {
             self.all_off_requested = false;
             self.silence(0, out);
-            out(SeqEvent::AllNotesOff { timing: 0 });
-            self.expected_beats = None;
-            self.next_step = None;
+            out(SeqEvent::AllNotesOff { timing: 0, channel: play.channel });
+            self.lose_place();
         }
         if samples == 0 {
             return;
         }
-        if !transport.playing || play.bypass || !(transport.tempo > 0.0) || !(transport.sample_rate > 0.0) {
+        if !transport.playing || play.bypass {
             self.silence(0, out);
-            self.expected_beats = None;
-            self.next_step = None;
+            self.lose_place();
             // Nothing sounds, so a waiting phrase can come in now.
             if self.has_pending {
                 self.swap();
@@ -161,69 +215,108 @@ impl Sequencer {
             return;
         }
 
-        let samples_per_beat = transport.sample_rate as f64 * 60.0 / transport.tempo;
-        let b0 = transport.pos_beats;
+        let samples_per_beat = transport.samples_per_beat();
+        let mut stretch = Stretch { beats: transport.pos_beats, offset: 0, samples, samples_per_beat };
         if let Some(expected) = self.expected_beats {
-            if (b0 - expected).abs() > JUMP_TOLERANCE_BEATS + 1.0 / samples_per_beat {
+            if (stretch.beats - expected).abs() > JUMP_TOLERANCE_BEATS + 1.0 / samples_per_beat {
                 self.silence(0, out);
-                self.next_step = None;
+                self.lose_place();
             }
         }
-        self.expected_beats = Some(b0 + samples as f64 / samples_per_beat);
-
-        let n = samples as i64;
-        let offset_of = |step: f64| -> i64 { ((step / STEPS_PER_BEAT - b0) * samples_per_beat - EPS_SAMPLES).ceil() as i64 };
-        // First step whose offset can be >= 0: those within one sample before b0 land on 0.
-        let first = ((b0 - 1.0 / samples_per_beat) * STEPS_PER_BEAT).floor() as i64;
-        let mut p = match self.next_step {
-            // Continuing: play every step not yet played, late by at most a sample or
-            // two if the tempo changed between blocks.
-            Some(next) => next.max(first - 1),
-            None => first,
-        };
-        loop {
-            let at = offset_of(p as f64);
-            if at >= n {
-                break;
+        let bars = transport.bars();
+        let mut budget = MAX_STEPS_PER_BLOCK;
+        for _ in 0..MAX_LOOP_WRAPS {
+            let end_beats = stretch.beats + stretch.samples as f64 / samples_per_beat;
+            let wrap = transport.loop_range.filter(|&(_, end)| stretch.beats < end && end_beats > end);
+            if let Some((_, end)) = wrap {
+                stretch.samples = (stretch.sample_of(end) - stretch.offset as i64).clamp(0, stretch.samples as i64) as usize;
             }
-            if at >= 0 || self.next_step.is_some() {
-                let at = at.max(0);
-                self.flush_off(at, &offset_of, out);
-                self.step(p, at as u32, play, out);
-                self.next_step = Some(p + 1);
+            self.play_stretch(&bars, &stretch, play, &mut budget, out);
+            let done = stretch.end();
+            match wrap {
+                Some((start, _)) if done < samples => {
+                    // The host jumps back to the loop start here.
+                    self.silence(done as u32, out);
+                    self.lose_place();
+                    stretch = Stretch { beats: start, offset: done, samples: samples - done, samples_per_beat };
+                }
+                _ => break,
             }
-            p += 1;
         }
-        self.flush_off(n - 1, &offset_of, out);
+        self.expected_beats = Some(stretch.beats + stretch.samples as f64 / samples_per_beat);
     }
 
-    /// Plays grid step `p` (absolute, on the host timeline) at sample `timing`.
-    fn step(&mut self, p: i64, timing: u32, play: &Playback, out: &mut impl FnMut(SeqEvent)) {
-        if self.has_pending && self.swap_due(p, play.swap) {
+    /// Plays the grid points of one stretch of the block.
+    fn play_stretch(&mut self, bars: &Bars, stretch: &Stretch, play: &Playback, budget: &mut usize, out: &mut impl FnMut(SeqEvent)) {
+        if stretch.samples == 0 {
+            return;
+        }
+        let end = stretch.end() as i64;
+        // Continuing: every grid point not yet played, late by at most a sample or two if
+        // the tempo changed between blocks. Else those from one sample before the start,
+        // which land on its first sample.
+        let from = match self.next_beats {
+            Some(next) => next.max(stretch.beats - 1.0 / STEPS_PER_BEAT),
+            None => stretch.beats - 1.0 / stretch.samples_per_beat,
+        };
+        let mut point = bars.at_or_after(from);
+        loop {
+            let at = stretch.sample_of(point.beats);
+            if at >= end {
+                break;
+            }
+            if *budget == 0 {
+                // A block longer than any host's: skip the rest, start afresh next block.
+                self.next_beats = None;
+                break;
+            }
+            *budget -= 1;
+            let at = at.max(stretch.offset as i64);
+            self.flush_off(at, stretch, out);
+            self.step(point, at as u32, play, out);
+            point = bars.after(point);
+            self.next_beats = Some(point.beats);
+        }
+        self.flush_off(end - 1, stretch, out);
+    }
+
+    /// Plays grid point `point` of the host timeline at sample `timing`.
+    fn step(&mut self, point: GridPoint, timing: u32, play: &Playback, out: &mut impl FnMut(SeqEvent)) {
+        if self.has_pending && self.swap_due(point, play.swap) {
             self.silence(timing, out);
             self.swap();
         }
-        let steps = self.current.steps.max(1) as i64;
-        let s = p.rem_euclid(steps) as u16;
-        let notes = self.current.notes();
-        let Ok(i) = notes.binary_search_by_key(&s, |n| n.start) else {
+        let Some(step) = timeline::phrase_step(point, self.current.steps) else {
+            self.silence(timing, out);
+            self.last_step = None;
             return;
         };
-        let note = notes[i];
+        let follows = self.last_step.is_some_and(|last| (last as u32 + 1) % self.current.steps.max(1) as u32 == step as u32);
+        if !follows {
+            self.silence(timing, out);
+        }
+        self.last_step = Some(step);
+        let notes = self.current.notes();
+        let Some(&note) = notes.binary_search_by_key(&step, |n| n.start).ok().and_then(|i| notes.get(i)) else {
+            return;
+        };
         self.silence(timing, out);
-        let key = (note.pitch as i32 + play.semitones).clamp(0, 127) as u8;
-        out(SeqEvent::NoteOn { timing, key, velocity: play.velocity });
-        let length = (note.end - note.start) as f64 * play.length.max(0.0) as f64;
-        self.sounding = Some(Sounding { key, off_step: p as f64 + length });
+        let key = play.key(note.pitch);
+        out(SeqEvent::NoteOn { timing, channel: play.channel, key, velocity: play.velocity });
+        let off_beats = point.beats + play.sounding_steps(&note) / STEPS_PER_BEAT;
+        self.sounding = Some(Sounding { key, channel: play.channel, off_beats });
     }
 
-    fn swap_due(&self, p: i64, mode: SwapMode) -> bool {
+    fn swap_due(&self, point: GridPoint, mode: SwapMode) -> bool {
         if self.current.is_empty() && self.sounding.is_none() {
             return true;
         }
         match mode {
-            SwapMode::NextBar => p.rem_euclid(STEPS_PER_BAR as i64) == 0,
-            SwapMode::NextPhrase => p.rem_euclid(self.current.steps.max(1) as i64) == 0,
+            SwapMode::NextBar => point.step == 0,
+            SwapMode::NextPhrase => {
+                let bars = (self.current.steps.max(1) as u32).div_ceil(MODEL_BAR_STEPS) as i64;
+                point.step == 0 && point.bar.rem_euclid(bars) == 0
+            }
             SwapMode::Immediately => true,
         }
     }
@@ -231,14 +324,22 @@ impl Sequencer {
     fn swap(&mut self) {
         self.current = self.pending;
         self.has_pending = false;
+        self.last_step = None;
+    }
+
+    /// Forgets where the transport was: after a stop, a jump or a wrap.
+    fn lose_place(&mut self) {
+        self.expected_beats = None;
+        self.next_beats = None;
+        self.last_step = None;
     }
 
     /// Ends the sounding note if its off time falls at or before sample `limit`.
-    fn flush_off(&mut self, limit: i64, offset_of: &impl Fn(f64) -> i64, out: &mut impl FnMut(SeqEvent)) {
+    fn flush_off(&mut self, limit: i64, stretch: &Stretch, out: &mut impl FnMut(SeqEvent)) {
         if let Some(s) = self.sounding {
-            let at = offset_of(s.off_step);
+            let at = stretch.sample_of(s.off_beats);
             if at <= limit {
-                self.silence(at.clamp(0, limit) as u32, out);
+                self.silence(at.clamp(stretch.offset as i64, limit.max(stretch.offset as i64)) as u32, out);
             }
         }
     }
@@ -246,7 +347,7 @@ impl Sequencer {
     /// Ends the sounding note now.
     fn silence(&mut self, timing: u32, out: &mut impl FnMut(SeqEvent)) {
         if let Some(s) = self.sounding.take() {
-            out(SeqEvent::NoteOff { timing, key: s.key });
+            out(SeqEvent::NoteOff { timing, channel: s.channel, key: s.key });
         }
     }
 }
@@ -254,6 +355,7 @@ impl Sequencer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::timeline::Meter;
     use crate::music::melody::Note;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -275,12 +377,19 @@ mod tests {
     type Log = Vec<(u64, SeqEvent)>;
 
     /// Runs a host that starts at beat 0 and plays `total` samples in blocks from `sizes`.
-    fn run(seq: &mut Sequencer, play: &Playback, total: u64, mut sizes: impl FnMut() -> usize, log: &mut Log, start: u64) -> u64 {
+    fn run(seq: &mut Sequencer, play: &Playback, total: u64, sizes: impl FnMut() -> usize, log: &mut Log, start: u64) -> u64 {
+        run_in(Meter::COMMON, seq, play, total, sizes, log, start)
+    }
+
+    /// `run` in bars of `meter`, bar 0 at beat 0.
+    fn run_in(meter: Meter, seq: &mut Sequencer, play: &Playback, total: u64, mut sizes: impl FnMut() -> usize, log: &mut Log, start: u64) -> u64 {
         let spb = SR as f64 * 60.0 / 120.0;
         let mut pos = start;
         while pos < start + total {
             let n = (sizes() as u64).min(start + total - pos) as usize;
-            let t = TransportInfo { playing: true, tempo: 120.0, pos_beats: pos as f64 / spb, sample_rate: SR };
+            let beats = pos as f64 / spb;
+            let bar = (beats / meter.bar_beats() + 1e-9).floor();
+            let t = TransportInfo { meter, bar_start: bar * meter.bar_beats(), bar_number: bar as i64, ..TransportInfo::playing(120.0, beats, SR) };
             seq.process_block(&t, play, n, &mut |e| {
                 assert!((e.timing() as usize) < n, "{e:?} outside a block of {n}");
                 log.push((pos + e.timing() as u64, e));
@@ -299,17 +408,17 @@ mod tests {
     fn expected_demo_first_loop() -> Vec<(u64, SeqEvent)> {
         let v = 100.0 / 127.0;
         vec![
-            (0, SeqEvent::NoteOn { timing: 0, key: 60, velocity: v }),
-            (4 * STEP, SeqEvent::NoteOff { timing: 0, key: 60 }),
-            (4 * STEP, SeqEvent::NoteOn { timing: 0, key: 62, velocity: v }),
-            (6 * STEP, SeqEvent::NoteOff { timing: 0, key: 62 }),
-            (8 * STEP, SeqEvent::NoteOn { timing: 0, key: 64, velocity: v }),
-            (16 * STEP, SeqEvent::NoteOff { timing: 0, key: 64 }),
-            (20 * STEP, SeqEvent::NoteOn { timing: 0, key: 67, velocity: v }),
-            (21 * STEP, SeqEvent::NoteOff { timing: 0, key: 67 }),
-            (24 * STEP, SeqEvent::NoteOn { timing: 0, key: 72, velocity: v }),
-            (32 * STEP, SeqEvent::NoteOff { timing: 0, key: 72 }),
-            (32 * STEP, SeqEvent::NoteOn { timing: 0, key: 60, velocity: v }),
+            (0, SeqEvent::NoteOn { timing: 0, channel: 0, key: 60, velocity: v }),
+            (4 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 60 }),
+            (4 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 62, velocity: v }),
+            (6 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 62 }),
+            (8 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 64, velocity: v }),
+            (16 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 64 }),
+            (20 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 67, velocity: v }),
+            (21 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 67 }),
+            (24 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 72, velocity: v }),
+            (32 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 72 }),
+            (32 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 60, velocity: v }),
         ]
     }
 
@@ -318,9 +427,9 @@ mod tests {
         log.iter()
             .map(|&(at, e)| {
                 let e = match e {
-                    SeqEvent::NoteOn { key, velocity, .. } => SeqEvent::NoteOn { timing: 0, key, velocity },
-                    SeqEvent::NoteOff { key, .. } => SeqEvent::NoteOff { timing: 0, key },
-                    SeqEvent::AllNotesOff { .. } => SeqEvent::AllNotesOff { timing: 0 },
+                    SeqEvent::NoteOn { key, velocity, channel, .. } => SeqEvent::NoteOn { timing: 0, channel, key, velocity },
+                    SeqEvent::NoteOff { key, channel, .. } => SeqEvent::NoteOff { timing: 0, channel, key },
+                    SeqEvent::AllNotesOff { channel, .. } => SeqEvent::AllNotesOff { timing: 0, channel },
                 };
                 (at, e)
             })
@@ -340,6 +449,136 @@ mod tests {
         }
     }
 
+    /// Onsets and offsets of a log as (step, key, on) on the 6000-sample grid.
+    fn on_grid(log: &Log) -> Vec<(u64, u8, bool)> {
+        log.iter()
+            .filter_map(|&(at, e)| match e {
+                SeqEvent::NoteOn { key, .. } => Some((at / STEP, key, true)),
+                SeqEvent::NoteOff { key, .. } => Some((at / STEP, key, false)),
+                SeqEvent::AllNotesOff { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_4_4_phrase_fills_the_bars_of_other_meters_from_each_downbeat() {
+        // 3/4: each host bar plays the first 12 steps of its phrase bar; a note held over
+        // the cut ends on the bar line.
+        let mut seq = started(&demo());
+        let mut log = Log::new();
+        run_in(Meter { numerator: 3, denominator: 4 }, &mut seq, &Playback::default(), 24 * STEP + 10, || 700, &mut log, 0);
+        let (on, off) = (true, false);
+        assert_eq!(
+            on_grid(&log),
+            vec![(0, 60, on), (4, 60, off), (4, 62, on), (6, 62, off), (8, 64, on), (12, 64, off), (16, 67, on), (17, 67, off), (20, 72, on), (24, 72, off), (24, 60, on)]
+        );
+        // 5/4: the fifth beat plays the bar's first beat again.
+        let mut seq = started(&demo());
+        let mut log = Log::new();
+        run_in(Meter { numerator: 5, denominator: 4 }, &mut seq, &Playback::default(), 40 * STEP + 10, || 333, &mut log, 0);
+        assert_eq!(
+            on_grid(&log),
+            vec![
+                (0, 60, on),
+                (4, 60, off),
+                (4, 62, on),
+                (6, 62, off),
+                (8, 64, on),
+                (16, 64, off),
+                (16, 60, on),
+                (20, 60, off),
+                (24, 67, on),
+                (25, 67, off),
+                (28, 72, on),
+                (36, 72, off),
+                (40, 60, on)
+            ]
+        );
+        // 6/8, 7/8 and 12/8: every host bar line is a phrase downbeat, block size aside.
+        for (numerator, denominator) in [(2, 4), (6, 8), (7, 8), (12, 8)] {
+            let meter = Meter { numerator, denominator };
+            let downbeat = phrase(&[(60, 0, 1), (62, 16, 17)], 32, 1);
+            let render = |block: usize| {
+                let mut seq = started(&downbeat);
+                let mut log = Log::new();
+                run_in(meter, &mut seq, &Playback::default(), 8 * meter.bar_steps() as u64 * STEP, || block, &mut log, 0);
+                on_grid(&log)
+            };
+            let bar = meter.bar_steps() as u64;
+            let ons: Vec<u64> = render(64).into_iter().filter(|e| e.2 && e.1 == 60 && e.0 % bar == 0).map(|e| e.0).collect();
+            assert_eq!(ons, (0..8).step_by(2).map(|b| b * bar).collect::<Vec<_>>(), "{numerator}/{denominator}");
+            assert_eq!(render(64), render(997), "{numerator}/{denominator}");
+        }
+    }
+
+    #[test]
+    fn follows_a_meter_change_through_the_host_bar_start() {
+        // Two bars of 4/4, then 3/4 from beat 8: the host's bar start says where bars are.
+        let mut seq = started(&phrase(&[(60, 0, 1), (62, 16, 17)], 32, 1));
+        let mut log = Vec::new();
+        let spb = SR as f64 * 60.0 / 120.0;
+        let mut pos = 0u64;
+        while pos < 20 * 6 * STEP / 4 * 4 {
+            let beats = pos as f64 / spb;
+            let (meter, bar) = if beats < 8.0 { (Meter::COMMON, (beats / 4.0).floor()) } else { (Meter { numerator: 3, denominator: 4 }, 2.0 + ((beats - 8.0) / 3.0).floor()) };
+            let bar_start = if bar < 2.0 { bar * 4.0 } else { 8.0 + (bar - 2.0) * 3.0 };
+            let t = TransportInfo { meter, bar_start, bar_number: bar as i64, ..TransportInfo::playing(120.0, beats, SR) };
+            seq.process_block(&t, &Playback::default(), 480, &mut |e| log.push((pos + e.timing() as u64, e)));
+            pos += 480;
+        }
+        let ons: Vec<(u64, u8)> = on_grid(&log).into_iter().filter(|e| e.2).map(|e| (e.0, e.1)).collect();
+        // Bar lines at steps 0, 16, 32, then every 12: each starts a phrase bar.
+        assert_eq!(&ons[..6], &[(0, 60), (16, 62), (32, 60), (44, 62), (56, 60), (68, 62)]);
+    }
+
+    #[test]
+    fn a_loop_that_wraps_inside_a_block_wraps_there() {
+        // Looping beats 2..6 (steps 8..24) in blocks that straddle the loop end.
+        let mut seq = started(&demo());
+        let mut log = Log::new();
+        let spb = SR as f64 * 60.0 / 120.0;
+        let (loop_start, loop_end) = (2.0, 6.0);
+        let mut beats = 2.0;
+        let mut at = 0u64;
+        for _ in 0..40 {
+            let n = 5_000usize;
+            let t = TransportInfo { loop_range: Some((loop_start, loop_end)), ..TransportInfo::playing(120.0, beats, SR) };
+            seq.process_block(&t, &Playback::default(), n, &mut |e| {
+                assert!((e.timing() as usize) < n);
+                log.push((at + e.timing() as u64, e));
+            });
+            at += n as u64;
+            beats += n as f64 / spb;
+            if beats >= loop_end {
+                beats = loop_start + (beats - loop_end);
+            }
+        }
+        // Each pass plays 64 (steps 8..16) then 67 at 20; the wrap ends the note at the
+        // loop end (the sample of step 24 in the pass) and 64 starts again on the spot.
+        let ons: Vec<(u64, u8)> = log.iter().filter_map(|&(at, e)| matches!(e, SeqEvent::NoteOn { .. }).then(|| (at, if let SeqEvent::NoteOn { key, .. } = e { key } else { 0 }))).collect();
+        let pass = 16 * STEP;
+        assert_eq!(&ons[..5], &[(0, 64), (12 * STEP, 67), (pass, 64), (pass + 12 * STEP, 67), (2 * pass, 64)]);
+        let mut sounding = None;
+        for &(_, e) in &log {
+            match e {
+                SeqEvent::NoteOn { key, .. } => assert_eq!(std::mem::replace(&mut sounding, Some(key)), None),
+                SeqEvent::NoteOff { key, .. } => assert_eq!(sounding.take(), Some(key)),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn a_block_of_minutes_is_cut_short_not_a_stall() {
+        let mut seq = started(&demo());
+        let mut events = 0usize;
+        // 1000 bpm at 1 kHz with a 2^24-sample block: a million steps if nothing capped it.
+        let t = TransportInfo { tempo: 1000.0, ..TransportInfo::playing(1000.0, 0.0, 1_000.0) };
+        seq.process_block(&t, &Playback::default(), 1 << 24, &mut |_| events += 1);
+        assert!(events <= 2 * MAX_STEPS_PER_BLOCK + 2, "{events} events");
+        assert!(events > 0);
+    }
+
     #[test]
     fn offline_equals_realtime_with_ragged_blocks_and_odd_tempo() {
         // 133 bpm at 44.1 kHz: grid times fall between samples.
@@ -351,7 +590,7 @@ mod tests {
             let mut pos = 0u64;
             while pos < 400_000 {
                 let n = sizes();
-                let t = TransportInfo { playing: true, tempo: 133.0, pos_beats: pos as f64 / spb, sample_rate: 44_100.0 };
+                let t = TransportInfo { playing: true, ..TransportInfo::playing(133.0, pos as f64 / spb, 44_100.0) };
                 seq.process_block(&t, &play, n, &mut |e| log.push((pos + e.timing() as u64, e)));
                 pos += n as u64;
             }
@@ -373,10 +612,10 @@ mod tests {
         assert_eq!(
             normalise(&log),
             vec![
-                (0, SeqEvent::NoteOn { timing: 0, key: 50, velocity: 0.5 }),
-                (2 * STEP, SeqEvent::NoteOff { timing: 0, key: 50 }),
-                (4 * STEP, SeqEvent::NoteOn { timing: 0, key: 52, velocity: 0.5 }),
-                (5 * STEP, SeqEvent::NoteOff { timing: 0, key: 52 }),
+                (0, SeqEvent::NoteOn { timing: 0, channel: 0, key: 50, velocity: 0.5 }),
+                (2 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 50 }),
+                (4 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 52, velocity: 0.5 }),
+                (5 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 52 }),
             ]
         );
         // Longer than written: a note is cut by the next onset, never overlaps.
@@ -384,8 +623,8 @@ mod tests {
         let mut log = Log::new();
         run(&mut seq, &Playback { length: 2.0, ..Playback::default() }, 8 * STEP + 1, || 100, &mut log, 0);
         let keys: Vec<(u64, SeqEvent)> = normalise(&log);
-        assert_eq!(keys[1], (4 * STEP, SeqEvent::NoteOff { timing: 0, key: 60 }));
-        assert_eq!(keys[3], (8 * STEP, SeqEvent::NoteOff { timing: 0, key: 62 }));
+        assert_eq!(keys[1], (4 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 60 }));
+        assert_eq!(keys[3], (8 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 62 }));
     }
 
     #[test]
@@ -402,13 +641,13 @@ mod tests {
         assert_eq!(
             normalise(&log),
             vec![
-                (21 * STEP, SeqEvent::NoteOff { timing: 0, key: 67 }),
+                (21 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 67 }),
                 // The old phrase plays on until the bar line at step 32 ...
-                (24 * STEP, SeqEvent::NoteOn { timing: 0, key: 72, velocity: v }),
-                (32 * STEP, SeqEvent::NoteOff { timing: 0, key: 72 }),
+                (24 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 72, velocity: v }),
+                (32 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 72 }),
                 // ... where the new one takes over, on the host's bar grid.
-                (32 * STEP, SeqEvent::NoteOn { timing: 0, key: 48, velocity: v }),
-                (34 * STEP, SeqEvent::NoteOff { timing: 0, key: 48 }),
+                (32 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 48, velocity: v }),
+                (34 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 48 }),
             ]
         );
         assert_eq!(seq.current().generation, 2);
@@ -439,8 +678,8 @@ mod tests {
         assert_eq!(
             normalise(&log),
             vec![
-                (10 * STEP, SeqEvent::NoteOff { timing: 0, key: 64 }),
-                (10 * STEP, SeqEvent::NoteOn { timing: 0, key: 48, velocity: 100.0 / 127.0 }),
+                (10 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 64 }),
+                (10 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 48, velocity: 100.0 / 127.0 }),
             ]
         );
         assert_eq!(seq.current().generation, 3);
@@ -454,20 +693,20 @@ mod tests {
         run(&mut seq, &play, STEP, || 512, &mut log, 0);
         assert_eq!(seq.sounding_key(), Some(60));
         // Stop: note-off at the start of the first stopped block.
-        let stopped = TransportInfo { playing: false, tempo: 120.0, pos_beats: 0.5, sample_rate: SR };
+        let stopped = TransportInfo { playing: false, ..TransportInfo::playing(120.0, 0.5, SR) };
         let mut events = Vec::new();
         seq.process_block(&stopped, &play, 512, &mut |e| events.push(e));
-        assert_eq!(events, vec![SeqEvent::NoteOff { timing: 0, key: 60 }]);
+        assert_eq!(events, vec![SeqEvent::NoteOff { timing: 0, channel: 0, key: 60 }]);
         assert_eq!(seq.sounding_key(), None);
 
         // Jump: playing in the middle of note 64 (steps 8..16), the host loops back to beat 0.5.
         let mut log = Log::new();
         run(&mut seq, &play, 5 * STEP, || 512, &mut log, 8 * STEP);
         assert_eq!(seq.sounding_key(), Some(64));
-        let back = TransportInfo { playing: true, tempo: 120.0, pos_beats: 0.5, sample_rate: SR };
+        let back = TransportInfo { playing: true, ..TransportInfo::playing(120.0, 0.5, SR) };
         events.clear();
         seq.process_block(&back, &play, 512, &mut |e| events.push(e));
-        assert_eq!(events, vec![SeqEvent::NoteOff { timing: 0, key: 64 }]);
+        assert_eq!(events, vec![SeqEvent::NoteOff { timing: 0, channel: 0, key: 64 }]);
         assert_eq!(seq.sounding_key(), None, "a note that started before the jump target is not restarted");
     }
 
@@ -476,17 +715,17 @@ mod tests {
         let mut seq = started(&demo());
         let mut log = Log::new();
         run(&mut seq, &Playback::default(), 100, || 100, &mut log, 0);
-        let t = TransportInfo { playing: true, tempo: 120.0, pos_beats: 100.0 / 24_000.0, sample_rate: SR };
+        let t = TransportInfo { playing: true, ..TransportInfo::playing(120.0, 100.0 / 24_000.0, SR) };
         let mut events = Vec::new();
         seq.process_block(&t, &Playback { bypass: true, ..Playback::default() }, 64, &mut |e| events.push(e));
-        assert_eq!(events, vec![SeqEvent::NoteOff { timing: 0, key: 60 }]);
+        assert_eq!(events, vec![SeqEvent::NoteOff { timing: 0, channel: 0, key: 60 }]);
 
         let mut seq = started(&demo());
         run(&mut seq, &Playback::default(), 100, || 100, &mut log, 0);
         seq.request_all_notes_off();
         events.clear();
         seq.process_block(&t, &Playback::default(), 64, &mut |e| events.push(e));
-        assert_eq!(events, vec![SeqEvent::NoteOff { timing: 0, key: 60 }, SeqEvent::AllNotesOff { timing: 0 }]);
+        assert_eq!(events, vec![SeqEvent::NoteOff { timing: 0, channel: 0, key: 60 }, SeqEvent::AllNotesOff { timing: 0, channel: 0 }]);
     }
 
     #[test]
@@ -516,7 +755,7 @@ mod tests {
                 bypass: rng.random_bool(0.001),
                 ..Playback::default()
             };
-            let t = TransportInfo { playing, tempo, pos_beats, sample_rate: SR };
+            let t = TransportInfo { playing, ..TransportInfo::playing(tempo, pos_beats, SR) };
             let mut last_timing = 0;
             seq.process_block(&t, &play, n, &mut |e| {
                 assert!(e.timing() >= last_timing, "events in time order");
@@ -540,7 +779,7 @@ mod tests {
             }
         }
         assert!(ons > 100, "the run played notes ({ons})");
-        let stop = TransportInfo { playing: false, tempo: 120.0, pos_beats, sample_rate: SR };
+        let stop = TransportInfo { playing: false, ..TransportInfo::playing(120.0, pos_beats, SR) };
         seq.process_block(&stop, &Playback::default(), 64, &mut |e| {
             if let SeqEvent::NoteOff { key, .. } = e {
                 assert_eq!(sounding, Some(key));
@@ -566,7 +805,7 @@ mod tests {
                 if block == 10_000 {
                     seq.request_all_notes_off();
                 }
-                let t = TransportInfo { playing: block % 1_000 != 999, tempo: 120.0, pos_beats: pos as f64 / 24_000.0, sample_rate: SR };
+                let t = TransportInfo { playing: block % 1_000 != 999, ..TransportInfo::playing(120.0, pos as f64 / 24_000.0, SR) };
                 seq.process_block(&t, &play, 256, &mut |_| count += 1);
                 pos += 256;
             }

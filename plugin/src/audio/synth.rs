@@ -1,11 +1,13 @@
 //! The audition synth: a small polyphonic saw/triangle voice bank, so the plugin can be
 //! heard on a track without routing its MIDI to another instrument.
 //!
-//! Fed the sequencer's events in time order. The caller renders up to each event's
+//! Fed the events the plugin sends (the phrase and the notes played in), in time order. The caller renders up to each event's
 //! timing, applies it, and renders the rest ([`AuditionSynth::render`] /
 //! [`AuditionSynth::handle`]). Fixed arrays only: nothing here allocates.
 
-use crate::audio::sequencer::SeqEvent;
+use nice_plug::midi::control_change::ALL_NOTES_OFF;
+use nice_plug::midi::Key;
+use nice_plug::prelude::NoteEvent;
 
 pub const NUM_VOICES: usize = 8;
 const ATTACK_SECONDS: f32 = 0.005;
@@ -56,21 +58,23 @@ impl AuditionSynth {
         self.voices.iter().flatten().count()
     }
 
-    pub fn handle(&mut self, event: &SeqEvent) {
+    /// Plays what the plugin sends to the host, so what is heard is what is sent.
+    pub fn handle(&mut self, event: &NoteEvent<()>) {
         match *event {
-            SeqEvent::NoteOn { key, velocity, .. } => self.note_on(key, velocity),
-            SeqEvent::NoteOff { key, .. } => {
+            NoteEvent::NoteOn { key: Key::Number(key), velocity, .. } if velocity > 0.0 => self.note_on(key, velocity),
+            NoteEvent::NoteOn { key: Key::Number(key), .. } | NoteEvent::NoteOff { key: Key::Number(key), .. } => {
                 for voice in self.voices.iter_mut().flatten() {
                     if voice.key == key {
                         voice.releasing = true;
                     }
                 }
             }
-            SeqEvent::AllNotesOff { .. } => {
+            NoteEvent::MidiCC { cc: ALL_NOTES_OFF, .. } => {
                 for voice in self.voices.iter_mut().flatten() {
                     voice.releasing = true;
                 }
             }
+            _ => {}
         }
     }
 
@@ -132,9 +136,10 @@ impl AuditionSynth {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::output::{all_notes_off, note};
 
-    fn on(key: u8) -> SeqEvent {
-        SeqEvent::NoteOn { timing: 0, key, velocity: 1.0 }
+    fn on(key: u8) -> NoteEvent<()> {
+        note(true, 0, 0, key)
     }
 
     #[test]
@@ -148,7 +153,7 @@ mod tests {
         let peak = l.iter().fold(0.0f32, |m, x| m.max(x.abs()));
         assert!(peak > 0.1 && peak <= VOICE_LEVEL + 1e-6, "peak {peak}");
         assert_eq!(l, r);
-        synth.handle(&SeqEvent::NoteOff { timing: 0, key: 69 });
+        synth.handle(&note(false, 0, 0, 69));
         let (mut l, mut r) = ([0.0f32; 4800], [0.0f32; 4800]);
         synth.render(&mut l, &mut r, |_| 1.0);
         assert_eq!(synth.active_voices(), 0, "released within 80 ms");
@@ -164,7 +169,7 @@ mod tests {
         assert_eq!(synth.active_voices(), NUM_VOICES);
         let keys: Vec<u8> = synth.voices.iter().flatten().map(|v| v.key).collect();
         assert!(!keys.contains(&60) && !keys.contains(&61) && keys.contains(&69));
-        synth.handle(&SeqEvent::AllNotesOff { timing: 0 });
+        synth.handle(&all_notes_off(0, 0));
         let (mut l, mut r) = ([0.0f32; 8000], [0.0f32; 8000]);
         synth.render(&mut l, &mut r, |_| 1.0);
         assert_eq!(synth.active_voices(), 0);
@@ -180,7 +185,7 @@ mod tests {
                     synth.handle(&on(40 + (block % 40) as u8));
                 }
                 if block % 11 == 0 {
-                    synth.handle(&SeqEvent::NoteOff { timing: 0, key: 40 + (block % 40) as u8 });
+                    synth.handle(&note(false, 0, 0, 40 + (block % 40) as u8));
                 }
                 synth.render(&mut l, &mut r, |_| 0.5);
             }
