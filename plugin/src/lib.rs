@@ -9,7 +9,8 @@
 //!   ([`worker::latent`]) and what the editor is shown ([`worker::view`]);
 //! - [`audio`]: the audio thread: the phrase hand-off, the [`audio::sequencer`] that plays
 //!   it on the host's bars, capture and the audition synth;
-//! - [`editor`] and [`params`].
+//! - [`editor`] and [`params`];
+//! - [`files`]: reading the files a user or a project names, capped and never blocking.
 //!
 //! It is also the plugin ([`LatentLive`], exported as CLAP and VST3; `src/main.rs` is the
 //! standalone). Data flows one way: host -> params -> worker -> phrase -> audio thread ->
@@ -17,6 +18,7 @@
 
 pub mod audio;
 pub mod editor;
+pub mod files;
 pub mod model;
 pub mod music;
 pub mod params;

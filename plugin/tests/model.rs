@@ -62,7 +62,7 @@ fn tiny_hierarchical_model_overfits_eight_melodies() {
 
 fn random_model(config: Config, seed: u64) -> ModelFile {
     let trainer = Trainer::new(config, TrainConfig { seed, ..TrainConfig::default() }).unwrap();
-    trainer.model_file(ModelCard::default(), BTreeMap::new())
+    trainer.model_file(ModelCard::default(), BTreeMap::new()).unwrap()
 }
 
 #[test]

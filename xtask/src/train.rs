@@ -212,7 +212,7 @@ fn save(trainer: &Trainer, out: &Path, corpus: &Corpus, started: &Instant, linea
         ),
         ..ModelCard::default()
     };
-    trainer.model_file(card, BTreeMap::new()).write(&out.join("model.safetensors"), candle_core::DType::F32)?;
+    trainer.model_file(card, BTreeMap::new())?.write(&out.join("model.safetensors"), candle_core::DType::F32)?;
     Ok(())
 }
 

@@ -13,7 +13,8 @@ use candle_core::{Device, Tensor};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Config, ModelCard, ModelFile};
+use super::{Config, ConfigError, ModelCard, ModelFile, MAX_MODEL_BYTES};
+use crate::files::read_capped;
 use crate::music::melody::{MAX_PITCH, MIN_PITCH, STEPS_PER_BAR};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,8 @@ pub enum ImportError {
     Unsupported(String),
     #[error("the checkpoint's weights do not form a MusicVAE: {0}")]
     Weights(#[from] super::ModelError),
+    #[error("the checkpoint's architecture is not one Latent Live plays: {0}")]
+    Config(#[from] ConfigError),
 }
 
 /// What the folder does not say and the user may.
@@ -60,6 +63,7 @@ pub fn import(dir: &Path, options: ImportOptions) -> Result<ModelFile, ImportErr
     };
     let converter = read_converter(dir)?;
     let config = architecture(&variables, converter.as_ref(), options)?;
+    config.validate()?;
     // Only the variables the model reads: optimiser slots and step counters stay behind.
     let prefixes: &[&str] = if config.encoder.is_empty() { &["decoder/", "core_decoder/"] } else { &["encoder/", "decoder/", "core_decoder/"] };
     // TensorFlow scopes are `/`-separated, candle's are `.`-separated.
@@ -88,7 +92,7 @@ pub fn import(dir: &Path, options: ImportOptions) -> Result<ModelFile, ImportErr
         training: format!("imported with `cargo xtask import-magenta {}`", dir.display()),
         metrics: Default::default(),
     };
-    let file = ModelFile { config, card, extra: Default::default(), tensors };
+    let file = ModelFile::new(config, card, Default::default(), tensors)?;
     // Building the model checks every shape against the config.
     file.model(&Device::Cpu)?;
     Ok(file)
@@ -128,11 +132,11 @@ fn read_tfjs(dir: &Path) -> Result<(Variables, Option<String>), ImportError> {
     for group in groups {
         let mut bytes = Vec::new();
         for shard in &group.paths {
-            bytes.extend(read(&dir.join(shard))?);
+            bytes.extend(read(&inside(dir, shard)?)?);
         }
         let mut offset = 0;
         for weight in group.weights {
-            let count: usize = weight.shape.iter().product();
+            let count = element_count(&weight.shape, &weight.name)?;
             let width = match (&weight.quantization, weight.dtype.as_str()) {
                 (Some(q), _) => match q.dtype.as_str() {
                     "uint8" => 1,
@@ -143,7 +147,7 @@ fn read_tfjs(dir: &Path) -> Result<(Variables, Option<String>), ImportError> {
                 (None, "bool") => 1,
                 (None, other) => return Err(ImportError::Checkpoint(format!("{}: unknown dtype {other:?}", weight.name))),
             };
-            let end = offset + count * width;
+            let end = count.checked_mul(width).and_then(|n| n.checked_add(offset)).unwrap_or(usize::MAX);
             let Some(raw) = bytes.get(offset..end) else {
                 return Err(ImportError::Checkpoint(format!(
                     "the shards {:?} end at byte {} but {} needs bytes {offset}..{end}: a shard is missing or truncated",
@@ -184,16 +188,16 @@ fn read_deeplearn(dir: &Path) -> Result<Variables, ImportError> {
     manifest
         .into_iter()
         .map(|(name, entry)| {
-            let path = dir.join(&entry.filename);
+            let path = inside(dir, &entry.filename)?;
             let raw = read(&path)?;
-            let count: usize = entry.shape.iter().product();
-            if raw.len() != 4 * count {
+            let count = element_count(&entry.shape, &name)?;
+            if count.checked_mul(4) != Some(raw.len()) {
                 return Err(ImportError::Checkpoint(format!(
                     "{} holds {} bytes, but {name} of shape {:?} needs {}",
                     path.display(),
                     raw.len(),
                     entry.shape,
-                    4 * count
+                    4 * count as u128
                 )));
             }
             let values = raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
@@ -271,7 +275,7 @@ fn architecture(variables: &Variables, converter: Option<&Value>, options: Impor
     }
 
     let layer_sizes = |pattern: &dyn Fn(usize) -> String| -> Vec<usize> {
-        (0..).map_while(|i| variables.get(&pattern(i)).map(|b| b.dims()[0] / 4)).collect()
+        (0..).map_while(|i| variables.get(&pattern(i)).and_then(|b| b.dims().first()).map(|d| d / 4)).collect()
     };
     let (decoder, z_size) = if hierarchical {
         let core = layer_sizes(&|i| format!("core_decoder/decoder/multi_rnn_cell/cell_{i}/lstm_cell/bias"));
@@ -347,7 +351,24 @@ fn melody_converter(spec: &Value) -> Result<(u64, u64, Option<u64>, Option<u64>)
 }
 
 fn first_dim(variables: &Variables, name: &str) -> Result<usize, ImportError> {
-    variables.get(name).map(|t| t.dims()[0]).ok_or_else(|| ImportError::Checkpoint(format!("the checkpoint has no {name}")))
+    variables.get(name).and_then(|t| t.dims().first().copied()).ok_or_else(|| ImportError::Checkpoint(format!("the checkpoint has no {name}")))
+}
+
+/// A manifest's file name, refused unless it names a file in the checkpoint's folder.
+fn inside(dir: &Path, name: &str) -> Result<PathBuf, ImportError> {
+    let mut components = Path::new(name).components();
+    match (components.next(), components.next()) {
+        (Some(std::path::Component::Normal(file)), None) => Ok(dir.join(file)),
+        _ => Err(ImportError::Checkpoint(format!("the manifest names {name:?}, which is not a file in {}", dir.display()))),
+    }
+}
+
+/// The number of values of a shape, refused when it overflows.
+fn element_count(shape: &[usize], name: &str) -> Result<usize, ImportError> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| ImportError::Checkpoint(format!("{name}: shape {shape:?} has more values than memory can hold")))
 }
 
 fn tensor(values: Vec<f32>, shape: &[usize], name: &str) -> Result<Tensor, ImportError> {
@@ -355,7 +376,7 @@ fn tensor(values: Vec<f32>, shape: &[usize], name: &str) -> Result<Tensor, Impor
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ImportError> {
-    std::fs::read(path).map_err(|source| ImportError::Io { path: path.into(), source })
+    read_capped(path, MAX_MODEL_BYTES).map_err(|source| ImportError::Io { path: path.into(), source })
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ImportError> {

@@ -16,14 +16,54 @@ pub mod vae;
 
 pub use decoder::{Decoder, Sampling};
 pub use encoder::{Encoder, Posterior};
-pub use file::{ModelCard, ModelError, ModelFile};
+pub use file::{ModelCard, ModelError, ModelFile, MAX_MODEL_BYTES};
 pub use vae::MusicVae;
 
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
+use crate::audio::capture::MAX_CAPTURE_STEPS;
 use crate::music::melody;
+
+/// The largest latent: twice Magenta's largest melody model's (`cat-mel_2bar_big`, 512).
+pub const MAX_Z_SIZE: usize = 1024;
+/// The most LSTM layers in a stack: Magenta's deepest has 3.
+pub const MAX_LAYERS: usize = 4;
+/// The widest LSTM layer: twice Magenta's widest (2048).
+pub const MAX_LAYER_SIZE: usize = 4096;
+/// The longest model: the longest clip the plugin captures and plays.
+pub const MAX_BARS: usize = MAX_CAPTURE_STEPS / melody::STEPS_PER_BAR;
+/// The most weights a config may ask for (800 MB as f32). The caps above still allow
+/// billions; this one keeps a config that looks valid from allocating gigabytes, or from
+/// taking minutes to decode. Magenta's largest melody models, `cat-mel_2bar_big` and
+/// `hierdec-mel_16bar`, have 134.6 and 176.1 million.
+pub const MAX_PARAMETERS: usize = 200_000_000;
+
+/// Why a config cannot be played. Every message names the field at fault.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("`{field}` is {value}, outside {min}..={max}")]
+    OutOfRange { field: &'static str, value: usize, min: usize, max: usize },
+    #[error("`decoder` has no layers; a model needs at least one")]
+    NoDecoder,
+    #[error("`{field}` has {count} layers, more than {MAX_LAYERS}")]
+    TooManyLayers { field: &'static str, count: usize },
+    #[error("`{field}` layer {layer} has {size} units, outside 1..={MAX_LAYER_SIZE}")]
+    LayerSize { field: &'static str, layer: usize, size: usize },
+    #[error("`hierarchical_encoder` is set, but `encoder` has no layers")]
+    HierarchicalWithoutEncoder,
+    #[error("`steps_per_bar` is {0}; Latent Live plays 4/4 bars of 16th notes, {steps} steps a bar", steps = melody::STEPS_PER_BAR)]
+    StepsPerBar(usize),
+    #[error(
+        "`min_pitch`..=`max_pitch` is {min_pitch}..={max_pitch}; Latent Live's melody encoding covers {lo}..={hi}",
+        lo = melody::MIN_PITCH,
+        hi = melody::MAX_PITCH
+    )]
+    PitchRange { min_pitch: u8, max_pitch: u8 },
+    #[error("the layer sizes and `z_size` ask for {0} weights, more than the {MAX_PARAMETERS} allowed")]
+    TooManyParameters(usize),
+}
 
 /// The architecture, stored as JSON in the weights file's metadata under `config`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,12 +126,94 @@ impl Config {
         Self { z_size: 256, encoder: vec![512], ..Self::latent_live_2bar() }
     }
 
+    /// Checks every field against what the plugin can play and what memory allows, so that
+    /// a config read from a file is an error rather than a panic, an abort on allocation
+    /// or a decode that takes minutes. Every model is built through it ([`MusicVae::new`]).
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
+        let range = |field, value, min, max| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError::OutOfRange { field, value, min, max })
+            }
+        };
+        range("z_size", self.z_size, 1, MAX_Z_SIZE)?;
+        range("bars", self.bars, 1, MAX_BARS)?;
+        if self.decoder.is_empty() {
+            return Err(ConfigError::NoDecoder);
+        }
+        for (field, sizes) in [("encoder", &self.encoder), ("decoder", &self.decoder)] {
+            if sizes.len() > MAX_LAYERS {
+                return Err(ConfigError::TooManyLayers { field, count: sizes.len() });
+            }
+            if let Some((layer, &size)) = sizes.iter().enumerate().find(|&(_, &size)| !(1..=MAX_LAYER_SIZE).contains(&size)) {
+                return Err(ConfigError::LayerSize { field, layer, size });
+            }
+        }
+        if self.hierarchical_encoder && self.encoder.is_empty() {
+            return Err(ConfigError::HierarchicalWithoutEncoder);
+        }
+        // The sequencer, capture and the MIDI slicer all work in bars of 16 steps.
+        if self.steps_per_bar != melody::STEPS_PER_BAR {
+            return Err(ConfigError::StepsPerBar(self.steps_per_bar));
+        }
+        // Events are read and written with `melody`'s fixed 90 classes.
+        if (self.min_pitch, self.max_pitch) != (melody::MIN_PITCH, melody::MAX_PITCH) {
+            return Err(ConfigError::PitchRange { min_pitch: self.min_pitch, max_pitch: self.max_pitch });
+        }
+        let parameters = self.parameters();
+        if parameters > MAX_PARAMETERS {
+            return Err(ConfigError::TooManyParameters(parameters));
+        }
+        Ok(())
+    }
+
+    /// How many weights the model has: what [`MusicVae::new`] loads or creates. Saturates
+    /// rather than overflows, for configs [`Config::validate`] has yet to bound.
+    pub fn parameters(&self) -> usize {
+        let lstm = |input: usize, hidden: usize| input.saturating_add(hidden).saturating_add(1).saturating_mul(hidden.saturating_mul(4));
+        let dense = |input: usize, output: usize| input.saturating_add(1).saturating_mul(output);
+        let stack = |input: usize, sizes: &[usize], bidirectional: bool| {
+            let (mut total, mut layer_input, directions) = (0usize, input, 1 + bidirectional as usize);
+            for &hidden in sizes {
+                total = total.saturating_add(lstm(layer_input, hidden).saturating_mul(directions));
+                layer_input = hidden.saturating_mul(directions);
+            }
+            (total, layer_input)
+        };
+        let classes = self.num_classes();
+        let state = self.decoder.iter().fold(0usize, |sum, &h| sum.saturating_add(h)).saturating_mul(2);
+        let top = self.decoder.last().copied().unwrap_or(0);
+        // A categorical decoder: its stack, the dense from the condition to the initial
+        // state, and the output projection.
+        let categorical = |condition: usize| {
+            stack(classes.saturating_add(condition), &self.decoder, false).0.saturating_add(dense(condition, state)).saturating_add(dense(top, classes))
+        };
+        // A conductor: its stack on a 1-wide zero input and its initial state, over a
+        // categorical decoder conditioned on its output.
+        let decoder = if self.hierarchical {
+            stack(1, &self.decoder, false).0.saturating_add(dense(self.z_size, state)).saturating_add(categorical(top))
+        } else {
+            categorical(self.z_size)
+        };
+        if self.encoder.is_empty() {
+            return decoder;
+        }
+        let (mut encoder, mut code) = stack(classes, &self.encoder, true);
+        if self.hierarchical_encoder {
+            let (top, top_code) = stack(code, &self.encoder, true);
+            (encoder, code) = (encoder.saturating_add(top), top_code);
+        }
+        // mu and sigma.
+        encoder.saturating_add(dense(code, self.z_size).saturating_mul(2)).saturating_add(decoder)
+    }
+
     pub fn steps(&self) -> usize {
         self.bars * self.steps_per_bar
     }
 
     pub fn num_classes(&self) -> usize {
-        (self.max_pitch - self.min_pitch) as usize + 3
+        (self.max_pitch as usize).saturating_sub(self.min_pitch as usize) + 3
     }
 
     /// Tiny sizes for tests.
@@ -145,4 +267,85 @@ pub fn add_row(x: &Tensor, row: &Tensor) -> Result<Tensor> {
 /// `log(1 + e^x)`, written to stay finite for large `|x|`.
 fn softplus(x: &Tensor) -> Result<Tensor> {
     x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    /// The error a config with one field changed gives, checked to name that field.
+    fn error(field: &str, change: impl FnOnce(&mut Config)) -> ConfigError {
+        let mut config = Config::latent_live_2bar();
+        change(&mut config);
+        let err = config.validate().expect_err(field);
+        assert!(err.to_string().contains(&format!("`{field}`")), "{field}: {err}");
+        err
+    }
+
+    #[test]
+    fn every_bad_field_is_an_error_that_names_it() {
+        error("z_size", |c| c.z_size = 0);
+        error("z_size", |c| c.z_size = MAX_Z_SIZE + 1);
+        error("bars", |c| c.bars = 0);
+        error("bars", |c| c.bars = 17);
+        assert_eq!(error("decoder", |c| c.decoder.clear()), ConfigError::NoDecoder);
+        error("decoder", |c| c.decoder = vec![8; MAX_LAYERS + 1]);
+        error("decoder", |c| c.decoder[1] = 0);
+        error("decoder", |c| c.decoder[0] = MAX_LAYER_SIZE + 1);
+        error("encoder", |c| c.encoder = vec![8; MAX_LAYERS + 1]);
+        assert_eq!(error("encoder", |c| c.encoder = vec![64, 0]), ConfigError::LayerSize { field: "encoder", layer: 1, size: 0 });
+        error("hierarchical_encoder", |c| (c.hierarchical_encoder, c.encoder) = (true, Vec::new()));
+        error("steps_per_bar", |c| c.steps_per_bar = 0);
+        error("steps_per_bar", |c| c.steps_per_bar = 12);
+        error("min_pitch", |c| (c.min_pitch, c.max_pitch) = (60, 59));
+        error("max_pitch", |c| c.max_pitch = 127);
+        error("min_pitch", |c| c.min_pitch = 0);
+    }
+
+    #[test]
+    fn a_config_too_large_to_allocate_is_an_error() {
+        let huge = Config { z_size: MAX_Z_SIZE, encoder: vec![MAX_LAYER_SIZE; MAX_LAYERS], decoder: vec![MAX_LAYER_SIZE; MAX_LAYERS], ..Config::latent_live_4bar() };
+        assert!(huge.parameters() > 2_000_000_000, "{}", huge.parameters());
+        assert_eq!(huge.validate(), Err(ConfigError::TooManyParameters(huge.parameters())));
+        let message = huge.validate().unwrap_err().to_string();
+        assert!(message.contains("z_size") && message.contains("layer sizes"), "{message}");
+        // Saturates instead of overflowing on a config no one has bounded yet.
+        assert_eq!(Config { decoder: vec![usize::MAX], ..Config::latent_live_2bar() }.parameters(), usize::MAX);
+    }
+
+    #[test]
+    fn shipped_and_magenta_shapes_are_valid() {
+        let big = Config { z_size: 512, encoder: vec![2048], decoder: vec![2048; 3], ..Config::latent_live_2bar() };
+        let hierdec_16bar = Config { z_size: 512, encoder: vec![2048; 2], decoder: vec![1024; 2], bars: 16, hierarchical: true, ..Config::latent_live_2bar() };
+        assert_eq!((big.parameters(), hierdec_16bar.parameters()), (134_571_098, 176_061_530));
+        for config in [Config::latent_live_2bar(), Config::latent_live_4bar(), Config::mel_2bar_small(), Config::tiny(2, false), Config::tiny(4, true), big, hierdec_16bar] {
+            assert_eq!(config.validate(), Ok(()), "{config:?}");
+        }
+    }
+
+    #[test]
+    fn parameters_count_what_the_model_creates() {
+        let tiny = Config::tiny(2, false);
+        for config in [
+            tiny.clone(),
+            Config { hierarchical: true, ..tiny.clone() },
+            Config { hierarchical: true, hierarchical_encoder: true, encoder: vec![12, 10], ..tiny.clone() },
+            Config { encoder: Vec::new(), decoder: vec![24, 16, 8], ..tiny },
+        ] {
+            let varmap = VarMap::new();
+            MusicVae::new(config.clone(), VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+            let created: usize = varmap.all_vars().iter().map(|v| v.elem_count()).sum();
+            assert_eq!(config.parameters(), created, "{config:?}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_config_never_builds_a_model() {
+        let varmap = VarMap::new();
+        let config = Config { decoder: Vec::new(), ..Config::tiny(2, false) };
+        let err = MusicVae::new(config, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap_err();
+        assert!(err.to_string().contains("`decoder`"), "{err}");
+    }
 }

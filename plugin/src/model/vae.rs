@@ -42,6 +42,7 @@ pub struct Loss {
 
 impl MusicVae {
     pub fn new(config: Config, vb: VarBuilder) -> Result<Self> {
+        config.validate().map_err(candle_core::Error::wrap)?;
         let encoder = Encoder::new(&config, vb.pp("encoder"))?;
         let decoder = Decoder::new(&config, vb)?;
         Ok(Self { config, encoder, decoder })

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use midly::num::{u15, u24, u28, u4, u7};
 use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
 
+use crate::files::read_capped;
 use crate::music::melody::{self, Note, MAX_PITCH, MIN_PITCH, STEPS_PER_BAR, STEPS_PER_QUARTER};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,8 @@ const DEFAULT_US_PER_QUARTER: f64 = 500_000.0;
 const EXPORT_PPQ: u16 = 480;
 /// 65536 bars: hours of music, yet it keeps a corrupt delta time from allocating gigabytes.
 pub const MAX_STEPS: u32 = 1 << 20;
+/// The largest MIDI file read: a whole song is tens of kilobytes.
+pub const MAX_MIDI_BYTES: u64 = 16 << 20;
 
 /// A note in file time, before quantization.
 struct RawNote {
@@ -79,8 +82,10 @@ pub fn import(bytes: &[u8]) -> Result<ImportedMidi, MidiError> {
     Ok(ImportedMidi { steps: end.div_ceil(bar) * bar, notes, bpm: 60e6 / first_tempo })
 }
 
+/// Reads a file of at most [`MAX_MIDI_BYTES`], if it is a regular file (see
+/// [`read_capped`]).
 pub fn import_file(path: &Path) -> Result<ImportedMidi, MidiError> {
-    let bytes = std::fs::read(path).map_err(|source| MidiError::Io { path: path.into(), source })?;
+    let bytes = read_capped(path, MAX_MIDI_BYTES).map_err(|source| MidiError::Io { path: path.into(), source })?;
     import(&bytes).map_err(|e| MidiError::File { path: path.into(), source: Box::new(e) })
 }
 

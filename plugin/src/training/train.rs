@@ -196,16 +196,16 @@ impl Trainer {
     /// The weights alone, for evaluation and shipping.
     /// The step and training config go with them, so that [`Trainer::warm_start`] can
     /// continue the schedules where they were.
-    pub fn model_file(&self, card: ModelCard, mut extra: BTreeMap<String, String>) -> ModelFile {
+    pub fn model_file(&self, card: ModelCard, mut extra: BTreeMap<String, String>) -> Result<ModelFile, ModelError> {
         extra.insert("train_config".into(), serde_json::to_string(&self.config).expect("serialises"));
         extra.insert("step".into(), self.step.to_string());
         let tensors = named_vars(&self.varmap).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
-        ModelFile { config: self.model.config.clone(), card, extra, tensors }
+        ModelFile::new(self.model.config.clone(), card, extra, tensors)
     }
 
     /// Weights, optimiser moments, step and config: everything [`Trainer::resume`] needs.
     pub fn save_checkpoint(&self, path: &Path) -> Result<(), ModelError> {
-        let mut file = self.model_file(ModelCard::default(), BTreeMap::new());
+        let mut file = self.model_file(ModelCard::default(), BTreeMap::new())?;
         for (i, (name, _)) in self.adam.vars.iter().enumerate() {
             file.tensors.insert(format!("adam.m/{name}"), self.adam.m[i].as_tensor().clone());
             file.tensors.insert(format!("adam.v/{name}"), self.adam.v[i].as_tensor().clone());

@@ -565,7 +565,7 @@ mod tests {
             let tensors = varmap.data().lock().unwrap().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
             let card = ModelCard { name: format!("tiny-{choice:?}"), ..ModelCard::default() };
             let extra = BTreeMap::from([("kl_ranking".to_string(), "[3, 1, 0]".to_string())]);
-            Ok(ModelFile { config, card, extra, tensors })
+            ModelFile::new(config, card, extra, tensors).map_err(|e| e.to_string())
         })
     }
 

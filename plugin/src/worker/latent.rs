@@ -43,16 +43,28 @@ impl LatentSpace {
     /// From the model file's metadata: `neuron_ranking`, `neuron_labels` and `mu_std`
     /// (written by `xtask analyze`), else the trainer's `kl_ranking`, for the sliders;
     /// `attribute_vectors` (attribute name to a z-sized array) for the attribute amounts.
+    /// Metadata written for another z (a dim past it, an array of another length), or
+    /// holding values that would make z NaN, is an error: the file is not what it claims.
     pub fn of(file: &ModelFile) -> std::result::Result<Self, ModelError> {
         let z_size = file.config.z_size;
-        let ranking: Option<Vec<usize>> = match file.extra_json("neuron_ranking")? {
-            Some(ranking) => Some(ranking),
-            None => file.extra_json("kl_ranking")?,
-        };
+        let ranking_key = if file.extra.contains_key("neuron_ranking") { "neuron_ranking" } else { "kl_ranking" };
+        let ranking: Option<Vec<usize>> = file.extra_json(ranking_key)?;
+        if let Some(&dim) = ranking.iter().flatten().find(|&&d| d >= z_size) {
+            return Err(ModelError::BadMetadata { key: ranking_key, reason: format!("dim {dim} is past the model's z of {z_size}") });
+        }
         let labels: Vec<String> = file.extra_json("neuron_labels")?.unwrap_or_default();
-        let mu_std: Option<Vec<f32>> = file.extra_json::<Vec<f32>>("mu_std")?.filter(|s| s.len() == z_size);
+        let mu_std: Option<Vec<f32>> = file.extra_json("mu_std")?;
+        if let Some(mu_std) = &mu_std {
+            check_vector("mu_std", mu_std, z_size)?;
+            if mu_std.iter().any(|&s| s < 0.0) {
+                return Err(ModelError::BadMetadata { key: "mu_std", reason: "a spread is negative".into() });
+            }
+        }
         let vectors: BTreeMap<String, Vec<f32>> = file.extra_json("attribute_vectors")?.unwrap_or_default();
-        let attribute_vectors = ATTRIBUTES.map(|name| vectors.get(name).filter(|v| v.len() == z_size).cloned());
+        for vector in vectors.values() {
+            check_vector("attribute_vectors", vector, z_size)?;
+        }
+        let attribute_vectors = ATTRIBUTES.map(|name| vectors.get(name).cloned());
         let ranking = slider_dims(ranking.as_deref(), z_size, z_size);
         let slider_dims: Vec<usize> = ranking[..NUM_SLIDERS.min(z_size)].to_vec();
         // Labels follow the ranking they were written with; without one, say which dim.
@@ -86,6 +98,17 @@ impl LatentSpace {
         }
         z
     }
+}
+
+/// A z-sized array of finite values.
+fn check_vector(key: &'static str, values: &[f32], z_size: usize) -> std::result::Result<(), ModelError> {
+    if values.len() != z_size {
+        return Err(ModelError::BadMetadata { key, reason: format!("{} values for a z of {z_size}", values.len()) });
+    }
+    if !values.iter().all(|v| v.is_finite()) {
+        return Err(ModelError::BadMetadata { key, reason: "a value is NaN or infinite".into() });
+    }
+    Ok(())
 }
 
 /// The first `count` dims of a ranking (dims past `z_size` dropped, missing ones
@@ -148,6 +171,32 @@ mod tests {
         r.attributes[1] = 2.0;
         r.attributes[0] = 5.0; // no vector for this one: no effect
         assert_eq!(s.compose(None, None, &r), vec![0.0, 1.0, -2.0]);
+    }
+
+    #[test]
+    fn metadata_for_another_z_or_with_nan_is_an_error() {
+        let trainer = crate::training::train::Trainer::new(crate::model::Config::tiny(2, false), Default::default()).unwrap();
+        let file = trainer.model_file(Default::default(), BTreeMap::new()).unwrap();
+        let with = |key: &str, json: &str| {
+            let extra = BTreeMap::from([(key.to_string(), json.to_string())]);
+            LatentSpace::of(&ModelFile::new(file.config.clone(), Default::default(), extra, file.tensors.clone()).unwrap())
+        };
+        let (z8, z7) = (format!("[{}]", ["0.5"; 8].join(",")), format!("[{}]", ["0.5"; 7].join(",")));
+        assert!(with("neuron_ranking", "[7, 0, 3]").is_ok());
+        assert!(with("mu_std", &z8).is_ok());
+        assert!(with("attribute_vectors", &format!("{{\"density\": {z8}}}")).is_ok());
+        for (key, json, reason) in [
+            ("neuron_ranking", "[7, 8]".to_string(), "past the model's z"),
+            ("kl_ranking", "[100]".to_string(), "past the model's z"),
+            ("mu_std", z7.clone(), "7 values"),
+            ("mu_std", z8.replace("0.5]", "1e39]"), "infinite"),
+            ("mu_std", z8.replace("[0.5", "[-1"), "negative"),
+            ("attribute_vectors", format!("{{\"density\": {z7}}}"), "7 values"),
+            ("attribute_vectors", format!("{{\"anything\": {}}}", z8.replace("0.5]", "-1e300]")), "infinite"),
+        ] {
+            let err = with(key, &json).expect_err(key).to_string();
+            assert!(err.contains(key) && err.contains(reason), "{key} = {json}: {err}");
+        }
     }
 
     #[test]
