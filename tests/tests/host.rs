@@ -8,10 +8,10 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use latent_live::assets::DefaultModel;
-use latent_live::handoff::Phrase;
-use latent_live::latent::{z_tensor, LatentSpace};
-use latent_live::melody;
+use latent_live::model::assets::DefaultModel;
+use latent_live::audio::handoff::Phrase;
+use latent_live::worker::latent::{z_tensor, LatentSpace};
+use latent_live::music::melody;
 use latent_live::model::Sampling;
 use latent_live::params::LatentLiveParams;
 use latent_live_tests::{exclusive, param_id, sounding, Input, Output, Plugin, Transport};
