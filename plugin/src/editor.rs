@@ -157,7 +157,7 @@ impl Editor {
 
     /// The decode the audio thread plays, and a newer one waiting for its swap point.
     fn phrases(&self) -> (Option<Arc<Decoded>>, Option<Arc<Decoded>>) {
-        let playing_generation = self.link.status.playing_generation.load(Ordering::Acquire);
+        let playing_generation = self.link.status().playing_generation.load(Ordering::Acquire);
         let recent = &self.view.recent;
         let playing = recent.iter().rev().find(|d| d.phrase.generation == playing_generation).cloned();
         let newest = recent.last().cloned();
@@ -172,7 +172,7 @@ impl Editor {
 
     /// The playing phrase's step under the host's playhead, while the transport runs.
     fn playhead(&self, playing: Option<&Decoded>) -> Option<f32> {
-        let status = &self.link.status;
+        let status = self.link.status();
         let playing = playing.filter(|_| status.transport_playing.load(Ordering::Acquire))?;
         let steps = playing.phrase.steps.max(1) as f64;
         Some((status.position_beats.load(Ordering::Acquire) * 4.0).rem_euclid(steps) as f32)
@@ -198,7 +198,7 @@ impl Editor {
                         }
                     }
                 });
-                let micros = self.link.status.last_decode_micros.load(Ordering::Acquire);
+                let micros = self.link.status().last_decode_micros.load(Ordering::Acquire);
                 if micros > 0 {
                     ui.label(RichText::new(format!("decode {:.1} ms", micros as f64 / 1000.0)).weak());
                 }
@@ -217,10 +217,10 @@ impl Editor {
                     ui.label("loading the model...");
                 }
             }
-            if self.link.status.failed.load(Ordering::Acquire) {
+            if self.link.status().failed.load(Ordering::Acquire) {
                 ui.colored_label(Color32::from_rgb(255, 90, 90), "The inference thread stopped; reload the plugin.");
             }
-            if let Some(message) = self.link.status.message() {
+            if let Some(message) = self.link.status().message() {
                 ui.colored_label(Color32::from_rgb(255, 110, 110), message.to_string());
             }
         });

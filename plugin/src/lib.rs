@@ -41,9 +41,14 @@ use audio::synth::AuditionSynth;
 use audio::timeline::{Clock, TransportInfo};
 use params::LatentLiveParams;
 use worker::engine::{self, AudioLink, EditorLink, Engine, WorkerPorts};
+use worker::models;
 
-/// How long an offline render waits for the worker's phrase before going on without it.
+/// The longest an offline render waits for the worker's phrase before going on without
+/// it: far more than a decode takes, for a worker that is somehow stuck.
 const OFFLINE_WAIT: Duration = Duration::from_secs(5);
+/// The longest `activate()` waits for the phrase of the restored state (the embedded
+/// models load and decode in well under this).
+const ACTIVATE_WAIT: Duration = Duration::from_secs(2);
 
 /// The instrument: plays the phrase decoded from the current z, and sends it as MIDI.
 pub struct LatentLive {
@@ -146,7 +151,7 @@ impl Plugin for LatentLive {
         self.offline = buffer_config.process_mode == ProcessMode::Offline;
         self.synth.set_sample_rate(buffer_config.sample_rate);
         if let Some(ports) = self.ports.take() {
-            match Engine::start(self.params.clone(), engine::default_loader(), ports) {
+            match Engine::start(self.params.clone(), models::default_loader(), ports) {
                 Ok((engine, link)) => {
                     self.engine = Some(engine);
                     self.link = Some(link);
@@ -156,6 +161,12 @@ impl Plugin for LatentLive {
                     return false;
                 }
             }
+        }
+        if let Some(engine) = &self.engine {
+            engine.set_active(true);
+            // So that the first block already plays the restored state's phrase, also in
+            // hosts that render faster than real time without saying so.
+            engine.wait_for(self.params.z_request().fingerprint(), ACTIVATE_WAIT);
         }
         true
     }
@@ -171,6 +182,9 @@ impl Plugin for LatentLive {
     fn deactivate(&mut self) {
         // No events can be sent now; the next process() sends the note-offs.
         self.sequencer.request_all_notes_off();
+        if let Some(engine) = &self.engine {
+            engine.set_active(false);
+        }
     }
 
     fn process(&mut self, buffer: &mut Buffer, _aux: &mut AuxiliaryBuffers, context: &mut impl ProcessContext<Self>) -> ProcessStatus {
@@ -190,15 +204,19 @@ impl Plugin for LatentLive {
         for channel in channels.iter_mut() {
             channel.fill(0.0);
         }
-        if let [left, right, ..] = channels {
-            let mut send = |event| context.try_send_event(event).is_ok();
-            // A panic here would cross the host's FFI boundary and take the host down.
-            // Nothing below should panic (sanitised transport, checked arithmetic and
-            // indexing); if something does anyway, the set goes on, every note ended.
-            let rendered = std::panic::catch_unwind(AssertUnwindSafe(|| self.render_block(&transport, forward, left, right, &mut send)));
-            if rendered.is_err() {
-                self.recovering = true;
-            }
+        // MIDI is made whatever audio buffers the host gives (none, for some MIDI-only
+        // routings); the audition synth needs the stereo pair.
+        let audio = match channels {
+            [left, right, ..] => Some((&mut **left, &mut **right)),
+            _ => None,
+        };
+        let mut send = |event| context.try_send_event(event).is_ok();
+        // A panic here would cross the host's FFI boundary and take the host down.
+        // Nothing below should panic (sanitised transport, checked arithmetic and
+        // indexing); if something does anyway, the set goes on, every note ended.
+        let rendered = std::panic::catch_unwind(AssertUnwindSafe(|| self.render_block(&transport, forward, samples, audio, &mut send)));
+        if rendered.is_err() {
+            self.recovering = true;
         }
         self.clock.advance(&transport, samples);
         ProcessStatus::KeepAlive
@@ -212,25 +230,27 @@ impl LatentLive {
     }
 
     /// Rendering offline, the host calls `process()` back to back, far faster than the
-    /// worker decodes. To render the same notes as real time, wait (bounded) until the
-    /// worker has handed over the phrase for the current parameters. The one place
-    /// `process()` waits, and only when no real-time deadline exists.
+    /// worker decodes. To render the same notes as real time, wait until the worker is
+    /// done with the current parameters (it says so for every outcome: a phrase handed
+    /// over, no model, an error), waking it rather than waiting for its next look: with
+    /// no real-time deadline, a syscall is allowed. The one place `process()` waits.
     fn wait_for_worker(&mut self) {
         let Some(link) = &self.link else { return };
-        let status = &link.status;
+        let shared = &link.shared;
         let deadline = Instant::now() + OFFLINE_WAIT;
         // Captures first: a stored clip changes the request itself.
         loop {
             let wanted = self.params.z_request().fingerprint();
-            let captured = status.captures_handled.load(Ordering::Acquire) >= self.captures_sent;
-            if captured && status.delivered.load(Ordering::Acquire) == wanted || self.offline_gave_up == Some(wanted) || status.failed.load(Ordering::Acquire) {
+            let captured = shared.status.captures_handled.load(Ordering::Acquire) >= self.captures_sent;
+            if captured && shared.status.has_delivered(wanted) || self.offline_gave_up == Some(wanted) {
                 return;
             }
             if Instant::now() > deadline {
                 self.offline_gave_up = Some(wanted);
                 return;
             }
-            std::thread::sleep(Duration::from_micros(500));
+            shared.waker.wake();
+            std::thread::sleep(Duration::from_micros(200));
         }
     }
 
@@ -238,9 +258,9 @@ impl LatentLive {
     /// takes the newest phrase, runs the sequencer, merges its events with the notes
     /// played in (`forward`: MIDI Thru or bypass), hands them to the host through `send`
     /// (which says whether the host took the event) and plays them on the audition synth
-    /// into `left`/`right` (same length, already cleared). Real-time safe.
-    pub fn render_block(&mut self, transport: &TransportInfo, forward: bool, left: &mut [f32], right: &mut [f32], send: &mut impl FnMut(NoteEvent<()>) -> bool) {
-        let samples = left.len().min(right.len());
+    /// into `audio` (left and right, at least `samples` long, already cleared). Real-time
+    /// safe.
+    pub fn render_block(&mut self, transport: &TransportInfo, forward: bool, samples: usize, audio: Option<(&mut [f32], &mut [f32])>, send: &mut impl FnMut(NoteEvent<()>) -> bool) {
         let outbox = &mut self.outbox;
         outbox.begin_block(send);
         let sent = &mut self.captures_sent;
@@ -256,7 +276,9 @@ impl LatentLive {
         }
         let params = &self.params;
         let play = Playback::from_params(params);
-        let synth_on = params.synth.value() && !play.bypass;
+        let (left, right) = audio.unwrap_or_default();
+        let samples_out = samples.min(left.len()).min(right.len());
+        let synth_on = params.synth.value() && !play.bypass && samples_out == samples;
         if !synth_on {
             self.synth.reset();
         }
@@ -293,10 +315,11 @@ impl LatentLive {
             synth.render(&mut left[rendered..samples], &mut right[rendered..samples], |_| gain.next());
         }
         if let Some(link) = &self.link {
-            link.status.playing_generation.store(self.sequencer.current().generation, Ordering::Release);
-            link.status.tempo.store(transport.tempo, Ordering::Release);
-            link.status.transport_playing.store(transport.playing, Ordering::Release);
-            link.status.position_beats.store(transport.pos_beats, Ordering::Release);
+            let status = &link.shared.status;
+            status.playing_generation.store(self.sequencer.current().generation, Ordering::Release);
+            status.tempo.store(transport.tempo, Ordering::Release);
+            status.transport_playing.store(transport.playing, Ordering::Release);
+            status.position_beats.store(transport.pos_beats, Ordering::Release);
         }
     }
 }
@@ -355,8 +378,8 @@ mod alloc_check {
         let mut plugin = crate::LatentLive::default();
         let (mut producer, phrases) = crate::audio::handoff::phrase_queue();
         let (captures, mut requests) = rtrb::RingBuffer::new(8);
-        let status = std::sync::Arc::new(crate::worker::engine::EngineStatus::default());
-        plugin.link = Some(crate::worker::engine::AudioLink { phrases, captures, status });
+        let shared = std::sync::Arc::new(crate::worker::engine::Shared::default());
+        plugin.link = Some(crate::worker::engine::AudioLink { phrases, captures, shared });
         // As a host would: audition synth on, smoothers at the sample rate.
         unsafe {
             plugin.params.synth.as_ptr()._internal_set_normalized_value(1.0);
@@ -399,7 +422,7 @@ mod alloc_check {
                 }
                 left.fill(0.0);
                 right.fill(0.0);
-                plugin.render_block(&t, true, &mut left, &mut right, &mut |event| {
+                plugin.render_block(&t, true, 480, Some((&mut left, &mut right)), &mut |event| {
                     match event {
                         NoteEvent::NoteOn { .. } => ons += 1,
                         NoteEvent::NoteOff { .. } => offs += 1,

@@ -20,7 +20,9 @@ use egui_kittest::kittest::{by, Queryable};
 use egui_kittest::{Harness, TestRenderer};
 use latent_live::worker::clips::Slot;
 use latent_live::editor::{self, Editor};
-use latent_live::worker::engine::{self, AudioLink, Command, Engine, EngineStatus};
+use latent_live::worker::engine::{self, AudioLink, Command, Engine};
+use latent_live::worker::models;
+use latent_live::worker::status::EngineStatus;
 use latent_live::audio::handoff::Phrase;
 use latent_live::music::melody::Note;
 use latent_live::params::{LatentLiveParams, ModelChoice};
@@ -198,7 +200,7 @@ impl Rig {
     fn start() -> (Self, Editor) {
         let params = Arc::new(LatentLiveParams::default());
         let (ports, link) = engine::ports();
-        let (engine, audio) = Engine::start(params.clone(), engine::default_loader(), ports).unwrap();
+        let (engine, audio) = Engine::start(params.clone(), models::default_loader(), ports).unwrap();
         let mut editor = Editor::new(params.clone(), link);
         editor.set_context(GuiContext::new(Arc::new(Host)));
         let mut rig = Self { params, engine, audio, newest: Phrase::EMPTY };
@@ -207,7 +209,7 @@ impl Rig {
     }
 
     fn status(&self) -> &EngineStatus {
-        &self.engine.status
+        self.engine.status()
     }
 
     /// Waits for a phrase newer than the last one seen.

@@ -19,7 +19,7 @@ fn main() {
         plugin.activate(SR);
         let mut out = Vec::with_capacity(1 << 16);
         // Let the worker load the model and hand over its first phrase.
-        let stopped = Transport { playing: false, tempo: 120.0, beats: 0.0, loop_range: None };
+        let stopped = Transport { playing: false, tempo: 120.0, beats: 0.0, loop_range: None, ..Transport::default() };
         let setup = [Input::Param { time: 0, id: "synth", value: if synth { 1.0 } else { 0.0 } }];
         plugin.process(BLOCK, &stopped, &setup, &mut out);
         for _ in 0..200 {
@@ -29,7 +29,7 @@ fn main() {
         let mut times = Vec::with_capacity(BLOCKS);
         for block in 0..BLOCKS {
             let beats = (block * BLOCK) as f64 / SR * 2.0;
-            let transport = Transport { playing: true, tempo: 120.0, beats, loop_range: None };
+            let transport = Transport { playing: true, tempo: 120.0, beats, loop_range: None, ..Transport::default() };
             out.clear();
             let started = Instant::now();
             plugin.process(BLOCK, &transport, &[], &mut out);

@@ -98,6 +98,16 @@ pub struct Transport {
     /// Position of the block's first sample, in quarter notes.
     pub beats: f64,
     pub loop_range: Option<(f64, f64)>,
+    /// Time signature, numerator and denominator.
+    pub meter: (u16, u16),
+    /// The bar start and bar number sent; `None`: bars of `meter` from beat 0.
+    pub bar: Option<(f64, i32)>,
+}
+
+impl Default for Transport {
+    fn default() -> Self {
+        Self { playing: true, tempo: 120.0, beats: 0.0, loop_range: None, meter: (4, 4), bar: None }
+    }
 }
 
 /// What the host sends into a block (times are sample offsets in it).
@@ -136,7 +146,7 @@ pub struct ParamInfo {
     pub automatable: bool,
 }
 
-pub const MAX_BLOCK: usize = 4096;
+pub const MAX_BLOCK: usize = 8192;
 
 /// One plugin instance in the test host.
 pub struct Plugin {
@@ -253,6 +263,12 @@ impl Plugin {
 
     /// One block of `frames` samples; appends what the plugin sent to `out`.
     pub fn process(&mut self, frames: usize, transport: &Transport, inputs: &[Input], out: &mut Vec<Output>) {
+        self.process_with(frames, Some(transport), inputs, out)
+    }
+
+    /// One block from a host that sends no transport at all (`None`), as batch renderers
+    /// without a timeline do.
+    pub fn process_with(&mut self, frames: usize, transport: Option<&Transport>, inputs: &[Input], out: &mut Vec<Output>) {
         assert!(frames > 0 && frames <= MAX_BLOCK);
         self.events_in.clear();
         self.events_out.clear();
@@ -264,13 +280,13 @@ impl Plugin {
             }
         }
         self.events_in.sort();
-        let clap_transport = clap_transport(transport);
+        let clap_transport = transport.map(clap_transport);
         let processor = self.processor.as_mut().expect("activated");
         {
             let (left, right) = (&mut self.left[..frames], &mut self.right[..frames]);
             let mut outputs = self.ports.with_output_buffers([AudioPortBuffer { latency: 0, channels: AudioPortBufferType::f32_output_only([left, right]) }]);
             processor
-                .process(&InputAudioBuffers::empty(), &mut outputs, &self.events_in.as_input(), &mut self.events_out.as_output(), Some(self.position), Some(&clap_transport))
+                .process(&InputAudioBuffers::empty(), &mut outputs, &self.events_in.as_input(), &mut self.events_out.as_output(), Some(self.position), clap_transport.as_ref())
                 .expect("process");
         }
         for event in self.events_out.iter() {
@@ -307,6 +323,11 @@ fn clap_transport(t: &Transport) -> TransportEvent {
     }
     let (loop_start, loop_end) = t.loop_range.unwrap_or((0.0, 0.0));
     let seconds = |beats: f64| SecondsTime::from_float(beats * 60.0 / t.tempo);
+    let bar_beats = t.meter.0 as f64 * 4.0 / t.meter.1 as f64;
+    let (bar_start, bar_number) = t.bar.unwrap_or_else(|| {
+        let bar = (t.beats / bar_beats).floor();
+        (bar * bar_beats, bar as i32)
+    });
     TransportEvent {
         header: EventHeader::new_core(0, EventFlags::empty()),
         flags,
@@ -318,10 +339,10 @@ fn clap_transport(t: &Transport) -> TransportEvent {
         loop_end_beats: BeatTime::from_float(loop_end),
         loop_start_seconds: seconds(loop_start),
         loop_end_seconds: seconds(loop_end),
-        bar_start: BeatTime::from_float((t.beats / 4.0).floor() * 4.0),
-        bar_number: (t.beats / 4.0).floor() as i32,
-        time_signature_numerator: 4,
-        time_signature_denominator: 4,
+        bar_start: BeatTime::from_float(bar_start),
+        bar_number,
+        time_signature_numerator: t.meter.0,
+        time_signature_denominator: t.meter.1,
     }
 }
 

@@ -44,7 +44,7 @@ fn play(plugin: &mut Plugin, start: f64, duration: u64, mut sizes: impl FnMut() 
     let mut done = 0u64;
     while done < duration {
         let frames = sizes().min((duration - done) as usize);
-        let transport = Transport { playing: true, tempo: TEMPO, beats: start + done as f64 / SR * TEMPO / 60.0, loop_range: None };
+        let transport = Transport { playing: true, tempo: TEMPO, beats: start + done as f64 / SR * TEMPO / 60.0, loop_range: None, ..Transport::default() };
         plugin.process(frames, &transport, &inputs(done, frames), &mut out);
         done += frames as u64;
     }
@@ -52,7 +52,7 @@ fn play(plugin: &mut Plugin, start: f64, duration: u64, mut sizes: impl FnMut() 
 }
 
 fn stop(plugin: &mut Plugin, out: &mut Vec<Output>) {
-    plugin.process(256, &Transport { playing: false, tempo: TEMPO, beats: 0.0, loop_range: None }, &[], out);
+    plugin.process(256, &Transport { playing: false, tempo: TEMPO, beats: 0.0, loop_range: None, ..Transport::default() }, &[], out);
 }
 
 fn shift(e: &Output, origin: u64) -> Output {
@@ -198,7 +198,7 @@ fn plays_the_librarys_decode_at_every_sample_rate_and_block_size() {
         let mut done = 0u64;
         while done < duration {
             let frames = sizes().min((duration - done) as usize);
-            let transport = Transport { playing: true, tempo: TEMPO, beats: done as f64 / sample_rate * TEMPO / 60.0, loop_range: None };
+            let transport = Transport { playing: true, tempo: TEMPO, beats: done as f64 / sample_rate * TEMPO / 60.0, loop_range: None, ..Transport::default() };
             plugin.process(frames, &transport, if done == 0 { &inputs } else { &[] }, &mut out);
             done += frames as u64;
         }
@@ -253,7 +253,7 @@ fn offline_render_plays_the_notes_real_time_plays() {
     let (warmup, mut sink) = (seconds(3.0), Vec::new());
     while realtime.position < warmup {
         pace(realtime.position);
-        realtime.process(512, &Transport { playing: false, tempo: TEMPO, beats: 0.0, loop_range: None }, &[], &mut sink);
+        realtime.process(512, &Transport { playing: false, tempo: TEMPO, beats: 0.0, loop_range: None, ..Transport::default() }, &[], &mut sink);
     }
     let start = realtime.position;
     let live = play(&mut realtime, 0.0, seconds(4.0), || 512, |sample, frames| {
@@ -278,7 +278,7 @@ fn no_note_is_left_sounding_by_loops_jumps_stop_bypass_or_deactivation() {
         while done < samples {
             let frames = sizes().min((samples - done) as usize);
             let loop_range = looped.then_some((0.0, 6.0));
-            plugin.process(frames, &Transport { playing: true, tempo: TEMPO, beats, loop_range }, if done == 0 { inputs } else { &[] }, out);
+            plugin.process(frames, &Transport { playing: true, tempo: TEMPO, beats, loop_range, ..Transport::default() }, if done == 0 { inputs } else { &[] }, out);
             beats += frames as f64 * beats_per_sample;
             if looped && beats >= 6.0 {
                 beats -= 6.0;
@@ -403,7 +403,7 @@ fn captures_played_notes_and_the_playing_phrase_then_morphs_between_them() {
 fn captures_a_riff_played_while_the_transport_is_stopped() {
     let _turn = exclusive();
     let mut plugin = offline_plugin();
-    let stopped = Transport { playing: false, tempo: TEMPO, beats: 0.0, loop_range: None };
+    let stopped = Transport { playing: false, tempo: TEMPO, beats: 0.0, loop_range: None, ..Transport::default() };
     // Half a second of silence, then 8ths from 0.5 s (step 0 of the clip is the first note).
     let riff = [(0.5, 62u8), (0.75, 65), (1.0, 69), (1.5, 67)];
     let mut out = Vec::new();

@@ -2,6 +2,7 @@
 //! melodies and samples from its prior, into demo.mid.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 
 use latent_live::model::assets::DefaultModel;
 use latent_live::worker::latent::{slerp, z_tensor};
@@ -64,7 +65,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         model.encode(&[&a, &b])?
     } else {
         println!("{} is decoder-only: the two melodies' z come from latent inversion", file.card.name);
-        invert(&model, &[&a, &b], None, InversionConfig::default())?
+        invert(&model, &[&a, &b], None, InversionConfig::default(), &AtomicBool::new(false))?
     };
     let ends = ends.to_vec2::<f32>()?;
     let mut phrases: Vec<(String, Vec<u8>)> = vec![("input A".into(), a), ("input B".into(), b)];

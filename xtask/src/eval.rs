@@ -1,6 +1,7 @@
 //! `cargo xtask eval`: held-out accuracy and latent usage of a model.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use latent_live::training::corpus::{Corpus, Split, SplitFractions};
@@ -91,7 +92,7 @@ fn refine(model: &MusicVae, split: &Split, n: usize) -> anyhow::Result<()> {
     for i in 0..n {
         let melody = split.get(i);
         let started = std::time::Instant::now();
-        let z = invert(model, &[melody], None, config)?;
+        let z = invert(model, &[melody], None, config, &AtomicBool::new(false))?;
         seconds.push(started.elapsed().as_secs_f64());
         from_z.extend(model.decode(&z, Sampling::Greedy)?);
         if model.has_encoder() {

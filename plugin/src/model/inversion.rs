@@ -6,6 +6,8 @@
 //! refines the encoder's mu, which is the centre of a posterior, not the z that decodes
 //! the clip best.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use candle_core::{DType, Result, Tensor, Var, D};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use rand::SeedableRng;
@@ -33,12 +35,13 @@ impl Default for InversionConfig {
 
 /// The z `[B, Z]` for `melodies` (each `config.steps()` events), starting from `start`
 /// (a previous z, to refine it), else from the encoder's mu when the model has one, else
-/// from the best of a few prior samples.
-pub fn invert(model: &MusicVae, melodies: &[&[u8]], start: Option<Tensor>, config: InversionConfig) -> Result<Tensor> {
+/// from the best of a few prior samples. Stops with an error as soon as `stop` is set (the
+/// plugin's worker shutting down).
+pub fn invert(model: &MusicVae, melodies: &[&[u8]], start: Option<Tensor>, config: InversionConfig, stop: &AtomicBool) -> Result<Tensor> {
     let events = model.events_tensor(melodies)?;
     match start {
-        Some(z) => return descend(model, &events, z, config),
-        None if model.has_encoder() => return descend(model, &events, model.encode(melodies)?, config),
+        Some(z) => return descend(model, &events, z, config, stop),
+        None if model.has_encoder() => return descend(model, &events, model.encode(melodies)?, config, stop),
         None => {}
     }
     // Every melody gets `restarts` rows, optimised together; the best row per melody wins.
@@ -46,7 +49,7 @@ pub fn invert(model: &MusicVae, melodies: &[&[u8]], start: Option<Tensor>, confi
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
     let start = crate::training::train::standard_normal(&mut rng, (batch * k, model.config.z_size))?;
     let repeated = events.repeat((1, k))?;
-    let z = descend(model, &repeated, start, config)?;
+    let z = descend(model, &repeated, start, config, stop)?;
     let losses = per_row_loss(model, &repeated, &z, config.prior_weight)?.to_vec1::<f32>()?;
     let best: Vec<u32> = (0..batch)
         .map(|b| (0..k).map(|r| r * batch + b).min_by(|&x, &y| losses[x].total_cmp(&losses[y])).unwrap() as u32)
@@ -56,11 +59,14 @@ pub fn invert(model: &MusicVae, melodies: &[&[u8]], start: Option<Tensor>, confi
 
 /// Adam on z from `start`, minimising the teacher-forced cross-entropy of `events`
 /// `[T, B]` plus the prior term.
-fn descend(model: &MusicVae, events: &Tensor, start: Tensor, config: InversionConfig) -> Result<Tensor> {
+fn descend(model: &MusicVae, events: &Tensor, start: Tensor, config: InversionConfig, stop: &AtomicBool) -> Result<Tensor> {
     let z = Var::from_tensor(&start.to_dtype(DType::F32)?)?;
     let params = ParamsAdamW { lr: config.learning_rate, weight_decay: 0.0, ..Default::default() };
     let mut adam = AdamW::new(vec![z.clone()], params)?;
     for _ in 0..config.steps {
+        if stop.load(Ordering::Acquire) {
+            candle_core::bail!("latent inversion stopped");
+        }
         let loss = per_row_loss(model, events, z.as_tensor(), config.prior_weight)?.sum_all()?;
         adam.backward_step(&loss)?;
     }

@@ -1,0 +1,164 @@
+//! The worker's work on clips: captures from the audio thread, the editor's commands
+//! (MIDI files in and out, refine, clear), and encoding clips with the model playing.
+//!
+//! Files are read and written on a helper thread ([`models::off_thread`]) and latent
+//! inversion checks the worker's stop flag, so none of this can hold up shutdown.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use candle_core::Tensor;
+
+use crate::audio::capture::{CaptureRequest, MAX_CAPTURE_STEPS};
+use crate::audio::sequencer::Playback;
+use crate::audio::timeline::FALLBACK_TEMPO;
+use crate::model::inversion::{self, InversionConfig};
+use crate::music::melody::{self, Note};
+use crate::music::midi;
+use crate::worker::clips::{Clip, ClipSource, Slot};
+use crate::worker::engine::Command;
+use crate::worker::inference::Worker;
+use crate::worker::models::{self, Loaded};
+
+impl Worker {
+    pub(super) fn handle(&mut self, command: Command) {
+        match command {
+            Command::CaptureFile { slot, path } => {
+                let clip = self.clip_from_file(&path);
+                self.keep_capture(slot, clip);
+            }
+            Command::ClearClip(slot) => self.store(slot, None),
+            Command::RefineClip(slot) => {
+                let result = self.refine(slot);
+                self.shared.status.report(result.err().map(|e| format!("cannot refine clip {slot:?}: {e}")));
+            }
+            Command::ExportMidi(path) => {
+                let result = self.export(&path);
+                self.shared.status.report(result.err().map(|e| format!("cannot export {}: {e}", path.display())));
+            }
+        }
+    }
+
+    pub(super) fn capture(&mut self, request: CaptureRequest) {
+        let notes = request.phrase.melody_notes();
+        let clip = if notes.is_empty() {
+            Err(if request.from_input { "nothing was played in during the last phrase".to_string() } else { "the phrase playing is silent".to_string() })
+        } else {
+            let source = if request.from_input { ClipSource::Input } else { ClipSource::Playing };
+            Ok(Clip { notes, steps: request.phrase.steps as u32, source, mu: Vec::new(), model: String::new() })
+        };
+        self.keep_capture(request.slot, clip);
+    }
+
+    /// Clips encoded by other weights (or restored without their mu) are encoded again
+    /// by the model playing, from their notes.
+    pub(super) fn reencode_clips(&mut self) {
+        let Some(loaded) = &self.loaded else { return };
+        let mut encoded = Vec::new();
+        for slot in [Slot::A, Slot::B] {
+            let Some(clip) = self.clips.get(slot) else { continue };
+            if clip.model == loaded.hash && clip.mu.len() == loaded.space.z_size {
+                continue;
+            }
+            let mut clip = clip.clone();
+            match self.encode(loaded, &clip) {
+                Ok(mu) => {
+                    clip.mu = mu;
+                    clip.model = loaded.hash.clone();
+                    encoded.push((slot, clip));
+                }
+                Err(e) => self.shared.status.report(Some(format!("cannot encode clip {slot:?}: {e}"))),
+            }
+        }
+        for (slot, clip) in encoded {
+            self.store(slot, Some(clip));
+        }
+    }
+
+    fn store(&mut self, slot: Slot, clip: Option<Clip>) {
+        self.clips.set(slot, clip.clone());
+        self.clips_revision = Some(self.params.clips.update(|clips| clips.set(slot, clip)));
+    }
+
+    /// Encodes a captured clip and stores it, or reports why not.
+    fn keep_capture(&mut self, slot: Slot, clip: Result<Clip, String>) {
+        let Some(loaded) = &self.loaded else {
+            self.shared.status.report(Some("no model is loaded yet".into()));
+            return;
+        };
+        let encoded = clip.and_then(|mut clip| {
+            clip.mu = self.encode(loaded, &clip)?;
+            clip.model = loaded.hash.clone();
+            Ok(clip)
+        });
+        match encoded {
+            Ok(clip) => {
+                self.store(slot, Some(clip));
+                self.shared.status.report(None);
+            }
+            Err(e) => self.shared.status.report(Some(format!("capture {slot:?}: {e}"))),
+        }
+    }
+
+    /// The clip's point in the loaded model's latent space: the encoder's mean, or for a
+    /// decoder-only model the z that latent inversion finds.
+    fn encode(&self, loaded: &Loaded, clip: &Clip) -> Result<Vec<f32>, String> {
+        let config = &loaded.model.config;
+        let events = clip.events(config.steps(), config.min_pitch, config.max_pitch);
+        let z = if loaded.model.has_encoder() {
+            loaded.model.encode(&[&events])
+        } else {
+            inversion::invert(&loaded.model, &[&events], None, InversionConfig::default(), &self.shared.stop)
+        };
+        z.and_then(|z| z.squeeze(0)?.to_vec1::<f32>()).map_err(|e| e.to_string())
+    }
+
+    fn refine(&mut self, slot: Slot) -> Result<(), String> {
+        let loaded = self.loaded.as_ref().ok_or("no model is loaded yet")?;
+        let mut clip = self.params.clips.get().get(slot).cloned().ok_or("the slot is empty")?;
+        let config = &loaded.model.config;
+        let events = clip.events(config.steps(), config.min_pitch, config.max_pitch);
+        let start = Tensor::new(clip.mu.as_slice(), loaded.model.device()).and_then(|mu| mu.unsqueeze(0));
+        let z = start.and_then(|start| inversion::invert(&loaded.model, &[&events], Some(start), InversionConfig::default(), &self.shared.stop));
+        clip.mu = z.and_then(|z| z.squeeze(0)?.to_vec1::<f32>()).map_err(|e| e.to_string())?;
+        self.store(slot, Some(clip));
+        Ok(())
+    }
+
+    fn clip_from_file(&self, path: &Path) -> Result<Clip, String> {
+        let steps = self.loaded.as_ref().map_or(32, |l| l.model.config.steps());
+        let owned = path.to_path_buf();
+        let imported = models::off_thread(&self.shared.stop, move || midi::import_file(&owned))?.map_err(|e| e.to_string())?;
+        let (notes, clip_steps) = match midi::slices(&imported, steps / melody::STEPS_PER_BAR).first() {
+            Some(window) => (melody::decode(window), steps as u32),
+            None => (imported.notes.clone(), imported.steps.clamp(1, MAX_CAPTURE_STEPS as u32)),
+        };
+        if notes.is_empty() {
+            return Err(format!("{} has no notes", path.display()));
+        }
+        Ok(Clip { notes, steps: clip_steps, source: ClipSource::File(path.display().to_string()), mu: Vec::new(), model: String::new() })
+    }
+
+    /// Writes the phrase playing, as the sequencer plays it ([`Playback`]), on the grid.
+    fn export(&self, path: &Path) -> Result<(), String> {
+        let status = &self.shared.status;
+        let playing = status.playing_generation.load(Ordering::Acquire);
+        let decoded = self.recent.iter().rev().find(|d| d.phrase.generation == playing).or(self.recent.last()).ok_or("nothing has been decoded yet")?;
+        let play = Playback::from_params(&self.params);
+        let notes = decoded.phrase.notes();
+        let heard: Vec<Note> = notes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let next = notes.get(i + 1).map_or(u32::MAX, |m| m.start as u32);
+                let length = play.sounding_steps(n).round().max(1.0) as u32;
+                Note { pitch: play.key(n.pitch), start: n.start as u32, end: (n.start as u32 + length).min(next) }
+            })
+            .collect();
+        let tempo = status.tempo.load(Ordering::Acquire);
+        let bpm = if tempo > 0.0 { tempo } else { FALLBACK_TEMPO };
+        let bytes = midi::export_with_velocity(&heard, bpm, (play.velocity * 127.0).round() as u8);
+        let path = path.to_path_buf();
+        models::off_thread(&self.shared.stop, move || std::fs::write(path, bytes))?.map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,245 @@
+//! The inference thread: owns the model, turns parameter changes into phrases.
+//!
+//! Each time it wakes it:
+//! 1. loads the model the `model` parameter names, when it changed;
+//! 2. picks up clips restored with the host's project;
+//! 3. runs the editor's commands and encodes the captures the audio thread sent
+//!    ([`super::commands`]);
+//! 4. when what decides z changed, composes z ([`latent::LatentSpace::compose`]), decodes, and
+//!    pushes a [`Phrase`] to the audio thread, and its [`Decoded`] view to the editor.
+//!
+//! Reading only the latest parameter values is the coalescing: a burst of automation
+//! costs one decode per wake at most, never a backlog. Each step runs under
+//! `catch_unwind`: an error or a panic is reported in the editor, and the last good model
+//! and phrase go on playing.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::time::Instant;
+
+use crate::audio::capture::CaptureRequest;
+use crate::audio::handoff::Phrase;
+use crate::model::Sampling;
+use crate::music::melody;
+use crate::params::{LatentLiveParams, ModelChoice, ZRequest};
+use crate::worker::clips::{Clips, Slot};
+use crate::worker::engine::{Command, Shared, BUSY_FOR, BUSY_POLL, IDLE_POLL};
+use crate::worker::latent;
+use crate::worker::models::{self, Loaded, ModelLoader};
+use crate::worker::view::{Decoded, View, ViewPublisher};
+
+/// Decodes remembered for export and the editor: the audio thread may still play one
+/// the worker has already replaced (it swaps at the next bar).
+const RECENT_PHRASES: usize = 8;
+
+pub struct Worker {
+    pub(super) loader: ModelLoader,
+    pub(super) loaded: Option<Loaded>,
+    /// The last model choice tried, with the file's revision for `Model File`.
+    attempted: Option<(ModelChoice, u64)>,
+    pub(super) params: Arc<LatentLiveParams>,
+    phrases: rtrb::Producer<Phrase>,
+    captures: rtrb::Consumer<CaptureRequest>,
+    inbox: mpsc::Receiver<Command>,
+    view: ViewPublisher,
+    pub(super) shared: Arc<Shared>,
+    /// The worker's copy of the persisted clips, and the store's revision it matches.
+    pub(super) clips: Clips,
+    pub(super) clips_revision: Option<u64>,
+    generation: u64,
+    pub(super) recent: Vec<Arc<Decoded>>,
+    /// The request the newest phrase answers.
+    decoded: Option<ZRequest>,
+    /// A phrase the audio thread had no room for yet (it is not processing), with its
+    /// request's fingerprint; a newer decode replaces it.
+    unsent: Option<(Phrase, u64)>,
+    /// When anything last changed: the worker looks often for a while after.
+    last_change: Instant,
+}
+
+impl Worker {
+    pub fn new(
+        loader: ModelLoader,
+        params: Arc<LatentLiveParams>,
+        phrases: rtrb::Producer<Phrase>,
+        captures: rtrb::Consumer<CaptureRequest>,
+        inbox: mpsc::Receiver<Command>,
+        view: ViewPublisher,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Self {
+            loader,
+            loaded: None,
+            attempted: None,
+            params,
+            phrases,
+            captures,
+            inbox,
+            view,
+            shared,
+            clips: Clips::default(),
+            clips_revision: None,
+            generation: 0,
+            recent: Vec::with_capacity(RECENT_PHRASES),
+            decoded: None,
+            unsent: None,
+            last_change: Instant::now(),
+        }
+    }
+
+    pub fn run(mut self) {
+        // Whatever ends this thread early tells the audio thread not to wait for it.
+        struct Failed(Arc<Shared>);
+        impl Drop for Failed {
+            fn drop(&mut self) {
+                if !self.0.stop.load(Ordering::Acquire) {
+                    self.0.status.failed.store(true, Ordering::Release);
+                }
+            }
+        }
+        let _failed = Failed(self.shared.clone());
+        while !self.stopping() {
+            if self.wake_up() {
+                self.last_change = Instant::now();
+            }
+            let timeout = if !self.shared.active.load(Ordering::Acquire) {
+                None
+            } else if self.unsent.is_some() || self.last_change.elapsed() < BUSY_FOR {
+                Some(BUSY_POLL)
+            } else {
+                Some(IDLE_POLL)
+            };
+            self.shared.waker.sleep(timeout);
+        }
+    }
+
+    pub(super) fn stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::Acquire)
+    }
+
+    /// One round of work; whether anything changed.
+    fn wake_up(&mut self) -> bool {
+        self.shared.status.wakes.fetch_add(1, Ordering::Relaxed);
+        let revisions = (self.params.clips.revision(), self.shared.status.handled.load(Ordering::Acquire));
+        self.guarded("loading the model", |w| w.load_model_if_changed());
+        self.guarded("restoring the clips", |w| w.sync_clips());
+        while let Ok(command) = self.inbox.try_recv() {
+            self.guarded("running a command", |w| w.handle(command));
+            self.shared.status.handled.fetch_add(1, Ordering::AcqRel);
+        }
+        while let Ok(capture) = self.captures.pop() {
+            self.guarded("capturing a clip", |w| w.capture(capture));
+            self.shared.status.handled.fetch_add(1, Ordering::AcqRel);
+            self.shared.status.captures_handled.fetch_add(1, Ordering::AcqRel);
+        }
+        // Read last: the request carries the revisions of the clips just stored.
+        let request = self.params.z_request();
+        let changed = self.decoded != Some(request) || revisions != (self.params.clips.revision(), self.shared.status.handled.load(Ordering::Acquire));
+        if self.loaded.is_none() {
+            // Nothing can be decoded: an offline render must not wait for it.
+            self.shared.status.delivered.store(request.fingerprint(), Ordering::Release);
+        } else if self.decoded != Some(request) {
+            self.decoded = Some(request);
+            if self.guarded("decoding", |w| w.decode_and_publish(&request)).is_none() {
+                // The last good phrase plays on; an offline render goes on with it.
+                self.shared.status.delivered.store(request.fingerprint(), Ordering::Release);
+            }
+        }
+        if let Some((phrase, fingerprint)) = self.unsent {
+            if self.phrases.push(phrase).is_ok() {
+                self.unsent = None;
+                self.shared.status.delivered.store(fingerprint, Ordering::Release);
+                self.shared.status.decodes.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        changed
+    }
+
+    /// Runs one step of work; a panic in it is reported like an error and the worker
+    /// goes on. `None` when it panicked.
+    fn guarded<T>(&mut self, what: &str, work: impl FnOnce(&mut Self) -> T) -> Option<T> {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| work(self))) {
+            Ok(value) => Some(value),
+            Err(panic) => {
+                let reason = models::panic_message(panic.as_ref());
+                self.shared.status.report(Some(format!("internal error while {what}: {reason}; the last good phrase plays on")));
+                None
+            }
+        }
+    }
+
+    /// Loads the chosen model when the choice (or the chosen file) changed. A model that
+    /// fails to load leaves the previous one playing, with the error for the editor.
+    fn load_model_if_changed(&mut self) {
+        let choice = self.params.model.value();
+        // The file's revision only matters when the file is what plays.
+        let file_revision = if choice == ModelChoice::File { self.params.model_file.revision() } else { 0 };
+        if self.attempted == Some((choice, file_revision)) {
+            return;
+        }
+        self.attempted = Some((choice, file_revision));
+        match models::load(&self.loader, choice, self.params.model_file.get(), &self.shared.stop) {
+            Ok(Some(loaded)) => {
+                self.shared.status.set_model_name(&loaded.name);
+                self.loaded = Some(loaded);
+                self.publish();
+                self.shared.status.report(None);
+                self.reencode_clips();
+            }
+            Ok(None) => {}
+            // The previous model, if any, keeps playing; the next attempt waits for
+            // another choice or file.
+            Err(e) => self.shared.status.report(Some(format!("cannot load the model ({choice:?}): {e}"))),
+        }
+    }
+
+    /// Takes clips restored with a project (or written by this worker) from the store.
+    fn sync_clips(&mut self) {
+        let revision = self.params.clips.revision();
+        if self.clips_revision != Some(revision) {
+            self.clips = self.params.clips.get();
+            self.clips_revision = Some(revision);
+            self.reencode_clips();
+        }
+    }
+
+    /// Shows the editor the model and the recent decodes.
+    pub(super) fn publish(&mut self) {
+        let model = self.loaded.as_ref().map(|l| l.info.clone());
+        self.view.write(View { model, recent: self.recent.clone() });
+    }
+
+    fn decode_and_publish(&mut self, request: &ZRequest) {
+        match self.decode(request) {
+            Ok(decoded) => {
+                let phrase = decoded.phrase;
+                self.shared.status.generation.store(phrase.generation, Ordering::Release);
+                if self.recent.len() == RECENT_PHRASES {
+                    self.recent.remove(0);
+                }
+                self.recent.push(Arc::new(decoded));
+                self.publish();
+                self.unsent = Some((phrase, request.fingerprint()));
+            }
+            Err(e) => {
+                self.shared.status.report(Some(format!("decode failed: {e}; the last good phrase plays on")));
+                self.shared.status.delivered.store(request.fingerprint(), Ordering::Release);
+            }
+        }
+    }
+
+    fn decode(&mut self, request: &ZRequest) -> candle_core::Result<Decoded> {
+        let started = Instant::now();
+        let Some(loaded) = self.loaded.as_ref() else { candle_core::bail!("no model is loaded") };
+        let mu = |slot| self.clips.get(slot).filter(|c| c.model == loaded.hash && c.mu.len() == loaded.space.z_size).map(|c| c.mu.as_slice());
+        let z = loaded.space.compose(mu(Slot::A), mu(Slot::B), request);
+        let (events, activations) = loaded.model.decode_traced(&latent::z_tensor(&loaded.model, std::slice::from_ref(&z))?, Sampling::new(request.temperature, request.seed))?;
+        let events = events.into_iter().next().unwrap_or_default();
+        self.generation += 1;
+        let phrase = Phrase::from_notes(&melody::decode(&events), loaded.model.config.steps(), self.generation);
+        self.shared.status.last_decode_micros.store(started.elapsed().as_micros() as u64, Ordering::Release);
+        let hidden = activations.len() / events.len().max(1);
+        Ok(Decoded { phrase, z, activations, hidden })
+    }
+}
