@@ -63,7 +63,8 @@ pub fn create(params: Arc<LatentLiveParams>, link: EditorLink) -> Option<nice_pl
     let settings = nice_plug_egui::EguiNiceSettings::new()
         .with_tile("Latent Live")
         .with_resize_hint(ResizeHint::resizable().with_min_logical_size(LogicalSize::new(900.0, 640.0)));
-    nice_plug_egui::create_egui_editor(state, Default::default(), settings, Editor::new(params, link))
+    let repaint = link.shared.repaint.clone();
+    nice_plug_egui::create_egui_editor(state, repaint, settings, Editor::new(params, link))
 }
 
 impl NiceEguiApp for Editor {
@@ -113,8 +114,13 @@ impl Editor {
         let Some(context) = self.context.clone() else { return };
         let setter = context.param_setter();
         self.poll();
-        // The playhead moves without any input event.
-        ui.ctx().request_repaint_after(Duration::from_millis(16));
+        // The playhead moves without any input event while the host plays; otherwise
+        // the editor is redrawn only when something it shows changes: input, a
+        // parameter (nice-plug asks), a decode or a swap (the worker and the audio
+        // thread ask through the link's repaint notifier).
+        if self.link.status().transport_playing.load(Ordering::Acquire) {
+            ui.ctx().request_repaint_after(Duration::from_millis(16));
+        }
 
         let (playing, queued) = self.phrases();
         let playhead = self.playhead(playing.as_deref());
@@ -236,9 +242,12 @@ impl Editor {
             param_slider(ui, setter, &p.octave, "Octave", 60.0);
             param_slider(ui, setter, &p.velocity, "Velocity", 80.0);
             param_slider(ui, setter, &p.length, "Length", 80.0);
-            let mut synth = p.synth.value();
-            if ui.checkbox(&mut synth, "Audition synth").changed() {
-                widgets::set_normalized(setter, &p.synth, if synth { 1.0 } else { 0.0 });
+            param_slider(ui, setter, &p.channel, "MIDI channel", 60.0);
+            for (param, label) in [(&p.thru, "MIDI thru"), (&p.synth, "Audition synth")] {
+                let mut on = param.value();
+                if ui.checkbox(&mut on, label).changed() {
+                    widgets::set_normalized(setter, param, if on { 1.0 } else { 0.0 });
+                }
             }
         });
     }

@@ -316,9 +316,14 @@ impl LatentLive {
         }
         if let Some(link) = &self.link {
             let status = &link.shared.status;
-            status.playing_generation.store(self.sequencer.current().generation, Ordering::Release);
+            let generation = self.sequencer.current().generation;
+            if status.playing_generation.swap(generation, Ordering::AcqRel) != generation {
+                link.shared.repaint.request_repaint();
+            }
             status.tempo.store(transport.tempo, Ordering::Release);
-            status.transport_playing.store(transport.playing, Ordering::Release);
+            if status.transport_playing.swap(transport.playing, Ordering::AcqRel) != transport.playing {
+                link.shared.repaint.request_repaint();
+            }
             status.position_beats.store(transport.pos_beats, Ordering::Release);
         }
     }

@@ -100,7 +100,7 @@ fn describes_itself_as_an_instrument_with_stable_parameters() {
     let params = plugin.params();
     let ids = [
         "lat1", "lat2", "lat3", "lat4", "lat5", "lat6", "lat7", "lat8", "temp", "seed", "morph", "dens", "rhyth", "sync", "prange", "height", "contr", "padx", "pady", "model", "capa",
-        "capb", "capsrc", "trans", "oct", "vel", "len", "swap", "synth", "gain", "bypass",
+        "capb", "capsrc", "trans", "oct", "vel", "len", "swap", "chan", "thru", "synth", "gain", "bypass",
     ];
     assert_eq!(params.len(), ids.len(), "{:?}", params.iter().map(|p| &p.name).collect::<Vec<_>>());
     for id in ids {
@@ -342,6 +342,8 @@ fn captures_played_notes_and_the_playing_phrase_then_morphs_between_them() {
             inputs.extend(at(seconds(start + length), sample, frames, |time| Input::NoteOff { time, key }));
         }
         let param = |at_s: f64, id: &'static str, value: f64| at(seconds(at_s), sample, frames, move |time| Input::Param { time, id, value });
+        // The phrase alone on the output: what plays is compared with the clips.
+        inputs.extend(param(0.0, "thru", 0.0));
         // Capture A a little after the bar line at beat 8 (4 s): it takes bars 1 and 2.
         inputs.extend(param(4.2, "capa", 1.0));
         inputs.extend(param(4.3, "capa", 0.0));
@@ -417,7 +419,11 @@ fn captures_a_riff_played_while_the_transport_is_stopped() {
         inputs.extend(at(seconds(2.2), sample, frames, |time| Input::Param { time, id: "capa", value: 1.0 }));
         plugin.process(frames, &stopped, &inputs, &mut out);
     }
-    assert!(out.iter().all(|e| !matches!(e, Output::NoteOn { .. })), "nothing plays while stopped");
+    // The phrase does not play while stopped; what was played in is forwarded (MIDI
+    // Thru, on by default), each note on its own sample.
+    let forwarded: Vec<(u64, u8)> = out.iter().filter_map(|e| if let Output::NoteOn { at, key } = *e { Some((at, key)) } else { None }).collect();
+    assert_eq!(forwarded, riff.iter().map(|&(start, key)| (seconds(start), key)).collect::<Vec<_>>(), "only the riff, forwarded");
+    assert!(sounding(&out).is_empty(), "every forwarded note ended");
     let a = &clips(&state_json(&mut plugin))["a"];
     let notes: Vec<(u64, u64)> = a["notes"].as_array().unwrap().iter().map(|n| (n["start"].as_u64().unwrap(), n["pitch"].as_u64().unwrap())).collect();
     assert_eq!(notes, vec![(0, 62), (2, 65), (4, 69), (8, 67)]);
@@ -453,4 +459,102 @@ fn saved_projects_reopen_with_the_same_clips_and_sound() {
     reopened.activate(SR);
     assert_eq!(reopened.param_value("seed").map(f64::round), Some(42.0));
     assert_eq!(render(&mut reopened), original);
+}
+
+/// Note-ons and note-offs of a run, as (sample, key).
+fn ons_and_offs(out: &[Output]) -> (Vec<(u64, u8)>, Vec<(u64, u8)>) {
+    let ons = out.iter().filter_map(|e| if let Output::NoteOn { at, key } = *e { Some((at, key)) } else { None }).collect();
+    let offs = out.iter().filter_map(|e| if let Output::NoteOff { at, key } = *e { Some((at, key)) } else { None }).collect();
+    (ons, offs)
+}
+
+#[test]
+fn a_fresh_instance_rendering_faster_than_real_time_plays_from_its_first_block() {
+    let _turn = exclusive();
+    // Not flagged offline, blocks back to back from the moment activate() returns, as a
+    // batch host does: the first block already plays the phrase.
+    let mut plugin = Plugin::new();
+    plugin.activate(SR);
+    let out = play(&mut plugin, 0.0, seconds(5.0), || 512, |_, _| vec![]);
+    let (ons, offs) = expected(&library_phrase(&[]), SR, seconds(5.0));
+    assert_eq!(ons_and_offs(&out), (ons, offs));
+}
+
+#[test]
+fn with_no_transport_at_all_it_free_runs_at_120_bpm_from_the_start() {
+    let _turn = exclusive();
+    for offline in [false, true] {
+        let mut plugin = Plugin::new();
+        if offline {
+            plugin.render_offline();
+        }
+        plugin.activate(SR);
+        let mut out = Vec::new();
+        for _ in 0..seconds(5.0) / 500 {
+            plugin.process_with(500, None, &[], &mut out);
+        }
+        let (ons, offs) = expected(&library_phrase(&[]), SR, seconds(5.0));
+        assert_eq!(ons_and_offs(&out), (ons, offs), "offline: {offline}");
+        // A reset (a batch host's next render) starts it again from the top.
+        drop(plugin);
+    }
+}
+
+#[test]
+fn phrases_swap_on_the_hosts_bar_lines_in_any_meter() {
+    let _turn = exclusive();
+    for (numerator, denominator) in [(2u16, 4u16), (3, 4), (5, 4), (6, 8), (7, 8), (12, 8)] {
+        let mut plugin = offline_plugin();
+        let bar = numerator as f64 * 4.0 / denominator as f64;
+        let bar_samples = |n: f64| (n * bar * 60.0 / TEMPO * SR).round() as u64;
+        let mut out = Vec::new();
+        let mut done = 0u64;
+        // Two bars, then a slider moves mid-bar: the new phrase must start on a bar line.
+        let change_at = bar_samples(2.5);
+        while done < bar_samples(6.0) {
+            let frames = 480usize;
+            let transport = Transport { beats: done as f64 / SR * TEMPO / 60.0, meter: (numerator, denominator), ..Transport::default() };
+            let inputs: Vec<Input> = at(change_at, done, frames, |time| Input::Param { time, id: "lat1", value: 0.95 }).into_iter().collect();
+            plugin.process(frames, &transport, &inputs, &mut out);
+            done += frames as u64;
+        }
+        stop(&mut plugin, &mut out);
+        assert!(sounding(&out).is_empty(), "{numerator}/{denominator}");
+        // Each host bar starts on a phrase bar's downbeat: the notes of each bar are a
+        // phrase bar's opening, cut to the bar's length.
+        let (ons, _) = ons_and_offs(&out);
+        let steps_per_bar = (bar * 4.0).round() as u64;
+        let before = library_phrase(&[]);
+        let after = library_phrase(&[("lat1", 0.95)]);
+        let step_samples = STEP;
+        for &(at, key) in &ons {
+            let (host_bar, step) = (at / bar_samples(1.0), (at % bar_samples(1.0)) / step_samples);
+            assert!(step < steps_per_bar);
+            let phrase = if at < bar_samples(3.0) { &before } else { &after };
+            let phrase_step = (host_bar % 2) * 16 + step % 16;
+            assert!(
+                phrase.notes().iter().any(|n| n.start as u64 == phrase_step && n.pitch == key),
+                "{numerator}/{denominator}: {key} at bar {host_bar} step {step} is not the phrase's step {phrase_step}"
+            );
+        }
+        assert!(ons.iter().any(|&(at, _)| at >= bar_samples(3.0)), "{numerator}/{denominator}: the new phrase plays");
+    }
+}
+
+#[test]
+fn sixteen_instances_load_in_one_process_quickly() {
+    let _turn = exclusive();
+    let started = Instant::now();
+    let mut plugins: Vec<Plugin> = (0..16).map(|_| Plugin::new()).collect();
+    for plugin in &mut plugins {
+        plugin.activate(SR);
+    }
+    let each = started.elapsed() / 16;
+    // A sanity bound (a stuck instance waits out its seconds), not a benchmark: the
+    // figure is in BENCHMARKS.md (`cargo run -p latent_live_tests --example instances`).
+    assert!(each < Duration::from_secs(2), "{each:?} per instance");
+    for plugin in &mut plugins {
+        let out = play(plugin, 0.0, 4_096, || 512, |_, _| vec![]);
+        assert!(!onsets(&out).is_empty() || library_phrase(&[]).notes().first().is_none_or(|n| n.start > 0), "each plays from its first block");
+    }
 }

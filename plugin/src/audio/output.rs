@@ -32,6 +32,10 @@ impl KeySet {
         }
     }
 
+    fn contains(&self, channel: u8, key: u8) -> bool {
+        self.0[(channel & 15) as usize] & (1u128 << (key & 127)) != 0
+    }
+
     fn is_empty(&self) -> bool {
         self.0.iter().all(|&keys| keys == 0)
     }
@@ -100,6 +104,11 @@ impl Thru {
             }
             self.sent += 1;
             if let Some((channel, key, on)) = note_of(&event) {
+                // A note-off for a note that was not forwarded (Thru was off when it
+                // started) has nothing to end downstream.
+                if !on && !self.held.contains(channel, key) {
+                    continue;
+                }
                 self.held.set(channel, key, on);
             }
             emit(event);
@@ -186,11 +195,12 @@ mod tests {
         thru.forward(&note(true, 2, 0, 60));
         thru.forward(&note(true, 10, 1, 64));
         thru.forward(&note(false, 20, 0, 60));
+        thru.forward(&note(false, 21, 0, 62));
         let mut emitted = Vec::new();
         thru.until(Some(5), &mut |e| emitted.push(e.timing()));
         emitted.push(5); // the phrase's event
         thru.until(None, &mut |e| emitted.push(e.timing()));
-        assert_eq!(emitted, vec![2, 5, 10, 20]);
+        assert_eq!(emitted, vec![2, 5, 10, 20], "the note-off of a note never forwarded is not sent");
         assert_eq!(thru.take_held().iter().collect::<Vec<_>>(), vec![(1, 64)], "only the note still held");
         assert_eq!(thru.take_held().iter().count(), 0);
         thru.until(None, &mut |_| panic!("the queue starts empty each block"));

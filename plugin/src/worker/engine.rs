@@ -81,10 +81,12 @@ impl Waker {
 }
 
 /// What the worker shares with whoever holds its ends.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Shared {
     pub status: EngineStatus,
     pub waker: Waker,
+    /// Asks the editor to redraw (an atomic store: the audio thread may call it too).
+    pub repaint: nice_plug_egui::RepaintNotifier,
     /// The plugin is activated: the worker polls the parameters.
     pub active: AtomicBool,
     pub stop: AtomicBool,

@@ -208,6 +208,7 @@ impl Worker {
     pub(super) fn publish(&mut self) {
         let model = self.loaded.as_ref().map(|l| l.info.clone());
         self.view.write(View { model, recent: self.recent.clone() });
+        self.shared.repaint.request_repaint();
     }
 
     fn decode_and_publish(&mut self, request: &ZRequest) {
