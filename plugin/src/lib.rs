@@ -381,7 +381,7 @@ mod alloc_check {
     #[test]
     fn the_audio_thread_plays_records_and_captures_without_allocating() {
         let mut plugin = crate::LatentLive::default();
-        let (mut producer, phrases) = crate::audio::handoff::phrase_queue();
+        let (mut producer, phrases) = crate::audio::handoff::phrase_channel();
         let (captures, mut requests) = rtrb::RingBuffer::new(8);
         let shared = std::sync::Arc::new(crate::worker::engine::Shared::default());
         plugin.link = Some(crate::worker::engine::AudioLink { phrases, captures, shared });
@@ -392,7 +392,7 @@ mod alloc_check {
         }
         let first = Phrase::from_notes(&[Note { pitch: 60, start: 0, end: 4 }, Note { pitch: 67, start: 8, end: 12 }], 16, 1);
         let second = Phrase::from_notes(&[Note { pitch: 72, start: 2, end: 6 }], 16, 2);
-        producer.push(first).unwrap();
+        producer.publish(first);
         let (mut left, mut right) = (vec![0.0f32; 480], vec![0.0f32; 480]);
         let (mut ons, mut offs, mut peak) = (0u32, 0u32, 0.0f32);
         assert_no_alloc(|| {
@@ -416,7 +416,7 @@ mod alloc_check {
                     410 => press(&plugin.params.capture_a, true),
                     420 => press(&plugin.params.capture_a, false),
                     500 => {
-                        let _ = producer.push(second);
+                        producer.publish(second);
                     }
                     // After the second phrase took over (bar 4, beat 12): capture it.
                     650 => {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use latent_live::worker::engine::{self, Engine};
+use latent_live::worker::models;
 use latent_live::audio::handoff::Phrase;
 use latent_live::params::{LatentLiveParams, ModelChoice};
 use nice_plug::prelude::Param;
@@ -20,13 +21,13 @@ pub struct LatencyArgs {
 
 pub fn run(args: &LatencyArgs) -> anyhow::Result<()> {
     for choice in [ModelChoice::Folk2Bar, ModelChoice::Folk4Bar] {
-        if let Err(e) = engine::default_loader()(choice, None) {
+        if let Err(e) = models::default_loader()(choice, None) {
             println!("{choice:?}: skipped ({e})");
             continue;
         }
         let params = Arc::new(LatentLiveParams::default());
         set(&params.model, params.model.preview_normalized(choice));
-        let (engine, mut link) = Engine::start(params.clone(), engine::default_loader(), engine::ports().0)?;
+        let (engine, mut link) = Engine::start(params.clone(), models::default_loader(), engine::ports().0)?;
         let mut phrase = Phrase::EMPTY;
         wait(Duration::from_secs(60), || link.phrases.pop_newest(&mut phrase)).context("the first phrase never came")?;
 
@@ -41,9 +42,9 @@ pub fn run(args: &LatencyArgs) -> anyhow::Result<()> {
             set(&params.lat1, if params.lat1.modulated_normalized_value() == value { value + 0.01 } else { value });
             wait(Duration::from_secs(10), || link.phrases.pop_newest(&mut phrase) && phrase.generation > previous).context("no phrase after a change")?;
             latencies.push(changed.elapsed());
-            decodes.push(Duration::from_micros(engine.status.last_decode_micros.load(Ordering::Acquire)));
+            decodes.push(Duration::from_micros(engine.status().last_decode_micros.load(Ordering::Acquire)));
         }
-        let name = engine.status.model_name();
+        let name = engine.status().model_name();
         println!("{name}: change to phrase ready {}; of which decoding {}", summary(&mut latencies), summary(&mut decodes));
     }
     Ok(())

@@ -1,17 +1,16 @@
 //! What crosses from the inference worker to the audio thread.
 //!
-//! A [`Phrase`] is a fixed-size `Copy` value, so pushing it through an
-//! [`rtrb::RingBuffer`] moves bytes and never hands the audio thread heap memory to
-//! free. The worker is the producer, `process()` the consumer; it drains the queue and
-//! keeps only the newest phrase ([`PhraseConsumer::pop_newest`]).
+//! A [`Phrase`] is a fixed-size `Copy` value that crosses through a triple buffer: the
+//! worker always writes the newest one, `process()` always reads the newest, neither ever
+//! waits, and no phrase is heap memory the audio thread would have to free. Only the
+//! newest phrase matters, so there is no queue that could fill up with stale ones while
+//! the audio thread is not running (between an activation and its first block, say):
+//! a phrase written is a phrase delivered.
 
 use crate::music::melody::Note;
 
 /// The most notes a phrase holds; more than a 16-bar melody of 16ths.
 pub const MAX_NOTES: usize = 256;
-/// Enough for the worker to run ahead of a slow audio thread; older phrases are
-/// superseded anyway.
-pub const QUEUE_CAPACITY: usize = 4;
 
 /// One note of a phrase, in 16th steps from the phrase start; `end` is exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -91,27 +90,38 @@ impl Phrase {
     }
 }
 
-/// The two ends of the worker-to-audio queue.
-pub fn phrase_queue() -> (rtrb::Producer<Phrase>, PhraseConsumer) {
-    let (producer, consumer) = rtrb::RingBuffer::new(QUEUE_CAPACITY);
-    (producer, PhraseConsumer { consumer })
+/// The two ends of the worker-to-audio hand-off.
+pub fn phrase_channel() -> (PhrasePublisher, PhraseConsumer) {
+    let (input, output) = triple_buffer::triple_buffer(&Phrase::EMPTY);
+    (PhrasePublisher { input }, PhraseConsumer { output })
+}
+
+/// The worker's end.
+pub struct PhrasePublisher {
+    input: triple_buffer::Input<Phrase>,
+}
+
+impl PhrasePublisher {
+    /// Makes `phrase` the newest; the audio thread takes it at its next block.
+    pub fn publish(&mut self, phrase: Phrase) {
+        self.input.write(phrase);
+    }
 }
 
 /// The audio thread's end: wait-free, allocation-free.
 pub struct PhraseConsumer {
-    consumer: rtrb::Consumer<Phrase>,
+    output: triple_buffer::Output<Phrase>,
 }
 
 impl PhraseConsumer {
-    /// Drains the queue into `slot`, leaving the newest phrase there. Returns whether
-    /// anything arrived.
+    /// Copies the newest phrase into `slot` if one was published since the last call;
+    /// whether one was.
     pub fn pop_newest(&mut self, slot: &mut Phrase) -> bool {
-        let mut got = false;
-        while let Ok(phrase) = self.consumer.pop() {
-            *slot = phrase;
-            got = true;
+        if !self.output.update() {
+            return false;
         }
-        got
+        *slot = *self.output.output_buffer();
+        true
     }
 }
 
@@ -148,13 +158,15 @@ mod tests {
 
     #[test]
     fn consumer_keeps_the_newest() {
-        let (mut producer, mut consumer) = phrase_queue();
+        let (mut publisher, mut consumer) = phrase_channel();
         let mut slot = Phrase::EMPTY;
         assert!(!consumer.pop_newest(&mut slot));
-        for generation in 1..=3 {
-            producer.push(Phrase { generation, ..Phrase::EMPTY }).unwrap();
+        // However many are published unread, the newest arrives and nothing blocks.
+        for generation in 1..=100 {
+            publisher.publish(Phrase { generation, ..Phrase::EMPTY });
         }
         assert!(consumer.pop_newest(&mut slot));
-        assert_eq!(slot.generation, 3);
+        assert_eq!(slot.generation, 100);
+        assert!(!consumer.pop_newest(&mut slot), "each phrase arrives once");
     }
 }

@@ -6,7 +6,7 @@
 //! 3. runs the editor's commands and encodes the captures the audio thread sent
 //!    ([`super::commands`]);
 //! 4. when what decides z changed, composes z ([`latent::LatentSpace::compose`]), decodes, and
-//!    pushes a [`Phrase`] to the audio thread, and its [`Decoded`] view to the editor.
+//!    publishes a [`Phrase`] for the audio thread, and its [`Decoded`] view to the editor.
 //!
 //! Reading only the latest parameter values is the coalescing: a burst of automation
 //! costs one decode per wake at most, never a backlog. Each step runs under
@@ -19,7 +19,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use crate::audio::capture::CaptureRequest;
-use crate::audio::handoff::Phrase;
+use crate::audio::handoff::{Phrase, PhrasePublisher};
 use crate::model::Sampling;
 use crate::music::melody;
 use crate::params::{LatentLiveParams, ModelChoice, ZRequest};
@@ -39,7 +39,7 @@ pub struct Worker {
     /// The last model choice tried, with the file's revision for `Model File`.
     attempted: Option<(ModelChoice, u64)>,
     pub(super) params: Arc<LatentLiveParams>,
-    phrases: rtrb::Producer<Phrase>,
+    phrases: PhrasePublisher,
     captures: rtrb::Consumer<CaptureRequest>,
     inbox: mpsc::Receiver<Command>,
     view: ViewPublisher,
@@ -51,9 +51,6 @@ pub struct Worker {
     pub(super) recent: Vec<Arc<Decoded>>,
     /// The request the newest phrase answers.
     decoded: Option<ZRequest>,
-    /// A phrase the audio thread had no room for yet (it is not processing), with its
-    /// request's fingerprint; a newer decode replaces it.
-    unsent: Option<(Phrase, u64)>,
     /// When anything last changed: the worker looks often for a while after.
     last_change: Instant,
 }
@@ -62,7 +59,7 @@ impl Worker {
     pub fn new(
         loader: ModelLoader,
         params: Arc<LatentLiveParams>,
-        phrases: rtrb::Producer<Phrase>,
+        phrases: PhrasePublisher,
         captures: rtrb::Consumer<CaptureRequest>,
         inbox: mpsc::Receiver<Command>,
         view: ViewPublisher,
@@ -83,7 +80,6 @@ impl Worker {
             generation: 0,
             recent: Vec::with_capacity(RECENT_PHRASES),
             decoded: None,
-            unsent: None,
             last_change: Instant::now(),
         }
     }
@@ -105,7 +101,7 @@ impl Worker {
             }
             let timeout = if !self.shared.active.load(Ordering::Acquire) {
                 None
-            } else if self.unsent.is_some() || self.last_change.elapsed() < BUSY_FOR {
+            } else if self.last_change.elapsed() < BUSY_FOR {
                 Some(BUSY_POLL)
             } else {
                 Some(IDLE_POLL)
@@ -144,13 +140,6 @@ impl Worker {
             if self.guarded("decoding", |w| w.decode_and_publish(&request)).is_none() {
                 // The last good phrase plays on; an offline render goes on with it.
                 self.shared.status.delivered.store(request.fingerprint(), Ordering::Release);
-            }
-        }
-        if let Some((phrase, fingerprint)) = self.unsent {
-            if self.phrases.push(phrase).is_ok() {
-                self.unsent = None;
-                self.shared.status.delivered.store(fingerprint, Ordering::Release);
-                self.shared.status.decodes.fetch_add(1, Ordering::AcqRel);
             }
         }
         changed
@@ -221,7 +210,9 @@ impl Worker {
                 }
                 self.recent.push(Arc::new(decoded));
                 self.publish();
-                self.unsent = Some((phrase, request.fingerprint()));
+                self.phrases.publish(phrase);
+                self.shared.status.delivered.store(request.fingerprint(), Ordering::Release);
+                self.shared.status.decodes.fetch_add(1, Ordering::AcqRel);
             }
             Err(e) => {
                 self.shared.status.report(Some(format!("decode failed: {e}; the last good phrase plays on")));
