@@ -5,4 +5,5 @@
 pub mod clips;
 pub mod engine;
 pub mod latent;
+pub mod state;
 pub mod view;
