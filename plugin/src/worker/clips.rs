@@ -99,16 +99,18 @@ impl Clip {
         if past_end > 0 {
             said.push(counted(past_end, "past the clip's end", "cut there"));
         }
-        if !self.notes.is_sorted_by_key(|n| n.start) {
-            self.notes.sort_by_key(|n| n.start);
+        // Of notes that start together, the longest is last: the one the cuts below keep.
+        if !self.notes.is_sorted_by_key(|n| (n.start, n.end)) {
+            self.notes.sort_by_key(|n| (n.start, n.end));
             said.push("its notes were out of order and were sorted".into());
         }
         let mut overlapping = 0;
         for i in 1..self.notes.len() {
             let next_start = self.notes[i].start;
-            if self.notes[i - 1].end > next_start {
-                self.notes[i - 1].end = next_start;
-                overlapping += 1;
+            let previous = &mut self.notes[i - 1];
+            if previous.end > next_start {
+                previous.end = next_start;
+                overlapping += usize::from(previous.start < next_start);
             }
         }
         if overlapping > 0 {
@@ -152,7 +154,7 @@ fn drop_notes(notes: &mut Vec<Note>, keep: impl Fn(&Note) -> bool, which: &str) 
 }
 
 /// "1 note {which} was {done}", "3 notes {which} were {done}".
-fn counted(count: usize, which: &str, done: &str) -> String {
+pub(crate) fn counted(count: usize, which: &str, done: &str) -> String {
     let (noun, verb) = if count == 1 { ("note", "was") } else { ("notes", "were") };
     format!("{count} {noun} {which} {verb} {done}")
 }
@@ -287,6 +289,71 @@ mod tests {
     fn long_clips_are_cut() {
         let c = clip(&[(60, 0, 40), (62, 40, 64)], 64);
         assert_eq!(melody::decode(&c.events(32, 21, 108)), vec![Note { pitch: 60, start: 0, end: 32 }]);
+    }
+
+    #[test]
+    fn validation_repairs_the_notes_and_says_what_it_did() {
+        let notes = [(62, 4, 12), (200, 0, 2), (60, 0, 6), (64, 9, 9), (65, 12, 10), (67, 20, 40), (69, 40, 44), (71, 20, 22), (72, 4, 5)];
+        let (valid, said) = clip(&notes, 32).validated(Slot::A);
+        let kept: Vec<(u8, u32, u32)> = valid.expect("notes are left").notes.iter().map(|n| (n.pitch, n.start, n.end)).collect();
+        assert_eq!(kept, vec![(60, 0, 4), (62, 4, 12), (67, 20, 32)]);
+        assert_eq!(
+            said,
+            [
+                "clip A: 1 note above pitch 127 was dropped",
+                "clip A: 2 notes with no length were dropped",
+                "clip A: 1 note outside the clip was dropped",
+                "clip A: 1 note past the clip's end was cut there",
+                "clip A: its notes were out of order and were sorted",
+                "clip A: 1 note overlapping the next was cut where it starts",
+                "clip A: 2 notes starting with another were dropped",
+            ]
+        );
+        // A valid clip passes unchanged and silently.
+        let valid = clip(&[(60, 0, 4), (62, 4, 8)], 16);
+        assert_eq!(valid.clone().validated(Slot::B), (Some(valid), vec![]));
+    }
+
+    #[test]
+    fn validation_drops_clips_without_a_playable_length_or_notes() {
+        for steps in [0, MAX_CAPTURE_STEPS as u32 + 1, u32::MAX] {
+            let (kept, said) = clip(&[(60, 0, 4)], steps).validated(Slot::B);
+            assert!(kept.is_none());
+            assert_eq!(said, [format!("clip B: dropped: its length, {steps} steps, is not between 1 and 256")]);
+        }
+        // Far past the clip: `start + offset` in `events` never sees these.
+        let (kept, said) = clip(&[(60, u32::MAX - 1, u32::MAX), (61, 300, 2)], 256).validated(Slot::A);
+        assert!(kept.is_none());
+        assert_eq!(said, ["clip A: 1 note with no length was dropped", "clip A: 1 note outside the clip was dropped", "clip A: dropped: no notes are left"]);
+    }
+
+    #[test]
+    fn validation_resets_a_bad_mean_and_caps_the_source_path() {
+        let mut c = clip(&[(60, 0, 4)], 16);
+        c.mu = vec![0.5, f32::NAN];
+        c.model = "xxh3-0123456789abcdef".into();
+        c.source = ClipSource::File(format!("/{}", "é".repeat(MAX_SOURCE_BYTES)));
+        let (kept, said) = c.validated(Slot::A);
+        let kept = kept.unwrap();
+        assert!(kept.mu.is_empty() && kept.model.is_empty(), "encoded again by the worker");
+        let ClipSource::File(path) = &kept.source else { panic!("a file source") };
+        assert!(path.len() <= MAX_SOURCE_BYTES && path.starts_with("/é"));
+        assert_eq!(said.len(), 2, "{said:?}");
+        let mut long = clip(&[(60, 0, 4)], 16);
+        long.mu = vec![0.0; MAX_MU + 1];
+        assert!(long.validated(Slot::B).0.unwrap().mu.is_empty());
+        // A mean of another length is kept: the worker compares it with the model it loads.
+        let mut other = clip(&[(60, 0, 4)], 16);
+        other.mu = vec![0.25; 7];
+        assert_eq!(other.clone().validated(Slot::B).0, Some(other));
+    }
+
+    #[test]
+    fn both_clips_are_validated_and_an_empty_one_dropped() {
+        let clips = Clips { a: Some(clip(&[(130, 0, 4)], 16)), b: Some(clip(&[(60, 0, 4)], 16)) };
+        let (valid, said) = clips.clone().validated();
+        assert_eq!(valid, Clips { a: None, b: clips.b });
+        assert_eq!(said, ["clip A: 1 note above pitch 127 was dropped", "clip A: dropped: no notes are left"]);
     }
 
     #[test]

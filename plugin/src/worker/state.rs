@@ -29,7 +29,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::audio::handoff::MAX_NOTES;
 use crate::music::melody::Note;
 use crate::params::LatentLiveParams;
-use crate::worker::clips::{Clip, ClipSource, Clips, Persisted, Slot, MAX_MU};
+use crate::worker::clips::{counted, Clip, ClipSource, Clips, Persisted, Slot, MAX_MU};
 
 /// The version of the state this build saves.
 /// - 0: the unversioned states of the first builds; a clip is tied to its model by the
@@ -152,7 +152,8 @@ fn restore_params(saved: &mut BTreeMap<String, ParamValue>, messages: &mut Vec<S
     let map = defaults.param_map();
     let unknown = saved.keys().filter(|id| !map.iter().any(|(known, _, _)| known == *id)).count();
     if unknown > 0 {
-        messages.push(format!("{unknown} saved parameters unknown to this version were ignored"));
+        let (noun, verb) = if unknown == 1 { ("parameter", "was") } else { ("parameters", "were") };
+        messages.push(format!("{unknown} saved {noun} unknown to this version {verb} ignored"));
         saved.retain(|id, _| map.iter().any(|(known, _, _)| known == id));
     }
     for (id, ptr, _) in &map {
@@ -161,16 +162,19 @@ fn restore_params(saved: &mut BTreeMap<String, ParamValue>, messages: &mut Vec<S
         let (low, high) = (low.min(high), low.max(high));
         let restored = match (ptr, saved.get(id)) {
             (_, None) => Ok(default_value(ptr, default)),
-            (ParamPtr::FloatParam(_), Some(&ParamValue::F32(v))) if v.is_nan() => Err(format!("{v}")),
+            (ParamPtr::FloatParam(_), Some(&ParamValue::F32(v))) if v.is_nan() => Err(v.to_string()),
             (ParamPtr::FloatParam(_), Some(&ParamValue::F32(v))) => Ok(ParamValue::F32(clamped(id, v, v.clamp(low, high), messages))),
             (ParamPtr::IntParam(_) | ParamPtr::EnumParam(_), Some(&ParamValue::I32(v))) => Ok(ParamValue::I32(clamped(id, v, v.clamp(low as i32, high as i32), messages))),
             (ParamPtr::BoolParam(_), Some(&ParamValue::Bool(v))) => Ok(ParamValue::Bool(v)),
             // SAFETY: as above; this sets the scratch defaults, not the plugin's parameters.
             (ParamPtr::EnumParam(p), Some(ParamValue::String(variant))) if unsafe { &**p }.set_from_id(variant) => Ok(ParamValue::String(variant.clone())),
-            (_, Some(other)) => Err(format!("{other:?}")),
+            (_, Some(ParamValue::F32(v))) => Err(format!("the number {v}")),
+            (_, Some(ParamValue::I32(v))) => Err(format!("the whole number {v}")),
+            (_, Some(ParamValue::Bool(v))) => Err(v.to_string()),
+            (_, Some(ParamValue::String(v))) => Err(shown(v)),
         };
         let value = restored.unwrap_or_else(|bad: String| {
-            messages.push(format!("parameter {id}: {} is not one of its values; set to its default", shown(&bad)));
+            messages.push(format!("parameter {id}: {bad} is not one of its values; set to its default"));
             default_value(ptr, default)
         });
         saved.insert(id.clone(), value);
@@ -596,16 +600,17 @@ impl SavedClip {
                 let read = list.kept.len();
                 notes.extend(list.kept.into_iter().filter_map(|note| note.ok().and_then(SavedNote::note)));
                 if notes.len() < read {
-                    say(format!("{} unreadable notes were dropped", read - notes.len()));
+                    say(counted(read - notes.len(), "that cannot be read", "dropped"));
                 }
                 if list.more > 0 {
-                    say(format!("{} notes past the first {MAX_NOTES} were dropped", list.more));
+                    say(counted(list.more, &format!("past the first {MAX_NOTES}"), "dropped"));
                 }
             }
             Err(found) => say(format!("its notes are {found}, not a list")),
         }
         let source = match self.source.0 {
             Ok(saved) => saved.source(),
+            Err(Found::Missing) => Some(ClipSource::Input),
             Err(_) => None,
         };
         let source = source.unwrap_or_else(|| {
@@ -642,5 +647,221 @@ impl SavedNote {
     fn note(self) -> Option<Note> {
         let field = |read: Read<Scalar>| read.0.ok();
         Some(Note { pitch: field(self.pitch)?.integer()?, start: field(self.start)?.integer()?, end: field(self.end)?.integer()? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V0_DEFAULTS: &str = include_str!("../../../tests/fixtures/state/v0-defaults.state.json");
+    const V0_CLIPS: &str = include_str!("../../../tests/fixtures/state/v0-clips-morph.state.json");
+
+    fn state(json: &str) -> PluginState {
+        serde_json::from_str(json).unwrap()
+    }
+
+    /// The defaults fixture with these persisted fields.
+    fn with_fields(clips: &str, model_file: &str) -> PluginState {
+        let mut state = state(V0_DEFAULTS);
+        state.fields.insert(CLIPS.into(), clips.into());
+        state.fields.insert(MODEL_FILE.into(), model_file.into());
+        state
+    }
+
+    /// Fresh parameters with the state's fields applied, as nice-plug applies them. In
+    /// this crate's tests nice-plug's debug assertion panics on a field it cannot read.
+    fn applied(state: &PluginState) -> LatentLiveParams {
+        let params = LatentLiveParams::default();
+        params.deserialize_fields(&state.fields);
+        params
+    }
+
+    fn migrated(mut state: PluginState) -> (PluginState, Vec<String>) {
+        let messages = migrate(&mut state);
+        (state, messages)
+    }
+
+    /// A clip JSON in slot A with these fields (serde's names).
+    fn clip_a(fields: &str) -> String {
+        format!(r#"{{"a": {{{fields}}}, "b": null}}"#)
+    }
+
+    #[test]
+    fn a_v0_state_migrates_silently_and_its_clips_lose_the_name_tie() {
+        let before = state(V0_CLIPS);
+        let (after, messages) = migrated(before.clone());
+        assert_eq!(messages, Vec::<String>::new());
+        assert_eq!(after.fields[VERSION_FIELD], "1");
+        assert_eq!(json(&after.params), json(&before.params), "every saved value is in range");
+        let old: Clips = serde_json::from_str(&before.fields[CLIPS]).unwrap();
+        let params = applied(&after);
+        let new = params.clips.get();
+        for (old, new) in [(old.a, new.a), (old.b, new.b)] {
+            let (old, new) = (old.unwrap(), new.unwrap());
+            assert_eq!((old.model.as_str(), new.model.as_str()), ("folk-2bar", ""));
+            assert_eq!((&old.notes, old.steps, &old.source, &old.mu), (&new.notes, new.steps, &new.source, &new.mu));
+        }
+        assert!(params.state_version.report().is_empty());
+        // A migrated state is a current one: migrating it again changes nothing.
+        let (again, messages) = migrated(after.clone());
+        assert!(messages.is_empty(), "{messages:?}");
+        assert_eq!(json(&again), json(&after));
+    }
+
+    #[test]
+    fn saved_states_carry_the_bare_version_and_restores_report_to_the_editor() {
+        let params = LatentLiveParams::default();
+        assert_eq!(params.serialize_fields()[VERSION_FIELD], "1");
+        let (state, messages) = migrated(with_fields(&clip_a(r#""notes": [{"pitch": 60, "start": 0, "end": 4}], "steps": 0"#), "null"));
+        assert_eq!(messages, ["clip A: dropped: its length, 0 steps, is not between 1 and 256"]);
+        let revision = params.state_version.revision();
+        params.deserialize_fields(&state.fields);
+        assert_eq!(params.state_version.report(), messages);
+        assert!(params.state_version.revision() > revision);
+        assert_eq!(params.serialize_fields()[VERSION_FIELD], "1", "the report is never saved");
+    }
+
+    #[test]
+    fn hostile_clips_are_repaired_or_dropped_with_a_message() {
+        let note = r#"{"pitch": 60, "start": 0, "end": 4}"#;
+        let cases: &[(String, &[&str])] = &[
+            (clip_a(&format!(r#""notes": [{note}], "steps": 4294967295, "source": "Input", "mu": [], "model": """#)), &["clip A: dropped: its length, 4294967295 steps, is not between 1 and 256"]),
+            (clip_a(&format!(r#""notes": [{note}], "steps": 1e3"#)), &["clip A: dropped: its length, 1000, is not a number of steps"]),
+            (clip_a(&format!(r#""notes": [{note}], "steps": "32""#)), &["clip A: dropped: its length, \"32\", is not a number of steps"]),
+            (clip_a(&format!(r#""notes": [{note}], "steps": -1"#)), &["clip A: dropped: its length, -1, is not a number of steps"]),
+            (clip_a(&format!(r#""notes": [{note}]"#)), &["clip A: dropped: its length is missing"]),
+            (
+                clip_a(r#""notes": [{"pitch": 200, "start": 0, "end": 2}, {"pitch": 300, "start": 0, "end": 2}, {"pitch": 61, "start": 8, "end": 4}, {"pitch": 62, "start": 4294967295, "end": 4294967295}, 7, [1, 2], {"pitch": 64, "start": 2, "end": 3}], "steps": 16"#),
+                &[
+                    "clip A: 3 notes that cannot be read were dropped",
+                    "clip A: 1 note above pitch 127 was dropped",
+                    "clip A: 2 notes with no length were dropped",
+                ],
+            ),
+            (clip_a(r#""notes": 5, "steps": 16"#), &["clip A: its notes are a number, not a list", "clip A: dropped: no notes are left"]),
+            (clip_a(&format!(r#""notes": [{note}], "steps": 16, "source": {{"Sampler": 3}}"#)), &["clip A: its source is unknown to this version: shown as played in"]),
+            (clip_a(&format!(r#""notes": [{note}], "steps": 16, "source": {{"File": 3}}"#)), &["clip A: its source is unknown to this version: shown as played in"]),
+            (clip_a(&format!(r#""notes": [{note}], "steps": 16, "mu": [0.5, null]"#)), &["clip A: its latent mean is unreadable or longer than any model's: it is encoded again from its notes"]),
+            (clip_a(&format!(r#""notes": [{note}], "steps": 16, "mu": [1e39]"#)), &["clip A: its latent mean was not finite or too long: it is encoded again from its notes"]),
+            (clip_a(&format!(r#""notes": [{note}], "steps": 16, "mu": {{"x": 1}}"#)), &["clip A: its latent mean is unreadable or longer than any model's: it is encoded again from its notes"]),
+            (clip_a(&format!(r#""notes": [{note}], "steps": 16, "mu": [0.5], "model": 7, "later": {{"field": [1]}}"#)), &[]),
+            (r#"{"a": 7, "b": [1]}"#.into(), &["clip A: dropped: it is a number, not a clip", "clip B: dropped: it is a list, not a clip"]),
+            (r#""clips""#.into(), &["the clips are unreadable (a text): none were restored"]),
+            (r#"{"a": null, "#.into(), &["the clips are unreadable (EOF while parsing a value at line 1 column 12): none were restored"]),
+            (format!(r#"{{"a": {{"notes": [{note}], "notes": [], "steps": 16}}}}"#), &["the clips are unreadable (duplicate field `notes` at line 1 column 62): none were restored"]),
+            // Skipped without recursion, however deep.
+            (format!("{}0{}", "[".repeat(100_000), "]".repeat(100_000)), &["the clips are unreadable (a list): none were restored"]),
+            (clip_a(&format!(r#""notes": [{note}, {}{}], "steps": 16"#, "{\"x\": [".repeat(50_000), "]}".repeat(50_000))), &["clip A: 1 note that cannot be read was dropped"]),
+        ];
+        for (clips, expected) in cases {
+            let (state, messages) = migrated(with_fields(clips, "null"));
+            assert_eq!(messages, *expected, "{clips}");
+            let restored = applied(&state).clips.get();
+            for clip in [&restored.a, &restored.b].into_iter().flatten() {
+                assert_eq!(clip.clone().validated(Slot::A), (Some(clip.clone()), vec![]), "{clips}: what is restored is valid");
+            }
+        }
+    }
+
+    #[test]
+    fn a_million_notes_are_read_without_holding_them() {
+        let notes: Vec<String> = (0..1_000_000).map(|i| format!(r#"{{"pitch": 60, "start": {i}, "end": {}}}"#, i + 1)).collect();
+        let clips = clip_a(&format!(r#""notes": [{}], "steps": 256, "mu": [{}]"#, notes.join(","), vec!["0.5"; 100_000].join(",")));
+        let started = std::time::Instant::now();
+        let (state, messages) = migrated(with_fields(&clips, "null"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!(
+            messages,
+            ["clip A: 999744 notes past the first 256 were dropped", "clip A: its latent mean is unreadable or longer than any model's: it is encoded again from its notes"]
+        );
+        let a = applied(&state).clips.get().a.unwrap();
+        assert_eq!((a.notes.len(), a.mu.len()), (256, 0));
+    }
+
+    #[test]
+    fn only_an_absolute_path_to_a_regular_file_is_restored_as_the_model_file() {
+        let dir = std::env::temp_dir().join(format!("latent-live-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let model = dir.join("model.safetensors");
+        std::fs::write(&model, b"weights").unwrap();
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let long = format!("/{}", "a".repeat(MAX_PATH_BYTES));
+        let cases = [
+            (model.display().to_string(), None),
+            ("relative/model.safetensors".into(), Some("its path is not absolute")),
+            ("/dev/zero".into(), Some("it is not a regular file")),
+            (fifo.display().to_string(), Some("it is not a regular file")),
+            (dir.display().to_string(), Some("it is not a regular file")),
+            (dir.join("missing").display().to_string(), Some("it cannot be found")),
+            (long.clone(), Some("its path is 4097 bytes long (at most 4096)")),
+            (format!("{}\0x", model.display()), Some("its path holds a NUL character")),
+        ];
+        for (path, refused) in cases {
+            let (state, messages) = migrated(with_fields("{}", &json(&Some(&path))));
+            let restored = applied(&state).model_file.get();
+            match refused {
+                None => assert_eq!((restored, messages), (Some(path), vec![])),
+                Some(why) => {
+                    assert_eq!(restored, None, "{path}");
+                    assert!(messages.len() == 1 && messages[0].contains(why), "{path}: {messages:?}");
+                    assert!(messages[0].len() < 300, "a long path is shortened in the message");
+                }
+            }
+        }
+        let (_, messages) = migrated(with_fields("{}", "5"));
+        assert_eq!(messages, ["the model file was not restored: its path is 5"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn parameters_are_clamped_defaulted_or_dropped() {
+        let mut state = state(V0_DEFAULTS);
+        let params = &mut state.params;
+        params.insert("morph".into(), ParamValue::F32(f32::NAN));
+        params.insert("lat1".into(), ParamValue::F32(1e30));
+        params.insert("seed".into(), ParamValue::I32(-5));
+        params.insert("model".into(), ParamValue::I32(99));
+        params.insert("swap".into(), ParamValue::String("sometimes".into()));
+        params.insert("synth".into(), ParamValue::F32(1.0));
+        params.insert("later".into(), ParamValue::Bool(true));
+        params.remove("gain");
+        let (state, messages) = migrated(state);
+        assert_eq!(
+            messages,
+            [
+                "1 saved parameter unknown to this version was ignored",
+                "parameter lat1: 1000000000000000000000000000000 is out of its range; set to 3",
+                "parameter seed: -5 is out of its range; set to 0",
+                "parameter morph: NaN is not one of its values; set to its default",
+                "parameter model: 99 is out of its range; set to 3",
+                "parameter swap: \"sometimes\" is not one of its values; set to its default",
+                "parameter synth: the number 1 is not one of its values; set to its default",
+            ]
+        );
+        let value = |id: &str| format!("{:?}", state.params[id]);
+        assert_eq!(
+            ["lat1", "morph", "seed", "model", "swap", "synth", "gain"].map(value),
+            ["F32(3.0)", "F32(0.0)", "I32(0)", "I32(3)", "I32(0)", "Bool(false)", "F32(0.25118864)"]
+        );
+        assert!(!state.params.contains_key("later"));
+    }
+
+    #[test]
+    fn future_and_unreadable_versions_load_what_validates() {
+        let clips = clip_a(r#""notes": [{"pitch": 60, "start": 0, "end": 4}], "steps": 16, "source": "Input", "mu": [0.5], "model": "xxh3-0123456789abcdef", "layers": 3"#);
+        let mut future = with_fields(&clips, "null");
+        future.fields.insert(VERSION_FIELD.into(), r#"{"number": 7, "report": [], "more": true}"#.into());
+        let (state, messages) = migrated(future);
+        assert_eq!(messages, ["saved by a newer Latent Live (state version 7): loaded what this version knows"]);
+        assert_eq!(applied(&state).clips.get().a.unwrap().model, "xxh3-0123456789abcdef", "no migration ran on it");
+
+        let mut unreadable = with_fields(&clips, "null");
+        unreadable.fields.insert(VERSION_FIELD.into(), r#""one""#.into());
+        let (state, messages) = migrated(unreadable);
+        assert_eq!(messages, ["the state's version is unreadable: loaded what this version knows"]);
+        assert_eq!(state.fields[VERSION_FIELD], json(&Version { number: VERSION, report: messages }));
     }
 }
