@@ -142,6 +142,14 @@ impl Plugin for LatentLive {
         self.params.clone()
     }
 
+    /// Every restored project goes through here first: migrated to this version, its
+    /// clips, model path and parameter values validated (see [`worker::state`]).
+    fn filter_state(state: &mut PluginState) {
+        for message in worker::state::migrate(state) {
+            nice_warn!("Latent Live: restored project: {message}");
+        }
+    }
+
     fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
         editor::create(self.params.clone(), self.editor_link.take()?)
     }

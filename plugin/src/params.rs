@@ -10,6 +10,7 @@ use std::sync::Arc;
 use nice_plug::prelude::*;
 
 use crate::worker::clips::{Clips, Persisted};
+use crate::worker::state::StateVersion;
 
 /// Number of latent sliders. They move the model's most informative dims, best first.
 pub const NUM_SLIDERS: usize = 8;
@@ -170,6 +171,10 @@ pub struct LatentLiveParams {
     /// The model file played when `model` is [`ModelChoice::File`].
     #[persist = "mfile"]
     pub model_file: Persisted<Option<String>>,
+    /// The state's version (see [`crate::worker::state`]), and what restoring the project
+    /// repaired or dropped.
+    #[persist = "ver"]
+    pub state_version: StateVersion,
 
     /// Presses of Capture A and B, counted where the host sets them: parameters reach
     /// `process()` once per block, so a press released within one block would be missed.
@@ -322,6 +327,7 @@ impl Default for LatentLiveParams {
             bypass: BoolParam::new("Bypass", false).make_bypass(),
             clips: Persisted::default(),
             model_file: Persisted::default(),
+            state_version: StateVersion::default(),
             capture_presses,
         }
     }

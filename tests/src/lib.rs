@@ -249,9 +249,15 @@ impl Plugin {
     }
 
     pub fn load_state(&mut self, bytes: &[u8]) {
+        assert!(self.try_load_state(bytes), "state loaded");
+    }
+
+    /// Loads a state the plugin may refuse; whether it took it.
+    pub fn try_load_state(&mut self, bytes: &[u8]) -> bool {
         let state: PluginState = self.instance.plugin_shared_handle().get_extension().expect("state extension");
-        state.load(&self.instance.plugin_handle(), &mut &bytes[..]).expect("state loaded");
+        let loaded = state.load(&self.instance.plugin_handle(), &mut &bytes[..]).is_ok();
         self.pump_main_thread();
+        loaded
     }
 
     /// Runs the main-thread callbacks nice-plug asked for.

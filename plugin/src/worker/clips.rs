@@ -2,8 +2,9 @@
 //! persisted store that saves them in the host's project.
 //!
 //! The worker is the only writer (it encodes a capture, then stores it); the host's state
-//! restore is the other (nice-plug's `#[persist]`). Both bump [`Persisted::revision`], so
-//! the worker notices a restored project by polling one atomic.
+//! restore is the other (nice-plug's `#[persist]`, after [`crate::worker::state::migrate`]
+//! has passed the clips through [`Clips::validated`]). Both bump [`Persisted::revision`],
+//! so the worker notices a restored project by polling one atomic.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
@@ -11,7 +12,14 @@ use std::sync::RwLock;
 use nice_plug::params::persist::PersistentField;
 use serde::{Deserialize, Serialize};
 
+use crate::audio::capture::MAX_CAPTURE_STEPS;
+use crate::audio::handoff::MAX_NOTES;
 use crate::music::melody::{self, Note};
+
+/// The longest source path a clip keeps (Linux's `PATH_MAX`): it is only ever shown.
+pub const MAX_SOURCE_BYTES: usize = 4096;
+/// The longest latent mean a clip keeps: above any model's z (Magenta's largest is 512).
+pub const MAX_MU: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Slot {
@@ -26,7 +34,8 @@ pub enum ClipSource {
     Input,
     /// The phrase that was playing.
     Playing,
-    /// A MIDI file (its path when captured).
+    /// A MIDI file (its path when captured). Only its file name is shown; it is never
+    /// opened again.
     File(String),
 }
 
@@ -38,9 +47,13 @@ pub struct Clip {
     /// Length in 16th steps.
     pub steps: u32,
     pub source: ClipSource,
-    /// The encoder's mean for this clip (the point morphs start and end at).
+    /// The encoder's mean for this clip (the point morphs start and end at). Its length is
+    /// checked against the loaded model's z where it is used: the worker encodes the notes
+    /// again when the length or [`Clip::model`] does not match the weights loaded.
     pub mu: Vec<f32>,
-    /// The model that produced `mu`; another model re-encodes the notes.
+    /// The weights that produced `mu`: their content hash (`ModelFile::hash`). Empty when
+    /// unknown (a project from before version 1 of the state), which makes the worker
+    /// encode the notes again.
     pub model: String,
 }
 
@@ -63,6 +76,87 @@ impl Clip {
         }
         melody::encode(&notes, steps)
     }
+}
+
+impl Clip {
+    /// The clip made safe to play, or `None` when nothing playable is left, with a message
+    /// for each repair or drop. Restored clips pass through here: a project file may hold
+    /// anything. Notes above pitch 127, empty or reversed, or outside the clip are dropped,
+    /// one that runs past the clip's end is cut there, and overlapping ones are cut where
+    /// the next starts (the clip is a monophonic line), so the notes come out sorted,
+    /// non-overlapping and within `steps`.
+    pub fn validated(mut self, slot: Slot) -> (Option<Clip>, Vec<String>) {
+        let mut said = Vec::new();
+        if !(1..=MAX_CAPTURE_STEPS as u32).contains(&self.steps) {
+            said.push(format!("dropped: its length, {} steps, is not between 1 and {MAX_CAPTURE_STEPS}", self.steps));
+            return (None, about(slot, said));
+        }
+        let steps = self.steps;
+        said.extend(drop_notes(&mut self.notes, |n| n.pitch <= 127, "above pitch 127"));
+        said.extend(drop_notes(&mut self.notes, |n| n.start < n.end, "with no length"));
+        said.extend(drop_notes(&mut self.notes, |n| n.start < steps, "outside the clip"));
+        let past_end = self.notes.iter_mut().filter(|n| n.end > steps).map(|n| n.end = steps).count();
+        if past_end > 0 {
+            said.push(counted(past_end, "past the clip's end", "cut there"));
+        }
+        // Of notes that start together, the longest is last: the one the cuts below keep.
+        if !self.notes.is_sorted_by_key(|n| (n.start, n.end)) {
+            self.notes.sort_by_key(|n| (n.start, n.end));
+            said.push("its notes were out of order and were sorted".into());
+        }
+        let mut overlapping = 0;
+        for i in 1..self.notes.len() {
+            let next_start = self.notes[i].start;
+            let previous = &mut self.notes[i - 1];
+            if previous.end > next_start {
+                previous.end = next_start;
+                overlapping += usize::from(previous.start < next_start);
+            }
+        }
+        if overlapping > 0 {
+            said.push(counted(overlapping, "overlapping the next", "cut where it starts"));
+        }
+        // A cut at a note with the same start leaves nothing of the earlier one.
+        said.extend(drop_notes(&mut self.notes, |n| n.start < n.end, "starting with another"));
+        if self.notes.len() > MAX_NOTES {
+            said.push(counted(self.notes.len() - MAX_NOTES, &format!("past the first {MAX_NOTES}"), "dropped"));
+            self.notes.truncate(MAX_NOTES);
+        }
+        if self.notes.is_empty() {
+            said.push("dropped: no notes are left".into());
+            return (None, about(slot, said));
+        }
+        if self.mu.len() > MAX_MU || self.mu.iter().any(|x| !x.is_finite()) {
+            said.push("its latent mean was not finite or too long: it is encoded again from its notes".into());
+            self.mu.clear();
+            self.model.clear();
+        }
+        if let ClipSource::File(path) = &mut self.source {
+            if path.len() > MAX_SOURCE_BYTES {
+                path.truncate(path.floor_char_boundary(MAX_SOURCE_BYTES));
+                said.push(format!("its source path was cut to {MAX_SOURCE_BYTES} bytes"));
+            }
+        }
+        (Some(self), about(slot, said))
+    }
+}
+
+/// Messages about the clip in `slot`.
+fn about(slot: Slot, said: Vec<String>) -> Vec<String> {
+    said.into_iter().map(|s| format!("clip {slot:?}: {s}")).collect()
+}
+
+/// Drops the notes `keep` rejects; says how many, if any.
+fn drop_notes(notes: &mut Vec<Note>, keep: impl Fn(&Note) -> bool, which: &str) -> Option<String> {
+    let before = notes.len();
+    notes.retain(keep);
+    (notes.len() < before).then(|| counted(before - notes.len(), which, "dropped"))
+}
+
+/// "1 note {which} was {done}", "3 notes {which} were {done}".
+pub(crate) fn counted(count: usize, which: &str, done: &str) -> String {
+    let (noun, verb) = if count == 1 { ("note", "was") } else { ("notes", "were") };
+    format!("{count} {noun} {which} {verb} {done}")
 }
 
 /// Moves a pitch by octaves into `min..=max` (clamps when the range is under an octave).
@@ -97,6 +191,18 @@ impl Clips {
             Slot::A => self.a = clip,
             Slot::B => self.b = clip,
         }
+    }
+
+    /// Both clips through [`Clip::validated`].
+    pub fn validated(self) -> (Clips, Vec<String>) {
+        let mut messages = Vec::new();
+        let mut clips = Clips::default();
+        for (slot, clip) in [(Slot::A, self.a), (Slot::B, self.b)] {
+            let (clip, said) = clip.map_or((None, Vec::new()), |clip| clip.validated(slot));
+            clips.set(slot, clip);
+            messages.extend(said);
+        }
+        (clips, messages)
     }
 }
 
@@ -183,6 +289,71 @@ mod tests {
     fn long_clips_are_cut() {
         let c = clip(&[(60, 0, 40), (62, 40, 64)], 64);
         assert_eq!(melody::decode(&c.events(32, 21, 108)), vec![Note { pitch: 60, start: 0, end: 32 }]);
+    }
+
+    #[test]
+    fn validation_repairs_the_notes_and_says_what_it_did() {
+        let notes = [(62, 4, 12), (200, 0, 2), (60, 0, 6), (64, 9, 9), (65, 12, 10), (67, 20, 40), (69, 40, 44), (71, 20, 22), (72, 4, 5)];
+        let (valid, said) = clip(&notes, 32).validated(Slot::A);
+        let kept: Vec<(u8, u32, u32)> = valid.expect("notes are left").notes.iter().map(|n| (n.pitch, n.start, n.end)).collect();
+        assert_eq!(kept, vec![(60, 0, 4), (62, 4, 12), (67, 20, 32)]);
+        assert_eq!(
+            said,
+            [
+                "clip A: 1 note above pitch 127 was dropped",
+                "clip A: 2 notes with no length were dropped",
+                "clip A: 1 note outside the clip was dropped",
+                "clip A: 1 note past the clip's end was cut there",
+                "clip A: its notes were out of order and were sorted",
+                "clip A: 1 note overlapping the next was cut where it starts",
+                "clip A: 2 notes starting with another were dropped",
+            ]
+        );
+        // A valid clip passes unchanged and silently.
+        let valid = clip(&[(60, 0, 4), (62, 4, 8)], 16);
+        assert_eq!(valid.clone().validated(Slot::B), (Some(valid), vec![]));
+    }
+
+    #[test]
+    fn validation_drops_clips_without_a_playable_length_or_notes() {
+        for steps in [0, MAX_CAPTURE_STEPS as u32 + 1, u32::MAX] {
+            let (kept, said) = clip(&[(60, 0, 4)], steps).validated(Slot::B);
+            assert!(kept.is_none());
+            assert_eq!(said, [format!("clip B: dropped: its length, {steps} steps, is not between 1 and 256")]);
+        }
+        // Far past the clip: `start + offset` in `events` never sees these.
+        let (kept, said) = clip(&[(60, u32::MAX - 1, u32::MAX), (61, 300, 2)], 256).validated(Slot::A);
+        assert!(kept.is_none());
+        assert_eq!(said, ["clip A: 1 note with no length was dropped", "clip A: 1 note outside the clip was dropped", "clip A: dropped: no notes are left"]);
+    }
+
+    #[test]
+    fn validation_resets_a_bad_mean_and_caps_the_source_path() {
+        let mut c = clip(&[(60, 0, 4)], 16);
+        c.mu = vec![0.5, f32::NAN];
+        c.model = "xxh3-0123456789abcdef".into();
+        c.source = ClipSource::File(format!("/{}", "é".repeat(MAX_SOURCE_BYTES)));
+        let (kept, said) = c.validated(Slot::A);
+        let kept = kept.unwrap();
+        assert!(kept.mu.is_empty() && kept.model.is_empty(), "encoded again by the worker");
+        let ClipSource::File(path) = &kept.source else { panic!("a file source") };
+        assert!(path.len() <= MAX_SOURCE_BYTES && path.starts_with("/é"));
+        assert_eq!(said.len(), 2, "{said:?}");
+        let mut long = clip(&[(60, 0, 4)], 16);
+        long.mu = vec![0.0; MAX_MU + 1];
+        assert!(long.validated(Slot::B).0.unwrap().mu.is_empty());
+        // A mean of another length is kept: the worker compares it with the model it loads.
+        let mut other = clip(&[(60, 0, 4)], 16);
+        other.mu = vec![0.25; 7];
+        assert_eq!(other.clone().validated(Slot::B).0, Some(other));
+    }
+
+    #[test]
+    fn both_clips_are_validated_and_an_empty_one_dropped() {
+        let clips = Clips { a: Some(clip(&[(130, 0, 4)], 16)), b: Some(clip(&[(60, 0, 4)], 16)) };
+        let (valid, said) = clips.clone().validated();
+        assert_eq!(valid, Clips { a: None, b: clips.b });
+        assert_eq!(said, ["clip A: 1 note above pitch 127 was dropped", "clip A: dropped: no notes are left"]);
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct Worker {
     decoded: Option<ZRequest>,
     /// When anything last changed: the worker looks often for a while after.
     last_change: Instant,
+    /// The restore whose repairs were last reported.
+    restore_seen: u64,
 }
 
 impl Worker {
@@ -81,6 +83,7 @@ impl Worker {
             recent: Vec::with_capacity(RECENT_PHRASES),
             decoded: None,
             last_change: Instant::now(),
+            restore_seen: 0,
         }
     }
 
@@ -120,6 +123,7 @@ impl Worker {
         let revisions = (self.params.clips.revision(), self.shared.status.handled.load(Ordering::Acquire));
         self.guarded("loading the model", |w| w.load_model_if_changed());
         self.guarded("restoring the clips", |w| w.sync_clips());
+        self.report_restore();
         while let Ok(command) = self.inbox.try_recv() {
             self.guarded("running a command", |w| w.handle(command));
             self.shared.status.handled.fetch_add(1, Ordering::AcqRel);
@@ -190,6 +194,18 @@ impl Worker {
             self.clips = self.params.clips.get();
             self.clips_revision = Some(revision);
             self.reencode_clips();
+        }
+    }
+
+    /// Tells the editor what a restored project needed repaired or dropped.
+    fn report_restore(&mut self) {
+        let revision = self.params.state_version.revision();
+        if revision != self.restore_seen {
+            self.restore_seen = revision;
+            let repairs = self.params.state_version.report();
+            if !repairs.is_empty() {
+                self.shared.status.report(Some(format!("restored project: {}", repairs.join("; "))));
+            }
         }
     }
 

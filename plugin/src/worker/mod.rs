@@ -4,8 +4,9 @@
 //!
 //! [`engine`] is the handle the plugin holds; [`inference`] the thread's loop;
 //! [`commands`] its work on clips; [`models`] which model plays; [`latent`] where z is
-//! composed; [`clips`] the clips and their persisted store; [`status`] and [`view`] what
-//! it reports.
+//! composed; [`clips`] the clips and their persisted store; [`state`] the project's
+//! saved state, versioned, migrated and validated on restore; [`status`] and [`view`]
+//! what it reports.
 
 pub mod clips;
 pub mod commands;
@@ -13,5 +14,6 @@ pub mod engine;
 pub mod inference;
 pub mod latent;
 pub mod models;
+pub mod state;
 pub mod status;
 pub mod view;
