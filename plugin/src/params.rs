@@ -359,12 +359,16 @@ impl LatentLiveParams {
 
     /// What the worker needs to decide whether to decode again.
     pub fn z_request(&self) -> ZRequest {
+        // Equal requests must have equal fingerprints (the worker decodes when the
+        // request changes; an offline render waits for the fingerprint): -0.0, which a
+        // stepped parameter rounds to, becomes 0.0, and a non-finite value 0.0.
+        let clean = |v: f32| if v.is_finite() { v + 0.0 } else { 0.0 };
         ZRequest {
-            sliders: self.slider_values(),
-            temperature: self.temperature.value(),
+            sliders: self.slider_values().map(clean),
+            temperature: clean(self.temperature.value()),
             seed: self.seed.value().max(0) as u64,
-            morph: self.morph.value(),
-            attributes: self.attributes().map(|p| p.value()),
+            morph: clean(self.morph.value()),
+            attributes: self.attributes().map(|p| clean(p.value())),
             model: self.model.value(),
             clips_revision: self.clips.revision(),
             model_file_revision: self.model_file.revision(),
@@ -407,6 +411,18 @@ mod tests {
         assert_eq!(parse_pad_axis("morph a-b", 0), Some(0));
         assert_eq!(parse_pad_axis("Morph A-B", 1), None);
         assert_eq!(parse_pad_axis("Latent 99", 1), None);
+    }
+
+    #[test]
+    fn equal_requests_have_equal_fingerprints() {
+        let params = LatentLiveParams::default();
+        let zero = params.z_request();
+        // A stepped slider rounds a value just below 0 to -0.0.
+        unsafe { params.lat1.as_ptr()._internal_set_normalized_value(params.lat1.preview_normalized(-0.004)) };
+        assert_eq!(params.lat1.value().to_bits(), (-0.0f32).to_bits(), "the case this guards");
+        let negative_zero = params.z_request();
+        assert_eq!(negative_zero, zero);
+        assert_eq!(negative_zero.fingerprint(), zero.fingerprint());
     }
 
     #[test]

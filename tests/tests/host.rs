@@ -558,3 +558,22 @@ fn sixteen_instances_load_in_one_process_quickly() {
         assert!(!onsets(&out).is_empty() || library_phrase(&[]).notes().first().is_none_or(|n| n.start > 0), "each plays from its first block");
     }
 }
+
+#[test]
+fn activation_and_offline_renders_never_wait_for_a_phrase_already_decoded() {
+    let _turn = exclusive();
+    // A slider a hair below 0 rounds to -0.0, equal to the 0.0 already decoded: the
+    // worker has nothing to do, and must say so (clap-validator's param-fuzz-basic and
+    // batch hosts that set every parameter before a render hit this).
+    let mut plugin = Plugin::new();
+    plugin.render_offline();
+    plugin.activate(SR);
+    let mut out = Vec::new();
+    plugin.process(512, &Transport::default(), &[Input::Param { time: 0, id: "lat1", value: 0.4999 }], &mut out);
+    plugin.deactivate();
+    let started = Instant::now();
+    plugin.activate(SR);
+    play(&mut plugin, 0.0, seconds(1.0), || 512, |_, _| vec![Input::Param { time: 0, id: "dens", value: 0.4999 }]);
+    // Sanity bound, not a benchmark: a missed delivery waits out whole seconds.
+    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+}
