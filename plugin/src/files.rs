@@ -9,7 +9,8 @@ use std::path::Path;
 /// The whole of `path`, if it is a regular file of at most `cap` bytes.
 ///
 /// On unix the file is opened with `O_NONBLOCK`, so that opening a FIFO returns at once
-/// (it is then refused: it is not a regular file). The type and size are those of the
+/// (it is then refused: it is not a regular file); the flag does nothing to reads of a
+/// regular file. The type and size are those of the
 /// opened file, not of whatever the path named a moment before, and reading stops after
 /// `cap + 1` bytes, so a file that grows meanwhile is refused too.
 pub fn read_capped(path: &Path, cap: u64) -> io::Result<Vec<u8>> {

@@ -108,6 +108,27 @@ fn scratch(name: &str, tag: &str) -> PathBuf {
 }
 
 #[test]
+fn manifests_cannot_reach_outside_their_folder_or_overflow() {
+    let dir = scratch("flat-u8", "escape");
+    let manifest = std::fs::read_to_string(dir.join("weights_manifest.json")).unwrap();
+    let write = |from: &str, to: &str| std::fs::write(dir.join("weights_manifest.json"), manifest.replacen(from, to, 1)).unwrap();
+    for path in ["../flat-u8/group1-shard1of1", "/etc/passwd", "."] {
+        write("\"group1-shard1of1\"", &format!("{path:?}"));
+        let err = import(&dir, ImportOptions::default()).err().expect("import should fail").to_string();
+        assert!(err.contains("not a file in"), "{path}: {err}");
+    }
+    write("\"shape\":[122,128]", "\"shape\":[4294967296,4294967296,4294967296]");
+    let err = import(&dir, ImportOptions::default()).err().expect("import should fail").to_string();
+    assert!(err.contains("more values than memory can hold"), "{err}");
+
+    write("", "");
+    std::fs::write(dir.join("config.json"), r#"{"type":"MusicVAE","dataConverter":{"type":"MelodyConverter","args":{"numSteps":0}}}"#).unwrap();
+    let err = import(&dir, ImportOptions::default()).err().expect("import should fail");
+    assert!(matches!(err, ImportError::Config(_)) && err.to_string().contains("`bars`"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn deeplearn_without_converter_takes_the_length_from_options() {
     let dir = scratch("flat-deeplearn", "noconv");
     std::fs::remove_file(dir.join("converter.json")).unwrap();

@@ -269,6 +269,11 @@ fn bad_files_are_errors() {
     // Trailing bytes after the declared tracks are harmless.
     let padded = [&two_tracks[..], &[0, 0, 0]].concat();
     assert_eq!(midi::import(&padded).unwrap(), midi::import(&two_tracks).unwrap());
+    // An SMPTE rate of -128 in a header chunk after the tracks (midly parses every header
+    // it meets, and negating -128 overflows): found by the midi_import fuzz target.
+    let mut late_header = two_tracks.clone();
+    late_header.extend(b"MThd\0\0\0\x06\0\0\0\x01\x80\x44");
+    assert!(matches!(midi::import(&late_header), Err(MidiError::Parse(_))));
     // A corrupt delta time far in the future is refused instead of allocating gigabytes.
     let far = smf_bytes(Format::SingleTrack, Timing::Metrical(u15::new(1)), vec![track(&[(0, 0, 60, 100), (u32::MAX >> 4, 0, 60, 0)], &[])]);
     assert!(matches!(midi::import(&far), Err(MidiError::TooLong(_))));

@@ -37,3 +37,23 @@ impl DefaultModel {
         ModelFile::from_bytes(self.bytes())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::latent::LatentSpace;
+
+    #[test]
+    fn every_embedded_model_passes_the_checks_a_model_file_gets() {
+        let hashes: Vec<String> = DefaultModel::ALL
+            .iter()
+            .map(|m| {
+                let file = m.load().unwrap_or_else(|e| panic!("{}: {e}", m.name()));
+                file.model(&candle_core::Device::Cpu).unwrap();
+                LatentSpace::of(&file).unwrap_or_else(|e| panic!("{}: {e}", m.name()));
+                file.hash
+            })
+            .collect();
+        assert!(hashes.iter().enumerate().all(|(i, h)| !hashes[..i].contains(h)), "{hashes:?}");
+    }
+}

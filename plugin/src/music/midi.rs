@@ -102,21 +102,34 @@ fn standard_file(bytes: &[u8]) -> Result<&[u8], MidiError> {
 /// What midly lets through but should not: a cut-off file, which it reads leniently,
 /// dropping whatever is missing without a word (Magenta's reader, mido, refuses one: every
 /// declared track must be whole), and an SMPTE rate of -128, which it negates as an i8
-/// (an overflow, so a panic in debug builds).
+/// (an overflow, so a panic in debug builds) in any header chunk: midly reads every chunk
+/// to the end of the file, past the declared tracks, and parses each `MThd` it meets.
 fn precheck(smf: &[u8]) -> Result<(), MidiError> {
     let Some(&[hi, lo]) = smf.get(10..12) else {
         return Err(MidiError::Truncated);
     };
-    if smf.get(12) == Some(&0x80) {
-        return Err(MidiError::Parse(midly::Error::new(&midly::ErrorKind::Invalid("invalid smpte fps"))));
-    }
     let (declared, mut tracks, mut rest) = (u16::from_be_bytes([hi, lo]), 0u16, smf);
-    // The header chunk comes first; chunks of unknown kinds are skipped like midly does.
-    while tracks < declared {
-        let (head, body) = rest.split_first_chunk::<8>().ok_or(MidiError::Truncated)?;
+    while let Some((head, body)) = rest.split_first_chunk::<8>() {
         let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        rest = body.get(len..).ok_or(MidiError::Truncated)?;
-        tracks += u16::from(head[..4] == *b"MTrk");
+        // A cut-off chunk runs to the end of the file, as midly reads it.
+        let (data, after) = body.split_at(len.min(body.len()));
+        match &head[..4] {
+            b"MThd" if data.get(4) == Some(&0x80) => {
+                return Err(MidiError::Parse(midly::Error::new(&midly::ErrorKind::Invalid("invalid smpte fps"))));
+            }
+            b"MTrk" if tracks < declared => {
+                if data.len() < len {
+                    return Err(MidiError::Truncated);
+                }
+                tracks += 1;
+            }
+            // Chunks of unknown kinds are skipped, as midly does.
+            _ => {}
+        }
+        rest = after;
+    }
+    if tracks < declared {
+        return Err(MidiError::Truncated);
     }
     Ok(())
 }
