@@ -174,7 +174,7 @@ impl Plugin for LatentLive {
             engine.set_active(true);
             // So that the first block already plays the restored state's phrase, also in
             // hosts that render faster than real time without saying so.
-            engine.wait_for(self.params.z_request().fingerprint(), ACTIVATE_WAIT);
+            engine.wait_for(|| self.params.z_request().fingerprint(), ACTIVATE_WAIT);
         }
         true
     }

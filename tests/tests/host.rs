@@ -569,7 +569,10 @@ fn activation_and_offline_renders_never_wait_for_a_phrase_already_decoded() {
     plugin.render_offline();
     plugin.activate(SR);
     let mut out = Vec::new();
-    plugin.process(512, &Transport::default(), &[Input::Param { time: 0, id: "lat1", value: 0.4999 }], &mut out);
+    // And a capture of the phrase playing, stored by the worker after the last block:
+    // it changes the request while activate() waits.
+    let last_block = [Input::Param { time: 0, id: "lat1", value: 0.4999 }, Input::Param { time: 0, id: "capsrc", value: 1.0 }, Input::Param { time: 0, id: "capa", value: 1.0 }];
+    plugin.process(512, &Transport::default(), &last_block, &mut out);
     plugin.deactivate();
     let started = Instant::now();
     plugin.activate(SR);

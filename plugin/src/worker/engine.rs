@@ -178,12 +178,13 @@ impl Engine {
         self.shared.waker.wake();
     }
 
-    /// Waits up to `timeout` until the worker is done with the request whose fingerprint
-    /// is `wanted`; whether it was.
-    pub fn wait_for(&self, wanted: u64, timeout: Duration) -> bool {
+    /// Waits up to `timeout` until the worker is done with the request `wanted` gives (the
+    /// fingerprint of the parameters now: a clip stored meanwhile changes it); whether it
+    /// was.
+    pub fn wait_for(&self, wanted: impl Fn() -> u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         self.shared.waker.wake();
-        while !self.shared.status.has_delivered(wanted) {
+        while !self.shared.status.has_delivered(wanted()) {
             if Instant::now() >= deadline {
                 return false;
             }
@@ -313,7 +314,7 @@ mod tests {
         // the current parameters (activate() waits on that before the first block).
         let wanted = params.z_request().fingerprint();
         let started = Instant::now();
-        assert!(engine.wait_for(wanted, Duration::from_secs(2)));
+        assert!(engine.wait_for(|| wanted, Duration::from_secs(2)));
         assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
         let mut slot = Phrase::EMPTY;
         wait_until(Duration::from_secs(5), || {

@@ -693,7 +693,16 @@ mod tests {
         let (after, messages) = migrated(before.clone());
         assert_eq!(messages, Vec::<String>::new());
         assert_eq!(after.fields[VERSION_FIELD], "1");
-        assert_eq!(json(&after.params), json(&before.params), "every saved value is in range");
+        // Every saved value is in range and kept; parameters added since are at their
+        // defaults.
+        let mut expected = before.params.clone();
+        for (id, value) in &after.params {
+            if !before.params.contains_key(id) {
+                assert!(["chan", "thru"].contains(&id.as_str()), "{id} added");
+                expected.insert(id.clone(), value.clone());
+            }
+        }
+        assert_eq!(json(&after.params), json(&expected));
         let old: Clips = serde_json::from_str(&before.fields[CLIPS]).unwrap();
         let params = applied(&after);
         let new = params.clips.get();
