@@ -235,7 +235,8 @@ impl Editor {
     /// How the phrase is played: under the piano roll it shapes.
     fn playback_strip(&mut self, ui: &mut Ui, setter: &ParamSetter) {
         let p = &self.params;
-        ui.horizontal(|ui| {
+        // Wraps onto a second row rather than widening the window at large zooms.
+        ui.horizontal_wrapped(|ui| {
             param_choice(ui, setter, &p.swap, "Swap", 110.0);
             ui.add_space(8.0);
             param_slider(ui, setter, &p.transpose, "Transpose", 90.0);
