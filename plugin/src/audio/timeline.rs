@@ -94,7 +94,9 @@ impl TransportInfo {
     /// plugin's clock, as the standalone plays: the phrase is heard from the first block.
     pub fn from_host(host: &Transport, sample_rate: f32, clock: &Clock) -> Self {
         let sample_rate = if sample_rate.is_finite() { sample_rate.clamp(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE) } else { 48_000.0 };
-        let no_transport = !host.playing && host.tempo.is_none() && host.pos_beats().is_none() && host.pos_samples().is_none();
+        // VST3 always carries a sample position (zero from a host with no timeline), so
+        // only tempo and beats tell a transport from none.
+        let no_transport = !host.playing && host.tempo.is_none() && host.pos_beats.is_none();
         let tempo = host.tempo.filter(|t| t.is_finite() && *t > 0.0).map_or(FALLBACK_TEMPO, |t| t.clamp(MIN_TEMPO, MAX_TEMPO));
         let sane = |beats: f64| beats.is_finite() && beats.abs() <= MAX_POSITION_BEATS;
         let pos_beats = host.pos_beats.filter(|&b| sane(b)).unwrap_or(clock.beats);
@@ -273,6 +275,10 @@ mod tests {
         let t = TransportInfo::from_host(&Transport::new(44_100.0), 44_100.0, &Clock { beats: 7.5 });
         assert!(t.playing);
         assert_eq!((t.tempo, t.pos_beats, t.bar_start), (120.0, 7.5, 4.0));
+        // A VST3 host with no timeline still sends a sample position.
+        let mut vst3 = Transport::new(44_100.0);
+        vst3.pos_samples = Some(0);
+        assert!(TransportInfo::from_host(&vst3, 44_100.0, &Clock::default()).playing);
         // Stopped, but with a tempo: a host that is stopped.
         let mut stopped = Transport::new(44_100.0);
         stopped.tempo = Some(90.0);
