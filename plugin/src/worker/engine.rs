@@ -444,8 +444,8 @@ mod tests {
         assert_eq!(params.clips.get().a.unwrap().notes, a.notes);
     }
 
-    #[test]
-    fn decoder_only_models_capture_by_inversion_and_clips_refine() {
+    /// A worker playing a decoder-only model, with clip A captured (by inversion).
+    fn decoder_only_with_clip_a() -> (Arc<LatentLiveParams>, Engine, AudioLink) {
         let params = Arc::new(LatentLiveParams::default());
         params.model_file.update(|f| *f = Some("tiny-decoder-only".into()));
         set(&params.model, params.model.preview_normalized(ModelChoice::File));
@@ -455,6 +455,12 @@ mod tests {
         let riff = Phrase::from_notes(&[Note { pitch: 62, start: 0, end: 8 }], 16, 0);
         link.captures.push(capture(riff, Slot::A, true)).unwrap();
         assert!(wait_until(Duration::from_secs(10), || engine.status().handled.load(Ordering::Acquire) >= 1));
+        (params, engine, link)
+    }
+
+    #[test]
+    fn decoder_only_models_capture_by_inversion_and_clips_refine() {
+        let (params, engine, _link) = decoder_only_with_clip_a();
         assert_eq!(engine.status().message(), None);
         let a = params.clips.get().a.expect("captured without an encoder");
         assert_eq!(a.mu.len(), 8);
@@ -490,15 +496,7 @@ mod tests {
 
     #[test]
     fn drop_returns_at_once_during_a_refine() {
-        let params = Arc::new(LatentLiveParams::default());
-        params.model_file.update(|f| *f = Some("tiny-decoder-only".into()));
-        set(&params.model, params.model.preview_normalized(ModelChoice::File));
-        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
-        let mut slot = Phrase::EMPTY;
-        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)));
-        let riff = Phrase::from_notes(&[Note { pitch: 62, start: 0, end: 8 }], 16, 0);
-        link.captures.push(capture(riff, Slot::A, true)).unwrap();
-        assert!(wait_until(Duration::from_secs(10), || engine.status().handled.load(Ordering::Acquire) >= 1));
+        let (_params, engine, _link) = decoder_only_with_clip_a();
         // Refines back to back: the drop lands inside one.
         for _ in 0..50 {
             engine.send(Command::RefineClip(Slot::A));
