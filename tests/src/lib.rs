@@ -365,3 +365,28 @@ pub fn sounding(events: &[Output]) -> BTreeMap<u8, i32> {
     keys.retain(|_, n| *n != 0);
     keys
 }
+
+/// Bars 1 and 2 of a riff played in (0 to 4 s at 120 bpm): an arpeggio in quarter notes,
+/// each held 0.4 s.
+pub const ARPEGGIO: [u8; 8] = [60, 64, 67, 72, 71, 67, 64, 62];
+/// Bars 3 and 4 (4 to 8 s): a run of 8ths, each held 0.2 s, a touch late.
+pub const RUN: [u8; 16] = [79, 77, 76, 74, 72, 74, 76, 77, 79, 81, 79, 77, 76, 74, 72, 71];
+
+/// The note inputs of [`ARPEGGIO`] then [`RUN`] that fall in the block of `frames`
+/// samples starting at run sample `sample`, at `sample_rate`.
+pub fn riff_inputs(sample: u64, frames: usize, sample_rate: f64) -> Vec<Input> {
+    let at_seconds = |s: f64| (s * sample_rate) as u64;
+    let notes = ARPEGGIO.iter().enumerate().map(|(i, &k)| (i as f64 * 0.5, 0.4, k)).chain(RUN.iter().enumerate().map(|(i, &k)| (4.05 + i as f64 * 0.25, 0.2, k)));
+    let mut inputs = Vec::new();
+    for (start, length, key) in notes {
+        inputs.extend(at(at_seconds(start), sample, frames, |time| Input::NoteOn { time, key }));
+        inputs.extend(at(at_seconds(start + length), sample, frames, |time| Input::NoteOff { time, key }));
+    }
+    inputs
+}
+
+/// An input at absolute run sample `at`, if it falls in the block of `frames` samples
+/// starting at `sample`.
+pub fn at(at: u64, sample: u64, frames: usize, make: impl FnOnce(u32) -> Input) -> Option<Input> {
+    (at >= sample && at < sample + frames as u64).then(|| make((at - sample) as u32))
+}

@@ -14,7 +14,7 @@ use latent_live::worker::latent::{z_tensor, LatentSpace};
 use latent_live::music::melody;
 use latent_live::model::Sampling;
 use latent_live::params::LatentLiveParams;
-use latent_live_tests::{exclusive, param_id, sounding, Input, Output, Plugin, Transport};
+use latent_live_tests::{at, exclusive, param_id, riff_inputs, sounding, Input, Output, Plugin, Transport, ARPEGGIO, RUN};
 use nice_plug::prelude::Params;
 
 const SR: f64 = 48_000.0;
@@ -61,11 +61,6 @@ fn shift(e: &Output, origin: u64) -> Output {
         Output::NoteOff { at, key } => Output::NoteOff { at: at - origin, key },
         Output::AllNotesOff { at } => Output::AllNotesOff { at: at - origin },
     }
-}
-
-/// An input event at absolute run sample `at`, if it falls in the block.
-fn at(at: u64, sample: u64, frames: usize, make: impl FnOnce(u32) -> Input) -> Option<Input> {
-    (at >= sample && at < sample + frames as u64).then(|| make((at - sample) as u32))
 }
 
 fn offline_plugin() -> Plugin {
@@ -331,16 +326,8 @@ fn captures_played_notes_and_the_playing_phrase_then_morphs_between_them() {
     let _turn = exclusive();
     let mut plugin = offline_plugin();
     // Bars 1 and 2 (0 to 4 s): an arpeggio in quarter notes, held 0.4 s.
-    let arpeggio = [60u8, 64, 67, 72, 71, 67, 64, 62];
-    // Bars 3 and 4 (4 to 8 s): a run of 8ths.
-    let run = [79u8, 77, 76, 74, 72, 74, 76, 77, 79, 81, 79, 77, 76, 74, 72, 71];
     let script = |sample: u64, frames: usize| -> Vec<Input> {
-        let mut inputs = Vec::new();
-        let notes = arpeggio.iter().enumerate().map(|(i, &k)| (i as f64 * 0.5, 0.4, k)).chain(run.iter().enumerate().map(|(i, &k)| (4.05 + i as f64 * 0.25, 0.2, k)));
-        for (start, length, key) in notes {
-            inputs.extend(at(seconds(start), sample, frames, |time| Input::NoteOn { time, key }));
-            inputs.extend(at(seconds(start + length), sample, frames, |time| Input::NoteOff { time, key }));
-        }
+        let mut inputs = riff_inputs(sample, frames, SR);
         let param = |at_s: f64, id: &'static str, value: f64| at(seconds(at_s), sample, frames, move |time| Input::Param { time, id, value });
         // The phrase alone on the output: what plays is compared with the clips.
         inputs.extend(param(0.0, "thru", 0.0));
@@ -365,7 +352,7 @@ fn captures_played_notes_and_the_playing_phrase_then_morphs_between_them() {
         clip["notes"].as_array().unwrap().iter().map(|n| (n["pitch"].as_u64().unwrap(), n["start"].as_u64().unwrap(), n["end"].as_u64().unwrap())).collect()
     };
     // Quarter notes (4 steps apart) held for 0.4 s: 3.2 steps, quantized to 3.
-    let expected: Vec<(u64, u64, u64)> = arpeggio.iter().enumerate().map(|(i, &k)| (k as u64, 4 * i as u64, 4 * i as u64 + 3)).collect();
+    let expected: Vec<(u64, u64, u64)> = ARPEGGIO.iter().enumerate().map(|(i, &k)| (k as u64, 4 * i as u64, 4 * i as u64 + 3)).collect();
     assert_eq!(notes(a), expected);
     assert_eq!(a["mu"].as_array().unwrap().len(), 128);
     assert_eq!(clips_now["b"]["source"], "Playing");
@@ -378,7 +365,7 @@ fn captures_played_notes_and_the_playing_phrase_then_morphs_between_them() {
     let clips_now = clips(&state_json(&mut plugin));
     let b = &clips_now["b"];
     assert_eq!(b["source"], "Input");
-    let expected: Vec<(u64, u64, u64)> = run.iter().enumerate().map(|(i, &k)| (k as u64, 2 * i as u64, 2 * i as u64 + 2)).collect();
+    let expected: Vec<(u64, u64, u64)> = RUN.iter().enumerate().map(|(i, &k)| (k as u64, 2 * i as u64, 2 * i as u64 + 2)).collect();
     assert_eq!(notes(b), expected, "8ths held 0.2 s (1.6 steps) last until the next");
 
     // Morph from A to B: each end decodes near its clip, and the two ends differ.

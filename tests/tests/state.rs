@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use latent_live::worker::clips::Clips;
-use latent_live_tests::{exclusive, Input, Output, Plugin, Transport};
+use latent_live_tests::{at, exclusive, riff_inputs, Input, Output, Plugin, Transport};
 
 const SR: f64 = 48_000.0;
 const TEMPO: f64 = 120.0;
@@ -41,10 +41,6 @@ fn framed(json: &[u8]) -> Vec<u8> {
 
 fn state_json(plugin: &mut Plugin) -> serde_json::Value {
     serde_json::from_slice(&plugin.save_state()[8..]).expect("state is JSON")
-}
-
-fn at(at: u64, sample: u64, frames: usize, make: impl FnOnce(u32) -> Input) -> Option<Input> {
-    (at >= sample && at < sample + frames as u64).then(|| make((at - sample) as u32))
 }
 
 /// Plays `duration` samples from beat `start` in blocks of [`BLOCK`]; times from the start
@@ -182,15 +178,8 @@ fn projects() -> Vec<(&'static str, Vec<u8>)> {
     let defaults = Plugin::new().save_state();
 
     let mut plugin = offline();
-    let arpeggio = [60u8, 64, 67, 72, 71, 67, 64, 62];
-    let run = [79u8, 77, 76, 74, 72, 74, 76, 77, 79, 81, 79, 77, 76, 74, 72, 71];
     let script = |sample: u64, frames: usize| -> Vec<Input> {
-        let mut inputs = Vec::new();
-        let notes = arpeggio.iter().enumerate().map(|(i, &k)| (i as f64 * 0.5, 0.4, k)).chain(run.iter().enumerate().map(|(i, &k)| (4.05 + i as f64 * 0.25, 0.2, k)));
-        for (start, length, key) in notes {
-            inputs.extend(at(seconds(start), sample, frames, |time| Input::NoteOn { time, key }));
-            inputs.extend(at(seconds(start + length), sample, frames, |time| Input::NoteOff { time, key }));
-        }
+        let mut inputs = riff_inputs(sample, frames, SR);
         let param = |at_s: f64, id: &'static str, value: f64| at(seconds(at_s), sample, frames, move |time| Input::Param { time, id, value });
         // Each capture takes the two bars before the bar line it follows.
         inputs.extend(param(4.2, "capa", 1.0));
