@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
+use latent_live::music::Event;
 use latent_live::music::melody;
 use latent_live::model::magenta::{import, ImportError, ImportOptions};
 use latent_live::model::{ModelFile, Sampling};
@@ -11,10 +12,10 @@ use serde::Deserialize;
 
 #[derive(Deserialize)]
 struct Expected {
-    inputs: Option<Vec<Vec<u8>>>,
+    inputs: Option<Vec<Vec<Event>>>,
     mu: Option<Vec<Vec<f32>>>,
     z: Vec<Vec<f32>>,
-    greedy: Vec<Vec<u8>>,
+    greedy: Vec<Vec<Event>>,
     notes: Vec<Vec<[u32; 3]>>,
 }
 
@@ -35,7 +36,7 @@ fn check(name: &str) -> ModelFile {
     let want = expected(&dir);
 
     if let (Some(inputs), Some(mu)) = (&want.inputs, &want.mu) {
-        let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+        let refs: Vec<&[Event]> = inputs.iter().map(Vec::as_slice).collect();
         let ours = model.encode(&refs).unwrap().to_vec2::<f32>().unwrap();
         let worst = ours.iter().flatten().zip(mu.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(worst < 1e-4, "{name}: mu differs from magenta.js by up to {worst}");

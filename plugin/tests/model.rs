@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use latent_live::music::Event;
 use latent_live::training::eval::accuracy;
 use latent_live::music::melody::{self, Note};
 use latent_live::model::vae::ScheduledSampling;
@@ -11,7 +12,7 @@ use latent_live::model::{Config, ModelCard, ModelError, ModelFile, MusicVae, Sam
 use latent_live::training::train::{TrainConfig, Trainer};
 
 /// Eight distinct 2-bar melodies with rests, held notes and leaps.
-fn melodies(steps: usize) -> Vec<Vec<u8>> {
+fn melodies(steps: usize) -> Vec<Vec<Event>> {
     (0..8u32)
         .map(|k| {
             let notes: Vec<Note> = (0..steps as u32 / 4)
@@ -23,7 +24,7 @@ fn melodies(steps: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn overfit(config: Config, steps: u64) -> (Trainer, Vec<Vec<u8>>) {
+fn overfit(config: Config, steps: u64) -> (Trainer, Vec<Vec<Event>>) {
     let data = melodies(config.steps());
     let train = TrainConfig {
         batch_size: data.len(),
@@ -34,7 +35,7 @@ fn overfit(config: Config, steps: u64) -> (Trainer, Vec<Vec<u8>>) {
         ..TrainConfig::default()
     };
     let mut trainer = Trainer::new(config, train).unwrap();
-    let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+    let refs: Vec<&[Event]> = data.iter().map(Vec::as_slice).collect();
     for _ in 0..steps {
         trainer.train_step(&refs).unwrap();
     }
@@ -45,7 +46,7 @@ fn overfit(config: Config, steps: u64) -> (Trainer, Vec<Vec<u8>>) {
 fn overfit_accuracy(bars: usize, hierarchical: bool) -> f64 {
     let config = Config { z_size: 16, encoder: vec![32], decoder: vec![48, 48], ..Config::tiny(bars, hierarchical) };
     let (trainer, data) = overfit(config, 1000);
-    let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+    let refs: Vec<&[Event]> = data.iter().map(Vec::as_slice).collect();
     let mu = trainer.model.encode(&refs).unwrap();
     accuracy(&trainer.model.decode(&mu, Sampling::Greedy).unwrap(), &refs)
 }
@@ -142,7 +143,7 @@ fn checkpoints_resume_exactly() {
     let path = dir.join("checkpoint.safetensors");
     let config = Config::tiny(2, false);
     let data = melodies(config.steps());
-    let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+    let refs: Vec<&[Event]> = data.iter().map(Vec::as_slice).collect();
     let train = TrainConfig { batch_size: 8, ..TrainConfig::default() };
     let mut straight = Trainer::new(config.clone(), train.clone()).unwrap();
     let mut interrupted = Trainer::new(config, train).unwrap();
@@ -169,7 +170,7 @@ fn loss_passes_a_finite_difference_gradient_check() {
         let varmap = VarMap::new();
         let model = MusicVae::new(config.clone(), VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu)).unwrap();
         let data = melodies(config.steps());
-        let refs: Vec<&[u8]> = data[..2].iter().map(Vec::as_slice).collect();
+        let refs: Vec<&[Event]> = data[..2].iter().map(Vec::as_slice).collect();
         let events = model.events_tensor(&refs).unwrap();
         let eps = Tensor::randn(0f64, 1.0, (2, 3), &Device::Cpu).unwrap();
         // free_bits below the KL so that the KL term's gradient is exercised.
@@ -205,7 +206,7 @@ fn scheduled_sampling_feeds_the_models_own_samples() {
     let file = random_model(Config::tiny(2, false), 2);
     let model = file.model(&Device::Cpu).unwrap();
     let data = melodies(model.config.steps());
-    let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+    let refs: Vec<&[Event]> = data.iter().map(Vec::as_slice).collect();
     let events = model.events_tensor(&refs).unwrap();
     let eps = Tensor::zeros((refs.len(), model.config.z_size), DType::F32, &Device::Cpu).unwrap();
     let loss = |s| model.loss(&events, &eps, 0.2, 0.0, s).unwrap().reconstruction;
@@ -226,7 +227,7 @@ fn analysis_ranks_neurons_and_builds_attribute_vectors() {
     let varmap = VarMap::new();
     let model = MusicVae::new(config.clone(), VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
     // Thirty-two melodies: the eight, transposed four ways.
-    let slices: Vec<Vec<u8>> = melodies(config.steps())
+    let slices: Vec<Vec<Event>> = melodies(config.steps())
         .iter()
         .flat_map(|m| [-5, 0, 3, 7].map(|t| melody::transpose(m, t).unwrap()))
         .collect();
@@ -254,10 +255,10 @@ fn ar_regularization_rewards_a_dimension_that_orders_the_attribute() {
     use latent_live::training::train::attribute_regularization;
 
     // Four melodies of increasing note density.
-    let batch: Vec<Vec<u8>> = (1..=4u32)
+    let batch: Vec<Vec<Event>> = (1..=4u32)
         .map(|k| melody::encode(&(0..4 * k).map(|i| Note { pitch: 60, start: i * 8 / k, end: i * 8 / k + 1 }).collect::<Vec<_>>(), 32))
         .collect();
-    let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+    let refs: Vec<&[Event]> = batch.iter().map(Vec::as_slice).collect();
     let names = vec!["note_density".to_string()];
     let loss = |column: [f32; 4]| {
         let z = Tensor::from_vec(column.iter().flat_map(|&v| [v, 0.0]).collect::<Vec<f32>>(), (4, 2), &Device::Cpu).unwrap();

@@ -68,7 +68,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         invert(&model, &[&a, &b], None, InversionConfig::default(), &AtomicBool::new(false))?
     };
     let ends = ends.to_vec2::<f32>()?;
-    let mut phrases: Vec<(String, Vec<u8>)> = vec![("input A".into(), a), ("input B".into(), b)];
+    let mut phrases: Vec<(String, Vec<latent_live::music::Event>)> = vec![("input A".into(), a), ("input B".into(), b)];
     let path: Vec<Vec<f32>> = (0..9).map(|i| slerp(&ends[0], &ends[1], i as f32 / 8.0)).collect();
     for (i, events) in model.decode(&z_tensor(&model, &path)?, Sampling::Greedy)?.into_iter().enumerate() {
         phrases.push((format!("slerp {i}/8"), events));

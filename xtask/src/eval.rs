@@ -99,7 +99,7 @@ fn refine(model: &MusicVae, split: &Split, n: usize) -> anyhow::Result<()> {
             from_mu.extend(model.decode(&model.encode(&[melody])?, Sampling::Greedy)?);
         }
     }
-    let melodies: Vec<&[u8]> = (0..n).map(|i| split.get(i)).collect();
+    let melodies: Vec<&[latent_live::music::Event]> = (0..n).map(|i| split.get(i)).collect();
     seconds.sort_by(f64::total_cmp);
     let start = if model.has_encoder() { "from mu".to_string() } else { format!("from the best of {} prior samples", config.restarts) };
     println!(

@@ -10,12 +10,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use latent_live::training::corpus::{Corpus, SplitFractions};
 use latent_live::training::eval::evaluate;
 use latent_live::model::{Config, ModelCard, ModelFile};
+use latent_live::music::{Encoding, Event};
 use latent_live::training::train::{TrainConfig, Trainer};
 use rand::{Rng, SeedableRng};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// Architecture: `2bar` (flat) or `4bar` (hierarchical), Latent Live's defaults.
+    /// Architecture: Latent Live's melody models `2bar` (flat) and `4bar` (hierarchical),
+    /// its drum models `groove-2bar` and `groove-4bar`, or Magenta's `mel_2bar_small` and
+    /// `drums_2bar_small`.
     #[arg(long, default_value = "2bar")]
     preset: String,
     /// A corpus built by `cargo xtask corpus` (default: data/folk-<bars>bar.safetensors).
@@ -78,8 +81,11 @@ fn preset(name: &str) -> anyhow::Result<Config> {
     Ok(match name {
         "2bar" => Config::latent_live_2bar(),
         "4bar" => Config::latent_live_4bar(),
+        "groove-2bar" => Config::groove_2bar(),
+        "groove-4bar" => Config::groove_4bar(),
         "mel_2bar_small" => Config::mel_2bar_small(),
-        other => bail!("unknown preset {other:?}; use 2bar, 4bar or mel_2bar_small"),
+        "drums_2bar_small" => Config::drums_2bar_small(),
+        other => bail!("unknown preset {other:?}; use 2bar, 4bar, groove-2bar, groove-4bar, mel_2bar_small or drums_2bar_small"),
     })
 }
 
@@ -121,22 +127,37 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                 println!("warm start from {} at step {step}", path.display());
                 Trainer::warm_start(&file, config, step)?
             }
-            None => Trainer::new(preset(&args.preset)?, config)?,
+            None => {
+                let model = preset(&args.preset)?;
+                if model.encoding == Encoding::Drums {
+                    // Transposition is for melodies; drum batches are never transposed.
+                    config.transpose = 0;
+                }
+                Trainer::new(model, config)?
+            }
         }
     };
     if let Some(rate) = args.scheduled_sampling {
         trainer.config.scheduled_sampling_rate = rate;
     }
-    let bars = trainer.model.config.bars;
-    let corpus = match (&args.midi, &args.corpus) {
-        (Some(dir), _) => Corpus::from_midi_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?,
-        (None, path) => {
-            let path = path.clone().unwrap_or_else(|| PathBuf::from(format!("data/folk-{bars}bar.safetensors")));
-            Corpus::load(&path).with_context(|| format!("{}: build it with `cargo xtask corpus --bars {bars}`", path.display()))?
+    let (bars, encoding) = (trainer.model.config.bars, trainer.model.config.encoding);
+    let corpus = match (&args.midi, &args.corpus, encoding) {
+        (Some(dir), _, Encoding::Melody) => Corpus::from_midi_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?,
+        (Some(dir), _, Encoding::Drums) => Corpus::from_drum_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?,
+        (None, path, _) => {
+            let (name, build) = match encoding {
+                Encoding::Melody => ("folk", format!("cargo xtask corpus --bars {bars}")),
+                Encoding::Drums => ("groove", format!("cargo xtask corpus --drums DIR --bars {bars}")),
+            };
+            let path = path.clone().unwrap_or_else(|| PathBuf::from(format!("data/{name}-{bars}bar.safetensors")));
+            Corpus::load(&path).with_context(|| format!("{}: build it with `{build}`", path.display()))?
         }
     };
     if corpus.bars != bars {
         bail!("the corpus has {}-bar slices, the model {bars}-bar ones", corpus.bars);
+    }
+    if corpus.encoding != encoding {
+        bail!("the corpus holds {}, the model plays {}", corpus.encoding.name(), encoding.name());
     }
     println!("{}", corpus.summary());
     println!("model {:?}\ntraining {:?}", trainer.model.config, trainer.config);
@@ -150,7 +171,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let (mut examples, mut window_start) = (0usize, Instant::now());
     while trainer.step < args.steps && deadline.is_none_or(|d| Instant::now() < d) {
         let batch = trainer.sample_batch(&corpus.train);
-        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        let refs: Vec<&[Event]> = batch.iter().map(Vec::as_slice).collect();
         let stats = trainer.train_step(&refs)?;
         examples += refs.len();
         bar.set_position(trainer.step);
@@ -233,10 +254,10 @@ pub fn bench(args: &BenchTrainArgs) -> anyhow::Result<()> {
     let steps = config.steps();
     let mut trainer = Trainer::new(config.clone(), TrainConfig { batch_size: args.batch_size, ..TrainConfig::default() })?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let batch: Vec<Vec<u8>> = (0..args.batch_size)
-        .map(|_| (0..steps).map(|_| rng.random_range(0..config.num_classes() as u8)).collect())
+    let batch: Vec<Vec<Event>> = (0..args.batch_size)
+        .map(|_| (0..steps).map(|_| rng.random_range(0..config.num_classes() as Event)).collect())
         .collect();
-    let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+    let refs: Vec<&[Event]> = batch.iter().map(Vec::as_slice).collect();
     for _ in 0..2 {
         trainer.train_step(&refs)?;
     }

@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use super::lstm::LstmCell;
 use super::ops::step::{affine, LayerState};
 use super::{add_row, Config, Dense};
+use crate::music::Event;
 
 /// How the next event is chosen from the logits.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,7 +79,7 @@ impl CategoricalDecoder {
     ///
     /// What does not change from step to step (the condition's share of layer 0's input,
     /// the initial state) is computed once with candle; the steps run on plain slices.
-    fn sample(&self, condition: &Tensor, steps: usize, first: &[u32], pickers: &mut [Picker], trace: Option<&mut Vec<f32>>) -> Result<Vec<Vec<u8>>> {
+    fn sample(&self, condition: &Tensor, steps: usize, first: &[u32], pickers: &mut [Picker], trace: Option<&mut Vec<f32>>) -> Result<Vec<Vec<Event>>> {
         let n = condition.dim(0)?;
         let first_cell = &self.cells[0];
         let w_x = first_cell.w_x()?;
@@ -117,7 +118,7 @@ impl CategoricalDecoder {
             return Ok(run(0, pickers, first, trace));
         }
         use rayon::prelude::*;
-        let outs: Vec<Vec<Vec<u8>>> =
+        let outs: Vec<Vec<Vec<Event>>> =
             pickers.par_chunks_mut(rows).zip(first.par_chunks(rows)).enumerate().map(|(b, (p, f))| run(b, p, f, None)).collect();
         Ok(outs.into_iter().flatten().collect())
     }
@@ -138,7 +139,7 @@ impl StepWeights<'_> {
     /// Samples `steps` events for a block of rows: `condition_projection` `[rows, 4H0]`
     /// (bias included), each layer's initial `(h, c)`, the first events and the rows'
     /// pickers; row 0's top-layer output goes to `trace` at every step when given.
-    fn run(&self, condition_projection: &[f32], initial: Vec<(Vec<f32>, Vec<f32>)>, steps: usize, first: &[u32], pickers: &mut [Picker], mut trace: Option<&mut Vec<f32>>) -> Vec<Vec<u8>> {
+    fn run(&self, condition_projection: &[f32], initial: Vec<(Vec<f32>, Vec<f32>)>, steps: usize, first: &[u32], pickers: &mut [Picker], mut trace: Option<&mut Vec<f32>>) -> Vec<Vec<Event>> {
         let n = first.len();
         let classes = self.classes;
         let mut layers: Vec<LayerState> =
@@ -180,7 +181,7 @@ impl StepWeights<'_> {
             affine(&top.h, self.output_kernel, self.output_bias, &mut logits);
             for (i, (row, picker)) in logits.chunks_exact(classes).zip(pickers.iter_mut()).enumerate() {
                 let event = picker.pick(row);
-                out[i].push(event as u8);
+                out[i].push(event as Event);
                 previous[i] = event as u32;
             }
         }
@@ -244,7 +245,7 @@ impl HierarchicalDecoder {
         logits.reshape((s, u, batch, classes))?.transpose(0, 1)?.reshape((u * s, batch, classes))
     }
 
-    fn sample(&self, z: &Tensor, pickers: &mut [Picker], mut trace: Option<&mut Vec<f32>>) -> Result<Vec<Vec<u8>>> {
+    fn sample(&self, z: &Tensor, pickers: &mut [Picker], mut trace: Option<&mut Vec<f32>>) -> Result<Vec<Vec<Event>>> {
         let batch = z.dim(0)?;
         let embeddings = self.embeddings(z)?;
         let mut first = vec![self.core.classes as u32; batch];
@@ -305,7 +306,7 @@ impl Decoder {
 
     /// Decodes every row of `z` `[B, Z]` into `steps` events. With `trace`, row 0's
     /// top-layer output at every step is appended to it (`[steps, hidden]`, row-major).
-    pub fn sample(&self, z: &Tensor, steps: usize, sampling: Sampling, trace: Option<&mut Vec<f32>>) -> Result<Vec<Vec<u8>>> {
+    pub fn sample(&self, z: &Tensor, steps: usize, sampling: Sampling, trace: Option<&mut Vec<f32>>) -> Result<Vec<Vec<Event>>> {
         let batch = z.dim(0)?;
         let mut pickers: Vec<Picker> = (0..batch).map(|i| Picker::new(sampling, i as u64)).collect();
         match self {

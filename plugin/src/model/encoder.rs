@@ -6,6 +6,7 @@ use candle_nn::VarBuilder;
 
 use super::lstm::LstmCell;
 use super::{add_row, softplus, Config, Dense};
+use crate::music::{drums, Encoding, Event};
 
 /// The posterior `q(z | x) = N(mu, sigma)`.
 pub struct Posterior {
@@ -18,6 +19,9 @@ pub struct Posterior {
 #[derive(Debug, Clone)]
 struct BiLstm {
     layers: Vec<[LstmCell; 2]>,
+    /// The input each class stands for, `[classes, input]`, where it is not one-hot: the
+    /// drum roll. `None` for one-hot classes.
+    class_inputs: Option<Tensor>,
 }
 
 /// What a bidirectional stack reads: class indices `[T, B]`, or features `[T, B, F]`.
@@ -27,7 +31,7 @@ enum Input<'a> {
 }
 
 impl BiLstm {
-    fn new(input: usize, sizes: &[usize], vb: VarBuilder) -> Result<Self> {
+    fn new(input: usize, sizes: &[usize], class_inputs: Option<Tensor>, vb: VarBuilder) -> Result<Self> {
         let mut layers = Vec::with_capacity(sizes.len());
         let mut layer_input = input;
         for (i, &hidden) in sizes.iter().enumerate() {
@@ -36,7 +40,7 @@ impl BiLstm {
             layers.push([cell("fw")?, cell("bw")?]);
             layer_input = 2 * hidden;
         }
-        Ok(Self { layers })
+        Ok(Self { layers, class_inputs })
     }
 
     fn output_size(&self) -> usize {
@@ -51,9 +55,15 @@ impl BiLstm {
         };
         let reversed = Tensor::arange_step(steps as i64 - 1, -1, -1, device)?;
         let reverse_time = |t: &Tensor| t.index_select(&reversed, 0);
-        // One-hot inputs make the first projection a row lookup.
+        // Class inputs make the first projection a row lookup: of the kernel itself for
+        // one-hot classes, else of each class's input times the kernel.
         let one_hot_projection = |cell: &LstmCell, tokens: &Tensor| -> Result<Tensor> {
-            let rows = cell.w_x()?.index_select(&tokens.flatten_all()?, 0)?;
+            let w_x = cell.w_x()?;
+            let table = match &self.class_inputs {
+                Some(inputs) => inputs.matmul(&w_x)?,
+                None => w_x,
+            };
+            let rows = table.index_select(&tokens.flatten_all()?, 0)?;
             add_row(&rows, &cell.bias)?.reshape((steps, batch, ()))
         };
         let mut code = None;
@@ -98,13 +108,20 @@ impl Encoder {
         if config.encoder.is_empty() {
             return Ok(None);
         }
-        let classes = config.num_classes();
+        let input = config.input_depth();
+        let class_inputs = match config.encoding {
+            Encoding::Melody => None,
+            Encoding::Drums => {
+                let rolls: Vec<f32> = (0..drums::NUM_CLASSES as Event).flat_map(drums::roll).collect();
+                Some(Tensor::from_vec(rolls, (drums::NUM_CLASSES, drums::ROLL_DEPTH), vb.device())?.to_dtype(vb.dtype())?)
+            }
+        };
         let levels = if config.hierarchical_encoder {
-            let bars = BiLstm::new(classes, &config.encoder, vb.pp("hierarchical_level_0"))?;
-            let top = BiLstm::new(bars.output_size(), &config.encoder, vb.pp("hierarchical_level_1"))?;
+            let bars = BiLstm::new(input, &config.encoder, class_inputs, vb.pp("hierarchical_level_0"))?;
+            let top = BiLstm::new(bars.output_size(), &config.encoder, None, vb.pp("hierarchical_level_1"))?;
             vec![bars, top]
         } else {
-            vec![BiLstm::new(classes, &config.encoder, vb.clone())?]
+            vec![BiLstm::new(input, &config.encoder, class_inputs, vb.clone())?]
         };
         let code = levels.last().unwrap().output_size();
         let mu = Dense::new(code, config.z_size, vb.pp("mu"))?;

@@ -13,6 +13,7 @@ use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use rand::SeedableRng;
 
 use super::MusicVae;
+use crate::music::Event;
 
 #[derive(Debug, Clone, Copy)]
 pub struct InversionConfig {
@@ -37,7 +38,7 @@ impl Default for InversionConfig {
 /// (a previous z, to refine it), else from the encoder's mu when the model has one, else
 /// from the best of a few prior samples. Stops with an error as soon as `stop` is set (the
 /// plugin's worker shutting down).
-pub fn invert(model: &MusicVae, melodies: &[&[u8]], start: Option<Tensor>, config: InversionConfig, stop: &AtomicBool) -> Result<Tensor> {
+pub fn invert(model: &MusicVae, melodies: &[&[Event]], start: Option<Tensor>, config: InversionConfig, stop: &AtomicBool) -> Result<Tensor> {
     let events = model.events_tensor(melodies)?;
     match start {
         Some(z) => return descend(model, &events, z, config, stop),

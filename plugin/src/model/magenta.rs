@@ -318,6 +318,7 @@ fn architecture(variables: &Variables, converter: Option<&Value>, options: Impor
         hierarchical,
         bars,
         steps_per_bar: STEPS_PER_BAR,
+        encoding: crate::music::Encoding::Melody,
         min_pitch: MIN_PITCH,
         max_pitch: MAX_PITCH,
     })

@@ -24,7 +24,7 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::audio::capture::MAX_CAPTURE_STEPS;
-use crate::music::melody;
+use crate::music::{drums, melody, Encoding};
 
 /// The largest latent: twice Magenta's largest melody model's (`cat-mel_2bar_big`, 512).
 pub const MAX_Z_SIZE: usize = 1024;
@@ -83,6 +83,9 @@ pub struct Config {
     pub bars: usize,
     #[serde(default = "default_steps_per_bar")]
     pub steps_per_bar: usize,
+    /// What the classes mean; models without the field are melody models.
+    #[serde(default)]
+    pub encoding: Encoding,
     #[serde(default = "default_min_pitch")]
     pub min_pitch: u8,
     #[serde(default = "default_max_pitch")]
@@ -111,6 +114,7 @@ impl Config {
             hierarchical: false,
             bars: 2,
             steps_per_bar: melody::STEPS_PER_BAR,
+            encoding: Encoding::Melody,
             min_pitch: melody::MIN_PITCH,
             max_pitch: melody::MAX_PITCH,
         }
@@ -119,6 +123,22 @@ impl Config {
     /// Latent Live's hierarchical 4-bar default: `hierdec-mel_16bar` in miniature.
     pub fn latent_live_4bar() -> Self {
         Self { bars: 4, hierarchical: true, ..Self::latent_live_2bar() }
+    }
+
+    /// Latent Live's flat 2-bar drum model: Magenta's `cat-drums_2bar_small` with the
+    /// encoder halved, to train on two CPU cores.
+    pub fn groove_2bar() -> Self {
+        Self { z_size: 256, encoding: Encoding::Drums, ..Self::latent_live_2bar() }
+    }
+
+    /// Latent Live's hierarchical 4-bar drum model.
+    pub fn groove_4bar() -> Self {
+        Self { bars: 4, hierarchical: true, ..Self::groove_2bar() }
+    }
+
+    /// Magenta's `cat-drums_2bar_small` (`drums_2bar_lokl_small`, `drums_2bar_hikl_small`).
+    pub fn drums_2bar_small() -> Self {
+        Self { encoder: vec![512], ..Self::groove_2bar() }
     }
 
     /// Magenta's `cat-mel_2bar_small`.
@@ -158,7 +178,7 @@ impl Config {
             return Err(ConfigError::StepsPerBar(self.steps_per_bar));
         }
         // Events are read and written with `melody`'s fixed 90 classes.
-        if (self.min_pitch, self.max_pitch) != (melody::MIN_PITCH, melody::MAX_PITCH) {
+        if self.encoding == Encoding::Melody && (self.min_pitch, self.max_pitch) != (melody::MIN_PITCH, melody::MAX_PITCH) {
             return Err(ConfigError::PitchRange { min_pitch: self.min_pitch, max_pitch: self.max_pitch });
         }
         let parameters = self.parameters();
@@ -182,6 +202,7 @@ impl Config {
             (total, layer_input)
         };
         let classes = self.num_classes();
+        let input = self.input_depth();
         let state = self.decoder.iter().fold(0usize, |sum, &h| sum.saturating_add(h)).saturating_mul(2);
         let top = self.decoder.last().copied().unwrap_or(0);
         // A categorical decoder: its stack, the dense from the condition to the initial
@@ -199,7 +220,7 @@ impl Config {
         if self.encoder.is_empty() {
             return decoder;
         }
-        let (mut encoder, mut code) = stack(classes, &self.encoder, true);
+        let (mut encoder, mut code) = stack(input, &self.encoder, true);
         if self.hierarchical_encoder {
             let (top, top_code) = stack(code, &self.encoder, true);
             (encoder, code) = (encoder.saturating_add(top), top_code);
@@ -212,8 +233,20 @@ impl Config {
         self.bars * self.steps_per_bar
     }
 
+    /// The decoder's output classes.
     pub fn num_classes(&self) -> usize {
-        (self.max_pitch as usize).saturating_sub(self.min_pitch as usize) + 3
+        match self.encoding {
+            Encoding::Melody => (self.max_pitch as usize).saturating_sub(self.min_pitch as usize) + 3,
+            Encoding::Drums => drums::NUM_CLASSES,
+        }
+    }
+
+    /// The encoder's input per step: a one-hot class for melodies, the drum roll for drums.
+    pub fn input_depth(&self) -> usize {
+        match self.encoding {
+            Encoding::Melody => self.num_classes(),
+            Encoding::Drums => drums::ROLL_DEPTH,
+        }
     }
 
     /// Tiny sizes for tests.

@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use super::decoder::sample_categorical;
 use super::encoder::Posterior;
 use super::{Config, Decoder, Encoder, Sampling};
+use crate::music::Event;
 
 #[derive(Debug, Clone)]
 pub struct MusicVae {
@@ -72,17 +73,17 @@ impl MusicVae {
     }
 
     /// The means of a batch of melodies, `[B, Z]`: what capture and interpolation use.
-    pub fn encode(&self, melodies: &[&[u8]]) -> Result<Tensor> {
+    pub fn encode(&self, melodies: &[&[Event]]) -> Result<Tensor> {
         self.encoder()?.mu(&self.events_tensor(melodies)?)
     }
 
-    pub fn decode(&self, z: &Tensor, sampling: Sampling) -> Result<Vec<Vec<u8>>> {
+    pub fn decode(&self, z: &Tensor, sampling: Sampling) -> Result<Vec<Vec<Event>>> {
         self.decoder.sample(&z.to_dtype(DType::F32)?, self.config.steps(), sampling, None)
     }
 
     /// [`MusicVae::decode`] that also returns the decoder's top-layer output for row 0 at
     /// every step, `[steps, hidden]` row-major (the editor's neuron view).
-    pub fn decode_traced(&self, z: &Tensor, sampling: Sampling) -> Result<(Vec<Vec<u8>>, Vec<f32>)> {
+    pub fn decode_traced(&self, z: &Tensor, sampling: Sampling) -> Result<(Vec<Vec<Event>>, Vec<f32>)> {
         let mut trace = Vec::with_capacity(self.config.steps() * self.decoder.hidden_size());
         let events = self.decoder.sample(&z.to_dtype(DType::F32)?, self.config.steps(), sampling, Some(&mut trace))?;
         Ok((events, trace))
@@ -94,7 +95,7 @@ impl MusicVae {
     }
 
     /// Melodies of `config.steps()` events as a time-major `[T, B]` u32 tensor.
-    pub fn events_tensor(&self, melodies: &[&[u8]]) -> Result<Tensor> {
+    pub fn events_tensor(&self, melodies: &[&[Event]]) -> Result<Tensor> {
         let steps = self.config.steps();
         let classes = self.config.num_classes();
         let mut data = Vec::with_capacity(steps * melodies.len());

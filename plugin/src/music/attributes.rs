@@ -3,6 +3,7 @@
 //! with, and what attribute vectors move.
 
 use crate::music::melody::{class_pitch, STEPS_PER_BAR};
+use crate::music::Event;
 
 /// Every attribute, by the name used in model metadata and reports.
 pub const ALL: [&str; 9] = [
@@ -18,7 +19,7 @@ pub const ALL: [&str; 9] = [
 ];
 
 /// Attribute `name` of `events`, or `None` for an unknown name.
-pub fn measure(name: &str, events: &[u8]) -> Option<f64> {
+pub fn measure(name: &str, events: &[Event]) -> Option<f64> {
     let onsets = onsets(events);
     let n = onsets.len() as f64;
     let pitches = || onsets.iter().map(|&(_, p)| p as f64);
@@ -52,7 +53,7 @@ pub fn measure(name: &str, events: &[u8]) -> Option<f64> {
 }
 
 /// `(step, pitch)` of every note-on.
-fn onsets(events: &[u8]) -> Vec<(usize, u8)> {
+fn onsets(events: &[Event]) -> Vec<(usize, u8)> {
     events.iter().enumerate().filter_map(|(s, &e)| class_pitch(e).map(|p| (s, p))).collect()
 }
 
@@ -61,7 +62,7 @@ mod tests {
     use super::*;
     use crate::music::melody::{self, Note};
 
-    fn events(notes: &[(u8, u32, u32)]) -> Vec<u8> {
+    fn events(notes: &[(u8, u32, u32)]) -> Vec<Event> {
         let notes: Vec<Note> = notes.iter().map(|&(pitch, start, end)| Note { pitch, start, end }).collect();
         melody::encode(&notes, 32)
     }

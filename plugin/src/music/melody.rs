@@ -5,11 +5,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Event;
+
 pub const MIN_PITCH: u8 = 21;
 pub const MAX_PITCH: u8 = 108;
 pub const NUM_CLASSES: usize = 90;
-pub const NO_EVENT: u8 = 0;
-pub const NOTE_OFF: u8 = 1;
+pub const NO_EVENT: Event = 0;
+pub const NOTE_OFF: Event = 1;
 /// MusicVAE's grid: 4/4 bars of 16th notes.
 pub const STEPS_PER_BAR: usize = 16;
 pub const STEPS_PER_QUARTER: usize = 4;
@@ -22,19 +24,19 @@ pub struct Note {
     pub end: u32,
 }
 
-pub fn note_on_class(pitch: u8) -> u8 {
+pub fn note_on_class(pitch: u8) -> Event {
     debug_assert!((MIN_PITCH..=MAX_PITCH).contains(&pitch));
-    pitch - MIN_PITCH + 2
+    (pitch - MIN_PITCH) as Event + 2
 }
 
-pub fn class_pitch(class: u8) -> Option<u8> {
-    (class >= 2 && (class as usize) < NUM_CLASSES).then(|| class - 2 + MIN_PITCH)
+pub fn class_pitch(class: Event) -> Option<u8> {
+    (class >= 2 && (class as usize) < NUM_CLASSES).then(|| (class - 2) as u8 + MIN_PITCH)
 }
 
 /// Encodes monophonic notes into `steps` events. Notes are expected sorted and not
 /// overlapping (what [`crate::music::midi`] produces); a later onset cuts an earlier note, and
 /// anything past `steps` is dropped.
-pub fn encode(notes: &[Note], steps: usize) -> Vec<u8> {
+pub fn encode(notes: &[Note], steps: usize) -> Vec<Event> {
     let mut events = vec![NO_EVENT; steps];
     for (i, note) in notes.iter().enumerate() {
         let start = note.start as usize;
@@ -52,7 +54,7 @@ pub fn encode(notes: &[Note], steps: usize) -> Vec<u8> {
 }
 
 /// Decodes events into notes; a note still sounding at the end stops at `events.len()`.
-pub fn decode(events: &[u8]) -> Vec<Note> {
+pub fn decode(events: &[Event]) -> Vec<Note> {
     let mut notes = Vec::new();
     let mut current: Option<(u8, u32)> = None;
     for (step, &event) in events.iter().enumerate() {
@@ -72,7 +74,7 @@ pub fn decode(events: &[u8]) -> Vec<Note> {
 }
 
 /// Transposes an event sequence, or `None` when a note would leave 21..=108.
-pub fn transpose(events: &[u8], semitones: i32) -> Option<Vec<u8>> {
+pub fn transpose(events: &[Event], semitones: i32) -> Option<Vec<Event>> {
     events
         .iter()
         .map(|&e| match class_pitch(e) {
@@ -89,7 +91,7 @@ pub fn transpose(events: &[u8], semitones: i32) -> Option<Vec<u8>> {
 
 /// A compact text piano roll, one row per pitch from high to low, `#` for an onset and
 /// `=` while it sounds; bar lines every 16 steps.
-pub fn piano_roll(events: &[u8]) -> String {
+pub fn piano_roll(events: &[Event]) -> String {
     let notes = decode(events);
     let Some(lo) = notes.iter().map(|n| n.pitch).min() else {
         return "(silence)\n".to_string();

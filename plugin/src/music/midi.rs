@@ -1,9 +1,11 @@
-//! MIDI files to monophonic 16th-note melodies and back.
+//! MIDI files to 16th-note melodies and drum patterns, and back.
 //!
-//! One importer serves training, evaluation and the plugin's clip capture: every track and
-//! program is read (the percussion channel excepted), times go through the file's PPQ or,
-//! for SMPTE-timed files, its tempo map, notes snap to the 16th grid, and overlapping notes
-//! reduce to one voice that keeps the highest pitch.
+//! One importer serves training, evaluation and the plugin's clip capture. Every track is
+//! read, and times go through the file's PPQ or, for SMPTE-timed files, its tempo map.
+//! Notes snap to the nearest 16th. A melody is every channel but the drum channels,
+//! reduced to one voice that keeps the highest pitch ([`import`]); drums are every drum
+//! channel of every track, folded into the nine drum classes ([`import_drums`]). A drum
+//! channel is channel 10, or a channel switched to a drum bank (GM2's 120, XG's 127).
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +13,9 @@ use midly::num::{u15, u24, u28, u4, u7};
 use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
 
 use crate::files::read_capped;
+use crate::music::drums::{self, Hit};
 use crate::music::melody::{self, Note, MAX_PITCH, MIN_PITCH, STEPS_PER_BAR, STEPS_PER_QUARTER};
+use crate::music::Event;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MidiError {
@@ -21,8 +25,10 @@ pub enum MidiError {
     Truncated,
     #[error("unreadable MIDI file: {0}")]
     Parse(#[from] midly::Error),
-    #[error("the MIDI file has no notes outside the percussion channel")]
+    #[error("the MIDI file has no notes outside the drum channels")]
     NoNotes,
+    #[error("the MIDI file has no drum hits (on channel 10 or a drum bank) of the nine drum classes")]
+    NoDrums,
     #[error("the MIDI file lasts {0} sixteenths, more than the {MAX_STEPS} supported")]
     TooLong(u32),
     #[error("{path}: {source}")]
@@ -42,7 +48,8 @@ pub struct ImportedMidi {
     pub bpm: f64,
 }
 
-const PERCUSSION_CHANNEL: u8 = 9;
+/// Bank-select MSBs that turn a channel into a drum kit: GM2's rhythm bank, XG's drums.
+const DRUM_BANKS: [u8; 2] = [120, 127];
 const DEFAULT_US_PER_QUARTER: f64 = 500_000.0;
 const EXPORT_PPQ: u16 = 480;
 /// 65536 bars: hours of music, yet it keeps a corrupt delta time from allocating gigabytes.
@@ -50,23 +57,50 @@ pub const MAX_STEPS: u32 = 1 << 20;
 /// The largest MIDI file read: a whole song is tens of kilobytes.
 pub const MAX_MIDI_BYTES: u64 = 16 << 20;
 
+/// A drum file on the 16th grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedDrums {
+    /// Sorted hits; two of one class on one step (a flam) are one.
+    pub hits: Vec<Hit>,
+    /// Length in steps, rounded up to whole bars.
+    pub steps: u32,
+    /// The first tempo in the file (120 when it has none).
+    pub bpm: f64,
+    /// Drum-channel notes of pitches outside the nine classes, dropped.
+    pub unmapped: usize,
+}
+
 /// A note in file time, before quantization.
 struct RawNote {
     pitch: u8,
     start: u64,
     end: u64,
+    drum: bool,
 }
 
-pub fn import(bytes: &[u8]) -> Result<ImportedMidi, MidiError> {
+/// A file's notes in ticks, its tempo map, and the clock that turns ticks into steps.
+struct Parsed {
+    notes: Vec<RawNote>,
+    first_tempo: f64,
+    clock: StepClock,
+}
+
+fn parse(bytes: &[u8]) -> Result<Parsed, MidiError> {
     let bytes = standard_file(bytes)?;
     precheck(bytes)?;
     let smf = Smf::parse(bytes)?;
-    let (raw, tempos) = collect_notes(&smf);
+    let (notes, tempos) = collect_notes(&smf);
     let first_tempo = tempos.first().map_or(DEFAULT_US_PER_QUARTER, |&(_, us)| us);
-    let clock = StepClock::new(smf.header.timing, &tempos);
+    Ok(Parsed { notes, first_tempo, clock: StepClock::new(smf.header.timing, &tempos) })
+}
+
+/// The melody of a file: every note off the drum channels, as one voice.
+pub fn import(bytes: &[u8]) -> Result<ImportedMidi, MidiError> {
+    let Parsed { notes: raw, first_tempo, clock } = parse(bytes)?;
     // Float to int casts saturate, so absurd times stay finite until the length check.
     let mut quantized: Vec<Note> = raw
         .iter()
+        .filter(|n| !n.drum)
         .map(|n| {
             let start = clock.steps(n.start).round() as u32;
             let end = (clock.steps(n.end).round() as u32).max(start.saturating_add(1));
@@ -82,11 +116,41 @@ pub fn import(bytes: &[u8]) -> Result<ImportedMidi, MidiError> {
     Ok(ImportedMidi { steps: end.div_ceil(bar) * bar, notes, bpm: 60e6 / first_tempo })
 }
 
+/// The drums of a file: every hit on a drum channel, each on its nearest 16th (as
+/// Magenta's quantizer rounds), in the class of its pitch.
+pub fn import_drums(bytes: &[u8]) -> Result<ImportedDrums, MidiError> {
+    let Parsed { notes: raw, first_tempo, clock } = parse(bytes)?;
+    let mut unmapped = 0;
+    let mut hits: Vec<Hit> = Vec::new();
+    for n in raw.iter().filter(|n| n.drum) {
+        match drums::class_of(n.pitch) {
+            Some(class) => hits.push(Hit { step: clock.steps(n.start).round() as u32, class: class as u8 }),
+            None => unmapped += 1,
+        }
+    }
+    hits.sort_unstable();
+    hits.dedup();
+    let last = hits.last().ok_or(MidiError::NoDrums)?.step;
+    if last >= MAX_STEPS {
+        return Err(MidiError::TooLong(last));
+    }
+    let bar = STEPS_PER_BAR as u32;
+    Ok(ImportedDrums { steps: (last + 1).div_ceil(bar) * bar, hits, bpm: 60e6 / first_tempo, unmapped })
+}
+
 /// Reads a file of at most [`MAX_MIDI_BYTES`], if it is a regular file (see
 /// [`read_capped`]).
 pub fn import_file(path: &Path) -> Result<ImportedMidi, MidiError> {
-    let bytes = read_capped(path, MAX_MIDI_BYTES).map_err(|source| MidiError::Io { path: path.into(), source })?;
-    import(&bytes).map_err(|e| MidiError::File { path: path.into(), source: Box::new(e) })
+    import(&read_file(path)?).map_err(|e| MidiError::File { path: path.into(), source: Box::new(e) })
+}
+
+/// [`import_drums`] on a file, read as [`import_file`] reads it.
+pub fn import_drums_file(path: &Path) -> Result<ImportedDrums, MidiError> {
+    import_drums(&read_file(path)?).map_err(|e| MidiError::File { path: path.into(), source: Box::new(e) })
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, MidiError> {
+    read_capped(path, MAX_MIDI_BYTES).map_err(|source| MidiError::Io { path: path.into(), source })
 }
 
 /// The standard MIDI file itself, out of its RIFF wrapper for an RMID file.
@@ -134,29 +198,37 @@ fn precheck(smf: &[u8]) -> Result<(), MidiError> {
     Ok(())
 }
 
-/// Every note of every non-percussion channel, in ticks on one time line, and the tempo
-/// map `(tick, microseconds per quarter)`.
+/// Every note of every channel, in ticks on one time line and marked as drums or not, and
+/// the tempo map `(tick, microseconds per quarter)`.
 fn collect_notes(smf: &Smf) -> (Vec<RawNote>, Vec<(u64, f64)>) {
     let mut notes = Vec::new();
     let mut tempos = Vec::new();
+    // Channel 10 is the drum channel until a bank select says otherwise, and any channel
+    // becomes one on a drum bank. Bank selects apply from where they are read, track by
+    // track, as a sequencer replaying the file one track after another would see them.
+    let mut drum_channel: [bool; 16] = std::array::from_fn(|ch| ch == drums::GM_CHANNEL as usize);
     // Type 2 tracks are independent patterns: play them one after another.
     let mut offset = 0u64;
     for track in &smf.tracks {
         let mut tick = offset;
         // Open notes per (channel, key), oldest first.
-        let mut open: Vec<(u8, u8, u64)> = Vec::new();
+        let mut open: Vec<(u8, u8, u64, bool)> = Vec::new();
         for event in track {
             tick += event.delta.as_int() as u64;
             match event.kind {
                 TrackEventKind::Meta(MetaMessage::Tempo(us)) => tempos.push((tick, us.as_int().max(1) as f64)),
-                TrackEventKind::Midi { channel, message } if channel.as_int() != PERCUSSION_CHANNEL => {
+                TrackEventKind::Midi { channel, message } => {
                     let ch = channel.as_int();
                     match message {
-                        MidiMessage::NoteOn { key, vel } if vel.as_int() > 0 => open.push((ch, key.as_int(), tick)),
+                        MidiMessage::Controller { controller, value } if controller.as_int() == 0 => {
+                            drum_channel[ch as usize] = DRUM_BANKS.contains(&value.as_int())
+                                || (ch == drums::GM_CHANNEL && value.as_int() == 0);
+                        }
+                        MidiMessage::NoteOn { key, vel } if vel.as_int() > 0 => open.push((ch, key.as_int(), tick, drum_channel[ch as usize])),
                         MidiMessage::NoteOn { key, .. } | MidiMessage::NoteOff { key, .. } => {
-                            if let Some(i) = open.iter().position(|&(c, k, _)| c == ch && k == key.as_int()) {
-                                let (_, pitch, start) = open.remove(i);
-                                notes.push(RawNote { pitch, start, end: tick });
+                            if let Some(i) = open.iter().position(|&(c, k, ..)| c == ch && k == key.as_int()) {
+                                let (_, pitch, start, drum) = open.remove(i);
+                                notes.push(RawNote { pitch, start, end: tick, drum });
                             }
                         }
                         _ => {}
@@ -166,7 +238,7 @@ fn collect_notes(smf: &Smf) -> (Vec<RawNote>, Vec<(u64, f64)>) {
             }
         }
         // Notes never released end with their track.
-        notes.extend(open.into_iter().map(|(_, pitch, start)| RawNote { pitch, start, end: tick }));
+        notes.extend(open.into_iter().map(|(_, pitch, start, drum)| RawNote { pitch, start, end: tick, drum }));
         if smf.header.format == Format::Sequential {
             offset = tick;
         }
@@ -247,7 +319,7 @@ fn skyline(notes: &mut [Note]) -> Vec<Note> {
 
 /// Every window of `bars` bars, one bar apart, as 90-class events. As with Magenta's
 /// `gap_bars = 1`, windows holding a whole silent bar, or no onset at all, are skipped.
-pub fn slices(imported: &ImportedMidi, bars: usize) -> Vec<Vec<u8>> {
+pub fn slices(imported: &ImportedMidi, bars: usize) -> Vec<Vec<Event>> {
     let len = bars * STEPS_PER_BAR;
     let total = imported.steps as usize;
     if total < len {
@@ -268,6 +340,23 @@ pub fn slices(imported: &ImportedMidi, bars: usize) -> Vec<Vec<u8>> {
                 && events[start..start + len].iter().any(|&e| melody::class_pitch(e).is_some())
         })
         .map(|start| events[start..start + len].to_vec())
+        .collect()
+}
+
+/// Every window of `bars` bars, one bar apart, as drum events; windows without a hit are
+/// skipped.
+pub fn drum_slices(imported: &ImportedDrums, bars: usize) -> Vec<Vec<Event>> {
+    let len = bars * STEPS_PER_BAR;
+    let total = imported.steps as usize;
+    if total < len {
+        return Vec::new();
+    }
+    let events = drums::encode(&imported.hits, total);
+    (0..=total - len)
+        .step_by(STEPS_PER_BAR)
+        .map(|start| &events[start..start + len])
+        .filter(|window| window.iter().any(|&e| e != drums::NO_HITS))
+        .map(<[Event]>::to_vec)
         .collect()
 }
 

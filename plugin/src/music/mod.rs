@@ -1,6 +1,53 @@
-//! Music as the model sees it: the 16th-note melody encoding, its musical attributes, and
-//! MIDI files in and out.
+//! Music as the model sees it: the 16th-note melody and drum encodings, their musical
+//! attributes, and MIDI files in and out.
 
 pub mod attributes;
+pub mod drums;
 pub mod melody;
 pub mod midi;
+
+use serde::{Deserialize, Serialize};
+
+/// One step of an encoded phrase: a class index of the model's encoding (90 melody
+/// classes, or 512 drum combinations).
+pub type Event = u16;
+
+/// What a model's classes mean (Magenta's data converters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// `MelodyConverter`: one monophonic voice, 90 classes.
+    #[default]
+    Melody,
+    /// `DrumsConverter`: 9 drum classes, one of 512 combinations per step.
+    Drums,
+}
+
+impl Encoding {
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Melody => "melody",
+            Encoding::Drums => "drums",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Encoding::Melody, Encoding::Drums].into_iter().find(|e| e.name() == name)
+    }
+
+    /// The decoder's output classes.
+    pub fn num_classes(self) -> usize {
+        match self {
+            Encoding::Melody => melody::NUM_CLASSES,
+            Encoding::Drums => drums::NUM_CLASSES,
+        }
+    }
+
+    /// `true` for an event that sounds something new: a note onset or a drum hit.
+    pub fn is_onset(self, event: Event) -> bool {
+        match self {
+            Encoding::Melody => melody::class_pitch(event).is_some(),
+            Encoding::Drums => event != drums::NO_HITS,
+        }
+    }
+}

@@ -11,6 +11,7 @@ use crate::music::attributes;
 use crate::training::corpus::Split;
 use crate::training::eval::{latent_statistics, ACTIVE_VARIANCE};
 use crate::model::{MusicVae, Sampling};
+use crate::music::Event;
 
 /// One dimension's relation to one attribute over the analysed slices.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,7 +52,7 @@ pub fn analyze(model: &MusicVae, split: &Split, limit: Option<usize>, top: usize
     }
     let (mut mu, mut sigma) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for start in (0..n).step_by(256) {
-        let melodies: Vec<&[u8]> = (start..(start + 256).min(n)).map(|i| split.get(i)).collect();
+        let melodies: Vec<&[Event]> = (start..(start + 256).min(n)).map(|i| split.get(i)).collect();
         let posterior = model.posterior(&model.events_tensor(&melodies)?)?;
         mu.extend(posterior.mu.to_vec2::<f32>()?);
         sigma.extend(posterior.sigma.to_vec2::<f32>()?);

@@ -8,11 +8,15 @@
 //! seeded [`ChaCha8Rng`], so the same folder, bars and seed give the same corpus, byte
 //! for byte once saved.
 //!
+//! Drum corpora come from folders of drum performances ([`Corpus::from_drum_dir`]), such
+//! as the Groove MIDI Dataset, split as its `info.csv` says.
+//!
 //! The corpus is stored as one safetensors file ([`Corpus::save`], [`Corpus::load`]):
-//! `u8` tensors `train`, `validation`, `test` of shape `[n, steps]` (one slice of events
+//! `u16` tensors `train`, `validation`, `test` of shape `[n, steps]` (one slice of events
 //! a row), `u32` tensors `train_tune`, ... of shape `[n]` (the tune each slice came from,
-//! an index into `tunes`), and header metadata `format`, `format_version`, `bars`,
-//! `steps`, `tunes` (a JSON array of names) plus the free-form [`Corpus::metadata`] map.
+//! an index into `tunes`), and header metadata `format`, `format_version`, `encoding`,
+//! `bars`, `steps`, `tunes` (a JSON array of names) plus the free-form
+//! [`Corpus::metadata`] map.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -26,14 +30,16 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::music::melody::{self, MAX_PITCH, MIN_PITCH, STEPS_PER_BAR};
-use crate::music::midi;
+use crate::music::{midi, Encoding, Event};
 
 /// The `format` metadata value that marks a corpus file.
 pub const FORMAT: &str = "latent_live.corpus";
 /// Bumped when the layout of the file changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Header metadata keys the file format itself uses; [`Corpus::metadata`] may not.
-pub const RESERVED_KEYS: [&str; 5] = ["format", "format_version", "bars", "steps", "tunes"];
+pub const RESERVED_KEYS: [&str; 6] = ["format", "format_version", "encoding", "bars", "steps", "tunes"];
+/// The performance list of a drum dataset folder (the Groove MIDI Dataset's).
+pub const DRUM_INDEX: &str = "info.csv";
 /// The split names, in file and report order.
 pub const SPLIT_NAMES: [&str; 3] = ["train", "validation", "test"];
 
@@ -134,7 +140,7 @@ impl SplitFractions {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Split {
     pub steps: usize,
-    pub events: Vec<u8>,
+    pub events: Vec<Event>,
     /// The tune (index into [`Corpus::tunes`]) each slice came from.
     pub tune: Vec<u32>,
 }
@@ -153,11 +159,11 @@ impl Split {
     }
 
     /// Slice `i`'s events. Panics when `i >= len()`.
-    pub fn get(&self, i: usize) -> &[u8] {
+    pub fn get(&self, i: usize) -> &[Event] {
         &self.events[i * self.steps..(i + 1) * self.steps]
     }
 
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[Event]> + '_ {
         // `max(1)` only guards `chunks_exact`; a split with steps == 0 holds no events.
         self.events.chunks_exact(self.steps.max(1))
     }
@@ -167,7 +173,7 @@ impl Split {
         self.tune.iter().collect::<HashSet<_>>().len()
     }
 
-    fn push(&mut self, events: &[u8], tune: u32) {
+    fn push(&mut self, events: &[Event], tune: u32) {
         debug_assert_eq!(events.len(), self.steps);
         self.events.extend_from_slice(events);
         self.tune.push(tune);
@@ -184,6 +190,7 @@ pub struct CollectionCounts {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Corpus {
+    pub encoding: Encoding,
     pub bars: usize,
     pub steps: usize,
     pub train: Split,
@@ -229,7 +236,7 @@ impl Corpus {
         }
 
         // Import and slice in parallel; `collect` keeps the sorted order.
-        type Imported = Result<(Vec<(u8, u32, u32)>, Vec<Vec<u8>>), String>;
+        type Imported = Result<(Vec<(u8, u32, u32)>, Vec<Vec<Event>>), String>;
         let imported: Vec<Imported> = files
             .par_iter()
             .map(|(_, path)| match midi::import_file(path) {
@@ -242,7 +249,7 @@ impl Corpus {
         let mut seen_tunes: HashMap<Vec<(u8, u32, u32)>, usize> = HashMap::new();
         let (mut duplicate_tunes, mut too_short, mut bad_length) = (Vec::new(), 0usize, 0usize);
         let mut tunes = Vec::new();
-        let mut tune_slices: Vec<Vec<Vec<u8>>> = Vec::new();
+        let mut tune_slices: Vec<Vec<Vec<Event>>> = Vec::new();
         for ((name, _), result) in files.iter().zip(imported) {
             let (fingerprint, slices) = match result {
                 Ok(ok) => ok,
@@ -252,7 +259,7 @@ impl Corpus {
                 }
             };
             let before = slices.len();
-            let slices: Vec<Vec<u8>> = slices.into_iter().filter(|s| s.len() == steps).collect();
+            let slices: Vec<Vec<Event>> = slices.into_iter().filter(|s| s.len() == steps).collect();
             bad_length += before - slices.len();
             if slices.is_empty() {
                 too_short += 1;
@@ -296,33 +303,7 @@ impl Corpus {
         }
 
         let mut metadata = BTreeMap::new();
-        let mut splits: [Split; 3] = std::array::from_fn(|_| Split::new(steps));
-        for (s, ids) in assigned.iter_mut().enumerate() {
-            ids.sort_unstable();
-            let mut seen: HashSet<&[u8]> = HashSet::new();
-            let (mut duplicates, mut silent) = (0usize, 0usize);
-            let mut rows: Vec<(&[u8], u32)> = Vec::new();
-            for &t in ids.iter() {
-                for slice in &tune_slices[t] {
-                    if !slice.iter().any(|&e| melody::class_pitch(e).is_some()) {
-                        silent += 1;
-                    } else if seen.insert(slice.as_slice()) {
-                        rows.push((slice.as_slice(), t as u32));
-                    } else {
-                        duplicates += 1;
-                    }
-                }
-            }
-            rows.shuffle(&mut rng);
-            for (events, t) in rows {
-                splits[s].push(events, t);
-            }
-            let name = SPLIT_NAMES[s];
-            metadata.insert(format!("{name}.tunes"), splits[s].tune_count().to_string());
-            metadata.insert(format!("{name}.slices"), splits[s].len().to_string());
-            metadata.insert(format!("{name}.duplicate_slices"), duplicates.to_string());
-            metadata.insert(format!("{name}.silent_slices"), silent.to_string());
-        }
+        let splits = fill_splits(Encoding::Melody, steps, &tune_slices, &mut assigned, &mut rng, &mut metadata);
 
         metadata.insert("source".into(), dir.display().to_string());
         metadata.insert("seed".into(), seed.to_string());
@@ -351,7 +332,122 @@ impl Corpus {
         metadata.insert("tune_count".into(), tunes.len().to_string());
 
         let [train, validation, test] = splits;
-        Ok(Corpus { bars, steps, train, validation, test, tunes, metadata })
+        Ok(Corpus { encoding: Encoding::Melody, bars, steps, train, validation, test, tunes, metadata })
+    }
+
+    /// Builds a drum corpus from a folder of drum performances, one per MIDI file, cut
+    /// into `bars`-bar windows with a hop of one bar ([`midi::drum_slices`]).
+    ///
+    /// * With an `info.csv` (the Groove MIDI Dataset's), the performances are those it
+    ///   lists in 4/4, and each keeps its official split. Without one, every MIDI file is a
+    ///   performance, and they are split by `split`, stratified by the first folder (the
+    ///   drummer, in Groove's layout), with a [`ChaCha8Rng`] seeded by `seed`.
+    /// * Windows without a hit are dropped, identical windows are kept once per split, and
+    ///   each split is shuffled (seeded), as for melodies.
+    /// * Nothing is augmented: transposition means nothing to drums, and the grid already
+    ///   removes tempo; a hop of one bar is the only shift that keeps bar lines in place.
+    pub fn from_drum_dir(dir: &Path, bars: usize, split: SplitFractions, seed: u64) -> Result<Corpus, CorpusError> {
+        if bars == 0 {
+            return Err(CorpusError::Invalid("bars must be at least 1".into()));
+        }
+        split.normalised()?;
+        let steps = bars * STEPS_PER_BAR;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut metadata = BTreeMap::new();
+
+        // (name, path, split) per performance.
+        let index = dir.join(DRUM_INDEX);
+        let mut performances: Vec<(String, PathBuf, Option<usize>)> = Vec::new();
+        if index.is_file() {
+            let mut reader = csv::Reader::from_path(&index).map_err(|e| CorpusError::corrupt(&index, e.to_string()))?;
+            let headers = reader.headers().map_err(|e| CorpusError::corrupt(&index, e.to_string()))?.clone();
+            let column = |name: &str| headers.iter().position(|h| h == name).ok_or_else(|| CorpusError::corrupt(&index, format!("no `{name}` column")));
+            let (file, split_at, meter, kind) = (column("midi_filename")?, column("split")?, column("time_signature")?, column("beat_type")?);
+            let (mut other_meters, mut kinds) = (0usize, BTreeMap::<String, usize>::new());
+            for row in reader.records() {
+                let row = row.map_err(|e| CorpusError::corrupt(&index, e.to_string()))?;
+                let field = |i: usize| row.get(i).unwrap_or_default();
+                if field(meter) != "4-4" {
+                    other_meters += 1;
+                    continue;
+                }
+                let Some(s) = SPLIT_NAMES.iter().position(|&n| n == field(split_at)) else {
+                    return Err(CorpusError::corrupt(&index, format!("`{}` has split `{}`", field(file), field(split_at))));
+                };
+                *kinds.entry(field(kind).to_string()).or_default() += 1;
+                performances.push((field(file).to_string(), dir.join(field(file)), Some(s)));
+            }
+            metadata.insert("split_by".into(), format!("performance, as {DRUM_INDEX} says"));
+            metadata.insert("performances_not_in_4_4".into(), other_meters.to_string());
+            metadata.insert("performance_kinds".into(), serde_json::to_string(&kinds).expect("counts serialise"));
+        } else {
+            let mut files = Vec::new();
+            collect_midi_files(dir, dir, &mut files)?;
+            files.sort();
+            performances.extend(files.into_iter().map(|(name, path)| (name, path, None)));
+            metadata.insert("split_by".into(), "performance, stratified by first folder".into());
+        }
+        if performances.is_empty() {
+            return Err(CorpusError::NoMidiFiles { dir: dir.to_path_buf() });
+        }
+
+        let imported: Vec<Result<(Vec<Vec<Event>>, usize), String>> = performances
+            .par_iter()
+            .map(|(_, path, _)| midi::import_drums_file(path).map(|d| (midi::drum_slices(&d, bars), d.unmapped)).map_err(|e| e.to_string()))
+            .collect();
+        let (mut failures, mut too_short, mut unmapped) = (Vec::new(), 0usize, 0usize);
+        let (mut tunes, mut tune_slices, mut fixed) = (Vec::new(), Vec::new(), Vec::new());
+        for ((name, _, s), result) in performances.iter().zip(imported) {
+            match result {
+                Err(e) => failures.push(format!("{name}: {e}")),
+                Ok((slices, _)) if slices.is_empty() => too_short += 1,
+                Ok((slices, dropped)) => {
+                    unmapped += dropped;
+                    fixed.push(*s);
+                    tunes.push(name.clone());
+                    tune_slices.push(slices);
+                }
+            }
+        }
+        if tunes.is_empty() {
+            return match failures.first() {
+                Some(first) if too_short == 0 => {
+                    Err(CorpusError::NothingImported { dir: dir.to_path_buf(), files: performances.len(), first_error: first.clone() })
+                }
+                _ => Err(CorpusError::NoSlices { dir: dir.to_path_buf(), bars }),
+            };
+        }
+
+        let mut assigned: [Vec<usize>; 3] = Default::default();
+        let mut unassigned: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, s) in fixed.iter().enumerate() {
+            match s {
+                Some(s) => assigned[*s].push(i),
+                None => unassigned.entry(collection_of(&tunes[i])).or_default().push(i),
+            }
+        }
+        for ids in unassigned.values_mut() {
+            ids.shuffle(&mut rng);
+            let [_, validation, test] = split.counts(ids.len())?;
+            assigned[2].extend_from_slice(&ids[..test]);
+            assigned[1].extend_from_slice(&ids[test..test + validation]);
+            assigned[0].extend_from_slice(&ids[test + validation..]);
+        }
+        let [train, validation, test] = fill_splits(Encoding::Drums, steps, &tune_slices, &mut assigned, &mut rng, &mut metadata);
+
+        metadata.insert("source".into(), dir.display().to_string());
+        metadata.insert("seed".into(), seed.to_string());
+        metadata.insert("midi_files".into(), performances.len().to_string());
+        metadata.insert("import_failures".into(), failures.len().to_string());
+        if !failures.is_empty() {
+            let examples: Vec<&String> = failures.iter().take(10).collect();
+            metadata.insert("import_failure_examples".into(), serde_json::to_string(&examples).expect("strings serialise"));
+        }
+        metadata.insert("tunes_too_short".into(), too_short.to_string());
+        metadata.insert("unmapped_drum_notes".into(), unmapped.to_string());
+        metadata.insert("augmentation".into(), "none".into());
+        metadata.insert("tune_count".into(), tunes.len().to_string());
+        Ok(Corpus { encoding: Encoding::Drums, bars, steps, train, validation, test, tunes, metadata })
     }
 
     pub fn splits(&self) -> [(&'static str, &Split); 3] {
@@ -429,11 +525,12 @@ impl Corpus {
         let mut metadata = self.metadata.clone();
         metadata.insert("format".into(), FORMAT.into());
         metadata.insert("format_version".into(), FORMAT_VERSION.to_string());
+        metadata.insert("encoding".into(), self.encoding.name().into());
         metadata.insert("bars".into(), self.bars.to_string());
         metadata.insert("steps".into(), self.steps.to_string());
         metadata.insert("tunes".into(), serde_json::to_string(&self.tunes).expect("strings serialise"));
 
-        // Data: the u32 tensors first (4-byte aligned), then the u8 ones.
+        // Data: the u32 tensors first (4-byte aligned), then the u16 ones.
         let mut data: Vec<u8> = Vec::new();
         let mut tensors: BTreeMap<String, TensorHeader> = BTreeMap::new();
         for (name, split) in self.splits() {
@@ -446,10 +543,10 @@ impl Corpus {
         }
         for (name, split) in self.splits() {
             let start = data.len();
-            data.extend_from_slice(&split.events);
+            data.extend(split.events.iter().flat_map(|e| e.to_le_bytes()));
             tensors.insert(
                 name.to_string(),
-                TensorHeader { dtype: "U8", shape: vec![split.len(), self.steps], data_offsets: [start, data.len()] },
+                TensorHeader { dtype: "U16", shape: vec![split.len(), self.steps], data_offsets: [start, data.len()] },
             );
         }
         let header = Header { metadata, tensors };
@@ -496,6 +593,8 @@ impl Corpus {
         if version != FORMAT_VERSION.to_string() {
             return Err(corrupt(format!("format version {version}, this build reads {FORMAT_VERSION}")));
         }
+        let encoding = take("encoding")?;
+        let encoding = Encoding::from_name(&encoding).ok_or_else(|| corrupt(format!("unknown `encoding` `{encoding}`")))?;
         let bars: usize = take("bars")?.parse().map_err(|e| corrupt(format!("bad `bars`: {e}")))?;
         let steps: usize = take("steps")?.parse().map_err(|e| corrupt(format!("bad `steps`: {e}")))?;
         if bars == 0 || steps != bars * STEPS_PER_BAR {
@@ -506,9 +605,9 @@ impl Corpus {
 
         let read_split = |name: &str| -> Result<Split, CorpusError> {
             let events = file.tensor(name).map_err(|_| corrupt(format!("no `{name}` tensor")))?;
-            if events.dtype() != safetensors::Dtype::U8 || events.shape().len() != 2 || events.shape()[1] != steps {
+            if events.dtype() != safetensors::Dtype::U16 || events.shape().len() != 2 || events.shape()[1] != steps {
                 return Err(corrupt(format!(
-                    "`{name}` is {:?} {:?}, expected U8 [n, {steps}]",
+                    "`{name}` is {:?} {:?}, expected U16 [n, {steps}]",
                     events.dtype(),
                     events.shape()
                 )));
@@ -528,17 +627,60 @@ impl Corpus {
             if let Some(&t) = tune.iter().find(|&&t| t as usize >= tunes.len()) {
                 return Err(corrupt(format!("`{tune_name}` refers to tune {t} of {}", tunes.len())));
             }
-            let events = events.data().to_vec();
-            if let Some(&e) = events.iter().find(|&&e| e as usize >= melody::NUM_CLASSES) {
-                return Err(corrupt(format!("`{name}` holds event {e}, outside the {} classes", melody::NUM_CLASSES)));
+            let events: Vec<Event> = events.data().chunks_exact(2).map(|b| Event::from_le_bytes([b[0], b[1]])).collect();
+            let classes = encoding.num_classes();
+            if let Some(&e) = events.iter().find(|&&e| e as usize >= classes) {
+                return Err(corrupt(format!("`{name}` holds event {e}, outside the {classes} {} classes", encoding.name())));
             }
             Ok(Split { steps, events, tune })
         };
         let train = read_split("train")?;
         let validation = read_split("validation")?;
         let test = read_split("test")?;
-        Ok(Corpus { bars, steps, train, validation, test, tunes, metadata })
+        Ok(Corpus { encoding, bars, steps, train, validation, test, tunes, metadata })
     }
+}
+
+/// Fills the splits with the slices of the tunes `assigned` to each: a slice without an
+/// onset is dropped, one seen before in its split is kept once, and each split's rows
+/// are shuffled so that its first `n` slices are a fair sample. The counts go into
+/// `metadata`.
+fn fill_splits(
+    encoding: Encoding,
+    steps: usize,
+    tune_slices: &[Vec<Vec<Event>>],
+    assigned: &mut [Vec<usize>; 3],
+    rng: &mut ChaCha8Rng,
+    metadata: &mut BTreeMap<String, String>,
+) -> [Split; 3] {
+    let mut splits: [Split; 3] = std::array::from_fn(|_| Split::new(steps));
+    for (s, ids) in assigned.iter_mut().enumerate() {
+        ids.sort_unstable();
+        let mut seen: HashSet<&[Event]> = HashSet::new();
+        let (mut duplicates, mut silent) = (0usize, 0usize);
+        let mut rows: Vec<(&[Event], u32)> = Vec::new();
+        for &t in ids.iter() {
+            for slice in &tune_slices[t] {
+                if !slice.iter().any(|&e| encoding.is_onset(e)) {
+                    silent += 1;
+                } else if seen.insert(slice.as_slice()) {
+                    rows.push((slice.as_slice(), t as u32));
+                } else {
+                    duplicates += 1;
+                }
+            }
+        }
+        rows.shuffle(rng);
+        for (events, t) in rows {
+            splits[s].push(events, t);
+        }
+        let name = SPLIT_NAMES[s];
+        metadata.insert(format!("{name}.tunes"), splits[s].tune_count().to_string());
+        metadata.insert(format!("{name}.slices"), splits[s].len().to_string());
+        metadata.insert(format!("{name}.duplicate_slices"), duplicates.to_string());
+        metadata.insert(format!("{name}.silent_slices"), silent.to_string());
+    }
+    splits
 }
 
 #[derive(serde::Serialize)]
@@ -559,7 +701,7 @@ struct Header {
 /// Transposes `events` by a random shift in `-max_semitones..=max_semitones`, drawn
 /// uniformly among the shifts that keep every note in 21..=108 (0 always qualifies).
 /// For training batches only: validation and test are scored untransposed.
-pub fn augment(events: &[u8], rng: &mut impl Rng, max_semitones: i32) -> Vec<u8> {
+pub fn augment(events: &[Event], rng: &mut impl Rng, max_semitones: i32) -> Vec<Event> {
     let max = max_semitones.max(0);
     let pitches = events.iter().filter_map(|&e| melody::class_pitch(e));
     let Some((lo, hi)) =
@@ -733,7 +875,7 @@ mod tests {
         // Every slice is a whole window, unique within its split, and has a note.
         for (_, split) in corpus.splits() {
             assert!(!split.is_empty());
-            let unique: HashSet<&[u8]> = split.iter().collect();
+            let unique: HashSet<&[Event]> = split.iter().collect();
             assert_eq!(unique.len(), split.len());
             assert!(split.iter().all(|s| s.len() == 32 && s.iter().any(|&e| e >= 2)));
         }

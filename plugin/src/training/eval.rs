@@ -4,6 +4,7 @@ use candle_core::{Result, D};
 
 use crate::training::corpus::Split;
 use crate::model::{MusicVae, Sampling};
+use crate::music::Event;
 
 /// A dimension whose mu varies more than this over real music is a "music neuron"
 /// (Barenboim et al.); the rest stay at the prior and carry nothing.
@@ -55,7 +56,7 @@ pub fn evaluate(model: &MusicVae, split: &Split, batch_size: usize, limit: Optio
     let (mut tf_correct, mut sampled_correct, mut total_steps) = (0usize, 0usize, 0usize);
     let (mut mu, mut sigma) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for start in (0..n).step_by(batch_size) {
-        let melodies: Vec<&[u8]> = (start..(start + batch_size).min(n)).map(|i| split.get(i)).collect();
+        let melodies: Vec<&[Event]> = (start..(start + batch_size).min(n)).map(|i| split.get(i)).collect();
         let events = model.events_tensor(&melodies)?;
         let posterior = model.posterior(&events)?;
         let logits = model.logits(&posterior.mu, &events)?;
@@ -98,7 +99,7 @@ pub fn latent_statistics(mu: &[Vec<f32>], sigma: &[Vec<f32>]) -> (Vec<f64>, Vec<
 }
 
 /// Mean per-step accuracy of `a` against `b`; for tests and quick checks.
-pub fn accuracy(a: &[Vec<u8>], b: &[&[u8]]) -> f64 {
+pub fn accuracy(a: &[Vec<Event>], b: &[&[Event]]) -> f64 {
     let (mut hit, mut all) = (0, 0);
     for (x, y) in a.iter().zip(b) {
         hit += x.iter().zip(y.iter()).filter(|(p, q)| p == q).count();

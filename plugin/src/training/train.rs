@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::training::corpus::{self, Split};
 use crate::model::vae::ScheduledSampling;
 use crate::model::{Config, ModelCard, ModelError, ModelFile, MusicVae};
+use crate::music::{Encoding, Event};
 
 /// Hyperparameters, with Magenta's `cat-mel_2bar` values unless noted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,7 +152,7 @@ impl Trainer {
     }
 
     /// One step on the melodies `batch` (each `model.config.steps()` events).
-    pub fn train_step(&mut self, batch: &[&[u8]]) -> candle_core::Result<StepStats> {
+    pub fn train_step(&mut self, batch: &[&[Event]]) -> candle_core::Result<StepStats> {
         let mut rng = self.step_rng();
         let events = self.model.events_tensor(batch)?;
         let eps = standard_normal(&mut rng, (batch.len(), self.model.config.z_size))?;
@@ -179,13 +180,19 @@ impl Trainer {
         })
     }
 
-    /// Draws a training batch: random slices, randomly transposed.
-    pub fn sample_batch(&self, split: &Split) -> Vec<Vec<u8>> {
+    /// Draws a training batch: random slices, melodies randomly transposed.
+    pub fn sample_batch(&self, split: &Split) -> Vec<Vec<Event>> {
         // Seeded by step, so a resumed run draws the batches it would have drawn.
         let mut rng = self.step_rng();
         rng.set_stream(1);
         (0..self.config.batch_size)
-            .map(|_| corpus::augment(split.get(rng.random_range(0..split.len())), &mut rng, self.config.transpose))
+            .map(|_| {
+                let slice = split.get(rng.random_range(0..split.len()));
+                match self.model.config.encoding {
+                    Encoding::Melody => corpus::augment(slice, &mut rng, self.config.transpose),
+                    Encoding::Drums => slice.to_vec(),
+                }
+            })
             .collect()
     }
 
@@ -262,7 +269,7 @@ pub fn standard_normal(rng: &mut impl Rng, shape: (usize, usize)) -> candle_core
 /// AR-VAE's attribute regularisation of `z` `[B, Z]`: for attribute k (bound to dim k),
 /// the mean over pairs of `|tanh(delta (z_ik - z_jk)) - sign(a_ik - a_jk)|`. `None` when
 /// nothing is regularised.
-pub fn attribute_regularization(z: &Tensor, batch: &[&[u8]], attributes: &[String]) -> candle_core::Result<Option<Tensor>> {
+pub fn attribute_regularization(z: &Tensor, batch: &[&[Event]], attributes: &[String]) -> candle_core::Result<Option<Tensor>> {
     let b = batch.len();
     let mut total: Option<Tensor> = None;
     for (k, name) in attributes.iter().enumerate() {

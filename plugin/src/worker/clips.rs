@@ -60,7 +60,7 @@ pub struct Clip {
 impl Clip {
     /// The clip as `steps` model events: repeated when shorter (a 2-bar riff fills a 4-bar
     /// model), cut when longer, pitches folded by octaves into the model's range.
-    pub fn events(&self, steps: usize, min_pitch: u8, max_pitch: u8) -> Vec<u8> {
+    pub fn events(&self, steps: usize, min_pitch: u8, max_pitch: u8) -> Vec<crate::music::Event> {
         let period = self.steps.max(1);
         let mut notes = Vec::new();
         for repeat in 0.. {
