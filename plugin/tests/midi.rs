@@ -334,3 +334,122 @@ fn garbage_never_panics() {
     let _ = midi::slices(&odd, 1);
     let _ = midi::export(&[n(200, 9, 3), n(60, 0, 4)], f64::NAN);
 }
+
+// Drums.
+
+use latent_live::music::drums::{self, Hit};
+
+fn hit(step: u32, class: u8) -> Hit {
+    Hit { step, class }
+}
+
+/// A drum hit at `step` (fractional 16ths) at `ppq`, a 32nd long.
+fn drum(ppq: u32, ch: u8, key: u8, step: f64) -> [Ev; 2] {
+    note(ppq, ch, key, step, step + 0.5)
+}
+
+fn drum_file(ppq: u16, tracks: &[&[[Ev; 2]]]) -> Vec<u8> {
+    let tracks = tracks.iter().map(|notes| track(&notes.iter().flatten().copied().collect::<Vec<_>>(), &[(0, 500_000)])).collect();
+    smf_bytes(Format::Parallel, Timing::Metrical(u15::new(ppq)), tracks)
+}
+
+#[test]
+fn drum_export_import_round_trip() {
+    let hits = vec![hit(0, 0), hit(0, 2), hit(2, 2), hit(4, 1), hit(4, 2), hit(6, 3), hit(8, 0), hit(12, 1), hit(14, 4), hit(15, 5), hit(16, 7), hit(20, 6), hit(24, 8)];
+    let bytes = midi::export_drums(&hits, 96.0, &drums::GM_NOTES, |h| if h.step % 4 == 0 { 110 } else { 80 });
+    let imported = midi::import_drums(&bytes).unwrap();
+    assert_eq!(imported.hits, hits);
+    assert_eq!((imported.steps, imported.unmapped), (32, 0));
+    assert!((imported.bpm - 96.0).abs() < 0.01, "{}", imported.bpm);
+    // GM notes on channel 10, with the velocities asked for.
+    let smf = Smf::parse(&bytes).unwrap();
+    let ons: Vec<(u8, u8, u8)> = smf.tracks[0]
+        .iter()
+        .filter_map(|e| match e.kind {
+            TrackEventKind::Midi { channel, message: MidiMessage::NoteOn { key, vel } } if vel > 0 => Some((channel.as_int(), key.as_int(), vel.as_int())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ons[..3], [(9, 36, 110), (9, 42, 110), (9, 42, 80)]);
+    assert!(ons.iter().all(|&(ch, ..)| ch == 9));
+    // Melody import ignores the drum channel altogether.
+    assert!(matches!(midi::import(&bytes), Err(MidiError::NoNotes)));
+}
+
+#[test]
+fn every_drum_pitch_maps_to_its_class() {
+    for (class, c) in drums::CLASSES.iter().enumerate() {
+        let notes: Vec<[Ev; 2]> = c.pitches.iter().enumerate().map(|(i, &p)| drum(480, 9, p, i as f64 * 2.0)).collect();
+        let imported = midi::import_drums(&drum_file(480, &[&notes])).unwrap();
+        assert!(imported.hits.iter().all(|h| h.class as usize == class), "{}: {:?}", c.name, imported.hits);
+        assert_eq!(imported.hits.len(), c.pitches.len());
+    }
+    // A pitch in no class is counted, not guessed.
+    let imported = midi::import_drums(&drum_file(480, &[&[drum(480, 9, 36, 0.0), drum(480, 9, 100, 1.0)]])).unwrap();
+    assert_eq!((imported.hits, imported.unmapped), (vec![hit(0, 0)], 1));
+}
+
+#[test]
+fn flams_and_doubles_are_one_hit() {
+    // A flam: two snare strokes 10 ticks apart; a double: the same kick twice on a step.
+    let notes = [drum(480, 9, 38, 4.0), drum(480, 9, 40, 4.08), drum(480, 9, 36, 0.0), drum(480, 9, 35, 0.1)];
+    let imported = midi::import_drums(&drum_file(480, &[&notes])).unwrap();
+    assert_eq!(imported.hits, vec![hit(0, 0), hit(4, 1)]);
+}
+
+#[test]
+fn drum_hits_snap_to_the_nearest_sixteenth() {
+    // Ahead of and behind the beat, as a human drummer plays, and a triplet.
+    let notes = [drum(480, 9, 36, -0.0), drum(480, 9, 38, 3.7), drum(480, 9, 42, 6.4), drum(480, 9, 42, 7.5), drum(480, 9, 46, 10.0 + 4.0 / 3.0)];
+    let imported = midi::import_drums(&drum_file(480, &[&notes])).unwrap();
+    assert_eq!(imported.hits, vec![hit(0, 0), hit(4, 1), hit(6, 2), hit(8, 2), hit(11, 3)]);
+}
+
+#[test]
+fn every_drum_track_and_drum_bank_is_read() {
+    let ppq = 96;
+    // Kick on one track, snare on another, hats on channel 3 switched to GM2's drum bank.
+    let mut hats = track(&[drum(ppq, 2, 42, 2.0), drum(ppq, 2, 42, 6.0)].concat(), &[]);
+    hats.insert(0, TrackEvent { delta: u28::new(0), kind: TrackEventKind::Midi { channel: u4::new(2), message: MidiMessage::Controller { controller: u7::new(0), value: u7::new(120) } } });
+    let kick = track(&[drum(ppq, 9, 36, 0.0), drum(ppq, 9, 36, 8.0)].concat(), &[(0, 400_000)]);
+    let snare = track(&[drum(ppq, 9, 38, 4.0), drum(ppq, 9, 38, 12.0)].concat(), &[]);
+    // And a bass line that must stay out of the drums.
+    let bass = track(&note(ppq, 0, 40, 0.0, 4.0), &[]);
+    let bytes = smf_bytes(Format::Parallel, Timing::Metrical(u15::new(ppq as u16)), vec![kick, snare, hats, bass]);
+    let imported = midi::import_drums(&bytes).unwrap();
+    assert_eq!(imported.hits, vec![hit(0, 0), hit(2, 2), hit(4, 1), hit(6, 2), hit(8, 0), hit(12, 1)]);
+    assert!((imported.bpm - 150.0).abs() < 1e-9);
+    assert_eq!(midi::import(&bytes).unwrap().notes, vec![n(40, 0, 4)]);
+}
+
+#[test]
+fn drum_tempo_changes_and_smpte_time_keep_the_grid() {
+    // Metrical: a tempo change does not move hits off the beat.
+    let kick = track(&[drum(480, 9, 36, 0.0), drum(480, 9, 36, 16.0), drum(480, 9, 36, 20.0)].concat(), &[(0, 500_000), (480 * 4, 300_000)]);
+    let bytes = smf_bytes(Format::SingleTrack, Timing::Metrical(u15::new(480)), vec![kick]);
+    assert_eq!(midi::import_drums(&bytes).unwrap().hits, vec![hit(0, 0), hit(16, 0), hit(20, 0)]);
+    // SMPTE at 25 fps x 40 subframes = 1000 ticks a second, 120 bpm: a 16th is 125 ticks.
+    let smpte = track(&[(0, 9, 36, 100), (60, 9, 36, 0), (500, 9, 38, 100), (560, 9, 38, 0)], &[(0, 500_000)]);
+    let bytes = smf_bytes(Format::SingleTrack, Timing::Timecode(Fps::Fps25, 40), vec![smpte]);
+    assert_eq!(midi::import_drums(&bytes).unwrap().hits, vec![hit(0, 0), hit(4, 1)]);
+}
+
+#[test]
+fn drum_windows_hop_one_bar_and_skip_empty_ones() {
+    // Bar 0 and bar 3 hold hits, bars 1 and 2 are silent; the file is 4 bars long.
+    let notes = [drum(480, 9, 36, 0.0), drum(480, 9, 38, 52.0)];
+    let imported = midi::import_drums(&drum_file(480, &[&notes])).unwrap();
+    assert_eq!(imported.steps, 64);
+    let windows = midi::drum_slices(&imported, 2);
+    // Windows at bars 0 and 2 have a hit; the one at bar 1 (bars 1-2) is empty.
+    assert_eq!(windows.len(), 2);
+    assert_eq!(drums::decode(&windows[0]), vec![hit(0, 0)]);
+    assert_eq!(drums::decode(&windows[1]), vec![hit(20, 1)]);
+    assert!(midi::drum_slices(&imported, 5).is_empty());
+}
+
+#[test]
+fn a_file_without_drums_is_an_error() {
+    let bytes = smf_bytes(Format::SingleTrack, Timing::Metrical(u15::new(480)), vec![track(&note(480, 0, 60, 0.0, 4.0), &[])]);
+    assert!(matches!(midi::import_drums(&bytes), Err(MidiError::NoDrums)));
+}

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use candle_core::DType;
 use latent_live::training::analysis::{analyze, sweep, Analysis};
-use latent_live::music::attributes;
 use latent_live::model::ModelFile;
 
 use crate::eval::HeldOut;
@@ -42,7 +41,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let mut file = ModelFile::from_bytes(&bytes)?;
     let model = file.model(&candle_core::Device::Cpu)?;
-    let (split, source) = args.held_out.split(model.config.bars)?;
+    let (split, source) = args.held_out.split(&model.config)?;
     let started = std::time::Instant::now();
     let mut a = analyze(&model, &split, args.held_out.limit, args.top)?;
     println!("analysed {} slices of {source} in {:.1} s", a.slices, started.elapsed().as_secs_f64());
@@ -83,7 +82,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     writeln!(report, "| vector | own attribute | check | strongest other | its Spearman | own attribute at -2 / 0 / +2 |")?;
     writeln!(report, "|---|---|---|---|---|---|")?;
     let mut sweeps = Vec::new();
-    for (i, name) in attributes::ALL.iter().enumerate() {
+    for (i, name) in a.attributes.iter().enumerate() {
         let s = sweep(&model, &a.attribute_vectors[*name], &AMOUNTS, args.samples, 1)?;
         let own = s.spearman[i];
         let (other, value) = s.spearman.iter().enumerate().filter(|&(j, _)| j != i).max_by(|x, y| x.1.abs().total_cmp(&y.1.abs())).unwrap();
@@ -91,12 +90,12 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
         let line = format!(
             "| {name} | {own:.3} | {} | {} | {value:.3} | {:.2} / {:.2} / {:.2} |",
             if pass { "pass" } else { "FAIL" },
-            attributes::ALL[other],
+            a.attributes[other],
             s.means[0][i],
             s.means[AMOUNTS.len() / 2][i],
             s.means[AMOUNTS.len() - 1][i]
         );
-        println!("{name}: own Spearman {own:.3} ({}), strongest other {} {value:.3}", if pass { "pass" } else { "FAIL" }, attributes::ALL[other]);
+        println!("{name}: own Spearman {own:.3} ({}), strongest other {} {value:.3}", if pass { "pass" } else { "FAIL" }, a.attributes[other]);
         writeln!(report, "{line}")?;
         sweeps.push(s);
     }
@@ -139,7 +138,7 @@ fn interpretability(report: &mut String, a: &Analysis, bound: &[String]) -> anyh
     }
     writeln!(report, "| attribute | bound dimension | R² there | best dimension | R² there |")?;
     writeln!(report, "|---|---|---|---|---|")?;
-    for (i, name) in attributes::ALL.iter().enumerate() {
+    for (i, name) in a.attributes.iter().enumerate() {
         let r2 = &a.r_squared[i];
         let best = (0..r2.len()).max_by(|&x, &y| r2[x].total_cmp(&r2[y])).unwrap_or(0);
         let (dim, there) = match bound.iter().position(|b| b == name) {
@@ -174,8 +173,8 @@ fn neurons(report: &mut String, a: &Analysis) -> anyhow::Result<()> {
 fn correlations(report: &mut String, a: &Analysis) -> anyhow::Result<()> {
     writeln!(report, "## What the top neurons follow\n")?;
     writeln!(report, "Spearman correlation / mutual information (bits, 8 quantile bins) of each neuron's mu with each attribute:\n")?;
-    writeln!(report, "| neuron | {} |", attributes::ALL.join(" | "))?;
-    writeln!(report, "|---|{}", "---|".repeat(attributes::ALL.len()))?;
+    writeln!(report, "| neuron | {} |", a.attributes.join(" | "))?;
+    writeln!(report, "|---|{}", "---|".repeat(a.attributes.len()))?;
     for (i, rel) in a.relations.iter().enumerate() {
         let cells: Vec<String> = rel.iter().map(|r| format!("{:+.2} / {:.2}", r.spearman, r.mutual_information)).collect();
         writeln!(report, "| N{} (z{}) | {} |", i + 1, a.ranking[i], cells.join(" | "))?;

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use latent_live::worker::latent::z_tensor;
-use latent_live::music::melody;
 use latent_live::model::{ModelFile, Sampling};
+use latent_live::music::{drums, melody, Encoding};
+use latent_live::worker::latent::z_tensor;
 
 #[derive(clap::Args)]
 pub struct DecodeArgs {
@@ -14,7 +14,8 @@ pub struct DecodeArgs {
     /// JSON array of latent vectors.
     #[arg(long)]
     z: PathBuf,
-    /// JSON array, per vector, of notes `[pitch, start_step, end_step]` (end exclusive).
+    /// JSON array, per vector, of notes `[pitch, start_step, end_step]` (end exclusive);
+    /// a drum model's hits are GM drum notes a step long.
     #[arg(long)]
     out: PathBuf,
     /// Sampling temperature; greedy when absent.
@@ -32,7 +33,10 @@ pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
     let phrases = model.decode(&z_tensor(&model, &rows)?, sampling)?;
     let notes: Vec<Vec<[u32; 3]>> = phrases
         .iter()
-        .map(|events| melody::decode(events).iter().map(|n| [n.pitch as u32, n.start, n.end]).collect())
+        .map(|events| match model.config.encoding {
+            Encoding::Melody => melody::decode(events).iter().map(|n| [n.pitch as u32, n.start, n.end]).collect(),
+            Encoding::Drums => drums::decode(events).iter().map(|h| [drums::GM_NOTES[h.class as usize] as u32, h.step, h.step + 1]).collect(),
+        })
         .collect();
     std::fs::write(&args.out, serde_json::to_string(&notes)?)?;
     println!("decoded {} phrases into {}", notes.len(), args.out.display());

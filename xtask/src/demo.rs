@@ -1,23 +1,32 @@
 //! `cargo xtask demo`: the embedded 2-bar model (or `--model M`) interpolates between two
-//! melodies and samples from its prior, into demo.mid.
+//! melodies, or for a drum model between two grooves of the Groove test split, and samples
+//! from its prior, into demo.mid.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
+use anyhow::Context;
 use latent_live::model::assets::DefaultModel;
-use latent_live::worker::latent::{slerp, z_tensor};
-use latent_live::music::melody::{self, Note};
-use latent_live::music::midi;
 use latent_live::model::inversion::{invert, InversionConfig};
-use latent_live::model::{ModelFile, Sampling};
+use latent_live::model::{ModelFile, MusicVae, Sampling};
+use latent_live::music::drums::{self, Hit};
+use latent_live::music::melody::{self, Note};
+use latent_live::music::{midi, Encoding, Event};
+use latent_live::training::corpus::{self, Corpus};
 use latent_live::training::train::standard_normal;
+use latent_live::worker::latent::{slerp, z_tensor};
 use rand::SeedableRng;
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
-    /// A model file instead of the embedded 2-bar model (an imported Magenta checkpoint, say).
+    /// An embedded model by name (folk-2bar, folk-2bar-ar, folk-4bar, groove-2bar), or a
+    /// model file (an imported Magenta checkpoint, say) [default: folk-2bar].
     #[arg(long)]
-    model: Option<PathBuf>,
+    model: Option<String>,
+    /// For a drum model: the corpus whose test split gives the two grooves
+    /// [default: data/groove-<bars>bar.safetensors].
+    #[arg(long)]
+    corpus: Option<PathBuf>,
     #[arg(long, default_value = "demo.mid")]
     out: PathBuf,
     #[arg(long, default_value_t = 120.0)]
@@ -49,26 +58,27 @@ fn reel() -> Vec<Note> {
 }
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
-    let file = match &args.model {
-        Some(path) => ModelFile::read(path)?,
+    let file = match args.model.as_deref() {
         None => DefaultModel::Flat2Bar.load()?,
+        Some(name) => match DefaultModel::from_name(name) {
+            Some(embedded) => embedded.load()?,
+            None => ModelFile::read(std::path::Path::new(name))?,
+        },
     };
     let model = file.model(&candle_core::Device::Cpu)?;
-    let steps = model.config.steps();
-    // The two-bar tunes repeat to fill longer models.
-    let repeat = |notes: Vec<Note>| -> Vec<Note> {
-        (0..steps.div_ceil(32) as u32).flat_map(|k| notes.iter().map(move |n| Note { start: n.start + 32 * k, end: n.end + 32 * k, ..*n })).collect()
+    let encoding = model.config.encoding;
+    let (a, b) = match encoding {
+        Encoding::Melody => two_melodies(model.config.steps()),
+        Encoding::Drums => two_grooves(&model, args.corpus.clone())?,
     };
-    let a = melody::encode(&repeat(twinkle()), steps);
-    let b = melody::encode(&repeat(reel()), steps);
     let ends = if model.has_encoder() {
         model.encode(&[&a, &b])?
     } else {
-        println!("{} is decoder-only: the two melodies' z come from latent inversion", file.card.name);
+        println!("{} is decoder-only: the two inputs' z come from latent inversion", file.card.name);
         invert(&model, &[&a, &b], None, InversionConfig::default(), &AtomicBool::new(false))?
     };
     let ends = ends.to_vec2::<f32>()?;
-    let mut phrases: Vec<(String, Vec<latent_live::music::Event>)> = vec![("input A".into(), a), ("input B".into(), b)];
+    let mut phrases: Vec<(String, Vec<Event>)> = vec![("input A".into(), a), ("input B".into(), b)];
     let path: Vec<Vec<f32>> = (0..9).map(|i| slerp(&ends[0], &ends[1], i as f32 / 8.0)).collect();
     for (i, events) in model.decode(&z_tensor(&model, &path)?, Sampling::Greedy)?.into_iter().enumerate() {
         phrases.push((format!("slerp {i}/8"), events));
@@ -80,13 +90,54 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         phrases.push((format!("prior sample {}", i + 1), events));
     }
 
-    let mut all_notes = Vec::new();
-    for (i, (name, events)) in phrases.iter().enumerate() {
-        println!("{name}\n{}", melody::piano_roll(events));
-        let offset = (i * steps) as u32;
-        all_notes.extend(melody::decode(events).into_iter().map(|n| Note { start: n.start + offset, end: n.end + offset, ..n }));
+    let steps = model.config.steps() as u32;
+    for (name, events) in &phrases {
+        println!("{name}\n{}", encoding.render(events));
     }
-    midi::write_file(&args.out, &all_notes, args.bpm)?;
-    println!("wrote {} phrases ({} notes) to {}", phrases.len(), all_notes.len(), args.out.display());
+    let (bytes, count) = match encoding {
+        Encoding::Melody => {
+            let notes: Vec<Note> = phrases
+                .iter()
+                .enumerate()
+                .flat_map(|(i, (_, events))| melody::decode(events).into_iter().map(move |n| Note { start: n.start + i as u32 * steps, end: n.end + i as u32 * steps, ..n }))
+                .collect();
+            (midi::export(&notes, args.bpm), notes.len())
+        }
+        Encoding::Drums => {
+            let hits: Vec<Hit> = phrases
+                .iter()
+                .enumerate()
+                .flat_map(|(i, (_, events))| drums::decode(events).into_iter().map(move |h| Hit { step: h.step + i as u32 * steps, ..h }))
+                .collect();
+            (midi::export_drums(&hits, args.bpm, &drums::GM_NOTES, drums::accent), hits.len())
+        }
+    };
+    std::fs::write(&args.out, bytes).with_context(|| format!("writing {}", args.out.display()))?;
+    let unit = if encoding == Encoding::Drums { "hits on channel 10" } else { "notes" };
+    println!("wrote {} phrases ({count} {unit}) to {}", phrases.len(), args.out.display());
     Ok(())
+}
+
+/// "Twinkle, Twinkle" and a reel, repeated to fill longer models.
+fn two_melodies(steps: usize) -> (Vec<Event>, Vec<Event>) {
+    let repeat = |notes: Vec<Note>| -> Vec<Note> {
+        (0..steps.div_ceil(32) as u32).flat_map(|k| notes.iter().map(move |n| Note { start: n.start + 32 * k, end: n.end + 32 * k, ..*n })).collect()
+    };
+    (melody::encode(&repeat(twinkle()), steps), melody::encode(&repeat(reel()), steps))
+}
+
+/// Two grooves of the test split, from two performances: the split's first window, and
+/// the first after it from another performance (the split is shuffled when built).
+fn two_grooves(model: &MusicVae, path: Option<PathBuf>) -> anyhow::Result<(Vec<Event>, Vec<Event>)> {
+    let bars = model.config.bars;
+    let path = path.unwrap_or_else(|| corpus::default_path(Encoding::Drums, bars));
+    let corpus = Corpus::load(&path).with_context(|| format!("{}: build it with `{}`", path.display(), corpus::build_command(Encoding::Drums, bars)))?;
+    anyhow::ensure!(corpus.encoding == Encoding::Drums && corpus.bars == bars, "{} does not hold {bars}-bar drums", path.display());
+    let test = &corpus.test;
+    anyhow::ensure!(!test.is_empty(), "{} has no test split", path.display());
+    let other = (1..test.len()).find(|&i| test.tune[i] != test.tune[0]).unwrap_or(test.len().min(2) - 1);
+    for (label, i) in [("A", 0), ("B", other)] {
+        println!("groove {label}: {}", corpus.tunes[test.tune[i] as usize]);
+    }
+    Ok((test.get(0).to_vec(), test.get(other).to_vec()))
 }

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
-use latent_live::training::corpus::{Corpus, Split, SplitFractions};
+use latent_live::music::Encoding;
+use latent_live::training::corpus::{self, Corpus, Split, SplitFractions};
 use latent_live::training::eval::{accuracy, evaluate};
 use latent_live::model::inversion::{invert, InversionConfig};
-use latent_live::model::{ModelFile, MusicVae, Sampling};
+use latent_live::model::{Config, ModelFile, MusicVae, Sampling};
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
@@ -28,10 +29,12 @@ pub struct EvalArgs {
 /// The melodies a model is measured on, shared by `eval` and `analyze`.
 #[derive(clap::Args)]
 pub struct HeldOut {
-    /// A corpus whose test split is used (default: data/folk-<bars>bar.safetensors).
+    /// A corpus whose test split is used (default: data/folk-<bars>bar.safetensors, or
+    /// data/groove-<bars>bar.safetensors for drum models).
     #[arg(long, conflicts_with = "midi")]
     corpus: Option<PathBuf>,
-    /// Use every slice of this MIDI folder instead.
+    /// Use every slice of this MIDI folder instead (for a drum model, a folder of drum
+    /// performances; with an `info.csv`, its test split).
     #[arg(long)]
     midi: Option<PathBuf>,
     /// Use at most this many slices.
@@ -40,13 +43,17 @@ pub struct HeldOut {
 }
 
 impl HeldOut {
-    /// The slices of `bars` bars, and where they came from.
-    pub fn split(&self, bars: usize) -> anyhow::Result<(Split, String)> {
-        Ok(match (&self.midi, &self.corpus) {
-            (Some(dir), _) => (Corpus::from_midi_dir(dir, bars, SplitFractions::all_test(), 0)?.test, dir.display().to_string()),
-            (None, path) => {
-                let path = path.clone().unwrap_or_else(|| PathBuf::from(format!("data/folk-{bars}bar.safetensors")));
-                let corpus = Corpus::load(&path).with_context(|| format!("{}: build it with `cargo xtask corpus --bars {bars}`", path.display()))?;
+    /// The slices a model of `config` is measured on, and where they came from.
+    pub fn split(&self, config: &Config) -> anyhow::Result<(Split, String)> {
+        let (bars, encoding) = (config.bars, config.encoding);
+        Ok(match (&self.midi, &self.corpus, encoding) {
+            (Some(dir), _, Encoding::Melody) => (Corpus::from_midi_dir(dir, bars, SplitFractions::all_test(), 0)?.test, dir.display().to_string()),
+            (Some(dir), _, Encoding::Drums) => (Corpus::from_drum_dir(dir, bars, SplitFractions::all_test(), 0)?.test, dir.display().to_string()),
+            (None, path, _) => {
+                let path = path.clone().unwrap_or_else(|| corpus::default_path(encoding, bars));
+                let corpus = Corpus::load(&path).with_context(|| format!("{}: build it with `{}`", path.display(), corpus::build_command(encoding, bars)))?;
+                anyhow::ensure!(corpus.encoding == encoding, "{} holds {}, the model plays {}", path.display(), corpus.encoding.name(), encoding.name());
+                anyhow::ensure!(corpus.bars == bars, "{} has {}-bar slices, the model {bars}-bar ones", path.display(), corpus.bars);
                 (corpus.test, format!("the test split of {}", path.display()))
             }
         })
@@ -62,7 +69,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             args.model.display()
         );
     }
-    let (split, _) = args.held_out.split(model.config.bars)?;
+    let (split, _) = args.held_out.split(&model.config)?;
     if let Some(n) = args.refine {
         refine(&model, &split, n)?;
         if !model.has_encoder() {
@@ -90,16 +97,16 @@ fn refine(model: &MusicVae, split: &Split, n: usize) -> anyhow::Result<()> {
     let config = InversionConfig::default();
     let (mut from_mu, mut from_z, mut seconds) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..n {
-        let melody = split.get(i);
+        let phrase = split.get(i);
         let started = std::time::Instant::now();
-        let z = invert(model, &[melody], None, config, &AtomicBool::new(false))?;
+        let z = invert(model, &[phrase], None, config, &AtomicBool::new(false))?;
         seconds.push(started.elapsed().as_secs_f64());
         from_z.extend(model.decode(&z, Sampling::Greedy)?);
         if model.has_encoder() {
-            from_mu.extend(model.decode(&model.encode(&[melody])?, Sampling::Greedy)?);
+            from_mu.extend(model.decode(&model.encode(&[phrase])?, Sampling::Greedy)?);
         }
     }
-    let melodies: Vec<&[latent_live::music::Event]> = (0..n).map(|i| split.get(i)).collect();
+    let phrases: Vec<&[latent_live::music::Event]> = (0..n).map(|i| split.get(i)).collect();
     seconds.sort_by(f64::total_cmp);
     let start = if model.has_encoder() { "from mu".to_string() } else { format!("from the best of {} prior samples", config.restarts) };
     println!(
@@ -107,8 +114,8 @@ fn refine(model: &MusicVae, split: &Split, n: usize) -> anyhow::Result<()> {
         config.steps, config.learning_rate, seconds[n / 2], seconds[n - 1]
     );
     if model.has_encoder() {
-        println!("greedy reconstruction from mu: {:.4}", accuracy(&from_mu, &melodies));
+        println!("greedy reconstruction from mu: {:.4}", accuracy(&from_mu, &phrases));
     }
-    println!("greedy reconstruction from inverted z: {:.4}", accuracy(&from_z, &melodies));
+    println!("greedy reconstruction from inverted z: {:.4}", accuracy(&from_z, &phrases));
     Ok(())
 }

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Once;
 
 use latent_live::training::analysis::{Analysis, Sweep};
-use latent_live::music::attributes;
 use latent_live::training::eval::ACTIVE_VARIANCE;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -47,7 +46,7 @@ pub fn variance_spectrum(path: &Path, a: &Analysis) -> anyhow::Result<()> {
 pub fn correlation_heat_map(path: &Path, a: &Analysis) -> anyhow::Result<()> {
     register_font();
     let rows = a.relations.len();
-    let cols = attributes::ALL.len();
+    let cols = a.attributes.len();
     let root = BitMapBackend::new(path, (1000, 140 + 34 * rows as u32)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -67,7 +66,7 @@ pub fn correlation_heat_map(path: &Path, a: &Analysis) -> anyhow::Result<()> {
         .disable_mesh()
         .x_labels(cols)
         .y_labels(rows)
-        .x_label_formatter(&|v| label(v).and_then(|c| attributes::ALL.get(c)).map_or(String::new(), |n| n.replace('_', " ")))
+        .x_label_formatter(&|v| label(v).and_then(|c| a.attributes.get(c)).map_or(String::new(), |n| n.replace('_', " ")))
         .y_label_formatter(&|v| label(v).filter(|&y| y < rows).map_or(String::new(), |y| format!("N{} z{}", neuron(y) + 1, a.ranking[neuron(y)])))
         .label_style((FONT, 13))
         .draw()?;
@@ -96,7 +95,7 @@ pub fn sweeps(path: &Path, sweeps: &[Sweep]) -> anyhow::Result<()> {
         let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
         let pad = ((hi - lo) * 0.1).max(1e-3);
         let mut chart = ChartBuilder::on(area)
-            .caption(format!("{} (Spearman {:.2})", attributes::ALL[i].replace('_', " "), sweep.spearman[i]), (FONT, 18))
+            .caption(format!("{} (Spearman {:.2})", sweep.attributes[i].replace('_', " "), sweep.spearman[i]), (FONT, 18))
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(50)

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use candle_core::{DType, Device};
-use latent_live::training::corpus::Corpus;
+use latent_live::music::Encoding;
+use latent_live::training::corpus::{self, Corpus};
 use latent_live::training::eval::{evaluate, Evaluation};
 use latent_live::model::ModelFile;
 
@@ -17,7 +18,8 @@ pub struct ShipArgs {
     /// Asset name: writes assets/<name>.safetensors and assets/<name>.md.
     #[arg(long)]
     name: String,
-    /// A corpus whose test split measures the model (default: data/folk-<bars>bar.safetensors).
+    /// A corpus whose test split measures the model (default: data/folk-<bars>bar.safetensors,
+    /// or data/groove-<bars>bar.safetensors for drum models).
     #[arg(long)]
     corpus: Option<PathBuf>,
     /// One line on what the model is for.
@@ -33,9 +35,12 @@ const F16_TOLERANCE: f64 = 0.002;
 
 pub fn run(args: &ShipArgs) -> anyhow::Result<()> {
     let mut file = ModelFile::read(&args.run.join("model.safetensors"))?;
-    let bars = file.config.bars;
-    let corpus_path = args.corpus.clone().unwrap_or_else(|| PathBuf::from(format!("data/folk-{bars}bar.safetensors")));
+    let (bars, encoding) = (file.config.bars, file.config.encoding);
+    let corpus_path = args.corpus.clone().unwrap_or_else(|| corpus::default_path(encoding, bars));
     let corpus = Corpus::load(&corpus_path).with_context(|| format!("{}", corpus_path.display()))?;
+    if (corpus.encoding, corpus.bars) != (encoding, bars) {
+        bail!("{} holds {}-bar {}, the model plays {bars}-bar {}", corpus_path.display(), corpus.bars, corpus.encoding.name(), encoding.name());
+    }
     let test = &corpus.test;
     let e32 = evaluate(&file.model(&Device::Cpu)?, test, 256, None)?;
     println!("f32: {}", e32.summary_line());
@@ -59,10 +64,13 @@ pub fn run(args: &ShipArgs) -> anyhow::Result<()> {
     file.card.name = args.name.clone();
     file.card.summary = args.summary.clone();
     file.card.split = format!(
-        "{} ({}), split by tune with seed {}",
+        "{} ({}), split by {}",
         corpus.summary().lines().next().unwrap_or_default(),
         corpus_path.display(),
-        corpus.metadata.get("seed").cloned().unwrap_or_default()
+        match corpus.encoding {
+            Encoding::Melody => format!("tune with seed {}", corpus.metadata.get("seed").cloned().unwrap_or_default()),
+            Encoding::Drums => corpus.metadata.get("split_by").cloned().unwrap_or_default(),
+        }
     );
     file.card.metrics = [
         ("teacher_forced".to_string(), e.teacher_forced),
@@ -83,20 +91,40 @@ pub fn run(args: &ShipArgs) -> anyhow::Result<()> {
 fn card_markdown(file: &ModelFile, e: &Evaluation, dtype: DType, corpus: &Corpus) -> String {
     let c = &file.config;
     let kind = if c.hierarchical { "hierarchical (conductor + bar decoder)" } else { "flat" };
-    let licences: Vec<String> = corpus
-        .metadata
-        .iter()
-        // The one-line notes; the long licence texts stay in the corpus file.
-        .filter(|(k, _)| k.starts_with("licence.") && !k.ends_with("_notes") && *k != "licence.music21_corpus")
-        .map(|(k, v)| format!("- {}: {v}", k.trim_start_matches("licence.")))
-        .collect();
+    let (encoding, licences) = match c.encoding {
+        Encoding::Melody => {
+            let licences: Vec<String> = corpus
+                .metadata
+                .iter()
+                // The one-line notes; the long licence texts stay in the corpus file.
+                .filter(|(k, _)| k.starts_with("licence.") && !k.ends_with("_notes") && *k != "licence.music21_corpus")
+                .map(|(k, v)| format!("- {}: {v}", k.trim_start_matches("licence.")))
+                .collect();
+            (
+                format!("90-class melody encoding (pitches {}..={})", c.min_pitch, c.max_pitch),
+                format!(
+                    "Licences of the sources (the Essen collection is for non-commercial and research use, so this model is too):\n\n{}",
+                    licences.join("\n")
+                ),
+            )
+        }
+        Encoding::Drums => (
+            "drum encoding of Magenta's DrumsConverter (9 drum classes, one of 512 combinations per 16th; the encoder reads the 10-wide roll)".to_string(),
+            format!(
+                "Data credit: the Groove MIDI Dataset v1.0.0 (Jon Gillick, Adam Roberts, Jesse Engel, Douglas Eck, David Bamman, \
+                 \"Learning to Groove with Inverse Sequence Transformations\", ICML 2019; \
+                 https://magenta.tensorflow.org/datasets/groove), licensed under the Creative Commons Attribution 4.0 \
+                 International License (CC BY 4.0). This model is trained on it; its licence note as shipped: \"{}\"",
+                corpus.metadata.get("licence").map_or("(none found)", String::as_str)
+            ),
+        ),
+    };
     format!(
         "# {name}\n\n{summary}\n\n\
          ## Architecture\n\n{kind} MusicVAE, {bars} bars of 16ths ({steps} steps), z = {z}, \
-         bidirectional LSTM encoder {enc:?}, decoder LSTM {dec:?}, 90-class melody encoding \
-         (pitches {lo}..={hi}). Weights stored as {dtype:?}.\n\n\
-         ## Data\n\n{data}\n\nLicences of the sources (the Essen collection is for non-commercial \
-         and research use, so this model is too):\n\n{licences}\n\n\
+         bidirectional LSTM encoder {enc:?}, decoder LSTM {dec:?}, {encoding}. \
+         Weights stored as {dtype:?}.\n\n\
+         ## Data\n\n{data}\n\n{licences}\n\n\
          ## Split\n\n{split}\n\n\
          ## Training\n\n{training}\n\n\
          ## Held-out metrics\n\nMeasured by `cargo xtask ship` on all {slices} test slices \
@@ -113,10 +141,7 @@ fn card_markdown(file: &ModelFile, e: &Evaluation, dtype: DType, corpus: &Corpus
         z = c.z_size,
         enc = c.encoder,
         dec = c.decoder,
-        lo = c.min_pitch,
-        hi = c.max_pitch,
         data = file.card.data,
-        licences = licences.join("\n"),
         split = file.card.split,
         training = file.card.training,
         slices = e.slices,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use latent_live::training::corpus::{Corpus, SplitFractions};
+use latent_live::training::corpus::{self, Corpus, SplitFractions};
 use latent_live::training::eval::evaluate;
 use latent_live::model::{Config, ModelCard, ModelFile};
 use latent_live::music::{Encoding, Event};
@@ -21,7 +21,8 @@ pub struct TrainArgs {
     /// `drums_2bar_small`.
     #[arg(long, default_value = "2bar")]
     preset: String,
-    /// A corpus built by `cargo xtask corpus` (default: data/folk-<bars>bar.safetensors).
+    /// A corpus built by `cargo xtask corpus` (default: data/folk-<bars>bar.safetensors,
+    /// or data/groove-<bars>bar.safetensors for drum models).
     #[arg(long, conflicts_with = "midi")]
     corpus: Option<PathBuf>,
     /// Train on your own folder of MIDI files instead (split by file, 90/5/5).
@@ -110,8 +111,13 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         config.beta_rate = args.beta_rate.unwrap_or(config.beta_rate);
         config.free_bits = args.free_bits.unwrap_or(config.free_bits);
         config.seed = args.seed.unwrap_or(config.seed);
-        if let Some(unknown) = args.regularize.iter().find(|a| !latent_live::music::attributes::ALL.contains(&a.as_str())) {
-            bail!("unknown attribute {unknown:?}; choose from {}", latent_live::music::attributes::ALL.join(", "));
+        let encoding = match &args.init {
+            Some(path) => ModelFile::read(path)?.config.encoding,
+            None => preset(&args.preset)?.encoding,
+        };
+        let known = latent_live::music::attributes::of(encoding);
+        if let Some(unknown) = args.regularize.iter().find(|a| !known.contains(&a.as_str())) {
+            bail!("unknown {} attribute {unknown:?}; choose from {}", encoding.name(), known.join(", "));
         }
         config.regularize = args.regularize.clone();
         config.regularize_weight = args.regularize_weight.unwrap_or(config.regularize_weight);
@@ -145,12 +151,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         (Some(dir), _, Encoding::Melody) => Corpus::from_midi_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?,
         (Some(dir), _, Encoding::Drums) => Corpus::from_drum_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?,
         (None, path, _) => {
-            let (name, build) = match encoding {
-                Encoding::Melody => ("folk", format!("cargo xtask corpus --bars {bars}")),
-                Encoding::Drums => ("groove", format!("cargo xtask corpus --drums DIR --bars {bars}")),
-            };
-            let path = path.clone().unwrap_or_else(|| PathBuf::from(format!("data/{name}-{bars}bar.safetensors")));
-            Corpus::load(&path).with_context(|| format!("{}: build it with `{build}`", path.display()))?
+            let path = path.clone().unwrap_or_else(|| corpus::default_path(encoding, bars));
+            Corpus::load(&path).with_context(|| format!("{}: build it with `{}`", path.display(), corpus::build_command(encoding, bars)))?
         }
     };
     if corpus.bars != bars {

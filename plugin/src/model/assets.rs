@@ -25,6 +25,11 @@ impl DefaultModel {
         }
     }
 
+    /// The embedded model called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
     pub fn bytes(self) -> &'static [u8] {
         match self {
             Self::Flat2Bar => include_bytes!("../../../assets/folk-2bar.safetensors"),

@@ -64,6 +64,22 @@ pub struct Hit {
     pub class: u8,
 }
 
+/// Each class's velocity on the beat, before the groove issue models velocity: kick and
+/// snare lead, hats sit under them, cymbals and toms between.
+pub const BASE_VELOCITY: [u8; NUM_DRUM_CLASSES] = [112, 108, 84, 92, 100, 100, 100, 104, 88];
+
+/// The fixed accent pattern a drum phrase is played with: a class's base velocity on the
+/// beat, a little less on the off-beat 8th, less again on the 16ths between.
+pub fn accent(hit: &Hit) -> u8 {
+    let base = BASE_VELOCITY.get(hit.class as usize).copied().unwrap_or(100);
+    let drop = match hit.step % 4 {
+        0 => 0,
+        2 => 10,
+        _ => 22,
+    };
+    base.saturating_sub(drop).max(1)
+}
+
 /// The classes hit in `event`, in class order.
 pub fn classes_in(event: Event) -> impl Iterator<Item = usize> {
     (0..NUM_DRUM_CLASSES).filter(move |&c| event >> c & 1 == 1)

@@ -367,12 +367,31 @@ pub fn export(notes: &[Note], bpm: f64) -> Vec<u8> {
 
 /// A type-0 file, PPQ 480, at `bpm`: tempo, 4/4, and the notes on channel 1.
 pub fn export_with_velocity(notes: &[Note], bpm: f64, velocity: u8) -> Vec<u8> {
-    let ticks_per_step = (EXPORT_PPQ as usize / STEPS_PER_QUARTER) as u64;
-    // (tick, is_on, pitch): offs sort before ons at the same tick, so repeated notes retrigger.
-    let mut timed: Vec<(u64, bool, u8)> = notes
+    let voiced: Vec<(Note, u8)> = notes.iter().map(|&n| (n, velocity)).collect();
+    export_voiced(&voiced, 0, bpm)
+}
+
+/// Drum hits as GM drum notes on channel 10, a 16th long each: `notes[class]` is the
+/// note a class plays and `velocity(hit)` its velocity.
+pub fn export_drums(hits: &[Hit], bpm: f64, notes: &[u8; drums::NUM_DRUM_CLASSES], velocity: impl Fn(&Hit) -> u8) -> Vec<u8> {
+    let voiced: Vec<(Note, u8)> = hits
         .iter()
-        .filter(|n| n.end > n.start)
-        .flat_map(|n| [(n.start as u64 * ticks_per_step, true, n.pitch), (n.end as u64 * ticks_per_step, false, n.pitch)])
+        .filter(|h| (h.class as usize) < drums::NUM_DRUM_CLASSES)
+        .map(|h| (Note { pitch: notes[h.class as usize], start: h.step, end: h.step + 1 }, velocity(h)))
+        .collect();
+    export_voiced(&voiced, drums::GM_CHANNEL, bpm)
+}
+
+/// A type-0 file, PPQ 480, at `bpm`: tempo, 4/4, and each note at its own velocity on
+/// `channel` (0-based).
+fn export_voiced(notes: &[(Note, u8)], channel: u8, bpm: f64) -> Vec<u8> {
+    let ticks_per_step = (EXPORT_PPQ as usize / STEPS_PER_QUARTER) as u64;
+    // (tick, is_on, pitch, velocity): offs sort before ons at the same tick, so repeated
+    // notes retrigger.
+    let mut timed: Vec<(u64, bool, u8, u8)> = notes
+        .iter()
+        .filter(|(n, _)| n.end > n.start)
+        .flat_map(|&(n, v)| [(n.start as u64 * ticks_per_step, true, n.pitch, v), (n.end as u64 * ticks_per_step, false, n.pitch, 0)])
         .collect();
     timed.sort();
     // A tempo is a 24-bit count of microseconds; `max` also turns NaN into something playable.
@@ -382,13 +401,13 @@ pub fn export_with_velocity(notes: &[Note], bpm: f64, velocity: u8) -> Vec<u8> {
         TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::TimeSignature(4, 2, 24, 8)) },
     ];
     let mut now = 0u64;
-    for (tick, on, pitch) in timed {
+    for (tick, on, pitch, velocity) in timed {
         let message = if on {
             MidiMessage::NoteOn { key: u7::new(pitch.min(127)), vel: u7::new(velocity.clamp(1, 127)) }
         } else {
             MidiMessage::NoteOff { key: u7::new(pitch.min(127)), vel: u7::new(0) }
         };
-        track.push(TrackEvent { delta: u28::new((tick - now) as u32), kind: TrackEventKind::Midi { channel: u4::new(0), message } });
+        track.push(TrackEvent { delta: u28::new((tick - now) as u32), kind: TrackEventKind::Midi { channel: u4::new(channel.min(15)), message } });
         now = tick;
     }
     track.push(TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::EndOfTrack) });

@@ -43,6 +43,14 @@ impl Encoding {
         }
     }
 
+    /// A text picture of a phrase: a piano roll, or a drum grid.
+    pub fn render(self, events: &[Event]) -> String {
+        match self {
+            Encoding::Melody => melody::piano_roll(events),
+            Encoding::Drums => drums::grid(events),
+        }
+    }
+
     /// `true` for an event that sounds something new: a note onset or a drum hit.
     pub fn is_onset(self, event: Event) -> bool {
         match self {

@@ -27,13 +27,16 @@ pub struct Analysis {
     pub slices: usize,
     pub mu_variance: Vec<f64>,
     pub kl_per_dim: Vec<f64>,
+    /// The attributes measured, in the order of every per-attribute list below.
+    pub attributes: &'static [&'static str],
     /// Every dimension, the most variable mu first: music neurons, then noise neurons.
     pub ranking: Vec<usize>,
     /// Dimensions whose mu varies more than [`ACTIVE_VARIANCE`].
     pub music_neurons: usize,
     /// Standard deviation of mu per dimension: the plugin's slider ranges are +-3 of it.
     pub mu_std: Vec<f64>,
-    /// For the top neurons (in ranking order), their relation to each of [`attributes::ALL`].
+    /// For the top neurons (in ranking order), their relation to each of the model's
+    /// attributes ([`attributes::of`]).
     pub relations: Vec<Vec<Relation>>,
     /// "N1 · pitch range": each top neuron and the attribute it follows most closely.
     pub labels: Vec<String>,
@@ -52,8 +55,8 @@ pub fn analyze(model: &MusicVae, split: &Split, limit: Option<usize>, top: usize
     }
     let (mut mu, mut sigma) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for start in (0..n).step_by(256) {
-        let melodies: Vec<&[Event]> = (start..(start + 256).min(n)).map(|i| split.get(i)).collect();
-        let posterior = model.posterior(&model.events_tensor(&melodies)?)?;
+        let phrases: Vec<&[Event]> = (start..(start + 256).min(n)).map(|i| split.get(i)).collect();
+        let posterior = model.posterior(&model.events_tensor(&phrases)?)?;
         mu.extend(posterior.mu.to_vec2::<f32>()?);
         sigma.extend(posterior.sigma.to_vec2::<f32>()?);
     }
@@ -62,9 +65,10 @@ pub fn analyze(model: &MusicVae, split: &Split, limit: Option<usize>, top: usize
     ranking.sort_by(|&a, &b| mu_variance[b].total_cmp(&mu_variance[a]).then(kl_per_dim[b].total_cmp(&kl_per_dim[a])));
     let music_neurons = mu_variance.iter().filter(|&&v| v > ACTIVE_VARIANCE).count();
 
-    let values: Vec<Vec<f64>> = attributes::ALL
+    let names = attributes::of(model.config.encoding);
+    let values: Vec<Vec<f64>> = names
         .iter()
-        .map(|name| (0..n).map(|i| attributes::measure(name, split.get(i)).expect("a known attribute")).collect())
+        .map(|name| (0..n).map(|i| attributes::measure(model.config.encoding, name, split.get(i)).expect("a known attribute")).collect())
         .collect();
     let column = |d: usize| -> Vec<f64> { mu.iter().map(|row| row[d] as f64).collect() };
     let relations: Vec<Vec<Relation>> = ranking[..top.min(ranking.len())]
@@ -79,21 +83,23 @@ pub fn analyze(model: &MusicVae, split: &Split, limit: Option<usize>, top: usize
         .enumerate()
         .map(|(i, rel)| {
             let best = (0..rel.len()).max_by(|&a, &b| rel[a].spearman.abs().total_cmp(&rel[b].spearman.abs())).unwrap();
-            format!("N{} · {}", i + 1, attributes::ALL[best].replace('_', " "))
+            format!("N{} · {}", i + 1, names[best].replace('_', " "))
         })
         .collect();
-    let attribute_vectors = attributes::ALL.iter().zip(&values).map(|(name, a)| (name.to_string(), quartile_vector(&mu, a))).collect();
+    let attribute_vectors = names.iter().zip(&values).map(|(name, a)| (name.to_string(), quartile_vector(&mu, a))).collect();
     let mu_std = mu_variance.iter().map(|v| v.max(0.0).sqrt()).collect();
     let columns: Vec<Vec<f64>> = (0..mu_variance.len()).map(column).collect();
     let r_squared = values.iter().map(|a| columns.iter().map(|z| pearson(z, a).powi(2)).collect()).collect();
-    Ok(Analysis { slices: n, mu_variance, kl_per_dim, ranking, music_neurons, mu_std, relations, labels, attribute_vectors, r_squared })
+    Ok(Analysis { attributes: names, slices: n, mu_variance, kl_per_dim, ranking, music_neurons, mu_std, relations, labels, attribute_vectors, r_squared })
 }
 
 /// How decoding moves an attribute when z moves along a vector.
 #[derive(Debug, Clone)]
 pub struct Sweep {
+    /// The attributes measured, as [`Analysis::attributes`].
+    pub attributes: &'static [&'static str],
     pub amounts: Vec<f64>,
-    /// Mean of each of [`attributes::ALL`] over the samples, per amount.
+    /// Mean of each of the model's attributes ([`attributes::of`]) over the samples, per amount.
     pub means: Vec<Vec<f64>>,
     /// Spearman of (amount, measured attribute) over every sample, per attribute.
     pub spearman: Vec<f64>,
@@ -105,16 +111,17 @@ pub fn sweep(model: &MusicVae, vector: &[f32], amounts: &[f64], samples: usize, 
     use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let base = crate::training::train::standard_normal(&mut rng, (samples, model.config.z_size))?.to_vec2::<f32>()?;
-    let (mut xs, mut measured) = (Vec::new(), vec![Vec::new(); attributes::ALL.len()]);
+    let names = attributes::of(model.config.encoding);
+    let (mut xs, mut measured) = (Vec::new(), vec![Vec::new(); names.len()]);
     let mut means = Vec::with_capacity(amounts.len());
     for &amount in amounts {
         let z: Vec<Vec<f32>> = base.iter().map(|row| row.iter().zip(vector).map(|(z, v)| z + amount as f32 * v).collect()).collect();
         let phrases = model.decode(&crate::worker::latent::z_tensor(model, &z)?, Sampling::Greedy)?;
-        let mut mean = vec![0.0; attributes::ALL.len()];
+        let mut mean = vec![0.0; names.len()];
         for phrase in &phrases {
             xs.push(amount);
-            for (a, name) in attributes::ALL.iter().enumerate() {
-                let value = attributes::measure(name, phrase).expect("a known attribute");
+            for (a, name) in names.iter().enumerate() {
+                let value = attributes::measure(model.config.encoding, name, phrase).expect("a known attribute");
                 measured[a].push(value);
                 mean[a] += value / phrases.len() as f64;
             }
@@ -122,7 +129,7 @@ pub fn sweep(model: &MusicVae, vector: &[f32], amounts: &[f64], samples: usize, 
         means.push(mean);
     }
     let spearman = measured.iter().map(|m| spearman(&xs, m)).collect();
-    Ok(Sweep { amounts: amounts.to_vec(), means, spearman })
+    Ok(Sweep { attributes: names, amounts: amounts.to_vec(), means, spearman })
 }
 
 fn quartile_vector(mu: &[Vec<f32>], attribute: &[f64]) -> Vec<f32> {

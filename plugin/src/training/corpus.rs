@@ -202,6 +202,25 @@ pub struct Corpus {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// Where `cargo xtask corpus` writes a corpus, and where the other commands look for it:
+/// `data/folk-<bars>bar.safetensors` for melodies, `data/groove-<bars>bar.safetensors`
+/// for drums.
+pub fn default_path(encoding: Encoding, bars: usize) -> PathBuf {
+    let name = match encoding {
+        Encoding::Melody => "folk",
+        Encoding::Drums => "groove",
+    };
+    PathBuf::from(format!("data/{name}-{bars}bar.safetensors"))
+}
+
+/// The command that builds the corpus at [`default_path`].
+pub fn build_command(encoding: Encoding, bars: usize) -> String {
+    match encoding {
+        Encoding::Melody => format!("cargo xtask corpus --bars {bars}"),
+        Encoding::Drums => format!("cargo xtask corpus --drums <groove-v1.0.0-midionly folder> --bars {bars}"),
+    }
+}
+
 /// The collection a tune belongs to: the first folder of its name (`""` for none).
 pub fn collection_of(tune: &str) -> &str {
     tune.split_once('/').map_or("", |(first, _)| first)
@@ -475,12 +494,17 @@ impl Corpus {
     /// Where the slices came from, in one line, for model cards.
     pub fn provenance(&self) -> String {
         let get = |k: &str| self.metadata.get(k).cloned().unwrap_or_else(|| "?".into());
-        let origin = match self.metadata.get("music21.version") {
-            Some(v) => format!("the folk collections of the music21 {v} wheel, converted with abc2midi"),
-            None => format!("the MIDI files under {}", get("source")),
+        let origin = match (self.encoding, self.metadata.get("music21.version")) {
+            (Encoding::Melody, Some(v)) => format!("the folk collections of the music21 {v} wheel, converted with abc2midi"),
+            (Encoding::Melody, None) => format!("the MIDI files under {}", get("source")),
+            (Encoding::Drums, _) => format!("the drum performances under {}", get("source")),
         };
         let command = self.metadata.get("command").map(|c| format!(", built by `{c}`")).unwrap_or_default();
-        format!("{} tunes from {origin}{command}", get("tune_count"))
+        let unit = match self.encoding {
+            Encoding::Melody => "tunes",
+            Encoding::Drums => "performances",
+        };
+        format!("{} {unit} from {origin}{command}", get("tune_count"))
     }
 
     pub fn summary(&self) -> String {
@@ -997,4 +1021,54 @@ mod tests {
         );
         assert_eq!(augment(&wide, &mut rng, 5), wide);
     }
+
+    /// A drum performance of `bars` bars: kick, snare and hats, varied by `seed`.
+    fn write_drums(path: &Path, bars: u32, seed: u32) {
+        use crate::music::drums::{Hit, GM_NOTES};
+        let mut hits = Vec::new();
+        for step in 0..bars * 16 {
+            if step % 2 == 0 {
+                hits.push(Hit { step, class: 2 });
+            }
+            if step % 8 == 0 || (step + seed) % 13 == 0 {
+                hits.push(Hit { step, class: (step / 4 % 2) as u8 });
+            }
+        }
+        hits.sort();
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, midi::export_drums(&hits, 100.0, &GM_NOTES, |_| 100)).unwrap();
+    }
+
+    #[test]
+    fn drum_corpora_keep_the_official_split_and_skip_other_meters() {
+        let dir = TempDir::new("drums");
+        let mut csv = String::from("drummer,session,id,style,bpm,beat_type,time_signature,midi_filename,audio_filename,duration,split\n");
+        let rows = [("d1/a.mid", "train", "4-4", "beat"), ("d1/b.mid", "train", "4-4", "fill"), ("d2/c.mid", "validation", "4-4", "beat"), ("d2/d.mid", "test", "4-4", "beat"), ("d2/e.mid", "train", "3-4", "beat")];
+        for (i, (file, split, meter, kind)) in rows.iter().enumerate() {
+            write_drums(&dir.0.join(file), 4 + i as u32, i as u32);
+            csv.push_str(&format!("d,s,{i},funk,100,{kind},{meter},{file},,10,{split}\n"));
+        }
+        fs::write(dir.0.join(DRUM_INDEX), csv).unwrap();
+        let corpus = Corpus::from_drum_dir(&dir.0, 2, SplitFractions::default(), 7).unwrap();
+        assert_eq!(corpus.encoding, Encoding::Drums);
+        let names = |split: &Split| -> Vec<&str> {
+            let mut n: Vec<&str> = split.tune.iter().map(|&t| corpus.tunes[t as usize].as_str()).collect();
+            n.sort();
+            n.dedup();
+            n
+        };
+        assert_eq!(names(&corpus.train), ["d1/a.mid", "d1/b.mid"]);
+        assert_eq!(names(&corpus.validation), ["d2/c.mid"]);
+        assert_eq!(names(&corpus.test), ["d2/d.mid"]);
+        assert_eq!(corpus.metadata["performances_not_in_4_4"], "1");
+        // Hop of one bar: a 4-bar performance gives 3 two-bar windows (fewer when some
+        // repeat), none empty.
+        assert!(corpus.validation.len() <= 5 && corpus.validation.len() >= 2, "{}", corpus.validation.len());
+        assert!(corpus.train.iter().all(|w| w.iter().any(|&e| e != 0)));
+        // Saved and loaded, it is the same corpus, drums included.
+        let path = dir.0.join("drums.safetensors");
+        corpus.save(&path).unwrap();
+        assert_eq!(Corpus::load(&path).unwrap(), corpus);
+    }
+
 }

@@ -37,7 +37,7 @@ pub struct TrainConfig {
     #[serde(default)]
     pub scheduled_sampling_rate: f64,
     pub seed: u64,
-    /// Attributes ([`crate::music::attributes::ALL`]) bound to latent dimensions 0, 1, ... by
+    /// Attributes (of [`crate::music::attributes::of`] the model's encoding) bound to latent dimensions 0, 1, ... by
     /// AR-VAE's regulariser (Pati and Lerch): over each batch, dimension k is pushed to
     /// order the examples as attribute k does.
     #[serde(default)]
@@ -160,7 +160,7 @@ impl Trainer {
         let learning_rate = self.config.learning_rate_at(self.step);
         let scheduled = ScheduledSampling { probability: self.config.sampling_probability_at(self.step), seed: rng.random() };
         let loss = self.model.loss(&events, &eps, beta, self.config.free_bits, Some(scheduled))?;
-        let regularization = attribute_regularization(&loss.z, batch, &self.config.regularize)?;
+        let regularization = attribute_regularization(&loss.z, self.model.config.encoding, batch, &self.config.regularize)?;
         let total = match &regularization {
             Some(r) => (&loss.total + (r * self.config.regularize_weight)?)?,
             None => loss.total.clone(),
@@ -269,13 +269,13 @@ pub fn standard_normal(rng: &mut impl Rng, shape: (usize, usize)) -> candle_core
 /// AR-VAE's attribute regularisation of `z` `[B, Z]`: for attribute k (bound to dim k),
 /// the mean over pairs of `|tanh(delta (z_ik - z_jk)) - sign(a_ik - a_jk)|`. `None` when
 /// nothing is regularised.
-pub fn attribute_regularization(z: &Tensor, batch: &[&[Event]], attributes: &[String]) -> candle_core::Result<Option<Tensor>> {
+pub fn attribute_regularization(z: &Tensor, encoding: Encoding, batch: &[&[Event]], attributes: &[String]) -> candle_core::Result<Option<Tensor>> {
     let b = batch.len();
     let mut total: Option<Tensor> = None;
     for (k, name) in attributes.iter().enumerate() {
         let values: Vec<f64> = batch
             .iter()
-            .map(|m| crate::music::attributes::measure(name, m).ok_or_else(|| candle_core::Error::Msg(format!("unknown attribute {name:?}"))))
+            .map(|m| crate::music::attributes::measure(encoding, name, m).ok_or_else(|| candle_core::Error::Msg(format!("unknown attribute {name:?}"))))
             .collect::<candle_core::Result<_>>()?;
         let sign = |d: f64| if d > 0.0 { 1f32 } else if d < 0.0 { -1.0 } else { 0.0 };
         let signs: Vec<f32> = (0..b * b).map(|ij| sign(values[ij / b] - values[ij % b])).collect();
