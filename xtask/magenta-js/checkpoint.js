@@ -14,6 +14,16 @@ const MIN_PITCH = 21;
 const MAX_PITCH = 108;
 const CLASSES = MAX_PITCH - MIN_PITCH + 3;
 const STEPS_PER_BAR = 16;
+// DrumsConverter: the encoder reads a roll of the 9 drum classes and a "no hits" bit, the
+// decoder outputs one of their 512 combinations.
+const DRUM_CLASSES = 9;
+const DRUM_ROLL = DRUM_CLASSES + 1;
+const DRUM_COMBINATIONS = 1 << DRUM_CLASSES;
+
+/** The encoder's input and the decoder's output widths of `spec.encoding`. */
+function depths(spec) {
+  return spec.encoding === 'drums' ? { input: DRUM_ROLL, classes: DRUM_COMBINATIONS } : { input: CLASSES, classes: CLASSES };
+}
 
 // mulberry32: a seeded generator, so the fixtures are the same on every run.
 function rng(seed) {
@@ -33,8 +43,9 @@ function rng(seed) {
 }
 
 /**
- * The variables of a melody MusicVAE under Magenta's names, as {name: {shape, values}}.
- * spec: {z, encoder (per-direction size), decoder: [sizes], bars, hierarchical}.
+ * The variables of a MusicVAE under Magenta's names, as {name: {shape, values}}.
+ * spec: {z, encoder (per-direction size), decoder: [sizes], bars, hierarchical, encoding
+ * ('melody' when absent, or 'drums'), pitchClasses (drums: written into the converter spec)}.
  * A hierarchical model has a two-level encoder (one BiLSTM per bar, one over the bars) and
  * a conductor, as Magenta's `hier-mel_16bar` and magenta.js expect.
  */
@@ -52,11 +63,12 @@ function randomVariables(spec, seed) {
     for (const dir of ['fw', 'bw']) lstm(`${scope}/cell_0/bidirectional_rnn/${dir}/multi_rnn_cell/cell_0`, input, hidden);
   };
   const h = spec.encoder;
+  const { input, classes } = depths(spec);
   if (spec.hierarchical) {
-    bidirectional('encoder/hierarchical_level_0', CLASSES, h);
+    bidirectional('encoder/hierarchical_level_0', input, h);
     bidirectional('encoder/hierarchical_level_1', 2 * h, h);
   } else {
-    bidirectional('encoder', CLASSES, h);
+    bidirectional('encoder', input, h);
   }
   dense('encoder/mu', 2 * h, spec.z);
   dense('encoder/sigma', 2 * h, spec.z);
@@ -67,13 +79,24 @@ function randomVariables(spec, seed) {
     });
   };
   const core = (scope, condition) => {
-    stack(`${scope}/multi_rnn_cell`, CLASSES + condition);
+    // The decoder is fed its previous output, one-hot over the classes.
+    stack(`${scope}/multi_rnn_cell`, classes + condition);
     dense(`${scope}/z_to_initial_state`, condition, states);
-    dense(`${scope}/output_projection`, spec.decoder[spec.decoder.length - 1], CLASSES, 4);
-    // Favour "no event" and "note off" so that decodes hold notes and rest, as melodies do.
+    dense(`${scope}/output_projection`, spec.decoder[spec.decoder.length - 1], classes, 4);
     const bias = vars[`${scope}/output_projection/bias`].values;
-    bias[0] += 0.7;
-    bias[1] += 1.2;
+    if (spec.encoding === 'drums') {
+      // One row of 512 feeds the previous step back: scaled up so that it still steers the
+      // next step beside z, and decodes move on rather than repeat one combination.
+      const kernel = vars[`${scope}/multi_rnn_cell/cell_0/lstm_cell/kernel`].values;
+      for (let i = 0; i < classes * 4 * spec.decoder[0]; i++) kernel[i] *= 12;
+      // Favour empty steps and the kick, snare and closed hi-hat alone or with the hat
+      // (bits 0, 1 and 2), so that decodes rest and groove as drums do.
+      for (const [event, boost] of [[0, 1], [1, 0.6], [2, 0.5], [4, 0.6], [5, 0.5], [6, 0.5]]) bias[event] += boost;
+    } else {
+      // Favour "no event" and "note off" so that decodes hold notes and rest, as melodies do.
+      bias[0] += 0.7;
+      bias[1] += 1.2;
+    }
   };
   if (spec.hierarchical) {
     stack('decoder/hierarchical_level_0', 1);
@@ -86,9 +109,13 @@ function randomVariables(spec, seed) {
 }
 
 function dataConverter(spec) {
-  const args = { minPitch: MIN_PITCH, maxPitch: MAX_PITCH, numSteps: spec.bars * STEPS_PER_BAR };
+  const args = { numSteps: spec.bars * STEPS_PER_BAR };
   if (spec.hierarchical) args.numSegments = spec.bars;
-  return { type: 'MelodyConverter', args };
+  if (spec.encoding === 'drums') {
+    if (spec.pitchClasses) args.pitchClasses = spec.pitchClasses;
+    return { type: 'DrumsConverter', args };
+  }
+  return { type: 'MelodyConverter', args: { minPitch: MIN_PITCH, maxPitch: MAX_PITCH, ...args } };
 }
 
 /**
@@ -196,4 +223,4 @@ function say(line) {
   process.stdout.write(line + '\n');
 }
 
-module.exports = { CLASSES, MIN_PITCH, MAX_PITCH, STEPS_PER_BAR, rng, randomVariables, writeTfjs, writeDeeplearn, serve, backend, quiet, say };
+module.exports = { CLASSES, DRUM_CLASSES, MIN_PITCH, MAX_PITCH, STEPS_PER_BAR, rng, randomVariables, writeTfjs, writeDeeplearn, serve, backend, quiet, say };

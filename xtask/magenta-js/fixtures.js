@@ -4,13 +4,18 @@
 //   node fixtures.js ../../plugin/tests/fixtures/magenta
 //
 // Every folder holds a checkpoint and an `expected.json`:
-//   inputs  melodies as class indices (0 no event, 1 note off, 2.. pitch 21..108)
-//   mu      magenta.js's encodeTensors(inputs) (absent for decoder-only checkpoints)
+//   inputs  the encoded phrases as class indices: melodies (0 no event, 1 note off,
+//           2.. pitch 21..108), or drum patterns (`drums-*`: bit c set when drum class c
+//           is hit, 0..511)
+//   inputNotes  drum patterns only: the inputs as [pitch, quantizedStartStep] drum notes,
+//           which magenta.js's DrumsConverter reads into the same drums
+//   mu      magenta.js's encodeTensors of the inputs (one-hot melodies, or Magenta's drum
+//           roll) (absent for decoder-only checkpoints)
 //   z       the latent vectors decoded: the mus, then prior samples
 //   greedy  magenta.js's greedy decodeTensors(z), as class indices
 //   notes   magenta.js's decode(z): [pitch, quantizedStartStep, quantizedEndStep] per note
-// The Rust tests (plugin/tests/magenta.rs) import each checkpoint and must match the notes
-// exactly and mu within 1e-4.
+// The Rust tests (plugin/tests/magenta.rs) import each checkpoint and must match the
+// decodes and notes exactly and mu within 1e-4.
 
 'use strict';
 
@@ -37,13 +42,82 @@ function melodies(steps, seed) {
   });
 }
 
-async function run(tf, mm, url, spec, inputs, z) {
+// Pitches for each drum class that magenta.js's DEFAULT_DRUM_PITCH_CLASSES and Magenta's
+// newer DEFAULT_DRUM_TYPE_PITCHES (Latent Live's) both put in that class; the first is the
+// one played back.
+const DRUM_PITCHES = [[36, 35], [38, 40, 37], [42, 44], [46], [45, 41], [48, 47], [50], [49, 57], [51, 59]];
+// magenta.js's DEFAULT_DRUM_PITCH_CLASSES (core/constants.ts), which the hierarchical drum
+// fixtures name in their converter spec.
+const MAGENTA_JS_DRUM_PITCH_CLASSES = [
+  [36, 35],
+  [38, 27, 28, 31, 32, 33, 34, 37, 39, 40, 56, 65, 66, 75, 85],
+  [42, 44, 54, 68, 69, 70, 71, 73, 78, 80],
+  [46, 67, 72, 74, 79, 81],
+  [45, 29, 41, 61, 64, 84],
+  [48, 47, 60, 63, 77, 86, 87],
+  [50, 30, 43, 62, 76, 83],
+  [49, 55, 57, 58],
+  [51, 52, 53, 59, 82],
+];
+
+// Drum-like patterns: kick on the beats, snare on the backbeats, hats on the 8ths, the
+// odd tom fill and crash; the last pattern is silence (every step "no hits").
+// Returns {inputs: class indices per step, notes: [pitch, step] per drum note}.
+function drumPatterns(steps, seed) {
+  const r = ck.rng(seed);
+  const hit = (p) => r.uniform() < p;
+  const patterns = Array.from({ length: MELODIES - 1 }, () => {
+    const events = Array.from({ length: steps }, (_, t) => {
+      const beat = t % 16;
+      const classes = [
+        beat % 8 === 0 ? hit(0.9) : hit(beat % 2 === 0 ? 0.2 : 0.05), // kick
+        beat % 8 === 4 ? hit(0.85) : hit(0.06), // snare
+        beat % 2 === 0 ? hit(0.8) : hit(0.15), // closed hi-hat
+        beat % 4 === 2 && hit(0.12), // open hi-hat
+        ...[0, 1, 2].map(() => hit(beat >= 12 ? 0.15 : 0.02)), // toms, mostly in fills
+        t === 0 ? hit(0.5) : hit(0.02), // crash
+        hit(0.04), // ride
+      ];
+      return classes.reduce((event, on, c) => event | (on ? 1 << c : 0), 0);
+    });
+    return events;
+  });
+  patterns.push(Array(steps).fill(0));
+  const notes = patterns.map((events) => events.flatMap((event, step) =>
+    DRUM_PITCHES.flatMap((pitches, c) => (event >> c & 1 ? [[pitches[Math.floor(r.uniform() * pitches.length)], step]] : []))));
+  return { inputs: patterns, notes };
+}
+
+// Magenta's DrumsConverter input (`roll_input`): each step's 9 drum bits and a "no hits" bit.
+function roll(events) {
+  return events.map((event) => Array.from({ length: ck.DRUM_CLASSES }, (_, c) => (event >> c) & 1).concat([event === 0 ? 1 : 0]));
+}
+
+// magenta.js 1.23.1's DrumsConverter.toTensor reads the drums of each step as Magenta does,
+// but sets the "no hits" bit one step early, and never on the last step: its
+// `buffer.set(1, step, -1)` writes the previous row's last column. Google's models were
+// trained on Magenta's roll, so that is what the fixtures encode; this checks that
+// magenta.js's reading differs from it in that bit alone.
+async function checkDrumsConverter(model, sequences, inputs) {
+  for (const [i, sequence] of sequences.entries()) {
+    const js = await model.dataConverter.toTensor(sequence).array();
+    const events = inputs[i];
+    roll(events).forEach((want, t) => {
+      const early = t + 1 < events.length && events[t + 1] === 0 ? 1 : 0;
+      if (JSON.stringify(js[t]) !== JSON.stringify(want.slice(0, ck.DRUM_CLASSES).concat([early]))) {
+        throw new Error(`magenta.js's DrumsConverter read pattern ${i} step ${t} as ${js[t]}, Magenta's roll is ${want}`);
+      }
+    });
+  }
+}
+
+// `encode(model)` returns magenta.js's mu of the inputs, or nothing for decoder-only models.
+async function run(tf, mm, url, encode, z) {
   const model = new mm.MusicVAE(url);
   await model.initialize();
   const out = {};
-  if (inputs) {
-    const x = tf.oneHot(tf.tensor2d(inputs, undefined, 'int32'), ck.CLASSES).toFloat();
-    const mu = await model.encodeTensors(x);
+  const mu = await encode(model);
+  if (mu) {
     out.mu = await mu.array();
     z = out.mu.concat(z);
   }
@@ -64,39 +138,68 @@ async function main() {
   const mm = require('@magenta/music/node/music_vae');
   const server = await ck.serve(root);
 
+  // Each model is written as the TF.js variants listed (`shardBytes` small enough to split
+  // the float32 ones across shards) and as a deeplearn.js checkpoint of the weights
+  // magenta.js read from one of them: magenta.js 1.x no longer reads that format, so its
+  // expectations are that variant's.
+  const f32 = ['f32', { shardBytes: 16 * 1024 }];
   const models = [
-    { name: 'flat', spec: { z: 16, encoder: 32, decoder: [32, 32], bars: 2, hierarchical: false }, seed: 1 },
-    { name: 'hier', spec: { z: 16, encoder: 16, decoder: [24, 24], bars: 4, hierarchical: true }, seed: 2 },
+    { name: 'flat', spec: { z: 16, encoder: 32, decoder: [32, 32], bars: 2, hierarchical: false }, seed: 1, variants: [f32, ['u8', { quantization: 'uint8' }]], deeplearn: 'f32' },
+    { name: 'hier', spec: { z: 16, encoder: 16, decoder: [24, 24], bars: 4, hierarchical: true }, seed: 2, variants: [f32, ['u16', { quantization: 'uint16' }]], deeplearn: 'f32' },
+    // Drums keep the real depths (a 10-wide roll in, 512 classes out) on tiny layers.
+    { name: 'drums-flat', spec: { z: 8, encoder: 16, decoder: [16, 16], bars: 2, hierarchical: false, encoding: 'drums' }, seed: 3, variants: [f32], deeplearn: 'f32' },
+    // As drums_4bar_med_q2: hierarchical, 4 bars, uint16.
+    {
+      name: 'drums-hier',
+      spec: { z: 8, encoder: 16, decoder: [16, 16], bars: 4, hierarchical: true, encoding: 'drums', pitchClasses: MAGENTA_JS_DRUM_PITCH_CLASSES },
+      seed: 4,
+      variants: [['u16', { quantization: 'uint16' }]],
+      deeplearn: 'u16',
+    },
   ];
-  for (const { name, spec, seed } of models) {
+  for (const { name, spec, seed, variants, deeplearn } of models) {
     const steps = spec.bars * ck.STEPS_PER_BAR;
     const vars = ck.randomVariables(spec, seed);
-    const inputs = melodies(steps, seed + 100);
+    let inputs;
+    let encode;
+    let extra = {};
+    if (spec.encoding === 'drums') {
+      const patterns = drumPatterns(steps, seed + 100);
+      inputs = patterns.inputs;
+      extra = { inputNotes: patterns.notes };
+      const sequences = patterns.notes.map((notes) => ({
+        notes: notes.map(([pitch, step]) => ({ pitch, quantizedStartStep: step, quantizedEndStep: step + 1, isDrum: true })),
+        quantizationInfo: { stepsPerQuarter: 4 },
+        totalQuantizedSteps: steps,
+      }));
+      encode = async (model) => {
+        await checkDrumsConverter(model, sequences, inputs);
+        return model.encodeTensors(tf.tensor3d(inputs.map(roll)));
+      };
+    } else {
+      inputs = melodies(steps, seed + 100);
+      encode = (model) => model.encodeTensors(tf.oneHot(tf.tensor2d(inputs, undefined, 'int32'), ck.CLASSES).toFloat());
+    }
     const r = ck.rng(seed + 200);
     const prior = Array.from({ length: PRIOR_SAMPLES }, () => Array.from({ length: spec.z }, () => r.normal()));
 
-    const variants = [
-      { dir: `${name}-f32`, write: (d) => ck.writeTfjs(d, spec, vars, { shardBytes: 16 * 1024 }) },
-      { dir: `${name}-${name === 'flat' ? 'u8' : 'u16'}`, write: (d) => ck.writeTfjs(d, spec, vars, { quantization: name === 'flat' ? 'uint8' : 'uint16' }) },
-    ];
-    for (const { dir, write } of variants) {
+    for (const [variant, options] of variants) {
+      const dir = `${name}-${variant}`;
       const full = path.join(root, dir);
       fs.rmSync(full, { recursive: true, force: true });
-      write(full);
-      const expected = await run(tf, mm, `${server.url}/${dir}`, spec, inputs, prior);
-      fs.writeFileSync(path.join(full, 'expected.json'), JSON.stringify({ inputs, ...expected }));
+      const seen = ck.writeTfjs(full, spec, vars, options);
+      const expected = await run(tf, mm, `${server.url}/${dir}`, encode, prior);
+      fs.writeFileSync(path.join(full, 'expected.json'), JSON.stringify({ inputs, ...extra, ...expected }));
       ck.say(`${dir}: ${expected.notes.reduce((a, n) => a + n.length, 0)} notes in ${expected.z.length} decodes`);
-      if (dir === `${name}-f32`) {
-        // The same weights as a deeplearn.js checkpoint: magenta.js 1.x no longer reads that
-        // format, so its expectations are the float32 checkpoint's.
+      if (variant === deeplearn) {
         const old = path.join(root, `${name}-deeplearn`);
         fs.rmSync(old, { recursive: true, force: true });
-        ck.writeDeeplearn(old, spec, vars);
+        ck.writeDeeplearn(old, spec, seen);
         fs.copyFileSync(path.join(full, 'expected.json'), path.join(old, 'expected.json'));
-        ck.say(`${name}-deeplearn: the weights of ${dir}`);
+        ck.say(`${name}-deeplearn: the weights magenta.js read from ${dir}`);
       }
     }
-    if (!spec.hierarchical) {
+    if (name === 'flat') {
       // Decoder only: the float32 checkpoint without its encoder. magenta.js cannot load it
       // (it requires encoder/mu), so the decodes of the full model are the reference.
       const dir = path.join(root, `${name}-decoder-only`);

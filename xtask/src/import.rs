@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use latent_live::model::magenta::{import, ImportOptions};
+use latent_live::music::{drums, Encoding};
 
 #[derive(clap::Args)]
 pub struct ImportArgs {
@@ -13,7 +14,7 @@ pub struct ImportArgs {
     #[arg(short, long)]
     out: PathBuf,
     /// Bars per sequence, for checkpoints with neither config.json nor converter.json
-    /// (flat melody models default to 2).
+    /// (flat models default to 2).
     #[arg(long)]
     bars: Option<usize>,
 }
@@ -25,6 +26,10 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
     file.write(&args.out, candle_core::DType::F32)?;
     println!("{}", file.card.summary);
     println!("config: {:?}", file.config);
+    if file.config.encoding == Encoding::Drums {
+        let classes: Vec<String> = drums::CLASSES.iter().map(|c| format!("{} {}", c.short, c.pitches[0])).collect();
+        println!("drum model: one of {} combinations of {} drums a step, played as the GM notes {}", drums::NUM_CLASSES, drums::NUM_DRUM_CLASSES, classes.join(", "));
+    }
     if file.config.encoder.is_empty() {
         println!("decoder only: it decodes and samples; captures find their z by latent inversion (slower than an encoder)");
     }

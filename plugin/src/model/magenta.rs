@@ -3,8 +3,8 @@
 //! (`manifest.json` and one raw float32 file per variable).
 //!
 //! Variable names already match ours (see `model/mod.rs`), so importing is reading the
-//! tensors, working out the architecture from their shapes, and refusing, with a reason,
-//! what Latent Live cannot play.
+//! tensors, working out the architecture from their shapes and the encoding from the data
+//! converter (melodies or drums), and refusing, with a reason, what Latent Live cannot play.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::{Config, ConfigError, ModelCard, ModelFile, MAX_MODEL_BYTES};
 use crate::files::read_capped;
 use crate::music::melody::{MAX_PITCH, MIN_PITCH, STEPS_PER_BAR};
+use crate::music::{drums, Encoding};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -37,7 +38,7 @@ pub enum ImportError {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ImportOptions {
     /// Bars per sequence, for checkpoints with neither `config.json` nor `converter.json`
-    /// (flat melody models then default to 2 bars, as the demos that shipped them).
+    /// (flat models then default to 2 bars, as the demos that shipped them).
     pub bars: Option<usize>,
 }
 
@@ -84,9 +85,13 @@ pub fn import(dir: &Path, options: ImportOptions) -> Result<ModelFile, ImportErr
         (false, true) => "flat, decoder only",
         (false, false) => "flat",
     };
+    let what = match config.encoding {
+        Encoding::Melody => "melody model",
+        Encoding::Drums => "drum model",
+    };
     let card = ModelCard {
         name: name.clone(),
-        summary: format!("Magenta MusicVAE {name} ({kind}, {} bars, z = {}), imported from {source}", config.bars, config.z_size),
+        summary: format!("Magenta MusicVAE {name} ({what}, {kind}, {} bars, z = {}), imported from {source}", config.bars, config.z_size),
         data: "trained by Google Magenta; see where the checkpoint came from for its data and licence".into(),
         split: String::new(),
         training: format!("imported with `cargo xtask import-magenta {}`", dir.display()),
@@ -221,10 +226,12 @@ fn read_converter(dir: &Path) -> Result<Option<Value>, ImportError> {
             ("chordEncoder", "chord conditioning (the model needs a chord progression for every phrase)"),
             ("conditionOnKey", "key conditioning"),
             ("extraControls", "extra control signals"),
-            ("useBooleanDecoder", "a boolean (drum-roll) decoder"),
+            ("useBooleanDecoder", "a boolean decoder (each of 9 drums on or off, not one of their 512 combinations)"),
         ] {
             if spec.get(key).is_some_and(|v| !v.is_null() && v != &Value::Bool(false)) {
-                return Err(ImportError::Unsupported(format!("this checkpoint uses {what}; Latent Live plays unconditioned melody models")));
+                return Err(ImportError::Unsupported(format!(
+                    "this checkpoint uses {what}; Latent Live plays unconditioned melody and drum models with categorical decoders"
+                )));
             }
         }
         return Ok(spec.get("dataConverter").cloned());
@@ -237,43 +244,21 @@ fn read_converter(dir: &Path) -> Result<Option<Value>, ImportError> {
 }
 
 fn architecture(variables: &Variables, converter: Option<&Value>, options: ImportOptions) -> Result<Config, ImportError> {
-    let (min_pitch, max_pitch, steps, segments) = match converter {
-        Some(converter) => melody_converter(converter)?,
-        None => (MIN_PITCH as u64, MAX_PITCH as u64, None, None),
-    };
-    if (min_pitch, max_pitch) != (MIN_PITCH as u64, MAX_PITCH as u64) {
-        return Err(ImportError::Unsupported(format!(
-            "the checkpoint's pitch range is {min_pitch}..={max_pitch}; Latent Live's melody encoding covers {MIN_PITCH}..={MAX_PITCH}"
-        )));
-    }
-    for (marker, what) in [
-        ("control_preprocessing/", "a control preprocessing LSTM (conditioned model)"),
-        ("nade/", "a NADE output layer (drum or multi-instrument model)"),
-        ("core_decoder_0/", "several core decoders (trio or multitrack model)"),
+    // The weights say what the model is before any spec does.
+    for (marker, reason) in [
+        ("control_preprocessing/", "has a control preprocessing LSTM (a conditioned model); Latent Live plays unconditioned models"),
+        (
+            "nade/",
+            "decodes with a NADE output layer, each of 9 drums on or off (a multi-label drum model such as drums_2bar_nade_9_q2), \
+             not with a categorical softmax over their 512 combinations; Latent Live plays categorical decoders",
+        ),
+        ("core_decoder_0/", "has several core decoders (a trio or multitrack model); Latent Live plays one melody or drum part"),
     ] {
         if variables.keys().any(|n| n.contains(marker)) {
-            return Err(ImportError::Unsupported(format!("this checkpoint has {what}; Latent Live plays single-melody models")));
+            return Err(ImportError::Unsupported(format!("this checkpoint {reason}")));
         }
     }
     let hierarchical = variables.contains_key("decoder/hierarchical_level_0/initial_state/kernel");
-    let bars = match steps {
-        Some(steps) if (steps as usize).is_multiple_of(STEPS_PER_BAR) => steps as usize / STEPS_PER_BAR,
-        Some(steps) => {
-            return Err(ImportError::Unsupported(format!("{steps} steps is not a whole number of 4/4 bars of 16ths")));
-        }
-        None if hierarchical => segments.map(|s| s as usize).or(options.bars).ok_or_else(|| {
-            ImportError::Checkpoint("the checkpoint does not say how many bars it spans: pass --bars".into())
-        })?,
-        None => options.bars.unwrap_or(2),
-    };
-    if hierarchical && segments.is_some_and(|s| s as usize != bars) {
-        return Err(ImportError::Unsupported(format!(
-            "the conductor plans {} segments of {} bars; Latent Live's conductor plans one bar per step",
-            segments.unwrap(),
-            bars as f64 / segments.unwrap() as f64
-        )));
-    }
-
     let layer_sizes = |pattern: &dyn Fn(usize) -> String| -> Vec<usize> {
         (0..).map_while(|i| variables.get(&pattern(i)).and_then(|b| b.dims().first()).map(|d| d / 4)).collect()
     };
@@ -293,6 +278,34 @@ fn architecture(variables: &Variables, converter: Option<&Value>, options: Impor
     if decoder.is_empty() {
         return Err(ImportError::Checkpoint("no decoder LSTM cells found (decoder/multi_rnn_cell/cell_0/lstm_cell)".into()));
     }
+    let scope = if hierarchical { "core_decoder/decoder" } else { "decoder" };
+    let classes = first_dim(variables, &format!("{scope}/output_projection/bias"))?;
+    let DataConverter { encoding, steps, segments } = match converter {
+        Some(converter) => data_converter(converter)?,
+        // Without a spec, the decoder's width tells drums (their 512 combinations) from melodies.
+        None => DataConverter {
+            encoding: if classes == drums::NUM_CLASSES { Encoding::Drums } else { Encoding::Melody },
+            steps: None,
+            segments: None,
+        },
+    };
+    let bars = match steps {
+        Some(steps) if (steps as usize).is_multiple_of(STEPS_PER_BAR) => steps as usize / STEPS_PER_BAR,
+        Some(steps) => {
+            return Err(ImportError::Unsupported(format!("{steps} steps is not a whole number of 4/4 bars of 16ths")));
+        }
+        None if hierarchical => segments.map(|s| s as usize).or(options.bars).ok_or_else(|| {
+            ImportError::Checkpoint("the checkpoint does not say how many bars it spans: pass --bars".into())
+        })?,
+        None => options.bars.unwrap_or(2),
+    };
+    if hierarchical && segments.is_some_and(|s| s as usize != bars) {
+        return Err(ImportError::Unsupported(format!(
+            "the conductor plans {} segments of {} bars; Latent Live's conductor plans one bar per step",
+            segments.unwrap(),
+            bars as f64 / segments.unwrap() as f64
+        )));
+    }
     let has_encoder = variables.contains_key("encoder/mu/kernel");
     let hierarchical_encoder = variables.keys().any(|n| n.starts_with("encoder/hierarchical_level_"));
     let encoder = if !has_encoder {
@@ -310,7 +323,7 @@ fn architecture(variables: &Variables, converter: Option<&Value>, options: Impor
     if hierarchical_encoder && segments.is_some_and(|s| s as usize != bars) {
         return Err(ImportError::Unsupported("a hierarchical encoder whose segments are not bars".into()));
     }
-    Ok(Config {
+    let config = Config {
         z_size,
         encoder,
         hierarchical_encoder: has_encoder && hierarchical_encoder,
@@ -318,37 +331,114 @@ fn architecture(variables: &Variables, converter: Option<&Value>, options: Impor
         hierarchical,
         bars,
         steps_per_bar: STEPS_PER_BAR,
-        encoding: crate::music::Encoding::Melody,
+        encoding,
         min_pitch: MIN_PITCH,
         max_pitch: MAX_PITCH,
-    })
+    };
+    // The converter and the weights must agree on what goes in and comes out of a step.
+    let (name, outputs, reads) = match encoding {
+        Encoding::Melody => ("MelodyConverter", format!("one of {} classes", config.num_classes()), format!("a one-hot class of {}", config.input_depth())),
+        Encoding::Drums => (
+            "DrumsConverter",
+            format!("one of the {} combinations of its {} drums", drums::NUM_CLASSES, drums::NUM_DRUM_CLASSES),
+            format!("the drum roll of {} (its {} drums and a \"no hits\" bit)", drums::ROLL_DEPTH, drums::NUM_DRUM_CLASSES),
+        ),
+    };
+    if classes != config.num_classes() {
+        return Err(ImportError::Checkpoint(format!("the decoder outputs {classes} classes a step, but a {name} model outputs {outputs}")));
+    }
+    if let Some(&hidden) = config.encoder.first() {
+        let level = if config.hierarchical_encoder { "encoder/hierarchical_level_0" } else { "encoder" };
+        let rows = first_dim(variables, &format!("{level}/cell_0/bidirectional_rnn/fw/multi_rnn_cell/cell_0/lstm_cell/kernel"))?;
+        // An LSTM kernel stacks the input's rows above the hidden state's.
+        let input = rows.saturating_sub(hidden);
+        if input != config.input_depth() {
+            return Err(ImportError::Checkpoint(format!("the encoder reads {input} values a step, but a {name} model reads {reads}")));
+        }
+    }
+    Ok(config)
 }
 
-/// `(minPitch, maxPitch, numSteps, numSegments)` of a `MelodyConverter` spec, given as
-/// `{type, args: {...}}` or flat.
-fn melody_converter(spec: &Value) -> Result<(u64, u64, Option<u64>, Option<u64>), ImportError> {
+/// What a data converter spec (`{type, args: {...}}` or flat) tells about the model.
+struct DataConverter {
+    encoding: Encoding,
+    steps: Option<u64>,
+    segments: Option<u64>,
+}
+
+fn data_converter(spec: &Value) -> Result<DataConverter, ImportError> {
     let kind = spec.get("type").and_then(Value::as_str).unwrap_or("MelodyConverter");
-    if kind != "MelodyConverter" {
-        let what = match kind {
-            k if k.starts_with("Drum") => "a drum model",
-            "TrioConverter" => "a trio (melody, bass, drums) model",
-            "MultitrackConverter" => "a multitrack model",
-            "GrooveConverter" => "a groove (drum performance) model",
-            "MelodyRhythmConverter" | "MelodyShapeConverter" => "a model of melody rhythm or contour only",
-            _ => "not a melody model",
-        };
-        return Err(ImportError::Unsupported(format!(
-            "the checkpoint's data converter is {kind} ({what}); Latent Live plays MelodyConverter models"
-        )));
-    }
     let args = spec.get("args").unwrap_or(spec);
     let int = |key: &str| args.get(key).and_then(Value::as_u64);
-    Ok((
-        int("minPitch").unwrap_or(MIN_PITCH as u64),
-        int("maxPitch").unwrap_or(MAX_PITCH as u64),
-        int("numSteps"),
-        int("numSegments"),
-    ))
+    let encoding = match kind {
+        "MelodyConverter" => {
+            let (min_pitch, max_pitch) = (int("minPitch").unwrap_or(MIN_PITCH as u64), int("maxPitch").unwrap_or(MAX_PITCH as u64));
+            if (min_pitch, max_pitch) != (MIN_PITCH as u64, MAX_PITCH as u64) {
+                return Err(ImportError::Unsupported(format!(
+                    "the checkpoint's pitch range is {min_pitch}..={max_pitch}; Latent Live's melody encoding covers {MIN_PITCH}..={MAX_PITCH}"
+                )));
+            }
+            Encoding::Melody
+        }
+        "DrumsConverter" => {
+            if let Some(classes) = args.get("pitchClasses") {
+                drum_pitch_classes(classes)?;
+            }
+            Encoding::Drums
+        }
+        _ => {
+            let what = match kind {
+                "DrumRollConverter" => {
+                    "a multi-label drum model: its decoder sets each of 9 drums on or off, with a NADE or boolean output layer, \
+                     where Latent Live's picks one of their 512 combinations with a categorical softmax"
+                }
+                "DrumsOneHotConverter" => "drums read as one of their 512 combinations, where Latent Live's drum encoder reads the drum roll",
+                "TrioConverter" => "a trio (melody, bass, drums) model",
+                "MultitrackConverter" => "a multitrack model",
+                "GrooveConverter" => "a groove (drum performance) model",
+                "MelodyRhythmConverter" | "MelodyShapeConverter" => "a model of melody rhythm or contour only",
+                _ => "neither melodies nor drums",
+            };
+            return Err(ImportError::Unsupported(format!(
+                "the checkpoint's data converter is {kind} ({what}); Latent Live plays MelodyConverter and DrumsConverter models"
+            )));
+        }
+    };
+    Ok(DataConverter { encoding, steps: int("numSteps"), segments: int("numSegments") })
+}
+
+/// magenta.js's `DEFAULT_DRUM_PITCH_CLASSES`: Magenta's drum classes as they were before 22
+/// and 26 (the Roland TD-11's hi-hat edges) were added and 43 and 52 moved to the low tom
+/// and the crash. The classes, their order and the pitch each plays are Latent Live's
+/// ([`drums::CLASSES`]); only where those few rare pitches fall differs.
+const MAGENTA_JS_DRUM_PITCH_CLASSES: [&[u8]; drums::NUM_DRUM_CLASSES] = [
+    &[36, 35],
+    &[38, 27, 28, 31, 32, 33, 34, 37, 39, 40, 56, 65, 66, 75, 85],
+    &[42, 44, 54, 68, 69, 70, 71, 73, 78, 80],
+    &[46, 67, 72, 74, 79, 81],
+    &[45, 29, 41, 61, 64, 84],
+    &[48, 47, 60, 63, 77, 86, 87],
+    &[50, 30, 43, 62, 76, 83],
+    &[49, 55, 57, 58],
+    &[51, 52, 53, 59, 82],
+];
+
+/// A `DrumsConverter`'s `pitchClasses`, refused unless they are one of Magenta's defaults:
+/// Latent Live reads captures into, and plays, its own classes.
+fn drum_pitch_classes(spec: &Value) -> Result<(), ImportError> {
+    let classes: Option<Vec<Vec<u8>>> = serde_json::from_value(spec.clone()).ok();
+    let ours = drums::CLASSES.map(|c| c.pitches);
+    let is = |table: &[&[u8]]| classes.as_ref().is_some_and(|c| c.iter().map(Vec::as_slice).eq(table.iter().copied()));
+    if is(&ours) || is(&MAGENTA_JS_DRUM_PITCH_CLASSES) {
+        return Ok(());
+    }
+    let names: Vec<&str> = drums::CLASSES.iter().map(|c| c.short).collect();
+    Err(ImportError::Unsupported(format!(
+        "the checkpoint's DrumsConverter has pitch classes of its own, {spec}; Latent Live reads and plays Magenta's default {} drum classes \
+         ({}; magenta.js's DEFAULT_DRUM_PITCH_CLASSES or Magenta's DEFAULT_DRUM_TYPE_PITCHES)",
+        drums::NUM_DRUM_CLASSES,
+        names.join(" ")
+    )))
 }
 
 fn first_dim(variables: &Variables, name: &str) -> Result<usize, ImportError> {
