@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use nice_plug::prelude::*;
 
+use crate::music::drums;
 use crate::worker::clips::{Clips, Persisted};
 use crate::worker::state::StateVersion;
 
@@ -23,9 +24,26 @@ pub const MAX_SEED: i32 = 9999;
 pub const MAX_ATTRIBUTE: f32 = 2.0;
 
 /// The musical attributes z can be pushed along, as named in a model's
-/// `attribute_vectors` metadata. A model without a vector for one leaves its slider idle.
-pub const ATTRIBUTES: [&str; NUM_ATTRIBUTES] = ["note_density", "rhythm_complexity", "syncopation_16th", "pitch_range", "mean_pitch", "contour"];
-pub const NUM_ATTRIBUTES: usize = 6;
+/// `attribute_vectors` metadata: six melody attributes, then eight drum attributes. A
+/// model without a vector for one (a melody model, for the drum ones) leaves its slider
+/// idle.
+pub const ATTRIBUTES: [&str; NUM_ATTRIBUTES] = [
+    "note_density",
+    "rhythm_complexity",
+    "syncopation_16th",
+    "pitch_range",
+    "mean_pitch",
+    "contour",
+    "kick_density",
+    "snare_density",
+    "hat_density",
+    "tom_density",
+    "cymbal_density",
+    "drum_syncopation",
+    "backbeat",
+    "fill",
+];
+pub const NUM_ATTRIBUTES: usize = 14;
 
 /// Which model the worker plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -40,6 +58,10 @@ pub enum ModelChoice {
     #[id = "f2ar"]
     #[name = "Folk 2-bar, attribute axes"]
     Folk2BarAttributes,
+    /// Drums from the Groove MIDI Dataset.
+    #[id = "g2bar"]
+    #[name = "Groove 2-bar (drums)"]
+    Groove2Bar,
     /// The file in [`LatentLiveParams::model_file`].
     #[id = "file"]
     #[name = "Model File"]
@@ -74,6 +96,24 @@ pub enum SwapMode {
     #[id = "now"]
     #[name = "Immediately"]
     Immediately,
+}
+
+/// The note one drum class plays: GM by default, any note for kits that are not GM.
+#[derive(Params)]
+pub struct DrumNote {
+    #[id = "dn"]
+    pub note: IntParam,
+}
+
+impl DrumNote {
+    fn new(class: usize) -> Self {
+        let c = &drums::CLASSES[class];
+        Self {
+            note: IntParam::new(format!("{} Note", c.name), drums::GM_NOTES[class] as i32, IntRange::Linear { min: 0, max: 127 })
+                .with_value_to_string(formatters::v2s_i32_key_formatter())
+                .with_string_to_value(formatters::s2v_i32_key_formatter()),
+        }
+    }
 }
 
 #[derive(Params)]
@@ -118,6 +158,22 @@ pub struct LatentLiveParams {
     pub mean_pitch: FloatParam,
     #[id = "contr"]
     pub contour: FloatParam,
+    #[id = "kick"]
+    pub kick_density: FloatParam,
+    #[id = "snare"]
+    pub snare_density: FloatParam,
+    #[id = "hats"]
+    pub hat_density: FloatParam,
+    #[id = "toms"]
+    pub tom_density: FloatParam,
+    #[id = "cymb"]
+    pub cymbal_density: FloatParam,
+    #[id = "dsync"]
+    pub drum_syncopation: FloatParam,
+    #[id = "bback"]
+    pub backbeat: FloatParam,
+    #[id = "fill"]
+    pub fill: FloatParam,
 
     /// The editor's XY pad moves two of the controls above: X is the morph (0) or latent
     /// slider N, Y latent slider N. Automating the pad is automating those.
@@ -155,6 +211,12 @@ pub struct LatentLiveParams {
     /// either way).
     #[id = "thru"]
     pub thru: BoolParam,
+    /// The MIDI channel a drum model's phrase is sent on (GM's 10 by default).
+    #[id = "dchan"]
+    pub drum_channel: IntParam,
+    /// The note each drum class plays, in [`drums::CLASSES`] order.
+    #[nested(array, group = "Drum Notes")]
+    pub drum_notes: [DrumNote; drums::NUM_DRUM_CLASSES],
 
     /// Audition synth: lets the plugin be heard without a second instrument.
     #[id = "synth"]
@@ -289,6 +351,14 @@ impl Default for LatentLiveParams {
             pitch_range: attribute("Pitch Range"),
             mean_pitch: attribute("Pitch Height"),
             contour: attribute("Contour"),
+            kick_density: attribute("Kick Density"),
+            snare_density: attribute("Snare Density"),
+            hat_density: attribute("Hi-Hat Density"),
+            tom_density: attribute("Tom Density"),
+            cymbal_density: attribute("Cymbal Density"),
+            drum_syncopation: attribute("Drum Syncopation"),
+            backbeat: attribute("Backbeat"),
+            fill: attribute("Fill"),
             pad_x: IntParam::new("Pad X Axis", 0, IntRange::Linear { min: 0, max: NUM_SLIDERS as i32 })
                 .with_value_to_string(Arc::new(pad_axis_name))
                 .with_string_to_value(Arc::new(|s| parse_pad_axis(s, 0))),
@@ -310,6 +380,8 @@ impl Default for LatentLiveParams {
             // On: a riff played in to be captured is heard through the instrument the
             // output drives, which is where a musician listens.
             thru: BoolParam::new("MIDI Thru", true),
+            drum_channel: IntParam::new("Drum Channel", drums::GM_CHANNEL as i32 + 1, IntRange::Linear { min: 1, max: 16 }),
+            drum_notes: std::array::from_fn(DrumNote::new),
             synth: BoolParam::new("Audition Synth", false),
             gain: FloatParam::new(
                 "Synth Gain",
@@ -354,7 +426,27 @@ impl LatentLiveParams {
 
     /// In the order of [`ATTRIBUTES`].
     pub fn attributes(&self) -> [&FloatParam; NUM_ATTRIBUTES] {
-        [&self.note_density, &self.rhythm_complexity, &self.syncopation, &self.pitch_range, &self.mean_pitch, &self.contour]
+        [
+            &self.note_density,
+            &self.rhythm_complexity,
+            &self.syncopation,
+            &self.pitch_range,
+            &self.mean_pitch,
+            &self.contour,
+            &self.kick_density,
+            &self.snare_density,
+            &self.hat_density,
+            &self.tom_density,
+            &self.cymbal_density,
+            &self.drum_syncopation,
+            &self.backbeat,
+            &self.fill,
+        ]
+    }
+
+    /// The note each drum class plays now, in [`drums::CLASSES`] order.
+    pub fn drum_note_values(&self) -> [u8; drums::NUM_DRUM_CLASSES] {
+        std::array::from_fn(|c| self.drum_notes[c].note.value().clamp(0, 127) as u8)
     }
 
     /// What the worker needs to decide whether to decode again.
@@ -385,11 +477,12 @@ mod tests {
         let params = LatentLiveParams::default();
         let map = params.param_map();
         let mut ids: Vec<&str> = map.iter().map(|(id, _, _)| id.as_str()).collect();
-        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 19);
+        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 20 + drums::NUM_DRUM_CLASSES);
         assert!(ids.iter().all(|id| id.len() <= 6), "{ids:?}");
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 19);
+        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 20 + drums::NUM_DRUM_CLASSES);
+        assert!(ids.contains(&"dn_1") && ids.contains(&"dn_9") && ids.contains(&"dchan"));
         assert!(ids.contains(&"lat8") && ids.contains(&"swap") && ids.contains(&"capa") && ids.contains(&"model"));
     }
 

@@ -13,8 +13,10 @@ use nice_plug::midi::Key;
 use nice_plug::prelude::NoteEvent;
 use std::sync::atomic::Ordering;
 
-use crate::worker::clips::Slot;
 use crate::audio::handoff::{Phrase, PhraseNote};
+use crate::music::drums;
+use crate::music::Encoding;
+use crate::worker::clips::Slot;
 use crate::params::{CaptureSource, LatentLiveParams};
 use crate::audio::timeline::{Meter, TransportInfo, MODEL_BAR_STEPS, STEPS_PER_BEAT};
 
@@ -82,13 +84,13 @@ impl Capturer {
                 } else {
                     let length = bars * meter.bar_beats();
                     let start = self.recorder.first_onset(now - length, now).unwrap_or(now - length);
-                    send(CaptureRequest { slot, from_input: true, phrase: self.recorder.phrase(start, steps, meter, 0) });
+                    send(CaptureRequest { slot, from_input: true, phrase: self.recorder.capture(start, steps, meter, playing.encoding, params) });
                 }
             }
             if let Some((end, meter)) = self.due[i].filter(|&(end, _)| end <= now) {
                 self.due[i] = None;
                 let start = end - bars * meter.bar_beats();
-                send(CaptureRequest { slot, from_input: true, phrase: self.recorder.phrase(start, steps, meter, 0) });
+                send(CaptureRequest { slot, from_input: true, phrase: self.recorder.capture(start, steps, meter, playing.encoding, params) });
             }
         }
     }
@@ -156,28 +158,46 @@ impl InputRecorder {
         self.recent().map(|n| n.start).filter(|&s| s >= from && s < to).reduce(f64::min)
     }
 
+    /// The clip the phrase playing (melody or drums) is captured as: [`Self::phrase`] or
+    /// [`Self::drum_phrase`] with the kit mapping of `params`.
+    pub fn capture(&self, start: f64, steps: u16, meter: Meter, encoding: Encoding, params: &LatentLiveParams) -> Phrase {
+        match encoding {
+            Encoding::Melody => self.phrase(start, steps, meter, 0),
+            Encoding::Drums => self.drum_phrase(start, steps, meter, &params.drum_note_values(), 0),
+        }
+    }
+
+    /// Where an onset at beat `onset` of a window from beat `start` lands in the clip:
+    /// `(clip step, start of its host bar from the window start)`, `None` outside the
+    /// window or past what a clip bar holds.
+    fn clip_step(onset: f64, start: f64, steps: usize, meter: Meter) -> Option<(usize, f64)> {
+        let bar_beats = meter.bar_beats();
+        // Steps of a host bar that a clip bar has room for.
+        let kept = meter.bar_steps().min(MODEL_BAR_STEPS) as f64;
+        let from_start = onset - start;
+        // An onset a little early for a bar line belongs to that bar.
+        let bar = ((from_start + 0.5 / STEPS_PER_BEAT) / bar_beats).floor();
+        let bar_start = bar * bar_beats;
+        let step = ((from_start - bar_start) * STEPS_PER_BEAT).round().max(0.0);
+        let at = bar * MODEL_BAR_STEPS as f64 + step;
+        (step < kept && (0.0..steps as f64).contains(&at)).then_some((at as usize, bar_start))
+    }
+
     /// The clip of `steps` 16ths played from beat `start` in bars of `meter`, quantized
     /// to the grid and reduced to one voice: on each step the highest onset wins, and
     /// every onset ends the note before it. Notes still held end with the window.
     pub fn phrase(&self, start: f64, steps: u16, meter: Meter, generation: u64) -> Phrase {
         let steps = (steps as usize).clamp(1, MAX_CAPTURE_STEPS);
-        let bar_beats = meter.bar_beats();
-        // Steps of a host bar that a clip bar has room for; a 4/4 bar's notes may be held
-        // into the next bar, any other bar's end with it.
+        // A 4/4 bar's notes may be held into the next bar, any other bar's end with it.
         let kept = meter.bar_steps().min(MODEL_BAR_STEPS) as f64;
         let contiguous = meter.bar_steps() == MODEL_BAR_STEPS;
         // (pitch, end step) of the onset kept on each step.
         let mut onsets = [None::<(u8, usize)>; MAX_CAPTURE_STEPS];
         for note in self.recent() {
-            let from_start = note.start - start;
-            // An onset a little early for a bar line belongs to that bar.
-            let bar = ((from_start + 0.5 / STEPS_PER_BEAT) / bar_beats).floor();
-            let bar_start = bar * bar_beats;
-            let step = ((from_start - bar_start) * STEPS_PER_BEAT).round().max(0.0);
-            let at = bar * MODEL_BAR_STEPS as f64 + step;
-            if step >= kept || !(0.0..steps as f64).contains(&at) {
+            let Some((at, bar_start)) = Self::clip_step(note.start, start, steps, meter) else {
                 continue;
-            }
+            };
+            let (at, bar) = (at as f64, (at / MODEL_BAR_STEPS as usize) as f64);
             let end = if note.end.is_finite() {
                 let end = ((note.end - start - bar_start) * STEPS_PER_BEAT).round();
                 bar * MODEL_BAR_STEPS as f64 + if contiguous { end } else { end.min(kept) }
@@ -194,6 +214,31 @@ impl InputRecorder {
         while let Some((s, (pitch, end))) = steps_iter.next() {
             let next = steps_iter.peek().map_or(steps, |&(n, _)| n);
             phrase.push(PhraseNote { pitch, start: s as u16, end: end.min(next) as u16 });
+        }
+        phrase
+    }
+
+    /// The drums played from beat `start`, as [`Self::phrase`] lays them on the clip's
+    /// bars: every onset is a hit of the class whose note (`kit`) it is, or else of its
+    /// GM class; notes of neither are left out. Hits of one class on one step are one.
+    pub fn drum_phrase(&self, start: f64, steps: u16, meter: Meter, kit: &[u8; drums::NUM_DRUM_CLASSES], generation: u64) -> Phrase {
+        let steps = (steps as usize).clamp(1, MAX_CAPTURE_STEPS);
+        // The classes hit on each step, one bit each.
+        let mut classes = [0u16; MAX_CAPTURE_STEPS];
+        for note in self.recent() {
+            let Some(class) = kit.iter().position(|&k| k == note.pitch).or_else(|| drums::class_of(note.pitch)) else {
+                continue;
+            };
+            if let Some((at, _)) = Self::clip_step(note.start, start, steps, meter) {
+                classes[at] |= 1 << class;
+            }
+        }
+        let mut phrase = Phrase::silent(steps as u16, generation);
+        phrase.encoding = Encoding::Drums;
+        for (step, &bits) in classes[..steps].iter().enumerate() {
+            for class in drums::classes_in(bits) {
+                phrase.push(PhraseNote { pitch: class as u8, start: step as u16, end: step as u16 + 1 });
+            }
         }
         phrase
     }
@@ -270,4 +315,25 @@ mod tests {
         let p = r.phrase(0.0, 32, Meter { numerator: 5, denominator: 4 }, 0);
         assert_eq!(p.notes(), &[PhraseNote { pitch: 69, start: 16, end: 18 }]);
     }
+
+    #[test]
+    fn drums_played_on_pads_or_keys_become_hits_of_their_classes() {
+        use crate::music::drums::Hit;
+        let mut r = InputRecorder::default();
+        let mut kit = drums::GM_NOTES;
+        kit[0] = 24; // a kit whose kick is on C0
+        for (pitch, beat) in [(24, 0.0), (42, 0.02), (42, 0.49), (38, 1.0), (40, 1.03), (36, 2.0), (60, 2.5), (49, 3.75)] {
+            r.note_on(pitch, beat);
+            r.note_off(pitch, beat + 0.1);
+        }
+        let p = r.drum_phrase(0.0, 16, Meter::COMMON, &kit, 0);
+        assert_eq!(p.encoding, Encoding::Drums);
+        // The mapped kick, GM hats and snares (a flam is one hit), the GM kick 36 as a kick
+        // too, pitch 60 as GM's mid tom, and the crash on the last 16th.
+        assert_eq!(
+            p.drum_hits(),
+            vec![Hit { step: 0, class: 0 }, Hit { step: 0, class: 2 }, Hit { step: 2, class: 2 }, Hit { step: 4, class: 1 }, Hit { step: 8, class: 0 }, Hit { step: 10, class: 5 }, Hit { step: 15, class: 7 }]
+        );
+    }
+
 }

@@ -7,12 +7,17 @@
 //! the audio thread is not running (between an activation and its first block, say):
 //! a phrase written is a phrase delivered.
 
+use crate::music::drums::{self, Hit};
 use crate::music::melody::Note;
+use crate::music::Encoding;
 
-/// The most notes a phrase holds; more than a 16-bar melody of 16ths.
-pub const MAX_NOTES: usize = 256;
+/// The most notes a phrase holds: a 16-bar melody of 16ths, or four bars of drums with
+/// four hits on every step.
+pub const MAX_NOTES: usize = 1024;
 
 /// One note of a phrase, in 16th steps from the phrase start; `end` is exclusive.
+/// In a drum phrase `pitch` is the drum class ([`drums::CLASSES`]): the audio thread
+/// plays it as the note the kit mapping gives the class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PhraseNote {
     pub pitch: u8,
@@ -20,7 +25,8 @@ pub struct PhraseNote {
     pub end: u16,
 }
 
-/// A looping phrase: monophonic notes sorted by start, not overlapping.
+/// A looping phrase, its notes sorted by start: a melody's never overlap, a drum
+/// phrase's hits are a step long, several to a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Phrase {
     notes: [PhraseNote; MAX_NOTES],
@@ -29,6 +35,7 @@ pub struct Phrase {
     pub steps: u16,
     /// Counts the worker's decodes, so the audio thread and tests can tell phrases apart.
     pub generation: u64,
+    pub encoding: Encoding,
 }
 
 impl Default for Phrase {
@@ -39,7 +46,8 @@ impl Default for Phrase {
 
 impl Phrase {
     /// Silence, 2 bars long.
-    pub const EMPTY: Phrase = Phrase { notes: [PhraseNote { pitch: 0, start: 0, end: 0 }; MAX_NOTES], len: 0, steps: 32, generation: 0 };
+    pub const EMPTY: Phrase =
+        Phrase { notes: [PhraseNote { pitch: 0, start: 0, end: 0 }; MAX_NOTES], len: 0, steps: 32, generation: 0, encoding: Encoding::Melody };
 
     /// No notes, `steps` long.
     pub const fn silent(steps: u16, generation: u64) -> Self {
@@ -66,19 +74,43 @@ impl Phrase {
         phrase
     }
 
-    /// Appends a note that starts after the last one; dropped when the phrase is full.
-    /// Real-time safe.
+    /// Builds a drum phrase from decoded hits, each a step long; hits past `steps` and
+    /// past [`MAX_NOTES`] are dropped.
+    pub fn from_drums(hits: &[Hit], steps: usize, generation: u64) -> Self {
+        let steps = steps.clamp(1, u16::MAX as usize) as u16;
+        let mut sorted: Vec<Hit> = hits.iter().copied().filter(|h| h.step < steps as u32 && (h.class as usize) < drums::NUM_DRUM_CLASSES).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut phrase = Self::silent(steps, generation);
+        phrase.encoding = Encoding::Drums;
+        for hit in sorted {
+            phrase.push(PhraseNote { pitch: hit.class, start: hit.step as u16, end: hit.step as u16 + 1 });
+        }
+        phrase
+    }
+
+    /// Appends a note that starts no earlier than the last one; dropped when the phrase
+    /// is full. Real-time safe.
     pub fn push(&mut self, note: PhraseNote) {
-        debug_assert!(self.notes().last().is_none_or(|last| last.end <= note.start));
+        debug_assert!(self.notes().last().is_none_or(|last| match self.encoding {
+            Encoding::Melody => last.end <= note.start,
+            Encoding::Drums => last.start <= note.start,
+        }));
         if (self.len as usize) < MAX_NOTES {
             self.notes[self.len as usize] = note;
             self.len += 1;
         }
     }
 
-    /// The notes as melody notes (for encoding and MIDI export).
+    /// The notes as melody notes (for encoding and MIDI export): for a drum phrase, the
+    /// drum class stands as the pitch.
     pub fn melody_notes(&self) -> Vec<Note> {
         self.notes().iter().map(|n| Note { pitch: n.pitch, start: n.start as u32, end: n.end as u32 }).collect()
+    }
+
+    /// A drum phrase's hits.
+    pub fn drum_hits(&self) -> Vec<Hit> {
+        self.notes().iter().map(|n| Hit { step: n.start as u32, class: n.pitch }).collect()
     }
 
     pub fn notes(&self) -> &[PhraseNote] {
@@ -152,8 +184,20 @@ mod tests {
 
     #[test]
     fn from_notes_keeps_at_most_max_notes() {
-        let notes: Vec<Note> = (0..400).map(|i| Note { pitch: 60, start: i, end: i + 1 }).collect();
-        assert_eq!(Phrase::from_notes(&notes, 400, 0).notes().len(), MAX_NOTES);
+        let notes: Vec<Note> = (0..1100).map(|i| Note { pitch: 60, start: i, end: i + 1 }).collect();
+        assert_eq!(Phrase::from_notes(&notes, 1100, 0).notes().len(), MAX_NOTES);
+    }
+
+    #[test]
+    fn drum_phrases_keep_every_hit_of_a_step() {
+        let hits = [Hit { step: 4, class: 1 }, Hit { step: 0, class: 2 }, Hit { step: 0, class: 0 }, Hit { step: 0, class: 0 }, Hit { step: 40, class: 7 }];
+        let p = Phrase::from_drums(&hits, 32, 3);
+        assert_eq!(p.encoding, Encoding::Drums);
+        assert_eq!(
+            p.notes(),
+            &[PhraseNote { pitch: 0, start: 0, end: 1 }, PhraseNote { pitch: 2, start: 0, end: 1 }, PhraseNote { pitch: 1, start: 4, end: 5 }]
+        );
+        assert_eq!(p.drum_hits(), vec![Hit { step: 0, class: 0 }, Hit { step: 0, class: 2 }, Hit { step: 4, class: 1 }]);
     }
 
     #[test]

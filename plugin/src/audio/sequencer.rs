@@ -7,10 +7,12 @@
 //! position, so the events are the same whatever the block size (offline renders =
 //! real time). A loop that wraps inside the block is followed where it wraps.
 //!
-//! The output is monophonic: one note sounds at a time, and it is always ended: on the
-//! next onset, at its (scaled) end, where the phrase does not go on to its next step (a
-//! bar cut short by the meter, a loop, a swap), on transport stop, on a position jump,
-//! on bypass and after [`Sequencer::request_all_notes_off`] (reset, deactivate).
+//! A melody sounds one note at a time; a drum phrase sounds every hit of a step at once,
+//! on the drum channel, each class as the note the kit mapping gives it. Every note is
+//! always ended: at the next onset, at its (scaled) end, where the phrase does not go on
+//! to its next step (a bar cut short by the meter, a loop, a swap), on transport stop, on
+//! a position jump, on bypass and after [`Sequencer::request_all_notes_off`] (reset,
+//! deactivate).
 //!
 //! No allocation, lock or syscall, and no panic whatever the transport: `Sequencer` is
 //! plain data, the transport comes sanitised ([`TransportInfo::from_host`]), and a block
@@ -18,6 +20,8 @@
 
 use crate::audio::handoff::{Phrase, PhraseNote};
 use crate::audio::timeline::{self, Bars, GridPoint, TransportInfo, MODEL_BAR_STEPS, STEPS_PER_BEAT};
+use crate::music::drums::{self, Hit};
+use crate::music::Encoding;
 use crate::params::{LatentLiveParams, SwapMode};
 
 /// Slack for float error when a grid time falls exactly on a sample, in samples.
@@ -30,13 +34,16 @@ const JUMP_TOLERANCE_BEATS: f64 = 0.01;
 pub const MAX_STEPS_PER_BLOCK: usize = 512;
 /// Loop wraps followed inside one block; the shortest loop is a 16th.
 const MAX_LOOP_WRAPS: usize = 64;
+/// The most notes sounding at once: every drum class on one step (a melody sounds one).
+const MAX_VOICES: usize = drums::NUM_DRUM_CLASSES;
 
 /// Playback settings applied to the phrase as it plays (read from the params each block).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Playback {
     /// Transpose plus 12 x octave.
     pub semitones: i32,
-    /// Normalised 0..=1, as nice-plug's note events.
+    /// Normalised 0..=1, as nice-plug's note events. Drum hits play their accent
+    /// ([`drums::accent`]) scaled by it, 100 leaving the accent as it is.
     pub velocity: f32,
     /// Scales each note's length; notes still end at the next onset (monophonic).
     pub length: f32,
@@ -45,11 +52,24 @@ pub struct Playback {
     pub bypass: bool,
     /// MIDI channel, 0 = channel 1.
     pub channel: u8,
+    /// The channel drum phrases play on, 0-based (GM: 9).
+    pub drum_channel: u8,
+    /// The note each drum class plays.
+    pub drum_notes: [u8; drums::NUM_DRUM_CLASSES],
 }
 
 impl Default for Playback {
     fn default() -> Self {
-        Self { semitones: 0, velocity: 100.0 / 127.0, length: 1.0, swap: SwapMode::NextBar, bypass: false, channel: 0 }
+        Self {
+            semitones: 0,
+            velocity: 100.0 / 127.0,
+            length: 1.0,
+            swap: SwapMode::NextBar,
+            bypass: false,
+            channel: 0,
+            drum_channel: drums::GM_CHANNEL,
+            drum_notes: drums::GM_NOTES,
+        }
     }
 }
 
@@ -63,6 +83,21 @@ impl Playback {
             swap: params.swap.value(),
             bypass: params.bypass.value(),
             channel: (params.channel.value() - 1).clamp(0, 15) as u8,
+            drum_channel: (params.drum_channel.value() - 1).clamp(0, 15) as u8,
+            drum_notes: params.drum_note_values(),
+        }
+    }
+
+    /// `(channel, key, velocity)` a note of a phrase in `encoding` sounds as. Drums are not
+    /// transposed.
+    pub fn voice(&self, encoding: Encoding, note: &PhraseNote) -> (u8, u8, f32) {
+        match encoding {
+            Encoding::Melody => (self.channel, self.key(note.pitch), self.velocity),
+            Encoding::Drums => {
+                let accent = drums::accent(&Hit { step: note.start as u32, class: note.pitch }) as f32 / 127.0;
+                let key = self.drum_notes.get(note.pitch as usize).copied().unwrap_or(0).min(127);
+                (self.drum_channel, key, (accent * self.velocity * 127.0 / 100.0).clamp(1.0 / 127.0, 1.0))
+            }
         }
     }
 
@@ -109,7 +144,10 @@ pub struct Sequencer {
     current: Phrase,
     pending: Phrase,
     has_pending: bool,
-    sounding: Option<Sounding>,
+    sounding: [Option<Sounding>; MAX_VOICES],
+    /// Channels played on since the last all-notes-off, one bit each: where the next
+    /// one is sent.
+    played_channels: u16,
     /// Where the last block ended, to detect jumps; `None` when stopped.
     expected_beats: Option<f64>,
     /// Host position of the first grid point not yet played; `None` after a stop or jump.
@@ -154,7 +192,8 @@ impl Sequencer {
             current: Phrase::EMPTY,
             pending: Phrase::EMPTY,
             has_pending: false,
-            sounding: None,
+            sounding: [None; MAX_VOICES],
+            played_channels: 0,
             expected_beats: None,
             next_beats: None,
             last_step: None,
@@ -166,9 +205,13 @@ impl Sequencer {
         &self.current
     }
 
-    /// The key sounding now, if any.
+    /// The (first) key sounding now, if any.
     pub fn sounding_key(&self) -> Option<u8> {
-        self.sounding.map(|s| s.key)
+        self.sounding.iter().flatten().map(|s| s.key).next()
+    }
+
+    fn is_silent(&self) -> bool {
+        self.sounding.iter().all(Option::is_none)
     }
 
     /// Takes the newest phrase from the worker's queue, if any, as the pending phrase.
@@ -199,7 +242,11 @@ impl Sequencer {
         if self.all_off_requested {
             self.all_off_requested = false;
             self.silence(0, out);
-            out(SeqEvent::AllNotesOff { timing: 0, channel: play.channel });
+            let channels = self.played_channels | 1 << play.channel;
+            for channel in (0..16u8).filter(|c| channels >> c & 1 == 1) {
+                out(SeqEvent::AllNotesOff { timing: 0, channel });
+            }
+            self.played_channels = 0;
             self.lose_place();
         }
         if samples == 0 {
@@ -297,18 +344,30 @@ impl Sequencer {
         }
         self.last_step = Some(step);
         let notes = self.current.notes();
-        let Some(&note) = notes.binary_search_by_key(&step, |n| n.start).ok().and_then(|i| notes.get(i)) else {
+        let first = notes.partition_point(|n| n.start < step);
+        let count = notes[first..].iter().take_while(|n| n.start == step).count();
+        if count == 0 {
             return;
-        };
+        }
         self.silence(timing, out);
-        let key = play.key(note.pitch);
-        out(SeqEvent::NoteOn { timing, channel: play.channel, key, velocity: play.velocity });
-        let off_beats = point.beats + play.sounding_steps(&note) / STEPS_PER_BEAT;
-        self.sounding = Some(Sounding { key, channel: play.channel, off_beats });
+        let mut voices = 0;
+        for i in first..first + count {
+            let note = &self.current.notes()[i];
+            let (channel, key, velocity) = play.voice(self.current.encoding, note);
+            // Two classes mapped to one note strike it once.
+            if voices == MAX_VOICES || self.sounding[..voices].iter().flatten().any(|s| s.key == key && s.channel == channel) {
+                continue;
+            }
+            out(SeqEvent::NoteOn { timing, channel, key, velocity });
+            self.played_channels |= 1 << (channel & 15);
+            let off_beats = point.beats + play.sounding_steps(note) / STEPS_PER_BEAT;
+            self.sounding[voices] = Some(Sounding { key, channel, off_beats });
+            voices += 1;
+        }
     }
 
     fn swap_due(&self, point: GridPoint, mode: SwapMode) -> bool {
-        if self.current.is_empty() && self.sounding.is_none() {
+        if self.current.is_empty() && self.is_silent() {
             return true;
         }
         match mode {
@@ -334,19 +393,22 @@ impl Sequencer {
         self.last_step = None;
     }
 
-    /// Ends the sounding note if its off time falls at or before sample `limit`.
+    /// Ends the sounding notes whose off time falls at or before sample `limit`.
     fn flush_off(&mut self, limit: i64, stretch: &Stretch, out: &mut impl FnMut(SeqEvent)) {
-        if let Some(s) = self.sounding {
-            let at = stretch.sample_of(s.off_beats);
-            if at <= limit {
-                self.silence(at.clamp(stretch.offset as i64, limit.max(stretch.offset as i64)) as u32, out);
+        for voice in &mut self.sounding {
+            if let Some(s) = *voice {
+                let at = stretch.sample_of(s.off_beats);
+                if at <= limit {
+                    out(SeqEvent::NoteOff { timing: at.clamp(stretch.offset as i64, limit.max(stretch.offset as i64)) as u32, channel: s.channel, key: s.key });
+                    *voice = None;
+                }
             }
         }
     }
 
-    /// Ends the sounding note now.
+    /// Ends every sounding note now.
     fn silence(&mut self, timing: u32, out: &mut impl FnMut(SeqEvent)) {
-        if let Some(s) = self.sounding.take() {
+        for s in self.sounding.iter_mut().filter_map(Option::take) {
             out(SeqEvent::NoteOff { timing, channel: s.channel, key: s.key });
         }
     }
@@ -787,6 +849,85 @@ mod tests {
             }
         });
         assert_eq!(sounding, None, "nothing sounds after the transport stops");
+    }
+
+    fn groove() -> Phrase {
+        let hit = |step, class| Hit { step, class };
+        // Kick and closed hat together, snare and hat, the hat alone, a crash with a kick.
+        Phrase::from_drums(&[hit(0, 0), hit(0, 2), hit(2, 2), hit(4, 1), hit(4, 2), hit(6, 2), hit(8, 0), hit(8, 7)], 16, 5)
+    }
+
+    #[test]
+    fn drum_hits_of_a_step_sound_together_on_the_drum_channel() {
+        let mut seq = started(&groove());
+        let mut log = Log::new();
+        // A kit whose kick is on note 24 and whose crash shares the hat's note.
+        let mut play = Playback { semitones: 7, ..Playback::default() };
+        play.drum_notes[0] = 24;
+        play.drum_notes[7] = play.drum_notes[2];
+        run(&mut seq, &play, 16 * STEP, || 512, &mut log, 0);
+        let events = normalise(&log);
+        let on = |at: u64, key: u8, accent: u8| (at * STEP, 9, key, accent);
+        let off = |at: u64, key: u8| (at * STEP, SeqEvent::NoteOff { timing: 0, channel: 9, key });
+        let ons: Vec<_> = events
+            .iter()
+            .filter_map(|&(at, e)| match e {
+                SeqEvent::NoteOn { channel, key, velocity, .. } => Some((at, channel, key, (velocity * 127.0).round() as u8)),
+                _ => None,
+            })
+            .collect();
+        let v = |class: u8, step: u32| drums::accent(&Hit { step, class });
+        // Untransposed, mapped, and the shared note struck once on step 8.
+        assert_eq!(ons, vec![on(0, 24, v(0, 0)), on(0, 42, v(2, 0)), on(2, 42, v(2, 2)), on(4, 38, v(1, 4)), on(4, 42, v(2, 4)), on(6, 42, v(2, 6)), on(8, 24, v(0, 8)), on(8, 42, v(7, 8))]);
+        // Each hit ends after its step, before the next hits start.
+        assert!(events.contains(&off(1, 24)) && events.contains(&off(1, 42)) && events.contains(&off(9, 42)));
+        let offs = events.iter().filter(|(_, e)| matches!(e, SeqEvent::NoteOff { .. })).count();
+        assert_eq!(offs, ons.len(), "every hit is ended");
+        // All notes off goes to the drum channel too.
+        let mut events = Vec::new();
+        seq.request_all_notes_off();
+        let t = TransportInfo::playing(120.0, 0.0, SR);
+        seq.process_block(&t, &play, 64, &mut |e| events.push(e));
+        assert!(events.contains(&SeqEvent::AllNotesOff { timing: 0, channel: 0 }) && events.contains(&SeqEvent::AllNotesOff { timing: 0, channel: 9 }));
+    }
+
+    #[test]
+    fn no_drum_hit_is_left_sounding_over_a_random_run() {
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        let mut seq = started(&groove());
+        let mut sounding: std::collections::BTreeMap<(u8, u8), i32> = Default::default();
+        let mut pos_beats = 0.0f64;
+        for block in 0..5_000 {
+            let n = rng.random_range(1..2048usize);
+            if rng.random_bool(0.003) {
+                pos_beats = rng.random_range(-4.0..64.0);
+            }
+            if rng.random_bool(0.01) {
+                let hits: Vec<Hit> = (0..rng.random_range(0..40)).map(|_| Hit { step: rng.random_range(0..32), class: rng.random_range(0..9) }).collect();
+                seq.queue_phrase(&Phrase::from_drums(&hits, 32, block));
+            }
+            let mut play = Playback { length: rng.random_range(0.1..2.0), bypass: rng.random_bool(0.002), ..Playback::default() };
+            if rng.random_bool(0.5) {
+                play.drum_notes[rng.random_range(0..9)] = rng.random_range(30..60);
+            }
+            let t = TransportInfo { playing: !rng.random_bool(0.003), ..TransportInfo::playing(120.0, pos_beats, SR) };
+            seq.process_block(&t, &play, n, &mut |e| match e {
+                SeqEvent::NoteOn { channel, key, .. } => *sounding.entry((channel, key)).or_default() += 1,
+                SeqEvent::NoteOff { channel, key, .. } => *sounding.entry((channel, key)).or_default() -= 1,
+                SeqEvent::AllNotesOff { .. } => {}
+            });
+            assert!(sounding.values().all(|&c| (0..=1).contains(&c)), "{sounding:?}");
+            if t.playing {
+                pos_beats += n as f64 * 2.0 / SR as f64;
+            }
+        }
+        let stop = TransportInfo { playing: false, ..TransportInfo::playing(120.0, pos_beats, SR) };
+        seq.process_block(&stop, &Playback::default(), 64, &mut |e| {
+            if let SeqEvent::NoteOff { channel, key, .. } = e {
+                *sounding.entry((channel, key)).or_default() -= 1;
+            }
+        });
+        assert!(sounding.values().all(|&c| c == 0), "nothing sounds after the transport stops: {sounding:?}");
     }
 
     #[test]

@@ -12,16 +12,19 @@ pub enum DefaultModel {
     Flat2BarAttributes,
     /// Hierarchical 4-bar melody model (a conductor plans each bar), z = 128.
     Hier4Bar,
+    /// Flat 2-bar drum model from the Groove MIDI Dataset, z = 256.
+    Groove2Bar,
 }
 
 impl DefaultModel {
-    pub const ALL: [DefaultModel; 3] = [DefaultModel::Flat2Bar, DefaultModel::Flat2BarAttributes, DefaultModel::Hier4Bar];
+    pub const ALL: [DefaultModel; 4] = [DefaultModel::Flat2Bar, DefaultModel::Flat2BarAttributes, DefaultModel::Hier4Bar, DefaultModel::Groove2Bar];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Flat2Bar => "folk-2bar",
             Self::Flat2BarAttributes => "folk-2bar-ar",
             Self::Hier4Bar => "folk-4bar",
+            Self::Groove2Bar => "groove-2bar",
         }
     }
 
@@ -35,6 +38,7 @@ impl DefaultModel {
             Self::Flat2Bar => include_bytes!("../../../assets/folk-2bar.safetensors"),
             Self::Flat2BarAttributes => include_bytes!("../../../assets/folk-2bar-ar.safetensors"),
             Self::Hier4Bar => include_bytes!("../../../assets/folk-4bar.safetensors"),
+            Self::Groove2Bar => include_bytes!("../../../assets/groove-2bar.safetensors"),
         }
     }
 

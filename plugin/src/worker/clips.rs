@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::audio::capture::MAX_CAPTURE_STEPS;
 use crate::audio::handoff::MAX_NOTES;
+use crate::music::drums::{self, Hit};
 use crate::music::melody::{self, Note};
+use crate::music::{Encoding, Event};
 
 /// The longest source path a clip keeps (Linux's `PATH_MAX`): it is only ever shown.
 pub const MAX_SOURCE_BYTES: usize = 4096;
@@ -39,10 +41,12 @@ pub enum ClipSource {
     File(String),
 }
 
-/// A captured melody and where it sits in the latent space of the model that encoded it.
+/// A captured melody or groove and where it sits in the latent space of the model that
+/// encoded it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Clip {
-    /// Sorted, non-overlapping notes on the 16th grid.
+    /// Sorted notes on the 16th grid: a melody's do not overlap; a groove's are hits a
+    /// step long whose `pitch` is the drum class.
     pub notes: Vec<Note>,
     /// Length in 16th steps.
     pub steps: u32,
@@ -55,26 +59,36 @@ pub struct Clip {
     /// unknown (a project from before version 1 of the state), which makes the worker
     /// encode the notes again.
     pub model: String,
+    /// Melody or drums; projects from before drums hold melodies.
+    #[serde(default)]
+    pub encoding: Encoding,
 }
 
 impl Clip {
     /// The clip as `steps` model events: repeated when shorter (a 2-bar riff fills a 4-bar
     /// model), cut when longer, pitches folded by octaves into the model's range.
-    pub fn events(&self, steps: usize, min_pitch: u8, max_pitch: u8) -> Vec<crate::music::Event> {
+    pub fn events(&self, steps: usize, min_pitch: u8, max_pitch: u8) -> Vec<Event> {
         let period = self.steps.max(1);
-        let mut notes = Vec::new();
-        for repeat in 0.. {
-            let offset = repeat * period;
-            if offset as usize >= steps {
-                break;
+        let repeats = (0..).map(|r| r * period).take_while(|&offset| (offset as usize) < steps);
+        match self.encoding {
+            Encoding::Melody => {
+                let notes: Vec<Note> = repeats
+                    .flat_map(|offset| {
+                        self.notes.iter().map(move |n| Note { pitch: fold_pitch(n.pitch, min_pitch, max_pitch), start: n.start + offset, end: n.end.min(period) + offset })
+                    })
+                    .collect();
+                melody::encode(&notes, steps)
             }
-            notes.extend(self.notes.iter().map(|n| Note {
-                pitch: fold_pitch(n.pitch, min_pitch, max_pitch),
-                start: n.start + offset,
-                end: n.end.min(period) + offset,
-            }));
+            Encoding::Drums => {
+                let hits: Vec<Hit> = repeats.flat_map(|offset| self.hits().into_iter().map(move |h| Hit { step: h.step + offset, ..h })).collect();
+                drums::encode(&hits, steps)
+            }
         }
-        melody::encode(&notes, steps)
+    }
+
+    /// A groove's hits.
+    pub fn hits(&self) -> Vec<Hit> {
+        self.notes.iter().map(|n| Hit { step: n.start, class: n.pitch }).collect()
     }
 }
 
@@ -92,6 +106,9 @@ impl Clip {
             return (None, about(slot, said));
         }
         let steps = self.steps;
+        if self.encoding == Encoding::Drums {
+            return self.validated_groove(slot, said);
+        }
         said.extend(drop_notes(&mut self.notes, |n| n.pitch <= 127, "above pitch 127"));
         said.extend(drop_notes(&mut self.notes, |n| n.start < n.end, "with no length"));
         said.extend(drop_notes(&mut self.notes, |n| n.start < steps, "outside the clip"));
@@ -118,6 +135,33 @@ impl Clip {
         }
         // A cut at a note with the same start leaves nothing of the earlier one.
         said.extend(drop_notes(&mut self.notes, |n| n.start < n.end, "starting with another"));
+        self.validated_rest(slot, said)
+    }
+
+    /// [`Clip::validated`] for a groove: hits of classes past the nine are dropped, every
+    /// hit is a step long, and a class hit twice on one step is one hit.
+    fn validated_groove(mut self, slot: Slot, mut said: Vec<String>) -> (Option<Clip>, Vec<String>) {
+        let steps = self.steps;
+        said.extend(drop_notes(&mut self.notes, |n| (n.pitch as usize) < drums::NUM_DRUM_CLASSES, "of no drum class"));
+        said.extend(drop_notes(&mut self.notes, |n| n.start < steps, "outside the clip"));
+        for n in &mut self.notes {
+            n.end = n.start + 1;
+        }
+        if !self.notes.is_sorted_by_key(|n| (n.start, n.pitch)) {
+            self.notes.sort_by_key(|n| (n.start, n.pitch));
+            said.push("its hits were out of order and were sorted".into());
+        }
+        let before = self.notes.len();
+        self.notes.dedup();
+        if self.notes.len() < before {
+            said.push(counted(before - self.notes.len(), "repeating a hit", "dropped"));
+        }
+        self.validated_rest(slot, said)
+    }
+
+    /// What every clip is checked for once its notes are: a limit on notes, a finite
+    /// mean, a source path of bounded length.
+    fn validated_rest(mut self, slot: Slot, mut said: Vec<String>) -> (Option<Clip>, Vec<String>) {
         if self.notes.len() > MAX_NOTES {
             said.push(counted(self.notes.len() - MAX_NOTES, &format!("past the first {MAX_NOTES}"), "dropped"));
             self.notes.truncate(MAX_NOTES);
@@ -264,7 +308,20 @@ mod tests {
             source: ClipSource::Input,
             mu: vec![],
             model: String::new(),
+            encoding: Encoding::Melody,
         }
+    }
+
+    #[test]
+    fn grooves_repeat_and_restored_hits_are_repaired() {
+        let groove = Clip { encoding: Encoding::Drums, ..clip(&[(0, 0, 1), (2, 0, 1), (1, 4, 1), (1, 4, 9), (12, 6, 7), (8, 40, 41)], 16) };
+        let (repaired, said) = groove.validated(Slot::A);
+        let repaired = repaired.expect("hits are left");
+        assert_eq!(repaired.hits(), vec![Hit { step: 0, class: 0 }, Hit { step: 0, class: 2 }, Hit { step: 4, class: 1 }]);
+        assert_eq!(said.len(), 3, "{said:?}");
+        // A 1-bar groove fills a 2-bar model.
+        let events = repaired.events(32, 21, 108);
+        assert_eq!((events[0], events[4], events[16], events[20]), (0b101, 0b10, 0b101, 0b10));
     }
 
     #[test]

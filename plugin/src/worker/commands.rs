@@ -13,8 +13,9 @@ use crate::audio::capture::{CaptureRequest, MAX_CAPTURE_STEPS};
 use crate::audio::sequencer::Playback;
 use crate::audio::timeline::FALLBACK_TEMPO;
 use crate::model::inversion::{self, InversionConfig};
+use crate::audio::handoff::PhraseNote;
 use crate::music::melody::{self, Note};
-use crate::music::midi;
+use crate::music::{drums, midi, Encoding};
 use crate::worker::clips::{Clip, ClipSource, Slot};
 use crate::worker::engine::Command;
 use crate::worker::inference::Worker;
@@ -45,7 +46,7 @@ impl Worker {
             Err(if request.from_input { "nothing was played in during the last phrase".to_string() } else { "the phrase playing is silent".to_string() })
         } else {
             let source = if request.from_input { ClipSource::Input } else { ClipSource::Playing };
-            Ok(Clip { notes, steps: request.phrase.steps as u32, source, mu: Vec::new(), model: String::new() })
+            Ok(Clip { notes, steps: request.phrase.steps as u32, source, mu: Vec::new(), model: String::new(), encoding: request.phrase.encoding })
         };
         self.keep_capture(request.slot, clip);
     }
@@ -104,6 +105,9 @@ impl Worker {
     /// decoder-only model the z that latent inversion finds.
     fn encode(&self, loaded: &Loaded, clip: &Clip) -> Result<Vec<f32>, String> {
         let config = &loaded.model.config;
+        if clip.encoding != config.encoding {
+            return Err(format!("it holds {}, and the model plays {}", clip.encoding.name(), config.encoding.name()));
+        }
         let events = clip.events(config.steps(), config.min_pitch, config.max_pitch);
         let z = if loaded.model.has_encoder() {
             loaded.model.encode(&[&events])
@@ -125,18 +129,34 @@ impl Worker {
         Ok(())
     }
 
+    /// The file's first window as long as the model's phrases (the whole file when it is
+    /// shorter), as a melody or as drums, whichever the model plays.
     fn clip_from_file(&self, path: &Path) -> Result<Clip, String> {
-        let steps = self.loaded.as_ref().map_or(32, |l| l.model.config.steps());
+        let (steps, encoding) = self.loaded.as_ref().map_or((32, Encoding::Melody), |l| (l.model.config.steps(), l.model.config.encoding));
+        let bars = steps / melody::STEPS_PER_BAR;
         let owned = path.to_path_buf();
-        let imported = models::off_thread(&self.shared.stop, move || midi::import_file(&owned))?.map_err(|e| e.to_string())?;
-        let (notes, clip_steps) = match midi::slices(&imported, steps / melody::STEPS_PER_BAR).first() {
-            Some(window) => (melody::decode(window), steps as u32),
-            None => (imported.notes.clone(), imported.steps.clamp(1, MAX_CAPTURE_STEPS as u32)),
+        let (notes, clip_steps) = match encoding {
+            Encoding::Melody => {
+                let imported = models::off_thread(&self.shared.stop, move || midi::import_file(&owned))?.map_err(|e| e.to_string())?;
+                match midi::slices(&imported, bars).first() {
+                    Some(window) => (melody::decode(window), steps as u32),
+                    None => (imported.notes.clone(), imported.steps.clamp(1, MAX_CAPTURE_STEPS as u32)),
+                }
+            }
+            Encoding::Drums => {
+                let imported = models::off_thread(&self.shared.stop, move || midi::import_drums_file(&owned))?.map_err(|e| e.to_string())?;
+                let hits = match midi::drum_slices(&imported, bars).first() {
+                    Some(window) => drums::decode(window),
+                    None => imported.hits.clone(),
+                };
+                let clip_steps = if imported.steps as usize >= steps { steps as u32 } else { imported.steps.clamp(1, MAX_CAPTURE_STEPS as u32) };
+                (hits.iter().map(|h| Note { pitch: h.class, start: h.step, end: h.step + 1 }).collect(), clip_steps)
+            }
         };
         if notes.is_empty() {
             return Err(format!("{} has no notes", path.display()));
         }
-        Ok(Clip { notes, steps: clip_steps, source: ClipSource::File(path.display().to_string()), mu: Vec::new(), model: String::new() })
+        Ok(Clip { notes, steps: clip_steps, source: ClipSource::File(path.display().to_string()), mu: Vec::new(), model: String::new(), encoding })
     }
 
     /// Writes the phrase playing, as the sequencer plays it ([`Playback`]), on the grid.
@@ -145,7 +165,18 @@ impl Worker {
         let playing = status.playing_generation.load(Ordering::Acquire);
         let decoded = self.recent.iter().rev().find(|d| d.phrase.generation == playing).or(self.recent.last()).ok_or("nothing has been decoded yet")?;
         let play = Playback::from_params(&self.params);
-        let notes = decoded.phrase.notes();
+        let tempo = status.tempo.load(Ordering::Acquire);
+        let bpm = if tempo > 0.0 { tempo } else { FALLBACK_TEMPO };
+        let phrase = &decoded.phrase;
+        if phrase.encoding == Encoding::Drums {
+            let bytes = midi::export_drums(&phrase.drum_hits(), bpm, &play.drum_notes, |h| {
+                let note = PhraseNote { pitch: h.class, start: h.step as u16, end: h.step as u16 + 1 };
+                (play.voice(Encoding::Drums, &note).2 * 127.0).round() as u8
+            });
+            let path = path.to_path_buf();
+            return models::off_thread(&self.shared.stop, move || std::fs::write(path, bytes))?.map_err(|e| e.to_string());
+        }
+        let notes = phrase.notes();
         let heard: Vec<Note> = notes
             .iter()
             .enumerate()
@@ -155,8 +186,6 @@ impl Worker {
                 Note { pitch: play.key(n.pitch), start: n.start as u32, end: (n.start as u32 + length).min(next) }
             })
             .collect();
-        let tempo = status.tempo.load(Ordering::Acquire);
-        let bpm = if tempo > 0.0 { tempo } else { FALLBACK_TEMPO };
         let bytes = midi::export_with_velocity(&heard, bpm, (play.velocity * 127.0).round() as u8);
         let path = path.to_path_buf();
         models::off_thread(&self.shared.stop, move || std::fs::write(path, bytes))?.map_err(|e| e.to_string())

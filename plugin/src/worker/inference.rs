@@ -21,7 +21,7 @@ use std::time::Instant;
 use crate::audio::capture::CaptureRequest;
 use crate::audio::handoff::{Phrase, PhrasePublisher};
 use crate::model::Sampling;
-use crate::music::melody;
+use crate::music::{drums, melody, Encoding};
 use crate::params::{LatentLiveParams, ModelChoice, ZRequest};
 use crate::worker::clips::{Clips, Slot};
 use crate::worker::engine::{Command, Shared, BUSY_FOR, BUSY_POLL, IDLE_POLL};
@@ -245,7 +245,11 @@ impl Worker {
         let (events, activations) = loaded.model.decode_traced(&latent::z_tensor(&loaded.model, std::slice::from_ref(&z))?, Sampling::new(request.temperature, request.seed))?;
         let events = events.into_iter().next().unwrap_or_default();
         self.generation += 1;
-        let phrase = Phrase::from_notes(&melody::decode(&events), loaded.model.config.steps(), self.generation);
+        let steps = loaded.model.config.steps();
+        let phrase = match loaded.model.config.encoding {
+            Encoding::Melody => Phrase::from_notes(&melody::decode(&events), steps, self.generation),
+            Encoding::Drums => Phrase::from_drums(&drums::decode(&events), steps, self.generation),
+        };
         self.shared.status.last_decode_micros.store(started.elapsed().as_micros() as u64, Ordering::Release);
         let hidden = activations.len() / events.len().max(1);
         Ok(Decoded { phrase, z, activations, hidden })

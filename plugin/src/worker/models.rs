@@ -24,6 +24,7 @@ pub fn default_loader() -> ModelLoader {
         ModelChoice::Folk2Bar => DefaultModel::Flat2Bar.load().map_err(|e| e.to_string()),
         ModelChoice::Folk4Bar => DefaultModel::Hier4Bar.load().map_err(|e| e.to_string()),
         ModelChoice::Folk2BarAttributes => DefaultModel::Flat2BarAttributes.load().map_err(|e| e.to_string()),
+        ModelChoice::Groove2Bar => DefaultModel::Groove2Bar.load().map_err(|e| e.to_string()),
         ModelChoice::File => match path {
             Some(path) => ModelFile::read(Path::new(path)).map_err(|e| e.to_string()),
             None => Err("no model file chosen".into()),

@@ -28,6 +28,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::audio::handoff::MAX_NOTES;
 use crate::music::melody::Note;
+use crate::music::Encoding;
 use crate::params::LatentLiveParams;
 use crate::worker::clips::{counted, Clip, ClipSource, Clips, Persisted, Slot, MAX_MU};
 
@@ -532,6 +533,7 @@ struct SavedClip {
     source: Read<SavedSource>,
     mu: Read<List<Scalar, MAX_MU>>,
     model: Read<Scalar>,
+    encoding: Read<Scalar>,
 }
 object_shape!(SavedClip);
 
@@ -639,7 +641,16 @@ impl SavedClip {
             },
             |mu| (mu, model),
         );
-        Some(Clip { notes, steps, source, mu, model })
+        let encoding = match self.encoding.0 {
+            Ok(Scalar::Text(name)) => Encoding::from_name(&name),
+            Err(Found::Missing) => Some(Encoding::Melody),
+            _ => None,
+        };
+        let Some(encoding) = encoding else {
+            say("dropped: it is neither a melody nor drums".into());
+            return None;
+        };
+        Some(Clip { notes, steps, source, mu, model, encoding })
     }
 }
 
@@ -698,7 +709,8 @@ mod tests {
         let mut expected = before.params.clone();
         for (id, value) in &after.params {
             if !before.params.contains_key(id) {
-                assert!(["chan", "thru"].contains(&id.as_str()), "{id} added");
+                let drums = ["kick", "snare", "hats", "toms", "cymb", "dsync", "bback", "fill", "dchan"];
+                assert!(["chan", "thru"].contains(&id.as_str()) || drums.contains(&id.as_str()) || id.starts_with("dn_"), "{id} added");
                 expected.insert(id.clone(), value.clone());
             }
         }
@@ -782,7 +794,11 @@ mod tests {
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
         assert_eq!(
             messages,
-            ["clip A: 999744 notes past the first 256 were dropped", "clip A: its latent mean is unreadable or longer than any model's: it is encoded again from its notes"]
+            [
+                "clip A: 998976 notes past the first 1024 were dropped",
+                "clip A: its latent mean is unreadable or longer than any model's: it is encoded again from its notes",
+                "clip A: 768 notes outside the clip were dropped"
+            ]
         );
         let a = applied(&state).clips.get().a.unwrap();
         assert_eq!((a.notes.len(), a.mu.len()), (256, 0));
@@ -845,7 +861,7 @@ mod tests {
                 "parameter lat1: 1000000000000000000000000000000 is out of its range; set to 3",
                 "parameter seed: -5 is out of its range; set to 0",
                 "parameter morph: NaN is not one of its values; set to its default",
-                "parameter model: 99 is out of its range; set to 3",
+                "parameter model: 99 is out of its range; set to 4",
                 "parameter swap: \"sometimes\" is not one of its values; set to its default",
                 "parameter synth: the number 1 is not one of its values; set to its default",
             ]
@@ -853,7 +869,7 @@ mod tests {
         let value = |id: &str| format!("{:?}", state.params[id]);
         assert_eq!(
             ["lat1", "morph", "seed", "model", "swap", "synth", "gain"].map(value),
-            ["F32(3.0)", "F32(0.0)", "I32(0)", "I32(3)", "I32(0)", "Bool(false)", "F32(0.25118864)"]
+            ["F32(3.0)", "F32(0.0)", "I32(0)", "I32(4)", "I32(0)", "Bool(false)", "F32(0.25118864)"]
         );
         assert!(!state.params.contains_key("later"));
     }
