@@ -290,6 +290,7 @@ impl LatentLive {
         if !synth_on {
             self.synth.reset();
         }
+        self.synth.set_drum_kit(play.drum_channel, play.drum_notes);
         let gain = &params.gain.smoothed;
         let synth = &mut self.synth;
         let mut rendered = 0usize;

@@ -3,6 +3,7 @@
 //! in, the MIDI output and the audition synth. Nothing here allocates, locks or blocks.
 
 pub mod capture;
+pub mod drum_kit;
 pub mod handoff;
 pub mod output;
 pub mod sequencer;

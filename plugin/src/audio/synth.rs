@@ -1,5 +1,6 @@
-//! The audition synth: a small polyphonic saw/triangle voice bank, so the plugin can be
-//! heard on a track without routing its MIDI to another instrument.
+//! The audition synth: a small polyphonic saw/triangle voice bank, and a synthesised drum
+//! kit ([`DrumKit`]) for what is sent on the drum channel, so the plugin can be heard on a
+//! track without routing its MIDI to another instrument.
 //!
 //! Fed the events the plugin sends (the phrase and the notes played in), in time order. The caller renders up to each event's
 //! timing, applies it, and renders the rest ([`AuditionSynth::render`] /
@@ -8,6 +9,9 @@
 use nice_plug::midi::control_change::ALL_NOTES_OFF;
 use nice_plug::midi::Key;
 use nice_plug::prelude::NoteEvent;
+
+use crate::audio::drum_kit::DrumKit;
+use crate::music::drums;
 
 pub const NUM_VOICES: usize = 8;
 const ATTACK_SECONDS: f32 = 0.005;
@@ -30,6 +34,11 @@ struct Voice {
 
 pub struct AuditionSynth {
     voices: [Option<Voice>; NUM_VOICES],
+    kit: DrumKit,
+    /// The drum channel (0-based) and the note each class plays there, as the plugin
+    /// sends them: what arrives on that channel strikes the kit.
+    drum_channel: u8,
+    drum_notes: [u8; drums::NUM_DRUM_CLASSES],
     sample_rate: f32,
     attack_step: f32,
     release_step: f32,
@@ -38,7 +47,16 @@ pub struct AuditionSynth {
 
 impl AuditionSynth {
     pub fn new(sample_rate: f32) -> Self {
-        let mut synth = Self { voices: [None; NUM_VOICES], sample_rate: 48_000.0, attack_step: 0.0, release_step: 0.0, next_age: 0 };
+        let mut synth = Self {
+            voices: [None; NUM_VOICES],
+            kit: DrumKit::new(sample_rate),
+            drum_channel: drums::GM_CHANNEL,
+            drum_notes: drums::GM_NOTES,
+            sample_rate: 48_000.0,
+            attack_step: 0.0,
+            release_step: 0.0,
+            next_age: 0,
+        };
         synth.set_sample_rate(sample_rate);
         synth
     }
@@ -47,19 +65,40 @@ impl AuditionSynth {
         self.sample_rate = sample_rate.max(1.0);
         self.attack_step = 1.0 / (ATTACK_SECONDS * self.sample_rate);
         self.release_step = 1.0 / (RELEASE_SECONDS * self.sample_rate);
+        self.kit.set_sample_rate(self.sample_rate);
+    }
+
+    /// Where drums arrive and how their notes map to classes (read from the params each
+    /// block). A note of no class of the mapping plays its GM class, if it has one.
+    pub fn set_drum_kit(&mut self, channel: u8, notes: [u8; drums::NUM_DRUM_CLASSES]) {
+        self.drum_channel = channel;
+        self.drum_notes = notes;
     }
 
     /// Silences every voice at once (reset).
     pub fn reset(&mut self) {
         self.voices = [None; NUM_VOICES];
+        self.kit.reset();
     }
 
     pub fn active_voices(&self) -> usize {
-        self.voices.iter().flatten().count()
+        self.voices.iter().flatten().count() + self.kit.active_voices()
     }
 
     /// Plays what the plugin sends to the host, so what is heard is what is sent.
     pub fn handle(&mut self, event: &NoteEvent<()>) {
+        if event.channel().and_then(|c| c.number()) == Some(self.drum_channel) {
+            match *event {
+                NoteEvent::NoteOn { key: Key::Number(key), velocity, .. } if velocity > 0.0 => {
+                    if let Some(class) = self.drum_notes.iter().position(|&n| n == key).or_else(|| drums::class_of(key)) {
+                        self.kit.hit(class, velocity);
+                    }
+                }
+                NoteEvent::MidiCC { cc: ALL_NOTES_OFF, .. } => self.kit.all_off(),
+                _ => {}
+            }
+            return;
+        }
         match *event {
             NoteEvent::NoteOn { key: Key::Number(key), velocity, .. } if velocity > 0.0 => self.note_on(key, velocity),
             NoteEvent::NoteOn { key: Key::Number(key), .. } | NoteEvent::NoteOff { key: Key::Number(key), .. } => {
@@ -105,7 +144,7 @@ impl AuditionSynth {
             return;
         }
         for i in 0..left.len().min(right.len()) {
-            let mut sum = 0.0;
+            let mut sum = self.kit.sample();
             for slot in self.voices.iter_mut() {
                 let Some(voice) = slot else { continue };
                 if voice.releasing {
@@ -192,4 +231,25 @@ mod tests {
         });
         assert!(l.iter().any(|&x| x != 0.0));
     }
+
+    #[test]
+    fn the_drum_channel_plays_the_kit_through_the_mapping() {
+        let mut synth = AuditionSynth::new(48_000.0);
+        let mut notes = drums::GM_NOTES;
+        notes[1] = 60; // the snare on C4
+        synth.set_drum_kit(9, notes);
+        synth.handle(&note(true, 0, 9, 60));
+        synth.handle(&note(true, 0, 9, 36));
+        assert_eq!((synth.kit.active_voices(), synth.voices.iter().flatten().count()), (2, 0));
+        // A note-off leaves a drum ringing; C4 on channel 1 is a melody note.
+        synth.handle(&note(false, 0, 9, 60));
+        synth.handle(&on(60));
+        assert_eq!((synth.kit.active_voices(), synth.voices.iter().flatten().count()), (2, 1));
+        let (mut l, mut r) = ([0.0f32; 4800], [0.0f32; 4800]);
+        synth.render(&mut l, &mut r, |_| 1.0);
+        assert!(l.iter().any(|x| x.abs() > 0.05));
+        synth.handle(&all_notes_off(0, 9));
+        assert_eq!(synth.kit.active_voices(), 0);
+    }
+
 }
