@@ -7,6 +7,7 @@
 //! worker.
 
 mod neurons;
+mod drum_grid;
 mod piano_roll;
 mod widgets;
 
@@ -25,6 +26,7 @@ use nice_plug_egui::{EguiEditorState, NiceEguiApp};
 
 use crate::worker::clips::{Clips, Slot};
 use crate::worker::engine::{Command, EditorLink};
+use crate::music::{attributes, drums, Encoding};
 use crate::params::{LatentLiveParams, ModelChoice, ATTRIBUTES};
 use crate::worker::view::{Decoded, ModelInfo, View};
 use widgets::{param_button, param_choice, param_slider, set_normalized, ROW_HEIGHT};
@@ -55,6 +57,7 @@ pub struct Editor {
     activations: Option<(u64, TextureHandle)>,
     dialog: Option<(Pick, FileDialog)>,
     show_card: bool,
+    show_kit: bool,
 }
 
 /// nice-plug's editor for the plugin.
@@ -102,7 +105,7 @@ pub fn style(ctx: &egui::Context) {
 
 impl Editor {
     pub fn new(params: Arc<LatentLiveParams>, link: EditorLink) -> Self {
-        Self { params, link, context: None, view: View::default(), clips: (u64::MAX, Clips::default()), activations: None, dialog: None, show_card: false }
+        Self { params, link, context: None, view: View::default(), clips: (u64::MAX, Clips::default()), activations: None, dialog: None, show_card: false, show_kit: false }
     }
 
     /// Where parameter changes go (the host's [`GuiContext`]).
@@ -127,7 +130,11 @@ impl Editor {
         egui::Panel::top("top").show(ui, |ui| self.top_bar(ui, &setter));
         egui::Panel::bottom("neurons").resizable(false).show(ui, |ui| self.neuron_view(ui, playing.clone(), playhead));
         egui::CentralPanel::default().show(ui, |ui| {
-            piano_roll::show(ui, playing.as_ref().map(|d| &d.phrase), queued.as_ref().map(|d| &d.phrase), playhead, 150.0);
+            let (now, next) = (playing.as_ref().map(|d| &d.phrase), queued.as_ref().map(|d| &d.phrase));
+            match now.or(next).map_or(Encoding::Melody, |p| p.encoding) {
+                Encoding::Melody => piano_roll::show(ui, now, next, playhead, 150.0),
+                Encoding::Drums => drum_grid::show(ui, now, next, playhead, 150.0),
+            }
             self.playback_strip(ui, &setter);
             ui.separator();
             // Fixed shares of the width: the neuron sliders need the most.
@@ -149,6 +156,9 @@ impl Editor {
         self.file_dialog(ui.ctx(), &setter);
         if self.show_card {
             self.model_card(ui.ctx());
+        }
+        if self.show_kit {
+            self.kit_window(ui.ctx(), &setter);
         }
     }
 
@@ -234,16 +244,27 @@ impl Editor {
 
     /// How the phrase is played: under the piano roll it shapes.
     fn playback_strip(&mut self, ui: &mut Ui, setter: &ParamSetter) {
-        let p = &self.params;
+        let p = self.params.clone();
+        let drums = self.encoding() == Encoding::Drums;
         // Wraps onto a second row rather than widening the window at large zooms.
         ui.horizontal_wrapped(|ui| {
             param_choice(ui, setter, &p.swap, "Swap", 110.0);
             ui.add_space(8.0);
-            param_slider(ui, setter, &p.transpose, "Transpose", 90.0);
-            param_slider(ui, setter, &p.octave, "Octave", 60.0);
+            // Drums are never transposed.
+            if !drums {
+                param_slider(ui, setter, &p.transpose, "Transpose", 90.0);
+                param_slider(ui, setter, &p.octave, "Octave", 60.0);
+            }
             param_slider(ui, setter, &p.velocity, "Velocity", 80.0);
             param_slider(ui, setter, &p.length, "Length", 80.0);
-            param_slider(ui, setter, &p.channel, "MIDI channel", 60.0);
+            if drums {
+                param_slider(ui, setter, &p.drum_channel, "Drum channel", 60.0);
+                if ui.button("Kit...").on_hover_text("The note each drum plays, for kits that are not General MIDI").clicked() {
+                    self.show_kit = !self.show_kit;
+                }
+            } else {
+                param_slider(ui, setter, &p.channel, "MIDI channel", 60.0);
+            }
             for (param, label) in [(&p.thru, "MIDI thru"), (&p.synth, "Audition synth")] {
                 let mut on = param.value();
                 if ui.checkbox(&mut on, label).changed() {
@@ -280,7 +301,8 @@ impl Editor {
     fn attribute_panel(&mut self, ui: &mut Ui, setter: &ParamSetter) {
         ui.label(RichText::new("Attributes").strong());
         let width = (ui.available_width() - 180.0).max(60.0);
-        for (i, param) in self.params.attributes().into_iter().enumerate() {
+        let own = attributes::of(self.encoding());
+        for (i, param) in self.params.attributes().into_iter().enumerate().filter(|(i, _)| own.contains(&ATTRIBUTES[*i])) {
             let available = self.view.model.as_ref().is_none_or(|m| m.attributes[i]);
             ui.add_enabled_ui(available, |ui| {
                 param_slider(ui, setter, param, param.name(), width).on_disabled_hover_text(format!("this model has no {} vector: run `cargo xtask analyze`", ATTRIBUTES[i]));
@@ -302,6 +324,7 @@ impl Editor {
             let source = clip.as_ref().map_or(String::new(), |c| format!(" ({})", source_name(&c.source)));
             ui.label(format!("Clip {name}{source}"));
             match &clip {
+                Some(c) if c.encoding == Encoding::Drums => drum_grid::thumbnail(ui, &c.hits(), c.steps, thumb, color, &format!("Clip {name} (drums)")),
                 Some(c) => piano_roll::thumbnail(ui, &c.notes, c.steps, thumb, color, &format!("Clip {name}")),
                 None => piano_roll::thumbnail(ui, &[], 32, thumb, color, &format!("Clip {name} (empty)")),
             };
@@ -391,6 +414,28 @@ impl Editor {
             Pick::Clip(slot) => self.link.send(Command::CaptureFile { slot, path }),
             Pick::Export => self.link.send(Command::ExportMidi(path.with_extension("mid"))),
         }
+    }
+
+    /// What the model playing plays; melodies until one is loaded.
+    fn encoding(&self) -> Encoding {
+        self.view.model.as_ref().map_or(Encoding::Melody, |m| m.encoding)
+    }
+
+    /// The kit mapping: the note each drum class plays.
+    fn kit_window(&mut self, ctx: &egui::Context, setter: &ParamSetter) {
+        let params = self.params.clone();
+        egui::Window::new("Drum kit").open(&mut self.show_kit).resizable(false).show(ctx, |ui| {
+            ui.label("The note each drum plays on the drum channel (General MIDI by default).");
+            for (class, drum) in params.drum_notes.iter().enumerate() {
+                let name = drums::CLASSES[class].name;
+                param_slider(ui, setter, &drum.note, name, 160.0);
+            }
+            if ui.button("General MIDI").clicked() {
+                for (drum, &gm) in params.drum_notes.iter().zip(&drums::GM_NOTES) {
+                    widgets::set_normalized(setter, &drum.note, drum.note.preview_normalized(gm as i32));
+                }
+            }
+        });
     }
 
     fn model_card(&mut self, ctx: &egui::Context) {

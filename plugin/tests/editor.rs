@@ -24,7 +24,9 @@ use latent_live::worker::engine::{self, AudioLink, Command, Engine};
 use latent_live::worker::models;
 use latent_live::worker::status::EngineStatus;
 use latent_live::audio::handoff::Phrase;
+use latent_live::music::drums::{self, Hit};
 use latent_live::music::melody::Note;
+use latent_live::music::Encoding;
 use latent_live::params::{LatentLiveParams, ModelChoice};
 use nice_plug::context::gui::{GuiContext, GuiContextInner};
 use nice_plug::context::PluginApi;
@@ -331,6 +333,57 @@ fn the_editor_in_each_state_a_performer_meets() {
     harness.get_by_label_contains("cannot load the model");
     harness.get_by_label_contains("folk-2bar");
     screenshot(&harness, &textures, "model-error");
+}
+
+#[test]
+fn the_drum_grid_replaces_the_piano_roll_when_a_drum_model_plays() {
+    let (mut rig, editor) = Rig::start();
+    set(&rig.params.model, rig.params.model.preview_normalized(ModelChoice::Groove2Bar));
+    let groove = rig.next_phrase();
+    assert_eq!(rig.newest.encoding, Encoding::Drums);
+    // A groove from a drum file in clip A: kick, snare, hats.
+    let mut hits = Vec::new();
+    for step in 0..32 {
+        hits.push(Hit { step, class: 2 });
+        if step % 8 == 0 {
+            hits.push(Hit { step, class: 0 });
+        }
+        if step % 8 == 4 {
+            hits.push(Hit { step, class: 1 });
+        }
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("editor-clips");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("groove.mid");
+    std::fs::write(&path, latent_live::music::midi::export_drums(&hits, 100.0, &drums::GM_NOTES, drums::accent)).unwrap();
+    rig.engine.send(Command::CaptureFile { slot: Slot::A, path });
+    rig.handled(1);
+    let captured = rig.next_phrase();
+    assert!(captured > groove);
+    rig.play(captured, 1.0);
+    let textures = Textures::default();
+    let mut harness = harness(editor, 1.0, &textures);
+    harness.run_steps(3);
+    assert!(rig.status().message().is_none(), "{:?}", rig.status().message());
+    harness.get_by_label_contains("Drum grid: playing #");
+    assert!(harness.query_by_label_contains("Piano roll").is_none(), "the piano roll gives way to the grid");
+    harness.get_by_label("Clip A (drums)");
+    // Drum attributes and the drum channel; no melody attributes, no transpose.
+    for label in ["Kick Density", "Backbeat", "Fill", "Drum channel", "Velocity"] {
+        harness.get_by_role_and_label(Role::Slider, label);
+    }
+    for label in ["Note Density", "Pitch Range", "Transpose"] {
+        assert!(harness.query_by_role_and_label(Role::Slider, label).is_none(), "{label} is for melodies");
+    }
+    harness.get_by_label_contains("groove-2bar");
+    screenshot(&harness, &textures, "drums");
+    // The kit window maps the classes to notes.
+    harness.get_by_role_and_label(Role::Button, "Kit...").click();
+    harness.run_steps(3);
+    for label in ["Kick", "Snare", "Closed Hi-Hat", "Ride"] {
+        harness.get_by_role_and_label(Role::Slider, label);
+    }
+    screenshot(&harness, &textures, "drums-kit");
 }
 
 #[test]

@@ -92,6 +92,6 @@ pub fn load(loader: &ModelLoader, choice: ModelChoice, path: Option<String>, sto
         _ if !file.card.name.is_empty() => file.card.name.clone(),
         _ => format!("{choice:?}"),
     };
-    let info = Arc::new(ModelInfo::of(&name, &file.card, &space, model.has_encoder()));
+    let info = Arc::new(ModelInfo::of(&name, &file.card, &space, model.has_encoder(), model.config.encoding));
     Ok(Some(Loaded { model, space, name, hash: file.hash.clone(), info }))
 }

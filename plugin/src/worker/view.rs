@@ -13,6 +13,7 @@ use triple_buffer::triple_buffer;
 use crate::audio::handoff::Phrase;
 use crate::worker::latent::LatentSpace;
 use crate::model::ModelCard;
+use crate::music::Encoding;
 use crate::params::NUM_ATTRIBUTES;
 
 /// A dim whose mean moves less than this (in standard deviations over real music) is a
@@ -37,10 +38,11 @@ pub struct ModelInfo {
     pub music_neurons: usize,
     /// Whether the model has a vector for each attribute slider.
     pub attributes: [bool; NUM_ATTRIBUTES],
+    pub encoding: Encoding,
 }
 
 impl ModelInfo {
-    pub fn of(name: &str, card: &ModelCard, space: &LatentSpace, has_encoder: bool) -> Self {
+    pub fn of(name: &str, card: &ModelCard, space: &LatentSpace, has_encoder: bool, encoding: Encoding) -> Self {
         let z_size = space.z_size;
         let is_music = |d: usize| space.mu_std.as_ref().is_none_or(|s| s[d] >= MUSIC_NEURON_STD);
         let mut neuron_order: Vec<usize> = space.ranking.iter().copied().filter(|&d| is_music(d)).collect();
@@ -57,6 +59,7 @@ impl ModelInfo {
             neuron_order,
             music_neurons,
             attributes: space.attribute_vectors.each_ref().map(Option::is_some),
+            encoding,
         }
     }
 }

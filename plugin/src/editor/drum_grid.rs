@@ -1,0 +1,112 @@
+//! The drum grid: nine rows of drum classes by the phrase's steps, the groove playing lit
+//! as the playhead passes, the one queued ghosted over it; and the small grids that show
+//! drum clips. It takes the piano roll's place when a drum model plays.
+
+use egui::{Align2, Color32, FontId, Painter, Pos2, Rect, Sense, Stroke, StrokeKind, Ui, Vec2};
+
+use super::piano_roll::{PLAYING, QUEUED};
+use crate::audio::handoff::Phrase;
+use crate::music::drums::{Hit, CLASSES, NUM_DRUM_CLASSES};
+use crate::music::melody::STEPS_PER_BAR;
+
+const CELL: Color32 = Color32::from_gray(34);
+const BEAT_CELL: Color32 = Color32::from_gray(42);
+const BAR_LINE: Color32 = Color32::from_gray(110);
+/// Width of the row labels on the full-size grid.
+const LABELS: f32 = 34.0;
+
+/// Draws the groove playing and the queued one over the full width; `playhead` is the
+/// playing phrase's step (fractional) while the transport runs.
+pub fn show(ui: &mut Ui, playing: Option<&Phrase>, queued: Option<&Phrase>, playhead: Option<f32>, height: f32) {
+    let (rect, response) = ui.allocate_exact_size(Vec2::new(ui.available_width(), height), Sense::hover());
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 4.0, Color32::from_gray(24));
+    let caption_height = 22.0;
+    let grid_rect = Rect::from_min_max(Pos2::new(rect.left() + LABELS, rect.top() + caption_height), rect.right_bottom() - Vec2::new(4.0, 4.0));
+    let steps = playing.or(queued).map_or(32, |p| p.steps as u32).max(1);
+    let row = grid_rect.height() / NUM_DRUM_CLASSES as f32;
+    for (class, c) in CLASSES.iter().enumerate() {
+        let y = row_top(grid_rect, class, row) + row / 2.0;
+        painter.text(Pos2::new(rect.left() + 6.0, y), Align2::LEFT_CENTER, c.short, FontId::monospace(11.0), Color32::from_gray(170));
+    }
+    cells(&painter, grid_rect, steps);
+    let lit = playhead.map(|p| p.floor() as u32);
+    if let Some(p) = playing {
+        paint_hits(&painter, grid_rect, &p.drum_hits(), steps, Fill::Solid(PLAYING), lit);
+    }
+    if let Some(q) = queued {
+        paint_hits(&painter, grid_rect, &q.drum_hits(), steps, Fill::Ghost(QUEUED), None);
+    }
+    if let Some(step) = playhead {
+        let x = grid_rect.left() + grid_rect.width() * step / steps as f32;
+        painter.line_segment([Pos2::new(x, grid_rect.top()), Pos2::new(x, grid_rect.bottom())], Stroke::new(2.0, Color32::WHITE));
+    }
+    let caption = match (playing, queued) {
+        (None, None) => "waiting for the first groove".to_string(),
+        (Some(p), None) => format!("playing #{}", p.generation),
+        (Some(p), Some(q)) => format!("playing #{}  ·  queued #{} (ghosted)", p.generation, q.generation),
+        (None, Some(q)) => format!("queued #{} (starts with the transport)", q.generation),
+    };
+    painter.text(rect.left_top() + Vec2::new(8.0, 4.0), Align2::LEFT_TOP, &caption, FontId::proportional(13.0), Color32::from_gray(200));
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, format!("Drum grid: {caption}")));
+}
+
+/// A drum clip as a small grid, for the clip slots.
+pub fn thumbnail(ui: &mut Ui, hits: &[Hit], steps: u32, size: Vec2, color: Color32, label: &str) -> egui::Response {
+    let (rect, response) = ui.allocate_exact_size(size, Sense::hover());
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 3.0, Color32::from_gray(24));
+    let steps = steps.max(1);
+    let inner = rect.shrink(2.0);
+    cells(&painter, inner, steps);
+    paint_hits(&painter, inner, hits, steps, Fill::Solid(color), None);
+    painter.rect_stroke(rect, 3.0, Stroke::new(1.0, color.gamma_multiply(0.6)), StrokeKind::Inside);
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, label));
+    response
+}
+
+enum Fill {
+    Solid(Color32),
+    Ghost(Color32),
+}
+
+/// Kick at the bottom, cymbals at the top, as drum machines lay them out.
+fn row_top(rect: Rect, class: usize, row: f32) -> f32 {
+    rect.bottom() - (class + 1) as f32 * row
+}
+
+fn cell_rect(rect: Rect, step: u32, class: usize, steps: u32) -> Rect {
+    let (width, row) = (rect.width() / steps as f32, rect.height() / NUM_DRUM_CLASSES as f32);
+    let min = Pos2::new(rect.left() + step as f32 * width, row_top(rect, class, row));
+    Rect::from_min_size(min, Vec2::new(width, row)).shrink((width.min(row) * 0.08).max(0.5))
+}
+
+/// The empty cells, beats a shade lighter, and bar lines.
+fn cells(painter: &Painter, rect: Rect, steps: u32) {
+    for step in 0..steps {
+        let color = if step % 4 == 0 { BEAT_CELL } else { CELL };
+        for class in 0..NUM_DRUM_CLASSES {
+            painter.rect_filled(cell_rect(rect, step, class, steps), 1.0, color);
+        }
+    }
+    for step in (0..steps).step_by(STEPS_PER_BAR).skip(1) {
+        let x = rect.left() + rect.width() * step as f32 / steps as f32;
+        painter.line_segment([Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())], Stroke::new(1.0, BAR_LINE));
+    }
+}
+
+/// The hits; those on step `lit` (the playhead's) glow white.
+fn paint_hits(painter: &Painter, rect: Rect, hits: &[Hit], steps: u32, fill: Fill, lit: Option<u32>) {
+    for hit in hits.iter().filter(|h| h.step < steps && (h.class as usize) < NUM_DRUM_CLASSES) {
+        let r = cell_rect(rect, hit.step, hit.class as usize, steps);
+        match fill {
+            Fill::Solid(color) => {
+                let color = if lit == Some(hit.step) { Color32::WHITE } else { color };
+                painter.rect_filled(r, 2.0, color);
+            }
+            Fill::Ghost(color) => {
+                painter.rect_stroke(r, 2.0, Stroke::new(1.5, color), StrokeKind::Inside);
+            }
+        }
+    }
+}
