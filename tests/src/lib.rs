@@ -123,8 +123,9 @@ pub enum Input {
 /// What the plugin sent, in samples from the start of the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Output {
-    NoteOn { at: u64, key: u8 },
-    NoteOff { at: u64, key: u8 },
+    /// `channel` counts from 0 (channel 10 is 9).
+    NoteOn { at: u64, key: u8, channel: u8 },
+    NoteOff { at: u64, key: u8, channel: u8 },
     /// MIDI CC 123.
     AllNotesOff { at: u64 },
 }
@@ -298,8 +299,8 @@ impl Plugin {
         for event in self.events_out.iter() {
             let at = self.position + event.header().time() as u64;
             match event.as_core_event() {
-                Some(CoreEventSpace::NoteOn(e)) => out.push(Output::NoteOn { at, key: e.key().into_specific().expect("a key") as u8 }),
-                Some(CoreEventSpace::NoteOff(e)) => out.push(Output::NoteOff { at, key: e.key().into_specific().expect("a key") as u8 }),
+                Some(CoreEventSpace::NoteOn(e)) => out.push(Output::NoteOn { at, key: e.key().into_specific().expect("a key") as u8, channel: e.channel().into_specific().expect("a channel") as u8 }),
+                Some(CoreEventSpace::NoteOff(e)) => out.push(Output::NoteOff { at, key: e.key().into_specific().expect("a key") as u8, channel: e.channel().into_specific().expect("a channel") as u8 }),
                 Some(CoreEventSpace::Midi(e)) if e.data()[0] & 0xF0 == 0xB0 && e.data()[1] == 123 => out.push(Output::AllNotesOff { at }),
                 _ => {}
             }

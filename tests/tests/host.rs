@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use latent_live::model::assets::DefaultModel;
 use latent_live::audio::handoff::Phrase;
 use latent_live::worker::latent::{z_tensor, LatentSpace};
-use latent_live::music::melody;
+use latent_live::music::{drums, melody};
 use latent_live::model::Sampling;
 use latent_live::params::LatentLiveParams;
 use latent_live_tests::{at, exclusive, param_id, riff_inputs, sounding, Input, Output, Plugin, Transport, ARPEGGIO, RUN};
@@ -57,8 +57,8 @@ fn stop(plugin: &mut Plugin, out: &mut Vec<Output>) {
 
 fn shift(e: &Output, origin: u64) -> Output {
     match *e {
-        Output::NoteOn { at, key } => Output::NoteOn { at: at - origin, key },
-        Output::NoteOff { at, key } => Output::NoteOff { at: at - origin, key },
+        Output::NoteOn { at, key, channel } => Output::NoteOn { at: at - origin, key, channel },
+        Output::NoteOff { at, key, channel } => Output::NoteOff { at: at - origin, key, channel },
         Output::AllNotesOff { at } => Output::AllNotesOff { at: at - origin },
     }
 }
@@ -71,7 +71,7 @@ fn offline_plugin() -> Plugin {
 }
 
 fn onsets(events: &[Output]) -> Vec<(u64, u8)> {
-    events.iter().filter_map(|e| if let Output::NoteOn { at, key } = *e { Some((at, key)) } else { None }).collect()
+    events.iter().filter_map(|e| if let Output::NoteOn { at, key, .. } = *e { Some((at, key)) } else { None }).collect()
 }
 
 /// One note at a time: every note-on comes when nothing else sounds.
@@ -94,8 +94,9 @@ fn describes_itself_as_an_instrument_with_stable_parameters() {
     let mut plugin = Plugin::new();
     let params = plugin.params();
     let ids = [
-        "lat1", "lat2", "lat3", "lat4", "lat5", "lat6", "lat7", "lat8", "temp", "seed", "morph", "dens", "rhyth", "sync", "prange", "height", "contr", "padx", "pady", "model", "capa",
-        "capb", "capsrc", "trans", "oct", "vel", "len", "swap", "chan", "thru", "synth", "gain", "bypass",
+        "lat1", "lat2", "lat3", "lat4", "lat5", "lat6", "lat7", "lat8", "temp", "seed", "morph", "dens", "rhyth", "sync", "prange", "height", "contr", "kick", "snare", "hats",
+        "toms", "cymb", "dsync", "bback", "fill", "padx", "pady", "model", "capa", "capb", "capsrc", "trans", "oct", "vel", "len", "swap", "chan", "thru", "dchan", "dn_1", "dn_2",
+        "dn_3", "dn_4", "dn_5", "dn_6", "dn_7", "dn_8", "dn_9", "synth", "gain", "bypass",
     ];
     assert_eq!(params.len(), ids.len(), "{:?}", params.iter().map(|p| &p.name).collect::<Vec<_>>());
     for id in ids {
@@ -200,11 +201,71 @@ fn plays_the_librarys_decode_at_every_sample_rate_and_block_size() {
         let phrase = library_phrase(set);
         assert!(!phrase.is_empty(), "case {i}: the model decodes notes");
         let (ons, offs) = expected(&phrase, sample_rate, duration);
-        let played_ons: Vec<(u64, u8)> = out.iter().filter_map(|e| if let Output::NoteOn { at, key } = *e { Some((at, key)) } else { None }).collect();
-        let played_offs: Vec<(u64, u8)> = out.iter().filter_map(|e| if let Output::NoteOff { at, key } = *e { Some((at, key)) } else { None }).collect();
+        let played_ons: Vec<(u64, u8)> = out.iter().filter_map(|e| if let Output::NoteOn { at, key, .. } = *e { Some((at, key)) } else { None }).collect();
+        let played_offs: Vec<(u64, u8)> = out.iter().filter_map(|e| if let Output::NoteOff { at, key, .. } = *e { Some((at, key)) } else { None }).collect();
         assert_eq!(played_ons, ons, "case {i} at {sample_rate} Hz: note-ons");
         assert_eq!(played_offs, offs, "case {i} at {sample_rate} Hz: note-offs");
     }
+}
+
+#[test]
+fn plays_the_librarys_drum_decode_on_the_drum_channel() {
+    let _turn = exclusive();
+    let sample_rate = 48_000.0;
+    // The embedded drum model (step 3 of the Model choice), a latent slider moved, and a
+    // kit whose kick is on note 24.
+    let set: [(&str, f32); 2] = [("lat1", 0.7), ("dn_1", 24.0 / 127.0)];
+    let mut plugin = Plugin::new();
+    plugin.render_offline();
+    let inputs: Vec<Input> = [Input::Param { time: 0, id: "model", value: 3.0 }]
+        .into_iter()
+        .chain(set.iter().map(|&(id, value)| Input::Param { time: 0, id, value: if id == "dn_1" { 24.0 } else { value as f64 } }))
+        .collect();
+    // Parameters first (a block the host sends before playing), then the model decodes.
+    plugin.activate(sample_rate);
+    let mut out = Vec::new();
+    plugin.process(64, &Transport { playing: false, tempo: TEMPO, beats: 0.0, loop_range: None, ..Transport::default() }, &inputs, &mut out);
+    // A loop and a half of the 2-bar groove.
+    let duration = (6.0 * sample_rate) as u64;
+    let mut done = 0u64;
+    let mut sizes = block_sizes(5);
+    out.clear();
+    let origin = 64;
+    while done < duration {
+        let frames = sizes().min((duration - done) as usize);
+        let transport = Transport { playing: true, tempo: TEMPO, beats: done as f64 / sample_rate * TEMPO / 60.0, loop_range: None, ..Transport::default() };
+        plugin.process(frames, &transport, &[], &mut out);
+        done += frames as u64;
+    }
+    // What the library decodes for the same z.
+    let params = LatentLiveParams::default();
+    let (_, ptr, _) = params.param_map().into_iter().find(|(i, _, _)| i == "lat1").unwrap();
+    unsafe { ptr._internal_set_normalized_value(0.7) };
+    let file = DefaultModel::Groove2Bar.load().unwrap();
+    let model = file.model(&candle_core::Device::Cpu).unwrap();
+    let z = LatentSpace::of(&file).unwrap().compose(None, None, &params.z_request());
+    let events = model.decode(&z_tensor(&model, &[z]).unwrap(), Sampling::Greedy).unwrap();
+    let hits = drums::decode(&events[0]);
+    assert!(hits.len() > 8, "the model decodes a groove: {hits:?}");
+    let mut kit = drums::GM_NOTES;
+    kit[0] = 24;
+    let samples_per_step = sample_rate * 60.0 / TEMPO / 4.0;
+    let at = |step: u32| (step as f64 * samples_per_step - 1e-4).ceil() as u64;
+    let mut expected: Vec<(u64, u8, u8)> = Vec::new();
+    for offset in [0, 32] {
+        for h in &hits {
+            expected.push((at(offset + h.step), 9, kit[h.class as usize]));
+        }
+    }
+    expected.retain(|&(t, ..)| t < duration);
+    expected.sort();
+    expected.dedup();
+    let mut played: Vec<(u64, u8, u8)> = out.iter().filter_map(|e| if let Output::NoteOn { at, key, channel } = *e { Some((at - origin, channel, key)) } else { None }).collect();
+    played.sort();
+    assert_eq!(played, expected, "every hit, on channel 10, through the kit mapping");
+    assert!(out.iter().all(|e| !matches!(e, Output::NoteOn { channel, .. } | Output::NoteOff { channel, .. } if *channel != 9)), "nothing off the drum channel");
+    stop(&mut plugin, &mut out);
+    assert!(sounding(&out).is_empty(), "every hit is ended");
 }
 
 /// CLAP's value for a normalized one: stepped parameters count steps.
@@ -408,7 +469,7 @@ fn captures_a_riff_played_while_the_transport_is_stopped() {
     }
     // The phrase does not play while stopped; what was played in is forwarded (MIDI
     // Thru, on by default), each note on its own sample.
-    let forwarded: Vec<(u64, u8)> = out.iter().filter_map(|e| if let Output::NoteOn { at, key } = *e { Some((at, key)) } else { None }).collect();
+    let forwarded: Vec<(u64, u8)> = out.iter().filter_map(|e| if let Output::NoteOn { at, key, .. } = *e { Some((at, key)) } else { None }).collect();
     assert_eq!(forwarded, riff.iter().map(|&(start, key)| (seconds(start), key)).collect::<Vec<_>>(), "only the riff, forwarded");
     assert!(sounding(&out).is_empty(), "every forwarded note ended");
     let a = &clips(&state_json(&mut plugin))["a"];
@@ -450,8 +511,8 @@ fn saved_projects_reopen_with_the_same_clips_and_sound() {
 
 /// Note-ons and note-offs of a run, as (sample, key).
 fn ons_and_offs(out: &[Output]) -> (Vec<(u64, u8)>, Vec<(u64, u8)>) {
-    let ons = out.iter().filter_map(|e| if let Output::NoteOn { at, key } = *e { Some((at, key)) } else { None }).collect();
-    let offs = out.iter().filter_map(|e| if let Output::NoteOff { at, key } = *e { Some((at, key)) } else { None }).collect();
+    let ons = out.iter().filter_map(|e| if let Output::NoteOn { at, key, .. } = *e { Some((at, key)) } else { None }).collect();
+    let offs = out.iter().filter_map(|e| if let Output::NoteOff { at, key, .. } = *e { Some((at, key)) } else { None }).collect();
     (ons, offs)
 }
 

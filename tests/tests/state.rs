@@ -57,8 +57,8 @@ fn play(plugin: &mut Plugin, start: f64, duration: u64, mut inputs: impl FnMut(u
     }
     out.iter()
         .map(|e| match *e {
-            Output::NoteOn { at, key } => Output::NoteOn { at: at - origin, key },
-            Output::NoteOff { at, key } => Output::NoteOff { at: at - origin, key },
+            Output::NoteOn { at, key, channel } => Output::NoteOn { at: at - origin, key, channel },
+            Output::NoteOff { at, key, channel } => Output::NoteOff { at: at - origin, key, channel },
             Output::AllNotesOff { at } => Output::AllNotesOff { at: at - origin },
         })
         .collect()
@@ -95,8 +95,8 @@ fn notes_json(events: &[Output]) -> String {
     let lines: Vec<String> = events
         .iter()
         .map(|e| match *e {
-            Output::NoteOn { at, key } => format!("{{\"at\": {at}, \"on\": {key}}}"),
-            Output::NoteOff { at, key } => format!("{{\"at\": {at}, \"off\": {key}}}"),
+            Output::NoteOn { at, key, .. } => format!("{{\"at\": {at}, \"on\": {key}}}"),
+            Output::NoteOff { at, key, .. } => format!("{{\"at\": {at}, \"off\": {key}}}"),
             Output::AllNotesOff { at } => format!("{{\"at\": {at}, \"all_off\": true}}"),
         })
         .collect();
@@ -114,8 +114,8 @@ fn parse_notes(json: &str) -> Vec<Output> {
         .map(|e| {
             let at = e["at"].as_u64().expect("a time");
             match (e.get("on"), e.get("off")) {
-                (Some(k), _) => Output::NoteOn { at, key: key(k) },
-                (_, Some(k)) => Output::NoteOff { at, key: key(k) },
+                (Some(k), _) => Output::NoteOn { at, key: key(k), channel: 0 },
+                (_, Some(k)) => Output::NoteOff { at, key: key(k), channel: 0 },
                 _ => Output::AllNotesOff { at },
             }
         })
