@@ -13,6 +13,7 @@ use arbitrary::Arbitrary;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use latent_live::model::{Config, MusicVae};
+use latent_live::music::Encoding;
 use libfuzzer_sys::fuzz_target;
 
 /// Models larger than this are only validated, not built: a run must stay fast.
@@ -40,6 +41,7 @@ struct FuzzConfig {
     steps_per_bar: Size,
     min_pitch: Option<u8>,
     max_pitch: Option<u8>,
+    drums: bool,
 }
 
 /// Small sizes mostly, the edges of what is allowed sometimes.
@@ -107,6 +109,7 @@ fn config(c: &FuzzConfig) -> Config {
         hierarchical: c.hierarchical,
         bars: c.bars.get(),
         steps_per_bar: c.steps_per_bar.get(),
+        encoding: if c.drums { Encoding::Drums } else { Encoding::Melody },
         min_pitch: c.min_pitch.unwrap_or(defaults.min_pitch),
         max_pitch: c.max_pitch.unwrap_or(defaults.max_pitch),
     }
