@@ -617,13 +617,13 @@ mod tests {
         }
         // Each pass plays 64 (steps 8..16) then 67 at 20; the wrap ends the note at the
         // loop end (the sample of step 24 in the pass) and 64 starts again on the spot.
-        let ons: Vec<(u64, u8)> = log.iter().filter_map(|&(at, e)| matches!(e, SeqEvent::NoteOn { .. }).then(|| (at, if let SeqEvent::NoteOn { key, .. } = e { key } else { 0 }))).collect();
+        let ons: Vec<(u64, u8)> = log.iter().filter_map(|&(at, e)| if let SeqEvent::NoteOn { key, .. } = e { Some((at, key)) } else { None }).collect();
         let pass = 16 * STEP;
         assert_eq!(&ons[..5], &[(0, 64), (12 * STEP, 67), (pass, 64), (pass + 12 * STEP, 67), (2 * pass, 64)]);
         let mut sounding = None;
         for &(_, e) in &log {
             match e {
-                SeqEvent::NoteOn { key, .. } => assert_eq!(std::mem::replace(&mut sounding, Some(key)), None),
+                SeqEvent::NoteOn { key, .. } => assert_eq!(sounding.replace(key), None),
                 SeqEvent::NoteOff { key, .. } => assert_eq!(sounding.take(), Some(key)),
                 _ => {}
             }

@@ -410,7 +410,9 @@ impl Corpus {
             return Err(CorpusError::NoMidiFiles { dir: dir.to_path_buf() });
         }
 
-        let imported: Vec<Result<(Vec<Vec<Event>>, usize), String>> = performances
+        // Per performance: its windows and how many of its notes fell outside the classes.
+        type Imported = Result<(Vec<Vec<Event>>, usize), String>;
+        let imported: Vec<Imported> = performances
             .par_iter()
             .map(|(_, path, _)| midi::import_drums_file(path).map(|d| (midi::drum_slices(&d, bars), d.unmapped)).map_err(|e| e.to_string()))
             .collect();
@@ -1030,7 +1032,7 @@ mod tests {
             if step % 2 == 0 {
                 hits.push(Hit { step, class: 2 });
             }
-            if step % 8 == 0 || (step + seed) % 13 == 0 {
+            if step % 8 == 0 || (step + seed).is_multiple_of(13) {
                 hits.push(Hit { step, class: (step / 4 % 2) as u8 });
             }
         }
