@@ -133,16 +133,14 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                 println!("warm start from {} at step {step}", path.display());
                 Trainer::warm_start(&file, config, step)?
             }
-            None => {
-                let model = preset(&args.preset)?;
-                if model.encoding == Encoding::Drums {
-                    // Transposition is for melodies; drum batches are never transposed.
-                    config.transpose = 0;
-                }
-                Trainer::new(model, config)?
-            }
+            None => Trainer::new(preset(&args.preset)?, config)?,
         }
     };
+    if trainer.model.config.encoding == Encoding::Drums {
+        // Transposition is for melodies: drum batches are never transposed, and the
+        // config (kept with the weights) says so.
+        trainer.config.transpose = 0;
+    }
     if let Some(rate) = args.scheduled_sampling {
         trainer.config.scheduled_sampling_rate = rate;
     }
