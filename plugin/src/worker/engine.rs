@@ -258,6 +258,7 @@ mod tests {
                 // An imported Magenta checkpoint without its encoder.
                 (ModelChoice::File, Some("tiny-decoder-only")) => Config { encoder: Vec::new(), ..Config::tiny(2, false) },
                 (ModelChoice::File, _) => return Err(format!("{path:?} is not a model")),
+                (ModelChoice::Groove2Bar, _) => Config { encoding: crate::music::Encoding::Drums, ..Config::tiny(2, false) },
                 _ => Config::tiny(2, false),
             };
             let varmap = candle_nn::VarMap::new();
@@ -324,6 +325,39 @@ mod tests {
         let newest = engine.status().generation.load(Ordering::Acquire);
         assert!(newest >= 2, "decoded {newest}");
         assert_eq!(slot.generation, newest, "the newest phrase arrives");
+    }
+
+    #[test]
+    fn drum_models_capture_grooves_morph_between_them_and_refuse_melodies() {
+        use crate::music::drums::Hit;
+        use crate::music::Encoding;
+        let params = Arc::new(LatentLiveParams::default());
+        set(&params.model, params.model.preview_normalized(ModelChoice::Groove2Bar));
+        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
+        let mut slot = Phrase::EMPTY;
+        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)));
+        assert_eq!(slot.encoding, Encoding::Drums, "a drum model decodes drum phrases");
+        let handled = |n| wait_until(Duration::from_secs(10), || engine.status().handled.load(Ordering::Acquire) >= n);
+        let groove = |hits: &[(u32, u8)]| Phrase::from_drums(&hits.iter().map(|&(step, class)| Hit { step, class }).collect::<Vec<_>>(), 32, 0);
+        link.captures.push(capture(groove(&[(0, 0), (0, 2), (4, 1), (8, 0), (12, 1)]), Slot::A, true)).unwrap();
+        link.captures.push(capture(groove(&[(0, 0), (2, 2), (6, 3), (10, 1), (14, 4)]), Slot::B, true)).unwrap();
+        assert!(handled(2));
+        let clips = params.clips.get();
+        let (a, b) = (clips.a.clone().expect("groove A"), clips.b.clone().expect("groove B"));
+        assert_eq!((a.encoding, b.encoding), (Encoding::Drums, Encoding::Drums));
+        assert_eq!(a.hits()[1], Hit { step: 0, class: 2 });
+        assert_ne!(a.mu, b.mu);
+        for morph in [0.0, 0.5, 1.0] {
+            set(&params.morph, morph);
+            assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5)), "morph {morph} decodes");
+            assert_eq!(slot.encoding, Encoding::Drums);
+        }
+        // A melody is not a groove: refused with the reason, the grooves kept.
+        let riff = Phrase::from_notes(&[Note { pitch: 60, start: 0, end: 4 }], 16, 0);
+        link.captures.push(capture(riff, Slot::A, true)).unwrap();
+        assert!(handled(3));
+        assert!(engine.status().message().is_some_and(|m| m.contains("melody") && m.contains("drums")), "{:?}", engine.status().message());
+        assert_eq!(params.clips.get().a, Some(a));
     }
 
     #[test]
