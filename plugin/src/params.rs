@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use nice_plug::prelude::*;
 
-use crate::music::drums;
+use crate::music::{attributes, drums};
 use crate::worker::clips::{Clips, Persisted};
 use crate::worker::state::StateVersion;
 
@@ -27,23 +27,22 @@ pub const MAX_ATTRIBUTE: f32 = 2.0;
 /// `attribute_vectors` metadata: six melody attributes, then eight drum attributes. A
 /// model without a vector for one (a melody model, for the drum ones) leaves its slider
 /// idle.
-pub const ATTRIBUTES: [&str; NUM_ATTRIBUTES] = [
-    "note_density",
-    "rhythm_complexity",
-    "syncopation_16th",
-    "pitch_range",
-    "mean_pitch",
-    "contour",
-    "kick_density",
-    "snare_density",
-    "hat_density",
-    "tom_density",
-    "cymbal_density",
-    "drum_syncopation",
-    "backbeat",
-    "fill",
-];
-pub const NUM_ATTRIBUTES: usize = 14;
+pub const ATTRIBUTES: [&str; NUM_ATTRIBUTES] = {
+    let mut all = [""; NUM_ATTRIBUTES];
+    let mut i = 0;
+    while i < MELODY_ATTRIBUTES.len() {
+        all[i] = MELODY_ATTRIBUTES[i];
+        i += 1;
+    }
+    while i < NUM_ATTRIBUTES {
+        all[i] = attributes::DRUMS[i - MELODY_ATTRIBUTES.len()];
+        i += 1;
+    }
+    all
+};
+pub const NUM_ATTRIBUTES: usize = MELODY_ATTRIBUTES.len() + attributes::DRUMS.len();
+/// The melody attributes with a slider: six of [`attributes::MELODY`].
+const MELODY_ATTRIBUTES: [&str; 6] = ["note_density", "rhythm_complexity", "syncopation_16th", "pitch_range", "mean_pitch", "contour"];
 
 /// Which model the worker plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]

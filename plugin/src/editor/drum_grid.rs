@@ -4,7 +4,7 @@
 
 use egui::{Align2, Color32, FontId, Painter, Pos2, Rect, Sense, Stroke, StrokeKind, Ui, Vec2};
 
-use super::piano_roll::{PLAYING, QUEUED};
+use super::piano_roll::{caption, playhead_line, PLAYING, QUEUED};
 use crate::audio::handoff::Phrase;
 use crate::music::drums::{Hit, CLASSES, NUM_DRUM_CLASSES};
 use crate::music::melody::STEPS_PER_BAR;
@@ -38,15 +38,9 @@ pub fn show(ui: &mut Ui, playing: Option<&Phrase>, queued: Option<&Phrase>, play
         paint_hits(&painter, grid_rect, &q.drum_hits(), steps, Fill::Ghost(QUEUED), None);
     }
     if let Some(step) = playhead {
-        let x = grid_rect.left() + grid_rect.width() * step / steps as f32;
-        painter.line_segment([Pos2::new(x, grid_rect.top()), Pos2::new(x, grid_rect.bottom())], Stroke::new(2.0, Color32::WHITE));
+        playhead_line(&painter, grid_rect, step, steps);
     }
-    let caption = match (playing, queued) {
-        (None, None) => "waiting for the first groove".to_string(),
-        (Some(p), None) => format!("playing #{}", p.generation),
-        (Some(p), Some(q)) => format!("playing #{}  ·  queued #{} (ghosted)", p.generation, q.generation),
-        (None, Some(q)) => format!("queued #{} (starts with the transport)", q.generation),
-    };
+    let caption = caption(playing, queued, "waiting for the first groove");
     painter.text(rect.left_top() + Vec2::new(8.0, 4.0), Align2::LEFT_TOP, &caption, FontId::proportional(13.0), Color32::from_gray(200));
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, format!("Drum grid: {caption}")));
 }

@@ -27,17 +27,27 @@ pub fn show(ui: &mut Ui, playing: Option<&Phrase>, queued: Option<&Phrase>, play
     paint_notes(&painter, rect, &now, steps, range, Fill::Solid(PLAYING));
     paint_notes(&painter, rect, &next, steps, range, Fill::Ghost(QUEUED));
     if let Some(step) = playhead {
-        let x = rect.left() + rect.width() * step / steps as f32;
-        painter.line_segment([Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())], Stroke::new(2.0, Color32::WHITE));
+        playhead_line(&painter, rect, step, steps);
     }
-    let caption = match (playing, queued) {
-        (None, None) => "waiting for the first phrase".to_string(),
+    let caption = caption(playing, queued, "waiting for the first phrase");
+    painter.text(rect.left_top() + Vec2::new(8.0, 6.0), Align2::LEFT_TOP, &caption, FontId::proportional(13.0), Color32::from_gray(200));
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, format!("Piano roll: {caption}")));
+}
+
+/// What plays and what is queued, in words: the caption of the piano roll and the grid.
+pub(super) fn caption(playing: Option<&Phrase>, queued: Option<&Phrase>, waiting: &str) -> String {
+    match (playing, queued) {
+        (None, None) => waiting.to_string(),
         (Some(p), None) => format!("playing #{}", p.generation),
         (Some(p), Some(q)) => format!("playing #{}  ·  queued #{} (ghosted)", p.generation, q.generation),
         (None, Some(q)) => format!("queued #{} (starts with the transport)", q.generation),
-    };
-    painter.text(rect.left_top() + Vec2::new(8.0, 6.0), Align2::LEFT_TOP, &caption, FontId::proportional(13.0), Color32::from_gray(200));
-    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, format!("Piano roll: {caption}")));
+    }
+}
+
+/// The playhead at (fractional) `step` of `steps` across `rect`.
+pub(super) fn playhead_line(painter: &Painter, rect: Rect, step: f32, steps: u32) {
+    let x = rect.left() + rect.width() * step / steps.max(1) as f32;
+    painter.line_segment([Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())], Stroke::new(2.0, Color32::WHITE));
 }
 
 /// A clip as a small roll, for the clip slots.
