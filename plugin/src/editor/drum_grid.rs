@@ -4,7 +4,7 @@
 
 use egui::{Align2, Color32, FontId, Painter, Pos2, Rect, Sense, Stroke, StrokeKind, Ui, Vec2};
 
-use super::piano_roll::{caption, playhead_line, PLAYING, QUEUED};
+use super::piano_roll::{caption, playhead_line, Fill, PLAYING, QUEUED};
 use crate::audio::handoff::Phrase;
 use crate::music::drums::{Hit, CLASSES, NUM_DRUM_CLASSES};
 use crate::music::melody::STEPS_PER_BAR;
@@ -57,11 +57,6 @@ pub fn thumbnail(ui: &mut Ui, hits: &[Hit], steps: u32, size: Vec2, color: Color
     painter.rect_stroke(rect, 3.0, Stroke::new(1.0, color.gamma_multiply(0.6)), StrokeKind::Inside);
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, label));
     response
-}
-
-enum Fill {
-    Solid(Color32),
-    Ghost(Color32),
 }
 
 /// Kick at the bottom, cymbals at the top, as drum machines lay them out.

@@ -67,7 +67,8 @@ pub fn thumbnail(ui: &mut Ui, notes: &[Note], steps: u32, size: Vec2, color: Col
     response
 }
 
-enum Fill {
+/// A phrase drawn solid (playing) or as an outline (queued).
+pub(super) enum Fill {
     Solid(Color32),
     Ghost(Color32),
 }
