@@ -511,8 +511,12 @@ impl Corpus {
 
     pub fn summary(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "corpus: {} bars ({} steps), {} tunes", self.bars, self.steps, self.tunes.len());
-        let _ = writeln!(out, "  {:<24} {:>8} {:>10}", "split", "tunes", "slices");
+        let unit = match self.encoding {
+            Encoding::Melody => "tunes",
+            Encoding::Drums => "performances",
+        };
+        let _ = writeln!(out, "corpus: {} bars ({} steps), {} {unit}", self.bars, self.steps, self.tunes.len());
+        let _ = writeln!(out, "  {:<24} {:>8} {:>10}", "split", unit, "slices");
         for (name, split) in self.splits() {
             let _ = writeln!(out, "  {:<24} {:>8} {:>10}", name, split.tune_count(), split.len());
         }
