@@ -100,6 +100,19 @@ impl SplitFractions {
         SplitFractions { train: 1.0, validation: 0.0, test: 0.0 }
     }
 
+    /// Shuffles each group of tunes (seeded) and deals it into the splits by these
+    /// fractions: train, validation and test ids are appended to `assigned`.
+    fn assign(&self, groups: &mut BTreeMap<&str, Vec<usize>>, rng: &mut ChaCha8Rng, assigned: &mut [Vec<usize>; 3]) -> Result<(), CorpusError> {
+        for ids in groups.values_mut() {
+            ids.shuffle(rng);
+            let [_, validation, test] = self.counts(ids.len())?;
+            assigned[2].extend_from_slice(&ids[..test]);
+            assigned[1].extend_from_slice(&ids[test..test + validation]);
+            assigned[0].extend_from_slice(&ids[test + validation..]);
+        }
+        Ok(())
+    }
+
     fn normalised(&self) -> Result<[f64; 3], CorpusError> {
         let f = [self.train, self.validation, self.test];
         if f.iter().any(|x| !x.is_finite() || *x < 0.0) || f.iter().sum::<f64>() <= 0.0 {
@@ -313,13 +326,7 @@ impl Corpus {
             by_collection.entry(collection_of(name)).or_default().push(i);
         }
         let mut assigned: [Vec<usize>; 3] = Default::default();
-        for ids in by_collection.values_mut() {
-            ids.shuffle(&mut rng);
-            let [_, validation, test] = split.counts(ids.len())?;
-            assigned[2].extend_from_slice(&ids[..test]);
-            assigned[1].extend_from_slice(&ids[test..test + validation]);
-            assigned[0].extend_from_slice(&ids[test + validation..]);
-        }
+        split.assign(&mut by_collection, &mut rng, &mut assigned)?;
 
         let mut metadata = BTreeMap::new();
         let splits = fill_splits(Encoding::Melody, steps, &tune_slices, &mut assigned, &mut rng, &mut metadata);
@@ -447,13 +454,7 @@ impl Corpus {
                 None => unassigned.entry(collection_of(&tunes[i])).or_default().push(i),
             }
         }
-        for ids in unassigned.values_mut() {
-            ids.shuffle(&mut rng);
-            let [_, validation, test] = split.counts(ids.len())?;
-            assigned[2].extend_from_slice(&ids[..test]);
-            assigned[1].extend_from_slice(&ids[test..test + validation]);
-            assigned[0].extend_from_slice(&ids[test + validation..]);
-        }
+        split.assign(&mut unassigned, &mut rng, &mut assigned)?;
         let [train, validation, test] = fill_splits(Encoding::Drums, steps, &tune_slices, &mut assigned, &mut rng, &mut metadata);
 
         metadata.insert("source".into(), dir.display().to_string());
