@@ -453,3 +453,61 @@ fn a_file_without_drums_is_an_error() {
     let bytes = smf_bytes(Format::SingleTrack, Timing::Metrical(u15::new(480)), vec![track(&note(480, 0, 60, 0.0, 4.0), &[])]);
     assert!(matches!(midi::import_drums(&bytes), Err(MidiError::NoDrums)));
 }
+
+// Grooves: drums as played.
+
+use latent_live::music::groove::{Groove, Stroke};
+
+/// A drum stroke at `step` (fractional 16ths) and `velocity`, at `ppq`.
+fn stroke_at(ppq: u32, key: u8, step: f64, velocity: u8) -> [Ev; 2] {
+    let [(on, ch, key, _), off] = drum(ppq, 9, key, step);
+    [(on, ch, key, velocity), off]
+}
+
+#[test]
+fn grooves_keep_velocity_and_timing() {
+    // Pushed and laid back around the grid, soft and loud, at 480 PPQ (Groove MIDI's).
+    let notes = [stroke_at(480, 36, 0.0, 110), stroke_at(480, 42, 1.9, 45), stroke_at(480, 38, 4.25, 98), stroke_at(480, 42, 15.6, 60)];
+    let imported = midi::import_groove(&drum_file(480, &[&notes])).unwrap();
+    let got: Vec<(u8, f64, u8)> = imported.strokes.iter().map(|s| (s.class, s.time, s.velocity)).collect();
+    assert_eq!(got, vec![(0, 0.0, 110), (2, 1.9, 45), (1, 4.25, 98), (2, 15.6, 60)]);
+    // The last stroke rounds to step 16, so the groove is two bars long.
+    assert_eq!(imported.steps, 32);
+    // The drum import is the same strokes on the grid.
+    let hits = midi::import_drums(&drum_file(480, &[&notes])).unwrap().hits;
+    assert_eq!(hits, vec![hit(0, 0), hit(2, 2), hit(4, 1), hit(16, 2)]);
+}
+
+#[test]
+fn groove_export_import_round_trip() {
+    let strokes = vec![
+        Stroke { class: 0, time: 0.0, velocity: 127 },
+        Stroke { class: 2, time: 2.1, velocity: 40 },
+        Stroke { class: 1, time: 3.8, velocity: 100 },
+        Stroke { class: 8, time: 30.55, velocity: 1 },
+    ];
+    let bytes = midi::export_groove(&strokes, 87.0, &drums::GM_NOTES);
+    let imported = midi::import_groove(&bytes).unwrap();
+    assert!((imported.bpm - 87.0).abs() < 0.01);
+    assert_eq!(imported.strokes.len(), strokes.len());
+    for (a, b) in imported.strokes.iter().zip(&strokes) {
+        assert_eq!((a.class, a.velocity), (b.class, b.velocity));
+        // 480 PPQ: a 16th is 120 ticks, so a time comes back within half a tick.
+        assert!((a.time - b.time).abs() <= 0.5 / 120.0, "{a:?} vs {b:?}");
+    }
+}
+
+#[test]
+fn groove_windows_take_strokes_played_ahead_of_their_first_step() {
+    // A snare pushed ahead of bar 2's downbeat belongs to the window that starts there.
+    let notes = [stroke_at(480, 36, 0.0, 100), stroke_at(480, 38, 15.8, 90), stroke_at(480, 36, 40.0, 100)];
+    let imported = midi::import_groove(&drum_file(480, &[&notes])).unwrap();
+    let windows = midi::groove_slices(&imported, 2);
+    assert_eq!(windows.len(), 2);
+    let second: Vec<Stroke> = windows[1].strokes();
+    assert_eq!(second[0].class, 1);
+    assert!((second[0].time + 0.2).abs() < 1e-6, "{:?}", second[0]);
+    // The windows are the whole groove's, cut.
+    let whole = Groove::from_strokes(&imported.strokes, imported.steps as usize);
+    assert_eq!(windows[0], whole.window(0, 32));
+}

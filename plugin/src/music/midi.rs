@@ -14,6 +14,7 @@ use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, T
 
 use crate::files::read_capped;
 use crate::music::drums::{self, Hit};
+use crate::music::groove::{Groove, Stroke};
 use crate::music::melody::{self, Note, MAX_PITCH, MIN_PITCH, STEPS_PER_BAR, STEPS_PER_QUARTER};
 use crate::music::Event;
 
@@ -70,9 +71,23 @@ pub struct ImportedDrums {
     pub unmapped: usize,
 }
 
+/// A drum file as played: its strokes off the grid, at their velocities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedGroove {
+    /// Sorted by time.
+    pub strokes: Vec<Stroke>,
+    /// Length in steps, to the bar after the last stroke's nearest step.
+    pub steps: u32,
+    /// The first tempo in the file (120 when it has none).
+    pub bpm: f64,
+    /// Drum-channel notes of pitches outside the nine classes, dropped.
+    pub unmapped: usize,
+}
+
 /// A note in file time, before quantization.
 struct RawNote {
     pitch: u8,
+    velocity: u8,
     start: u64,
     end: u64,
     drum: bool,
@@ -116,26 +131,35 @@ pub fn import(bytes: &[u8]) -> Result<ImportedMidi, MidiError> {
     Ok(ImportedMidi { steps: end.div_ceil(bar) * bar, notes, bpm: 60e6 / first_tempo })
 }
 
-/// The drums of a file: every hit on a drum channel, each on its nearest 16th (as
-/// Magenta's quantizer rounds), in the class of its pitch.
-pub fn import_drums(bytes: &[u8]) -> Result<ImportedDrums, MidiError> {
+/// The drums of a file as played: every note on a drum channel, in the class of its
+/// pitch, at its own time and velocity.
+pub fn import_groove(bytes: &[u8]) -> Result<ImportedGroove, MidiError> {
     let Parsed { notes: raw, first_tempo, clock } = parse(bytes)?;
     let mut unmapped = 0;
-    let mut hits: Vec<Hit> = Vec::new();
+    let mut strokes: Vec<Stroke> = Vec::new();
     for n in raw.iter().filter(|n| n.drum) {
         match drums::class_of(n.pitch) {
-            Some(class) => hits.push(Hit { step: clock.steps(n.start).round() as u32, class: class as u8 }),
+            Some(class) => strokes.push(Stroke { class: class as u8, time: clock.steps(n.start), velocity: n.velocity }),
             None => unmapped += 1,
         }
     }
-    hits.sort_unstable();
-    hits.dedup();
-    let last = hits.last().ok_or(MidiError::NoDrums)?.step;
+    strokes.sort_by(|a, b| a.time.total_cmp(&b.time).then(a.class.cmp(&b.class)));
+    let last = strokes.iter().map(Stroke::step).max().ok_or(MidiError::NoDrums)?;
     if last >= MAX_STEPS {
         return Err(MidiError::TooLong(last));
     }
     let bar = STEPS_PER_BAR as u32;
-    Ok(ImportedDrums { steps: (last + 1).div_ceil(bar) * bar, hits, bpm: 60e6 / first_tempo, unmapped })
+    Ok(ImportedGroove { steps: (last + 1).div_ceil(bar) * bar, strokes, bpm: 60e6 / first_tempo, unmapped })
+}
+
+/// The drums of a file on the 16th grid: [`import_groove`]'s strokes, each on its nearest
+/// 16th (as Magenta's quantizer rounds).
+pub fn import_drums(bytes: &[u8]) -> Result<ImportedDrums, MidiError> {
+    let ImportedGroove { strokes, steps, bpm, unmapped } = import_groove(bytes)?;
+    let mut hits: Vec<Hit> = strokes.iter().map(|s| Hit { step: s.step(), class: s.class }).collect();
+    hits.sort_unstable();
+    hits.dedup();
+    Ok(ImportedDrums { hits, steps, bpm, unmapped })
 }
 
 /// Reads a file of at most [`MAX_MIDI_BYTES`], if it is a regular file (see
@@ -147,6 +171,11 @@ pub fn import_file(path: &Path) -> Result<ImportedMidi, MidiError> {
 /// [`import_drums`] on a file, read as [`import_file`] reads it.
 pub fn import_drums_file(path: &Path) -> Result<ImportedDrums, MidiError> {
     import_drums(&read_file(path)?).map_err(|e| MidiError::File { path: path.into(), source: Box::new(e) })
+}
+
+/// [`import_groove`] on a file, read as [`import_file`] reads it.
+pub fn import_groove_file(path: &Path) -> Result<ImportedGroove, MidiError> {
+    import_groove(&read_file(path)?).map_err(|e| MidiError::File { path: path.into(), source: Box::new(e) })
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, MidiError> {
@@ -211,8 +240,8 @@ fn collect_notes(smf: &Smf) -> (Vec<RawNote>, Vec<(u64, f64)>) {
     let mut offset = 0u64;
     for track in &smf.tracks {
         let mut tick = offset;
-        // Open notes per (channel, key), oldest first.
-        let mut open: Vec<(u8, u8, u64, bool)> = Vec::new();
+        // Open notes per (channel, key, velocity, start, drum), oldest first.
+        let mut open: Vec<(u8, u8, u8, u64, bool)> = Vec::new();
         for event in track {
             tick += event.delta.as_int() as u64;
             match event.kind {
@@ -224,11 +253,11 @@ fn collect_notes(smf: &Smf) -> (Vec<RawNote>, Vec<(u64, f64)>) {
                             drum_channel[ch as usize] = DRUM_BANKS.contains(&value.as_int())
                                 || (ch == drums::GM_CHANNEL && value.as_int() == 0);
                         }
-                        MidiMessage::NoteOn { key, vel } if vel.as_int() > 0 => open.push((ch, key.as_int(), tick, drum_channel[ch as usize])),
+                        MidiMessage::NoteOn { key, vel } if vel.as_int() > 0 => open.push((ch, key.as_int(), vel.as_int(), tick, drum_channel[ch as usize])),
                         MidiMessage::NoteOn { key, .. } | MidiMessage::NoteOff { key, .. } => {
                             if let Some(i) = open.iter().position(|&(c, k, ..)| c == ch && k == key.as_int()) {
-                                let (_, pitch, start, drum) = open.remove(i);
-                                notes.push(RawNote { pitch, start, end: tick, drum });
+                                let (_, pitch, velocity, start, drum) = open.remove(i);
+                                notes.push(RawNote { pitch, velocity, start, end: tick, drum });
                             }
                         }
                         _ => {}
@@ -238,7 +267,7 @@ fn collect_notes(smf: &Smf) -> (Vec<RawNote>, Vec<(u64, f64)>) {
             }
         }
         // Notes never released end with their track.
-        notes.extend(open.into_iter().map(|(_, pitch, start, drum)| RawNote { pitch, start, end: tick, drum }));
+        notes.extend(open.into_iter().map(|(_, pitch, velocity, start, drum)| RawNote { pitch, velocity, start, end: tick, drum }));
         if smf.header.format == Format::Sequential {
             offset = tick;
         }
@@ -360,6 +389,22 @@ pub fn drum_slices(imported: &ImportedDrums, bars: usize) -> Vec<Vec<Event>> {
         .collect()
 }
 
+/// Every window of `bars` bars, one bar apart, as played; windows without a hit are
+/// skipped. A stroke played early for a window's first step belongs to the window.
+pub fn groove_slices(imported: &ImportedGroove, bars: usize) -> Vec<Groove> {
+    let len = bars * STEPS_PER_BAR;
+    let total = imported.steps as usize;
+    if total < len {
+        return Vec::new();
+    }
+    let groove = Groove::from_strokes(&imported.strokes, total);
+    (0..=total - len)
+        .step_by(STEPS_PER_BAR)
+        .filter(|&start| groove.events[start..start + len].iter().any(|&e| e != drums::NO_HITS))
+        .map(|start| groove.window(start, len))
+        .collect()
+}
+
 /// [`export_with_velocity`] at velocity 100.
 pub fn export(notes: &[Note], bpm: f64) -> Vec<u8> {
     export_with_velocity(notes, bpm, 100)
@@ -382,16 +427,48 @@ pub fn export_drums(hits: &[Hit], bpm: f64, notes: &[u8; drums::NUM_DRUM_CLASSES
     export_voiced(&voiced, drums::GM_CHANNEL, bpm)
 }
 
+/// Strokes as played, on channel 10: `notes[class]` is the note a class plays. Each
+/// lasts a 16th from its own onset, to the tick at 480 PPQ; a stroke played ahead of the
+/// first step starts the file.
+pub fn export_groove(strokes: &[Stroke], bpm: f64, notes: &[u8; drums::NUM_DRUM_CLASSES]) -> Vec<u8> {
+    let ticks_per_step = (EXPORT_PPQ as usize / STEPS_PER_QUARTER) as f64;
+    let timed: Vec<TimedNote> = strokes
+        .iter()
+        .filter(|s| (s.class as usize) < drums::NUM_DRUM_CLASSES)
+        .map(|s| {
+            let start = (s.time * ticks_per_step).round().max(0.0) as u64;
+            TimedNote { start, end: start + ticks_per_step as u64, pitch: notes[s.class as usize], velocity: s.velocity }
+        })
+        .collect();
+    export_ticks(&timed, drums::GM_CHANNEL, bpm)
+}
+
+/// A note in export ticks.
+struct TimedNote {
+    start: u64,
+    end: u64,
+    pitch: u8,
+    velocity: u8,
+}
+
 /// A type-0 file, PPQ 480, at `bpm`: tempo, 4/4, and each note at its own velocity on
 /// `channel` (0-based).
 fn export_voiced(notes: &[(Note, u8)], channel: u8, bpm: f64) -> Vec<u8> {
     let ticks_per_step = (EXPORT_PPQ as usize / STEPS_PER_QUARTER) as u64;
+    let timed: Vec<TimedNote> = notes
+        .iter()
+        .map(|&(n, velocity)| TimedNote { start: n.start as u64 * ticks_per_step, end: n.end as u64 * ticks_per_step, pitch: n.pitch, velocity })
+        .collect();
+    export_ticks(&timed, channel, bpm)
+}
+
+fn export_ticks(notes: &[TimedNote], channel: u8, bpm: f64) -> Vec<u8> {
     // (tick, is_on, pitch, velocity): offs sort before ons at the same tick, so repeated
     // notes retrigger.
     let mut timed: Vec<(u64, bool, u8, u8)> = notes
         .iter()
-        .filter(|(n, _)| n.end > n.start)
-        .flat_map(|&(n, v)| [(n.start as u64 * ticks_per_step, true, n.pitch, v), (n.end as u64 * ticks_per_step, false, n.pitch, 0)])
+        .filter(|n| n.end > n.start)
+        .flat_map(|n| [(n.start, true, n.pitch, n.velocity), (n.end, false, n.pitch, 0)])
         .collect();
     timed.sort();
     // A tempo is a 24-bit count of microseconds; `max` also turns NaN into something playable.

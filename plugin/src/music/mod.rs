@@ -3,6 +3,7 @@
 
 pub mod attributes;
 pub mod drums;
+pub mod groove;
 pub mod melody;
 pub mod midi;
 
