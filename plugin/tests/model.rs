@@ -7,8 +7,8 @@ use candle_nn::{VarBuilder, VarMap};
 use latent_live::music::{Encoding, Event};
 use latent_live::training::eval::accuracy;
 use latent_live::music::melody::{self, Note};
-use latent_live::model::vae::ScheduledSampling;
-use latent_live::model::{Config, ModelCard, ModelError, ModelFile, MusicVae, Sampling};
+use latent_live::model::vae::{ScheduledSampling, Training};
+use latent_live::model::{Config, Dropout, ModelCard, ModelError, ModelFile, MusicVae, Sampling};
 use latent_live::training::train::{TrainConfig, Trainer};
 
 /// Eight distinct 2-bar melodies with rests, held notes and leaps.
@@ -206,7 +206,7 @@ fn checkpoints_resume_exactly() {
 /// The ELBO's gradient against central differences, in f64 on a tiny model.
 #[test]
 fn loss_passes_a_finite_difference_gradient_check() {
-    for hierarchical in [false, true] {
+    for (hierarchical, keep) in [(false, None), (true, None), (false, Some(0.6)), (true, Some(0.6))] {
         let config = Config { z_size: 3, encoder: vec![4], decoder: vec![5, 4], ..Config::tiny(2, hierarchical) };
         let varmap = VarMap::new();
         let model = MusicVae::new(config.clone(), VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu)).unwrap();
@@ -215,7 +215,9 @@ fn loss_passes_a_finite_difference_gradient_check() {
         let events = model.events_tensor(&refs).unwrap();
         let eps = Tensor::randn(0f64, 1.0, (2, 3), &Device::Cpu).unwrap();
         // free_bits below the KL so that the KL term's gradient is exercised.
-        let loss = |m: &MusicVae| m.loss(&events, &eps, 0.7, 0.01, None).unwrap().total;
+        // Dropout draws the same masks from the same seed, so the loss stays a function.
+        let training = || Training { scheduled: None, dropout: keep.map(|k| Dropout::new(k, 7)) };
+        let loss = |m: &MusicVae| m.loss(&events, &eps, 0.7, 0.01, &training()).unwrap().total;
         let grads = loss(&model).backward().unwrap();
         let vars = varmap.data().lock().unwrap().clone();
         let mut names: Vec<_> = vars.keys().cloned().collect();
@@ -236,7 +238,7 @@ fn loss_passes_a_finite_difference_gradient_check() {
                 at(0.0);
                 // Central differences lose relative precision on gradients near zero.
                 let err = (numeric - analytic[idx]).abs() / (numeric.abs() + analytic[idx].abs()).max(1e-4);
-                assert!(err < 1e-4, "{name}[{idx}] (hierarchical={hierarchical}): numeric {numeric} vs analytic {}", analytic[idx]);
+                assert!(err < 1e-4, "{name}[{idx}] (hierarchical={hierarchical}, keep {keep:?}): numeric {numeric} vs analytic {}", analytic[idx]);
             }
         }
     }
@@ -250,12 +252,34 @@ fn scheduled_sampling_feeds_the_models_own_samples() {
     let refs: Vec<&[Event]> = data.iter().map(Vec::as_slice).collect();
     let events = model.events_tensor(&refs).unwrap();
     let eps = Tensor::zeros((refs.len(), model.config.z_size), DType::F32, &Device::Cpu).unwrap();
-    let loss = |s| model.loss(&events, &eps, 0.2, 0.0, s).unwrap().reconstruction;
+    let loss = |scheduled| model.loss(&events, &eps, 0.2, 0.0, &Training { scheduled, dropout: None }).unwrap().reconstruction;
     let never = ScheduledSampling { probability: 0.0, seed: 1 };
     let always = ScheduledSampling { probability: 1.0, seed: 1 };
     assert_eq!(loss(None), loss(Some(never)));
     assert_ne!(loss(None), loss(Some(always)), "an untrained model's samples differ from the targets");
     assert_eq!(loss(Some(always)), loss(Some(always)), "deterministic by seed");
+}
+
+#[test]
+fn dropout_zeroes_inputs_while_training_only() {
+    let file = random_model(Config::tiny(2, false), 2);
+    let model = file.model(&Device::Cpu).unwrap();
+    let data = melodies(model.config.steps());
+    let refs: Vec<&[Event]> = data.iter().map(Vec::as_slice).collect();
+    let events = model.events_tensor(&refs).unwrap();
+    let eps = Tensor::zeros((refs.len(), model.config.z_size), DType::F32, &Device::Cpu).unwrap();
+    let loss = |dropout| model.loss(&events, &eps, 0.2, 0.0, &Training { scheduled: None, dropout }).unwrap().reconstruction;
+    let plain = loss(None);
+    assert_eq!(plain, loss(Some(Dropout::new(1.0, 3))), "keeping everything is no dropout");
+    assert_ne!(plain, loss(Some(Dropout::new(0.5, 3))));
+    assert_eq!(loss(Some(Dropout::new(0.5, 3))), loss(Some(Dropout::new(0.5, 3))), "deterministic by seed");
+    assert_ne!(loss(Some(Dropout::new(0.5, 3))), loss(Some(Dropout::new(0.5, 4))));
+    // Half the values of a tensor survive, scaled up by two.
+    let ones = Tensor::ones(10_000, DType::F32, &Device::Cpu).unwrap();
+    let kept = Dropout::new(0.5, 1).apply(&ones).unwrap().to_vec1::<f32>().unwrap();
+    assert!(kept.iter().all(|&v| v == 0.0 || v == 2.0));
+    let mean = kept.iter().sum::<f32>() / kept.len() as f32;
+    assert!((mean - 1.0).abs() < 0.05, "{mean}");
 }
 
 #[test]

@@ -69,6 +69,10 @@ pub struct TrainArgs {
     /// Scheduled sampling rate k (Magenta: 1000); also applies when resuming.
     #[arg(long)]
     scheduled_sampling: Option<f64>,
+    /// Keep each LSTM layer's inputs with this probability while training (Magenta's
+    /// dropout_keep_prob; 1 for none); also applies when resuming.
+    #[arg(long)]
+    dropout_keep: Option<f64>,
     /// AR-VAE: bind these attributes to latent dimensions 0, 1, ... (comma-separated,
     /// e.g. note_density,rhythm_complexity,pitch_range,contour).
     #[arg(long, value_delimiter = ',')]
@@ -140,6 +144,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         // Transposition is for melodies: drum batches are never transposed, and the
         // config (kept with the weights) says so.
         trainer.config.transpose = 0;
+    }
+    if let Some(keep) = args.dropout_keep {
+        anyhow::ensure!(keep > 0.0 && keep <= 1.0, "--dropout-keep is a probability in (0, 1], not {keep}");
+        trainer.config.dropout_keep = keep;
     }
     if let Some(rate) = args.scheduled_sampling {
         trainer.config.scheduled_sampling_rate = rate;

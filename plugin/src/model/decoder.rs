@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::lstm::LstmCell;
 use super::ops::step::{affine, LayerState};
-use super::{add_row, Config, Dense};
+use super::{add_row, dropped, Config, Dense, Dropout};
 use crate::music::Event;
 
 /// How the next event is chosen from the logits.
@@ -53,19 +53,31 @@ impl CategoricalDecoder {
 
     /// Teacher-forced logits `[S, N, classes]`. `previous` `[S, N]` holds the event fed at
     /// each step; index `classes` stands for the all-zero input of the first step.
-    pub fn logits(&self, condition: &Tensor, previous: &Tensor) -> Result<Tensor> {
+    pub fn logits(&self, condition: &Tensor, previous: &Tensor, dropout: Option<&Dropout>) -> Result<Tensor> {
         let (steps, n) = previous.dims2()?;
         let mut states = initial_states(&self.initial_state, &self.cells, condition)?;
         let first = &self.cells[0];
         let w_x = first.w_x()?;
         let w_event = Tensor::cat(&[&w_x.narrow(0, 0, self.classes)?, &w_x.narrow(0, 0, 1)?.zeros_like()?], 0)?;
-        let condition_projection = condition.matmul(&w_x.narrow(0, self.classes, w_x.dim(0)? - self.classes)?)?;
-        let events = w_event.index_select(&previous.flatten_all()?, 0)?.reshape((steps, ()))?;
-        let condition_projection = add_row(&condition_projection, &first.bias)?.flatten_all()?;
-        let mut x = add_row(&events, &condition_projection)?.reshape((steps, n, ()))?;
+        let w_condition = w_x.narrow(0, self.classes, w_x.dim(0)? - self.classes)?;
+        let events = w_event.index_select(&previous.flatten_all()?, 0)?;
+        let mut x = match dropout {
+            // The condition is the same at every step: its projection is computed once.
+            None => {
+                let condition_projection = add_row(&condition.matmul(&w_condition)?, &first.bias)?.flatten_all()?;
+                add_row(&events.reshape((steps, ()))?, &condition_projection)?.reshape((steps, n, ()))?
+            }
+            // Each step drops its own inputs. A one-hot event is kept whole or dropped.
+            Some(d) => {
+                let kept = d.apply(&Tensor::ones((steps * n, 1), events.dtype(), events.device())?)?;
+                let repeated = condition.unsqueeze(0)?.broadcast_as((steps, n, condition.dim(1)?))?.contiguous()?;
+                let conditions = d.apply(&repeated)?.reshape((steps * n, ()))?.matmul(&w_condition)?;
+                add_row(&(events.broadcast_mul(&kept)? + conditions)?, &first.bias)?.reshape((steps, n, ()))?
+            }
+        };
         for (i, cell) in self.cells.iter().enumerate() {
             if i > 0 {
-                x = cell.project(&x)?;
+                x = cell.project(&dropped(&x, dropout)?)?;
             }
             let (h, c) = states.remove(0);
             x = cell.seq(&x, &h, &c)?.hs;
@@ -234,13 +246,13 @@ impl HierarchicalDecoder {
         x.reshape((self.bars * batch, ()))
     }
 
-    fn logits(&self, z: &Tensor, previous: &Tensor) -> Result<Tensor> {
+    fn logits(&self, z: &Tensor, previous: &Tensor, dropout: Option<&Dropout>) -> Result<Tensor> {
         let batch = z.dim(0)?;
         let (u, s) = (self.bars, self.steps_per_bar);
         let embeddings = self.embeddings(z)?;
         // [T, B] -> [S, U * B]: every bar becomes a sequence of its own.
         let previous = previous.reshape((u, s, batch))?.transpose(0, 1)?.reshape((s, u * batch))?;
-        let logits = self.core.logits(&embeddings, &previous.contiguous()?)?;
+        let logits = self.core.logits(&embeddings, &previous.contiguous()?, dropout)?;
         let classes = logits.dim(2)?;
         logits.reshape((s, u, batch, classes))?.transpose(0, 1)?.reshape((u * s, batch, classes))
     }
@@ -295,12 +307,13 @@ impl Decoder {
     }
 
     /// Logits `[T, B, classes]` when step `t` is fed event `t - 1` of the time-major
-    /// `inputs` `[T, B]`: the targets themselves under teacher forcing.
-    pub fn logits(&self, z: &Tensor, inputs: &Tensor) -> Result<Tensor> {
+    /// `inputs` `[T, B]`: the targets themselves under teacher forcing. `dropout` while
+    /// training.
+    pub fn logits(&self, z: &Tensor, inputs: &Tensor, dropout: Option<&Dropout>) -> Result<Tensor> {
         let previous = shift_right(inputs, self.classes() as u32)?;
         match self {
-            Self::Flat(d) => d.logits(z, &previous),
-            Self::Hierarchical(d) => d.logits(z, &previous),
+            Self::Flat(d) => d.logits(z, &previous, dropout),
+            Self::Hierarchical(d) => d.logits(z, &previous, dropout),
         }
     }
 

@@ -5,7 +5,7 @@ use candle_core::{Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 use super::lstm::LstmCell;
-use super::{add_row, softplus, Config, Dense};
+use super::{add_row, dropped, softplus, Config, Dense, Dropout};
 use crate::music::{drums, Encoding, Event};
 
 /// The posterior `q(z | x) = N(mu, sigma)`.
@@ -48,7 +48,7 @@ impl BiLstm {
     }
 
     /// The code `[B, 2H]`.
-    fn forward(&self, input: Input) -> Result<Tensor> {
+    fn forward(&self, input: Input, dropout: Option<&Dropout>) -> Result<Tensor> {
         let (steps, batch, device) = match input {
             Input::Tokens(t) => (t.dim(0)?, t.dim(1)?, t.device()),
             Input::Features(f) => (f.dim(0)?, f.dim(1)?, f.device()),
@@ -57,7 +57,16 @@ impl BiLstm {
         let reverse_time = |t: &Tensor| t.index_select(&reversed, 0);
         // Class inputs make the first projection a row lookup: of the kernel itself for
         // one-hot classes, else of each class's input times the kernel.
+        // Dropout needs the inputs themselves, so it looks up the inputs instead.
         let one_hot_projection = |cell: &LstmCell, tokens: &Tensor| -> Result<Tensor> {
+            if let Some(d) = dropout {
+                let inputs = match &self.class_inputs {
+                    Some(inputs) => inputs.clone(),
+                    None => Tensor::eye(cell.input_size(), cell.bias.dtype(), cell.bias.device())?,
+                };
+                let x = inputs.index_select(&tokens.flatten_all()?, 0)?.reshape((steps, batch, ()))?;
+                return cell.project(&d.apply(&x)?);
+            }
             let w_x = cell.w_x()?;
             let table = match &self.class_inputs {
                 Some(inputs) => inputs.matmul(&w_x)?,
@@ -75,7 +84,7 @@ impl BiLstm {
                 (None, Input::Tokens(_)) => None,
             };
             let (x_fw, x_bw) = match (below, &input) {
-                (Some(f), _) => (fw.project(f)?, bw.project(&reverse_time(f)?)?),
+                (Some(f), _) => (fw.project(&dropped(f, dropout)?)?, bw.project(&dropped(&reverse_time(f)?, dropout)?)?),
                 (None, Input::Tokens(t)) => (one_hot_projection(fw, t)?, one_hot_projection(bw, &reverse_time(t)?)?),
                 (None, Input::Features(_)) => unreachable!(),
             };
@@ -129,27 +138,27 @@ impl Encoder {
         Ok(Some(Self { levels, bars: config.bars, mu, sigma }))
     }
 
-    /// `tokens`: time-major class indices `[T, B]` (u32).
-    pub fn posterior(&self, tokens: &Tensor) -> Result<Posterior> {
-        let code = self.code(tokens)?;
+    /// `tokens`: time-major class indices `[T, B]` (u32); `dropout` while training.
+    pub fn posterior(&self, tokens: &Tensor, dropout: Option<&Dropout>) -> Result<Posterior> {
+        let code = self.code(tokens, dropout)?;
         Ok(Posterior { mu: self.mu.forward(&code)?, sigma: softplus(&self.sigma.forward(&code)?)? })
     }
 
     pub fn mu(&self, tokens: &Tensor) -> Result<Tensor> {
-        self.mu.forward(&self.code(tokens)?)
+        self.mu.forward(&self.code(tokens, None)?)
     }
 
-    fn code(&self, tokens: &Tensor) -> Result<Tensor> {
+    fn code(&self, tokens: &Tensor, dropout: Option<&Dropout>) -> Result<Tensor> {
         match self.levels.as_slice() {
-            [flat] => flat.forward(Input::Tokens(tokens)),
+            [flat] => flat.forward(Input::Tokens(tokens), dropout),
             [bars, top] => {
                 let (steps, batch) = tokens.dims2()?;
                 let (u, s) = (self.bars, steps / self.bars);
                 // [T, B] -> [S, U * B]: every bar is encoded as a sequence of its own...
                 let per_bar = tokens.reshape((u, s, batch))?.transpose(0, 1)?.reshape((s, u * batch))?;
-                let codes = bars.forward(Input::Tokens(&per_bar.contiguous()?))?;
+                let codes = bars.forward(Input::Tokens(&per_bar.contiguous()?), dropout)?;
                 // ...and the bars' codes, in order, are the top level's sequence.
-                top.forward(Input::Features(&codes.reshape((u, batch, ()))?))
+                top.forward(Input::Features(&codes.reshape((u, batch, ()))?), dropout)
             }
             _ => unreachable!("an encoder has one level or two"),
         }

@@ -19,6 +19,11 @@ pub use encoder::{Encoder, Posterior};
 pub use file::{ModelCard, ModelError, ModelFile, MAX_MODEL_BYTES};
 pub use vae::MusicVae;
 
+use std::cell::RefCell;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
@@ -295,6 +300,36 @@ pub fn add_row(x: &Tensor, row: &Tensor) -> Result<Tensor> {
     let (rows, cols) = x.dims2()?;
     let ones = Tensor::ones((rows, 1), x.dtype(), x.device())?;
     x + ones.matmul(&row.reshape((1, cols))?)?
+}
+
+/// Magenta's `dropout_keep_prob`, for training: every LSTM layer's input values are each
+/// kept with probability `keep` and scaled by `1 / keep`, or zeroed (TensorFlow's
+/// `DropoutWrapper` with `input_keep_prob`). Every [`Dropout::apply`] draws a new mask.
+#[derive(Debug)]
+pub struct Dropout {
+    keep: f64,
+    rng: RefCell<ChaCha8Rng>,
+}
+
+impl Dropout {
+    pub fn new(keep: f64, seed: u64) -> Self {
+        Self { keep: keep.clamp(f64::MIN_POSITIVE, 1.0), rng: RefCell::new(ChaCha8Rng::seed_from_u64(seed)) }
+    }
+
+    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        let scale = (1.0 / self.keep) as f32;
+        let mut rng = self.rng.borrow_mut();
+        let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.random::<f64>() < self.keep { scale } else { 0.0 }).collect();
+        x * Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?
+    }
+}
+
+/// `x` through `dropout`, when training with one.
+fn dropped(x: &Tensor, dropout: Option<&Dropout>) -> Result<Tensor> {
+    match dropout {
+        Some(d) => d.apply(x),
+        None => Ok(x.clone()),
+    }
 }
 
 /// `log(1 + e^x)`, written to stay finite for large `|x|`.

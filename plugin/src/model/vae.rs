@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::decoder::sample_categorical;
 use super::encoder::Posterior;
-use super::{Config, Decoder, Encoder, Sampling};
+use super::{Config, Decoder, Dropout, Encoder, Sampling};
 use crate::music::Event;
 
 #[derive(Debug, Clone)]
@@ -25,6 +25,13 @@ pub struct MusicVae {
 pub struct ScheduledSampling {
     pub probability: f64,
     pub seed: u64,
+}
+
+/// What training adds to a forward pass.
+#[derive(Debug, Default)]
+pub struct Training {
+    pub scheduled: Option<ScheduledSampling>,
+    pub dropout: Option<Dropout>,
 }
 
 /// One training batch's loss and the figures the trainer reports.
@@ -69,7 +76,7 @@ impl MusicVae {
 
     /// `events` `[T, B]` u32, time-major.
     pub fn posterior(&self, events: &Tensor) -> Result<Posterior> {
-        self.encoder()?.posterior(events)
+        self.encoder()?.posterior(events, None)
     }
 
     /// The means of a batch of melodies, `[B, Z]`: what capture and interpolation use.
@@ -91,7 +98,7 @@ impl MusicVae {
 
     /// Teacher-forced logits `[T, B, classes]` of `events` `[T, B]` given `z` `[B, Z]`.
     pub fn logits(&self, z: &Tensor, events: &Tensor) -> Result<Tensor> {
-        self.decoder.logits(z, events)
+        self.decoder.logits(z, events, None)
     }
 
     /// Melodies of `config.steps()` events as a time-major `[T, B]` u32 tensor.
@@ -118,7 +125,7 @@ impl MusicVae {
     /// at random steps. It keeps the fused whole-sequence LSTM usable, where Magenta's
     /// step-by-step version would not be.
     fn mix_in_samples(&self, z: &Tensor, events: &Tensor, s: ScheduledSampling) -> Result<Tensor> {
-        let logits = self.decoder.logits(&z.detach(), events)?.detach().to_dtype(DType::F32)?;
+        let logits = self.decoder.logits(&z.detach(), events, None)?.detach().to_dtype(DType::F32)?;
         let (steps, batch, classes) = logits.dims3()?;
         let logits = logits.flatten_all()?.to_vec1::<f32>()?;
         let mut targets = events.flatten_all()?.to_vec1::<u32>()?;
@@ -133,16 +140,17 @@ impl MusicVae {
 
     /// The ELBO with Magenta's beta and free bits: `free_nats = free_bits * ln 2`.
     /// `eps` `[B, Z]` is standard normal noise for the reparameterisation. With
-    /// `scheduled` sampling, each step is fed the model's own sample instead of the
+    /// scheduled sampling, each step is fed the model's own sample instead of the
     /// previous target with the given probability.
-    pub fn loss(&self, events: &Tensor, eps: &Tensor, beta: f64, free_bits: f64, scheduled: Option<ScheduledSampling>) -> Result<Loss> {
-        let Posterior { mu, sigma } = self.posterior(events)?;
+    pub fn loss(&self, events: &Tensor, eps: &Tensor, beta: f64, free_bits: f64, training: &Training) -> Result<Loss> {
+        let dropout = training.dropout.as_ref();
+        let Posterior { mu, sigma } = self.encoder()?.posterior(events, dropout)?;
         let z = (&mu + (&sigma * eps)?)?;
-        let inputs = match scheduled {
+        let inputs = match training.scheduled {
             Some(s) if s.probability > 0.0 => self.mix_in_samples(&z, events, s)?,
             _ => events.clone(),
         };
-        let logits = self.decoder.logits(&z, &inputs)?;
+        let logits = self.decoder.logits(&z, &inputs, dropout)?;
         let (steps, batch, classes) = logits.dims3()?;
         let flat_logits = logits.reshape((steps * batch, classes))?;
         let flat_targets = events.flatten_all()?;

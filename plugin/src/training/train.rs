@@ -11,8 +11,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::training::corpus::{self, Split};
-use crate::model::vae::ScheduledSampling;
-use crate::model::{Config, ModelCard, ModelError, ModelFile, MusicVae};
+use crate::model::vae::{ScheduledSampling, Training};
+use crate::model::{Config, Dropout, ModelCard, ModelError, ModelFile, MusicVae};
 use crate::music::{Encoding, Event};
 
 /// Hyperparameters, with Magenta's `cat-mel_2bar` values unless noted.
@@ -36,6 +36,10 @@ pub struct TrainConfig {
     /// its 2-bar models); 0 trains with teacher forcing only.
     #[serde(default)]
     pub scheduled_sampling_rate: f64,
+    /// Each LSTM layer's inputs are kept with this probability while training (Magenta's
+    /// `dropout_keep_prob`); 1 trains without dropout.
+    #[serde(default = "default_dropout_keep")]
+    pub dropout_keep: f64,
     pub seed: u64,
     /// Attributes (of [`crate::music::attributes::of`] the model's encoding) bound to latent dimensions 0, 1, ... by
     /// AR-VAE's regulariser (Pati and Lerch): over each batch, dimension k is pushed to
@@ -49,6 +53,10 @@ pub struct TrainConfig {
 
 fn default_regularize_weight() -> f64 {
     10.0
+}
+
+fn default_dropout_keep() -> f64 {
+    1.0
 }
 
 /// AR-VAE's sharpness of `tanh(delta * (z_i - z_j))`.
@@ -69,6 +77,7 @@ impl Default for TrainConfig {
             grad_clip: 1.0,
             transpose: 5,
             scheduled_sampling_rate: 0.0,
+            dropout_keep: default_dropout_keep(),
             seed: 1,
             regularize: Vec::new(),
             regularize_weight: default_regularize_weight(),
@@ -159,7 +168,8 @@ impl Trainer {
         let beta = self.config.beta_at(self.step);
         let learning_rate = self.config.learning_rate_at(self.step);
         let scheduled = ScheduledSampling { probability: self.config.sampling_probability_at(self.step), seed: rng.random() };
-        let loss = self.model.loss(&events, &eps, beta, self.config.free_bits, Some(scheduled))?;
+        let dropout = (self.config.dropout_keep < 1.0).then(|| Dropout::new(self.config.dropout_keep, rng.random()));
+        let loss = self.model.loss(&events, &eps, beta, self.config.free_bits, &Training { scheduled: Some(scheduled), dropout })?;
         let regularization = attribute_regularization(&loss.z, self.model.config.encoding, batch, &self.config.regularize)?;
         let total = match &regularization {
             Some(r) => (&loss.total + (r * self.config.regularize_weight)?)?,
