@@ -133,7 +133,7 @@ impl Editor {
             let (now, next) = (playing.as_ref().map(|d| &d.phrase), queued.as_ref().map(|d| &d.phrase));
             match now.or(next).map_or(Encoding::Melody, |p| p.encoding) {
                 Encoding::Melody => piano_roll::show(ui, now, next, playhead, 150.0),
-                Encoding::Drums => drum_grid::show(ui, now, next, playhead, 150.0),
+                Encoding::Drums | Encoding::Groove => drum_grid::show(ui, now, next, playhead, 150.0),
             }
             self.playback_strip(ui, &setter);
             ui.separator();
@@ -324,7 +324,7 @@ impl Editor {
             let source = clip.as_ref().map_or(String::new(), |c| format!(" ({})", source_name(&c.source)));
             ui.label(format!("Clip {name}{source}"));
             match &clip {
-                Some(c) if c.encoding == Encoding::Drums => drum_grid::thumbnail(ui, &c.hits(), c.steps, thumb, color, &format!("Clip {name} (drums)")),
+                Some(c) if c.encoding.is_drums() => drum_grid::thumbnail(ui, &c.hits(), c.steps, thumb, color, &format!("Clip {name} (drums)")),
                 Some(c) => piano_roll::thumbnail(ui, &c.notes, c.steps, thumb, color, &format!("Clip {name}")),
                 None => piano_roll::thumbnail(ui, &[], 32, thumb, color, &format!("Clip {name} (empty)")),
             };

@@ -163,7 +163,7 @@ impl InputRecorder {
     pub fn capture(&self, start: f64, steps: u16, meter: Meter, encoding: Encoding, params: &LatentLiveParams) -> Phrase {
         match encoding {
             Encoding::Melody => self.phrase(start, steps, meter, 0),
-            Encoding::Drums => self.drum_phrase(start, steps, meter, &params.drum_note_values(), 0),
+            Encoding::Drums | Encoding::Groove => self.drum_phrase(start, steps, meter, &params.drum_note_values(), 0),
         }
     }
 

@@ -94,7 +94,7 @@ impl Phrase {
     pub fn push(&mut self, note: PhraseNote) {
         debug_assert!(self.notes().last().is_none_or(|last| match self.encoding {
             Encoding::Melody => last.end <= note.start,
-            Encoding::Drums => last.start <= note.start,
+            Encoding::Drums | Encoding::Groove => last.start <= note.start,
         }));
         if (self.len as usize) < MAX_NOTES {
             self.notes[self.len as usize] = note;

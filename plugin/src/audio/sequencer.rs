@@ -93,7 +93,7 @@ impl Playback {
     pub fn voice(&self, encoding: Encoding, note: &PhraseNote) -> (u8, u8, f32) {
         match encoding {
             Encoding::Melody => (self.channel, self.key(note.pitch), self.velocity),
-            Encoding::Drums => {
+            Encoding::Drums | Encoding::Groove => {
                 let accent = drums::accent(&Hit { step: note.start as u32, class: note.pitch }) as f32 / 127.0;
                 let key = self.drum_notes.get(note.pitch as usize).copied().unwrap_or(0).min(127);
                 (self.drum_channel, key, (accent * self.velocity * 127.0 / 100.0).clamp(1.0 / 127.0, 1.0))

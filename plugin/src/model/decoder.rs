@@ -337,7 +337,7 @@ impl Decoder {
     }
 }
 
-fn stack(input: usize, sizes: &[usize], vb: VarBuilder) -> Result<Vec<LstmCell>> {
+pub(super) fn stack(input: usize, sizes: &[usize], vb: VarBuilder) -> Result<Vec<LstmCell>> {
     let mut layer_input = input;
     sizes
         .iter()
@@ -384,7 +384,7 @@ impl<'a> Values<'a> {
 }
 
 /// `tanh(dense(z))` split into `[c0, h0, c1, h1, ...]` (`initial_cell_state_from_embedding`).
-fn initial_states(dense: &Dense, cells: &[LstmCell], condition: &Tensor) -> Result<Vec<(Tensor, Tensor)>> {
+pub(super) fn initial_states(dense: &Dense, cells: &[LstmCell], condition: &Tensor) -> Result<Vec<(Tensor, Tensor)>> {
     let flat = dense.forward(condition)?.tanh()?;
     let mut offset = 0;
     cells

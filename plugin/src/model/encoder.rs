@@ -25,7 +25,8 @@ struct BiLstm {
 }
 
 /// What a bidirectional stack reads: class indices `[T, B]`, or features `[T, B, F]`.
-enum Input<'a> {
+#[derive(Clone, Copy)]
+pub enum Input<'a> {
     Tokens(&'a Tensor),
     Features(&'a Tensor),
 }
@@ -119,7 +120,7 @@ impl Encoder {
         }
         let input = config.input_depth();
         let class_inputs = match config.encoding {
-            Encoding::Melody => None,
+            Encoding::Melody | Encoding::Groove => None,
             Encoding::Drums => {
                 let rolls: Vec<f32> = (0..drums::NUM_CLASSES as Event).flat_map(drums::roll).collect();
                 Some(Tensor::from_vec(rolls, (drums::NUM_CLASSES, drums::ROLL_DEPTH), vb.device())?.to_dtype(vb.dtype())?)
@@ -138,20 +139,21 @@ impl Encoder {
         Ok(Some(Self { levels, bars: config.bars, mu, sigma }))
     }
 
-    /// `tokens`: time-major class indices `[T, B]` (u32); `dropout` while training.
-    pub fn posterior(&self, tokens: &Tensor, dropout: Option<&Dropout>) -> Result<Posterior> {
-        let code = self.code(tokens, dropout)?;
+    /// `input`: time-major, class indices `[T, B]` (u32) or groove rows `[T, B, F]`;
+    /// `dropout` while training.
+    pub fn posterior(&self, input: Input, dropout: Option<&Dropout>) -> Result<Posterior> {
+        let code = self.code(input, dropout)?;
         Ok(Posterior { mu: self.mu.forward(&code)?, sigma: softplus(&self.sigma.forward(&code)?)? })
     }
 
-    pub fn mu(&self, tokens: &Tensor) -> Result<Tensor> {
-        self.mu.forward(&self.code(tokens, None)?)
+    pub fn mu(&self, input: Input) -> Result<Tensor> {
+        self.mu.forward(&self.code(input, None)?)
     }
 
-    fn code(&self, tokens: &Tensor, dropout: Option<&Dropout>) -> Result<Tensor> {
-        match self.levels.as_slice() {
-            [flat] => flat.forward(Input::Tokens(tokens), dropout),
-            [bars, top] => {
+    fn code(&self, input: Input, dropout: Option<&Dropout>) -> Result<Tensor> {
+        match (self.levels.as_slice(), input) {
+            ([flat], input) => flat.forward(input, dropout),
+            ([bars, top], Input::Tokens(tokens)) => {
                 let (steps, batch) = tokens.dims2()?;
                 let (u, s) = (self.bars, steps / self.bars);
                 // [T, B] -> [S, U * B]: every bar is encoded as a sequence of its own...
@@ -160,6 +162,7 @@ impl Encoder {
                 // ...and the bars' codes, in order, are the top level's sequence.
                 top.forward(Input::Features(&codes.reshape((u, batch, ()))?), dropout)
             }
+            ([_, _], Input::Features(_)) => Err(candle_core::Error::Msg("a hierarchical encoder reads classes, not groove rows".into())),
             _ => unreachable!("an encoder has one level or two"),
         }
     }

@@ -88,6 +88,7 @@ pub fn import(dir: &Path, options: ImportOptions) -> Result<ModelFile, ImportErr
     let what = match config.encoding {
         Encoding::Melody => "melody model",
         Encoding::Drums => "drum model",
+        Encoding::Groove => "groove model",
     };
     let card = ModelCard {
         name: name.clone(),
@@ -332,13 +333,14 @@ fn architecture(variables: &Variables, converter: Option<&Value>, options: Impor
         bars,
         steps_per_bar: STEPS_PER_BAR,
         encoding,
+        groove_input: Default::default(),
         min_pitch: MIN_PITCH,
         max_pitch: MAX_PITCH,
     };
     // The converter and the weights must agree on what goes in and comes out of a step.
     let (name, outputs, reads) = match encoding {
         Encoding::Melody => ("MelodyConverter", format!("one of {} classes", config.num_classes()), format!("a one-hot class of {}", config.input_depth())),
-        Encoding::Drums => (
+        Encoding::Drums | Encoding::Groove => (
             "DrumsConverter",
             format!("one of the {} combinations of its {} drums", drums::NUM_CLASSES, drums::NUM_DRUM_CLASSES),
             format!("the drum roll of {} (its {} drums and a \"no hits\" bit)", drums::ROLL_DEPTH, drums::NUM_DRUM_CLASSES),

@@ -8,6 +8,7 @@ pub mod assets;
 pub mod decoder;
 pub mod encoder;
 pub mod file;
+pub mod groove;
 pub mod inversion;
 pub mod lstm;
 pub mod magenta;
@@ -17,6 +18,7 @@ pub mod vae;
 pub use decoder::{Decoder, Sampling};
 pub use encoder::{Encoder, Posterior};
 pub use file::{ModelCard, ModelError, ModelFile, MAX_MODEL_BYTES};
+pub use groove::{GrooVae, GrooveInput};
 pub use vae::MusicVae;
 
 use std::cell::RefCell;
@@ -29,7 +31,7 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::audio::capture::MAX_CAPTURE_STEPS;
-use crate::music::{drums, melody, Encoding};
+use crate::music::{drums, groove as groove_rows, melody, Encoding};
 
 /// The largest latent: twice Magenta's largest melody model's (`cat-mel_2bar_big`, 512).
 pub const MAX_Z_SIZE: usize = 1024;
@@ -66,6 +68,10 @@ pub enum ConfigError {
         hi = melody::MAX_PITCH
     )]
     PitchRange { min_pitch: u8, max_pitch: u8 },
+    #[error("a groove model is flat: `hierarchical` and `hierarchical_encoder` are for class encodings, and it needs an `encoder`")]
+    GrooveShape,
+    #[error("`groove_input` is for groove models; this one's `encoding` is {0}")]
+    GrooveInputWithoutGroove(&'static str),
     #[error("the layer sizes and `z_size` ask for {0} weights, more than the {MAX_PARAMETERS} allowed")]
     TooManyParameters(usize),
 }
@@ -95,6 +101,9 @@ pub struct Config {
     pub min_pitch: u8,
     #[serde(default = "default_max_pitch")]
     pub max_pitch: u8,
+    /// What a groove model's encoder is shown of a groove.
+    #[serde(default)]
+    pub groove_input: GrooveInput,
 }
 
 fn default_steps_per_bar() -> usize {
@@ -122,6 +131,7 @@ impl Config {
             encoding: Encoding::Melody,
             min_pitch: melody::MIN_PITCH,
             max_pitch: melody::MAX_PITCH,
+            groove_input: GrooveInput::Whole,
         }
     }
 
@@ -144,6 +154,17 @@ impl Config {
     /// Magenta's `cat-drums_2bar_small` (`drums_2bar_lokl_small`, `drums_2bar_hikl_small`).
     pub fn drums_2bar_small() -> Self {
         Self { encoder: vec![512], ..Self::groove_2bar() }
+    }
+
+    /// Latent Live's 2-bar humanizer: GrooVAE's `groovae_2bar_humanize` with the encoder
+    /// halved, as for the drum model.
+    pub fn groove_humanize_2bar() -> Self {
+        Self { encoding: Encoding::Groove, groove_input: GrooveInput::Humanize, ..Self::groove_2bar() }
+    }
+
+    /// Latent Live's 2-bar tap-to-drums model (`groovae_2bar_tap_fixed_velocity`, halved).
+    pub fn tap2drum_2bar() -> Self {
+        Self { groove_input: GrooveInput::Tap, ..Self::groove_humanize_2bar() }
     }
 
     /// Magenta's `cat-mel_2bar_small`.
@@ -177,6 +198,12 @@ impl Config {
         }
         if self.hierarchical_encoder && self.encoder.is_empty() {
             return Err(ConfigError::HierarchicalWithoutEncoder);
+        }
+        if self.encoding == Encoding::Groove && (self.hierarchical || self.hierarchical_encoder || self.encoder.is_empty()) {
+            return Err(ConfigError::GrooveShape);
+        }
+        if self.encoding != Encoding::Groove && self.groove_input != GrooveInput::Whole {
+            return Err(ConfigError::GrooveInputWithoutGroove(self.encoding.name()));
         }
         // The sequencer, capture and the MIDI slicer all work in bars of 16 steps.
         if self.steps_per_bar != melody::STEPS_PER_BAR {
@@ -217,7 +244,10 @@ impl Config {
         };
         // A conductor: its stack on a 1-wide zero input and its initial state, over a
         // categorical decoder conditioned on its output.
-        let decoder = if self.hierarchical {
+        let decoder = if self.encoding == Encoding::Groove {
+            let row = groove_rows::ROW;
+            stack(row.saturating_add(self.z_size), &self.decoder, false).0.saturating_add(dense(self.z_size, state)).saturating_add(dense(top, row))
+        } else if self.hierarchical {
             stack(1, &self.decoder, false).0.saturating_add(dense(self.z_size, state)).saturating_add(categorical(top))
         } else {
             categorical(self.z_size)
@@ -238,19 +268,22 @@ impl Config {
         self.bars * self.steps_per_bar
     }
 
-    /// The decoder's output classes.
+    /// The decoder's output classes (for a groove model, the drum combinations its hits
+    /// make).
     pub fn num_classes(&self) -> usize {
         match self.encoding {
             Encoding::Melody => (self.max_pitch as usize).saturating_sub(self.min_pitch as usize) + 3,
-            Encoding::Drums => drums::NUM_CLASSES,
+            Encoding::Drums | Encoding::Groove => drums::NUM_CLASSES,
         }
     }
 
-    /// The encoder's input per step: a one-hot class for melodies, the drum roll for drums.
+    /// The encoder's input per step: a one-hot class for melodies, the drum roll for
+    /// drums, a groove row for grooves.
     pub fn input_depth(&self) -> usize {
         match self.encoding {
             Encoding::Melody => self.num_classes(),
             Encoding::Drums => drums::ROLL_DEPTH,
+            Encoding::Groove => groove_rows::ROW,
         }
     }
 

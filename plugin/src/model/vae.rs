@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::decoder::sample_categorical;
-use super::encoder::Posterior;
+use super::encoder::{Input, Posterior};
 use super::{Config, Decoder, Dropout, Encoder, Sampling};
 use crate::music::Event;
 
@@ -51,6 +51,9 @@ pub struct Loss {
 impl MusicVae {
     pub fn new(config: Config, vb: VarBuilder) -> Result<Self> {
         config.validate().map_err(candle_core::Error::wrap)?;
+        if config.encoding == crate::music::Encoding::Groove {
+            candle_core::bail!("this is a groove model (GrooVAE): it humanizes or drums up patterns, and does not make them");
+        }
         let encoder = Encoder::new(&config, vb.pp("encoder"))?;
         let decoder = Decoder::new(&config, vb)?;
         Ok(Self { config, encoder, decoder })
@@ -76,12 +79,12 @@ impl MusicVae {
 
     /// `events` `[T, B]` u32, time-major.
     pub fn posterior(&self, events: &Tensor) -> Result<Posterior> {
-        self.encoder()?.posterior(events, None)
+        self.encoder()?.posterior(Input::Tokens(events), None)
     }
 
     /// The means of a batch of melodies, `[B, Z]`: what capture and interpolation use.
     pub fn encode(&self, melodies: &[&[Event]]) -> Result<Tensor> {
-        self.encoder()?.mu(&self.events_tensor(melodies)?)
+        self.encoder()?.mu(Input::Tokens(&self.events_tensor(melodies)?))
     }
 
     pub fn decode(&self, z: &Tensor, sampling: Sampling) -> Result<Vec<Vec<Event>>> {
@@ -144,7 +147,7 @@ impl MusicVae {
     /// previous target with the given probability.
     pub fn loss(&self, events: &Tensor, eps: &Tensor, beta: f64, free_bits: f64, training: &Training) -> Result<Loss> {
         let dropout = training.dropout.as_ref();
-        let Posterior { mu, sigma } = self.encoder()?.posterior(events, dropout)?;
+        let Posterior { mu, sigma } = self.encoder()?.posterior(Input::Tokens(events), dropout)?;
         let z = (&mu + (&sigma * eps)?)?;
         let inputs = match training.scheduled {
             Some(s) if s.probability > 0.0 => self.mix_in_samples(&z, events, s)?,
@@ -157,13 +160,7 @@ impl MusicVae {
         let log_probs = candle_nn::ops::log_softmax(&flat_logits, D::Minus1)?;
         let picked = log_probs.gather(&flat_targets.unsqueeze(1)?, 1)?;
         let reconstruction = (picked.sum_all()?.neg()? / batch as f64)?;
-        // KL(N(mu, sigma) || N(0, 1)) summed over dimensions; free bits apply per example.
-        let sigma_sq = sigma.sqr()?;
-        let kl_per_dim = ((&sigma_sq + mu.sqr()?)? - 1.0)?.sub(&(sigma_sq + 1e-12)?.log()?)?.affine(0.5, 0.0)?;
-        let kl_per_example = kl_per_dim.sum(1)?;
-        let free_nats = free_bits * std::f64::consts::LN_2;
-        let kl_cost = (kl_per_example.clone() - free_nats)?.relu()?.mean_all()?;
-        let kl = kl_per_example.mean_all()?;
+        let (kl_cost, kl) = kl_cost(&mu, &sigma, free_bits)?;
         let total = (&reconstruction + (kl_cost * beta)?)?;
         let correct = flat_logits.argmax(D::Minus1)?.eq(&flat_targets)?.to_dtype(DType::F32)?.mean_all()?;
         Ok(Loss {
@@ -174,6 +171,17 @@ impl MusicVae {
             z,
         })
     }
+}
+
+/// `KL(N(mu, sigma) || N(0, 1))` summed over dimensions: its cost beyond the free bits
+/// (which apply per example) and itself, both averaged over the batch.
+pub(super) fn kl_cost(mu: &Tensor, sigma: &Tensor, free_bits: f64) -> Result<(Tensor, Tensor)> {
+    let sigma_sq = sigma.sqr()?;
+    let kl_per_dim = ((&sigma_sq + mu.sqr()?)? - 1.0)?.sub(&(sigma_sq + 1e-12)?.log()?)?.affine(0.5, 0.0)?;
+    let kl_per_example = kl_per_dim.sum(1)?;
+    let free_nats = free_bits * std::f64::consts::LN_2;
+    let cost = (kl_per_example.clone() - free_nats)?.relu()?.mean_all()?;
+    Ok((cost, kl_per_example.mean_all()?))
 }
 
 fn scalar(t: &Tensor) -> Result<f32> {

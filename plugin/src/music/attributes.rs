@@ -36,7 +36,7 @@ pub const DRUMS: [&str; 8] = [
 pub fn of(encoding: Encoding) -> &'static [&'static str] {
     match encoding {
         Encoding::Melody => &MELODY,
-        Encoding::Drums => &DRUMS,
+        Encoding::Drums | Encoding::Groove => &DRUMS,
     }
 }
 
@@ -45,7 +45,7 @@ pub fn of(encoding: Encoding) -> &'static [&'static str] {
 pub fn measure(encoding: Encoding, name: &str, events: &[Event]) -> Option<f64> {
     match encoding {
         Encoding::Melody => melody_attribute(name, events),
-        Encoding::Drums => drum_attribute(name, events),
+        Encoding::Drums | Encoding::Groove => drum_attribute(name, events),
     }
 }
 

@@ -22,6 +22,9 @@ pub enum Encoding {
     Melody,
     /// `DrumsConverter`: 9 drum classes, one of 512 combinations per step.
     Drums,
+    /// `GrooveConverter`: the drum classes' hits, velocities and offsets per step
+    /// ([`groove::ROW`] values); its events are the hits, as drum combinations.
+    Groove,
 }
 
 impl Encoding {
@@ -29,18 +32,19 @@ impl Encoding {
         match self {
             Encoding::Melody => "melody",
             Encoding::Drums => "drums",
+            Encoding::Groove => "groove",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        [Encoding::Melody, Encoding::Drums].into_iter().find(|e| e.name() == name)
+        [Encoding::Melody, Encoding::Drums, Encoding::Groove].into_iter().find(|e| e.name() == name)
     }
 
     /// The decoder's output classes.
     pub fn num_classes(self) -> usize {
         match self {
             Encoding::Melody => melody::NUM_CLASSES,
-            Encoding::Drums => drums::NUM_CLASSES,
+            Encoding::Drums | Encoding::Groove => drums::NUM_CLASSES,
         }
     }
 
@@ -48,7 +52,7 @@ impl Encoding {
     pub fn render(self, events: &[Event]) -> String {
         match self {
             Encoding::Melody => melody::piano_roll(events),
-            Encoding::Drums => drums::grid(events),
+            Encoding::Drums | Encoding::Groove => drums::grid(events),
         }
     }
 
@@ -56,7 +60,12 @@ impl Encoding {
     pub fn is_onset(self, event: Event) -> bool {
         match self {
             Encoding::Melody => melody::class_pitch(event).is_some(),
-            Encoding::Drums => event != drums::NO_HITS,
+            Encoding::Drums | Encoding::Groove => event != drums::NO_HITS,
         }
+    }
+
+    /// `true` for the encodings played on a drum kit.
+    pub fn is_drums(self) -> bool {
+        matches!(self, Encoding::Drums | Encoding::Groove)
     }
 }

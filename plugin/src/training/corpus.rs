@@ -9,12 +9,15 @@
 //! for byte once saved.
 //!
 //! Drum corpora come from folders of drum performances ([`Corpus::from_drum_dir`]), such
-//! as the Groove MIDI Dataset, split as its `info.csv` says.
+//! as the Groove MIDI Dataset, split as its `info.csv` says; groove corpora are the same
+//! windows as played, each hit with its velocity and timing.
 //!
 //! The corpus is stored as one safetensors file ([`Corpus::save`], [`Corpus::load`]):
 //! `u16` tensors `train`, `validation`, `test` of shape `[n, steps]` (one slice of events
 //! a row), `u32` tensors `train_tune`, ... of shape `[n]` (the tune each slice came from,
-//! an index into `tunes`), and header metadata `format`, `format_version`, `encoding`,
+//! an index into `tunes`), for groove corpora `u8` tensors `train_velocity`, ... and
+//! `f32` tensors `train_shift`, ... of shape `[n, steps, 9]` (each hit's velocity and
+//! shift off the grid, in steps), and header metadata `format`, `format_version`, `encoding`,
 //! `bars`, `steps`, `tunes` (a JSON array of names) plus the free-form
 //! [`Corpus::metadata`] map.
 
@@ -29,6 +32,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+use crate::music::drums::NUM_DRUM_CLASSES;
+use crate::music::groove::{Feel, Groove};
 use crate::music::melody::{self, MAX_PITCH, MIN_PITCH, STEPS_PER_BAR};
 use crate::music::{midi, Encoding, Event};
 
@@ -150,17 +155,19 @@ impl SplitFractions {
 }
 
 /// One split: `len()` slices of `steps` events each, row-major.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Split {
     pub steps: usize,
     pub events: Vec<Event>,
     /// The tune (index into [`Corpus::tunes`]) each slice came from.
     pub tune: Vec<u32>,
+    /// For a groove corpus, how each step's hits are played (one per event); else empty.
+    pub feel: Vec<[Feel; NUM_DRUM_CLASSES]>,
 }
 
 impl Split {
     fn new(steps: usize) -> Self {
-        Split { steps, events: Vec::new(), tune: Vec::new() }
+        Split { steps, events: Vec::new(), tune: Vec::new(), feel: Vec::new() }
     }
 
     pub fn len(&self) -> usize {
@@ -176,6 +183,13 @@ impl Split {
         &self.events[i * self.steps..(i + 1) * self.steps]
     }
 
+    /// Slice `i` of a groove corpus, as played. Panics when `i >= len()`, or when the
+    /// corpus holds no feel.
+    pub fn groove(&self, i: usize) -> Groove {
+        let steps = i * self.steps..(i + 1) * self.steps;
+        Groove { events: self.events[steps.clone()].to_vec(), feel: self.feel[steps].to_vec() }
+    }
+
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &[Event]> + '_ {
         // `max(1)` only guards `chunks_exact`; a split with steps == 0 holds no events.
         self.events.chunks_exact(self.steps.max(1))
@@ -186,9 +200,10 @@ impl Split {
         self.tune.iter().collect::<HashSet<_>>().len()
     }
 
-    fn push(&mut self, events: &[Event], tune: u32) {
-        debug_assert_eq!(events.len(), self.steps);
-        self.events.extend_from_slice(events);
+    fn push(&mut self, slice: &Slice, tune: u32) {
+        debug_assert_eq!(slice.events.len(), self.steps);
+        self.events.extend_from_slice(&slice.events);
+        self.feel.extend_from_slice(&slice.feel);
         self.tune.push(tune);
     }
 }
@@ -201,7 +216,7 @@ pub struct CollectionCounts {
     pub slices: [usize; 3],
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Corpus {
     pub encoding: Encoding,
     pub bars: usize,
@@ -222,6 +237,7 @@ pub fn default_path(encoding: Encoding, bars: usize) -> PathBuf {
     let name = match encoding {
         Encoding::Melody => "folk",
         Encoding::Drums => "groove",
+        Encoding::Groove => "groove-feel",
     };
     PathBuf::from(format!("data/{name}-{bars}bar.safetensors"))
 }
@@ -231,6 +247,7 @@ pub fn build_command(encoding: Encoding, bars: usize) -> String {
     match encoding {
         Encoding::Melody => format!("cargo xtask corpus --bars {bars}"),
         Encoding::Drums => format!("cargo xtask corpus --drums <groove-v1.0.0-midionly folder> --bars {bars}"),
+        Encoding::Groove => format!("cargo xtask corpus --grooves <groove-v1.0.0-midionly folder> --bars {bars}"),
     }
 }
 
@@ -281,7 +298,7 @@ impl Corpus {
         let mut seen_tunes: HashMap<Vec<(u8, u32, u32)>, usize> = HashMap::new();
         let (mut duplicate_tunes, mut too_short, mut bad_length) = (Vec::new(), 0usize, 0usize);
         let mut tunes = Vec::new();
-        let mut tune_slices: Vec<Vec<Vec<Event>>> = Vec::new();
+        let mut tune_slices: Vec<Vec<Slice>> = Vec::new();
         for ((name, _), result) in files.iter().zip(imported) {
             let (fingerprint, slices) = match result {
                 Ok(ok) => ok,
@@ -305,7 +322,7 @@ impl Corpus {
                 seen_tunes.insert(fingerprint, tunes.len());
             }
             tunes.push(name.clone());
-            tune_slices.push(slices);
+            tune_slices.push(slices.into_iter().map(Slice::quantized).collect());
         }
         let imported_count = files.len() - failures.len();
         if imported_count == 0 {
@@ -373,6 +390,16 @@ impl Corpus {
     /// * Nothing is augmented: transposition means nothing to drums, and the grid already
     ///   removes tempo; a hop of one bar is the only shift that keeps bar lines in place.
     pub fn from_drum_dir(dir: &Path, bars: usize, split: SplitFractions, seed: u64) -> Result<Corpus, CorpusError> {
+        Self::from_performances(dir, bars, split, seed, Encoding::Drums)
+    }
+
+    /// [`Corpus::from_drum_dir`] as played: every hit keeps its velocity and timing, and
+    /// windows are kept once only where they repeat exactly, feel and all.
+    pub fn from_groove_dir(dir: &Path, bars: usize, split: SplitFractions, seed: u64) -> Result<Corpus, CorpusError> {
+        Self::from_performances(dir, bars, split, seed, Encoding::Groove)
+    }
+
+    fn from_performances(dir: &Path, bars: usize, split: SplitFractions, seed: u64, encoding: Encoding) -> Result<Corpus, CorpusError> {
         if bars == 0 {
             return Err(CorpusError::Invalid("bars must be at least 1".into()));
         }
@@ -418,11 +445,20 @@ impl Corpus {
         }
 
         // Per performance: its windows and how many of its notes fell outside the classes.
-        type Imported = Result<(Vec<Vec<Event>>, usize), String>;
-        let imported: Vec<Imported> = performances
-            .par_iter()
-            .map(|(_, path, _)| midi::import_drums_file(path).map(|d| (midi::drum_slices(&d, bars), d.unmapped)).map_err(|e| e.to_string()))
-            .collect();
+        type Imported = Result<(Vec<Slice>, usize), String>;
+        let import = |path: &Path| -> Result<(Vec<Slice>, usize), midi::MidiError> {
+            Ok(match encoding {
+                Encoding::Groove => {
+                    let g = midi::import_groove_file(path)?;
+                    (midi::groove_slices(&g, bars).into_iter().map(|g| Slice { events: g.events, feel: g.feel }).collect(), g.unmapped)
+                }
+                _ => {
+                    let d = midi::import_drums_file(path)?;
+                    (midi::drum_slices(&d, bars).into_iter().map(Slice::quantized).collect(), d.unmapped)
+                }
+            })
+        };
+        let imported: Vec<Imported> = performances.par_iter().map(|(_, path, _)| import(path).map_err(|e| e.to_string())).collect();
         let (mut failures, mut too_short, mut unmapped) = (Vec::new(), 0usize, 0usize);
         let (mut tunes, mut tune_slices, mut fixed) = (Vec::new(), Vec::new(), Vec::new());
         for ((name, _, s), result) in performances.iter().zip(imported) {
@@ -455,7 +491,7 @@ impl Corpus {
             }
         }
         split.assign(&mut unassigned, &mut rng, &mut assigned)?;
-        let [train, validation, test] = fill_splits(Encoding::Drums, steps, &tune_slices, &mut assigned, &mut rng, &mut metadata);
+        let [train, validation, test] = fill_splits(encoding, steps, &tune_slices, &mut assigned, &mut rng, &mut metadata);
 
         metadata.insert("source".into(), dir.display().to_string());
         metadata.insert("seed".into(), seed.to_string());
@@ -469,7 +505,7 @@ impl Corpus {
         metadata.insert("unmapped_drum_notes".into(), unmapped.to_string());
         metadata.insert("augmentation".into(), "none".into());
         metadata.insert("tune_count".into(), tunes.len().to_string());
-        Ok(Corpus { encoding: Encoding::Drums, bars, steps, train, validation, test, tunes, metadata })
+        Ok(Corpus { encoding, bars, steps, train, validation, test, tunes, metadata })
     }
 
     pub fn splits(&self) -> [(&'static str, &Split); 3] {
@@ -500,12 +536,12 @@ impl Corpus {
         let origin = match (self.encoding, self.metadata.get("music21.version")) {
             (Encoding::Melody, Some(v)) => format!("the folk collections of the music21 {v} wheel, converted with abc2midi"),
             (Encoding::Melody, None) => format!("the MIDI files under {}", get("source")),
-            (Encoding::Drums, _) => format!("the drum performances under {}", get("source")),
+            (Encoding::Drums | Encoding::Groove, _) => format!("the drum performances under {}", get("source")),
         };
         let command = self.metadata.get("command").map(|c| format!(", built by `{c}`")).unwrap_or_default();
         let unit = match self.encoding {
             Encoding::Melody => "tunes",
-            Encoding::Drums => "performances",
+            Encoding::Drums | Encoding::Groove => "performances",
         };
         format!("{} {unit} from {origin}{command}", get("tune_count"))
     }
@@ -514,7 +550,7 @@ impl Corpus {
         let mut out = String::new();
         let unit = match self.encoding {
             Encoding::Melody => "tunes",
-            Encoding::Drums => "performances",
+            Encoding::Drums | Encoding::Groove => "performances",
         };
         let _ = writeln!(out, "corpus: {} bars ({} steps), {} {unit}", self.bars, self.steps, self.tunes.len());
         let _ = writeln!(out, "  {:<24} {:>8} {:>10}", "split", unit, "slices");
@@ -551,6 +587,10 @@ impl Corpus {
             if let Some(&t) = split.tune.iter().find(|&&t| t as usize >= self.tunes.len()) {
                 return Err(CorpusError::Invalid(format!("split `{name}` refers to tune {t} of {}", self.tunes.len())));
             }
+            let feel = if self.encoding == Encoding::Groove { split.events.len() } else { 0 };
+            if split.feel.len() != feel {
+                return Err(CorpusError::Invalid(format!("split `{name}` has feel for {} of its {} steps", split.feel.len(), split.events.len())));
+            }
         }
 
         let mut metadata = self.metadata.clone();
@@ -561,7 +601,7 @@ impl Corpus {
         metadata.insert("steps".into(), self.steps.to_string());
         metadata.insert("tunes".into(), serde_json::to_string(&self.tunes).expect("strings serialise"));
 
-        // Data: the u32 tensors first (4-byte aligned), then the u16 ones.
+        // Data: the 4-byte tensors first (aligned), then the u16 ones, then the u8 ones.
         let mut data: Vec<u8> = Vec::new();
         let mut tensors: BTreeMap<String, TensorHeader> = BTreeMap::new();
         for (name, split) in self.splits() {
@@ -572,6 +612,14 @@ impl Corpus {
                 TensorHeader { dtype: "U32", shape: vec![split.len()], data_offsets: [start, data.len()] },
             );
         }
+        let feel_shape = |split: &Split| vec![split.len(), self.steps, NUM_DRUM_CLASSES];
+        if self.encoding == Encoding::Groove {
+            for (name, split) in self.splits() {
+                let start = data.len();
+                data.extend(split.feel.iter().flatten().flat_map(|f| f.shift.to_le_bytes()));
+                tensors.insert(format!("{name}_shift"), TensorHeader { dtype: "F32", shape: feel_shape(split), data_offsets: [start, data.len()] });
+            }
+        }
         for (name, split) in self.splits() {
             let start = data.len();
             data.extend(split.events.iter().flat_map(|e| e.to_le_bytes()));
@@ -579,6 +627,13 @@ impl Corpus {
                 name.to_string(),
                 TensorHeader { dtype: "U16", shape: vec![split.len(), self.steps], data_offsets: [start, data.len()] },
             );
+        }
+        if self.encoding == Encoding::Groove {
+            for (name, split) in self.splits() {
+                let start = data.len();
+                data.extend(split.feel.iter().flatten().map(|f| f.velocity));
+                tensors.insert(format!("{name}_velocity"), TensorHeader { dtype: "U8", shape: feel_shape(split), data_offsets: [start, data.len()] });
+            }
         }
         let header = Header { metadata, tensors };
         let mut header = serde_json::to_vec(&header).expect("header serialises");
@@ -634,6 +689,21 @@ impl Corpus {
         let tunes: Vec<String> =
             serde_json::from_str(&take("tunes")?).map_err(|e| corrupt(format!("bad `tunes`: {e}")))?;
 
+        let read_feel = |name: &str, n: usize| -> Result<Vec<[Feel; NUM_DRUM_CLASSES]>, CorpusError> {
+            let shape = [n, steps, NUM_DRUM_CLASSES];
+            let tensor = |suffix: &str, dtype: safetensors::Dtype| {
+                let key = format!("{name}_{suffix}");
+                let t = file.tensor(&key).map_err(|_| corrupt(format!("no `{key}` tensor")))?;
+                if t.dtype() != dtype || t.shape() != shape {
+                    return Err(corrupt(format!("`{key}` is {:?} {:?}, expected {dtype:?} {shape:?}", t.dtype(), t.shape())));
+                }
+                Ok(t)
+            };
+            let (velocity, shift) = (tensor("velocity", safetensors::Dtype::U8)?, tensor("shift", safetensors::Dtype::F32)?);
+            let shifts = shift.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let feel: Vec<Feel> = velocity.data().iter().zip(shifts).map(|(&velocity, shift)| Feel { velocity: velocity.min(127), shift: if shift.is_finite() { shift.clamp(-0.5, 0.5) } else { 0.0 } }).collect();
+            Ok(feel.chunks_exact(NUM_DRUM_CLASSES).map(|c| std::array::from_fn(|i| c[i])).collect())
+        };
         let read_split = |name: &str| -> Result<Split, CorpusError> {
             let events = file.tensor(name).map_err(|_| corrupt(format!("no `{name}` tensor")))?;
             if events.dtype() != safetensors::Dtype::U16 || events.shape().len() != 2 || events.shape()[1] != steps {
@@ -663,7 +733,8 @@ impl Corpus {
             if let Some(&e) = events.iter().find(|&&e| e as usize >= classes) {
                 return Err(corrupt(format!("`{name}` holds event {e}, outside the {classes} {} classes", encoding.name())));
             }
-            Ok(Split { steps, events, tune })
+            let feel = if encoding == Encoding::Groove { read_feel(name, n)? } else { Vec::new() };
+            Ok(Split { steps, events, tune, feel })
         };
         let train = read_split("train")?;
         let validation = read_split("validation")?;
@@ -679,7 +750,7 @@ impl Corpus {
 fn fill_splits(
     encoding: Encoding,
     steps: usize,
-    tune_slices: &[Vec<Vec<Event>>],
+    tune_slices: &[Vec<Slice>],
     assigned: &mut [Vec<usize>; 3],
     rng: &mut ChaCha8Rng,
     metadata: &mut BTreeMap<String, String>,
@@ -687,23 +758,23 @@ fn fill_splits(
     let mut splits: [Split; 3] = std::array::from_fn(|_| Split::new(steps));
     for (s, ids) in assigned.iter_mut().enumerate() {
         ids.sort_unstable();
-        let mut seen: HashSet<&[Event]> = HashSet::new();
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
         let (mut duplicates, mut silent) = (0usize, 0usize);
-        let mut rows: Vec<(&[Event], u32)> = Vec::new();
+        let mut rows: Vec<(&Slice, u32)> = Vec::new();
         for &t in ids.iter() {
             for slice in &tune_slices[t] {
-                if !slice.iter().any(|&e| encoding.is_onset(e)) {
+                if !slice.events.iter().any(|&e| encoding.is_onset(e)) {
                     silent += 1;
-                } else if seen.insert(slice.as_slice()) {
-                    rows.push((slice.as_slice(), t as u32));
+                } else if seen.insert(slice.key()) {
+                    rows.push((slice, t as u32));
                 } else {
                     duplicates += 1;
                 }
             }
         }
         rows.shuffle(rng);
-        for (events, t) in rows {
-            splits[s].push(events, t);
+        for (slice, t) in rows {
+            splits[s].push(slice, t);
         }
         let name = SPLIT_NAMES[s];
         metadata.insert(format!("{name}.tunes"), splits[s].tune_count().to_string());
@@ -712,6 +783,25 @@ fn fill_splits(
         metadata.insert(format!("{name}.silent_slices"), silent.to_string());
     }
     splits
+}
+
+/// One window of a tune: its events and, for grooves, its feel.
+struct Slice {
+    events: Vec<Event>,
+    feel: Vec<[Feel; NUM_DRUM_CLASSES]>,
+}
+
+impl Slice {
+    fn quantized(events: Vec<Event>) -> Self {
+        Self { events, feel: Vec::new() }
+    }
+
+    /// The bytes that tell two windows apart.
+    fn key(&self) -> Vec<u8> {
+        let events = self.events.iter().flat_map(|e| e.to_le_bytes());
+        let feel = self.feel.iter().flatten().flat_map(|f| [f.velocity].into_iter().chain(f.shift.to_le_bytes()));
+        events.chain(feel).collect()
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -1044,6 +1134,44 @@ mod tests {
         hits.sort();
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, midi::export_drums(&hits, 100.0, &GM_NOTES, |_| 100)).unwrap();
+    }
+
+    #[test]
+    fn groove_corpora_keep_each_hit_as_played() {
+        use crate::music::drums::GM_NOTES;
+        use crate::music::groove::Stroke;
+        let dir = TempDir::new("grooves");
+        let mut csv = String::from("drummer,session,id,style,bpm,beat_type,time_signature,midi_filename,audio_filename,duration,split\n");
+        // The same quantized beat, played twice with other feel: both windows are kept.
+        for (i, split) in ["train", "train", "test"].iter().enumerate() {
+            // From step 2: a stroke ahead of the file's start is exported at its start.
+            let strokes: Vec<Stroke> = (2..64)
+                .filter(|step| step % 2 == 0)
+                .map(|step| Stroke { class: if step % 8 == 4 { 1 } else { 2 }, time: step as f64 + 0.1 * i as f64 - 0.05, velocity: 40 + (step % 7) as u8 * 10 + i as u8 })
+                .collect();
+            let file = format!("d{i}/p.mid");
+            fs::create_dir_all(dir.0.join(format!("d{i}"))).unwrap();
+            fs::write(dir.0.join(&file), midi::export_groove(&strokes, 100.0, &GM_NOTES)).unwrap();
+            csv.push_str(&format!("d,s,{i},funk,100,beat,4-4,{file},,10,{split}\n"));
+        }
+        fs::write(dir.0.join(DRUM_INDEX), csv).unwrap();
+        let grooves = Corpus::from_groove_dir(&dir.0, 2, SplitFractions::default(), 7).unwrap();
+        let drums = Corpus::from_drum_dir(&dir.0, 2, SplitFractions::default(), 7).unwrap();
+        assert_eq!(grooves.encoding, Encoding::Groove);
+        // Drums keep one of each repeated window; grooves keep the windows whose feel differs.
+        assert!(grooves.train.len() > drums.train.len(), "{} vs {}", grooves.train.len(), drums.train.len());
+        assert_eq!(grooves.train.feel.len(), grooves.train.events.len());
+        for i in 0..grooves.train.len() {
+            let g = grooves.train.groove(i);
+            for stroke in g.strokes() {
+                assert!(stroke.velocity >= 40, "{stroke:?}");
+                let shift = stroke.time - stroke.time.round();
+                assert!([-0.05, 0.05].iter().any(|s| (shift - s).abs() < 0.01), "{stroke:?}");
+            }
+        }
+        let path = dir.0.join("grooves.safetensors");
+        grooves.save(&path).unwrap();
+        assert_eq!(Corpus::load(&path).unwrap(), grooves);
     }
 
     #[test]

@@ -200,7 +200,7 @@ impl Trainer {
                 let slice = split.get(rng.random_range(0..split.len()));
                 match self.model.config.encoding {
                     Encoding::Melody => corpus::augment(slice, &mut rng, self.config.transpose),
-                    Encoding::Drums => slice.to_vec(),
+                    Encoding::Drums | Encoding::Groove => slice.to_vec(),
                 }
             })
             .collect()

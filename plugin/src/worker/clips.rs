@@ -79,7 +79,7 @@ impl Clip {
                     .collect();
                 melody::encode(&notes, steps)
             }
-            Encoding::Drums => {
+            Encoding::Drums | Encoding::Groove => {
                 let hits: Vec<Hit> = repeats.flat_map(|offset| self.hits().into_iter().map(move |h| Hit { step: h.step + offset, ..h })).collect();
                 drums::encode(&hits, steps)
             }

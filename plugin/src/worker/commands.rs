@@ -143,7 +143,7 @@ impl Worker {
                     None => (imported.notes.clone(), imported.steps.clamp(1, MAX_CAPTURE_STEPS as u32)),
                 }
             }
-            Encoding::Drums => {
+            Encoding::Drums | Encoding::Groove => {
                 let imported = models::off_thread(&self.shared.stop, move || midi::import_drums_file(&owned))?.map_err(|e| e.to_string())?;
                 let hits = match midi::drum_slices(&imported, bars).first() {
                     Some(window) => drums::decode(window),

@@ -248,7 +248,7 @@ impl Worker {
         let steps = loaded.model.config.steps();
         let phrase = match loaded.model.config.encoding {
             Encoding::Melody => Phrase::from_notes(&melody::decode(&events), steps, self.generation),
-            Encoding::Drums => Phrase::from_drums(&drums::decode(&events), steps, self.generation),
+            Encoding::Drums | Encoding::Groove => Phrase::from_drums(&drums::decode(&events), steps, self.generation),
         };
         self.shared.status.last_decode_micros.store(started.elapsed().as_micros() as u64, Ordering::Release);
         let hidden = activations.len() / events.len().max(1);
