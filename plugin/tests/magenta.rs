@@ -62,7 +62,7 @@ fn check(name: &str) -> ModelFile {
         let notes: Vec<[u32; 3]> = match encoding {
             Encoding::Melody => melody::decode(events).iter().map(|n| [n.pitch as u32, n.start, n.end]).collect(),
             // A drum hit lasts one step and plays its class's first pitch.
-            Encoding::Drums => {
+            Encoding::Drums | Encoding::Groove => {
                 drums::decode(events).iter().map(|h| [drums::CLASSES[h.class as usize].pitches[0] as u32, h.step, h.step + 1]).collect()
             }
         };

@@ -24,7 +24,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use latent_live::training::corpus::{Corpus, SplitFractions};
+use latent_live::music::Encoding;
+use latent_live::training::corpus::{self, Corpus, SplitFractions};
 
 /// The music21 release the corpus is built from, pinned for reproducibility.
 pub const MUSIC21_VERSION: &str = "10.5.1";
@@ -81,8 +82,12 @@ const COLLECTIONS: [(&str, &str); 6] = [
 pub struct CorpusArgs {
     /// Build a drum corpus from this folder of drum performances instead (the Groove MIDI
     /// Dataset, `groove-v1.0.0-midionly`, split by its `info.csv`).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "grooves")]
     pub drums: Option<PathBuf>,
+    /// Build a groove corpus from this folder instead: the same windows as played, each
+    /// hit with its velocity and timing (for the groove models).
+    #[arg(long, value_name = "DIR")]
+    pub grooves: Option<PathBuf>,
     /// Bars per slice: 2 for the flat model, 4 or 16 for hierarchical ones.
     #[arg(long, default_value_t = 2)]
     pub bars: usize,
@@ -116,7 +121,10 @@ pub fn run(args: &CorpusArgs) -> Result<()> {
     let started = Instant::now();
     ensure!(args.bars >= 1, "--bars must be at least 1");
     if let Some(dir) = &args.drums {
-        return drums(args, dir, started);
+        return performances(args, dir, Encoding::Drums, started);
+    }
+    if let Some(dir) = &args.grooves {
+        return performances(args, dir, Encoding::Groove, started);
     }
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("data/folk-{}bar.safetensors", args.bars)));
     let fractions =
@@ -653,6 +661,55 @@ fn strip_comment_header(text: &str) -> String {
     text.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n").trim().to_string()
 }
 
+/// `corpus --drums DIR` or `--grooves DIR`: windows of a folder of drum performances,
+/// on the grid or as played, split by its `info.csv` when it has one
+/// ([`Corpus::from_drum_dir`], [`Corpus::from_groove_dir`]).
+fn performances(args: &CorpusArgs, dir: &Path, encoding: Encoding, started: Instant) -> Result<()> {
+    let out = args.out.clone().unwrap_or_else(|| corpus::default_path(encoding, args.bars));
+    let fractions =
+        SplitFractions { train: 1.0 - args.validation - args.test, validation: args.validation, test: args.test };
+    let build = if encoding == Encoding::Groove { Corpus::from_groove_dir } else { Corpus::from_drum_dir };
+    let mut corpus = build(dir, args.bars, fractions, args.seed)
+        .with_context(|| format!("building the {} corpus from {}", encoding.name(), dir.display()))?;
+    let licence = dir.join("LICENSE");
+    if let Ok(text) = fs::read_to_string(&licence) {
+        corpus.metadata.insert("licence".into(), text.lines().next().unwrap_or_default().trim().to_string());
+    }
+    corpus.metadata.insert(
+        "command".into(),
+        format!("cargo xtask corpus --{} {} --bars {} --seed {}", if encoding == Encoding::Groove { "grooves" } else { "drums" }, dir.display(), args.bars, args.seed),
+    );
+    corpus.save(&out).with_context(|| format!("saving {}", out.display()))?;
+    println!();
+    print!("{}", corpus.summary());
+    let m = &corpus.metadata;
+    let get = |k: &str| m.get(k).map_or("0", String::as_str);
+    println!("  split by {}", get("split_by"));
+    if let Some(kinds) = m.get("performance_kinds") {
+        println!("  4/4 performances by kind: {kinds}; not in 4/4 (skipped): {}", get("performances_not_in_4_4"));
+    }
+    for name in ["train", "validation", "test"] {
+        println!(
+            "  {name}: {} windows kept, {} repeats of a window already kept, {} without a hit",
+            get(&format!("{name}.slices")),
+            get(&format!("{name}.duplicate_slices")),
+            get(&format!("{name}.silent_slices"))
+        );
+    }
+    println!(
+        "  import failures: {}, performances shorter than a window: {}, drum notes outside the 9 classes: {}",
+        get("import_failures"),
+        get("tunes_too_short"),
+        get("unmapped_drum_notes")
+    );
+    match encoding {
+        Encoding::Groove => println!("  every hit keeps its velocity and its timing off the grid; augmentation: none"),
+        _ => println!("  augmentation: none (transposing drums means nothing, and the grid removes tempo)"),
+    }
+    println!("wrote {} in {:.1} s", out.display(), started.elapsed().as_secs_f64());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -688,48 +745,4 @@ mod tests {
         assert!(!root.join("work").exists());
         let _ = fs::remove_dir_all(&root);
     }
-}
-
-/// `corpus --drums DIR`: drum windows from a folder of performances, split by its
-/// `info.csv` when it has one ([`Corpus::from_drum_dir`]).
-fn drums(args: &CorpusArgs, dir: &Path, started: Instant) -> Result<()> {
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("data/groove-{}bar.safetensors", args.bars)));
-    let fractions =
-        SplitFractions { train: 1.0 - args.validation - args.test, validation: args.validation, test: args.test };
-    let mut corpus = Corpus::from_drum_dir(dir, args.bars, fractions, args.seed)
-        .with_context(|| format!("building the drum corpus from {}", dir.display()))?;
-    let licence = dir.join("LICENSE");
-    if let Ok(text) = fs::read_to_string(&licence) {
-        corpus.metadata.insert("licence".into(), text.lines().next().unwrap_or_default().trim().to_string());
-    }
-    corpus.metadata.insert(
-        "command".into(),
-        format!("cargo xtask corpus --drums {} --bars {} --seed {}", dir.display(), args.bars, args.seed),
-    );
-    corpus.save(&out).with_context(|| format!("saving {}", out.display()))?;
-    println!();
-    print!("{}", corpus.summary());
-    let m = &corpus.metadata;
-    let get = |k: &str| m.get(k).map_or("0", String::as_str);
-    println!("  split by {}", get("split_by"));
-    if let Some(kinds) = m.get("performance_kinds") {
-        println!("  4/4 performances by kind: {kinds}; not in 4/4 (skipped): {}", get("performances_not_in_4_4"));
-    }
-    for name in ["train", "validation", "test"] {
-        println!(
-            "  {name}: {} windows kept, {} repeats of a window already kept, {} without a hit",
-            get(&format!("{name}.slices")),
-            get(&format!("{name}.duplicate_slices")),
-            get(&format!("{name}.silent_slices"))
-        );
-    }
-    println!(
-        "  import failures: {}, performances shorter than a window: {}, drum notes outside the 9 classes: {}",
-        get("import_failures"),
-        get("tunes_too_short"),
-        get("unmapped_drum_notes")
-    );
-    println!("  augmentation: none (transposing drums means nothing, and the grid removes tempo)");
-    println!("wrote {} in {:.1} s", out.display(), started.elapsed().as_secs_f64());
-    Ok(())
 }

@@ -35,7 +35,7 @@ pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
         .iter()
         .map(|events| match model.config.encoding {
             Encoding::Melody => melody::decode(events).iter().map(|n| [n.pitch as u32, n.start, n.end]).collect(),
-            Encoding::Drums => drums::decode(events).iter().map(|h| [drums::GM_NOTES[h.class as usize] as u32, h.step, h.step + 1]).collect(),
+            Encoding::Drums | Encoding::Groove => drums::decode(events).iter().map(|h| [drums::GM_NOTES[h.class as usize] as u32, h.step, h.step + 1]).collect(),
         })
         .collect();
     std::fs::write(&args.out, serde_json::to_string(&notes)?)?;

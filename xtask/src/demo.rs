@@ -69,7 +69,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let encoding = model.config.encoding;
     let (a, b) = match encoding {
         Encoding::Melody => two_melodies(model.config.steps()),
-        Encoding::Drums => two_grooves(&model, args.corpus.clone())?,
+        Encoding::Drums | Encoding::Groove => two_grooves(&model, args.corpus.clone())?,
     };
     let ends = if model.has_encoder() {
         model.encode(&[&a, &b])?
@@ -103,7 +103,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
                 .collect();
             (midi::export(&notes, args.bpm), notes.len())
         }
-        Encoding::Drums => {
+        Encoding::Drums | Encoding::Groove => {
             let hits: Vec<Hit> = phrases
                 .iter()
                 .enumerate()

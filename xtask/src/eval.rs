@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 use latent_live::music::Encoding;
 use latent_live::training::corpus::{self, Corpus, Split, SplitFractions};
-use latent_live::training::eval::{accuracy, evaluate};
+use latent_live::training::eval::{accuracy, evaluate, evaluate_grooves, mean_velocities};
 use latent_live::model::inversion::{invert, InversionConfig};
 use latent_live::model::{Config, ModelFile, MusicVae, Sampling};
 
@@ -45,16 +45,24 @@ pub struct HeldOut {
 impl HeldOut {
     /// The slices a model of `config` is measured on, and where they came from.
     pub fn split(&self, config: &Config) -> anyhow::Result<(Split, String)> {
+        let (corpus, source) = self.corpus(config)?;
+        Ok((corpus.test, source))
+    }
+
+    /// The corpus whose test split [`HeldOut::split`] is (a MIDI folder's is all test).
+    pub fn corpus(&self, config: &Config) -> anyhow::Result<(Corpus, String)> {
         let (bars, encoding) = (config.bars, config.encoding);
         Ok(match (&self.midi, &self.corpus, encoding) {
-            (Some(dir), _, Encoding::Melody) => (Corpus::from_midi_dir(dir, bars, SplitFractions::all_test(), 0)?.test, dir.display().to_string()),
-            (Some(dir), _, Encoding::Drums) => (Corpus::from_drum_dir(dir, bars, SplitFractions::all_test(), 0)?.test, dir.display().to_string()),
+            (Some(dir), _, Encoding::Melody) => (Corpus::from_midi_dir(dir, bars, SplitFractions::all_test(), 0)?, dir.display().to_string()),
+            (Some(dir), _, Encoding::Drums) => (Corpus::from_drum_dir(dir, bars, SplitFractions::all_test(), 0)?, dir.display().to_string()),
+            (Some(dir), _, Encoding::Groove) => (Corpus::from_groove_dir(dir, bars, SplitFractions::all_test(), 0)?, dir.display().to_string()),
             (None, path, _) => {
                 let path = path.clone().unwrap_or_else(|| corpus::default_path(encoding, bars));
                 let corpus = Corpus::load(&path).with_context(|| format!("{}: build it with `{}`", path.display(), corpus::build_command(encoding, bars)))?;
                 anyhow::ensure!(corpus.encoding == encoding, "{} holds {}, the model plays {}", path.display(), corpus.encoding.name(), encoding.name());
                 anyhow::ensure!(corpus.bars == bars, "{} has {}-bar slices, the model {bars}-bar ones", path.display(), corpus.bars);
-                (corpus.test, format!("the test split of {}", path.display()))
+                let source = format!("the test split of {}", path.display());
+                (corpus, source)
             }
         })
     }
@@ -62,6 +70,9 @@ impl HeldOut {
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let file = ModelFile::read(&args.model)?;
+    if file.config.encoding == Encoding::Groove {
+        return grooves(args, &file);
+    }
     let model = file.model(&candle_core::Device::Cpu)?;
     if !model.has_encoder() && args.refine.is_none() {
         anyhow::bail!(
@@ -86,6 +97,24 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         let row: Vec<String> = chunk.iter().map(|&d| format!("z{d}={:.3}", e.kl_per_dim[d])).collect();
         println!("  {}", row.join(" "));
     }
+    println!("total KL {:.2} nats", e.kl_per_dim.iter().sum::<f64>());
+    println!("{}", e.summary_line());
+    Ok(())
+}
+
+/// A groove model against its test grooves and the mean-velocity baseline.
+fn grooves(args: &EvalArgs, file: &ModelFile) -> anyhow::Result<()> {
+    let model = file.groove_model(&candle_core::Device::Cpu)?;
+    let (corpus, source) = args.held_out.corpus(&model.config)?;
+    // The baseline's velocities come from the training split; a MIDI folder has none, so
+    // its own test grooves stand in.
+    let (baseline, baseline_from) = if corpus.train.is_empty() { (&corpus.test, "test") } else { (&corpus.train, "training") };
+    let started = std::time::Instant::now();
+    let e = evaluate_grooves(&model, &corpus.test, &corpus.tune_bpm(), &mean_velocities(baseline), args.batch_size, args.held_out.limit)?;
+    println!("model: {} ({:?})", args.model.display(), model.config);
+    println!("evaluated {} grooves of {source} in {:.1} s (greedy decode of mu)", e.slices, started.elapsed().as_secs_f64());
+    println!("hits: precision {:.4}, recall {:.4}", e.hit_precision, e.hit_recall);
+    println!("baseline: each class at its mean velocity over the {baseline_from} split, on the grid");
     println!("total KL {:.2} nats", e.kl_per_dim.iter().sum::<f64>());
     println!("{}", e.summary_line());
     Ok(())

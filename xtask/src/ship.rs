@@ -36,6 +36,9 @@ const F16_TOLERANCE: f64 = 0.002;
 pub fn run(args: &ShipArgs) -> anyhow::Result<()> {
     let mut file = ModelFile::read(&args.run.join("model.safetensors"))?;
     let (bars, encoding) = (file.config.bars, file.config.encoding);
+    if encoding == Encoding::Groove {
+        bail!("`ship` measures and carries pattern models; a groove model is measured with `cargo xtask eval`, and is not shipped yet");
+    }
     let corpus_path = args.corpus.clone().unwrap_or_else(|| corpus::default_path(encoding, bars));
     let corpus = Corpus::load(&corpus_path).with_context(|| format!("{}", corpus_path.display()))?;
     if (corpus.encoding, corpus.bars) != (encoding, bars) {
@@ -69,7 +72,7 @@ pub fn run(args: &ShipArgs) -> anyhow::Result<()> {
         corpus_path.display(),
         match corpus.encoding {
             Encoding::Melody => format!("tune with seed {}", corpus.metadata.get("seed").cloned().unwrap_or_default()),
-            Encoding::Drums => corpus.metadata.get("split_by").cloned().unwrap_or_default(),
+            Encoding::Drums | Encoding::Groove => corpus.metadata.get("split_by").cloned().unwrap_or_default(),
         }
     );
     file.card.metrics = [
@@ -108,7 +111,7 @@ fn card_markdown(file: &ModelFile, e: &Evaluation, dtype: DType, corpus: &Corpus
                 ),
             )
         }
-        Encoding::Drums => (
+        Encoding::Drums | Encoding::Groove => (
             "drum encoding of Magenta's DrumsConverter (9 drum classes, one of 512 combinations per 16th; the encoder reads the 10-wide roll)".to_string(),
             format!(
                 "Data credit: the Groove MIDI Dataset v1.0.0 (Jon Gillick, Adam Roberts, Jesse Engel, Douglas Eck, David Bamman, \

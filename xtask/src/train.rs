@@ -7,17 +7,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use latent_live::training::corpus::{self, Corpus, SplitFractions};
-use latent_live::training::eval::evaluate;
-use latent_live::model::{Config, ModelCard, ModelFile};
+use latent_live::model::{Config, GrooVae, ModelCard, ModelFile, MusicVae};
+use latent_live::music::groove::Groove;
 use latent_live::music::{Encoding, Event};
-use latent_live::training::train::{TrainConfig, Trainer};
+use latent_live::training::corpus::{self, Corpus, Split, SplitFractions};
+use latent_live::training::eval::{evaluate, evaluate_grooves, mean_velocities};
+use latent_live::training::train::{ModelTrainer, StepStats, Trainable, TrainConfig, Trainer};
 use rand::{Rng, SeedableRng};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
     /// Architecture: Latent Live's melody models `2bar` (flat) and `4bar` (hierarchical),
-    /// its drum models `groove-2bar` and `groove-4bar`, or Magenta's `mel_2bar_small` and
+    /// its drum models `groove-2bar` and `groove-4bar`, its groove models
+    /// `groove-humanize-2bar` and `tap2drum-2bar`, or Magenta's `mel_2bar_small` and
     /// `drums_2bar_small`.
     #[arg(long, default_value = "2bar")]
     preset: String,
@@ -88,19 +90,67 @@ fn preset(name: &str) -> anyhow::Result<Config> {
         "4bar" => Config::latent_live_4bar(),
         "groove-2bar" => Config::groove_2bar(),
         "groove-4bar" => Config::groove_4bar(),
+        "groove-humanize-2bar" => Config::groove_humanize_2bar(),
+        "tap2drum-2bar" => Config::tap2drum_2bar(),
         "mel_2bar_small" => Config::mel_2bar_small(),
         "drums_2bar_small" => Config::drums_2bar_small(),
-        other => bail!("unknown preset {other:?}; use 2bar, 4bar, groove-2bar, groove-4bar, mel_2bar_small or drums_2bar_small"),
+        other => bail!("unknown preset {other:?}; use 2bar, 4bar, groove-2bar, groove-4bar, groove-humanize-2bar, tap2drum-2bar, mel_2bar_small or drums_2bar_small"),
     })
 }
 
+/// How the loop trains and validates each kind of model.
+trait Run: Trainable {
+    fn step(trainer: &mut ModelTrainer<Self>, split: &Split) -> candle_core::Result<StepStats>;
+    /// The summary line, the KL, and the two figures the log keeps.
+    fn validate(trainer: &ModelTrainer<Self>, corpus: &Corpus, slices: usize) -> anyhow::Result<(String, f64, f64, f64)>;
+}
+
+impl Run for MusicVae {
+    fn step(trainer: &mut Trainer, split: &Split) -> candle_core::Result<StepStats> {
+        let batch = trainer.sample_batch(split);
+        let refs: Vec<&[Event]> = batch.iter().map(Vec::as_slice).collect();
+        trainer.train_step(&refs)
+    }
+
+    fn validate(trainer: &Trainer, corpus: &Corpus, slices: usize) -> anyhow::Result<(String, f64, f64, f64)> {
+        let e = evaluate(&trainer.model, &corpus.validation, 256, Some(slices))?;
+        Ok((e.summary_line(), e.kl_per_dim.iter().sum(), e.teacher_forced, e.sampled))
+    }
+}
+
+impl Run for GrooVae {
+    fn step(trainer: &mut ModelTrainer<GrooVae>, split: &Split) -> candle_core::Result<StepStats> {
+        let batch = trainer.sample_batch(split);
+        let refs: Vec<&Groove> = batch.iter().collect();
+        trainer.train_step(&refs)
+    }
+
+    /// Logs hit accuracy and velocity error.
+    fn validate(trainer: &ModelTrainer<GrooVae>, corpus: &Corpus, slices: usize) -> anyhow::Result<(String, f64, f64, f64)> {
+        let e = evaluate_grooves(&trainer.model, &corpus.validation, &corpus.tune_bpm(), &mean_velocities(&corpus.train), 256, Some(slices))?;
+        Ok((e.summary_line(), e.kl_per_dim.iter().sum(), e.hit_accuracy, e.velocity_mae))
+    }
+}
+
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    let source = match (&args.init, args.resume) {
+        (Some(path), _) => ModelFile::read(path)?.config,
+        (None, true) => ModelFile::read(&args.out.join("checkpoint.safetensors"))?.config,
+        (None, false) => preset(&args.preset)?,
+    };
+    match source.encoding {
+        Encoding::Groove => train::<GrooVae>(args),
+        Encoding::Melody | Encoding::Drums => train::<MusicVae>(args),
+    }
+}
+
+fn train<M: Run>(args: &TrainArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let checkpoint = args.out.join("checkpoint.safetensors");
     // What came before this run folder (a warm start's source), kept in every save.
     let mut lineage = String::new();
     let mut trainer = if args.resume {
-        let t = Trainer::resume(&checkpoint).with_context(|| format!("resuming from {}", checkpoint.display()))?;
+        let t = ModelTrainer::<M>::resume(&checkpoint).with_context(|| format!("resuming from {}", checkpoint.display()))?;
         println!("resumed at step {}", t.step);
         lineage = std::fs::read_to_string(args.out.join("lineage.txt")).unwrap_or_default();
         t
@@ -123,6 +173,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         if let Some(unknown) = args.regularize.iter().find(|a| !known.contains(&a.as_str())) {
             bail!("unknown {} attribute {unknown:?}; choose from {}", encoding.name(), known.join(", "));
         }
+        if encoding == Encoding::Groove && !args.regularize.is_empty() {
+            bail!("--regularize binds attributes in pattern models; a groove model's latent space is not regularised");
+        }
         config.regularize = args.regularize.clone();
         config.regularize_weight = args.regularize_weight.unwrap_or(config.regularize_weight);
         match &args.init {
@@ -135,12 +188,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                 lineage = format!("Warm-started at step {step} from {} ({}).\n\n", path.display(), file.card.training.trim());
                 std::fs::write(args.out.join("lineage.txt"), &lineage)?;
                 println!("warm start from {} at step {step}", path.display());
-                Trainer::warm_start(&file, config, step)?
+                ModelTrainer::<M>::warm_start(&file, config, step)?
             }
-            None => Trainer::new(preset(&args.preset)?, config)?,
+            None => ModelTrainer::<M>::new(preset(&args.preset)?, config)?,
         }
     };
-    if trainer.model.config.encoding == Encoding::Drums {
+    if trainer.model.config().encoding.is_drums() {
         // Transposition is for melodies: drum batches are never transposed, and the
         // config (kept with the weights) says so.
         trainer.config.transpose = 0;
@@ -152,10 +205,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     if let Some(rate) = args.scheduled_sampling {
         trainer.config.scheduled_sampling_rate = rate;
     }
-    let (bars, encoding) = (trainer.model.config.bars, trainer.model.config.encoding);
+    let (bars, encoding) = (trainer.model.config().bars, trainer.model.config().encoding);
     let corpus = match (&args.midi, &args.corpus, encoding) {
         (Some(dir), _, Encoding::Melody) => Corpus::from_midi_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?,
         (Some(dir), _, Encoding::Drums) => Corpus::from_drum_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?,
+        (Some(dir), _, Encoding::Groove) => Corpus::from_groove_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?,
         (None, path, _) => {
             let path = path.clone().unwrap_or_else(|| corpus::default_path(encoding, bars));
             Corpus::load(&path).with_context(|| format!("{}: build it with `{}`", path.display(), corpus::build_command(encoding, bars)))?
@@ -168,7 +222,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         bail!("the corpus holds {}, the model plays {}", corpus.encoding.name(), encoding.name());
     }
     println!("{}", corpus.summary());
-    println!("model {:?}\ntraining {:?}", trainer.model.config, trainer.config);
+    println!("model {:?}\ntraining {:?}", trainer.model.config(), trainer.config);
 
     let started = Instant::now();
     let deadline = args.minutes.map(|m| started + Duration::from_secs_f64(m * 60.0));
@@ -178,10 +232,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {per_sec} {msg}")?.progress_chars("=> "));
     let (mut examples, mut window_start) = (0usize, Instant::now());
     while trainer.step < args.steps && deadline.is_none_or(|d| Instant::now() < d) {
-        let batch = trainer.sample_batch(&corpus.train);
-        let refs: Vec<&[Event]> = batch.iter().map(Vec::as_slice).collect();
-        let stats = trainer.train_step(&refs)?;
-        examples += refs.len();
+        let stats = M::step(&mut trainer, &corpus.train)?;
+        examples += trainer.config.batch_size;
         bar.set_position(trainer.step);
         let rate = examples as f64 / window_start.elapsed().as_secs_f64();
         let regularization = if trainer.config.regularize.is_empty() { String::new() } else { format!(" ar {:.3}", stats.regularization) };
@@ -217,16 +269,15 @@ fn open_log(path: &Path) -> anyhow::Result<std::fs::File> {
     Ok(f)
 }
 
-fn validate(trainer: &Trainer, corpus: &Corpus, slices: usize, bar: &ProgressBar, log: &mut std::fs::File) -> anyhow::Result<()> {
-    let e = evaluate(&trainer.model, &corpus.validation, 256, Some(slices))?;
-    let kl: f64 = e.kl_per_dim.iter().sum();
-    bar.println(format!("step {} validation: {} kl={kl:.2}", trainer.step, e.summary_line()));
-    writeln!(log, "{},validation,,,{kl},{},{}", trainer.step, e.teacher_forced, e.sampled)?;
+fn validate<M: Run>(trainer: &ModelTrainer<M>, corpus: &Corpus, slices: usize, bar: &ProgressBar, log: &mut std::fs::File) -> anyhow::Result<()> {
+    let (line, kl, first, second) = M::validate(trainer, corpus, slices)?;
+    bar.println(format!("step {} validation: {line} kl={kl:.2}", trainer.step));
+    writeln!(log, "{},validation,,,{kl},{first},{second}", trainer.step)?;
     Ok(())
 }
 
 /// Writes the resumable checkpoint and, beside it, the weights with their card.
-fn save(trainer: &Trainer, out: &Path, corpus: &Corpus, started: &Instant, lineage: &str) -> anyhow::Result<()> {
+fn save<M: Run>(trainer: &ModelTrainer<M>, out: &Path, corpus: &Corpus, started: &Instant, lineage: &str) -> anyhow::Result<()> {
     trainer.save_checkpoint(&out.join("checkpoint.safetensors"))?;
     let card = ModelCard {
         name: out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),

@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::{Config, ConfigError, MusicVae};
+use super::{Config, ConfigError, GrooVae, MusicVae};
 use crate::files::read_capped;
 
 /// The largest model file read: more than twice Magenta's largest melody checkpoints
@@ -135,6 +135,12 @@ impl ModelFile {
     pub fn model(&self, device: &Device) -> Result<MusicVae, ModelError> {
         let vb = VarBuilder::from_tensors(self.tensors.clone(), DType::F32, device);
         MusicVae::new(self.config.clone(), vb).map_err(ModelError::Weights)
+    }
+
+    /// The groove model (GrooVAE) of a groove file.
+    pub fn groove_model(&self, device: &Device) -> Result<GrooVae, ModelError> {
+        let vb = VarBuilder::from_tensors(self.tensors.clone(), DType::F32, device);
+        GrooVae::new(self.config.clone(), vb).map_err(ModelError::Weights)
     }
 
     /// A metadata value parsed from JSON, if present.

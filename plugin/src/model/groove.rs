@@ -174,8 +174,18 @@ impl GrooVae {
     }
 
     pub fn decode(&self, z: &Tensor, sampling: Sampling) -> Result<Vec<Groove>> {
-        let rows = self.decoder.sample(&z.to_dtype(DType::F32)?, self.config.steps(), sampling)?;
-        Ok(rows.iter().map(|r| Groove::from_rows(r)).collect())
+        Ok(self.decode_rows(z, sampling)?.iter().map(|r| Groove::from_rows(r)).collect())
+    }
+
+    /// The decoded rows themselves, `[steps * ROW]` each: velocities and offsets of every
+    /// class, hit or not.
+    pub fn decode_rows(&self, z: &Tensor, sampling: Sampling) -> Result<Vec<Vec<f32>>> {
+        self.decoder.sample(&z.to_dtype(DType::F32)?, self.config.steps(), sampling)
+    }
+
+    /// The posterior of `grooves` after the model's input transformation.
+    pub fn posterior(&self, grooves: &[&Groove]) -> Result<Posterior> {
+        self.encoder.posterior(Input::Features(&self.inputs_tensor(grooves)?), None)
     }
 
     /// What the model makes of `groove`: its humanized pattern, or the beat of its taps.

@@ -251,6 +251,9 @@ pub fn build_command(encoding: Encoding, bars: usize) -> String {
     }
 }
 
+/// The metadata key of a performance corpus's tempos, one per tune (a JSON array).
+const TUNE_BPM: &str = "tune_bpm";
+
 /// The collection a tune belongs to: the first folder of its name (`""` for none).
 pub fn collection_of(tune: &str) -> &str {
     tune.split_once('/').map_or("", |(first, _)| first)
@@ -445,31 +448,33 @@ impl Corpus {
         }
 
         // Per performance: its windows and how many of its notes fell outside the classes.
-        type Imported = Result<(Vec<Slice>, usize), String>;
-        let import = |path: &Path| -> Result<(Vec<Slice>, usize), midi::MidiError> {
+        // Per performance: its windows, its tempo, and how many notes fell outside the classes.
+        type Imported = Result<(Vec<Slice>, f64, usize), String>;
+        let import = |path: &Path| -> Result<(Vec<Slice>, f64, usize), midi::MidiError> {
             Ok(match encoding {
                 Encoding::Groove => {
                     let g = midi::import_groove_file(path)?;
-                    (midi::groove_slices(&g, bars).into_iter().map(|g| Slice { events: g.events, feel: g.feel }).collect(), g.unmapped)
+                    (midi::groove_slices(&g, bars).into_iter().map(|g| Slice { events: g.events, feel: g.feel }).collect(), g.bpm, g.unmapped)
                 }
                 _ => {
                     let d = midi::import_drums_file(path)?;
-                    (midi::drum_slices(&d, bars).into_iter().map(Slice::quantized).collect(), d.unmapped)
+                    (midi::drum_slices(&d, bars).into_iter().map(Slice::quantized).collect(), d.bpm, d.unmapped)
                 }
             })
         };
         let imported: Vec<Imported> = performances.par_iter().map(|(_, path, _)| import(path).map_err(|e| e.to_string())).collect();
         let (mut failures, mut too_short, mut unmapped) = (Vec::new(), 0usize, 0usize);
-        let (mut tunes, mut tune_slices, mut fixed) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut tunes, mut tune_slices, mut fixed, mut tempos) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for ((name, _, s), result) in performances.iter().zip(imported) {
             match result {
                 Err(e) => failures.push(format!("{name}: {e}")),
-                Ok((slices, _)) if slices.is_empty() => too_short += 1,
-                Ok((slices, dropped)) => {
+                Ok((slices, ..)) if slices.is_empty() => too_short += 1,
+                Ok((slices, bpm, dropped)) => {
                     unmapped += dropped;
                     fixed.push(*s);
                     tunes.push(name.clone());
                     tune_slices.push(slices);
+                    tempos.push(bpm);
                 }
             }
         }
@@ -503,9 +508,17 @@ impl Corpus {
         }
         metadata.insert("tunes_too_short".into(), too_short.to_string());
         metadata.insert("unmapped_drum_notes".into(), unmapped.to_string());
+        metadata.insert(TUNE_BPM.into(), serde_json::to_string(&tempos).expect("numbers serialise"));
         metadata.insert("augmentation".into(), "none".into());
         metadata.insert("tune_count".into(), tunes.len().to_string());
         Ok(Corpus { encoding, bars, steps, train, validation, test, tunes, metadata })
+    }
+
+    /// Each tune's tempo, as its file gives it (120 where the corpus does not record it):
+    /// what turns a groove's timing into milliseconds.
+    pub fn tune_bpm(&self) -> Vec<f64> {
+        let recorded: Vec<f64> = self.metadata.get(TUNE_BPM).and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+        (0..self.tunes.len()).map(|t| recorded.get(t).copied().filter(|b| b.is_finite() && *b > 0.0).unwrap_or(120.0)).collect()
     }
 
     pub fn splits(&self) -> [(&'static str, &Split); 3] {
@@ -1169,6 +1182,7 @@ mod tests {
                 assert!([-0.05, 0.05].iter().any(|s| (shift - s).abs() < 0.01), "{stroke:?}");
             }
         }
+        assert!(grooves.tune_bpm().iter().all(|&b| (b - 100.0).abs() < 0.01), "{:?}", grooves.tune_bpm());
         let path = dir.0.join("grooves.safetensors");
         grooves.save(&path).unwrap();
         assert_eq!(Corpus::load(&path).unwrap(), grooves);

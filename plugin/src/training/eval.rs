@@ -2,9 +2,11 @@
 
 use candle_core::{Result, D};
 
-use crate::training::corpus::Split;
-use crate::model::{MusicVae, Sampling};
+use crate::model::{GrooVae, MusicVae, Sampling};
+use crate::music::drums::NUM_DRUM_CLASSES;
+use crate::music::groove::{self, Groove, ROW};
 use crate::music::Event;
+use crate::training::corpus::Split;
 
 /// A dimension whose mu varies more than this over real music is a "music neuron"
 /// (Barenboim et al.); the rest stay at the prior and carry nothing.
@@ -73,6 +75,116 @@ pub fn evaluate(model: &MusicVae, split: &Split, batch_size: usize, limit: Optio
     Ok(Evaluation {
         teacher_forced: tf_correct as f64 / total_steps as f64,
         sampled: sampled_correct as f64 / total_steps as f64,
+        kl_per_dim,
+        mu_variance,
+        slices: n,
+    })
+}
+
+/// How well a groove model plays its test grooves, from a greedy decode of mu (as the
+/// plugin decodes), beside the baseline of GrooVAE's paper: each class at its mean
+/// velocity, on the grid.
+#[derive(Debug, Clone)]
+pub struct GrooveEvaluation {
+    /// Share of (step, class) cells whose hit or rest is right.
+    pub hit_accuracy: f64,
+    /// Of the hits played and the hits wanted: precision, recall and their F1.
+    pub hit_precision: f64,
+    pub hit_recall: f64,
+    /// Mean absolute velocity error on the wanted hits, in MIDI velocity (0..=127).
+    pub velocity_mae: f64,
+    /// Mean absolute timing error on the wanted hits, in milliseconds at each groove's tempo.
+    pub timing_mae_ms: f64,
+    pub baseline_velocity_mae: f64,
+    pub baseline_timing_mae_ms: f64,
+    pub kl_per_dim: Vec<f64>,
+    pub mu_variance: Vec<f64>,
+    pub slices: usize,
+}
+
+impl GrooveEvaluation {
+    pub fn hit_f1(&self) -> f64 {
+        2.0 * self.hit_precision * self.hit_recall / (self.hit_precision + self.hit_recall).max(1e-12)
+    }
+
+    /// The line scripts read: always printed last by `xtask eval` for groove models.
+    pub fn summary_line(&self) -> String {
+        format!(
+            "hit_accuracy={:.4} hit_f1={:.4} velocity_mae={:.2} timing_mae_ms={:.2} baseline_velocity_mae={:.2} baseline_timing_mae_ms={:.2} slices={}",
+            self.hit_accuracy,
+            self.hit_f1(),
+            self.velocity_mae,
+            self.timing_mae_ms,
+            self.baseline_velocity_mae,
+            self.baseline_timing_mae_ms,
+            self.slices
+        )
+    }
+}
+
+/// Each class's mean velocity over the hits of `split` (a groove corpus's training
+/// split): the baseline's velocities.
+pub fn mean_velocities(split: &Split) -> [f64; NUM_DRUM_CLASSES] {
+    let (mut sum, mut count) = ([0f64; NUM_DRUM_CLASSES], [0usize; NUM_DRUM_CLASSES]);
+    for (&event, feel) in split.events.iter().zip(&split.feel) {
+        for c in crate::music::drums::classes_in(event) {
+            sum[c] += feel[c].velocity as f64;
+            count[c] += 1;
+        }
+    }
+    std::array::from_fn(|c| if count[c] > 0 { sum[c] / count[c] as f64 } else { 64.0 })
+}
+
+/// Evaluates a groove model on the first `limit` grooves of `split` (all when `None`);
+/// `bpm[tune]` is each tune's tempo, and `baseline` each class's velocity for the baseline.
+pub fn evaluate_grooves(model: &GrooVae, split: &Split, bpm: &[f64], baseline: &[f64; NUM_DRUM_CLASSES], batch_size: usize, limit: Option<usize>) -> Result<GrooveEvaluation> {
+    let n = limit.map_or(split.len(), |l| l.min(split.len()));
+    if n == 0 {
+        candle_core::bail!("nothing to evaluate: the split is empty");
+    }
+    let (mut right_cells, mut cells, mut played, mut wanted, mut both) = (0usize, 0usize, 0usize, 0usize, 0usize);
+    let (mut velocity, mut timing, mut base_velocity, mut base_timing) = (0f64, 0f64, 0f64, 0f64);
+    let (mut mu, mut sigma) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let nc = NUM_DRUM_CLASSES;
+    for start in (0..n).step_by(batch_size) {
+        let indices: Vec<usize> = (start..(start + batch_size).min(n)).collect();
+        let grooves: Vec<Groove> = indices.iter().map(|&i| split.groove(i)).collect();
+        let refs: Vec<&Groove> = grooves.iter().collect();
+        let posterior = model.posterior(&refs)?;
+        let decoded = model.decode_rows(&posterior.mu, Sampling::Greedy)?;
+        for ((&i, target), rows) in indices.iter().zip(&grooves).zip(&decoded) {
+            let step_ms = groove::step_ms(bpm.get(split.tune[i] as usize).copied().unwrap_or(120.0));
+            for (step, row) in rows.chunks_exact(ROW).enumerate() {
+                for c in 0..nc {
+                    let (hit, want) = (row[c] > groove::HIT_THRESHOLD, target.events[step] >> c & 1 == 1);
+                    cells += 1;
+                    right_cells += (hit == want) as usize;
+                    played += hit as usize;
+                    wanted += want as usize;
+                    both += (hit && want) as usize;
+                    if want {
+                        let feel = target.feel[step][c];
+                        velocity += (row[nc + c] as f64 * 127.0 - feel.velocity as f64).abs();
+                        timing += (-row[2 * nc + c] as f64 / 2.0 - feel.shift as f64).abs() * step_ms;
+                        base_velocity += (baseline[c] - feel.velocity as f64).abs();
+                        base_timing += (feel.shift as f64).abs() * step_ms;
+                    }
+                }
+            }
+        }
+        mu.extend(posterior.mu.to_vec2::<f32>()?);
+        sigma.extend(posterior.sigma.to_vec2::<f32>()?);
+    }
+    let (kl_per_dim, mu_variance) = latent_statistics(&mu, &sigma);
+    let hits = wanted.max(1) as f64;
+    Ok(GrooveEvaluation {
+        hit_accuracy: right_cells as f64 / cells as f64,
+        hit_precision: both as f64 / played.max(1) as f64,
+        hit_recall: both as f64 / hits,
+        velocity_mae: velocity / hits,
+        timing_mae_ms: timing / hits,
+        baseline_velocity_mae: base_velocity / hits,
+        baseline_timing_mae_ms: base_timing / hits,
         kl_per_dim,
         mu_variance,
         slices: n,

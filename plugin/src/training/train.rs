@@ -11,8 +11,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::training::corpus::{self, Split};
-use crate::model::vae::{ScheduledSampling, Training};
-use crate::model::{Config, Dropout, ModelCard, ModelError, ModelFile, MusicVae};
+use crate::model::vae::{Loss, ScheduledSampling, Training};
+use crate::model::{Config, Dropout, GrooVae, ModelCard, ModelError, ModelFile, MusicVae};
+use crate::music::groove::Groove;
 use crate::music::{Encoding, Event};
 
 /// Hyperparameters, with Magenta's `cat-mel_2bar` values unless noted.
@@ -117,18 +118,59 @@ pub struct StepStats {
     pub regularization: f32,
 }
 
-pub struct Trainer {
-    pub model: MusicVae,
+/// A model the trainer can build and train: a [`MusicVae`] on events, a [`GrooVae`] on
+/// grooves.
+pub trait Trainable: Sized {
+    fn build(config: Config, vb: VarBuilder) -> candle_core::Result<Self>;
+    fn config(&self) -> &Config;
+}
+
+impl Trainable for MusicVae {
+    fn build(config: Config, vb: VarBuilder) -> candle_core::Result<Self> {
+        Self::new(config, vb)
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+impl Trainable for GrooVae {
+    fn build(config: Config, vb: VarBuilder) -> candle_core::Result<Self> {
+        Self::new(config, vb)
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// The trainer of melody and drum models.
+pub type Trainer = ModelTrainer<MusicVae>;
+/// The trainer of groove models.
+pub type GrooveTrainer = ModelTrainer<GrooVae>;
+
+pub struct ModelTrainer<M: Trainable> {
+    pub model: M,
     pub config: TrainConfig,
     pub step: u64,
     varmap: VarMap,
     adam: AdamW,
 }
 
-impl Trainer {
+/// What the schedules give one step.
+struct StepPlan {
+    eps: Tensor,
+    beta: f64,
+    learning_rate: f64,
+    training: Training,
+    sampling_probability: f64,
+}
+
+impl<M: Trainable> ModelTrainer<M> {
     pub fn new(model_config: Config, config: TrainConfig) -> candle_core::Result<Self> {
         let varmap = VarMap::new();
-        let model = MusicVae::new(model_config, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))?;
+        let model = M::build(model_config, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))?;
         initialise(&varmap, config.seed)?;
         let adam = AdamW::new(named_vars(&varmap))?;
         Ok(Self { model, config, step: 0, varmap, adam })
@@ -160,23 +202,31 @@ impl Trainer {
         Ok(trainer)
     }
 
-    /// One step on the melodies `batch` (each `model.config.steps()` events).
-    pub fn train_step(&mut self, batch: &[&[Event]]) -> candle_core::Result<StepStats> {
+    /// The noise, beta, learning rate, scheduled sampling and dropout of this step, for
+    /// a batch of `batch`.
+    fn plan(&self, batch: usize) -> candle_core::Result<StepPlan> {
         let mut rng = self.step_rng();
-        let events = self.model.events_tensor(batch)?;
-        let eps = standard_normal(&mut rng, (batch.len(), self.model.config.z_size))?;
-        let beta = self.config.beta_at(self.step);
-        let learning_rate = self.config.learning_rate_at(self.step);
-        let scheduled = ScheduledSampling { probability: self.config.sampling_probability_at(self.step), seed: rng.random() };
+        let eps = standard_normal(&mut rng, (batch, self.model.config().z_size))?;
+        let sampling_probability = self.config.sampling_probability_at(self.step);
+        let scheduled = ScheduledSampling { probability: sampling_probability, seed: rng.random() };
         let dropout = (self.config.dropout_keep < 1.0).then(|| Dropout::new(self.config.dropout_keep, rng.random()));
-        let loss = self.model.loss(&events, &eps, beta, self.config.free_bits, &Training { scheduled: Some(scheduled), dropout })?;
-        let regularization = attribute_regularization(&loss.z, self.model.config.encoding, batch, &self.config.regularize)?;
+        Ok(StepPlan {
+            eps,
+            beta: self.config.beta_at(self.step),
+            learning_rate: self.config.learning_rate_at(self.step),
+            training: Training { scheduled: Some(scheduled), dropout },
+            sampling_probability,
+        })
+    }
+
+    /// Backpropagates `loss` (plus a regulariser) and takes the optimiser's step.
+    fn apply(&mut self, plan: &StepPlan, loss: &Loss, regularization: Option<Tensor>) -> candle_core::Result<StepStats> {
         let total = match &regularization {
             Some(r) => (&loss.total + (r * self.config.regularize_weight)?)?,
             None => loss.total.clone(),
         };
         let grads = total.backward()?;
-        self.adam.step(&grads, learning_rate, self.config.weight_decay, self.config.grad_clip)?;
+        self.adam.step(&grads, plan.learning_rate, self.config.weight_decay, self.config.grad_clip)?;
         self.step += 1;
         Ok(StepStats {
             loss: total.to_scalar()?,
@@ -184,26 +234,16 @@ impl Trainer {
             reconstruction: loss.reconstruction,
             kl: loss.kl,
             accuracy: loss.accuracy,
-            beta,
-            learning_rate,
-            sampling_probability: scheduled.probability,
+            beta: plan.beta,
+            learning_rate: plan.learning_rate,
+            sampling_probability: plan.sampling_probability,
         })
     }
 
-    /// Draws a training batch: random slices, melodies randomly transposed.
-    pub fn sample_batch(&self, split: &Split) -> Vec<Vec<Event>> {
-        // Seeded by step, so a resumed run draws the batches it would have drawn.
-        let mut rng = self.step_rng();
-        rng.set_stream(1);
-        (0..self.config.batch_size)
-            .map(|_| {
-                let slice = split.get(rng.random_range(0..split.len()));
-                match self.model.config.encoding {
-                    Encoding::Melody => corpus::augment(slice, &mut rng, self.config.transpose),
-                    Encoding::Drums | Encoding::Groove => slice.to_vec(),
-                }
-            })
-            .collect()
+    /// The slices of a training batch, drawn at random; seeded by step, so that a resumed
+    /// run draws the batches it would have drawn.
+    fn batch_indices(&self, split: &Split, rng: &mut ChaCha8Rng) -> Vec<usize> {
+        (0..self.config.batch_size).map(|_| rng.random_range(0..split.len())).collect()
     }
 
     fn step_rng(&self) -> ChaCha8Rng {
@@ -217,7 +257,7 @@ impl Trainer {
         extra.insert("train_config".into(), serde_json::to_string(&self.config).expect("serialises"));
         extra.insert("step".into(), self.step.to_string());
         let tensors = named_vars(&self.varmap).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
-        ModelFile::new(self.model.config.clone(), card, extra, tensors)
+        ModelFile::new(self.model.config().clone(), card, extra, tensors)
     }
 
     /// Weights, optimiser moments, step and config: everything [`Trainer::resume`] needs.
@@ -228,6 +268,46 @@ impl Trainer {
             file.tensors.insert(format!("adam.v/{name}"), self.adam.v[i].as_tensor().clone());
         }
         file.write(path, DType::F32)
+    }
+}
+
+impl Trainer {
+    /// One step on the melodies `batch` (each `model.config.steps()` events).
+    pub fn train_step(&mut self, batch: &[&[Event]]) -> candle_core::Result<StepStats> {
+        let plan = self.plan(batch.len())?;
+        let events = self.model.events_tensor(batch)?;
+        let loss = self.model.loss(&events, &plan.eps, plan.beta, self.config.free_bits, &plan.training)?;
+        let regularization = attribute_regularization(&loss.z, self.model.config.encoding, batch, &self.config.regularize)?;
+        self.apply(&plan, &loss, regularization)
+    }
+
+    /// Draws a training batch: random slices, melodies randomly transposed.
+    pub fn sample_batch(&self, split: &Split) -> Vec<Vec<Event>> {
+        let mut rng = self.step_rng();
+        rng.set_stream(1);
+        self.batch_indices(split, &mut rng)
+            .into_iter()
+            .map(|i| match self.model.config.encoding {
+                Encoding::Melody => corpus::augment(split.get(i), &mut rng, self.config.transpose),
+                Encoding::Drums | Encoding::Groove => split.get(i).to_vec(),
+            })
+            .collect()
+    }
+}
+
+impl GrooveTrainer {
+    /// One step on the grooves `batch` (each `model.config.steps()` steps).
+    pub fn train_step(&mut self, batch: &[&Groove]) -> candle_core::Result<StepStats> {
+        let plan = self.plan(batch.len())?;
+        let loss = self.model.loss(batch, &plan.eps, plan.beta, self.config.free_bits, &plan.training)?;
+        self.apply(&plan, &loss, None)
+    }
+
+    /// Draws a training batch of a groove corpus's slices.
+    pub fn sample_batch(&self, split: &Split) -> Vec<Groove> {
+        let mut rng = self.step_rng();
+        rng.set_stream(1);
+        self.batch_indices(split, &mut rng).into_iter().map(|i| split.groove(i)).collect()
     }
 }
 
