@@ -375,34 +375,24 @@ pub fn slices(imported: &ImportedMidi, bars: usize) -> Vec<Vec<Event>> {
 /// Every window of `bars` bars, one bar apart, as drum events; windows without a hit are
 /// skipped.
 pub fn drum_slices(imported: &ImportedDrums, bars: usize) -> Vec<Vec<Event>> {
-    let len = bars * STEPS_PER_BAR;
-    let total = imported.steps as usize;
-    if total < len {
-        return Vec::new();
-    }
-    let events = drums::encode(&imported.hits, total);
-    (0..=total - len)
-        .step_by(STEPS_PER_BAR)
-        .map(|start| &events[start..start + len])
-        .filter(|window| window.iter().any(|&e| e != drums::NO_HITS))
-        .map(<[Event]>::to_vec)
-        .collect()
+    let events = drums::encode(&imported.hits, imported.steps as usize);
+    hit_windows(&events, bars).map(|window| events[window].to_vec()).collect()
 }
 
 /// Every window of `bars` bars, one bar apart, as played; windows without a hit are
 /// skipped. A stroke played early for a window's first step belongs to the window.
 pub fn groove_slices(imported: &ImportedGroove, bars: usize) -> Vec<Groove> {
+    let groove = Groove::from_strokes(&imported.strokes, imported.steps as usize);
+    hit_windows(&groove.events, bars).map(|window| groove.window(window.start, window.len())).collect()
+}
+
+/// The windows of `bars` bars, one bar apart, of drum `events` that hold a hit.
+fn hit_windows(events: &[Event], bars: usize) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
     let len = bars * STEPS_PER_BAR;
-    let total = imported.steps as usize;
-    if total < len {
-        return Vec::new();
-    }
-    let groove = Groove::from_strokes(&imported.strokes, total);
-    (0..=total - len)
+    (0..(events.len() + 1).saturating_sub(len))
         .step_by(STEPS_PER_BAR)
-        .filter(|&start| groove.events[start..start + len].iter().any(|&e| e != drums::NO_HITS))
-        .map(|start| groove.window(start, len))
-        .collect()
+        .map(move |start| start..start + len)
+        .filter(|window| events[window.clone()].iter().any(|&e| e != drums::NO_HITS))
 }
 
 /// [`export_with_velocity`] at velocity 100.
