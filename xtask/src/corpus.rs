@@ -703,7 +703,10 @@ fn performances(args: &CorpusArgs, dir: &Path, encoding: Encoding, started: Inst
         get("unmapped_drum_notes")
     );
     match encoding {
-        Encoding::Groove => println!("  every hit keeps its velocity and its timing off the grid; augmentation: none"),
+        Encoding::Groove => {
+            println!("  every hit keeps its velocity and its timing off the grid; augmentation: none");
+            println!("  round trip: {}", get("round_trip"));
+        }
         _ => println!("  augmentation: none (transposing drums means nothing, and the grid removes tempo)"),
     }
     println!("wrote {} in {:.1} s", out.display(), started.elapsed().as_secs_f64());

@@ -33,7 +33,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::music::drums::NUM_DRUM_CLASSES;
-use crate::music::groove::{Feel, Groove};
+use crate::music::groove::{self, Feel, Groove, RoundTrip};
 use crate::music::melody::{self, MAX_PITCH, MIN_PITCH, STEPS_PER_BAR};
 use crate::music::{midi, Encoding, Event};
 
@@ -448,28 +448,34 @@ impl Corpus {
         }
 
         // Per performance: its windows and how many of its notes fell outside the classes.
-        // Per performance: its windows, its tempo, and how many notes fell outside the classes.
-        type Imported = Result<(Vec<Slice>, f64, usize), String>;
-        let import = |path: &Path| -> Result<(Vec<Slice>, f64, usize), midi::MidiError> {
+        // Per performance: its windows, its tempo, how many notes fell outside the classes,
+        // and (for grooves) how the whole performance survives the encoding.
+        type Imported = Result<(Vec<Slice>, f64, usize, RoundTrip), String>;
+        let import = |path: &Path| -> Result<(Vec<Slice>, f64, usize, RoundTrip), midi::MidiError> {
             Ok(match encoding {
                 Encoding::Groove => {
                     let g = midi::import_groove_file(path)?;
-                    (midi::groove_slices(&g, bars).into_iter().map(|g| Slice { events: g.events, feel: g.feel }).collect(), g.bpm, g.unmapped)
+                    let slices = midi::groove_slices(&g, bars).into_iter().map(|g| Slice { events: g.events, feel: g.feel }).collect();
+                    (slices, g.bpm, g.unmapped, groove::round_trip(&g.strokes, g.steps as usize))
                 }
                 _ => {
                     let d = midi::import_drums_file(path)?;
-                    (midi::drum_slices(&d, bars).into_iter().map(Slice::quantized).collect(), d.bpm, d.unmapped)
+                    (midi::drum_slices(&d, bars).into_iter().map(Slice::quantized).collect(), d.bpm, d.unmapped, RoundTrip::default())
                 }
             })
         };
         let imported: Vec<Imported> = performances.par_iter().map(|(_, path, _)| import(path).map_err(|e| e.to_string())).collect();
         let (mut failures, mut too_short, mut unmapped) = (Vec::new(), 0usize, 0usize);
         let (mut tunes, mut tune_slices, mut fixed, mut tempos) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut round_trip = RoundTrip::default();
         for ((name, _, s), result) in performances.iter().zip(imported) {
+            if let Ok((.., trip)) = &result {
+                round_trip.add(trip);
+            }
             match result {
                 Err(e) => failures.push(format!("{name}: {e}")),
                 Ok((slices, ..)) if slices.is_empty() => too_short += 1,
-                Ok((slices, bpm, dropped)) => {
+                Ok((slices, bpm, dropped, _)) => {
                     unmapped += dropped;
                     fixed.push(*s);
                     tunes.push(name.clone());
@@ -509,6 +515,16 @@ impl Corpus {
         metadata.insert("tunes_too_short".into(), too_short.to_string());
         metadata.insert("unmapped_drum_notes".into(), unmapped.to_string());
         metadata.insert(TUNE_BPM.into(), serde_json::to_string(&tempos).expect("numbers serialise"));
+        if encoding == Encoding::Groove {
+            let r = round_trip;
+            metadata.insert(
+                "round_trip".into(),
+                format!(
+                    "{} of {} strokes of every performance come back from the groove rows, {} merged into a louder stroke of their class and step; the largest errors: {:.2e} steps, velocity {}",
+                    r.kept, r.strokes, r.merged, r.max_time_error, r.max_velocity_error
+                ),
+            );
+        }
         metadata.insert("augmentation".into(), "none".into());
         metadata.insert("tune_count".into(), tunes.len().to_string());
         Ok(Corpus { encoding, bars, steps, train, validation, test, tunes, metadata })
