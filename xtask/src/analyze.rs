@@ -8,6 +8,8 @@ use anyhow::Context;
 use candle_core::DType;
 use latent_live::training::analysis::{analyze, sweep, Analysis};
 use latent_live::model::ModelFile;
+use latent_live::music::{attributes, Encoding};
+use latent_live::training::corpus::Corpus;
 
 use crate::eval::HeldOut;
 use crate::plots;
@@ -41,9 +43,10 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let mut file = ModelFile::from_bytes(&bytes)?;
     let model = file.model(&candle_core::Device::Cpu)?;
-    let (split, source) = args.held_out.split(&model.config)?;
+    let (corpus, source) = args.held_out.corpus(&model.config)?;
+    let split = &corpus.test;
     let started = std::time::Instant::now();
-    let mut a = analyze(&model, &split, args.held_out.limit, args.top)?;
+    let mut a = analyze(&model, split, args.held_out.limit, args.top)?;
     println!("analysed {} slices of {source} in {:.1} s", a.slices, started.elapsed().as_secs_f64());
     // An attribute bound to dimension k by AR-VAE training moves along that dimension
     // alone: its vector keeps only component k.
@@ -101,6 +104,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     }
     plots::sweeps(&dir.join(png("sweeps")), &sweeps)?;
     writeln!(report, "\n![attribute sweeps]({})", png("sweeps"))?;
+    if model.config.encoding == Encoding::Drums {
+        fill_against_labels(&mut report, &corpus)?;
+    }
     std::fs::write(&path, report)?;
     println!("wrote {}", path.display());
 
@@ -113,6 +119,43 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     let dtype = if stored == Some(safetensors::Dtype::F16) { DType::F16 } else { DType::F32 };
     file.write(&args.model, dtype)?;
     println!("wrote neuron_ranking, neuron_labels, mu_std and attribute_vectors into {}", args.model.display());
+    Ok(())
+}
+
+/// How well the `fill` attribute tells the windows of performances `info.csv` labels
+/// fills from those of beats: the area under the ROC curve (the chance that a fill's
+/// window scores above a beat's), over every split's windows.
+fn fill_against_labels(report: &mut String, corpus: &Corpus) -> anyhow::Result<()> {
+    let kinds = corpus.tune_kinds();
+    let (mut fills, mut beats) = (Vec::new(), Vec::new());
+    for (_, split) in corpus.splits() {
+        for (events, &tune) in split.iter().zip(&split.tune) {
+            let value = attributes::measure(Encoding::Drums, "fill", events).unwrap_or(0.0);
+            match kinds[tune as usize].as_str() {
+                "fill" => fills.push(value),
+                "beat" => beats.push(value),
+                _ => {}
+            }
+        }
+    }
+    writeln!(report, "\n## `fill` against the dataset's labels\n")?;
+    if fills.is_empty() || beats.is_empty() {
+        writeln!(report, "The corpus has no beat and fill labels (it was built without an `info.csv`, or before they were kept).")?;
+        return Ok(());
+    }
+    let above: f64 = fills.iter().map(|f| beats.iter().map(|b| if f > b { 1.0 } else if f == b { 0.5 } else { 0.0 }).sum::<f64>()).sum();
+    let auc = above / (fills.len() * beats.len()) as f64;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    println!("fill attribute against info.csv's labels: AUC {auc:.3} ({} fill windows, {} beat windows)", fills.len(), beats.len());
+    writeln!(
+        report,
+        "Over the corpus's windows, those of performances labelled `fill` in `info.csv` ({}) score {:.3} on average and \
+         those labelled `beat` ({}) {:.3}; the area under the ROC curve is **{auc:.3}** (0.5 would be chance).",
+        fills.len(),
+        mean(&fills),
+        beats.len(),
+        mean(&beats)
+    )?;
     Ok(())
 }
 

@@ -91,7 +91,33 @@ pub fn decode(args: &DecodeArgs) -> anyhow::Result<()> {
             println!("{} batch {batch:>2}: p50 {:.1} ms, p99 {:.1} ms ({} decodes)", model.name(), at(&times, 0.5), at(&times, 0.99), times.len());
         }
     }
+    let times = time_humanize(args.decodes)?;
+    println!("humanize pass (groove-humanize-2bar size, random weights): p50 {:.1} ms, p99 {:.1} ms ({} passes)", at(&times, 0.5), at(&times, 0.99), times.len());
     Ok(())
+}
+
+/// One humanize pass, as the worker would run it on a new pattern: encode a 2-bar
+/// groove's hits and decode its velocities and timing, at batch 1. The weights are
+/// random (the time does not depend on them) until a groove model ships.
+fn time_humanize(passes: usize) -> anyhow::Result<Vec<Duration>> {
+    use latent_live::model::{Config, Sampling};
+    use latent_live::music::groove::Groove;
+    use latent_live::training::train::{GrooveTrainer, TrainConfig};
+    use rand::{Rng, SeedableRng};
+
+    let trainer = GrooveTrainer::new(Config::groove_humanize_2bar(), TrainConfig::default())?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut times = Vec::with_capacity(passes + 5);
+    for _ in 0..passes + 5 {
+        let events: Vec<u16> = (0..32).map(|_| rng.random_range(0..512)).collect();
+        let groove = Groove::quantized(&events);
+        let started = Instant::now();
+        std::hint::black_box(trainer.model.transform(&[&groove], Sampling::Greedy)?);
+        times.push(started.elapsed());
+    }
+    times.drain(..5);
+    times.sort();
+    Ok(times)
 }
 
 /// `decodes` greedy decodes of z ~ N(0, 1) at `batch`, after 5 that warm caches and the

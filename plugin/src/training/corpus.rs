@@ -254,6 +254,10 @@ pub fn build_command(encoding: Encoding, bars: usize) -> String {
 /// The metadata key of a performance corpus's tempos, one per tune (a JSON array).
 const TUNE_BPM: &str = "tune_bpm";
 
+/// The metadata key of a performance corpus's kinds (`info.csv`'s `beat_type`: `beat` or
+/// `fill`), one per tune.
+const TUNE_KIND: &str = "tune_kind";
+
 /// The collection a tune belongs to: the first folder of its name (`""` for none).
 pub fn collection_of(tune: &str) -> &str {
     tune.split_once('/').map_or("", |(first, _)| first)
@@ -411,9 +415,9 @@ impl Corpus {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut metadata = BTreeMap::new();
 
-        // (name, path, split) per performance.
+        // (name, path, split, kind) per performance.
         let index = dir.join(DRUM_INDEX);
-        let mut performances: Vec<(String, PathBuf, Option<usize>)> = Vec::new();
+        let mut performances: Vec<(String, PathBuf, Option<usize>, String)> = Vec::new();
         if index.is_file() {
             let mut reader = csv::Reader::from_path(&index).map_err(|e| CorpusError::corrupt(&index, e.to_string()))?;
             let headers = reader.headers().map_err(|e| CorpusError::corrupt(&index, e.to_string()))?.clone();
@@ -431,7 +435,7 @@ impl Corpus {
                     return Err(CorpusError::corrupt(&index, format!("`{}` has split `{}`", field(file), field(split_at))));
                 };
                 *kinds.entry(field(kind).to_string()).or_default() += 1;
-                performances.push((field(file).to_string(), dir.join(field(file)), Some(s)));
+                performances.push((field(file).to_string(), dir.join(field(file)), Some(s), field(kind).to_string()));
             }
             metadata.insert("split_by".into(), format!("performance, as {DRUM_INDEX} says"));
             metadata.insert("performances_not_in_4_4".into(), other_meters.to_string());
@@ -440,7 +444,7 @@ impl Corpus {
             let mut files = Vec::new();
             collect_midi_files(dir, dir, &mut files)?;
             files.sort();
-            performances.extend(files.into_iter().map(|(name, path)| (name, path, None)));
+            performances.extend(files.into_iter().map(|(name, path)| (name, path, None, String::new())));
             metadata.insert("split_by".into(), "performance, stratified by first folder".into());
         }
         if performances.is_empty() {
@@ -464,11 +468,11 @@ impl Corpus {
                 }
             })
         };
-        let imported: Vec<Imported> = performances.par_iter().map(|(_, path, _)| import(path).map_err(|e| e.to_string())).collect();
+        let imported: Vec<Imported> = performances.par_iter().map(|(_, path, ..)| import(path).map_err(|e| e.to_string())).collect();
         let (mut failures, mut too_short, mut unmapped) = (Vec::new(), 0usize, 0usize);
-        let (mut tunes, mut tune_slices, mut fixed, mut tempos) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut tunes, mut tune_slices, mut fixed, mut tempos, mut kinds) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut round_trip = RoundTrip::default();
-        for ((name, _, s), result) in performances.iter().zip(imported) {
+        for ((name, _, s, kind), result) in performances.iter().zip(imported) {
             if let Ok((.., trip)) = &result {
                 round_trip.add(trip);
             }
@@ -481,6 +485,7 @@ impl Corpus {
                     tunes.push(name.clone());
                     tune_slices.push(slices);
                     tempos.push(bpm);
+                    kinds.push(kind.clone());
                 }
             }
         }
@@ -515,6 +520,7 @@ impl Corpus {
         metadata.insert("tunes_too_short".into(), too_short.to_string());
         metadata.insert("unmapped_drum_notes".into(), unmapped.to_string());
         metadata.insert(TUNE_BPM.into(), serde_json::to_string(&tempos).expect("numbers serialise"));
+        metadata.insert(TUNE_KIND.into(), serde_json::to_string(&kinds).expect("strings serialise"));
         if encoding == Encoding::Groove {
             let r = round_trip;
             metadata.insert(
@@ -535,6 +541,12 @@ impl Corpus {
     pub fn tune_bpm(&self) -> Vec<f64> {
         let recorded: Vec<f64> = self.metadata.get(TUNE_BPM).and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
         (0..self.tunes.len()).map(|t| recorded.get(t).copied().filter(|b| b.is_finite() && *b > 0.0).unwrap_or(120.0)).collect()
+    }
+
+    /// Each tune's kind as its index labels it (`beat`, `fill`), `""` where it has none.
+    pub fn tune_kinds(&self) -> Vec<String> {
+        let recorded: Vec<String> = self.metadata.get(TUNE_KIND).and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+        (0..self.tunes.len()).map(|t| recorded.get(t).cloned().unwrap_or_default()).collect()
     }
 
     pub fn splits(&self) -> [(&'static str, &Split); 3] {
@@ -1226,6 +1238,8 @@ mod tests {
         assert_eq!(names(&corpus.validation), ["d2/c.mid"]);
         assert_eq!(names(&corpus.test), ["d2/d.mid"]);
         assert_eq!(corpus.metadata["performances_not_in_4_4"], "1");
+        let kinds: Vec<(String, String)> = corpus.tunes.iter().cloned().zip(corpus.tune_kinds()).collect();
+        assert!(kinds.contains(&("d1/b.mid".into(), "fill".into())) && kinds.contains(&("d2/c.mid".into(), "beat".into())), "{kinds:?}");
         // Hop of one bar: a 4-bar performance gives 3 two-bar windows (fewer when some
         // repeat), none empty.
         assert!(corpus.validation.len() <= 5 && corpus.validation.len() >= 2, "{}", corpus.validation.len());
