@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use latent_live::music::{drums, melody, Encoding, Event};
 use latent_live::model::magenta::{import, ImportError, ImportOptions};
-use latent_live::model::{ModelFile, Sampling};
+use latent_live::model::{GrooveInput, ModelFile, Sampling};
+use latent_live::music::groove::{Groove, Stroke, ROW};
+use latent_live::music::{drums, melody, Encoding, Event};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -139,6 +140,200 @@ fn an_imported_drum_model_is_a_drum_model_file() {
     file.model(&Device::Cpu).unwrap();
 }
 
+/// What magenta.js computed with a GrooVAE fixture (`groove-*`; see `fixtures.js`).
+#[derive(Deserialize)]
+struct GrooveExpected {
+    qpm: f64,
+    /// `(pitch, velocity, start time in seconds)` of every note of each performance.
+    #[serde(rename = "inputNotes")]
+    input_notes: Vec<Vec<(u8, u8, f64)>>,
+    /// magenta.js's `toTensor` of each performance: its encoder's rows.
+    input: Vec<Vec<Vec<f32>>>,
+    mu: Vec<Vec<f32>>,
+    z: Vec<Vec<f32>>,
+    /// The greedy `decodeTensors(z)`: hits (0 or 1), velocities, offsets per step.
+    rows: Vec<Vec<Vec<f32>>>,
+    #[serde(rename = "decodeQpm")]
+    decode_qpm: f64,
+    /// `decode(z)` at `decode_qpm`: `(pitch, velocity, start, end)`, times in seconds.
+    notes: Vec<Vec<(u8, u8, f64, f64)>>,
+}
+
+fn seconds_per_step(qpm: f64) -> f64 {
+    60.0 / qpm / melody::STEPS_PER_QUARTER as f64
+}
+
+/// The largest difference of `values` from `want`, where both have one.
+fn worst<'a>(values: impl IntoIterator<Item = &'a f32>, want: impl IntoIterator<Item = &'a f32>) -> f32 {
+    values.into_iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+}
+
+/// Imports the GrooVAE fixture `name`, round-trips it through a model file, and checks it
+/// against magenta.js: the encoder's input and mu of its performances, and the greedy
+/// decodes of its z, as rows and as notes.
+fn check_groove(name: &str) -> ModelFile {
+    let dir = fixture(name);
+    let imported = import(&dir, ImportOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let file = ModelFile::from_bytes(&imported.to_bytes(candle_core::DType::F32).unwrap()).unwrap();
+    let model = file.groove_model(&Device::Cpu).unwrap();
+    let want: GrooveExpected = serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let (steps, n) = (model.config.steps(), drums::NUM_DRUM_CLASSES);
+
+    // The performances as Latent Live reads a drum take: each note on its class, at its time
+    // in steps, and pitches outside the classes dropped, as magenta.js drops them (but for
+    // tapify, which taps them: the tap fixture has none, see the README).
+    let step = seconds_per_step(want.qpm);
+    let grooves: Vec<Groove> = want
+        .input_notes
+        .iter()
+        .map(|notes| {
+            let strokes: Vec<Stroke> = notes
+                .iter()
+                .filter_map(|&(pitch, velocity, start)| Some(Stroke { class: drums::class_of(pitch)? as u8, time: start / step, velocity }))
+                .collect();
+            Groove::from_strokes(&strokes, steps)
+        })
+        .collect();
+    // The model's view of them (the hits alone, or taps) is what magenta.js's converter
+    // makes of them.
+    assert_eq!((grooves.len(), want.input.len()), (want.mu.len(), want.mu.len()), "{name}: one input and one mu per performance");
+    let mut worst_input = 0f32;
+    for (i, (groove, js)) in grooves.iter().zip(&want.input).enumerate() {
+        let ours = model.config.groove_input.of(groove).rows();
+        assert_eq!(ours.len(), js.len() * ROW, "{name}: input {i}");
+        for (t, (ours, js)) in ours.chunks_exact(ROW).zip(js).enumerate() {
+            assert_eq!(ours[..n], js[..n], "{name}: input {i} step {t}: hits differ from magenta.js's");
+            worst_input = worst_input.max(worst(&ours[n..], &js[n..]));
+        }
+    }
+    assert!(worst_input < 1e-6, "{name}: the encoder's velocities and offsets differ from magenta.js's by up to {worst_input}");
+    let mu = model.encode(&grooves.iter().collect::<Vec<_>>()).unwrap().to_vec2::<f32>().unwrap();
+    let worst_mu = worst(mu.iter().flatten(), want.mu.iter().flatten());
+    assert!(worst_mu < 1e-4, "{name}: mu differs from magenta.js by up to {worst_mu}");
+
+    let z = Tensor::new(want.z.clone(), &Device::Cpu).unwrap();
+    let decoded = model.decode_rows(&z, Sampling::Greedy).unwrap();
+    assert_eq!((decoded.len(), want.rows.len()), (want.notes.len(), want.notes.len()), "{name}: one decode per z");
+    let (mut worst_velocity, mut worst_offset, mut hits) = (0f32, 0f32, 0);
+    let step = seconds_per_step(want.decode_qpm);
+    for (i, ((ours, js), js_notes)) in decoded.iter().zip(&want.rows).zip(&want.notes).enumerate() {
+        assert_eq!(ours.len(), js.len() * ROW, "{name}: decode {i}");
+        for (t, (ours, js)) in ours.chunks_exact(ROW).zip(js).enumerate() {
+            assert_eq!(ours[..n], js[..n], "{name}: decode {i} step {t}: hits differ from magenta.js's");
+            worst_velocity = worst_velocity.max(worst(&ours[n..2 * n], &js[n..2 * n]));
+            worst_offset = worst_offset.max(worst(&ours[2 * n..], &js[2 * n..]));
+        }
+        // The notes magenta.js's toNoteSequence writes of its rows, at its tempo: each
+        // class's first pitch, a 16th long, moved off the grid by half its offset.
+        let notes: Vec<(u8, u8, f64, f64)> = Groove::from_rows(ours)
+            .strokes()
+            .iter()
+            .map(|s| (drums::CLASSES[s.class as usize].pitches[0], s.velocity, s.time * step, (s.time + 1.0) * step))
+            .collect();
+        assert_eq!(notes.len(), js_notes.len(), "{name}: decode {i} has {} notes, magenta.js's {}", notes.len(), js_notes.len());
+        for (ours, js) in notes.iter().zip(js_notes) {
+            assert_eq!((ours.0, ours.1), (js.0, js.1), "{name}: decode {i}: {ours:?} against magenta.js's {js:?}");
+            // An offset within 1e-4 moves a note by at most half that of a step.
+            assert!((ours.2 - js.2).abs() < 1e-4 * step && (ours.3 - js.3).abs() < 1e-4 * step, "{name}: decode {i}: {ours:?} against {js:?}");
+        }
+        hits += notes.len();
+    }
+    assert!(worst_velocity < 1e-4 && worst_offset < 1e-4, "{name}: velocities within {worst_velocity}, offsets within {worst_offset}");
+    println!(
+        "{name}: encoder input within {worst_input:e}, mu within {worst_mu:e}; {} decodes, {hits} hits exact, velocities within \
+         {worst_velocity:e}, offsets within {worst_offset:e}",
+        decoded.len()
+    );
+    file
+}
+
+#[test]
+fn groove_humanize_tfjs_float32_matches_magenta_js() {
+    let file = check_groove("groove-humanize-f32");
+    let config = &file.config;
+    assert_eq!((config.encoding, config.groove_input), (Encoding::Groove, GrooveInput::Humanize));
+    assert_eq!((config.bars, config.z_size, &config.encoder[..], &config.decoder[..]), (2, 8, &[16][..], &[16, 16][..]));
+    assert!(file.card.summary.contains("groove model, humanize"), "{}", file.card.summary);
+    // A groove model file is not a pattern model.
+    let err = file.model(&Device::Cpu).expect_err("a groove model is no MusicVae").to_string();
+    assert!(err.contains("groove model"), "{err}");
+}
+
+#[test]
+fn groove_tap_tfjs_float32_matches_magenta_js() {
+    let file = check_groove("groove-tap-f32");
+    assert_eq!((file.config.groove_input, file.config.bars), (GrooveInput::Tap, 2));
+}
+
+#[test]
+fn groove_4bar_tfjs_uint16_matches_magenta_js() {
+    let file = check_groove("groove-4bar-u16");
+    assert_eq!((file.config.groove_input, file.config.bars, file.config.hierarchical), (GrooveInput::Whole, 4, false));
+}
+
+#[test]
+fn groove_converter_specs_are_checked() {
+    let dir = scratch("groove-humanize-f32", "groovespec");
+    let import_with = |converter: &str| {
+        std::fs::write(dir.join("config.json"), format!(r#"{{"type":"MusicVAE","dataConverter":{converter}}}"#)).unwrap();
+        import(&dir, ImportOptions::default())
+    };
+    // Latent Live's own classes (Magenta's newer list) import, as magenta.js's do (the
+    // groove-4bar-u16 fixture names them); the options say what the encoder reads.
+    let ours: Vec<&[u8]> = drums::CLASSES.iter().map(|c| c.pitches).collect();
+    let spec = format!(r#"{{"type":"GrooveConverter","args":{{"numSteps":32,"tapify":true,"pitchClasses":{}}}}}"#, serde_json::to_string(&ours).unwrap());
+    assert_eq!(import_with(&spec).unwrap().config.groove_input, GrooveInput::Tap);
+    let whole = import_with(r#"{"type":"GrooveConverter","args":{"numSteps":32,"humanize":false,"splitInstruments":false}}"#).unwrap();
+    assert_eq!(whole.config.groove_input, GrooveInput::Whole);
+
+    for (spec, needle) in [
+        (r#"{"type":"GrooveConverter","args":{"numSteps":32,"splitInstruments":true}}"#, "splits instruments"),
+        (r#"{"type":"GrooveConverter","args":{"numSteps":32,"humanize":true,"tapify":true}}"#, "both humanizes and tapifies"),
+        (r#"{"type":"GrooveConverter","args":{"numSteps":24,"stepsPerQuarter":3}}"#, "3 steps a quarter"),
+        (r#"{"type":"GrooveConverter","args":{"pitchClasses":[[36],[38],[42],[46],[45],[48],[50],[49],[51]]}}"#, "GrooveConverter has pitch classes of its own"),
+        (r#"{"type":"GrooveConverter","args":{"numSteps":40}}"#, "whole number"),
+    ] {
+        let err = import_with(spec).err().expect("import should fail");
+        assert!(matches!(err, ImportError::Unsupported(_)), "{spec}: {err}");
+        assert!(err.to_string().contains(needle), "{spec}: {err}");
+    }
+    // The converter and the weights must agree: a drum spec on groove weights...
+    let err = import_with(r#"{"type":"DrumsConverter","args":{"numSteps":32}}"#).err().expect("import should fail");
+    assert!(matches!(err, ImportError::Checkpoint(_)) && err.to_string().contains("outputs 27 classes"), "{err}");
+    // ...and without a spec, nothing says what the encoder was shown.
+    std::fs::remove_file(dir.join("config.json")).unwrap();
+    let err = import(&dir, ImportOptions::default()).err().expect("import should fail");
+    assert!(matches!(err, ImportError::Checkpoint(_)) && err.to_string().contains("config.json"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn groove_models_with_the_hits_as_controls_are_refused() {
+    // groovae_2bar_hits_control's shape: the 9 target hits beside the row at every encoder
+    // and decoder step, written as a deeplearn.js checkpoint of the humanize fixture's
+    // weights widened by 9 input rows.
+    let file = import(&fixture("groove-humanize-f32"), ImportOptions::default()).unwrap();
+    let dir = std::env::temp_dir().join(format!("latent-live-magenta-hits-control-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut manifest = serde_json::Map::new();
+    for (name, tensor) in &file.tensors {
+        let name = name.replace('.', "/");
+        let mut shape = tensor.dims().to_vec();
+        if name.ends_with("cell_0/lstm_cell/kernel") {
+            shape[0] += drums::NUM_DRUM_CLASSES;
+        }
+        let filename = name.replace('/', "_");
+        std::fs::write(dir.join(&filename), vec![0u8; 4 * shape.iter().product::<usize>()]).unwrap();
+        manifest.insert(name, serde_json::json!({ "filename": filename, "shape": shape }));
+    }
+    std::fs::write(dir.join("manifest.json"), serde_json::Value::Object(manifest).to_string()).unwrap();
+    std::fs::write(dir.join("converter.json"), r#"{"type":"GrooveConverter","args":{"numSteps":32}}"#).unwrap();
+    let err = import(&dir, ImportOptions::default()).err().expect("import should fail");
+    assert!(matches!(err, ImportError::Unsupported(_)), "{err}");
+    assert!(err.to_string().contains("reads 36 values") && err.to_string().contains("hits as controls"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn decoder_only_decodes_and_refuses_to_encode_with_a_reason() {
     let file = check("flat-decoder-only");
@@ -202,7 +397,8 @@ fn other_models_are_refused_with_what_is_missing() {
         (config("DrumRollConverter", ""), "NADE"),
         (config("DrumsOneHotConverter", ""), "drum roll"),
         (config("TrioConverter", ""), "trio"),
-        (config("GrooveConverter", ""), "groove"),
+        // A GrooVAE writes a row of 27 a step, not one of 90 melody classes.
+        (config("GrooveConverter", ""), "writes 90 values"),
         (config("MelodyConverter", r#","chordEncoder":"PitchChordEncoder""#), "chord"),
     ] {
         std::fs::write(dir.join("config.json"), spec).unwrap();

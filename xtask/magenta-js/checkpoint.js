@@ -13,16 +13,24 @@ const path = require('path');
 const MIN_PITCH = 21;
 const MAX_PITCH = 108;
 const CLASSES = MAX_PITCH - MIN_PITCH + 3;
-const STEPS_PER_BAR = 16;
+const STEPS_PER_QUARTER = 4;
+const STEPS_PER_BAR = 4 * STEPS_PER_QUARTER;
 // DrumsConverter: the encoder reads a roll of the 9 drum classes and a "no hits" bit, the
 // decoder outputs one of their 512 combinations.
 const DRUM_CLASSES = 9;
 const DRUM_ROLL = DRUM_CLASSES + 1;
 const DRUM_COMBINATIONS = 1 << DRUM_CLASSES;
+// GrooveConverter: in and out, a row per step of the 9 drums' hits, then their
+// velocities, then their offsets.
+const GROOVE_ROW = 3 * DRUM_CLASSES;
 
 /** The encoder's input and the decoder's output widths of `spec.encoding`. */
 function depths(spec) {
-  return spec.encoding === 'drums' ? { input: DRUM_ROLL, classes: DRUM_COMBINATIONS } : { input: CLASSES, classes: CLASSES };
+  switch (spec.encoding) {
+    case 'drums': return { input: DRUM_ROLL, classes: DRUM_COMBINATIONS };
+    case 'groove': return { input: GROOVE_ROW, classes: GROOVE_ROW };
+    default: return { input: CLASSES, classes: CLASSES };
+  }
 }
 
 // mulberry32: a seeded generator, so the fixtures are the same on every run.
@@ -45,7 +53,8 @@ function rng(seed) {
 /**
  * The variables of a MusicVAE under Magenta's names, as {name: {shape, values}}.
  * spec: {z, encoder (per-direction size), decoder: [sizes], bars, hierarchical, encoding
- * ('melody' when absent, or 'drums'), pitchClasses (drums: written into the converter spec)}.
+ * ('melody' when absent, 'drums' or 'groove'), pitchClasses (drums and grooves: written into
+ * the converter spec), humanize, tapify (grooves: the GrooveConverter's options)}.
  * A hierarchical model has a two-level encoder (one BiLSTM per bar, one over the bars) and
  * a conductor, as Magenta's `hier-mel_16bar` and magenta.js expect.
  */
@@ -79,7 +88,7 @@ function randomVariables(spec, seed) {
     });
   };
   const core = (scope, condition) => {
-    // The decoder is fed its previous output, one-hot over the classes.
+    // The decoder is fed its previous output: one-hot over the classes, or a groove row.
     stack(`${scope}/multi_rnn_cell`, classes + condition);
     dense(`${scope}/z_to_initial_state`, condition, states);
     dense(`${scope}/output_projection`, spec.decoder[spec.decoder.length - 1], classes, 4);
@@ -92,6 +101,9 @@ function randomVariables(spec, seed) {
       // Favour empty steps and the kick, snare and closed hi-hat alone or with the hat
       // (bits 0, 1 and 2), so that decodes rest and groove as drums do.
       for (const [event, boost] of [[0, 1], [1, 0.6], [2, 0.5], [4, 0.6], [5, 0.5], [6, 0.5]]) bias[event] += boost;
+    } else if (spec.encoding === 'groove') {
+      // Fewer hits than misses, so that decodes leave most drums silent on most steps.
+      for (let c = 0; c < DRUM_CLASSES; c++) bias[c] -= 1;
     } else {
       // Favour "no event" and "note off" so that decodes hold notes and rest, as melodies do.
       bias[0] += 0.7;
@@ -114,6 +126,10 @@ function dataConverter(spec) {
   if (spec.encoding === 'drums') {
     if (spec.pitchClasses) args.pitchClasses = spec.pitchClasses;
     return { type: 'DrumsConverter', args };
+  }
+  if (spec.encoding === 'groove') {
+    for (const key of ['humanize', 'tapify', 'pitchClasses']) if (spec[key]) args[key] = spec[key];
+    return { type: 'GrooveConverter', args };
   }
   return { type: 'MelodyConverter', args: { minPitch: MIN_PITCH, maxPitch: MAX_PITCH, ...args } };
 }
@@ -223,4 +239,4 @@ function say(line) {
   process.stdout.write(line + '\n');
 }
 
-module.exports = { CLASSES, DRUM_CLASSES, MIN_PITCH, MAX_PITCH, STEPS_PER_BAR, rng, randomVariables, writeTfjs, writeDeeplearn, serve, backend, quiet, say };
+module.exports = { CLASSES, DRUM_CLASSES, GROOVE_ROW, MIN_PITCH, MAX_PITCH, STEPS_PER_QUARTER, STEPS_PER_BAR, rng, randomVariables, writeTfjs, writeDeeplearn, serve, backend, quiet, say };

@@ -16,6 +16,19 @@
 //   notes   magenta.js's decode(z): [pitch, quantizedStartStep, quantizedEndStep] per note
 // The Rust tests (plugin/tests/magenta.rs) import each checkpoint and must match the
 // decodes and notes exactly and mu within 1e-4.
+//
+// The groove folders (`groove-*`, GrooVAE's GrooveConverter and GrooveDecoder) hold instead:
+//   qpm     the tempo of the input performances
+//   inputNotes  the performances encoded, [pitch, velocity, startTime] per note (seconds)
+//   input   magenta.js's toTensor of each: the rows its encoder reads, [step][27]
+//   mu      magenta.js's encode of the performances
+//   z       the latent vectors decoded: the mus, then prior samples
+//   rows    magenta.js's greedy decodeTensors(z): per step 9 hits (0 or 1), 9 velocities
+//           (a sigmoid) and 9 offsets (a tanh)
+//   decodeQpm, notes  magenta.js's decode(z) at that tempo: [pitch, velocity, startTime,
+//           endTime] per note
+// The Rust tests must read the same rows from the notes, match mu within 1e-4, the hits
+// exactly, the velocities and offsets within 1e-4, and the notes.
 
 'use strict';
 
@@ -86,6 +99,87 @@ function drumPatterns(steps, seed) {
   const notes = patterns.map((events) => events.flatMap((event, step) =>
     DRUM_PITCHES.flatMap((pitches, c) => (event >> c & 1 ? [[pitches[Math.floor(r.uniform() * pitches.length)], step]] : []))));
   return { inputs: patterns, notes };
+}
+
+// Drum performances for the groove models, at `qpm`: kick, snare and hats around the grid,
+// every note up to 0.4 of a step early or late; in the first, a kick early before the
+// first step, a snare flam (a quiet grace note a quarter step before its stroke, on the
+// same step: the louder is kept) and a ride late on the last step; and a note of a pitch
+// in none of the nine classes (which magenta.js drops), unless the model taps (its tapify
+// reads every pitch). The last performance is silence. No two notes on one step share a
+// velocity: which of equals wins differs between Magenta, magenta.js and Latent Live.
+function performances(count, steps, qpm, seed, { unknownPitch }) {
+  const r = ck.rng(seed);
+  const hit = (p) => r.uniform() < p;
+  const seconds = 60 / qpm / ck.STEPS_PER_QUARTER;
+  const sequences = Array.from({ length: count - 1 }, (_, i) => {
+    const notes = [];
+    const velocities = new Map();
+    const play = (pitch, time, velocity) => {
+      const step = Math.floor(time + 0.5);
+      const taken = velocities.get(step) || new Set();
+      if (velocity === undefined) {
+        do velocity = 20 + Math.floor(r.uniform() * 108); while (taken.has(velocity));
+      }
+      while (taken.has(velocity)) velocity -= 1;
+      taken.add(velocity);
+      velocities.set(step, taken);
+      notes.push({ pitch, velocity, startTime: time * seconds, endTime: (time + 1) * seconds, isDrum: true });
+      return velocity;
+    };
+    const off = () => (r.uniform() - 0.5) * 0.8;
+    const pitch = (c) => DRUM_PITCHES[c][Math.floor(r.uniform() * DRUM_PITCHES[c].length)];
+    for (let t = 0; t < steps; t++) {
+      const beat = t % 16;
+      if (beat % 8 === 0 ? hit(0.9) : hit(0.1)) play(pitch(0), i === 0 && t === 0 ? -0.3 : t + off());
+      if (i === 0 && t === 12) {
+        const stroke = play(pitch(1), t + 0.05, 100 + Math.floor(r.uniform() * 27));
+        play(pitch(1), t - 0.25, stroke - 40);
+      } else if (beat % 8 === 4 ? hit(0.85) : hit(0.08)) {
+        play(pitch(1), t + off());
+      }
+      if (beat % 2 === 0 ? hit(0.8) : hit(0.15)) play(pitch(2), t + off());
+      if (beat % 4 === 2 && hit(0.15)) play(pitch(3), t + off());
+      if (beat >= 12 && hit(0.2)) play(pitch(4 + Math.floor(r.uniform() * 3)), t + off());
+      if (t === 0 && hit(0.5)) play(pitch(7), t + off());
+    }
+    if (i === 0) play(pitch(8), steps - 1 + 0.35);
+    if (unknownPitch && i === 1) play(UNKNOWN_PITCH, 6 + off());
+    notes.sort((a, b) => a.startTime - b.startTime);
+    return { notes, tempos: [{ time: 0, qpm }], totalTime: steps * seconds };
+  });
+  sequences.push({ notes: [], tempos: [{ time: 0, qpm }], totalTime: steps * seconds });
+  return sequences;
+}
+
+// A pitch in none of the nine classes, magenta.js's or Latent Live's.
+const UNKNOWN_PITCH = 25;
+// The groove fixtures' tempos, the performances' and the decodes': neither is magenta.js's
+// default 120, so that the tests convert between seconds and steps as magenta.js does.
+const PERFORMANCE_QPM = 110;
+const DECODE_QPM = 96;
+
+// f32 values to 7 significant digits, to keep the fixtures small (the tests compare
+// within 1e-4).
+function round(x) {
+  return Array.isArray(x) ? x.map(round) : Number(x.toPrecision(7));
+}
+
+async function runGroove(tf, mm, url, sequences, prior, decodeQpm) {
+  const model = new mm.MusicVAE(url);
+  await model.initialize();
+  const out = { inputNotes: sequences.map((s) => s.notes.map((n) => [n.pitch, n.velocity, n.startTime])) };
+  out.input = round(await Promise.all(sequences.map((s) => model.dataConverter.toTensor(s).array())));
+  out.mu = await (await model.encode(sequences)).array();
+  out.z = out.mu.concat(prior);
+  const zt = tf.tensor2d(out.z);
+  // Without a temperature, magenta.js's GrooveDecoder hits where the sigmoid passes 0.5.
+  out.rows = round(await (await model.decodeTensors(zt)).array());
+  out.decodeQpm = decodeQpm;
+  const decoded = await model.decode(zt, undefined, undefined, ck.STEPS_PER_QUARTER, decodeQpm);
+  out.notes = decoded.map((s) => s.notes.map((n) => [n.pitch, n.velocity, ...round([n.startTime, n.endTime])]));
+  model.dispose();
+  return out;
 }
 
 // Magenta's DrumsConverter input (`roll_input`): each step's 9 drum bits and a "no hits" bit.
@@ -210,6 +304,38 @@ async function main() {
       const { mu, inputs: _, ...decodes } = full;
       fs.writeFileSync(path.join(dir, 'expected.json'), JSON.stringify(decodes));
       ck.say(`${name}-decoder-only: the decodes of ${name}-f32`);
+    }
+  }
+
+  // GrooVAE's shapes on tiny layers: groovae_2bar_humanize, tap2drum_2bar and groovae_4bar
+  // (which names magenta.js's pitch classes, as a converter spec may).
+  const grooves = [
+    { name: 'groove-humanize', spec: { humanize: true, bars: 2 }, seed: 5, variants: [f32], performances: 4, prior: 2 },
+    { name: 'groove-tap', spec: { tapify: true, bars: 2 }, seed: 6, variants: [f32], performances: 4, prior: 2 },
+    {
+      name: 'groove-4bar',
+      spec: { bars: 4, pitchClasses: MAGENTA_JS_DRUM_PITCH_CLASSES },
+      seed: 7,
+      variants: [['u16', { quantization: 'uint16' }]],
+      performances: 3,
+      prior: 1,
+    },
+  ];
+  for (const { name, spec: shape, seed, variants, performances: count, prior: samples } of grooves) {
+    const spec = { z: 8, encoder: 16, decoder: [16, 16], hierarchical: false, encoding: 'groove', ...shape };
+    const steps = spec.bars * ck.STEPS_PER_BAR;
+    const vars = ck.randomVariables(spec, seed);
+    const sequences = performances(count, steps, PERFORMANCE_QPM, seed + 100, { unknownPitch: !spec.tapify });
+    const r = ck.rng(seed + 200);
+    const prior = Array.from({ length: samples }, () => Array.from({ length: spec.z }, () => r.normal()));
+    for (const [variant, options] of variants) {
+      const dir = `${name}-${variant}`;
+      const full = path.join(root, dir);
+      fs.rmSync(full, { recursive: true, force: true });
+      ck.writeTfjs(full, spec, vars, options);
+      const expected = await runGroove(tf, mm, `${server.url}/${dir}`, sequences, prior, DECODE_QPM);
+      fs.writeFileSync(path.join(full, 'expected.json'), JSON.stringify({ qpm: PERFORMANCE_QPM, ...expected }));
+      ck.say(`${dir}: ${expected.notes.reduce((a, n) => a + n.length, 0)} notes in ${expected.z.length} decodes`);
     }
   }
   server.close();

@@ -1,9 +1,11 @@
 //! `cargo xtask import-magenta`: Google's MusicVAE checkpoints (TF.js or deeplearn.js
-//! folders, as magenta.js loads them) into Latent Live model files.
+//! folders, as magenta.js loads them; melodies, drums and GrooVAE's grooves) into Latent
+//! Live model files.
 
 use std::path::PathBuf;
 
 use latent_live::model::magenta::{import, ImportOptions};
+use latent_live::model::GrooveInput;
 use latent_live::music::{drums, Encoding};
 
 #[derive(clap::Args)]
@@ -26,9 +28,23 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
     file.write(&args.out, candle_core::DType::F32)?;
     println!("{}", file.card.summary);
     println!("config: {:?}", file.config);
-    if file.config.encoding == Encoding::Drums {
-        let classes: Vec<String> = drums::CLASSES.iter().map(|c| format!("{} {}", c.short, c.pitches[0])).collect();
-        println!("drum model: one of {} combinations of {} drums a step, played as the GM notes {}", drums::NUM_CLASSES, drums::NUM_DRUM_CLASSES, classes.join(", "));
+    let classes = drums::CLASSES.iter().map(|c| format!("{} {}", c.short, c.pitches[0])).collect::<Vec<_>>().join(", ");
+    match file.config.encoding {
+        Encoding::Melody => {}
+        Encoding::Drums => {
+            println!("drum model: one of {} combinations of {} drums a step, played as the GM notes {classes}", drums::NUM_CLASSES, drums::NUM_DRUM_CLASSES);
+        }
+        Encoding::Groove => {
+            let reads = match file.config.groove_input {
+                GrooveInput::Whole => "whole grooves",
+                GrooveInput::Humanize => "the hits alone, and adds their velocity and timing",
+                GrooveInput::Tap => "taps with their timing, and drums them up",
+            };
+            println!(
+                "groove model (GrooVAE): reads {reads}; writes a hit, a velocity and a timing for each of {} drums a step, played as the GM notes {classes}",
+                drums::NUM_DRUM_CLASSES
+            );
+        }
     }
     if file.config.encoder.is_empty() {
         println!("decoder only: it decodes and samples; captures find their z by latent inversion (slower than an encoder)");

@@ -2,9 +2,10 @@
 //! and binary shards, float32 or quantized) and the older deeplearn.js format
 //! (`manifest.json` and one raw float32 file per variable).
 //!
-//! Variable names already match ours (see `model/mod.rs`), so importing is reading the
-//! tensors, working out the architecture from their shapes and the encoding from the data
-//! converter (melodies or drums), and refusing, with a reason, what Latent Live cannot play.
+//! Variable names already match ours (see `model/mod.rs` and `model/groove.rs`), so
+//! importing is reading the tensors, working out the architecture from their shapes and the
+//! encoding from the data converter (melodies, drums, or GrooVAE's grooves), and refusing,
+//! with a reason, what Latent Live cannot play.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,9 +14,10 @@ use candle_core::{Device, Tensor};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Config, ConfigError, ModelCard, ModelFile, MAX_MODEL_BYTES};
+use super::{Config, ConfigError, GrooveInput, ModelCard, ModelFile, MAX_MODEL_BYTES};
 use crate::files::read_capped;
-use crate::music::melody::{MAX_PITCH, MIN_PITCH, STEPS_PER_BAR};
+use crate::music::groove::ROW;
+use crate::music::melody::{MAX_PITCH, MIN_PITCH, STEPS_PER_BAR, STEPS_PER_QUARTER};
 use crate::music::{drums, Encoding};
 
 #[derive(Debug, thiserror::Error)]
@@ -85,10 +87,12 @@ pub fn import(dir: &Path, options: ImportOptions) -> Result<ModelFile, ImportErr
         (false, true) => "flat, decoder only",
         (false, false) => "flat",
     };
-    let what = match config.encoding {
-        Encoding::Melody => "melody model",
-        Encoding::Drums => "drum model",
-        Encoding::Groove => "groove model",
+    let what = match (config.encoding, config.groove_input) {
+        (Encoding::Melody, _) => "melody model",
+        (Encoding::Drums, _) => "drum model",
+        (Encoding::Groove, GrooveInput::Whole) => "groove model",
+        (Encoding::Groove, GrooveInput::Humanize) => "groove model, humanize",
+        (Encoding::Groove, GrooveInput::Tap) => "groove model, tap to drums",
     };
     let card = ModelCard {
         name: name.clone(),
@@ -100,7 +104,11 @@ pub fn import(dir: &Path, options: ImportOptions) -> Result<ModelFile, ImportErr
     };
     let file = ModelFile::new(config, card, Default::default(), tensors)?;
     // Building the model checks every shape against the config.
-    file.model(&Device::Cpu)?;
+    if file.config.encoding == Encoding::Groove {
+        file.groove_model(&Device::Cpu)?;
+    } else {
+        file.model(&Device::Cpu)?;
+    }
     Ok(file)
 }
 
@@ -229,9 +237,10 @@ fn read_converter(dir: &Path) -> Result<Option<Value>, ImportError> {
             ("extraControls", "extra control signals"),
             ("useBooleanDecoder", "a boolean decoder (each of 9 drums on or off, not one of their 512 combinations)"),
         ] {
-            if spec.get(key).is_some_and(|v| !v.is_null() && v != &Value::Bool(false)) {
+            if is_set(spec.get(key)) {
                 return Err(ImportError::Unsupported(format!(
-                    "this checkpoint uses {what}; Latent Live plays unconditioned melody and drum models with categorical decoders"
+                    "this checkpoint uses {what}; Latent Live plays unconditioned models: melodies and drums with categorical decoders, \
+                     and grooves"
                 )));
             }
         }
@@ -281,11 +290,19 @@ fn architecture(variables: &Variables, converter: Option<&Value>, options: Impor
     }
     let scope = if hierarchical { "core_decoder/decoder" } else { "decoder" };
     let classes = first_dim(variables, &format!("{scope}/output_projection/bias"))?;
-    let DataConverter { encoding, steps, segments } = match converter {
+    let DataConverter { encoding, groove_input, steps, segments } = match converter {
         Some(converter) => data_converter(converter)?,
+        // GrooVAE's options change what its encoder was shown, and only its spec says which.
+        None if classes == ROW => {
+            return Err(ImportError::Checkpoint(format!(
+                "the decoder writes {ROW} values a step, as a GrooVAE does, but without config.json the checkpoint does not say \
+                 what its encoder reads (the whole groove, the hits alone to humanize, or taps)"
+            )));
+        }
         // Without a spec, the decoder's width tells drums (their 512 combinations) from melodies.
         None => DataConverter {
             encoding: if classes == drums::NUM_CLASSES { Encoding::Drums } else { Encoding::Melody },
+            groove_input: GrooveInput::Whole,
             steps: None,
             segments: None,
         },
@@ -333,37 +350,71 @@ fn architecture(variables: &Variables, converter: Option<&Value>, options: Impor
         bars,
         steps_per_bar: STEPS_PER_BAR,
         encoding,
-        groove_input: Default::default(),
+        groove_input,
         min_pitch: MIN_PITCH,
         max_pitch: MAX_PITCH,
     };
     // The converter and the weights must agree on what goes in and comes out of a step.
+    let encoder_input = match config.encoder.first() {
+        Some(&hidden) => {
+            let level = if config.hierarchical_encoder { "encoder/hierarchical_level_0" } else { "encoder" };
+            let rows = first_dim(variables, &format!("{level}/cell_0/bidirectional_rnn/fw/multi_rnn_cell/cell_0/lstm_cell/kernel"))?;
+            // An LSTM kernel stacks the input's rows above the hidden state's.
+            Some(rows.saturating_sub(hidden))
+        }
+        None => None,
+    };
     let (name, outputs, reads) = match encoding {
         Encoding::Melody => ("MelodyConverter", format!("one of {} classes", config.num_classes()), format!("a one-hot class of {}", config.input_depth())),
-        Encoding::Drums | Encoding::Groove => (
+        Encoding::Drums => (
             "DrumsConverter",
             format!("one of the {} combinations of its {} drums", drums::NUM_CLASSES, drums::NUM_DRUM_CLASSES),
             format!("the drum roll of {} (its {} drums and a \"no hits\" bit)", drums::ROLL_DEPTH, drums::NUM_DRUM_CLASSES),
         ),
+        Encoding::Groove => {
+            groove_shapes(classes, encoder_input)?;
+            return Ok(config);
+        }
     };
     if classes != config.num_classes() {
         return Err(ImportError::Checkpoint(format!("the decoder outputs {classes} classes a step, but a {name} model outputs {outputs}")));
     }
-    if let Some(&hidden) = config.encoder.first() {
-        let level = if config.hierarchical_encoder { "encoder/hierarchical_level_0" } else { "encoder" };
-        let rows = first_dim(variables, &format!("{level}/cell_0/bidirectional_rnn/fw/multi_rnn_cell/cell_0/lstm_cell/kernel"))?;
-        // An LSTM kernel stacks the input's rows above the hidden state's.
-        let input = rows.saturating_sub(hidden);
-        if input != config.input_depth() {
-            return Err(ImportError::Checkpoint(format!("the encoder reads {input} values a step, but a {name} model reads {reads}")));
-        }
+    if let Some(input) = encoder_input.filter(|&input| input != config.input_depth()) {
+        return Err(ImportError::Checkpoint(format!("the encoder reads {input} values a step, but a {name} model reads {reads}")));
     }
     Ok(config)
+}
+
+/// A GrooVAE's widths: a groove row in and out of every step. Magenta's other groove
+/// options show in them: categorical velocities and offsets, or one drum a step
+/// (`split_instruments`), widen or narrow the decoder's output, and the target hits as
+/// controls (`hits_as_controls`) widen the encoder's input.
+fn groove_shapes(outputs: usize, encoder_input: Option<usize>) -> Result<(), ImportError> {
+    let n = drums::NUM_DRUM_CLASSES;
+    if outputs != ROW {
+        return Err(ImportError::Unsupported(format!(
+            "the decoder writes {outputs} values a step; Latent Live plays GrooveConverter models that write {ROW}, a hit, a velocity and \
+             an offset for each of {n} drums (not categorical velocity and offset bins, nor one drum a step)"
+        )));
+    }
+    match encoder_input {
+        Some(input) if input > ROW => Err(ImportError::Unsupported(format!(
+            "the encoder reads {input} values a step, a groove row of {ROW} and {} control values (the hits as controls, as \
+             groovae_2bar_hits_control); Latent Live plays unconditioned groove models",
+            input - ROW
+        ))),
+        Some(input) if input < ROW => Err(ImportError::Checkpoint(format!(
+            "the encoder reads {input} values a step, but a GrooveConverter model reads a groove row of {ROW} ({n} hits, {n} velocities, \
+             {n} offsets)"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// What a data converter spec (`{type, args: {...}}` or flat) tells about the model.
 struct DataConverter {
     encoding: Encoding,
+    groove_input: GrooveInput,
     steps: Option<u64>,
     segments: Option<u64>,
 }
@@ -372,6 +423,7 @@ fn data_converter(spec: &Value) -> Result<DataConverter, ImportError> {
     let kind = spec.get("type").and_then(Value::as_str).unwrap_or("MelodyConverter");
     let args = spec.get("args").unwrap_or(spec);
     let int = |key: &str| args.get(key).and_then(Value::as_u64);
+    let mut groove_input = GrooveInput::Whole;
     let encoding = match kind {
         "MelodyConverter" => {
             let (min_pitch, max_pitch) = (int("minPitch").unwrap_or(MIN_PITCH as u64), int("maxPitch").unwrap_or(MAX_PITCH as u64));
@@ -384,9 +436,40 @@ fn data_converter(spec: &Value) -> Result<DataConverter, ImportError> {
         }
         "DrumsConverter" => {
             if let Some(classes) = args.get("pitchClasses") {
-                drum_pitch_classes(classes)?;
+                drum_pitch_classes(kind, classes)?;
             }
             Encoding::Drums
+        }
+        "GrooveConverter" => {
+            if is_set(args.get("splitInstruments")) {
+                return Err(ImportError::Unsupported(
+                    "the checkpoint's GrooveConverter splits instruments (one drum a step, each drum its own sequence); Latent Live plays \
+                     groove models that write all nine drums of a step at once"
+                        .into(),
+                ));
+            }
+            if let Some(steps) = int("stepsPerQuarter").filter(|&s| s != STEPS_PER_QUARTER as u64) {
+                return Err(ImportError::Unsupported(format!(
+                    "the checkpoint's GrooveConverter has {steps} steps a quarter; Latent Live plays 16ths, {STEPS_PER_QUARTER} a quarter"
+                )));
+            }
+            if let Some(classes) = args.get("pitchClasses") {
+                drum_pitch_classes(kind, classes)?;
+            }
+            // What the encoder was shown: the hits alone, taps with their timing, or all.
+            groove_input = match (is_set(args.get("humanize")), is_set(args.get("tapify"))) {
+                (false, false) => GrooveInput::Whole,
+                (true, false) => GrooveInput::Humanize,
+                (false, true) => GrooveInput::Tap,
+                (true, true) => {
+                    return Err(ImportError::Unsupported(
+                        "the checkpoint's GrooveConverter both humanizes and tapifies (its encoder reads taps without their timing); \
+                         Latent Live's groove models read the whole groove, its hits alone, or taps with their timing"
+                            .into(),
+                    ));
+                }
+            };
+            Encoding::Groove
         }
         _ => {
             let what = match kind {
@@ -397,16 +480,26 @@ fn data_converter(spec: &Value) -> Result<DataConverter, ImportError> {
                 "DrumsOneHotConverter" => "drums read as one of their 512 combinations, where Latent Live's drum encoder reads the drum roll",
                 "TrioConverter" => "a trio (melody, bass, drums) model",
                 "MultitrackConverter" => "a multitrack model",
-                "GrooveConverter" => "a groove (drum performance) model",
                 "MelodyRhythmConverter" | "MelodyShapeConverter" => "a model of melody rhythm or contour only",
-                _ => "neither melodies nor drums",
+                _ => "neither melodies, drums nor grooves",
             };
             return Err(ImportError::Unsupported(format!(
-                "the checkpoint's data converter is {kind} ({what}); Latent Live plays MelodyConverter and DrumsConverter models"
+                "the checkpoint's data converter is {kind} ({what}); Latent Live plays MelodyConverter, DrumsConverter and GrooveConverter models"
             )));
         }
     };
-    Ok(DataConverter { encoding, steps: int("numSteps"), segments: int("numSegments") })
+    Ok(DataConverter { encoding, groove_input, steps: int("numSteps"), segments: int("numSegments") })
+}
+
+/// Whether a spec sets an option, as magenta.js reads it: present and true in JavaScript
+/// (anything but `null`, `false`, 0 and the empty string).
+fn is_set(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null | Value::Bool(false)) => false,
+        Some(Value::Number(n)) => n.as_f64() != Some(0.0),
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(_) => true,
+    }
 }
 
 /// magenta.js's `DEFAULT_DRUM_PITCH_CLASSES`: Magenta's drum classes as they were before 22
@@ -425,9 +518,9 @@ const MAGENTA_JS_DRUM_PITCH_CLASSES: [&[u8]; drums::NUM_DRUM_CLASSES] = [
     &[51, 52, 53, 59, 82],
 ];
 
-/// A `DrumsConverter`'s `pitchClasses`, refused unless they are one of Magenta's defaults:
-/// Latent Live reads captures into, and plays, its own classes.
-fn drum_pitch_classes(spec: &Value) -> Result<(), ImportError> {
+/// A `DrumsConverter`'s or `GrooveConverter`'s `pitchClasses`, refused unless they are one
+/// of Magenta's defaults: Latent Live reads captures into, and plays, its own classes.
+fn drum_pitch_classes(kind: &str, spec: &Value) -> Result<(), ImportError> {
     let classes: Option<Vec<Vec<u8>>> = serde_json::from_value(spec.clone()).ok();
     let ours = drums::CLASSES.map(|c| c.pitches);
     let is = |table: &[&[u8]]| classes.as_ref().is_some_and(|c| c.iter().map(Vec::as_slice).eq(table.iter().copied()));
@@ -436,7 +529,7 @@ fn drum_pitch_classes(spec: &Value) -> Result<(), ImportError> {
     }
     let names: Vec<&str> = drums::CLASSES.iter().map(|c| c.short).collect();
     Err(ImportError::Unsupported(format!(
-        "the checkpoint's DrumsConverter has pitch classes of its own, {spec}; Latent Live reads and plays Magenta's default {} drum classes \
+        "the checkpoint's {kind} has pitch classes of its own, {spec}; Latent Live reads and plays Magenta's default {} drum classes \
          ({}; magenta.js's DEFAULT_DRUM_PITCH_CLASSES or Magenta's DEFAULT_DRUM_TYPE_PITCHES)",
         drums::NUM_DRUM_CLASSES,
         names.join(" ")
