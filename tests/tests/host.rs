@@ -145,9 +145,14 @@ fn library_phrase(set: &[(&str, f32)]) -> Phrase {
     Phrase::from_notes(&melody::decode(&events[0]), model.config.steps(), 0)
 }
 
+/// `(sample, key)` of every note-on, and of every note-off.
+type OnsAndOffs = (Vec<(u64, u8)>, Vec<(u64, u8)>);
+/// A test case: a sample rate, parameters to set, and its block sizes by seed.
+type Case = (f64, &'static [(&'static str, f32)], fn(u64) -> Box<dyn FnMut() -> usize>);
+
 /// The notes `phrase` makes, looping from beat 0, over `duration` samples: each at the
 /// first sample at or after its grid time.
-fn expected(phrase: &Phrase, sample_rate: f64, duration: u64) -> (Vec<(u64, u8)>, Vec<(u64, u8)>) {
+fn expected(phrase: &Phrase, sample_rate: f64, duration: u64) -> OnsAndOffs {
     let samples_per_step = sample_rate * 60.0 / TEMPO / 4.0;
     let at = |step: u64| (step as f64 * samples_per_step - 1e-4).ceil() as u64;
     let (mut ons, mut offs) = (Vec::new(), Vec::new());
@@ -167,7 +172,7 @@ fn plays_the_librarys_decode_at_every_sample_rate_and_block_size() {
     let _turn = exclusive();
     // (sample rate, parameters, block sizes): greedy at the origin, a latent slider moved,
     // and sampling with a seed; blocks of 1 to 4096 samples.
-    let cases: [(f64, &[(&str, f32)], fn(u64) -> Box<dyn FnMut() -> usize>); 3] = [
+    let cases: [Case; 3] = [
         (44_100.0, &[], |seed| {
             let mut lcg = block_sizes(seed);
             let mut n = 0;
@@ -510,7 +515,7 @@ fn saved_projects_reopen_with_the_same_clips_and_sound() {
 }
 
 /// Note-ons and note-offs of a run, as (sample, key).
-fn ons_and_offs(out: &[Output]) -> (Vec<(u64, u8)>, Vec<(u64, u8)>) {
+fn ons_and_offs(out: &[Output]) -> OnsAndOffs {
     let ons = out.iter().filter_map(|e| if let Output::NoteOn { at, key, .. } = *e { Some((at, key)) } else { None }).collect();
     let offs = out.iter().filter_map(|e| if let Output::NoteOff { at, key, .. } = *e { Some((at, key)) } else { None }).collect();
     (ons, offs)
