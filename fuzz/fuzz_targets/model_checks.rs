@@ -4,12 +4,17 @@
 
 use candle_core::Device;
 use latent_live::model::{ModelFile, Sampling};
+use latent_live::music::groove::Groove;
+use latent_live::music::Encoding;
 use latent_live::worker::latent::{z_tensor, LatentSpace};
 
 pub fn play(bytes: &[u8]) {
     let Ok(file) = ModelFile::from_bytes(bytes) else { return };
     assert_eq!(file.config.validate(), Ok(()));
     assert!(file.hash.starts_with("xxh3-"), "{}", file.hash);
+    if file.config.encoding == Encoding::Groove {
+        return play_groove(&file);
+    }
     let Ok(model) = file.model(&Device::Cpu) else { return };
     let Ok(space) = LatentSpace::of(&file) else { return };
     let (z_size, steps, classes) = (file.config.z_size, file.config.steps(), file.config.num_classes());
@@ -31,5 +36,20 @@ pub fn play(bytes: &[u8]) {
     if model.has_encoder() {
         let mu = model.encode(&[&greedy[0], &sampled[0]]).expect("encode");
         assert_eq!(mu.dims(), [2, z_size]);
+    }
+}
+
+/// A groove model humanizes a pattern into a playable groove of its length.
+fn play_groove(file: &ModelFile) {
+    let Ok(model) = file.groove_model(&Device::Cpu) else { return };
+    let steps = file.config.steps();
+    let pattern = Groove::quantized(&(0..steps).map(|s| if s % 2 == 0 { 0b101 } else { 0 }).collect::<Vec<u16>>());
+    for sampling in [Sampling::Greedy, Sampling::new(1.0, 7)] {
+        let out = model.transform(&[&pattern], sampling).expect("a groove decode");
+        assert_eq!(out[0].len(), steps);
+        for stroke in out[0].strokes() {
+            assert!((1..=127).contains(&stroke.velocity), "{stroke:?}");
+        }
+        assert!(out[0].feel.iter().flatten().all(|f| f.shift.abs() <= 0.5), "{:?}", out[0].feel);
     }
 }

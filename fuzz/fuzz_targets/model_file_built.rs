@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use arbitrary::Arbitrary;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use latent_live::model::{Config, MusicVae};
+use latent_live::model::{Config, GrooVae, GrooveInput, MusicVae};
 use latent_live::music::Encoding;
 use libfuzzer_sys::fuzz_target;
 
@@ -41,7 +41,9 @@ struct FuzzConfig {
     steps_per_bar: Size,
     min_pitch: Option<u8>,
     max_pitch: Option<u8>,
-    drums: bool,
+    /// Melody, drums or groove, and a groove model's input.
+    encoding: u8,
+    groove_input: u8,
 }
 
 /// Small sizes mostly, the edges of what is allowed sometimes.
@@ -109,9 +111,10 @@ fn config(c: &FuzzConfig) -> Config {
         hierarchical: c.hierarchical,
         bars: c.bars.get(),
         steps_per_bar: c.steps_per_bar.get(),
-        encoding: if c.drums { Encoding::Drums } else { Encoding::Melody },
+        encoding: [Encoding::Melody, Encoding::Drums, Encoding::Groove][c.encoding as usize % 3],
         min_pitch: c.min_pitch.unwrap_or(defaults.min_pitch),
         max_pitch: c.max_pitch.unwrap_or(defaults.max_pitch),
+        groove_input: [GrooveInput::Whole, GrooveInput::Humanize, GrooveInput::Tap][c.groove_input as usize % 3],
     }
 }
 
@@ -121,7 +124,13 @@ fn tensors(config: &Config, values: &[i8]) -> BTreeMap<String, Tensor> {
         return BTreeMap::new();
     }
     let varmap = VarMap::new();
-    MusicVae::new(config.clone(), VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).expect("a valid config builds");
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    if config.encoding == Encoding::Groove {
+        GrooVae::new(config.clone(), vb).map(drop)
+    } else {
+        MusicVae::new(config.clone(), vb).map(drop)
+    }
+    .expect("a valid config builds");
     let data = varmap.data().lock().unwrap();
     let mut next = 0usize;
     data.iter()
