@@ -293,9 +293,7 @@ fn groove_converter_specs_are_checked() {
         (r#"{"type":"GrooveConverter","args":{"pitchClasses":[[36],[38],[42],[46],[45],[48],[50],[49],[51]]}}"#, "GrooveConverter has pitch classes of its own"),
         (r#"{"type":"GrooveConverter","args":{"numSteps":40}}"#, "whole number"),
     ] {
-        let err = import_with(spec).err().expect("import should fail");
-        assert!(matches!(err, ImportError::Unsupported(_)), "{spec}: {err}");
-        assert!(err.to_string().contains(needle), "{spec}: {err}");
+        assert_unsupported(import_with(spec), spec, needle);
     }
     // The converter and the weights must agree: a drum spec on groove weights...
     let err = import_with(r#"{"type":"DrumsConverter","args":{"numSteps":32}}"#).err().expect("import should fail");
@@ -387,6 +385,13 @@ fn deeplearn_without_converter_takes_the_length_from_options() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `result` is an import refused as unsupported, with `needle` in its reason.
+fn assert_unsupported(result: Result<ModelFile, ImportError>, spec: &str, needle: &str) {
+    let err = result.err().expect("import should fail");
+    assert!(matches!(err, ImportError::Unsupported(_)), "{spec}: {err}");
+    assert!(err.to_string().contains(needle), "{spec}: {err}");
+}
+
 #[test]
 fn other_models_are_refused_with_what_is_missing() {
     let dir = scratch("flat-f32", "drums");
@@ -401,10 +406,8 @@ fn other_models_are_refused_with_what_is_missing() {
         (config("GrooveConverter", ""), "writes 90 values"),
         (config("MelodyConverter", r#","chordEncoder":"PitchChordEncoder""#), "chord"),
     ] {
-        std::fs::write(dir.join("config.json"), spec).unwrap();
-        let err = import(&dir, ImportOptions::default()).err().expect("import should fail");
-        assert!(matches!(err, ImportError::Unsupported(_)), "{err}");
-        assert!(err.to_string().contains(needle), "{err}");
+        std::fs::write(dir.join("config.json"), &spec).unwrap();
+        assert_unsupported(import(&dir, ImportOptions::default()), &spec, needle);
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -450,9 +453,7 @@ fn drum_converter_specs_are_checked() {
         (r#"{"type":"DrumsConverter","args":{"numSteps":40}}"#, "whole number"),
         (r#"{"type":"DrumsOneHotConverter","args":{"numSteps":32}}"#, "drum roll"),
     ] {
-        let err = import_with(spec).err().expect("import should fail");
-        assert!(matches!(err, ImportError::Unsupported(_)), "{spec}: {err}");
-        assert!(err.to_string().contains(needle), "{spec}: {err}");
+        assert_unsupported(import_with(spec), spec, needle);
     }
 
     // The converter and the weights must agree: a melody spec on drum weights...

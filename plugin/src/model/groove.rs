@@ -63,7 +63,8 @@ impl GrooveDecoder {
     /// `targets` `[T, B, ROW]` (zeros at the first step) beside z `[B, Z]`.
     pub fn outputs(&self, z: &Tensor, targets: &Tensor, dropout: Option<&Dropout>) -> Result<Tensor> {
         let (steps, batch, _) = targets.dims3()?;
-        let previous = Tensor::cat(&[&targets.zeros_like()?.narrow(0, 0, 1)?, &targets.narrow(0, 0, steps - 1)?], 0)?;
+        let first = Tensor::zeros((1, batch, ROW), targets.dtype(), targets.device())?;
+        let previous = Tensor::cat(&[&first, &targets.narrow(0, 0, steps - 1)?], 0)?;
         let zs = z.unsqueeze(0)?.broadcast_as((steps, batch, z.dim(1)?))?;
         let mut x = Tensor::cat(&[&previous, &zs.contiguous()?], 2)?;
         let mut states = initial_states(&self.initial_state, &self.cells, z)?;
