@@ -1,14 +1,14 @@
 //! `cargo xtask ship`: a trained run becomes a shipped model in assets/, measured on the
 //! held-out tunes, stored as f16 when that costs no accuracy, with its card beside it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use candle_core::{DType, Device};
 use latent_live::music::Encoding;
 use latent_live::training::corpus::{self, Corpus};
-use latent_live::training::eval::{evaluate, Evaluation};
-use latent_live::model::ModelFile;
+use latent_live::training::eval::{evaluate, evaluate_grooves, mean_velocities, Evaluation, GrooveEvaluation};
+use latent_live::model::{GrooveInput, ModelFile};
 
 #[derive(clap::Args)]
 pub struct ShipArgs {
@@ -19,7 +19,7 @@ pub struct ShipArgs {
     #[arg(long)]
     name: String,
     /// A corpus whose test split measures the model (default: data/folk-<bars>bar.safetensors,
-    /// or data/groove-<bars>bar.safetensors for drum models).
+    /// data/groove-<bars>bar.safetensors for drum models, data/groove-feel-<bars>bar.safetensors for groove models).
     #[arg(long)]
     corpus: Option<PathBuf>,
     /// One line on what the model is for.
@@ -30,39 +30,18 @@ pub struct ShipArgs {
     force: bool,
 }
 
-/// How much the f16 copy may lose before the model ships as f32.
+/// How much the f16 copy may lose before the model ships as f32: accuracy for pattern
+/// models, MIDI velocity and milliseconds for groove models.
 const F16_TOLERANCE: f64 = 0.002;
+const F16_GROOVE_TOLERANCE: f64 = 0.05;
 
 pub fn run(args: &ShipArgs) -> anyhow::Result<()> {
     let mut file = ModelFile::read(&args.run.join("model.safetensors"))?;
     let (bars, encoding) = (file.config.bars, file.config.encoding);
-    if encoding == Encoding::Groove {
-        bail!("`ship` measures and carries pattern models; a groove model is measured with `cargo xtask eval`, and is not shipped yet");
-    }
     let corpus_path = args.corpus.clone().unwrap_or_else(|| corpus::default_path(encoding, bars));
     let corpus = Corpus::load(&corpus_path).with_context(|| format!("{}", corpus_path.display()))?;
     if (corpus.encoding, corpus.bars) != (encoding, bars) {
         bail!("{} holds {}-bar {}, the model plays {bars}-bar {}", corpus_path.display(), corpus.bars, corpus.encoding.name(), encoding.name());
-    }
-    let test = &corpus.test;
-    let e32 = evaluate(&file.model(&Device::Cpu)?, test, 256, None)?;
-    println!("f32: {}", e32.summary_line());
-    let f16 = ModelFile::from_bytes(&file.to_bytes(DType::F16)?)?;
-    let e16 = evaluate(&f16.model(&Device::Cpu)?, test, 256, None)?;
-    println!("f16: {}", e16.summary_line());
-    let (dtype, e) = if e32.sampled - e16.sampled <= F16_TOLERANCE && e32.teacher_forced - e16.teacher_forced <= F16_TOLERANCE {
-        (DType::F16, e16)
-    } else {
-        (DType::F32, e32)
-    };
-
-    let out = PathBuf::from(format!("assets/{}.safetensors", args.name));
-    if out.exists() && !args.force {
-        let shipped = ModelFile::read(&out)?;
-        let old = shipped.card.metrics.get("sampled").copied().unwrap_or(0.0);
-        if e.sampled <= old {
-            bail!("the shipped model reaches sampled={old:.4}, this one {:.4}: not better (--force to replace)", e.sampled);
-        }
     }
     file.card.name = args.name.clone();
     file.card.summary = args.summary.clone();
@@ -75,6 +54,34 @@ pub fn run(args: &ShipArgs) -> anyhow::Result<()> {
             Encoding::Drums | Encoding::Groove => corpus.metadata.get("split_by").cloned().unwrap_or_default(),
         }
     );
+    let out = PathBuf::from(format!("assets/{}.safetensors", args.name));
+    let shipped = if out.exists() && !args.force { Some(ModelFile::read(&out)?) } else { None };
+    match encoding {
+        Encoding::Groove => ship_groove(file, &corpus, shipped.as_ref(), &out),
+        Encoding::Melody | Encoding::Drums => ship_pattern(file, &corpus, shipped.as_ref(), &out),
+    }
+}
+
+/// Measures a melody or drum model on the test split and writes it with its card.
+fn ship_pattern(mut file: ModelFile, corpus: &Corpus, shipped: Option<&ModelFile>, out: &Path) -> anyhow::Result<()> {
+    let test = &corpus.test;
+    let e32 = evaluate(&file.model(&Device::Cpu)?, test, 256, None)?;
+    println!("f32: {}", e32.summary_line());
+    let f16 = ModelFile::from_bytes(&file.to_bytes(DType::F16)?)?;
+    let e16 = evaluate(&f16.model(&Device::Cpu)?, test, 256, None)?;
+    println!("f16: {}", e16.summary_line());
+    let (dtype, e) = if e32.sampled - e16.sampled <= F16_TOLERANCE && e32.teacher_forced - e16.teacher_forced <= F16_TOLERANCE {
+        (DType::F16, e16)
+    } else {
+        (DType::F32, e32)
+    };
+
+    if let Some(shipped) = shipped {
+        let old = shipped.card.metrics.get("sampled").copied().unwrap_or(0.0);
+        if e.sampled <= old {
+            bail!("the shipped model reaches sampled={old:.4}, this one {:.4}: not better (--force to replace)", e.sampled);
+        }
+    }
     file.card.metrics = [
         ("teacher_forced".to_string(), e.teacher_forced),
         ("sampled".to_string(), e.sampled),
@@ -85,8 +92,55 @@ pub fn run(args: &ShipArgs) -> anyhow::Result<()> {
     .into();
     file.extra.insert("kl_per_dim".into(), serde_json::to_string(&e.kl_per_dim)?);
     file.extra.insert("kl_ranking".into(), serde_json::to_string(&e.kl_ranking())?);
-    file.write(&out, dtype)?;
-    std::fs::write(format!("assets/{}.md", args.name), card_markdown(&file, &e, dtype, &corpus))?;
+    file.write(out, dtype)?;
+    std::fs::write(out.with_extension("md"), card_markdown(&file, &e, dtype, corpus))?;
+    println!("shipped {} as {dtype:?}: {}", out.display(), e.summary_line());
+    Ok(())
+}
+
+/// Measures a groove model on the test split against the mean-velocity baseline and
+/// writes it with its card. Lower errors are better: a new model ships only where its
+/// velocity and timing errors together are lower than the shipped one's.
+fn ship_groove(mut file: ModelFile, corpus: &Corpus, shipped: Option<&ModelFile>, out: &Path) -> anyhow::Result<()> {
+    let (test, bpm, baseline) = (&corpus.test, corpus.tune_bpm(), mean_velocities(&corpus.train));
+    let e32 = evaluate_grooves(&file.groove_model(&Device::Cpu)?, test, &bpm, &baseline, 256, None)?;
+    println!("f32: {}", e32.summary_line());
+    let f16 = ModelFile::from_bytes(&file.to_bytes(DType::F16)?)?;
+    let e16 = evaluate_grooves(&f16.groove_model(&Device::Cpu)?, test, &bpm, &baseline, 256, None)?;
+    println!("f16: {}", e16.summary_line());
+    let (dtype, e) = if e16.velocity_mae - e32.velocity_mae <= F16_GROOVE_TOLERANCE
+        && e16.timing_mae_ms - e32.timing_mae_ms <= F16_GROOVE_TOLERANCE
+        && e32.hit_accuracy - e16.hit_accuracy <= F16_TOLERANCE
+    {
+        (DType::F16, e16)
+    } else {
+        (DType::F32, e32)
+    };
+    let error = |velocity: f64, timing: f64| velocity / e.baseline_velocity_mae + timing / e.baseline_timing_mae_ms;
+    if let Some(shipped) = shipped {
+        let metric = |name: &str| shipped.card.metrics.get(name).copied().unwrap_or(f64::INFINITY);
+        let (v, t) = (metric("velocity_mae"), metric("timing_mae_ms"));
+        if error(e.velocity_mae, e.timing_mae_ms) >= error(v, t) {
+            bail!(
+                "the shipped model has velocity_mae={v:.2} timing_mae_ms={t:.2}, this one {:.2} and {:.2}: not better (--force to replace)",
+                e.velocity_mae,
+                e.timing_mae_ms
+            );
+        }
+    }
+    file.card.metrics = [
+        ("hit_accuracy".to_string(), e.hit_accuracy),
+        ("hit_f1".to_string(), e.hit_f1()),
+        ("velocity_mae".to_string(), e.velocity_mae),
+        ("timing_mae_ms".to_string(), e.timing_mae_ms),
+        ("baseline_velocity_mae".to_string(), e.baseline_velocity_mae),
+        ("baseline_timing_mae_ms".to_string(), e.baseline_timing_mae_ms),
+        ("test_slices".to_string(), e.slices as f64),
+        ("kl_total".to_string(), e.kl_per_dim.iter().sum()),
+    ]
+    .into();
+    file.write(out, dtype)?;
+    std::fs::write(out.with_extension("md"), groove_card_markdown(&file, &e, dtype, corpus))?;
     println!("shipped {} as {dtype:?}: {}", out.display(), e.summary_line());
     Ok(())
 }
@@ -113,13 +167,7 @@ fn card_markdown(file: &ModelFile, e: &Evaluation, dtype: DType, corpus: &Corpus
         }
         Encoding::Drums | Encoding::Groove => (
             "drum encoding of Magenta's DrumsConverter (9 drum classes, one of 512 combinations per 16th; the encoder reads the 10-wide roll)".to_string(),
-            format!(
-                "Data credit: the Groove MIDI Dataset v1.0.0 (Jon Gillick, Adam Roberts, Jesse Engel, Douglas Eck, David Bamman, \
-                 \"Learning to Groove with Inverse Sequence Transformations\", ICML 2019; \
-                 https://magenta.tensorflow.org/datasets/groove), licensed under the Creative Commons Attribution 4.0 \
-                 International License (CC BY 4.0). This model is trained on it; its licence note as shipped: \"{}\"",
-                corpus.metadata.get("licence").map_or("(none found)", String::as_str)
-            ),
+            groove_dataset_credit(corpus),
         ),
     };
     format!(
@@ -151,6 +199,64 @@ fn card_markdown(file: &ModelFile, e: &Evaluation, dtype: DType, corpus: &Corpus
         tf = e.teacher_forced,
         sampled = e.sampled,
         active = e.active_dims(),
+        kl = e.kl_per_dim.iter().sum::<f64>(),
+    )
+}
+
+fn groove_dataset_credit(corpus: &Corpus) -> String {
+    format!(
+        "Data credit: the Groove MIDI Dataset v1.0.0 (Jon Gillick, Adam Roberts, Jesse Engel, Douglas Eck, David Bamman, \
+         \"Learning to Groove with Inverse Sequence Transformations\", ICML 2019; \
+         https://magenta.tensorflow.org/datasets/groove), licensed under the Creative Commons Attribution 4.0 \
+         International License (CC BY 4.0). This model is trained on it; its licence note as shipped: \"{}\"",
+        corpus.metadata.get("licence").map_or("(none found)", String::as_str)
+    )
+}
+
+fn groove_card_markdown(file: &ModelFile, e: &GrooveEvaluation, dtype: DType, corpus: &Corpus) -> String {
+    let c = &file.config;
+    let input = match c.groove_input {
+        GrooveInput::Humanize => "the quantized hits alone (GrooVAE's `humanize`): it adds velocity and timing to a pattern",
+        GrooveInput::Tap => "one tap voice at each step's timing, velocity fixed (GrooVAE's `tapify` with `fixed_velocities`): it turns a tapped rhythm into a beat",
+        GrooveInput::Whole => "the whole groove: it reconstructs and morphs grooves",
+    };
+    format!(
+        "# {name}\n\n{summary}\n\n\
+         ## Architecture\n\nGrooVAE (Magenta's `GrooveConverter` and `GrooveLstmDecoder`), flat, {bars} bars of 16ths \
+         ({steps} steps), z = {z}, bidirectional LSTM encoder {enc:?}, decoder LSTM {dec:?}. Each step holds, for the 9 drum \
+         classes, a hit, a velocity (0..1) and a timing offset (a fraction of a 16th, +-0.5, early positive). The encoder \
+         reads {input}. Weights stored as {dtype:?}.\n\n\
+         ## Data\n\n{data}\n\n{credit}\n\n\
+         ## Split\n\n{split}\n\n\
+         ## Training\n\n{training}\n\n\
+         ## Held-out metrics\n\nMeasured by `cargo xtask ship` on all {slices} test grooves, decoded greedily from mu \
+         (`cargo xtask eval --model assets/{name}.safetensors` gives the same). Velocity and timing errors are over the \
+         hits the drummer played; timing is in milliseconds at each performance's tempo. The baseline is GrooVAE's: each \
+         class at its mean velocity over the training split, on the grid.\n\n\
+         | metric | model | baseline |\n|---|---|---|\n\
+         | hit accuracy (cells) | {acc:.4} | |\n\
+         | hit F1 | {f1:.4} | |\n\
+         | velocity MAE (MIDI) | {vel:.2} | {bvel:.2} |\n\
+         | timing MAE (ms) | {tim:.2} | {btim:.2} |\n\
+         | total KL (nats) | {kl:.2} | |\n",
+        name = file.card.name,
+        summary = file.card.summary,
+        bars = c.bars,
+        steps = c.steps(),
+        z = c.z_size,
+        enc = c.encoder,
+        dec = c.decoder,
+        data = file.card.data,
+        credit = groove_dataset_credit(corpus),
+        split = file.card.split,
+        training = file.card.training,
+        slices = e.slices,
+        acc = e.hit_accuracy,
+        f1 = e.hit_f1(),
+        vel = e.velocity_mae,
+        bvel = e.baseline_velocity_mae,
+        tim = e.timing_mae_ms,
+        btim = e.baseline_timing_mae_ms,
         kl = e.kl_per_dim.iter().sum::<f64>(),
     )
 }
