@@ -543,6 +543,7 @@ fn source_name(source: &crate::worker::clips::ClipSource) -> String {
     match source {
         crate::worker::clips::ClipSource::Input => "played in".into(),
         crate::worker::clips::ClipSource::Playing => "from the phrase playing".into(),
+        crate::worker::clips::ClipSource::Tap => "tapped".into(),
         crate::worker::clips::ClipSource::File(path) => std::path::Path::new(path).file_name().map_or(path.clone(), |f| f.to_string_lossy().into_owned()),
     }
 }

@@ -373,6 +373,7 @@ mod alloc_check {
     use nice_plug::midi::{Channel, Key, VoiceID};
     use nice_plug::prelude::{NoteEvent, Param};
 
+    use crate::params::CaptureSource;
     use crate::worker::clips::Slot;
     use crate::audio::handoff::Phrase;
     use crate::music::melody::Note;
@@ -385,6 +386,10 @@ mod alloc_check {
     fn press(param: &impl Param, on: bool) {
         // The host's route for setting a parameter; the param outlives the call.
         unsafe { param.as_ptr()._internal_set_normalized_value(if on { 1.0 } else { 0.0 }) };
+    }
+
+    fn choose<T: nice_plug::prelude::Enum + PartialEq + 'static>(param: &nice_plug::prelude::EnumParam<T>, value: T) {
+        unsafe { param.as_ptr()._internal_set_normalized_value(param.preview_normalized(value)) };
     }
 
     #[test]
@@ -401,12 +406,16 @@ mod alloc_check {
         }
         let first = Phrase::from_notes(&[Note { pitch: 60, start: 0, end: 4 }, Note { pitch: 67, start: 8, end: 12 }], 16, 1);
         let second = Phrase::from_notes(&[Note { pitch: 72, start: 2, end: 6 }], 16, 2);
+        let hits = [(0, 0), (0, 2), (2, 2), (4, 1), (4, 2), (6, 2), (8, 0), (12, 1)].map(|(step, class)| crate::music::drums::Hit { step, class });
+        let mut felt = Phrase::from_drums(&hits, 16, 3);
+        let feel: Vec<_> = (0..16).map(|s| [crate::music::groove::Feel { velocity: 60 + s as u8, shift: 0.4 - s as f32 * 0.05 }; 9]).collect();
+        felt.set_feel(&feel);
         producer.publish(first);
         let (mut left, mut right) = (vec![0.0f32; 480], vec![0.0f32; 480]);
         let (mut ons, mut offs, mut peak) = (0u32, 0u32, 0.0f32);
         assert_no_alloc(|| {
             // 10 ms blocks at 120 bpm: 0.02 beats each, so block 200 starts on beat 4.
-            for block in 0..1_000u64 {
+            for block in 0..1_100u64 {
                 let t = TransportInfo::playing(120.0, block as f64 * 0.02, 48_000.0);
                 let note = |on: bool, key: u8| {
                     let (timing, voice_id, channel, key) = (0, VoiceID::Wildcard, Channel::Number(0), Key::Number(key));
@@ -429,8 +438,22 @@ mod alloc_check {
                     }
                     // After the second phrase took over (bar 4, beat 12): capture it.
                     650 => {
-                        press(&plugin.params.capture_source, true);
+                        choose(&plugin.params.capture_source, CaptureSource::Playing);
                         press(&plugin.params.capture_b, true);
+                    }
+                    // A drum phrase with a feel, played at full groove, and a tapped rhythm
+                    // captured (bar 5, beats 16 to 20).
+                    700 => {
+                        producer.publish(felt);
+                        press(&plugin.params.groove, true);
+                    }
+                    800 | 812 | 825 | 850 => plugin.record_input(&note(true, 40), &t),
+                    805 | 818 | 830 | 860 => plugin.record_input(&note(false, 40), &t),
+                    // Beat 20.2: the capture takes bar 5.
+                    1010 => {
+                        choose(&plugin.params.capture_source, CaptureSource::Tap);
+                        press(&plugin.params.capture_a, false);
+                        press(&plugin.params.capture_a, true);
                     }
                     _ => {}
                 }
@@ -447,17 +470,22 @@ mod alloc_check {
                 peak = left.iter().fold(peak, |m, x| m.max(x.abs()));
             }
         });
-        // 1000 blocks of 10 ms = 10 s = 80 steps at 120 bpm: five 16-step loops.
-        assert!(ons >= 5 && ons.abs_diff(offs) <= 1, "{ons} note-ons, {offs} note-offs");
+        // 1100 blocks of 10 ms = 11 s = 88 steps at 120 bpm: five 16-step loops and more.
+        assert!(ons >= 5 && ons.abs_diff(offs) <= 9, "{ons} note-ons, {offs} note-offs");
         assert!(peak > 0.01, "the audition synth is heard ({peak})");
-        assert_eq!(plugin.sequencer.current().generation, 2);
+        assert_eq!(plugin.sequencer.current().generation, 3);
 
         let a = requests.pop().expect("capture A sent");
-        assert_eq!((a.slot, a.from_input, a.phrase.steps), (Slot::A, true, 16));
+        assert_eq!((a.slot, a.source, a.phrase.steps), (Slot::A, CaptureSource::Input, 16));
         let played: Vec<_> = a.phrase.notes().iter().map(|n| (n.pitch, n.start, n.end)).collect();
         assert_eq!(played, vec![(62, 0, 4), (65, 8, 10)]);
         let b = requests.pop().expect("capture B sent");
-        assert_eq!((b.slot, b.from_input, b.phrase.generation), (Slot::B, false, 2));
+        assert_eq!((b.slot, b.source, b.phrase.generation), (Slot::B, CaptureSource::Playing, 2));
+        let tap = requests.pop().expect("tap capture sent");
+        assert_eq!((tap.slot, tap.source, tap.phrase.encoding), (Slot::A, CaptureSource::Tap, crate::music::Encoding::Drums));
+        // Taps at beats 16, 16.24, 16.5 and 17: steps 0, 1 (early by 0.04), 2 and 4.
+        let taps: Vec<_> = tap.phrase.notes().iter().map(|n| (n.start, (n.shift * 100.0).round() as i32)).collect();
+        assert_eq!(taps, vec![(0, 0), (1, -4), (2, 0), (4, 0)]);
         assert!(requests.pop().is_err(), "one request per press");
     }
 

@@ -67,6 +67,19 @@ pub enum ModelChoice {
     File,
 }
 
+/// Which groove model humanizes the drum phrases (the `Groove` amount sets how much).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum GrooveModelChoice {
+    /// GrooVAE humanize, trained on the Groove MIDI Dataset.
+    #[id = "h2bar"]
+    #[name = "Humanize 2-bar"]
+    Humanize2Bar,
+    /// The file in [`LatentLiveParams::groove_file`].
+    #[id = "file"]
+    #[name = "Groove File"]
+    File,
+}
+
 /// Where Capture A / B take their clip from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 pub enum CaptureSource {
@@ -78,6 +91,11 @@ pub enum CaptureSource {
     #[id = "play"]
     #[name = "Playing"]
     Playing,
+    /// A rhythm tapped on any key, which the tap-to-drums model turns into a beat (drum
+    /// models only).
+    #[id = "tap"]
+    #[name = "Tap"]
+    Tap,
 }
 
 /// When a newly decoded phrase replaces the one playing.
@@ -217,6 +235,13 @@ pub struct LatentLiveParams {
     #[nested(array, group = "Drum Notes")]
     pub drum_notes: [DrumNote; drums::NUM_DRUM_CLASSES],
 
+    /// How much of the groove model's feel drum phrases play with: 0 the quantized
+    /// pattern at its accents, 1 the humanized velocities and timing.
+    #[id = "groove"]
+    pub groove: FloatParam,
+    #[id = "gmodel"]
+    pub groove_model: EnumParam<GrooveModelChoice>,
+
     /// Audition synth: lets the plugin be heard without a second instrument.
     #[id = "synth"]
     pub synth: BoolParam,
@@ -232,6 +257,9 @@ pub struct LatentLiveParams {
     /// The model file played when `model` is [`ModelChoice::File`].
     #[persist = "mfile"]
     pub model_file: Persisted<Option<String>>,
+    /// The groove model file used when `groove_model` is [`GrooveModelChoice::File`].
+    #[persist = "gfile"]
+    pub groove_file: Persisted<Option<String>>,
     /// The state's version (see [`crate::worker::state`]), and what restoring the project
     /// repaired or dropped.
     #[persist = "ver"]
@@ -252,10 +280,12 @@ pub struct ZRequest {
     pub morph: f32,
     pub attributes: [f32; NUM_ATTRIBUTES],
     pub model: ModelChoice,
-    /// Revisions of the persisted clips and model file: a capture, a restored project or
+    pub groove_model: GrooveModelChoice,
+    /// Revisions of the persisted clips and model files: a capture, a restored project or
     /// another file changes them.
     pub clips_revision: u64,
     pub model_file_revision: u64,
+    pub groove_file_revision: u64,
 }
 
 impl ZRequest {
@@ -272,8 +302,10 @@ impl ZRequest {
         }
         mix(self.seed);
         mix(self.model as u64);
+        mix(self.groove_model as u64);
         mix(self.clips_revision);
         mix(self.model_file_revision);
+        mix(self.groove_file_revision);
         hash
     }
 }
@@ -381,6 +413,11 @@ impl Default for LatentLiveParams {
             thru: BoolParam::new("MIDI Thru", true),
             drum_channel: IntParam::new("Drum Channel", drums::GM_CHANNEL as i32 + 1, IntRange::Linear { min: 1, max: 16 }),
             drum_notes: std::array::from_fn(DrumNote::new),
+            groove: FloatParam::new("Groove", 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
+                .with_unit(" %")
+                .with_value_to_string(formatters::v2s_f32_percentage(0))
+                .with_string_to_value(formatters::s2v_f32_percentage()),
+            groove_model: EnumParam::new("Groove Model", GrooveModelChoice::Humanize2Bar),
             synth: BoolParam::new("Audition Synth", false),
             gain: FloatParam::new(
                 "Synth Gain",
@@ -398,6 +435,7 @@ impl Default for LatentLiveParams {
             bypass: BoolParam::new("Bypass", false).make_bypass(),
             clips: Persisted::default(),
             model_file: Persisted::default(),
+            groove_file: Persisted::default(),
             state_version: StateVersion::default(),
             capture_presses,
         }
@@ -461,8 +499,10 @@ impl LatentLiveParams {
             morph: clean(self.morph.value()),
             attributes: self.attributes().map(|p| clean(p.value())),
             model: self.model.value(),
+            groove_model: self.groove_model.value(),
             clips_revision: self.clips.revision(),
             model_file_revision: self.model_file.revision(),
+            groove_file_revision: self.groove_file.revision(),
         }
     }
 }
@@ -476,13 +516,14 @@ mod tests {
         let params = LatentLiveParams::default();
         let map = params.param_map();
         let mut ids: Vec<&str> = map.iter().map(|(id, _, _)| id.as_str()).collect();
-        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 20 + drums::NUM_DRUM_CLASSES);
+        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 22 + drums::NUM_DRUM_CLASSES);
         assert!(ids.iter().all(|id| id.len() <= 6), "{ids:?}");
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 20 + drums::NUM_DRUM_CLASSES);
+        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 22 + drums::NUM_DRUM_CLASSES);
         assert!(ids.contains(&"dn_1") && ids.contains(&"dn_9") && ids.contains(&"dchan"));
         assert!(ids.contains(&"lat8") && ids.contains(&"swap") && ids.contains(&"capa") && ids.contains(&"model"));
+        assert!(ids.contains(&"groove") && ids.contains(&"gmodel"));
     }
 
     #[test]

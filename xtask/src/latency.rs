@@ -21,7 +21,7 @@ pub struct LatencyArgs {
 
 pub fn run(args: &LatencyArgs) -> anyhow::Result<()> {
     for choice in [ModelChoice::Folk2Bar, ModelChoice::Folk4Bar, ModelChoice::Groove2Bar] {
-        if let Err(e) = models::default_loader()(choice, None) {
+        if let Err(e) = models::default_loader()(models::ModelSource::Pattern(choice), None) {
             println!("{choice:?}: skipped ({e})");
             continue;
         }

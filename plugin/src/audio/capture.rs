@@ -14,7 +14,7 @@ use nice_plug::prelude::NoteEvent;
 use std::sync::atomic::Ordering;
 
 use crate::audio::handoff::{Phrase, PhraseNote};
-use crate::music::drums;
+use crate::music::{drums, groove};
 use crate::music::Encoding;
 use crate::worker::clips::Slot;
 use crate::params::{CaptureSource, LatentLiveParams};
@@ -29,8 +29,9 @@ pub const MAX_CAPTURE_STEPS: usize = 256;
 #[derive(Debug, Clone, Copy)]
 pub struct CaptureRequest {
     pub slot: Slot,
-    /// `true`: played in; `false`: the phrase that was playing.
-    pub from_input: bool,
+    /// Played in, tapped (the phrase holds the taps, on [`groove::TAP_CLASS`]), or the
+    /// phrase that was playing.
+    pub source: CaptureSource,
     pub phrase: Phrase,
 }
 
@@ -41,9 +42,9 @@ pub struct Capturer {
     recorder: InputRecorder,
     /// Capture A / B press counts as last acted on.
     presses: [u32; 2],
-    /// Input captures waiting for their bar line, by slot: the clock beat it falls on,
-    /// and the meter of the bars before it.
-    due: [Option<(f64, Meter)>; 2],
+    /// Input and tap captures waiting for their bar line, by slot: the clock beat it
+    /// falls on, the meter of the bars before it, and what is captured.
+    due: [Option<(f64, Meter, CaptureSource)>; 2],
 }
 
 impl Capturer {
@@ -74,23 +75,23 @@ impl Capturer {
             let presses = params.capture_presses[i].load(Ordering::Acquire);
             if presses != self.presses[i] {
                 self.presses[i] = presses;
-                let meter = transport.meter;
-                if params.capture_source.value() == CaptureSource::Playing {
-                    send(CaptureRequest { slot, from_input: false, phrase: *playing });
+                let (meter, source) = (transport.meter, params.capture_source.value());
+                if source == CaptureSource::Playing {
+                    send(CaptureRequest { slot, source, phrase: *playing });
                 } else if transport.playing {
                     let bar = meter.bar_beats();
                     let phase = transport.pos_beats - transport.bar_start;
-                    self.due[i] = Some((if phase < bar / 2.0 { now - phase } else { now + bar - phase }, meter));
+                    self.due[i] = Some((if phase < bar / 2.0 { now - phase } else { now + bar - phase }, meter, source));
                 } else {
                     let length = bars * meter.bar_beats();
                     let start = self.recorder.first_onset(now - length, now).unwrap_or(now - length);
-                    send(CaptureRequest { slot, from_input: true, phrase: self.recorder.capture(start, steps, meter, playing.encoding, params) });
+                    send(CaptureRequest { slot, source, phrase: self.recorder.capture(source, start, steps, meter, playing.encoding, params) });
                 }
             }
-            if let Some((end, meter)) = self.due[i].filter(|&(end, _)| end <= now) {
+            if let Some((end, meter, source)) = self.due[i].filter(|&(end, _, _)| end <= now) {
                 self.due[i] = None;
                 let start = end - bars * meter.bar_beats();
-                send(CaptureRequest { slot, from_input: true, phrase: self.recorder.capture(start, steps, meter, playing.encoding, params) });
+                send(CaptureRequest { slot, source, phrase: self.recorder.capture(source, start, steps, meter, playing.encoding, params) });
             }
         }
     }
@@ -158,12 +159,14 @@ impl InputRecorder {
         self.recent().map(|n| n.start).filter(|&s| s >= from && s < to).reduce(f64::min)
     }
 
-    /// The clip the phrase playing (melody or drums) is captured as: [`Self::phrase`] or
-    /// [`Self::drum_phrase`] with the kit mapping of `params`.
-    pub fn capture(&self, start: f64, steps: u16, meter: Meter, encoding: Encoding, params: &LatentLiveParams) -> Phrase {
-        match encoding {
-            Encoding::Melody => self.phrase(start, steps, meter, 0),
-            Encoding::Drums | Encoding::Groove => self.drum_phrase(start, steps, meter, &params.drum_note_values(), 0),
+    /// The clip a capture of what was played in makes: taps ([`Self::tap_phrase`]), or
+    /// notes like the phrase playing's (melody or drums: [`Self::phrase`] or
+    /// [`Self::drum_phrase`] with the kit mapping of `params`).
+    pub fn capture(&self, source: CaptureSource, start: f64, steps: u16, meter: Meter, encoding: Encoding, params: &LatentLiveParams) -> Phrase {
+        match (source, encoding) {
+            (CaptureSource::Tap, _) => self.tap_phrase(start, steps, meter, 0),
+            (_, Encoding::Melody) => self.phrase(start, steps, meter, 0),
+            (_, Encoding::Drums | Encoding::Groove) => self.drum_phrase(start, steps, meter, &params.drum_note_values(), 0),
         }
     }
 
@@ -171,6 +174,11 @@ impl InputRecorder {
     /// `(clip step, start of its host bar from the window start)`, `None` outside the
     /// window or past what a clip bar holds.
     fn clip_step(onset: f64, start: f64, steps: usize, meter: Meter) -> Option<(usize, f64)> {
+        Self::clip_time(onset, start, steps, meter).map(|(at, _, bar_start)| (at, bar_start))
+    }
+
+    /// [`Self::clip_step`], with the onset's shift off that step in steps (negative early).
+    fn clip_time(onset: f64, start: f64, steps: usize, meter: Meter) -> Option<(usize, f64, f64)> {
         let bar_beats = meter.bar_beats();
         // Steps of a host bar that a clip bar has room for.
         let kept = meter.bar_steps().min(MODEL_BAR_STEPS) as f64;
@@ -178,9 +186,10 @@ impl InputRecorder {
         // An onset a little early for a bar line belongs to that bar.
         let bar = ((from_start + 0.5 / STEPS_PER_BEAT) / bar_beats).floor();
         let bar_start = bar * bar_beats;
-        let step = ((from_start - bar_start) * STEPS_PER_BEAT).round().max(0.0);
+        let exact = (from_start - bar_start) * STEPS_PER_BEAT;
+        let step = exact.round().max(0.0);
         let at = bar * MODEL_BAR_STEPS as f64 + step;
-        (step < kept && (0.0..steps as f64).contains(&at)).then_some((at as usize, bar_start))
+        (step < kept && (0.0..steps as f64).contains(&at)).then_some((at as usize, exact - step, bar_start))
     }
 
     /// The clip of `steps` 16ths played from beat `start` in bars of `meter`, quantized
@@ -213,7 +222,32 @@ impl InputRecorder {
         let mut steps_iter = (0..steps).filter_map(|s| onsets[s].map(|o| (s, o))).peekable();
         while let Some((s, (pitch, end))) = steps_iter.next() {
             let next = steps_iter.peek().map_or(steps, |&(n, _)| n);
-            phrase.push(PhraseNote { pitch, start: s as u16, end: end.min(next) as u16 });
+            phrase.push(PhraseNote::new(pitch, s as u16, end.min(next) as u16));
+        }
+        phrase
+    }
+
+    /// The rhythm tapped from beat `start`, as [`Self::phrase`] lays it on the clip's bars:
+    /// any key, one tap per step (the earliest), each on [`groove::TAP_CLASS`] with its
+    /// timing off the step as its shift (the tap-to-drums model reads it). Velocity does
+    /// not count, as in Magenta's `fixed_velocities`.
+    pub fn tap_phrase(&self, start: f64, steps: u16, meter: Meter, generation: u64) -> Phrase {
+        let steps = (steps as usize).clamp(1, MAX_CAPTURE_STEPS);
+        // The earliest onset of each step, as (onset, shift).
+        let mut taps = [None::<(f64, f32)>; MAX_CAPTURE_STEPS];
+        for note in self.recent() {
+            if let Some((at, shift, _)) = Self::clip_time(note.start, start, steps, meter) {
+                if taps[at].is_none_or(|(onset, _)| note.start < onset) {
+                    taps[at] = Some((note.start, (shift as f32).clamp(-0.5, 0.5)));
+                }
+            }
+        }
+        let mut phrase = Phrase::silent(steps as u16, generation);
+        phrase.encoding = Encoding::Drums;
+        for (step, tap) in taps[..steps].iter().enumerate() {
+            if let Some((_, shift)) = *tap {
+                phrase.push(PhraseNote { shift, ..PhraseNote::new(groove::TAP_CLASS as u8, step as u16, step as u16 + 1) });
+            }
         }
         phrase
     }
@@ -237,7 +271,7 @@ impl InputRecorder {
         phrase.encoding = Encoding::Drums;
         for (step, &bits) in classes[..steps].iter().enumerate() {
             for class in drums::classes_in(bits) {
-                phrase.push(PhraseNote { pitch: class as u8, start: step as u16, end: step as u16 + 1 });
+                phrase.push(PhraseNote::new(class as u8, step as u16, step as u16 + 1));
             }
         }
         phrase
@@ -269,10 +303,10 @@ mod tests {
         assert_eq!(
             p.notes(),
             &[
-                PhraseNote { pitch: 64, start: 0, end: 4 },
-                PhraseNote { pitch: 67, start: 6, end: 8 },
-                PhraseNote { pitch: 72, start: 8, end: 14 },
-                PhraseNote { pitch: 71, start: 14, end: 32 },
+                PhraseNote::new(64, 0, 4),
+                PhraseNote::new(67, 6, 8),
+                PhraseNote::new(72, 8, 14),
+                PhraseNote::new(71, 14, 32),
             ]
         );
         assert_eq!(r.first_onset(10.0, 20.0), Some(10.02));
@@ -288,7 +322,7 @@ mod tests {
         assert_eq!(r.first_onset(0.0, 1e9), Some(10.0));
         let p = r.phrase(MAX_RECORDED as f64 + 6.0, 16, Meter::COMMON, 0);
         assert_eq!(p.notes().len(), 4);
-        assert_eq!(p.notes()[0], PhraseNote { pitch: 60, start: 0, end: 1 });
+        assert_eq!(p.notes()[0], PhraseNote::new(60, 0, 1));
     }
 
     #[test]
@@ -304,7 +338,7 @@ mod tests {
         let p = r.phrase(0.0, 32, Meter { numerator: 3, denominator: 4 }, 0);
         assert_eq!(
             p.notes(),
-            &[PhraseNote { pitch: 60, start: 0, end: 12 }, PhraseNote { pitch: 62, start: 16, end: 18 }, PhraseNote { pitch: 64, start: 26, end: 28 }]
+            &[PhraseNote::new(60, 0, 12), PhraseNote::new(62, 16, 18), PhraseNote::new(64, 26, 28)]
         );
         // 5/4: the fifth beat does not fit a clip bar.
         let mut r = InputRecorder::default();
@@ -313,7 +347,7 @@ mod tests {
         r.note_on(69, 5.0);
         r.note_off(69, 5.5);
         let p = r.phrase(0.0, 32, Meter { numerator: 5, denominator: 4 }, 0);
-        assert_eq!(p.notes(), &[PhraseNote { pitch: 69, start: 16, end: 18 }]);
+        assert_eq!(p.notes(), &[PhraseNote::new(69, 16, 18)]);
     }
 
     #[test]

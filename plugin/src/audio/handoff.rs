@@ -8,6 +8,7 @@
 //! a phrase written is a phrase delivered.
 
 use crate::music::drums::{self, Hit};
+use crate::music::groove::Feel;
 use crate::music::melody::Note;
 use crate::music::Encoding;
 
@@ -18,16 +19,29 @@ pub const MAX_NOTES: usize = 1024;
 /// One note of a phrase, in 16th steps from the phrase start; `end` is exclusive.
 /// In a drum phrase `pitch` is the drum class ([`drums::CLASSES`]): the audio thread
 /// plays it as the note the kit mapping gives the class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// A drum hit can carry a feel, which the `Groove` amount blends in: `velocity` (1..=127;
+/// 0 when it has none and plays its accent) and `shift`, where it lands around its step,
+/// in steps (`-0.5..=0.5`, negative early), as in [`Feel`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct PhraseNote {
     pub pitch: u8,
     pub start: u16,
     pub end: u16,
+    pub velocity: u8,
+    pub shift: f32,
+}
+
+impl PhraseNote {
+    /// A note without a feel.
+    pub const fn new(pitch: u8, start: u16, end: u16) -> Self {
+        Self { pitch, start, end, velocity: 0, shift: 0.0 }
+    }
 }
 
 /// A looping phrase, its notes sorted by start: a melody's never overlap, a drum
 /// phrase's hits are a step long, several to a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Phrase {
     notes: [PhraseNote; MAX_NOTES],
     len: u16,
@@ -47,7 +61,7 @@ impl Default for Phrase {
 impl Phrase {
     /// Silence, 2 bars long.
     pub const EMPTY: Phrase =
-        Phrase { notes: [PhraseNote { pitch: 0, start: 0, end: 0 }; MAX_NOTES], len: 0, steps: 32, generation: 0, encoding: Encoding::Melody };
+        Phrase { notes: [PhraseNote::new(0, 0, 0); MAX_NOTES], len: 0, steps: 32, generation: 0, encoding: Encoding::Melody };
 
     /// No notes, `steps` long.
     pub const fn silent(steps: u16, generation: u64) -> Self {
@@ -69,7 +83,7 @@ impl Phrase {
             if end <= start {
                 continue;
             }
-            phrase.push(PhraseNote { pitch: note.pitch.min(127), start: start as u16, end: end as u16 });
+            phrase.push(PhraseNote::new(note.pitch.min(127), start as u16, end as u16));
         }
         phrase
     }
@@ -84,9 +98,26 @@ impl Phrase {
         let mut phrase = Self::silent(steps, generation);
         phrase.encoding = Encoding::Drums;
         for hit in sorted {
-            phrase.push(PhraseNote { pitch: hit.class, start: hit.step as u16, end: hit.step as u16 + 1 });
+            phrase.push(PhraseNote::new(hit.class, hit.step as u16, hit.step as u16 + 1));
         }
         phrase
+    }
+
+    /// Gives a drum phrase's hits the feel `feel[step][class]` (a groove model's
+    /// humanization of them): steps past `feel` keep their accent. NaN-safe.
+    pub fn set_feel(&mut self, feel: &[[Feel; drums::NUM_DRUM_CLASSES]]) {
+        let len = self.len as usize;
+        for note in &mut self.notes[..len] {
+            if let Some(f) = feel.get(note.start as usize).and_then(|row| row.get(note.pitch as usize)) {
+                note.velocity = f.velocity.clamp(1, 127);
+                note.shift = if f.shift.is_finite() { f.shift.clamp(-0.5, 0.5) } else { 0.0 };
+            }
+        }
+    }
+
+    /// Whether any note carries a feel.
+    pub fn has_feel(&self) -> bool {
+        self.notes().iter().any(|n| n.velocity > 0)
     }
 
     /// Appends a note that starts no earlier than the last one; dropped when the phrase
@@ -175,9 +206,9 @@ mod tests {
         assert_eq!(
             p.notes(),
             &[
-                PhraseNote { pitch: 60, start: 0, end: 4 },
-                PhraseNote { pitch: 64, start: 4, end: 12 },
-                PhraseNote { pitch: 67, start: 30, end: 32 },
+                PhraseNote::new(60, 0, 4),
+                PhraseNote::new(64, 4, 12),
+                PhraseNote::new(67, 30, 32),
             ]
         );
     }
@@ -195,7 +226,7 @@ mod tests {
         assert_eq!(p.encoding, Encoding::Drums);
         assert_eq!(
             p.notes(),
-            &[PhraseNote { pitch: 0, start: 0, end: 1 }, PhraseNote { pitch: 2, start: 0, end: 1 }, PhraseNote { pitch: 1, start: 4, end: 5 }]
+            &[PhraseNote::new(0, 0, 1), PhraseNote::new(2, 0, 1), PhraseNote::new(1, 4, 5)]
         );
         assert_eq!(p.drum_hits(), vec![Hit { step: 0, class: 0 }, Hit { step: 0, class: 2 }, Hit { step: 4, class: 1 }]);
     }

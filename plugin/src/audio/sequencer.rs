@@ -7,6 +7,12 @@
 //! position, so the events are the same whatever the block size (offline renders =
 //! real time). A loop that wraps inside the block is followed where it wraps.
 //!
+//! Each grid point is read half a step ahead of its time ([`LOOKAHEAD_BEATS`]): its notes
+//! wait in fixed slots for their own time, so a drum hit the groove plays early (up to half
+//! a 16th, [`Playback::groove`] times its shift) sounds before its step on the exact
+//! sample, across block and bar boundaries, and a late one after it. At Groove 0 every
+//! note is on the grid and the output is the quantized pattern's, event for event.
+//!
 //! A melody sounds one note at a time; a drum phrase sounds every hit of a step at once,
 //! on the drum channel, each class as the note the kit mapping gives it. Every note is
 //! always ended: at the next onset, at its (scaled) end, where the phrase does not go on
@@ -34,8 +40,15 @@ const JUMP_TOLERANCE_BEATS: f64 = 0.01;
 pub const MAX_STEPS_PER_BLOCK: usize = 512;
 /// Loop wraps followed inside one block; the shortest loop is a 16th.
 const MAX_LOOP_WRAPS: usize = 64;
-/// The most notes sounding at once: every drum class on one step (a melody sounds one).
-const MAX_VOICES: usize = drums::NUM_DRUM_CLASSES;
+/// Grid points are read this far ahead of their time, so that a note played early (by up
+/// to half a 16th, as a groove places it) is known before its time comes.
+const LOOKAHEAD_BEATS: f64 = 0.5 / STEPS_PER_BEAT;
+/// The most notes sounding at once: every drum class of one step, and under a groove the
+/// previous step's still ringing (a melody sounds one).
+const MAX_VOICES: usize = 2 * drums::NUM_DRUM_CLASSES;
+/// Notes struck but not yet on: a grid point's late notes and the next one's early notes,
+/// with room for a third point where float ties put two points' reads together.
+const MAX_WAITING: usize = 3 * drums::NUM_DRUM_CLASSES;
 
 /// Playback settings applied to the phrase as it plays (read from the params each block).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,6 +69,9 @@ pub struct Playback {
     pub drum_channel: u8,
     /// The note each drum class plays.
     pub drum_notes: [u8; drums::NUM_DRUM_CLASSES],
+    /// How much of a drum phrase's feel plays, 0 (the quantized pattern at its accents)
+    /// to 1 (the humanizer's velocities and timing).
+    pub groove: f32,
 }
 
 impl Default for Playback {
@@ -69,6 +85,7 @@ impl Default for Playback {
             channel: 0,
             drum_channel: drums::GM_CHANNEL,
             drum_notes: drums::GM_NOTES,
+            groove: 0.0,
         }
     }
 }
@@ -85,6 +102,7 @@ impl Playback {
             channel: (params.channel.value() - 1).clamp(0, 15) as u8,
             drum_channel: (params.drum_channel.value() - 1).clamp(0, 15) as u8,
             drum_notes: params.drum_note_values(),
+            groove: params.groove.value(),
         }
     }
 
@@ -94,11 +112,27 @@ impl Playback {
         match encoding {
             Encoding::Melody => (self.channel, self.key(note.pitch), self.velocity),
             Encoding::Drums | Encoding::Groove => {
-                let accent = drums::accent(&Hit { step: note.start as u32, class: note.pitch }) as f32 / 127.0;
+                let accent = drums::accent(&Hit { step: note.start as u32, class: note.pitch }) as f32;
+                let felt = if note.velocity > 0 { accent + (note.velocity as f32 - accent) * self.groove_amount() } else { accent };
                 let key = self.drum_notes.get(note.pitch as usize).copied().unwrap_or(0).min(127);
-                (self.drum_channel, key, (accent * self.velocity * 127.0 / 100.0).clamp(1.0 / 127.0, 1.0))
+                (self.drum_channel, key, (felt / 127.0 * self.velocity * 127.0 / 100.0).clamp(1.0 / 127.0, 1.0))
             }
         }
+    }
+
+    /// Where a note sounds around its step, in steps (negative early): a drum hit's shift
+    /// scaled by the groove amount (melodies play on the grid).
+    pub fn shift_steps(&self, encoding: Encoding, note: &PhraseNote) -> f64 {
+        match encoding {
+            Encoding::Melody => 0.0,
+            Encoding::Drums | Encoding::Groove if note.shift.is_finite() => (note.shift.clamp(-0.5, 0.5) * self.groove_amount()) as f64,
+            Encoding::Drums | Encoding::Groove => 0.0,
+        }
+    }
+
+    /// The groove amount, NaN-safe.
+    fn groove_amount(&self) -> f32 {
+        if self.groove.is_finite() { self.groove.clamp(0.0, 1.0) } else { 0.0 }
     }
 
     /// The key a phrase pitch sounds as.
@@ -132,19 +166,37 @@ impl SeqEvent {
     }
 }
 
+/// A note struck by the sequencer: waiting for its time, then sounding until its end.
 #[derive(Debug, Clone, Copy)]
-struct Sounding {
+struct Voice {
     key: u8,
     channel: u8,
-    /// Host position of its note-off, in quarter notes.
+    velocity: f32,
+    /// Host positions of its note-on and note-off, in quarter notes.
+    on_beats: f64,
     off_beats: f64,
+    /// The grid point that struck it, counted since the sequencer was made.
+    point: u64,
+}
+
+/// Where a grid point ends the notes struck before it (a new onset, a swap, a step that
+/// does not follow): at host position `beats`, the voices of points before `point`.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    beats: f64,
+    point: u64,
 }
 
 pub struct Sequencer {
     current: Phrase,
     pending: Phrase,
     has_pending: bool,
-    sounding: [Option<Sounding>; MAX_VOICES],
+    /// Notes struck ahead of their time (the lookahead), not yet on.
+    waiting: [Option<Voice>; MAX_WAITING],
+    sounding: [Option<Voice>; MAX_VOICES],
+    cut: Option<Cut>,
+    /// Grid points played so far: numbers the voices.
+    points: u64,
     /// Channels played on since the last all-notes-off, one bit each: where the next
     /// one is sent.
     played_channels: u16,
@@ -166,12 +218,14 @@ impl Default for Sequencer {
 
 /// Where one stretch of a block lies: `samples` samples from sample `offset`, starting
 /// at host position `beats` (a loop that wraps inside the block makes two stretches).
+/// Grid points at or past `horizon` are not played in it: the host loops back there.
 #[derive(Debug, Clone, Copy)]
 struct Stretch {
     beats: f64,
     offset: usize,
     samples: usize,
     samples_per_beat: f64,
+    horizon: f64,
 }
 
 impl Stretch {
@@ -186,13 +240,25 @@ impl Stretch {
     }
 }
 
+/// The next thing [`Sequencer::flush`] emits; at one sample, note-offs come first, then
+/// cuts, then note-ons (the order the grid plays them in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    Off(usize),
+    Cut,
+    On(usize),
+}
+
 impl Sequencer {
     pub fn new() -> Self {
         Self {
             current: Phrase::EMPTY,
             pending: Phrase::EMPTY,
             has_pending: false,
+            waiting: [None; MAX_WAITING],
             sounding: [None; MAX_VOICES],
+            cut: None,
+            points: 0,
             played_channels: 0,
             expected_beats: None,
             next_beats: None,
@@ -211,7 +277,7 @@ impl Sequencer {
     }
 
     fn is_silent(&self) -> bool {
-        self.sounding.iter().all(Option::is_none)
+        self.sounding.iter().chain(&self.waiting).all(Option::is_none)
     }
 
     /// Takes the newest phrase from the worker's queue, if any, as the pending phrase.
@@ -263,7 +329,7 @@ impl Sequencer {
         }
 
         let samples_per_beat = transport.samples_per_beat();
-        let mut stretch = Stretch { beats: transport.pos_beats, offset: 0, samples, samples_per_beat };
+        let mut stretch = Stretch { beats: transport.pos_beats, offset: 0, samples, samples_per_beat, horizon: f64::INFINITY };
         if let Some(expected) = self.expected_beats {
             if (stretch.beats - expected).abs() > JUMP_TOLERANCE_BEATS + 1.0 / samples_per_beat {
                 self.silence(0, out);
@@ -275,6 +341,9 @@ impl Sequencer {
         for _ in 0..MAX_LOOP_WRAPS {
             let end_beats = stretch.beats + stretch.samples as f64 / samples_per_beat;
             let wrap = transport.loop_range.filter(|&(_, end)| stretch.beats < end && end_beats > end);
+            // The lookahead must not strike notes past the loop's end: the host will not
+            // play them.
+            stretch.horizon = transport.loop_range.map_or(f64::INFINITY, |(_, end)| if stretch.beats < end { end } else { f64::INFINITY });
             if let Some((_, end)) = wrap {
                 stretch.samples = (stretch.sample_of(end) - stretch.offset as i64).clamp(0, stretch.samples as i64) as usize;
             }
@@ -285,7 +354,7 @@ impl Sequencer {
                     // The host jumps back to the loop start here.
                     self.silence(done as u32, out);
                     self.lose_place();
-                    stretch = Stretch { beats: start, offset: done, samples: samples - done, samples_per_beat };
+                    stretch = Stretch { beats: start, offset: done, samples: samples - done, samples_per_beat, horizon: f64::INFINITY };
                 }
                 _ => break,
             }
@@ -293,7 +362,8 @@ impl Sequencer {
         self.expected_beats = Some(stretch.beats + stretch.samples as f64 / samples_per_beat);
     }
 
-    /// Plays the grid points of one stretch of the block.
+    /// Plays the grid points of one stretch of the block. Each point is read
+    /// [`LOOKAHEAD_BEATS`] before its time, so that its early notes can sound before it.
     fn play_stretch(&mut self, bars: &Bars, stretch: &Stretch, play: &Playback, budget: &mut usize, out: &mut impl FnMut(SeqEvent)) {
         if stretch.samples == 0 {
             return;
@@ -308,8 +378,8 @@ impl Sequencer {
         };
         let mut point = bars.at_or_after(from);
         loop {
-            let at = stretch.sample_of(point.beats);
-            if at >= end {
+            let at = stretch.sample_of(point.beats - LOOKAHEAD_BEATS);
+            if at >= end || point.beats >= stretch.horizon {
                 break;
             }
             if *budget == 0 {
@@ -319,51 +389,62 @@ impl Sequencer {
             }
             *budget -= 1;
             let at = at.max(stretch.offset as i64);
-            self.flush_off(at, stretch, out);
-            self.step(point, at as u32, play, out);
+            self.flush(at, stretch, out);
+            self.step(point, play);
             point = bars.after(point);
             self.next_beats = Some(point.beats);
         }
-        self.flush_off(end - 1, stretch, out);
+        self.flush(end - 1, stretch, out);
     }
 
-    /// Plays grid point `point` of the host timeline at sample `timing`.
-    fn step(&mut self, point: GridPoint, timing: u32, play: &Playback, out: &mut impl FnMut(SeqEvent)) {
+    /// Reads grid point `point` of the host timeline: strikes its notes, to sound at their
+    /// time, and schedules the end of those before it.
+    fn step(&mut self, point: GridPoint, play: &Playback) {
+        self.points += 1;
         if self.has_pending && self.swap_due(point, play.swap) {
-            self.silence(timing, out);
+            self.cut_at(point.beats);
             self.swap();
         }
         let Some(step) = timeline::phrase_step(point, self.current.steps) else {
-            self.silence(timing, out);
+            self.cut_at(point.beats);
             self.last_step = None;
             return;
         };
         let follows = self.last_step.is_some_and(|last| (last as u32 + 1) % self.current.steps.max(1) as u32 == step as u32);
         if !follows {
-            self.silence(timing, out);
+            self.cut_at(point.beats);
         }
         self.last_step = Some(step);
         let notes = self.current.notes();
         let first = notes.partition_point(|n| n.start < step);
         let count = notes[first..].iter().take_while(|n| n.start == step).count();
-        if count == 0 {
-            return;
-        }
-        self.silence(timing, out);
-        let mut voices = 0;
         for i in first..first + count {
-            let note = &self.current.notes()[i];
-            let (channel, key, velocity) = play.voice(self.current.encoding, note);
+            let note = self.current.notes()[i];
+            let (channel, key, velocity) = play.voice(self.current.encoding, &note);
+            let on_beats = point.beats + play.shift_steps(self.current.encoding, &note) / STEPS_PER_BEAT;
+            // A new onset ends what sounds, from its earliest note on.
+            self.cut_at(on_beats);
             // Two classes mapped to one note strike it once.
-            if voices == MAX_VOICES || self.sounding[..voices].iter().flatten().any(|s| s.key == key && s.channel == channel) {
+            let this_point = |v: &Option<Voice>| v.is_some_and(|v| v.point == self.points && v.key == key && v.channel == channel);
+            if self.waiting.iter().any(this_point) {
                 continue;
             }
-            out(SeqEvent::NoteOn { timing, channel, key, velocity });
-            self.played_channels |= 1 << (channel & 15);
-            let off_beats = point.beats + play.sounding_steps(note) / STEPS_PER_BEAT;
-            self.sounding[voices] = Some(Sounding { key, channel, off_beats });
-            voices += 1;
+            let voice = Voice { key, channel, velocity, on_beats, off_beats: on_beats + play.sounding_steps(&note) / STEPS_PER_BEAT, point: self.points };
+            // Full only if a host jitters the grid past reason: the note is dropped, never stuck.
+            if let Some(free) = self.waiting.iter_mut().find(|v| v.is_none()) {
+                *free = Some(voice);
+            }
         }
+    }
+
+    /// Ends the voices of earlier grid points at host position `beats`, or earlier if
+    /// this point already ends them earlier.
+    fn cut_at(&mut self, beats: f64) {
+        let point = self.points;
+        self.cut = Some(match self.cut {
+            Some(cut) if cut.point == point => Cut { beats: cut.beats.min(beats), point },
+            _ => Cut { beats, point },
+        });
     }
 
     fn swap_due(&self, point: GridPoint, mode: SwapMode) -> bool {
@@ -393,24 +474,60 @@ impl Sequencer {
         self.last_step = None;
     }
 
-    /// Ends the sounding notes whose off time falls at or before sample `limit`.
-    fn flush_off(&mut self, limit: i64, stretch: &Stretch, out: &mut impl FnMut(SeqEvent)) {
-        for voice in &mut self.sounding {
-            if let Some(s) = *voice {
-                let at = stretch.sample_of(s.off_beats);
-                if at <= limit {
-                    out(SeqEvent::NoteOff { timing: at.clamp(stretch.offset as i64, limit.max(stretch.offset as i64)) as u32, channel: s.channel, key: s.key });
-                    *voice = None;
+    /// Emits, in time order, the note-offs, cuts and note-ons due at or before sample
+    /// `limit` of the stretch.
+    fn flush(&mut self, limit: i64, stretch: &Stretch, out: &mut impl FnMut(SeqEvent)) {
+        let from = stretch.offset as i64;
+        loop {
+            let sounding = self.sounding.iter().enumerate().filter_map(|(i, v)| v.map(|v| (stretch.sample_of(v.off_beats), Due::Off(i))));
+            let waiting = self.waiting.iter().enumerate().filter_map(|(i, v)| v.map(|v| (stretch.sample_of(v.on_beats), Due::On(i))));
+            let cut = self.cut.map(|c| (stretch.sample_of(c.beats), Due::Cut));
+            let Some((at, due)) = sounding.chain(waiting).chain(cut).map(|(at, due)| (at.max(from), due)).min() else { return };
+            if at > limit {
+                return;
+            }
+            let timing = at as u32;
+            match due {
+                Due::Off(i) => {
+                    if let Some(v) = self.sounding[i].take() {
+                        out(SeqEvent::NoteOff { timing, channel: v.channel, key: v.key });
+                    }
+                }
+                Due::Cut => {
+                    if let Some(cut) = self.cut.take() {
+                        for slot in &mut self.sounding {
+                            if let Some(v) = slot.take_if(|v| v.point < cut.point) {
+                                out(SeqEvent::NoteOff { timing, channel: v.channel, key: v.key });
+                            }
+                        }
+                    }
+                }
+                Due::On(i) => {
+                    let Some(v) = self.waiting[i].take() else { continue };
+                    // A key struck again while it sounds (a late hit under an early one) is
+                    // ended first: one note-on per note-off, per key.
+                    for slot in &mut self.sounding {
+                        if let Some(old) = slot.take_if(|s| s.key == v.key && s.channel == v.channel) {
+                            out(SeqEvent::NoteOff { timing, channel: old.channel, key: old.key });
+                        }
+                    }
+                    if let Some(free) = self.sounding.iter_mut().find(|s| s.is_none()) {
+                        out(SeqEvent::NoteOn { timing, channel: v.channel, key: v.key, velocity: v.velocity });
+                        self.played_channels |= 1 << (v.channel & 15);
+                        *free = Some(v);
+                    }
                 }
             }
         }
     }
 
-    /// Ends every sounding note now.
+    /// Ends every sounding note now, and forgets the notes waiting to start.
     fn silence(&mut self, timing: u32, out: &mut impl FnMut(SeqEvent)) {
         for s in self.sounding.iter_mut().filter_map(Option::take) {
             out(SeqEvent::NoteOff { timing, channel: s.channel, key: s.key });
         }
+        self.waiting = [None; MAX_WAITING];
+        self.cut = None;
     }
 }
 
@@ -418,6 +535,7 @@ impl Sequencer {
 mod tests {
     use super::*;
     use crate::audio::timeline::Meter;
+    use crate::music::groove::Feel;
     use crate::music::melody::Note;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -930,18 +1048,186 @@ mod tests {
         assert!(sounding.values().all(|&c| c == 0), "nothing sounds after the transport stops: {sounding:?}");
     }
 
+    /// `groove()` with a feel: the downbeat kick early (it plays in the bar before), the
+    /// hats late and soft, the snare early and loud.
+    fn felt_groove() -> Phrase {
+        let mut p = groove();
+        let mut feel = vec![[Feel::default(); drums::NUM_DRUM_CLASSES]; 16];
+        feel[0][0] = Feel { velocity: 120, shift: -0.4 };
+        feel[0][2] = Feel { velocity: 50, shift: 0.25 };
+        feel[2][2] = Feel { velocity: 40, shift: 0.5 };
+        feel[4][1] = Feel { velocity: 127, shift: -0.5 };
+        feel[4][2] = Feel { velocity: 60, shift: 0.1 };
+        feel[6][2] = Feel { velocity: 45, shift: -0.2 };
+        feel[8][0] = Feel { velocity: 90, shift: 0.05 };
+        feel[8][7] = Feel { velocity: 110, shift: -0.05 };
+        p.set_feel(&feel);
+        p
+    }
+
+    /// Renders `phrase` from beat 0 for `beats` at `bpm` and `rate` in blocks from `sizes`:
+    /// (absolute sample, event).
+    fn render(phrase: &Phrase, play: &Playback, bpm: f64, rate: f32, beats: f64, mut sizes: impl FnMut() -> usize) -> Log {
+        let mut seq = started(phrase);
+        let spb = rate as f64 * 60.0 / bpm;
+        let total = (beats * spb) as u64;
+        let (mut log, mut pos) = (Log::new(), 0u64);
+        while pos < total {
+            let n = (sizes() as u64).min(total - pos) as usize;
+            let t = TransportInfo::playing(bpm, pos as f64 / spb, rate);
+            seq.process_block(&t, play, n, &mut |e| {
+                assert!((e.timing() as usize) < n, "{e:?} outside a block of {n}");
+                log.push((pos + e.timing() as u64, e));
+            });
+            pos += n as u64;
+        }
+        let stop = TransportInfo { playing: false, ..TransportInfo::playing(bpm, pos as f64 / spb, rate) };
+        seq.process_block(&stop, play, 64, &mut |e| log.push((pos + e.timing() as u64, e)));
+        log
+    }
+
+    /// Every key's note-ons and note-offs alternate, and none is left on.
+    fn assert_no_stuck_notes(log: &Log) {
+        let mut on = std::collections::BTreeMap::<(u8, u8), bool>::new();
+        for &(at, e) in log {
+            match e {
+                SeqEvent::NoteOn { channel, key, .. } => assert!(!on.insert((channel, key), true).unwrap_or(false), "{key} struck twice at {at}"),
+                SeqEvent::NoteOff { channel, key, .. } => assert!(on.insert((channel, key), false).unwrap_or(false), "{key} ended twice at {at}"),
+                SeqEvent::AllNotesOff { .. } => {}
+            }
+        }
+        assert!(on.values().all(|&o| !o), "stuck: {on:?}");
+        assert!(log.windows(2).all(|w| w[0].0 <= w[1].0), "events in time order");
+    }
+
+    #[test]
+    fn groove_zero_plays_exactly_the_quantized_pattern() {
+        for block in [1usize, 100, 512, 4096] {
+            let quantized = render(&groove(), &Playback::default(), 120.0, SR, 12.0, || block);
+            assert_eq!(render(&felt_groove(), &Playback::default(), 120.0, SR, 12.0, || block), quantized, "block {block}");
+            assert!(quantized.iter().filter(|(_, e)| matches!(e, SeqEvent::NoteOn { .. })).count() > 16);
+        }
+    }
+
+    #[test]
+    fn early_and_late_notes_land_on_their_sample_at_any_tempo_rate_and_block_size() {
+        let phrase = felt_groove();
+        for (bpm, rate) in [(120.0, 48_000.0), (87.5, 44_100.0), (173.0, 96_000.0), (60.0, 22_050.0)] {
+            let groove = 0.8f32;
+            let play = Playback { groove, ..Playback::default() };
+            let spb = rate as f64 * 60.0 / bpm;
+            // Two loops of the 16-step phrase (one bar each), and the downbeat of a third.
+            let beats = 8.5;
+            // Where each hit should start: its step plus its scaled shift, on the first
+            // sample at or after that time; one before the start plays on the first sample.
+            let mut expected: Vec<(u64, u8, u8)> = Vec::new();
+            for bar in 0..3u32 {
+                for note in phrase.notes() {
+                    let at_beats = (bar * 16 + note.start as u32) as f64 / 4.0 + (note.shift * groove) as f64 / 4.0;
+                    if at_beats * spb < beats * spb - 1.0 {
+                        let (_, key, velocity) = play.voice(Encoding::Drums, note);
+                        expected.push((((at_beats * spb - EPS_SAMPLES).ceil().max(0.0)) as u64, key, (velocity * 127.0).round() as u8));
+                    }
+                }
+            }
+            expected.sort();
+            // The crash shares no note with the hat here; each note is struck once per hit.
+            for block in [1usize, 64, 511, 4096] {
+                let log = render(&phrase, &play, bpm, rate, beats, || block);
+                assert_no_stuck_notes(&log);
+                let mut ons: Vec<(u64, u8, u8)> = log
+                    .iter()
+                    .filter_map(|&(at, e)| match e {
+                        SeqEvent::NoteOn { key, velocity, .. } => Some((at, key, (velocity * 127.0).round() as u8)),
+                        _ => None,
+                    })
+                    .collect();
+                ons.sort();
+                assert_eq!(ons, expected, "{bpm} bpm at {rate} Hz in blocks of {block}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_groove_amount_blends_velocity_and_timing() {
+        let phrase = felt_groove();
+        let kick = phrase.notes()[0];
+        let accent = drums::accent(&Hit { step: 0, class: 0 }) as f32;
+        for groove in [0.0f32, 0.5, 1.0] {
+            let play = Playback { groove, ..Playback::default() };
+            let (_, _, velocity) = play.voice(Encoding::Drums, &kick);
+            let want = (accent + (120.0 - accent) * groove) / 127.0 * (100.0 / 127.0) * 127.0 / 100.0;
+            assert!((velocity - want).abs() < 1e-6, "groove {groove}: {velocity} vs {want}");
+            assert_eq!(play.shift_steps(Encoding::Drums, &kick), (-0.4 * groove) as f64);
+            // Melodies are not moved.
+            assert_eq!(play.shift_steps(Encoding::Melody, &kick), 0.0);
+        }
+        // A NaN amount or shift plays on the grid.
+        let play = Playback { groove: f32::NAN, ..Playback::default() };
+        assert_eq!(play.shift_steps(Encoding::Drums, &kick), 0.0);
+        let nan = PhraseNote { shift: f32::NAN, ..kick };
+        assert_eq!(Playback { groove: 1.0, ..Playback::default() }.shift_steps(Encoding::Drums, &nan), 0.0);
+    }
+
+    #[test]
+    fn no_felt_hit_is_left_sounding_through_swaps_jumps_loops_and_stops() {
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let mut seq = started(&felt_groove());
+        let mut log = Log::new();
+        let (mut pos, mut beats) = (0u64, 0.0f64);
+        for block in 0..6_000u64 {
+            let n = rng.random_range(1..1500usize);
+            if rng.random_bool(0.003) {
+                beats = rng.random_range(-2.0..40.0);
+            }
+            if rng.random_bool(0.01) {
+                let hits: Vec<Hit> = (0..rng.random_range(0..40)).map(|_| Hit { step: rng.random_range(0..32), class: rng.random_range(0..9) }).collect();
+                let mut p = Phrase::from_drums(&hits, 32, block);
+                let feel: Vec<[Feel; drums::NUM_DRUM_CLASSES]> =
+                    (0..32).map(|_| std::array::from_fn(|_| Feel { velocity: rng.random_range(1..128), shift: rng.random_range(-0.5..=0.5) })).collect();
+                p.set_feel(&feel);
+                seq.queue_phrase(&p);
+            }
+            let mut play = Playback { groove: rng.random_range(0.0..=1.0), length: rng.random_range(0.1..2.0), ..Playback::default() };
+            play.swap = [SwapMode::NextBar, SwapMode::Immediately, SwapMode::NextPhrase][rng.random_range(0..3)];
+            if rng.random_bool(0.3) {
+                play.drum_notes[rng.random_range(0..9)] = play.drum_notes[rng.random_range(0..9)];
+            }
+            let looping = rng.random_bool(0.2).then_some((beats.floor(), beats.floor() + rng.random_range(0.25..3.0)));
+            let t = TransportInfo { playing: !rng.random_bool(0.003), loop_range: looping, ..TransportInfo::playing(rng.random_range(60.0..200.0), beats, SR) };
+            seq.process_block(&t, &play, n, &mut |e| {
+                assert!((e.timing() as usize) < n);
+                log.push((pos + e.timing() as u64, e));
+            });
+            pos += n as u64;
+            if t.playing {
+                beats += n as f64 * t.tempo / 60.0 / SR as f64;
+                if let Some((start, end)) = looping {
+                    if beats >= end {
+                        beats = start + (beats - end);
+                    }
+                }
+            }
+        }
+        let stop = TransportInfo { playing: false, ..TransportInfo::playing(120.0, beats, SR) };
+        seq.process_block(&stop, &Playback::default(), 64, &mut |e| log.push((pos + e.timing() as u64, e)));
+        assert_no_stuck_notes(&log);
+    }
+
     #[test]
     fn process_block_does_not_allocate() {
         let demo = demo();
         let mut seq = started(&demo);
         let mut count = 0usize;
-        let play = Playback { length: 0.8, ..Playback::default() };
+        // Under a groove, so that the lookahead and the waiting notes are exercised.
+        let play = Playback { length: 0.8, groove: 1.0, ..Playback::default() };
         let next = phrase(&[(50, 0, 3), (55, 8, 12)], 16, 9);
+        let felt = felt_groove();
         nice_assert_no_alloc::assert_no_alloc(|| {
             let mut pos = 0u64;
             for block in 0..20_000u64 {
                 if block % 2_000 == 0 {
-                    seq.queue_phrase(if block % 4_000 == 0 { &next } else { &demo });
+                    seq.queue_phrase([&next, &demo, &felt][(block / 2_000 % 3) as usize]);
                 }
                 if block == 10_000 {
                     seq.request_all_notes_off();

@@ -14,10 +14,17 @@ pub enum DefaultModel {
     Hier4Bar,
     /// Flat 2-bar drum model from the Groove MIDI Dataset, z = 256.
     Groove2Bar,
+    /// GrooVAE humanize, 2 bars: velocities and timing for a drum pattern's hits.
+    Humanize2Bar,
+    /// GrooVAE tap-to-drums, 2 bars: a beat from a tapped rhythm.
+    Tap2Drum2Bar,
 }
 
 impl DefaultModel {
+    /// The pattern models, which the `Model` parameter plays.
     pub const ALL: [DefaultModel; 4] = [DefaultModel::Flat2Bar, DefaultModel::Flat2BarAttributes, DefaultModel::Hier4Bar, DefaultModel::Groove2Bar];
+    /// The groove models, which play a drum pattern's feel and turn taps into beats.
+    pub const GROOVES: [DefaultModel; 2] = [DefaultModel::Humanize2Bar, DefaultModel::Tap2Drum2Bar];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -25,12 +32,14 @@ impl DefaultModel {
             Self::Flat2BarAttributes => "folk-2bar-ar",
             Self::Hier4Bar => "folk-4bar",
             Self::Groove2Bar => "groove-2bar",
+            Self::Humanize2Bar => "groove-humanize-2bar",
+            Self::Tap2Drum2Bar => "tap2drum-2bar",
         }
     }
 
     /// The embedded model called `name`.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.name() == name)
+        Self::ALL.into_iter().chain(Self::GROOVES).find(|m| m.name() == name)
     }
 
     pub fn bytes(self) -> &'static [u8] {
@@ -39,6 +48,8 @@ impl DefaultModel {
             Self::Flat2BarAttributes => include_bytes!("../../../assets/folk-2bar-ar.safetensors"),
             Self::Hier4Bar => include_bytes!("../../../assets/folk-4bar.safetensors"),
             Self::Groove2Bar => include_bytes!("../../../assets/groove-2bar.safetensors"),
+            Self::Humanize2Bar => include_bytes!("../../../assets/groove-humanize-2bar.safetensors"),
+            Self::Tap2Drum2Bar => include_bytes!("../../../assets/tap2drum-2bar.safetensors"),
         }
     }
 
@@ -64,5 +75,15 @@ mod tests {
             })
             .collect();
         assert!(hashes.iter().enumerate().all(|(i, h)| !hashes[..i].contains(h)), "{hashes:?}");
+    }
+
+    #[test]
+    fn the_embedded_groove_models_take_the_input_they_are_for() {
+        use crate::model::GrooveInput;
+        for (model, input) in DefaultModel::GROOVES.into_iter().zip([GrooveInput::Humanize, GrooveInput::Tap]) {
+            let file = model.load().unwrap_or_else(|e| panic!("{}: {e}", model.name()));
+            assert_eq!(file.config.groove_input, input, "{}", model.name());
+            file.groove_model(&candle_core::Device::Cpu).unwrap();
+        }
     }
 }

@@ -17,8 +17,9 @@ use super::encoder::{Encoder, Input, Posterior};
 use super::lstm::LstmCell;
 use super::vae::{kl_cost, Loss, Training};
 use super::{dropped, Config, Dense, Dropout, Sampling};
-use crate::music::drums::NUM_DRUM_CLASSES;
-use crate::music::groove::{Groove, ROW};
+use crate::music::drums::{self, NUM_DRUM_CLASSES};
+use crate::music::groove::{Feel, Groove, ROW};
+use crate::music::Event;
 
 /// What the encoder is shown of a groove (Magenta's `GrooveConverter` options).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -178,6 +179,50 @@ impl GrooVae {
         Ok(self.decode_rows(z, sampling)?.iter().map(|r| Groove::from_rows(r)).collect())
     }
 
+    /// [`Self::transform`] of a groove of any length: its windows of the model's length
+    /// (the last padded with silence) in one batch, put back together.
+    pub fn transform_windows(&self, groove: &Groove, sampling: Sampling) -> Result<Groove> {
+        if groove.is_empty() {
+            return Ok(Groove::default());
+        }
+        let windows = self.windows(groove);
+        let mut whole = Groove::default();
+        for window in self.transform(&windows.iter().collect::<Vec<_>>(), sampling)? {
+            whole.events.extend(window.events);
+            whole.feel.extend(window.feel);
+        }
+        Ok(whole.window(0, groove.len()))
+    }
+
+    /// `groove` cut into windows of the model's length, the last padded with silence.
+    fn windows(&self, groove: &Groove) -> Vec<Groove> {
+        let steps = self.config.steps();
+        (0..groove.len())
+            .step_by(steps)
+            .map(|start| {
+                let mut w = groove.window(start, steps.min(groove.len() - start));
+                w.events.resize(steps, drums::NO_HITS);
+                w.feel.resize(steps, [Feel::default(); NUM_DRUM_CLASSES]);
+                w
+            })
+            .collect()
+    }
+
+    /// The feel a humanize model plays the hits of `events` with (GrooVAE's Groove tool):
+    /// the pattern, cut into windows of the model's length, is decoded greedily from the
+    /// windows' means in one batch, and every hit of the pattern takes the velocity and
+    /// offset decoded for it, whether or not the model would have hit there itself (the
+    /// pattern's hits are the drum model's to choose).
+    pub fn feel_of(&self, events: &[Event]) -> Result<Vec<[Feel; NUM_DRUM_CLASSES]>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let windows = self.windows(&Groove::quantized(events));
+        let rows = self.decode_rows(&self.encode(&windows.iter().collect::<Vec<_>>())?, Sampling::Greedy)?;
+        let played = rows.iter().flat_map(|r| r.chunks_exact(ROW)).map(|row| Groove::from_rows(&hit_all(row)).feel[0]);
+        Ok(events.iter().zip(played).map(|(&event, feel)| std::array::from_fn(|c| if event >> c & 1 == 1 { feel[c] } else { Feel::default() })).collect())
+    }
+
     /// The decoded rows themselves, `[steps * ROW]` each: velocities and offsets of every
     /// class, hit or not.
     pub fn decode_rows(&self, z: &Tensor, sampling: Sampling) -> Result<Vec<Vec<f32>>> {
@@ -271,4 +316,13 @@ mod tests {
             assert_eq!(model.transform(&refs, hot).unwrap(), model.transform(&refs, hot).unwrap());
         }
     }
+}
+
+/// One decoded row with every class hit, so that [`Groove::from_rows`] reads (and
+/// clamps) the velocity and offset of each.
+fn hit_all(row: &[f32]) -> [f32; ROW] {
+    let mut all = [0f32; ROW];
+    all.copy_from_slice(row);
+    all[..NUM_DRUM_CLASSES].fill(1.0);
+    all
 }

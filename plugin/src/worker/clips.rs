@@ -36,6 +36,8 @@ pub enum ClipSource {
     Input,
     /// The phrase that was playing.
     Playing,
+    /// A rhythm tapped in, made a beat by the tap-to-drums model.
+    Tap,
     /// A MIDI file (its path when captured). Only its file name is shown; it is never
     /// opened again.
     File(String),

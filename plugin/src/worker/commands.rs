@@ -13,13 +13,16 @@ use crate::audio::capture::{CaptureRequest, MAX_CAPTURE_STEPS};
 use crate::audio::sequencer::Playback;
 use crate::audio::timeline::FALLBACK_TEMPO;
 use crate::model::inversion::{self, InversionConfig};
-use crate::audio::handoff::PhraseNote;
+use crate::audio::handoff::{Phrase, PhraseNote};
+use crate::model::{GrooveInput, Sampling};
+use crate::music::groove::Groove;
+use crate::params::CaptureSource;
 use crate::music::melody::{self, Note};
 use crate::music::{drums, midi, Encoding};
 use crate::worker::clips::{Clip, ClipSource, Slot};
 use crate::worker::engine::Command;
 use crate::worker::inference::Worker;
-use crate::worker::models::{self, Loaded};
+use crate::worker::models::{self, Loaded, ModelSource};
 
 impl Worker {
     pub(super) fn handle(&mut self, command: Command) {
@@ -41,14 +44,41 @@ impl Worker {
     }
 
     pub(super) fn capture(&mut self, request: CaptureRequest) {
-        let notes = request.phrase.melody_notes();
-        let clip = if notes.is_empty() {
-            Err(if request.from_input { "nothing was played in during the last phrase".to_string() } else { "the phrase playing is silent".to_string() })
-        } else {
-            let source = if request.from_input { ClipSource::Input } else { ClipSource::Playing };
-            Ok(Clip { notes, steps: request.phrase.steps as u32, source, mu: Vec::new(), model: String::new(), encoding: request.phrase.encoding })
+        let phrase = &request.phrase;
+        let clip = match request.source {
+            _ if phrase.is_empty() => Err(match request.source {
+                CaptureSource::Input => "nothing was played in during the last phrase",
+                CaptureSource::Tap => "nothing was tapped during the last phrase",
+                CaptureSource::Playing => "the phrase playing is silent",
+            }
+            .to_string()),
+            CaptureSource::Tap => self.beat_of_taps(phrase),
+            source => {
+                let source = if source == CaptureSource::Input { ClipSource::Input } else { ClipSource::Playing };
+                Ok(Clip { notes: phrase.melody_notes(), steps: phrase.steps as u32, source, mu: Vec::new(), model: String::new(), encoding: phrase.encoding })
+            }
         };
         self.keep_capture(request.slot, clip);
+    }
+
+    /// The beat the tap-to-drums model hears in the taps of `taps` (read at the first
+    /// tap capture), as a drum clip.
+    fn beat_of_taps(&mut self, taps: &Phrase) -> Result<Clip, String> {
+        if !self.loaded.as_ref().is_some_and(|l| l.model.config.encoding.is_drums()) {
+            return Err("Tap makes drum clips: choose a drum model first".into());
+        }
+        if self.tap2drum.is_none() {
+            self.tap2drum = models::load_groove(&self.loader, ModelSource::Tap2Drum, GrooveInput::Tap, None, &self.shared.stop)
+                .map_err(|e| format!("cannot load the tap-to-drums model: {e}"))?;
+        }
+        let tap2drum = self.tap2drum.as_ref().ok_or("stopped")?;
+        let times: Vec<f64> = taps.notes().iter().map(|n| n.start as f64 + n.shift as f64).collect();
+        let beat = tap2drum.model.transform_windows(&Groove::from_taps(&times, taps.steps as usize), Sampling::Greedy).map_err(|e| e.to_string())?;
+        let notes: Vec<Note> = beat.hits().iter().map(|h| Note { pitch: h.class, start: h.step, end: h.step + 1 }).collect();
+        if notes.is_empty() {
+            return Err("the tap-to-drums model heard no beat in the taps".into());
+        }
+        Ok(Clip { notes, steps: taps.steps as u32, source: ClipSource::Tap, mu: Vec::new(), model: String::new(), encoding: Encoding::Drums })
     }
 
     /// Clips encoded by other weights (or restored without their mu) are encoded again
@@ -170,7 +200,7 @@ impl Worker {
         let phrase = &decoded.phrase;
         if phrase.encoding == Encoding::Drums {
             let bytes = midi::export_drums(&phrase.drum_hits(), bpm, &play.drum_notes, |h| {
-                let note = PhraseNote { pitch: h.class, start: h.step as u16, end: h.step as u16 + 1 };
+                let note = PhraseNote::new(h.class, h.step as u16, h.step as u16 + 1);
                 (play.voice(Encoding::Drums, &note).2 * 127.0).round() as u8
             });
             let path = path.to_path_buf();

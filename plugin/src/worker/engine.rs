@@ -216,8 +216,9 @@ mod tests {
     use crate::model::{Config, ModelCard, ModelFile, MusicVae};
     use crate::music::melody::Note;
     use crate::music::midi;
-    use crate::params::ModelChoice;
+    use crate::params::{CaptureSource, ModelChoice};
     use crate::worker::clips::{ClipSource, Clips};
+    use crate::worker::models::ModelSource;
     use candle_core::Device;
     use candle_nn::VarBuilder;
     use nice_plug::prelude::Param;
@@ -250,29 +251,43 @@ mod tests {
     }
 
     /// Random tiny models: they decode in microseconds, so the tests are about the thread.
-    /// `File` loads a 4-bar one (named by its path); the embedded choices a 2-bar one.
+    /// `File` loads a 4-bar one (named by its path); the embedded choices a 2-bar one; the
+    /// groove models are tiny GrooVAEs.
     fn tiny_loader() -> ModelLoader {
-        Arc::new(|choice, path| {
-            let config = match (choice, path) {
-                (ModelChoice::File, Some("tiny-4bar")) => Config::tiny(4, true),
+        use crate::model::{GrooVae, GrooveInput};
+        use crate::music::Encoding;
+        Arc::new(|source, path| {
+            let groove = |groove_input| Config { encoding: Encoding::Groove, groove_input, ..Config::tiny(2, false) };
+            let config = match (source, path) {
+                (ModelSource::Pattern(ModelChoice::File), Some("tiny-4bar")) => Config::tiny(4, true),
                 // An imported Magenta checkpoint without its encoder.
-                (ModelChoice::File, Some("tiny-decoder-only")) => Config { encoder: Vec::new(), ..Config::tiny(2, false) },
-                (ModelChoice::File, _) => return Err(format!("{path:?} is not a model")),
-                (ModelChoice::Groove2Bar, _) => Config { encoding: crate::music::Encoding::Drums, ..Config::tiny(2, false) },
-                _ => Config::tiny(2, false),
+                (ModelSource::Pattern(ModelChoice::File), Some("tiny-decoder-only")) => Config { encoder: Vec::new(), ..Config::tiny(2, false) },
+                (ModelSource::Pattern(ModelChoice::File), _) => return Err(format!("{path:?} is not a model")),
+                (ModelSource::Pattern(ModelChoice::Groove2Bar), _) => Config { encoding: Encoding::Drums, ..Config::tiny(2, false) },
+                (ModelSource::Pattern(_), _) => Config::tiny(2, false),
+                (ModelSource::Humanizer(_), _) => groove(GrooveInput::Humanize),
+                (ModelSource::Tap2Drum, _) => groove(GrooveInput::Tap),
             };
             let varmap = candle_nn::VarMap::new();
             let vb = VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &Device::Cpu);
-            MusicVae::new(config.clone(), vb).map_err(|e| e.to_string())?;
+            if config.encoding == Encoding::Groove {
+                GrooVae::new(config.clone(), vb).map_err(|e| e.to_string())?;
+            } else {
+                MusicVae::new(config.clone(), vb).map_err(|e| e.to_string())?;
+            }
             let tensors = varmap.data().lock().unwrap().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
-            let card = ModelCard { name: format!("tiny-{choice:?}"), ..ModelCard::default() };
+            let name = match source {
+                ModelSource::Pattern(choice) => format!("tiny-{choice:?}"),
+                other => format!("tiny-{other:?}"),
+            };
+            let card = ModelCard { name, ..ModelCard::default() };
             let extra = BTreeMap::from([("kl_ranking".to_string(), "[3, 1, 0]".to_string())]);
             ModelFile::new(config, card, extra, tensors).map_err(|e| e.to_string())
         })
     }
 
     fn capture(phrase: Phrase, slot: Slot, from_input: bool) -> CaptureRequest {
-        CaptureRequest { slot, from_input, phrase }
+        CaptureRequest { slot, source: if from_input { CaptureSource::Input } else { CaptureSource::Playing }, phrase }
     }
 
     #[test]
@@ -547,7 +562,7 @@ mod tests {
         let params = Arc::new(LatentLiveParams::default());
         let fine = tiny_loader();
         let loader: ModelLoader = Arc::new(move |choice, path| {
-            if choice == ModelChoice::File {
+            if choice == ModelSource::Pattern(ModelChoice::File) {
                 panic!("a model file the loader did not expect");
             }
             fine(choice, path)

@@ -1,12 +1,14 @@
 //! The inference thread: owns the model, turns parameter changes into phrases.
 //!
 //! Each time it wakes it:
-//! 1. loads the model the `model` parameter names, when it changed;
+//! 1. loads the model the `model` parameter names, and the groove model `Groove Model`
+//!    names, when they changed;
 //! 2. picks up clips restored with the host's project;
 //! 3. runs the editor's commands and encodes the captures the audio thread sent
 //!    ([`super::commands`]);
-//! 4. when what decides z changed, composes z ([`latent::LatentSpace::compose`]), decodes, and
-//!    publishes a [`Phrase`] for the audio thread, and its [`Decoded`] view to the editor.
+//! 4. when what decides z changed, composes z ([`latent::LatentSpace::compose`]), decodes,
+//!    gives a drum phrase the humanizer's feel, and publishes a [`Phrase`] for the audio
+//!    thread, and its [`Decoded`] view to the editor.
 //!
 //! Reading only the latest parameter values is the coalescing: a burst of automation
 //! costs one decode per wake at most, never a backlog. Each step runs under
@@ -20,13 +22,14 @@ use std::time::Instant;
 
 use crate::audio::capture::CaptureRequest;
 use crate::audio::handoff::{Phrase, PhrasePublisher};
-use crate::model::Sampling;
-use crate::music::{drums, melody, Encoding};
-use crate::params::{LatentLiveParams, ModelChoice, ZRequest};
+use crate::model::{GrooveInput, Sampling};
+use crate::music::groove::Feel;
+use crate::music::{drums, melody, Encoding, Event};
+use crate::params::{GrooveModelChoice, LatentLiveParams, ModelChoice, ZRequest};
 use crate::worker::clips::{Clips, Slot};
 use crate::worker::engine::{Command, Shared, BUSY_FOR, BUSY_POLL, IDLE_POLL};
 use crate::worker::latent;
-use crate::worker::models::{self, Loaded, ModelLoader};
+use crate::worker::models::{self, Loaded, LoadedGroove, ModelLoader, ModelSource};
 use crate::worker::view::{Decoded, View, ViewPublisher};
 
 /// Decodes remembered for export and the editor: the audio thread may still play one
@@ -38,6 +41,14 @@ pub struct Worker {
     pub(super) loaded: Option<Loaded>,
     /// The last model choice tried, with the file's revision for `Model File`.
     attempted: Option<(ModelChoice, u64)>,
+    /// The groove model that humanizes drum phrases, and the last choice tried.
+    humanizer: Option<LoadedGroove>,
+    humanizer_attempted: Option<(GrooveModelChoice, u64)>,
+    /// The last pattern humanized and its feel: slider moves that keep the hits cost no
+    /// second pass.
+    humanized: Option<(Vec<Event>, Vec<[Feel; drums::NUM_DRUM_CLASSES]>)>,
+    /// The tap-to-drums model, read at the first tap capture.
+    pub(super) tap2drum: Option<LoadedGroove>,
     pub(super) params: Arc<LatentLiveParams>,
     phrases: PhrasePublisher,
     captures: rtrb::Consumer<CaptureRequest>,
@@ -71,6 +82,10 @@ impl Worker {
             loader,
             loaded: None,
             attempted: None,
+            humanizer: None,
+            humanizer_attempted: None,
+            humanized: None,
+            tap2drum: None,
             params,
             phrases,
             captures,
@@ -122,6 +137,7 @@ impl Worker {
         self.shared.status.wakes.fetch_add(1, Ordering::Relaxed);
         let revisions = (self.params.clips.revision(), self.shared.status.handled.load(Ordering::Acquire));
         self.guarded("loading the model", |w| w.load_model_if_changed());
+        self.guarded("loading the groove model", |w| w.load_humanizer_if_changed());
         self.guarded("restoring the clips", |w| w.sync_clips());
         self.report_restore();
         while let Ok(command) = self.inbox.try_recv() {
@@ -187,6 +203,36 @@ impl Worker {
         }
     }
 
+    /// Loads the chosen groove model when the choice (or its file) changed; one that
+    /// fails leaves the previous one playing, with the error for the editor.
+    fn load_humanizer_if_changed(&mut self) {
+        let choice = self.params.groove_model.value();
+        let file_revision = if choice == GrooveModelChoice::File { self.params.groove_file.revision() } else { 0 };
+        if self.humanizer_attempted == Some((choice, file_revision)) {
+            return;
+        }
+        self.humanizer_attempted = Some((choice, file_revision));
+        let path = if choice == GrooveModelChoice::File { self.params.groove_file.get() } else { None };
+        match models::load_groove(&self.loader, ModelSource::Humanizer(choice), GrooveInput::Humanize, path, &self.shared.stop) {
+            Ok(Some(loaded)) => {
+                self.humanizer = Some(loaded);
+                self.humanized = None;
+                self.shared.status.report(None);
+            }
+            Ok(None) => {}
+            Err(e) => self.shared.status.report(Some(format!("cannot load the groove model ({choice:?}): {e}"))),
+        }
+    }
+
+    /// The humanizer's feel for a drum pattern, from the cache when the hits are the same.
+    fn feel_of(&mut self, events: &[Event]) -> candle_core::Result<Option<&[[Feel; drums::NUM_DRUM_CLASSES]]>> {
+        let Some(humanizer) = &self.humanizer else { return Ok(None) };
+        if self.humanized.as_ref().is_none_or(|(hits, _)| hits.as_slice() != events) {
+            self.humanized = Some((events.to_vec(), humanizer.model.feel_of(events)?));
+        }
+        Ok(self.humanized.as_ref().map(|(_, feel)| feel.as_slice()))
+    }
+
     /// Takes clips restored with a project (or written by this worker) from the store.
     fn sync_clips(&mut self) {
         let revision = self.params.clips.revision();
@@ -246,12 +292,18 @@ impl Worker {
         let events = events.into_iter().next().unwrap_or_default();
         self.generation += 1;
         let steps = loaded.model.config.steps();
+        let hidden = activations.len() / events.len().max(1);
         let phrase = match loaded.model.config.encoding {
             Encoding::Melody => Phrase::from_notes(&melody::decode(&events), steps, self.generation),
-            Encoding::Drums | Encoding::Groove => Phrase::from_drums(&drums::decode(&events), steps, self.generation),
+            Encoding::Drums | Encoding::Groove => {
+                let mut phrase = Phrase::from_drums(&drums::decode(&events), steps, self.generation);
+                if let Some(feel) = self.feel_of(&events)? {
+                    phrase.set_feel(feel);
+                }
+                phrase
+            }
         };
         self.shared.status.last_decode_micros.store(started.elapsed().as_micros() as u64, Ordering::Release);
-        let hidden = activations.len() / events.len().max(1);
         Ok(Decoded { phrase, z, activations, hidden })
     }
 }

@@ -143,7 +143,7 @@ mod tests {
     }
 
     fn request(sliders: &[f32], morph: f32) -> ZRequest {
-        let mut r = ZRequest { sliders: [0.0; NUM_SLIDERS], temperature: 0.0, seed: 0, morph, attributes: [0.0; NUM_ATTRIBUTES], model: crate::params::ModelChoice::Folk2Bar, clips_revision: 0, model_file_revision: 0 };
+        let mut r = ZRequest { sliders: [0.0; NUM_SLIDERS], temperature: 0.0, seed: 0, morph, attributes: [0.0; NUM_ATTRIBUTES], model: crate::params::ModelChoice::Folk2Bar, groove_model: crate::params::GrooveModelChoice::Humanize2Bar, clips_revision: 0, model_file_revision: 0, groove_file_revision: 0 };
         r.sliders[..sliders.len()].copy_from_slice(sliders);
         r
     }

@@ -10,25 +10,44 @@ use std::time::Duration;
 use candle_core::Device;
 
 use crate::model::assets::DefaultModel;
-use crate::model::{ModelFile, MusicVae, Sampling};
-use crate::params::ModelChoice;
+use crate::model::{GrooVae, GrooveInput, ModelFile, MusicVae, Sampling};
+use crate::music::groove::Groove;
+use crate::params::{GrooveModelChoice, ModelChoice};
 use crate::worker::latent::{self, LatentSpace};
 use crate::worker::view::ModelInfo;
 
-/// Reads the model a choice names: the embedded defaults, or a file.
-pub type ModelLoader = Arc<dyn Fn(ModelChoice, Option<&str>) -> Result<ModelFile, String> + Send + Sync>;
+/// The models the worker asks its loader for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelSource {
+    /// The pattern model that plays (the `Model` parameter).
+    Pattern(ModelChoice),
+    /// The groove model that humanizes drum phrases (the `Groove Model` parameter).
+    Humanizer(GrooveModelChoice),
+    /// The tap-to-drums model, for `Capture From = Tap`.
+    Tap2Drum,
+}
 
-/// The embedded models and `Model File`'s path.
+/// Reads the model a source names: the embedded defaults, or a file.
+pub type ModelLoader = Arc<dyn Fn(ModelSource, Option<&str>) -> Result<ModelFile, String> + Send + Sync>;
+
+/// The embedded models and the chosen files' paths.
 pub fn default_loader() -> ModelLoader {
-    Arc::new(|choice, path| match choice {
-        ModelChoice::Folk2Bar => DefaultModel::Flat2Bar.load().map_err(|e| e.to_string()),
-        ModelChoice::Folk4Bar => DefaultModel::Hier4Bar.load().map_err(|e| e.to_string()),
-        ModelChoice::Folk2BarAttributes => DefaultModel::Flat2BarAttributes.load().map_err(|e| e.to_string()),
-        ModelChoice::Groove2Bar => DefaultModel::Groove2Bar.load().map_err(|e| e.to_string()),
-        ModelChoice::File => match path {
-            Some(path) => ModelFile::read(Path::new(path)).map_err(|e| e.to_string()),
-            None => Err("no model file chosen".into()),
-        },
+    Arc::new(|source, path| {
+        let embedded = match source {
+            ModelSource::Pattern(ModelChoice::Folk2Bar) => DefaultModel::Flat2Bar,
+            ModelSource::Pattern(ModelChoice::Folk4Bar) => DefaultModel::Hier4Bar,
+            ModelSource::Pattern(ModelChoice::Folk2BarAttributes) => DefaultModel::Flat2BarAttributes,
+            ModelSource::Pattern(ModelChoice::Groove2Bar) => DefaultModel::Groove2Bar,
+            ModelSource::Humanizer(GrooveModelChoice::Humanize2Bar) => DefaultModel::Humanize2Bar,
+            ModelSource::Tap2Drum => DefaultModel::Tap2Drum2Bar,
+            ModelSource::Pattern(ModelChoice::File) | ModelSource::Humanizer(GrooveModelChoice::File) => {
+                return match path {
+                    Some(path) => ModelFile::read(Path::new(path)).map_err(|e| e.to_string()),
+                    None => Err("no model file chosen".into()),
+                };
+            }
+        };
+        embedded.load().map_err(|e| e.to_string())
     })
 }
 
@@ -41,6 +60,42 @@ pub struct Loaded {
     /// What clips encoded by it remember: the exact weights.
     pub hash: String,
     pub info: Arc<ModelInfo>,
+}
+
+/// A groove model the worker holds: the humanizer or the tap-to-drums model.
+pub struct LoadedGroove {
+    pub model: GrooVae,
+    pub name: String,
+}
+
+/// Reads the file `source` names off the worker's thread. `Ok(None)`: stopped meanwhile.
+fn read(loader: &ModelLoader, source: ModelSource, path: Option<String>, stop: &AtomicBool) -> Result<Option<ModelFile>, String> {
+    let read = {
+        let loader = loader.clone();
+        off_thread(stop, move || loader(source, path.as_deref()))
+    };
+    if stop.load(Ordering::Acquire) {
+        return Ok(None);
+    }
+    Ok(Some(read??))
+}
+
+/// Reads and builds the groove model `source` names, which must take the input
+/// `input` (hits to humanize, or taps), and runs it once. `Ok(None)`: stopped meanwhile.
+pub fn load_groove(loader: &ModelLoader, source: ModelSource, input: GrooveInput, path: Option<String>, stop: &AtomicBool) -> Result<Option<LoadedGroove>, String> {
+    let Some(file) = read(loader, source, path.clone(), stop)? else { return Ok(None) };
+    if file.config.groove_input != input {
+        return Err(format!("it is a {:?} groove model, and this needs a {input:?} one", file.config.groove_input));
+    }
+    let model = file.groove_model(&Device::Cpu).map_err(|e| e.to_string())?;
+    let silence = Groove::quantized(&vec![0; model.config.steps()]);
+    model.transform(&[&silence], Sampling::new(0.0, 0)).map_err(|e| format!("the model loads but cannot decode: {e}"))?;
+    let name = match path {
+        Some(path) if matches!(source, ModelSource::Humanizer(GrooveModelChoice::File)) => path,
+        _ if !file.card.name.is_empty() => file.card.name.clone(),
+        _ => format!("{source:?}"),
+    };
+    Ok(Some(LoadedGroove { model, name }))
 }
 
 /// Runs blocking work (file reads and writes) on a thread of its own, so that a file on
@@ -73,14 +128,7 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 /// Reads and builds the model `choice` names, and decodes once with it: a model that
 /// cannot decode never replaces one that can. `Ok(None)`: stopped meanwhile.
 pub fn load(loader: &ModelLoader, choice: ModelChoice, path: Option<String>, stop: &AtomicBool) -> Result<Option<Loaded>, String> {
-    let read = {
-        let (loader, path) = (loader.clone(), path.clone());
-        off_thread(stop, move || loader(choice, path.as_deref()))
-    };
-    if stop.load(Ordering::Acquire) {
-        return Ok(None);
-    }
-    let file = read??;
+    let Some(file) = read(loader, ModelSource::Pattern(choice), path.clone(), stop)? else { return Ok(None) };
     let space = LatentSpace::of(&file).map_err(|e| e.to_string())?;
     let model = file.model(&Device::Cpu).map_err(|e| e.to_string())?;
     let origin = vec![0.0; space.z_size];

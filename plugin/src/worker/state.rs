@@ -47,12 +47,14 @@ pub const MAX_PATH_BYTES: usize = 4096;
 /// The persisted fields' keys (see [`LatentLiveParams`]).
 const CLIPS: &str = "clips";
 const MODEL_FILE: &str = "mfile";
+const GROOVE_FILE: &str = "gfile";
 const VERSION_FIELD: &str = "ver";
 
 /// The persisted fields, as read from a state and carried through the migrations.
 struct Restored {
     clips: Clips,
     model_file: Option<String>,
+    groove_file: Option<String>,
 }
 
 /// Version 0 tied a clip to its model by the model's name, and a model retrained under the
@@ -77,7 +79,8 @@ pub fn migrate(state: &mut PluginState) -> Vec<String> {
     let version = saved_version(state.fields.get(VERSION_FIELD).map(String::as_str));
     let mut restored = Restored {
         clips: read_clips(state.fields.get(CLIPS).map(String::as_str), &mut messages),
-        model_file: read_model_file(state.fields.get(MODEL_FILE).map(String::as_str), &mut messages),
+        model_file: read_path(state.fields.get(MODEL_FILE).map(String::as_str), "model file", &mut messages),
+        groove_file: read_path(state.fields.get(GROOVE_FILE).map(String::as_str), "groove model file", &mut messages),
     };
     match version {
         Some(version) if version <= VERSION => MIGRATIONS[version as usize..].iter().for_each(|migration| migration(&mut restored)),
@@ -86,16 +89,21 @@ pub fn migrate(state: &mut PluginState) -> Vec<String> {
     }
     let (clips, said) = restored.clips.validated();
     messages.extend(said);
-    let model_file = restored.model_file.filter(|path| match check_model_path(path) {
-        Ok(()) => true,
-        Err(why) => {
-            messages.push(format!("the model file {} was not restored: {why}", shown(path)));
-            false
-        }
-    });
+    let mut checked = |path: Option<String>, what: &str| {
+        path.filter(|path| match check_model_path(path) {
+            Ok(()) => true,
+            Err(why) => {
+                messages.push(format!("the {what} {} was not restored: {why}", shown(path)));
+                false
+            }
+        })
+    };
+    let model_file = checked(restored.model_file, "model file");
+    let groove_file = checked(restored.groove_file, "groove model file");
     restore_params(&mut state.params, &mut messages);
     state.fields.insert(CLIPS.into(), json(&clips));
     state.fields.insert(MODEL_FILE.into(), json(&model_file));
+    state.fields.insert(GROOVE_FILE.into(), json(&groove_file));
     state.fields.insert(VERSION_FIELD.into(), json(&Version { number: VERSION, report: messages.clone() }));
     messages
 }
@@ -228,21 +236,21 @@ fn read_clips(field: Option<&str>, messages: &mut Vec<String>) -> Clips {
     clips
 }
 
-/// The model file field: a path or nothing.
-fn read_model_file(field: Option<&str>, messages: &mut Vec<String>) -> Option<String> {
+/// A model file field (`what` it is, for the messages): a path or nothing.
+fn read_path(field: Option<&str>, what: &str, messages: &mut Vec<String>) -> Option<String> {
     match serde_json::from_str::<Read<Scalar>>(field?) {
         Ok(Read(Ok(Scalar::Text(path)))) => Some(path),
         Ok(Read(Ok(Scalar::Null))) => None,
         Ok(Read(Ok(other))) => {
-            messages.push(format!("the model file was not restored: its path is {}", other.found()));
+            messages.push(format!("the {what} was not restored: its path is {}", other.found()));
             None
         }
         Ok(Read(Err(found))) => {
-            messages.push(format!("the model file was not restored: its path is {found}"));
+            messages.push(format!("the {what} was not restored: its path is {found}"));
             None
         }
         Err(e) => {
-            messages.push(format!("the model file was not restored: its path is unreadable ({e})"));
+            messages.push(format!("the {what} was not restored: its path is unreadable ({e})"));
             None
         }
     }
@@ -572,6 +580,7 @@ impl SavedSource {
         match (self.0, self.1) {
             (Scalar::Text(name), None) if name == "Input" => Some(ClipSource::Input),
             (Scalar::Text(name), None) if name == "Playing" => Some(ClipSource::Playing),
+            (Scalar::Text(name), None) if name == "Tap" => Some(ClipSource::Tap),
             (Scalar::Text(name), Some(Scalar::Text(path))) if name == "File" => Some(ClipSource::File(path)),
             _ => None,
         }
@@ -709,7 +718,7 @@ mod tests {
         let mut expected = before.params.clone();
         for (id, value) in &after.params {
             if !before.params.contains_key(id) {
-                let drums = ["kick", "snare", "hats", "toms", "cymb", "dsync", "bback", "fill", "dchan"];
+                let drums = ["kick", "snare", "hats", "toms", "cymb", "dsync", "bback", "fill", "dchan", "groove", "gmodel"];
                 assert!(["chan", "thru"].contains(&id.as_str()) || drums.contains(&id.as_str()) || id.starts_with("dn_"), "{id} added");
                 expected.insert(id.clone(), value.clone());
             }
