@@ -27,7 +27,8 @@ use nice_plug_egui::{EguiEditorState, NiceEguiApp};
 use crate::worker::clips::{Clips, Slot};
 use crate::worker::engine::{Command, EditorLink};
 use crate::music::{attributes, drums, Encoding};
-use crate::params::{LatentLiveParams, ModelChoice, ATTRIBUTES};
+use crate::audio::sequencer::Playback;
+use crate::params::{GrooveModelChoice, LatentLiveParams, ModelChoice, ATTRIBUTES};
 use crate::worker::view::{Decoded, ModelInfo, View};
 use widgets::{param_button, param_choice, param_slider, set_normalized, ROW_HEIGHT};
 
@@ -41,6 +42,7 @@ const CLIP_B: Color32 = Color32::from_rgb(120, 230, 160);
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Pick {
     Model,
+    GrooveModel,
     Clip(Slot),
     Export,
 }
@@ -133,7 +135,7 @@ impl Editor {
             let (now, next) = (playing.as_ref().map(|d| &d.phrase), queued.as_ref().map(|d| &d.phrase));
             match now.or(next).map_or(Encoding::Melody, |p| p.encoding) {
                 Encoding::Melody => piano_roll::show(ui, now, next, playhead, 150.0),
-                Encoding::Drums | Encoding::Groove => drum_grid::show(ui, now, next, playhead, 150.0),
+                Encoding::Drums | Encoding::Groove => drum_grid::show(ui, now, next, playhead, &Playback::from_params(&self.params), 150.0),
             }
             self.playback_strip(ui, &setter);
             ui.separator();
@@ -258,6 +260,11 @@ impl Editor {
             param_slider(ui, setter, &p.velocity, "Velocity", 80.0);
             param_slider(ui, setter, &p.length, "Length", 80.0);
             if drums {
+                param_slider(ui, setter, &p.groove, "Groove", 80.0).on_hover_text("From the quantized pattern (0) to the groove model's velocities and timing (100 %)");
+                param_choice(ui, setter, &p.groove_model, "Groove model", 130.0);
+                if ui.button("Open groove model...").clicked() {
+                    self.open_dialog(Pick::GrooveModel);
+                }
                 param_slider(ui, setter, &p.drum_channel, "Drum channel", 60.0);
                 if ui.button("Kit...").on_hover_text("The note each drum plays, for kits that are not General MIDI").clicked() {
                     self.show_kit = !self.show_kit;
@@ -386,6 +393,9 @@ impl Editor {
     fn open_dialog(&mut self, pick: Pick) {
         let mut dialog = match pick {
             Pick::Model => FileDialog::open_file().title("Open a model (.safetensors)").show_files_filter(Box::new(|p| has_extension(p, &["safetensors"]))),
+            Pick::GrooveModel => {
+                FileDialog::open_file().title("Open a groove model (.safetensors)").show_files_filter(Box::new(|p| has_extension(p, &["safetensors"])))
+            }
             Pick::Clip(_) => FileDialog::open_file().title("Capture from a MIDI file").show_files_filter(Box::new(|p| has_extension(p, &["mid", "midi"]))),
             Pick::Export => FileDialog::save_file().title("Export the playing phrase").default_filename("latent-live.mid"),
         };
@@ -409,6 +419,12 @@ impl Editor {
                 self.params.model_file.update(|f| *f = Some(path.display().to_string()));
                 if self.params.model.value() != ModelChoice::File {
                     set_normalized(setter, &self.params.model, self.params.model.preview_normalized(ModelChoice::File));
+                }
+            }
+            Pick::GrooveModel => {
+                self.params.groove_file.update(|f| *f = Some(path.display().to_string()));
+                if self.params.groove_model.value() != GrooveModelChoice::File {
+                    set_normalized(setter, &self.params.groove_model, self.params.groove_model.preview_normalized(GrooveModelChoice::File));
                 }
             }
             Pick::Clip(slot) => self.link.send(Command::CaptureFile { slot, path }),

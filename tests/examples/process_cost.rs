@@ -14,13 +14,22 @@ const BLOCKS: usize = 20_000;
 
 fn main() {
     println!("plugin: {}", latent_live_tests::library_path().display());
-    for synth in [false, true] {
+    // (what plays, audition synth, the parameters set): the melody model; the drum model
+    // (Model step 3) quantized and at full Groove.
+    let cases: [(&str, bool, &[(&'static str, f64)]); 5] = [
+        ("melody", false, &[]),
+        ("melody", true, &[]),
+        ("drums, Groove 0", false, &[("model", 3.0)]),
+        ("drums, Groove 100 %", false, &[("model", 3.0), ("groove", 1.0)]),
+        ("drums, Groove 100 %", true, &[("model", 3.0), ("groove", 1.0)]),
+    ];
+    for (what, synth, set) in cases {
         let mut plugin = Plugin::new();
         plugin.activate(SR);
         let mut out = Vec::with_capacity(1 << 16);
         // Let the worker load the model and hand over its first phrase.
         let stopped = Transport { playing: false, tempo: 120.0, beats: 0.0, loop_range: None, ..Transport::default() };
-        let setup = [Input::Param { time: 0, id: "synth", value: if synth { 1.0 } else { 0.0 } }];
+        let setup: Vec<Input> = [("synth", if synth { 1.0 } else { 0.0 })].iter().chain(set).map(|&(id, value)| Input::Param { time: 0, id, value }).collect();
         plugin.process(BLOCK, &stopped, &setup, &mut out);
         for _ in 0..200 {
             plugin.process(BLOCK, &stopped, &[], &mut out);
@@ -41,7 +50,7 @@ fn main() {
         let mean = times.iter().sum::<Duration>() / times.len() as u32;
         let percent = |d: Duration| 100.0 * d.as_secs_f64() / budget.as_secs_f64();
         println!(
-            "audition synth {}: mean {:.1} us ({:.3} % of the {:.2} ms budget), p99 {:.1} us ({:.3} %), max {:.1} us ({:.2} %), {} blocks",
+            "{what}, audition synth {}: mean {:.1} us ({:.3} % of the {:.2} ms budget), p99 {:.1} us ({:.3} %), max {:.1} us ({:.2} %), {} blocks",
             if synth { "on " } else { "off" },
             mean.as_secs_f64() * 1e6,
             percent(mean),

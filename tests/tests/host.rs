@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use latent_live::model::assets::DefaultModel;
 use latent_live::audio::handoff::Phrase;
 use latent_live::worker::latent::{z_tensor, LatentSpace};
+use latent_live::music::groove::Feel;
 use latent_live::music::{drums, melody};
 use latent_live::model::Sampling;
 use latent_live::params::LatentLiveParams;
@@ -271,6 +272,82 @@ fn plays_the_librarys_drum_decode_on_the_drum_channel() {
     assert!(out.iter().all(|e| !matches!(e, Output::NoteOn { channel, .. } | Output::NoteOff { channel, .. } if *channel != 9)), "nothing off the drum channel");
     stop(&mut plugin, &mut out);
     assert!(sounding(&out).is_empty(), "every hit is ended");
+}
+
+/// The embedded drum model's greedy decode with latent 1 at `lat1`, and the embedded
+/// humanizer's feel for its hits: what the plugin should play.
+fn library_groove(lat1: f32) -> (Vec<drums::Hit>, Vec<[Feel; drums::NUM_DRUM_CLASSES]>) {
+    let params = LatentLiveParams::default();
+    let (_, ptr, _) = params.param_map().into_iter().find(|(i, _, _)| i == "lat1").unwrap();
+    unsafe { ptr._internal_set_normalized_value(lat1) };
+    let file = DefaultModel::Groove2Bar.load().unwrap();
+    let model = file.model(&candle_core::Device::Cpu).unwrap();
+    let z = LatentSpace::of(&file).unwrap().compose(None, None, &params.z_request());
+    let events = model.decode(&z_tensor(&model, &[z]).unwrap(), Sampling::Greedy).unwrap().remove(0);
+    let humanizer = DefaultModel::Humanize2Bar.load().unwrap().groove_model(&candle_core::Device::Cpu).unwrap();
+    (drums::decode(&events), humanizer.feel_of(&events).unwrap())
+}
+
+#[test]
+fn early_and_late_hits_arrive_on_their_sample_at_any_tempo_rate_and_block_size() {
+    let _turn = exclusive();
+    let lat1 = 0.7;
+    let (hits, feel) = library_groove(lat1);
+    assert!(hits.len() > 8, "the model decodes a groove: {hits:?}");
+    let shifts: Vec<f32> = hits.iter().map(|h| feel[h.step as usize][h.class as usize].shift).collect();
+    assert!(shifts.iter().any(|&s| s < -0.01) && shifts.iter().any(|&s| s > 0.01), "the humanizer plays some hits early and some late: {shifts:?}");
+    // (tempo, sample rate, groove amount, block sizes); Groove 0 must be the quantized
+    // pattern exactly.
+    let cases: [(f64, f64, f32, fn(u64) -> Box<dyn FnMut() -> usize>); 5] = [
+        (120.0, 48_000.0, 1.0, |seed| Box::new(block_sizes(seed))),
+        (93.0, 44_100.0, 1.0, |seed| {
+            let mut lcg = block_sizes(seed);
+            let mut n = 0;
+            Box::new(move || {
+                n += 1;
+                if n < 2_000 { 1 + lcg() % 3 } else { lcg() }
+            })
+        }),
+        (171.0, 96_000.0, 0.6, |_| Box::new(|| 4096)),
+        (64.0, 22_050.0, 1.0, |_| Box::new(|| 37)),
+        (133.0, 48_000.0, 0.0, |seed| Box::new(block_sizes(seed))),
+    ];
+    for (i, (tempo, sample_rate, groove, sizes)) in cases.into_iter().enumerate() {
+        let mut plugin = Plugin::new();
+        plugin.render_offline();
+        plugin.activate(sample_rate);
+        let inputs = [Input::Param { time: 0, id: "model", value: 3.0 }, Input::Param { time: 0, id: "lat1", value: lat1 as f64 }, Input::Param { time: 0, id: "groove", value: groove as f64 }];
+        let mut out = Vec::new();
+        plugin.process(64, &Transport { playing: false, tempo, beats: 0.0, ..Transport::default() }, &inputs, &mut out);
+        out.clear();
+        // A loop and a half of the 2-bar groove.
+        let samples_per_beat = sample_rate * 60.0 / tempo;
+        let duration = (12.0 * samples_per_beat) as u64;
+        let (mut done, mut sizes) = (0u64, sizes(i as u64));
+        while done < duration {
+            let frames = sizes().min((duration - done) as usize);
+            plugin.process(frames, &Transport { playing: true, tempo, beats: done as f64 / samples_per_beat, ..Transport::default() }, &[], &mut out);
+            done += frames as u64;
+        }
+        // Each hit on the first sample at or after its step plus its scaled shift; one
+        // due before the transport started plays on the first sample.
+        let mut expected: Vec<(u64, u8)> = Vec::new();
+        for offset in [0, 32, 64] {
+            for (h, shift) in hits.iter().zip(&shifts) {
+                let beats = (offset + h.step) as f64 / 4.0 + (shift * groove) as f64 / 4.0;
+                let at = (beats * samples_per_beat - 1e-4).ceil().max(0.0) as u64;
+                if at < duration {
+                    expected.push((at, drums::GM_NOTES[h.class as usize]));
+                }
+            }
+        }
+        expected.sort();
+        let mut played: Vec<(u64, u8)> = out.iter().filter_map(|e| if let Output::NoteOn { at, key, channel: 9 } = *e { Some((at - 64, key)) } else { None }).collect();
+        played.sort();
+        assert_eq!(played, expected, "case {i}: {tempo} bpm at {sample_rate} Hz, groove {groove}");
+        stop(&mut plugin, &mut out);
+        assert!(sounding(&out).is_empty(), "case {i}: every hit is ended");
+    }
 }
 
 /// CLAP's value for a normalized one: stepped parameters count steps.

@@ -224,7 +224,7 @@ fn groove_card_markdown(file: &ModelFile, e: &GrooveEvaluation, dtype: DType, co
         "# {name}\n\n{summary}\n\n\
          ## Architecture\n\nGrooVAE (Magenta's `GrooveConverter` and `GrooveLstmDecoder`), flat, {bars} bars of 16ths \
          ({steps} steps), z = {z}, bidirectional LSTM encoder {enc:?}, decoder LSTM {dec:?}. Each step holds, for the 9 drum \
-         classes, a hit, a velocity (0..1) and a timing offset (a fraction of a 16th, +-0.5, early positive). The encoder \
+         classes, a hit, a velocity (0..1) and a timing offset (up to half a 16th either way). The encoder \
          reads {input}. Weights stored as {dtype:?}.\n\n\
          ## Data\n\n{data}\n\n{credit}\n\n\
          ## Split\n\n{split}\n\n\

@@ -1,12 +1,16 @@
 //! The drum grid: nine rows of drum classes by the phrase's steps, the groove playing lit
 //! as the playhead passes, the one queued ghosted over it; and the small grids that show
-//! drum clips. It takes the piano roll's place when a drum model plays.
+//! drum clips. It takes the piano roll's place when a drum model plays. Each hit is drawn
+//! as it is played: brighter the louder, and shifted inside its cell as far off the grid
+//! as the `Groove` amount puts it.
 
 use egui::{Align2, Color32, FontId, Painter, Pos2, Rect, Sense, Stroke, StrokeKind, Ui, Vec2};
 
 use super::piano_roll::{caption, playhead_line, Fill, PLAYING, QUEUED};
-use crate::audio::handoff::Phrase;
+use crate::audio::handoff::{Phrase, PhraseNote};
+use crate::audio::sequencer::Playback;
 use crate::music::drums::{Hit, CLASSES, NUM_DRUM_CLASSES};
+use crate::music::Encoding;
 use crate::music::melody::STEPS_PER_BAR;
 
 const CELL: Color32 = Color32::from_gray(34);
@@ -17,7 +21,7 @@ const LABELS: f32 = 34.0;
 
 /// Draws the groove playing and the queued one over the full width; `playhead` is the
 /// playing phrase's step (fractional) while the transport runs.
-pub fn show(ui: &mut Ui, playing: Option<&Phrase>, queued: Option<&Phrase>, playhead: Option<f32>, height: f32) {
+pub fn show(ui: &mut Ui, playing: Option<&Phrase>, queued: Option<&Phrase>, playhead: Option<f32>, play: &Playback, height: f32) {
     let (rect, response) = ui.allocate_exact_size(Vec2::new(ui.available_width(), height), Sense::hover());
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 4.0, Color32::from_gray(24));
@@ -32,10 +36,10 @@ pub fn show(ui: &mut Ui, playing: Option<&Phrase>, queued: Option<&Phrase>, play
     cells(&painter, grid_rect, steps);
     let lit = playhead.map(|p| p.floor() as u32);
     if let Some(p) = playing {
-        paint_hits(&painter, grid_rect, &p.drum_hits(), steps, Fill::Solid(PLAYING), lit);
+        paint_hits(&painter, grid_rect, &played(p, play), steps, Fill::Solid(PLAYING), lit);
     }
     if let Some(q) = queued {
-        paint_hits(&painter, grid_rect, &q.drum_hits(), steps, Fill::Ghost(QUEUED), None);
+        paint_hits(&painter, grid_rect, &played(q, play), steps, Fill::Ghost(QUEUED), None);
     }
     if let Some(step) = playhead {
         playhead_line(&painter, grid_rect, step, steps);
@@ -53,7 +57,8 @@ pub fn thumbnail(ui: &mut Ui, hits: &[Hit], steps: u32, size: Vec2, color: Color
     let steps = steps.max(1);
     let inner = rect.shrink(2.0);
     cells(&painter, inner, steps);
-    paint_hits(&painter, inner, hits, steps, Fill::Solid(color), None);
+    let marks: Vec<Mark> = hits.iter().map(|&hit| Mark { hit, level: 1.0, shift: 0.0 }).collect();
+    paint_hits(&painter, inner, &marks, steps, Fill::Solid(color), None);
     painter.rect_stroke(rect, 3.0, Stroke::new(1.0, color.gamma_multiply(0.6)), StrokeKind::Inside);
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, label));
     response
@@ -84,13 +89,34 @@ fn cells(painter: &Painter, rect: Rect, steps: u32) {
     }
 }
 
-/// The hits; those on step `lit` (the playhead's) glow white.
-fn paint_hits(painter: &Painter, rect: Rect, hits: &[Hit], steps: u32, fill: Fill, lit: Option<u32>) {
-    for hit in hits.iter().filter(|h| h.step < steps && (h.class as usize) < NUM_DRUM_CLASSES) {
-        let r = cell_rect(rect, hit.step, hit.class as usize, steps);
+/// A hit as drawn: `level` its loudness as played (0..=1), `shift` its offset in steps.
+struct Mark {
+    hit: Hit,
+    level: f32,
+    shift: f32,
+}
+
+/// The hits of a drum phrase as `play` plays them: the velocity and timing the sequencer
+/// gives each ([`Playback::voice`], [`Playback::shift_steps`]).
+fn played(phrase: &Phrase, play: &Playback) -> Vec<Mark> {
+    let encoding = Encoding::Drums;
+    let mark = |n: &PhraseNote| Mark {
+        hit: Hit { step: n.start as u32, class: n.pitch },
+        level: play.voice(encoding, n).2,
+        shift: play.shift_steps(encoding, n) as f32,
+    };
+    phrase.notes().iter().map(mark).collect()
+}
+
+/// The hits; those on step `lit` (the playhead's) glow white. A solid hit's brightness
+/// follows its velocity, from a third of its colour for the softest.
+fn paint_hits(painter: &Painter, rect: Rect, marks: &[Mark], steps: u32, fill: Fill, lit: Option<u32>) {
+    for mark in marks.iter().filter(|m| m.hit.step < steps && (m.hit.class as usize) < NUM_DRUM_CLASSES) {
+        let cell = cell_rect(rect, mark.hit.step, mark.hit.class as usize, steps);
+        let r = cell.translate(Vec2::new(mark.shift * rect.width() / steps as f32, 0.0));
         match fill {
             Fill::Solid(color) => {
-                let color = if lit == Some(hit.step) { Color32::WHITE } else { color };
+                let color = if lit == Some(mark.hit.step) { Color32::WHITE } else { color.gamma_multiply(0.35 + 0.65 * mark.level.clamp(0.0, 1.0)) };
                 painter.rect_filled(r, 2.0, color);
             }
             Fill::Ghost(color) => {

@@ -13,9 +13,9 @@ use crate::audio::capture::{CaptureRequest, MAX_CAPTURE_STEPS};
 use crate::audio::sequencer::Playback;
 use crate::audio::timeline::FALLBACK_TEMPO;
 use crate::model::inversion::{self, InversionConfig};
-use crate::audio::handoff::{Phrase, PhraseNote};
+use crate::audio::handoff::Phrase;
 use crate::model::{GrooveInput, Sampling};
-use crate::music::groove::Groove;
+use crate::music::groove::{Groove, Stroke};
 use crate::params::CaptureSource;
 use crate::music::melody::{self, Note};
 use crate::music::{drums, midi, Encoding};
@@ -199,10 +199,17 @@ impl Worker {
         let bpm = if tempo > 0.0 { tempo } else { FALLBACK_TEMPO };
         let phrase = &decoded.phrase;
         if phrase.encoding == Encoding::Drums {
-            let bytes = midi::export_drums(&phrase.drum_hits(), bpm, &play.drum_notes, |h| {
-                let note = PhraseNote::new(h.class, h.step as u16, h.step as u16 + 1);
-                (play.voice(Encoding::Drums, &note).2 * 127.0).round() as u8
-            });
+            // As heard: each hit's velocity and timing at the Groove amount playing.
+            let strokes: Vec<Stroke> = phrase
+                .notes()
+                .iter()
+                .map(|n| Stroke {
+                    class: n.pitch,
+                    time: n.start as f64 + play.shift_steps(Encoding::Drums, n),
+                    velocity: (play.voice(Encoding::Drums, n).2 * 127.0).round() as u8,
+                })
+                .collect();
+            let bytes = midi::export_groove(&strokes, bpm, &play.drum_notes);
             let path = path.to_path_buf();
             return models::off_thread(&self.shared.stop, move || std::fs::write(path, bytes))?.map_err(|e| e.to_string());
         }

@@ -376,6 +376,59 @@ mod tests {
     }
 
     #[test]
+    fn drum_phrases_carry_the_humanizers_feel_and_taps_become_drum_clips() {
+        use crate::music::Encoding;
+        let params = Arc::new(LatentLiveParams::default());
+        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
+        let mut slot = Phrase::EMPTY;
+        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)));
+        let handled = |n| wait_until(Duration::from_secs(10), || engine.status().handled.load(Ordering::Acquire) >= n);
+        let taps = |steps: &[(u16, f32)]| {
+            let mut p = Phrase::silent(32, 0);
+            p.encoding = Encoding::Drums;
+            for &(step, shift) in steps {
+                p.push(crate::audio::handoff::PhraseNote { shift, ..crate::audio::handoff::PhraseNote::new(3, step, step + 1) });
+            }
+            p
+        };
+        let tapped = taps(&[(0, 0.0), (4, -0.2), (8, 0.1), (10, 0.0), (12, 0.3)]);
+        // A melody model: taps make drum clips only.
+        link.captures.push(CaptureRequest { slot: Slot::A, source: CaptureSource::Tap, phrase: tapped }).unwrap();
+        assert!(handled(1));
+        assert!(engine.status().message().is_some_and(|m| m.contains("drum model")), "{:?}", engine.status().message());
+
+        set(&params.model, params.model.preview_normalized(ModelChoice::Groove2Bar));
+        // Random weights can decode silence: move the latent sliders until hits come.
+        let mut felt = false;
+        for i in 0..20 {
+            set_plain(&params.lat1, -2.5 + 0.25 * i as f32);
+            if wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5)) && slot.encoding == Encoding::Drums && !slot.is_empty() {
+                felt = true;
+                break;
+            }
+        }
+        assert!(felt, "a drum phrase with hits");
+        for note in slot.notes() {
+            assert!((1..=127).contains(&note.velocity) && (-0.5..=0.5).contains(&note.shift), "{note:?}");
+        }
+
+        link.captures.push(CaptureRequest { slot: Slot::B, source: CaptureSource::Tap, phrase: tapped }).unwrap();
+        assert!(handled(2));
+        match params.clips.get().b {
+            Some(b) => {
+                assert_eq!((b.source, b.encoding, b.steps), (ClipSource::Tap, Encoding::Drums, 32));
+                assert!(!b.mu.is_empty(), "encoded by the drum model");
+            }
+            // Random tap-to-drums weights may hear nothing: said so.
+            None => assert!(engine.status().message().is_some_and(|m| m.contains("no beat")), "{:?}", engine.status().message()),
+        }
+        link.captures.push(CaptureRequest { slot: Slot::A, source: CaptureSource::Tap, phrase: taps(&[]) }).unwrap();
+        assert!(handled(3));
+        assert!(engine.status().message().is_some_and(|m| m.contains("nothing was tapped")));
+        assert!(!engine.status().failed.load(Ordering::Acquire));
+    }
+
+    #[test]
     fn captures_encode_persist_and_morph() {
         let params = Arc::new(LatentLiveParams::default());
         let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
