@@ -160,7 +160,7 @@ fn loads_and_plays_through_the_vst3_factory() {
     let processor = component.cast::<IAudioProcessor>().expect("IAudioProcessor on the component");
     // nice-plug's component is its own edit controller: no separate controller class.
     let controller = component.cast::<IEditController>().expect("IEditController on the component");
-    assert_eq!(unsafe { controller.getParameterCount() }, 51);
+    assert_eq!(unsafe { controller.getParameterCount() }, 53);
 
     // The buses: an instrument (no audio in, stereo out) with note input and output.
     let (audio, event) = (kAudio as i32, kEvent as i32);

@@ -92,27 +92,24 @@ pub fn decode(args: &DecodeArgs) -> anyhow::Result<()> {
         }
     }
     let times = time_humanize(args.decodes)?;
-    println!("humanize pass (groove-humanize-2bar size, random weights): p50 {:.1} ms, p99 {:.1} ms ({} passes)", at(&times, 0.5), at(&times, 0.99), times.len());
+    println!("humanize pass (groove-humanize-2bar, a 2-bar pattern's feel): p50 {:.1} ms, p99 {:.1} ms ({} passes)", at(&times, 0.5), at(&times, 0.99), times.len());
     Ok(())
 }
 
-/// One humanize pass, as the worker would run it on a new pattern: encode a 2-bar
-/// groove's hits and decode its velocities and timing, at batch 1. The weights are
-/// random (the time does not depend on them) until a groove model ships.
+/// One humanize pass as the worker runs it on a new drum pattern
+/// ([`latent_live::model::GrooVae::feel_of`]): encode a 2-bar pattern's hits and decode
+/// their velocities and timing, at batch 1, with the embedded humanizer.
 fn time_humanize(passes: usize) -> anyhow::Result<Vec<Duration>> {
-    use latent_live::model::{Config, Sampling};
-    use latent_live::music::groove::Groove;
-    use latent_live::training::train::{GrooveTrainer, TrainConfig};
+    use latent_live::model::assets::DefaultModel;
     use rand::{Rng, SeedableRng};
 
-    let trainer = GrooveTrainer::new(Config::groove_humanize_2bar(), TrainConfig::default())?;
+    let humanizer = DefaultModel::Humanize2Bar.load()?.groove_model(&candle_core::Device::Cpu)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut times = Vec::with_capacity(passes + 5);
     for _ in 0..passes + 5 {
         let events: Vec<u16> = (0..32).map(|_| rng.random_range(0..512)).collect();
-        let groove = Groove::quantized(&events);
         let started = Instant::now();
-        std::hint::black_box(trainer.model.transform(&[&groove], Sampling::Greedy)?);
+        std::hint::black_box(humanizer.feel_of(&events)?);
         times.push(started.elapsed());
     }
     times.drain(..5);

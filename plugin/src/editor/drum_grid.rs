@@ -125,3 +125,23 @@ fn paint_hits(painter: &Painter, rect: Rect, marks: &[Mark], steps: u32, fill: F
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::music::groove::Feel;
+
+    #[test]
+    fn hits_are_drawn_as_played_brighter_the_louder_and_shifted_by_the_groove() {
+        let mut phrase = Phrase::from_drums(&[Hit { step: 0, class: 0 }, Hit { step: 4, class: 1 }], 16, 1);
+        let mut feel = vec![[Feel::default(); NUM_DRUM_CLASSES]; 16];
+        feel[0][0] = Feel { velocity: 127, shift: -0.3 };
+        feel[4][1] = Feel { velocity: 20, shift: 0.2 };
+        phrase.set_feel(&feel);
+        let quantized = played(&phrase, &Playback::default());
+        assert!(quantized.iter().all(|m| m.shift == 0.0), "Groove 0 draws the grid");
+        let grooved = played(&phrase, &Playback { groove: 1.0, ..Playback::default() });
+        assert_eq!(grooved.iter().map(|m| m.shift).collect::<Vec<_>>(), vec![-0.3, 0.2]);
+        assert!(grooved[0].level > quantized[0].level && grooved[1].level < quantized[1].level, "the loud kick brighter, the ghost snare dimmer");
+    }
+}
