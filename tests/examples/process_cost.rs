@@ -12,11 +12,14 @@ const SR: f64 = 48_000.0;
 const BLOCK: usize = 512;
 const BLOCKS: usize = 20_000;
 
+/// What plays, whether the audition synth is on, and the parameters set.
+type Case = (&'static str, bool, &'static [(&'static str, f64)]);
+
 fn main() {
     println!("plugin: {}", latent_live_tests::library_path().display());
     // (what plays, audition synth, the parameters set): the melody model; the drum model
     // (Model step 3) quantized and at full Groove.
-    let cases: [(&str, bool, &[(&'static str, f64)]); 5] = [
+    let cases: [Case; 5] = [
         ("melody", false, &[]),
         ("melody", true, &[]),
         ("drums, Groove 0", false, &[("model", 3.0)]),

@@ -274,6 +274,9 @@ fn plays_the_librarys_drum_decode_on_the_drum_channel() {
     assert!(sounding(&out).is_empty(), "every hit is ended");
 }
 
+/// A tempo, a sample rate, a Groove amount, and block sizes by seed.
+type GrooveCase = (f64, f64, f32, fn(u64) -> Box<dyn FnMut() -> usize>);
+
 /// The embedded drum model's greedy decode with latent 1 at `lat1`, and the embedded
 /// humanizer's feel for its hits: what the plugin should play.
 fn library_groove(lat1: f32) -> (Vec<drums::Hit>, Vec<[Feel; drums::NUM_DRUM_CLASSES]>) {
@@ -299,7 +302,7 @@ fn early_and_late_hits_arrive_on_their_sample_at_any_tempo_rate_and_block_size()
     assert!(shifts.iter().filter(|&&s| s < -0.05).count() >= 4, "the humanizer plays hits early: {shifts:?}");
     // (tempo, sample rate, groove amount, block sizes); Groove 0 must be the quantized
     // pattern exactly.
-    let cases: [(f64, f64, f32, fn(u64) -> Box<dyn FnMut() -> usize>); 5] = [
+    let cases: [GrooveCase; 5] = [
         (120.0, 48_000.0, 1.0, |seed| Box::new(block_sizes(seed))),
         (93.0, 44_100.0, 1.0, |seed| {
             let mut lcg = block_sizes(seed);

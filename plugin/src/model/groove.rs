@@ -277,6 +277,15 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// One decoded row with every class hit, so that [`Groove::from_rows`] reads (and
+/// clamps) the velocity and offset of each.
+fn hit_all(row: &[f32]) -> [f32; ROW] {
+    let mut all = [0f32; ROW];
+    all.copy_from_slice(row);
+    all[..NUM_DRUM_CLASSES].fill(1.0);
+    all
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,13 +325,4 @@ mod tests {
             assert_eq!(model.transform(&refs, hot).unwrap(), model.transform(&refs, hot).unwrap());
         }
     }
-}
-
-/// One decoded row with every class hit, so that [`Groove::from_rows`] reads (and
-/// clamps) the velocity and offset of each.
-fn hit_all(row: &[f32]) -> [f32; ROW] {
-    let mut all = [0f32; ROW];
-    all.copy_from_slice(row);
-    all[..NUM_DRUM_CLASSES].fill(1.0);
-    all
 }
