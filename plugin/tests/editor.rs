@@ -360,6 +360,9 @@ fn the_drum_grid_replaces_the_piano_roll_when_a_drum_model_plays() {
     rig.handled(1);
     let captured = rig.next_phrase();
     assert!(captured > groove);
+    assert!(rig.newest.has_feel(), "the humanizer gave the groove its velocities and timing");
+    // At full Groove the grid draws each hit at its velocity and time.
+    set(&rig.params.groove, 1.0);
     rig.play(captured, 1.0);
     let textures = Textures::default();
     let mut harness = harness(editor, 1.0, &textures);
@@ -369,13 +372,14 @@ fn the_drum_grid_replaces_the_piano_roll_when_a_drum_model_plays() {
     assert!(harness.query_by_label_contains("Piano roll").is_none(), "the piano roll gives way to the grid");
     harness.get_by_label("Clip A (drums)");
     // Drum attributes and the drum channel; no melody attributes, no transpose.
-    for label in ["Kick Density", "Backbeat", "Fill", "Drum channel", "Velocity"] {
+    for label in ["Kick Density", "Backbeat", "Fill", "Drum channel", "Velocity", "Groove"] {
         harness.get_by_role_and_label(Role::Slider, label);
     }
     for label in ["Note Density", "Pitch Range", "Transpose"] {
         assert!(harness.query_by_role_and_label(Role::Slider, label).is_none(), "{label} is for melodies");
     }
     harness.get_by_label_contains("groove-2bar");
+    harness.get_by_role_and_label(Role::Button, "Open groove model...");
     screenshot(&harness, &textures, "drums");
     // The kit window maps the classes to notes.
     harness.get_by_role_and_label(Role::Button, "Kit...").click();
