@@ -108,7 +108,10 @@ fn ship_groove(mut file: ModelFile, corpus: &Corpus, shipped: Option<&ModelFile>
     let f16 = ModelFile::from_bytes(&file.to_bytes(DType::F16)?)?;
     let e16 = evaluate_grooves(&f16.groove_model(&Device::Cpu)?, test, &bpm, &baseline, 256, None)?;
     println!("f16: {}", e16.summary_line());
+    let held = |e: &GrooveEvaluation| e.held.unwrap_or_default();
     let (dtype, e) = if e16.velocity_mae - e32.velocity_mae <= F16_GROOVE_TOLERANCE
+        && held(&e16).0 - held(&e32).0 <= F16_GROOVE_TOLERANCE
+        && held(&e16).1 - held(&e32).1 <= F16_GROOVE_TOLERANCE
         && e16.timing_mae_ms - e32.timing_mae_ms <= F16_GROOVE_TOLERANCE
         && e32.hit_accuracy - e16.hit_accuracy <= F16_TOLERANCE
     {
@@ -116,15 +119,18 @@ fn ship_groove(mut file: ModelFile, corpus: &Corpus, shipped: Option<&ModelFile>
     } else {
         (DType::F32, e32)
     };
+    // A humanizer is judged as the plugin plays it: with the pattern's hits held.
+    let (prefix, (velocity, timing)) = match e.held {
+        Some(held) => ("held_", held),
+        None => ("", (e.velocity_mae, e.timing_mae_ms)),
+    };
     let error = |velocity: f64, timing: f64| velocity / e.baseline_velocity_mae + timing / e.baseline_timing_mae_ms;
     if let Some(shipped) = shipped {
-        let metric = |name: &str| shipped.card.metrics.get(name).copied().unwrap_or(f64::INFINITY);
+        let metric = |name: &str| shipped.card.metrics.get(&format!("{prefix}{name}")).copied().filter(|m| m.is_finite()).unwrap_or(f64::INFINITY);
         let (v, t) = (metric("velocity_mae"), metric("timing_mae_ms"));
-        if error(e.velocity_mae, e.timing_mae_ms) >= error(v, t) {
+        if error(velocity, timing) >= error(v, t) {
             bail!(
-                "the shipped model has velocity_mae={v:.2} timing_mae_ms={t:.2}, this one {:.2} and {:.2}: not better (--force to replace)",
-                e.velocity_mae,
-                e.timing_mae_ms
+                "the shipped model has {prefix}velocity_mae={v:.2} {prefix}timing_mae_ms={t:.2}, this one {velocity:.2} and {timing:.2}: not better (--force to replace)"
             );
         }
     }
@@ -133,6 +139,8 @@ fn ship_groove(mut file: ModelFile, corpus: &Corpus, shipped: Option<&ModelFile>
         ("hit_f1".to_string(), e.hit_f1()),
         ("velocity_mae".to_string(), e.velocity_mae),
         ("timing_mae_ms".to_string(), e.timing_mae_ms),
+        ("held_velocity_mae".to_string(), e.held.map_or(f64::NAN, |h| h.0)),
+        ("held_timing_mae_ms".to_string(), e.held.map_or(f64::NAN, |h| h.1)),
         ("baseline_velocity_mae".to_string(), e.baseline_velocity_mae),
         ("baseline_timing_mae_ms".to_string(), e.baseline_timing_mae_ms),
         ("test_slices".to_string(), e.slices as f64),
@@ -238,6 +246,7 @@ fn groove_card_markdown(file: &ModelFile, e: &GrooveEvaluation, dtype: DType, co
          | hit F1 | {f1:.4} | |\n\
          | velocity MAE (MIDI) | {vel:.2} | {bvel:.2} |\n\
          | timing MAE (ms) | {tim:.2} | {btim:.2} |\n\
+         {held}\
          | total KL (nats) | {kl:.2} | |\n",
         name = file.card.name,
         summary = file.card.summary,
@@ -248,6 +257,10 @@ fn groove_card_markdown(file: &ModelFile, e: &GrooveEvaluation, dtype: DType, co
         dec = c.decoder,
         data = file.card.data,
         credit = groove_dataset_credit(corpus),
+        held = e.held.map_or(String::new(), |(v, t)| format!(
+            "| velocity MAE, hits held (as the plugin plays it) | {v:.2} | {:.2} |\n| timing MAE, hits held (ms) | {t:.2} | {:.2} |\n",
+            e.baseline_velocity_mae, e.baseline_timing_mae_ms
+        )),
         split = file.card.split,
         training = file.card.training,
         slices = e.slices,

@@ -79,7 +79,9 @@ impl GrooveDecoder {
     /// Decodes every row of `z` `[B, Z]` into `steps` rows, each step fed the previous
     /// one: hits above probability 0.5 when greedy (as magenta.js decodes), else
     /// Bernoulli on `logit / temperature`; velocities and offsets as the model writes them.
-    pub fn sample(&self, z: &Tensor, steps: usize, sampling: Sampling) -> Result<Vec<Vec<f32>>> {
+    /// With `hits` (each row's pattern, `steps` events), the hits are the pattern's
+    /// instead, written and fed back: the velocities and offsets of a known pattern.
+    pub fn sample(&self, z: &Tensor, steps: usize, sampling: Sampling, hits: Option<&[&[Event]]>) -> Result<Vec<Vec<f32>>> {
         let batch = z.dim(0)?;
         let mut states = initial_states(&self.initial_state, &self.cells, z)?;
         let mut rngs: Vec<ChaCha8Rng> = (0..batch)
@@ -94,7 +96,7 @@ impl GrooveDecoder {
             .collect();
         let mut previous = Tensor::zeros((batch, ROW), DType::F32, z.device())?;
         let mut out = vec![Vec::with_capacity(steps * ROW); batch];
-        for _ in 0..steps {
+        for step in 0..steps {
             let mut x = Tensor::cat(&[&previous, z], 1)?;
             for (cell, state) in self.cells.iter().zip(states.iter_mut()) {
                 let (h, c) = cell.step(&x, &state.0, &state.1)?;
@@ -103,13 +105,15 @@ impl GrooveDecoder {
             }
             let raw = self.output_projection.forward(&x)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
             let mut next = Vec::with_capacity(batch * ROW);
-            for ((raw, rng), out) in raw.iter().zip(&mut rngs).zip(&mut out) {
+            for (b, ((raw, rng), out)) in raw.iter().zip(&mut rngs).zip(&mut out).enumerate() {
                 let n = NUM_DRUM_CLASSES;
                 let mut row = [0f32; ROW];
+                let known = hits.map(|h| h.get(b).and_then(|e| e.get(step)).copied().unwrap_or(drums::NO_HITS));
                 for c in 0..n {
-                    let hit = match sampling {
-                        Sampling::Greedy => raw[c] > 0.0,
-                        Sampling::Temperature { temperature, .. } => sigmoid(raw[c] / temperature) > rng.random::<f32>(),
+                    let hit = match (known, sampling) {
+                        (Some(event), _) => event >> c & 1 == 1,
+                        (None, Sampling::Greedy) => raw[c] > 0.0,
+                        (None, Sampling::Temperature { temperature, .. }) => sigmoid(raw[c] / temperature) > rng.random::<f32>(),
                     };
                     row[c] = if hit { 1.0 } else { 0.0 };
                     row[n + c] = sigmoid(raw[n + c]);
@@ -210,23 +214,31 @@ impl GrooVae {
 
     /// The feel a humanize model plays the hits of `events` with (GrooVAE's Groove tool):
     /// the pattern, cut into windows of the model's length, is decoded greedily from the
-    /// windows' means in one batch, and every hit of the pattern takes the velocity and
-    /// offset decoded for it, whether or not the model would have hit there itself (the
-    /// pattern's hits are the drum model's to choose).
+    /// windows' means in one batch with the pattern's hits held (the hits are the drum
+    /// model's to choose; the humanizer only plays them), and every hit takes the
+    /// velocity and offset decoded for it.
     pub fn feel_of(&self, events: &[Event]) -> Result<Vec<[Feel; NUM_DRUM_CLASSES]>> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
         let windows = self.windows(&Groove::quantized(events));
-        let rows = self.decode_rows(&self.encode(&windows.iter().collect::<Vec<_>>())?, Sampling::Greedy)?;
+        let rows = self.humanize_rows(&windows.iter().collect::<Vec<_>>())?;
         let played = rows.iter().flat_map(|r| r.chunks_exact(ROW)).map(|row| Groove::from_rows(&hit_all(row)).feel[0]);
         Ok(events.iter().zip(played).map(|(&event, feel)| std::array::from_fn(|c| if event >> c & 1 == 1 { feel[c] } else { Feel::default() })).collect())
+    }
+
+    /// Greedy rows for `grooves` (of the model's length) decoded from their means with
+    /// their own hits held: what [`Self::feel_of`] reads, and what the evaluation of a
+    /// humanizer measures beside the free decode.
+    pub fn humanize_rows(&self, grooves: &[&Groove]) -> Result<Vec<Vec<f32>>> {
+        let hits: Vec<&[Event]> = grooves.iter().map(|g| g.events.as_slice()).collect();
+        self.decoder.sample(&self.encode(grooves)?.to_dtype(DType::F32)?, self.config.steps(), Sampling::Greedy, Some(&hits))
     }
 
     /// The decoded rows themselves, `[steps * ROW]` each: velocities and offsets of every
     /// class, hit or not.
     pub fn decode_rows(&self, z: &Tensor, sampling: Sampling) -> Result<Vec<Vec<f32>>> {
-        self.decoder.sample(&z.to_dtype(DType::F32)?, self.config.steps(), sampling)
+        self.decoder.sample(&z.to_dtype(DType::F32)?, self.config.steps(), sampling, None)
     }
 
     /// The posterior of `grooves` after the model's input transformation.
@@ -324,5 +336,32 @@ mod tests {
             let hot = Sampling::Temperature { temperature: 1.0, seed: 9 };
             assert_eq!(model.transform(&refs, hot).unwrap(), model.transform(&refs, hot).unwrap());
         }
+    }
+
+    #[test]
+    fn a_humanizer_plays_exactly_the_hits_it_is_given_at_any_length() {
+        let varmap = VarMap::new();
+        let model = GrooVae::new(tiny(GrooveInput::Humanize), VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+        let pattern = groove(3);
+        let rows = model.humanize_rows(&[&pattern]).unwrap().remove(0);
+        let held = Groove::from_rows(&rows);
+        assert_eq!(held.events, pattern.events, "the hits are the pattern's, whatever the weights");
+        // Three windows and a half: every hit gets a velocity and a shift in range, every
+        // rest none, and the first window's feel is the 2-bar pass's.
+        let long: Vec<Event> = (0..112).map(|s| pattern.events[s % 32]).collect();
+        let feel = model.feel_of(&long).unwrap();
+        assert_eq!(feel.len(), 112);
+        for (step, (&event, feel)) in long.iter().zip(&feel).enumerate() {
+            for c in 0..NUM_DRUM_CLASSES {
+                let f = feel[c];
+                if event >> c & 1 == 1 {
+                    assert!((1..=127).contains(&f.velocity) && (-0.5..=0.5).contains(&f.shift), "step {step} class {c}: {f:?}");
+                } else {
+                    assert_eq!(f, Feel::default());
+                }
+            }
+        }
+        assert_eq!(&feel[..32], &held.feel[..], "the same pass");
+        assert!(model.feel_of(&[]).unwrap().is_empty());
     }
 }

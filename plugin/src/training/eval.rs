@@ -2,9 +2,9 @@
 
 use candle_core::{Result, D};
 
-use crate::model::{GrooVae, MusicVae, Sampling};
+use crate::model::{GrooVae, GrooveInput, MusicVae, Sampling};
 use crate::music::drums::NUM_DRUM_CLASSES;
-use crate::music::groove::{self, Groove, ROW};
+use crate::music::groove::{self, Feel, Groove, ROW};
 use crate::music::Event;
 use crate::training::corpus::Split;
 
@@ -97,6 +97,9 @@ pub struct GrooveEvaluation {
     pub timing_mae_ms: f64,
     pub baseline_velocity_mae: f64,
     pub baseline_timing_mae_ms: f64,
+    /// A humanizer's velocity and timing errors when it decodes with the wanted hits
+    /// held, as the plugin plays it ([`GrooVae::feel_of`]); `None` for other models.
+    pub held: Option<(f64, f64)>,
     pub kl_per_dim: Vec<f64>,
     pub mu_variance: Vec<f64>,
     pub slices: usize,
@@ -109,8 +112,9 @@ impl GrooveEvaluation {
 
     /// The line scripts read: always printed last by `xtask eval` for groove models.
     pub fn summary_line(&self) -> String {
+        let held = self.held.map_or(String::new(), |(v, t)| format!(" held_velocity_mae={v:.2} held_timing_mae_ms={t:.2}"));
         format!(
-            "hit_accuracy={:.4} hit_f1={:.4} velocity_mae={:.2} timing_mae_ms={:.2} baseline_velocity_mae={:.2} baseline_timing_mae_ms={:.2} slices={}",
+            "hit_accuracy={:.4} hit_f1={:.4} velocity_mae={:.2} timing_mae_ms={:.2}{held} baseline_velocity_mae={:.2} baseline_timing_mae_ms={:.2} slices={}",
             self.hit_accuracy,
             self.hit_f1(),
             self.velocity_mae,
@@ -144,6 +148,8 @@ pub fn evaluate_grooves(model: &GrooVae, split: &Split, bpm: &[f64], baseline: &
     }
     let (mut right_cells, mut cells, mut played, mut wanted, mut both) = (0usize, 0usize, 0usize, 0usize, 0usize);
     let (mut velocity, mut timing, mut base_velocity, mut base_timing) = (0f64, 0f64, 0f64, 0f64);
+    let humanizer = model.config.groove_input == GrooveInput::Humanize;
+    let (mut held_velocity, mut held_timing) = (0f64, 0f64);
     let (mut mu, mut sigma) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let nc = NUM_DRUM_CLASSES;
     for start in (0..n).step_by(batch_size) {
@@ -152,8 +158,13 @@ pub fn evaluate_grooves(model: &GrooVae, split: &Split, bpm: &[f64], baseline: &
         let refs: Vec<&Groove> = grooves.iter().collect();
         let posterior = model.posterior(&refs)?;
         let decoded = model.decode_rows(&posterior.mu, Sampling::Greedy)?;
-        for ((&i, target), rows) in indices.iter().zip(&grooves).zip(&decoded) {
+        let held = if humanizer { model.humanize_rows(&refs)? } else { Vec::new() };
+        for (b, ((&i, target), rows)) in indices.iter().zip(&grooves).zip(&decoded).enumerate() {
             let step_ms = groove::step_ms(bpm.get(split.tune[i] as usize).copied().unwrap_or(120.0));
+            // Velocity and timing errors of a row's wanted hit, in MIDI units and ms.
+            let errors = |row: &[f32], c: usize, feel: Feel| {
+                ((row[nc + c] as f64 * 127.0 - feel.velocity as f64).abs(), (-row[2 * nc + c] as f64 / 2.0 - feel.shift as f64).abs() * step_ms)
+            };
             for (step, row) in rows.chunks_exact(ROW).enumerate() {
                 for c in 0..nc {
                     let (hit, want) = (row[c] > groove::HIT_THRESHOLD, target.events[step] >> c & 1 == 1);
@@ -164,8 +175,12 @@ pub fn evaluate_grooves(model: &GrooVae, split: &Split, bpm: &[f64], baseline: &
                     both += (hit && want) as usize;
                     if want {
                         let feel = target.feel[step][c];
-                        velocity += (row[nc + c] as f64 * 127.0 - feel.velocity as f64).abs();
-                        timing += (-row[2 * nc + c] as f64 / 2.0 - feel.shift as f64).abs() * step_ms;
+                        let (v, t) = errors(row, c, feel);
+                        (velocity, timing) = (velocity + v, timing + t);
+                        if let Some(held) = held.get(b) {
+                            let (v, t) = errors(&held[step * ROW..(step + 1) * ROW], c, feel);
+                            (held_velocity, held_timing) = (held_velocity + v, held_timing + t);
+                        }
                         base_velocity += (baseline[c] - feel.velocity as f64).abs();
                         base_timing += (feel.shift as f64).abs() * step_ms;
                     }
@@ -185,6 +200,7 @@ pub fn evaluate_grooves(model: &GrooVae, split: &Split, bpm: &[f64], baseline: &
         timing_mae_ms: timing / hits,
         baseline_velocity_mae: base_velocity / hits,
         baseline_timing_mae_ms: base_timing / hits,
+        held: humanizer.then(|| (held_velocity / hits, held_timing / hits)),
         kl_per_dim,
         mu_variance,
         slices: n,
