@@ -146,6 +146,9 @@ pub struct GrooVae {
 impl GrooVae {
     pub fn new(config: Config, vb: VarBuilder) -> Result<Self> {
         config.validate().map_err(candle_core::Error::wrap)?;
+        if config.encoding != crate::music::Encoding::Groove {
+            candle_core::bail!("a {} model is not a groove model", config.encoding.name());
+        }
         let encoder = Encoder::new(&config, vb.pp("encoder"))?.ok_or_else(|| candle_core::Error::Msg("a GrooVAE needs an encoder".into()))?;
         let decoder = GrooveDecoder::new(&config.decoder, config.z_size, vb.pp("decoder"))?;
         Ok(Self { config, encoder, decoder })

@@ -84,6 +84,9 @@ fn read(loader: &ModelLoader, source: ModelSource, path: Option<String>, stop: &
 /// `input` (hits to humanize, or taps), and runs it once. `Ok(None)`: stopped meanwhile.
 pub fn load_groove(loader: &ModelLoader, source: ModelSource, input: GrooveInput, path: Option<String>, stop: &AtomicBool) -> Result<Option<LoadedGroove>, String> {
     let Some(file) = read(loader, source, path.clone(), stop)? else { return Ok(None) };
+    if file.config.encoding != crate::music::Encoding::Groove {
+        return Err(format!("it is a {} model, not a groove model", file.config.encoding.name()));
+    }
     if file.config.groove_input != input {
         return Err(format!("it is a {:?} groove model, and this needs a {input:?} one", file.config.groove_input));
     }
@@ -142,4 +145,41 @@ pub fn load(loader: &ModelLoader, choice: ModelChoice, path: Option<String>, sto
     };
     let info = Arc::new(ModelInfo::of(&name, &file.card, &space, model.has_encoder(), model.config.encoding));
     Ok(Some(Loaded { model, space, name, hash: file.hash.clone(), info }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Config, ModelCard};
+    use crate::music::Encoding;
+    use candle_nn::{VarBuilder, VarMap};
+
+    /// A loader that hands out one tiny random model of `config`, whatever is asked.
+    fn serving(config: Config) -> ModelLoader {
+        Arc::new(move |_, _| {
+            let varmap = VarMap::new();
+            let vb = VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &Device::Cpu);
+            if config.encoding == Encoding::Groove {
+                GrooVae::new(config.clone(), vb).map_err(|e| e.to_string())?;
+            } else {
+                MusicVae::new(config.clone(), vb).map_err(|e| e.to_string())?;
+            }
+            let tensors = varmap.data().lock().unwrap().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+            ModelFile::new(config.clone(), ModelCard::default(), Default::default(), tensors).map_err(|e| e.to_string())
+        })
+    }
+
+    #[test]
+    fn a_groove_model_file_must_be_the_kind_asked_for() {
+        let stop = AtomicBool::new(false);
+        let groove = |input| Config { encoding: Encoding::Groove, groove_input: input, ..Config::tiny(2, false) };
+        let humanizer = ModelSource::Humanizer(GrooveModelChoice::File);
+        let path = || Some("/models/x.safetensors".to_string());
+        let loaded = load_groove(&serving(groove(GrooveInput::Humanize)), humanizer, GrooveInput::Humanize, path(), &stop).unwrap().unwrap();
+        assert_eq!(loaded.name, "/models/x.safetensors");
+        let refused = |config: Config| load_groove(&serving(config), humanizer, GrooveInput::Humanize, path(), &stop).err().unwrap_or_default();
+        assert!(refused(groove(GrooveInput::Tap)).contains("Tap"), "a tap model does not humanize");
+        assert!(refused(Config::tiny(2, false)).contains("not a groove model"), "nor does a melody model");
+        assert!(refused(Config { encoding: Encoding::Drums, ..Config::tiny(2, false) }).contains("not a groove model"));
+    }
 }
