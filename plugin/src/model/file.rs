@@ -75,6 +75,21 @@ impl ModelFile {
         Ok(Self { config, card, extra, tensors, hash })
     }
 
+    /// A model of `config` with freshly initialised weights (a GrooVAE for a groove
+    /// config): the tiny models the worker's tests load.
+    #[cfg(test)]
+    pub(crate) fn random(config: Config, card: ModelCard, extra: BTreeMap<String, String>) -> Result<Self, String> {
+        let varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        if config.encoding == crate::music::Encoding::Groove {
+            GrooVae::new(config.clone(), vb).map_err(|e| e.to_string())?;
+        } else {
+            MusicVae::new(config.clone(), vb).map_err(|e| e.to_string())?;
+        }
+        let tensors = varmap.data().lock().map_err(|e| e.to_string())?.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+        Self::new(config, card, extra, tensors).map_err(|e| e.to_string())
+    }
+
     /// Reads a file of at most [`MAX_MODEL_BYTES`], if it is a regular file (see
     /// [`read_capped`]).
     pub fn read(path: &Path) -> Result<Self, ModelError> {

@@ -355,8 +355,7 @@ mod tests {
         let feel = model.feel_of(&long).unwrap();
         assert_eq!(feel.len(), 112);
         for (step, (&event, feel)) in long.iter().zip(&feel).enumerate() {
-            for c in 0..NUM_DRUM_CLASSES {
-                let f = feel[c];
+            for (c, &f) in feel.iter().enumerate() {
                 if event >> c & 1 == 1 {
                     assert!((1..=127).contains(&f.velocity) && (-0.5..=0.5).contains(&f.shift), "step {step} class {c}: {f:?}");
                 } else {
