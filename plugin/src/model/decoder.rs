@@ -1,13 +1,13 @@
 //! Categorical LSTM decoders: flat (`CategoricalLstmDecoder`) and under a conductor
 //! (`HierarchicalLstmDecoder`), as in Magenta's `lstm_models.py`.
 
-use candle_core::{CpuStorage, DType, Device, IndexOp, Result, Storage, Tensor};
+use candle_core::{Device, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::lstm::LstmCell;
-use super::ops::step::{affine, LayerState};
+use super::ops::step::{affine, f32_rows, StackValues, StackWeights, Values};
 use super::{add_row, dropped, Config, Dense, Dropout};
 use crate::music::Event;
 
@@ -101,17 +101,10 @@ impl CategoricalDecoder {
             .iter()
             .map(|(h, c)| Ok((f32_rows(h)?, f32_rows(c)?)))
             .collect::<Result<_>>()?;
-        let kernels: Vec<Values> = self.cells.iter().map(|cell| Values::of(&cell.kernel)).collect::<Result<_>>()?;
-        let biases: Vec<Values> = self.cells.iter().map(|cell| Values::of(&cell.bias)).collect::<Result<_>>()?;
+        let stack = StackValues::of(&self.cells)?;
         let (output_kernel, output_bias) = (Values::of(&self.output_projection.kernel)?, Values::of(&self.output_projection.bias)?);
-        let weights = StepWeights {
-            cells: self.cells.iter().map(|c| (c.input_size(), c.hidden_size())).collect(),
-            kernels: kernels.iter().map(Values::slice).collect(),
-            biases: biases.iter().map(Values::slice).collect(),
-            output_kernel: output_kernel.slice(),
-            output_bias: output_bias.slice(),
-            classes: self.classes,
-        };
+        let weights =
+            StepWeights { stack: stack.weights(), output_kernel: output_kernel.slice(), output_bias: output_bias.slice(), classes: self.classes };
         // Batches split into independent blocks of rows, one per thread. A single phrase
         // (the plugin's live decode, 1.5 ms) stays on its thread: the host's audio threads
         // need the other cores more.
@@ -120,7 +113,7 @@ impl CategoricalDecoder {
         let gates0 = 4 * first_cell.hidden_size();
         let block_initial = |b: usize| -> Vec<(Vec<f32>, Vec<f32>)> {
             let (r0, r1) = (b * rows, ((b + 1) * rows).min(n));
-            initial.iter().zip(&weights.cells).map(|((h, c), &(_, hidden))| (h[r0 * hidden..r1 * hidden].to_vec(), c[r0 * hidden..r1 * hidden].to_vec())).collect()
+            initial.iter().zip(&weights.stack.cells).map(|((h, c), &(_, hidden))| (h[r0 * hidden..r1 * hidden].to_vec(), c[r0 * hidden..r1 * hidden].to_vec())).collect()
         };
         let run = |b: usize, pickers: &mut [Picker], first: &[u32], trace: Option<&mut Vec<f32>>| {
             let (r0, r1) = (b * rows, ((b + 1) * rows).min(n));
@@ -138,10 +131,7 @@ impl CategoricalDecoder {
 
 /// A categorical decoder's weights as slices, for [`StepWeights::run`].
 struct StepWeights<'a> {
-    /// `(input, hidden)` per layer.
-    cells: Vec<(usize, usize)>,
-    kernels: Vec<&'a [f32]>,
-    biases: Vec<&'a [f32]>,
+    stack: StackWeights<'a>,
     output_kernel: &'a [f32],
     output_bias: &'a [f32],
     classes: usize,
@@ -154,18 +144,12 @@ impl StepWeights<'_> {
     fn run(&self, condition_projection: &[f32], initial: Vec<(Vec<f32>, Vec<f32>)>, steps: usize, first: &[u32], pickers: &mut [Picker], mut trace: Option<&mut Vec<f32>>) -> Vec<Vec<Event>> {
         let n = first.len();
         let classes = self.classes;
-        let mut layers: Vec<LayerState> =
-            initial.into_iter().zip(&self.cells).map(|((h, c), &(_, hidden))| LayerState::new(hidden, h, c)).collect();
-        // Layer 0's inputs are a row lookup (the event) and the condition's projection, so
-        // its step multiplies only h; the layers above multiply [h below, h] by their
-        // whole kernel.
-        let (input0, hidden0) = self.cells[0];
-        let gates0 = 4 * hidden0;
-        let event_rows = &self.kernels[0][..classes * gates0];
-        let w_h0 = &self.kernels[0][input0 * gates0..];
+        let mut state = self.stack.start(initial);
+        // Layer 0's inputs are a row lookup (the event) and the condition's projection.
+        let gates0 = 4 * self.stack.cells[0].1;
+        let event_rows = &self.stack.input_rows()[..classes * gates0];
+        let top_hidden = self.stack.cells.last().unwrap().1;
         let mut x0 = vec![0f32; n * gates0];
-        let x_upper: Vec<Vec<f32>> = self.biases[1..].iter().map(|bias| bias.repeat(n)).collect();
-        let mut lhs: Vec<Vec<f32>> = self.cells[1..].iter().map(|&(input, hidden)| vec![0f32; n * (input + hidden)]).collect();
         let mut logits = vec![0f32; n * classes];
         let mut previous = first.to_vec();
         let mut out = vec![Vec::with_capacity(steps); n];
@@ -176,21 +160,11 @@ impl StepWeights<'_> {
                     row.iter_mut().zip(event).for_each(|(x, e)| *x += e);
                 }
             }
-            layers[0].step(None, w_h0, &x0);
-            for l in 1..layers.len() {
-                let (below, above) = layers.split_at_mut(l);
-                let (input, hidden) = self.cells[l];
-                for (r, row) in lhs[l - 1].chunks_exact_mut(input + hidden).enumerate() {
-                    row[..input].copy_from_slice(&below[l - 1].h[r * input..(r + 1) * input]);
-                    row[input..].copy_from_slice(&above[0].h[r * hidden..(r + 1) * hidden]);
-                }
-                above[0].step(Some(&lhs[l - 1]), self.kernels[l], &x_upper[l - 1]);
-            }
-            let top = layers.last().unwrap();
+            let top = state.step(&self.stack, &x0);
             if let Some(trace) = trace.as_deref_mut() {
-                trace.extend_from_slice(&top.h[..self.cells.last().unwrap().1]);
+                trace.extend_from_slice(&top[..top_hidden]);
             }
-            affine(&top.h, self.output_kernel, self.output_bias, &mut logits);
+            affine(top, self.output_kernel, self.output_bias, &mut logits);
             for (i, (row, picker)) in logits.chunks_exact(classes).zip(pickers.iter_mut()).enumerate() {
                 let event = picker.pick(row);
                 out[i].push(event as Event);
@@ -348,39 +322,6 @@ pub(super) fn stack(input: usize, sizes: &[usize], vb: VarBuilder) -> Result<Vec
             cell
         })
         .collect()
-}
-
-/// A tensor's values, row-major, as f32.
-fn f32_rows(t: &Tensor) -> Result<Vec<f32>> {
-    t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
-}
-
-/// A weight's values as an f32 slice: borrowed from the tensor's storage when it is a
-/// contiguous f32 CPU tensor (every model Latent Live loads or trains), copied otherwise.
-enum Values<'a> {
-    Borrowed(Box<dyn std::ops::Deref<Target = Storage> + 'a>, std::ops::Range<usize>),
-    Owned(Vec<f32>),
-}
-
-impl<'a> Values<'a> {
-    fn of(t: &'a Tensor) -> Result<Self> {
-        let (storage, layout) = t.storage_and_layout();
-        if let (Storage::Cpu(CpuStorage::F32(_)), Some((start, end))) = (&*storage, layout.contiguous_offsets()) {
-            return Ok(Self::Borrowed(Box::new(storage), start..end));
-        }
-        drop(storage);
-        Ok(Self::Owned(f32_rows(t)?))
-    }
-
-    fn slice(&self) -> &[f32] {
-        match self {
-            Self::Borrowed(storage, range) => match &***storage {
-                Storage::Cpu(CpuStorage::F32(values)) => &values[range.clone()],
-                _ => unreachable!("checked in Values::of"),
-            },
-            Self::Owned(values) => values,
-        }
-    }
 }
 
 /// `tanh(dense(z))` split into `[c0, h0, c1, h1, ...]` (`initial_cell_state_from_embedding`).
