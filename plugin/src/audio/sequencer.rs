@@ -10,8 +10,10 @@
 //! Each grid point is read half a step ahead of its time ([`LOOKAHEAD_BEATS`]): its notes
 //! wait in fixed slots for their own time, so a drum hit the groove plays early (up to half
 //! a 16th, [`Playback::groove`] times its shift) sounds before its step on the exact
-//! sample, across block and bar boundaries, and a late one after it. At Groove 0 every
-//! note is on the grid and the output is the quantized pattern's, event for event.
+//! sample, across block and bar boundaries, and a late one after it. At a host loop's end
+//! the lookahead reads on from the loop's start ([`Ahead`]), so the loop's first hits play
+//! early too, whether the host loops back inside a block or between two. At Groove 0
+//! every note is on the grid and the output is the quantized pattern's, event for event.
 //!
 //! A melody sounds one note at a time; a drum phrase sounds every hit of a step at once,
 //! on the drum channel, each class as the note the kit mapping gives it. Every note is
@@ -179,6 +181,24 @@ struct Voice {
     point: u64,
 }
 
+/// The lookahead has read past a host loop's end, from the loop's start: those grid
+/// points are placed at `end + (beats - start)`, where the host will play them once it
+/// has looped back.
+#[derive(Debug, Clone, Copy)]
+struct Ahead {
+    /// The loop's `(start, end)`.
+    range: (f64, f64),
+    /// The last grid point read before the loop's end: its voices, and those before it,
+    /// end where the host loops back.
+    last_before: u64,
+}
+
+impl Ahead {
+    fn length(&self) -> f64 {
+        self.range.1 - self.range.0
+    }
+}
+
 /// Where a grid point ends the notes struck before it (a new onset, a swap, a step that
 /// does not follow): at host position `beats`, the voices of points before `point`.
 #[derive(Debug, Clone, Copy)]
@@ -195,6 +215,7 @@ pub struct Sequencer {
     waiting: [Option<Voice>; MAX_WAITING],
     sounding: [Option<Voice>; MAX_VOICES],
     cut: Option<Cut>,
+    ahead: Option<Ahead>,
     /// Grid points played so far: numbers the voices.
     points: u64,
     /// Channels played on since the last all-notes-off, one bit each: where the next
@@ -202,7 +223,8 @@ pub struct Sequencer {
     played_channels: u16,
     /// Where the last block ended, to detect jumps; `None` when stopped.
     expected_beats: Option<f64>,
-    /// Host position of the first grid point not yet played; `None` after a stop or jump.
+    /// Host position of the first grid point not yet played (past the loop's end while
+    /// reading [`Ahead`]); `None` after a stop or jump.
     next_beats: Option<f64>,
     /// The phrase step played at the last grid point: one that does not follow it ends
     /// the sounding note.
@@ -218,14 +240,14 @@ impl Default for Sequencer {
 
 /// Where one stretch of a block lies: `samples` samples from sample `offset`, starting
 /// at host position `beats` (a loop that wraps inside the block makes two stretches).
-/// Grid points at or past `horizon` are not played in it: the host loops back there.
+/// `loop_range` is the host's loop when the host loops back at its end after `beats`.
 #[derive(Debug, Clone, Copy)]
 struct Stretch {
     beats: f64,
     offset: usize,
     samples: usize,
     samples_per_beat: f64,
-    horizon: f64,
+    loop_range: Option<(f64, f64)>,
 }
 
 impl Stretch {
@@ -258,6 +280,7 @@ impl Sequencer {
             waiting: [None; MAX_WAITING],
             sounding: [None; MAX_VOICES],
             cut: None,
+            ahead: None,
             points: 0,
             played_channels: 0,
             expected_beats: None,
@@ -329,9 +352,16 @@ impl Sequencer {
         }
 
         let samples_per_beat = transport.samples_per_beat();
-        let mut stretch = Stretch { beats: transport.pos_beats, offset: 0, samples, samples_per_beat, horizon: f64::INFINITY };
+        let mut stretch = Stretch { beats: transport.pos_beats, offset: 0, samples, samples_per_beat, loop_range: None };
         if let Some(expected) = self.expected_beats {
-            if (stretch.beats - expected).abs() > JUMP_TOLERANCE_BEATS + 1.0 / samples_per_beat {
+            let tolerance = JUMP_TOLERANCE_BEATS + 1.0 / samples_per_beat;
+            let near = |a: f64, b: f64| (a - b).abs() <= tolerance;
+            let ahead = self.ahead.filter(|a| transport.loop_range.is_some_and(|(start, end)| near(start, a.range.0) && near(end, a.range.1)));
+            if ahead.is_some_and(|a| near(expected, a.range.1) && near(stretch.beats, a.range.0)) {
+                // The host looped back between two blocks, where the lookahead expected.
+                self.wrap(0, out);
+            } else if !near(stretch.beats, expected) || self.ahead.is_some() && ahead.is_none_or(|a| stretch.beats >= a.range.1) {
+                // A jump, or the loop read ahead is not the host's any more.
                 self.silence(0, out);
                 self.lose_place();
             }
@@ -341,9 +371,7 @@ impl Sequencer {
         for _ in 0..MAX_LOOP_WRAPS {
             let end_beats = stretch.beats + stretch.samples as f64 / samples_per_beat;
             let wrap = transport.loop_range.filter(|&(_, end)| stretch.beats < end && end_beats > end);
-            // The lookahead must not strike notes past the loop's end: the host will not
-            // play them.
-            stretch.horizon = transport.loop_range.map_or(f64::INFINITY, |(_, end)| if stretch.beats < end { end } else { f64::INFINITY });
+            stretch.loop_range = transport.loop_range.filter(|&(_, end)| stretch.beats < end);
             if let Some((_, end)) = wrap {
                 stretch.samples = (stretch.sample_of(end) - stretch.offset as i64).clamp(0, stretch.samples as i64) as usize;
             }
@@ -352,9 +380,8 @@ impl Sequencer {
             match wrap {
                 Some((start, _)) if done < samples => {
                     // The host jumps back to the loop start here.
-                    self.silence(done as u32, out);
-                    self.lose_place();
-                    stretch = Stretch { beats: start, offset: done, samples: samples - done, samples_per_beat, horizon: f64::INFINITY };
+                    self.wrap(done as u32, out);
+                    stretch = Stretch { beats: start, offset: done, samples: samples - done, samples_per_beat, loop_range: None };
                 }
                 _ => break,
             }
@@ -363,7 +390,8 @@ impl Sequencer {
     }
 
     /// Plays the grid points of one stretch of the block. Each point is read
-    /// [`LOOKAHEAD_BEATS`] before its time, so that its early notes can sound before it.
+    /// [`LOOKAHEAD_BEATS`] before its time, so that its early notes can sound before it;
+    /// past the end of the host's loop, the points of the loop's start are read instead.
     fn play_stretch(&mut self, bars: &Bars, stretch: &Stretch, play: &Playback, budget: &mut usize, out: &mut impl FnMut(SeqEvent)) {
         if stretch.samples == 0 {
             return;
@@ -376,23 +404,40 @@ impl Sequencer {
             Some(next) => next.max(stretch.beats - 1.0 / STEPS_PER_BEAT),
             None => stretch.beats - 1.0 / stretch.samples_per_beat,
         };
-        let mut point = bars.at_or_after(from);
+        // `point` is in the host's time; it plays `shift` later (the loop's length, once
+        // reading ahead).
+        let mut shift = self.ahead.map_or(0.0, |a| a.length());
+        let mut point = bars.at_or_after(from - shift);
         loop {
-            let at = stretch.sample_of(point.beats - LOOKAHEAD_BEATS);
-            if at >= end || point.beats >= stretch.horizon {
+            match (self.ahead, stretch.loop_range) {
+                (None, Some((start, loop_end))) if point.beats >= loop_end => {
+                    let ahead = Ahead { range: (start, loop_end), last_before: self.points };
+                    self.ahead = Some(ahead);
+                    shift = ahead.length();
+                    point = bars.at_or_after(start);
+                    self.next_beats = Some(point.beats + shift);
+                }
+                // A loop shorter than the lookahead is read ahead once.
+                (Some(ahead), _) if point.beats >= ahead.range.1 => break,
+                _ => {}
+            }
+            let point_played = GridPoint { beats: point.beats + shift, ..point };
+            let at = stretch.sample_of(point_played.beats - LOOKAHEAD_BEATS);
+            if at >= end {
                 break;
             }
             if *budget == 0 {
                 // A block longer than any host's: skip the rest, start afresh next block.
                 self.next_beats = None;
+                self.ahead = None;
                 break;
             }
             *budget -= 1;
             let at = at.max(stretch.offset as i64);
             self.flush(at, stretch, out);
-            self.step(point, play);
+            self.step(point_played, play);
             point = bars.after(point);
-            self.next_beats = Some(point.beats);
+            self.next_beats = Some(point.beats + shift);
         }
         self.flush(end - 1, stretch, out);
     }
@@ -467,11 +512,39 @@ impl Sequencer {
         self.last_step = None;
     }
 
-    /// Forgets where the transport was: after a stop, a jump or a wrap.
+    /// The host loops back to its loop's start at sample `timing`: the notes of the points
+    /// before the loop's end end here, and those read ahead come back to the host's time.
+    /// Without a read-ahead, everything ends and the loop's start is played afresh.
+    fn wrap(&mut self, timing: u32, out: &mut impl FnMut(SeqEvent)) {
+        let Some(ahead) = self.ahead.take() else {
+            self.silence(timing, out);
+            self.lose_place();
+            return;
+        };
+        let before = |v: &Voice| v.point <= ahead.last_before;
+        for slot in &mut self.sounding {
+            if let Some(v) = slot.take_if(|v| before(v)) {
+                out(SeqEvent::NoteOff { timing, channel: v.channel, key: v.key });
+            }
+        }
+        for slot in &mut self.waiting {
+            slot.take_if(|v| before(v));
+        }
+        let length = ahead.length();
+        for v in self.sounding.iter_mut().chain(&mut self.waiting).flatten() {
+            v.on_beats -= length;
+            v.off_beats -= length;
+        }
+        self.cut = self.cut.filter(|c| c.point > ahead.last_before).map(|c| Cut { beats: c.beats - length, ..c });
+        self.next_beats = self.next_beats.map(|next| next - length);
+    }
+
+    /// Forgets where the transport was: after a stop or a jump.
     fn lose_place(&mut self) {
         self.expected_beats = None;
         self.next_beats = None;
         self.last_step = None;
+        self.ahead = None;
     }
 
     /// Emits, in time order, the note-offs, cuts and note-ons due at or before sample
@@ -1067,21 +1140,37 @@ mod tests {
 
     /// Renders `phrase` from beat 0 for `beats` at `bpm` and `rate` in blocks from `sizes`:
     /// (absolute sample, event).
-    fn render(phrase: &Phrase, play: &Playback, bpm: f64, rate: f32, beats: f64, mut sizes: impl FnMut() -> usize) -> Log {
+    fn render(phrase: &Phrase, play: &Playback, bpm: f64, rate: f32, beats: f64, sizes: impl FnMut() -> usize) -> Log {
+        render_looped(phrase, play, bpm, rate, beats, sizes, None)
+    }
+
+    /// [`render`] by a host looping beats `(start, end)` (from 0, so `end` must be after
+    /// it), which ends a block at the loop's end when `split` (as most hosts do) and else
+    /// wraps inside the block. Loop ends fall on samples.
+    fn render_looped(phrase: &Phrase, play: &Playback, bpm: f64, rate: f32, beats: f64, mut sizes: impl FnMut() -> usize, host_loop: Option<((f64, f64), bool)>) -> Log {
         let mut seq = started(phrase);
         let spb = rate as f64 * 60.0 / bpm;
         let total = (beats * spb) as u64;
-        let (mut log, mut pos) = (Log::new(), 0u64);
+        let (mut log, mut pos, mut host) = (Log::new(), 0u64, 0u64);
         while pos < total {
-            let n = (sizes() as u64).min(total - pos) as usize;
-            let t = TransportInfo::playing(bpm, pos as f64 / spb, rate);
-            seq.process_block(&t, play, n, &mut |e| {
-                assert!((e.timing() as usize) < n, "{e:?} outside a block of {n}");
+            let mut n = (sizes() as u64).min(total - pos);
+            if let Some(((_, end), true)) = host_loop {
+                n = n.min((end * spb) as u64 - host);
+            }
+            let t = TransportInfo { loop_range: host_loop.map(|(range, _)| range), ..TransportInfo::playing(bpm, host as f64 / spb, rate) };
+            seq.process_block(&t, play, n as usize, &mut |e| {
+                assert!((e.timing() as u64) < n, "{e:?} outside a block of {n}");
                 log.push((pos + e.timing() as u64, e));
             });
-            pos += n as u64;
+            pos += n;
+            host += n;
+            if let Some(((start, end), _)) = host_loop {
+                if host >= (end * spb) as u64 {
+                    host = (start * spb) as u64 + host - (end * spb) as u64;
+                }
+            }
         }
-        let stop = TransportInfo { playing: false, ..TransportInfo::playing(bpm, pos as f64 / spb, rate) };
+        let stop = TransportInfo { playing: false, ..TransportInfo::playing(bpm, host as f64 / spb, rate) };
         seq.process_block(&stop, play, 64, &mut |e| log.push((pos + e.timing() as u64, e)));
         log
     }
@@ -1144,6 +1233,31 @@ mod tests {
                     .collect();
                 ons.sort();
                 assert_eq!(ons, expected, "{bpm} bpm at {rate} Hz in blocks of {block}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_host_loop_plays_its_early_first_hits_early_as_a_straight_run_does() {
+        // The phrase is one bar: looping bars 1 or 2 must sound exactly like playing on,
+        // the downbeat's early kick before each loop start included.
+        let phrase = felt_groove();
+        let play = Playback { groove: 0.8, ..Playback::default() };
+        for rate in [48_000.0, 44_100.0] {
+            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            let straight = render(&phrase, &play, 120.0, rate, 16.5, || 512);
+            assert_no_stuck_notes(&straight);
+            let bar = 2 * rate as u64;
+            let early_kick = straight.iter().any(|&(at, e)| matches!(e, SeqEvent::NoteOn { key: 36, .. }) && at % bar > bar - bar / 16);
+            assert!(early_kick, "the downbeat's kick plays in the bar before");
+            for range in [(0.0, 4.0), (0.0, 8.0)] {
+                for split in [true, false] {
+                    for block in [1usize, 64, 511, 4096, 0] {
+                        let sizes = || if block == 0 { rng.random_range(1..3000) } else { block };
+                        let looped = render_looped(&phrase, &play, 120.0, rate, 16.5, sizes, Some((range, split)));
+                        assert_eq!(normalise(&looped), normalise(&straight), "{rate} Hz, loop {range:?}, split {split}, blocks of {block}");
+                    }
+                }
             }
         }
     }
