@@ -44,8 +44,10 @@ use worker::engine::{self, AudioLink, EditorLink, Engine, WorkerPorts};
 use worker::models;
 
 /// The longest an offline render waits for the worker's phrase before going on without
-/// it: far more than a decode takes, for a worker that is somehow stuck.
-const OFFLINE_WAIT: Duration = Duration::from_secs(5);
+/// it: far more than a model switch and its first decode take (well under a second), so
+/// that a bounce on a machine busy with other work still gets its phrases; bounded, for a
+/// worker that is somehow stuck.
+const OFFLINE_WAIT: Duration = Duration::from_secs(20);
 /// The longest `activate()` waits for the phrase of the restored state (the embedded
 /// models load and decode in well under this).
 const ACTIVATE_WAIT: Duration = Duration::from_secs(2);
@@ -73,7 +75,9 @@ pub struct LatentLive {
     offline: bool,
     /// Captures sent to the worker, compared with its count when rendering offline.
     captures_sent: u64,
-    /// The request an offline render waited for in vain: not waited for again.
+    /// What the worker had delivered when an offline render last waited for it in vain.
+    /// Until it delivers something else it is not waited for again, so that a stuck
+    /// worker costs a bounce one wait, not one per parameter change.
     offline_gave_up: Option<u64>,
     /// A panic was caught in `process()`: the next block ends every note.
     recovering: bool,
@@ -206,7 +210,7 @@ impl Plugin for LatentLive {
             }
         }
         if self.offline {
-            self.wait_for_worker();
+            self.wait_for_worker(OFFLINE_WAIT);
         }
         let channels = buffer.as_slice();
         for channel in channels.iter_mut() {
@@ -242,19 +246,24 @@ impl LatentLive {
     /// done with the current parameters (it says so for every outcome: a phrase handed
     /// over, no model, an error), waking it rather than waiting for its next look: with
     /// no real-time deadline, a syscall is allowed. The one place `process()` waits.
-    fn wait_for_worker(&mut self) {
+    fn wait_for_worker(&mut self, patience: Duration) {
         let Some(link) = &self.link else { return };
         let shared = &link.shared;
-        let deadline = Instant::now() + OFFLINE_WAIT;
+        let delivered = || shared.status.delivered.load(Ordering::Acquire);
+        if self.offline_gave_up.is_some_and(|then| then == delivered()) {
+            return;
+        }
+        self.offline_gave_up = None;
+        let deadline = Instant::now() + patience;
         // Captures first: a stored clip changes the request itself.
         loop {
             let wanted = self.params.z_request().fingerprint();
             let captured = shared.status.captures_handled.load(Ordering::Acquire) >= self.captures_sent;
-            if captured && shared.status.has_delivered(wanted) || self.offline_gave_up == Some(wanted) {
+            if captured && shared.status.has_delivered(wanted) {
                 return;
             }
             if Instant::now() > deadline {
-                self.offline_gave_up = Some(wanted);
+                self.offline_gave_up = Some(delivered());
                 return;
             }
             shared.waker.wake();
@@ -508,5 +517,37 @@ mod alloc_check {
             .status()
             .unwrap();
         assert!(!status.success(), "an allocation under the checker did not abort: the checking allocator is not installed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    use nice_plug::prelude::Param;
+
+    #[test]
+    fn an_offline_render_waits_for_a_stuck_worker_once_until_it_delivers_again() {
+        let mut plugin = crate::LatentLive::default();
+        let (_producer, phrases) = crate::audio::handoff::phrase_channel();
+        let (captures, _requests) = rtrb::RingBuffer::new(8);
+        // No worker thread: nothing is delivered unless the test says so.
+        let shared = std::sync::Arc::new(crate::worker::engine::Shared::default());
+        plugin.link = Some(crate::worker::engine::AudioLink { phrases, captures, shared: shared.clone() });
+        let patience = Duration::from_millis(300);
+        let waited = |plugin: &mut crate::LatentLive| {
+            let start = Instant::now();
+            plugin.wait_for_worker(patience);
+            start.elapsed()
+        };
+        let change = |plugin: &crate::LatentLive, value: f32| unsafe { plugin.params.lat1.as_ptr()._internal_set_normalized_value(value) };
+        assert!(waited(&mut plugin) >= patience, "the first request is waited for");
+        change(&plugin, 0.9);
+        assert!(waited(&mut plugin) < patience, "a new request is not waited for while the worker has delivered nothing");
+        shared.status.delivered.store(plugin.params.z_request().fingerprint(), Ordering::Release);
+        assert!(waited(&mut plugin) < patience, "what was delivered is not waited for");
+        change(&plugin, 0.1);
+        assert!(waited(&mut plugin) >= patience, "a worker that delivered is waited for again");
     }
 }

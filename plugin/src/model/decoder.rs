@@ -93,16 +93,8 @@ impl CategoricalDecoder {
     /// the initial state) is computed once with candle; the steps run on plain slices.
     fn sample(&self, condition: &Tensor, steps: usize, first: &[u32], pickers: &mut [Picker], trace: Option<&mut Vec<f32>>) -> Result<Vec<Vec<Event>>> {
         let n = condition.dim(0)?;
-        let first_cell = &self.cells[0];
-        let w_x = first_cell.w_x()?;
-        let condition_rows = w_x.narrow(0, self.classes, w_x.dim(0)? - self.classes)?;
-        let condition_projection = f32_rows(&add_row(&condition.matmul(&condition_rows)?, &first_cell.bias)?)?;
-        let initial: Vec<(Vec<f32>, Vec<f32>)> = initial_states(&self.initial_state, &self.cells, condition)?
-            .iter()
-            .map(|(h, c)| Ok((f32_rows(h)?, f32_rows(c)?)))
-            .collect::<Result<_>>()?;
-        let stack = StackValues::of(&self.cells)?;
-        let (output_kernel, output_bias) = (Values::of(&self.output_projection.kernel)?, Values::of(&self.output_projection.bias)?);
+        let SampleStart { condition_projection, initial, stack, output_kernel, output_bias } =
+            SampleStart::new(&self.cells, &self.initial_state, &self.output_projection, condition, self.classes)?;
         let weights =
             StepWeights { stack: stack.weights(), output_kernel: output_kernel.slice(), output_bias: output_bias.slice(), classes: self.classes };
         // Batches split into independent blocks of rows, one per thread. A single phrase
@@ -110,7 +102,7 @@ impl CategoricalDecoder {
         // need the other cores more.
         let blocks = if n >= 8 && trace.is_none() { rayon::current_num_threads().clamp(1, n / 4) } else { 1 };
         let rows = n.div_ceil(blocks);
-        let gates0 = 4 * first_cell.hidden_size();
+        let gates0 = 4 * self.cells[0].hidden_size();
         let block_initial = |b: usize| -> Vec<(Vec<f32>, Vec<f32>)> {
             let (r0, r1) = (b * rows, ((b + 1) * rows).min(n));
             initial.iter().zip(&weights.stack.cells).map(|((h, c), &(_, hidden))| (h[r0 * hidden..r1 * hidden].to_vec(), c[r0 * hidden..r1 * hidden].to_vec())).collect()
@@ -322,6 +314,34 @@ pub(super) fn stack(input: usize, sizes: &[usize], vb: VarBuilder) -> Result<Vec
             cell
         })
         .collect()
+}
+
+/// What stays fixed through an autoregressive decode from `condition` `[N, C]`, computed
+/// once with candle: the condition's share of layer 0's input (layer 0's bias included)
+/// and each layer's initial `(h, c)`, as f32 rows; the stack's and the output
+/// projection's weights, borrowed as slices.
+pub(super) struct SampleStart<'a> {
+    pub condition_projection: Vec<f32>,
+    pub initial: Vec<(Vec<f32>, Vec<f32>)>,
+    pub stack: StackValues<'a>,
+    pub output_kernel: Values<'a>,
+    pub output_bias: Values<'a>,
+}
+
+impl<'a> SampleStart<'a> {
+    /// `fed` is the width of what each step feeds back (the first rows of layer 0's
+    /// kernel); the condition is concatenated after it.
+    pub fn new(cells: &'a [LstmCell], initial_state: &Dense, output: &'a Dense, condition: &Tensor, fed: usize) -> Result<Self> {
+        let w_x = cells[0].w_x()?;
+        let condition_rows = w_x.narrow(0, fed, w_x.dim(0)? - fed)?;
+        Ok(Self {
+            condition_projection: f32_rows(&add_row(&condition.matmul(&condition_rows)?, &cells[0].bias)?)?,
+            initial: initial_states(initial_state, cells, condition)?.iter().map(|(h, c)| Ok((f32_rows(h)?, f32_rows(c)?))).collect::<Result<_>>()?,
+            stack: StackValues::of(cells)?,
+            output_kernel: Values::of(&output.kernel)?,
+            output_bias: Values::of(&output.bias)?,
+        })
+    }
 }
 
 /// `tanh(dense(z))` split into `[c0, h0, c1, h1, ...]` (`initial_cell_state_from_embedding`).

@@ -12,12 +12,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::decoder::{initial_states, stack};
-use super::ops::step::{add_product, affine, f32_rows, StackValues, Values};
+use super::decoder::{initial_states, stack, SampleStart};
+use super::ops::step::{add_product, affine};
 use super::encoder::{Encoder, Input, Posterior};
 use super::lstm::LstmCell;
 use super::vae::{kl_cost, Loss, Training};
-use super::{add_row, dropped, Config, Dense, Dropout, Sampling};
+use super::{dropped, Config, Dense, Dropout, Sampling};
 use crate::music::drums::{self, NUM_DRUM_CLASSES};
 use crate::music::groove::{Feel, Groove, ROW};
 use crate::music::Event;
@@ -87,15 +87,11 @@ impl GrooveDecoder {
     /// the steps run on plain slices (as the categorical decoder's).
     pub fn sample(&self, z: &Tensor, steps: usize, sampling: Sampling, hits: Option<&[&[Event]]>) -> Result<Vec<Vec<f32>>> {
         let batch = z.dim(0)?;
-        let first = &self.cells[0];
-        let w_x = first.w_x()?;
-        let z_projection = f32_rows(&add_row(&z.matmul(&w_x.narrow(0, ROW, w_x.dim(0)? - ROW)?)?, &first.bias)?)?;
-        let initial = initial_states(&self.initial_state, &self.cells, z)?.iter().map(|(h, c)| Ok((f32_rows(h)?, f32_rows(c)?))).collect::<Result<_>>()?;
-        let values = StackValues::of(&self.cells)?;
+        let SampleStart { condition_projection: z_projection, initial, stack: values, output_kernel, output_bias } =
+            SampleStart::new(&self.cells, &self.initial_state, &self.output_projection, z, ROW)?;
         let stack = values.weights();
-        let (output_kernel, output_bias) = (Values::of(&self.output_projection.kernel)?, Values::of(&self.output_projection.bias)?);
         let mut state = stack.start(initial);
-        let gates0 = 4 * first.hidden_size();
+        let gates0 = 4 * self.cells[0].hidden_size();
         let row_kernel = &stack.input_rows()[..ROW * gates0];
         let mut rngs: Vec<ChaCha8Rng> = (0..batch)
             .map(|i| {
