@@ -134,19 +134,24 @@ fn ship_groove(mut file: ModelFile, corpus: &Corpus, shipped: Option<&ModelFile>
             );
         }
     }
+    // Only a humanizer has the held errors: a metric is a number (JSON has no NaN).
+    let held = e.held.map(|(v, t)| [("held_velocity_mae", v), ("held_timing_mae_ms", t)]);
     file.card.metrics = [
-        ("hit_accuracy".to_string(), e.hit_accuracy),
-        ("hit_f1".to_string(), e.hit_f1()),
-        ("velocity_mae".to_string(), e.velocity_mae),
-        ("timing_mae_ms".to_string(), e.timing_mae_ms),
-        ("held_velocity_mae".to_string(), e.held.map_or(f64::NAN, |h| h.0)),
-        ("held_timing_mae_ms".to_string(), e.held.map_or(f64::NAN, |h| h.1)),
-        ("baseline_velocity_mae".to_string(), e.baseline_velocity_mae),
-        ("baseline_timing_mae_ms".to_string(), e.baseline_timing_mae_ms),
-        ("test_slices".to_string(), e.slices as f64),
-        ("kl_total".to_string(), e.kl_per_dim.iter().sum()),
+        ("hit_accuracy", e.hit_accuracy),
+        ("hit_f1", e.hit_f1()),
+        ("velocity_mae", e.velocity_mae),
+        ("timing_mae_ms", e.timing_mae_ms),
+        ("matched_velocity_mae", e.matched.0),
+        ("matched_timing_mae_ms", e.matched.1),
+        ("baseline_velocity_mae", e.baseline_velocity_mae),
+        ("baseline_timing_mae_ms", e.baseline_timing_mae_ms),
+        ("test_slices", e.slices as f64),
+        ("kl_total", e.kl_per_dim.iter().sum()),
     ]
-    .into();
+    .into_iter()
+    .chain(held.into_iter().flatten())
+    .map(|(name, value)| (name.to_string(), value))
+    .collect();
     file.write(out, dtype)?;
     std::fs::write(out.with_extension("md"), groove_card_markdown(&file, &e, dtype, corpus))?;
     println!("shipped {} as {dtype:?}: {}", out.display(), e.summary_line());
@@ -247,6 +252,8 @@ fn groove_card_markdown(file: &ModelFile, e: &GrooveEvaluation, dtype: DType, co
          | velocity MAE (MIDI) | {vel:.2} | {bvel:.2} |\n\
          | timing MAE (ms) | {tim:.2} | {btim:.2} |\n\
          {held}\
+         | velocity MAE, on the hits it plays right | {mv:.2} | {mbv:.2} |\n\
+         | timing MAE, on the hits it plays right (ms) | {mt:.2} | {mbt:.2} |\n\
          | total KL (nats) | {kl:.2} | |\n",
         name = file.card.name,
         summary = file.card.summary,
@@ -271,5 +278,9 @@ fn groove_card_markdown(file: &ModelFile, e: &GrooveEvaluation, dtype: DType, co
         tim = e.timing_mae_ms,
         btim = e.baseline_timing_mae_ms,
         kl = e.kl_per_dim.iter().sum::<f64>(),
+        mv = e.matched.0,
+        mt = e.matched.1,
+        mbv = e.matched.2,
+        mbt = e.matched.3,
     )
 }

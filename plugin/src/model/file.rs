@@ -126,6 +126,10 @@ impl ModelFile {
 
     /// Serialises with the weights stored as `dtype` (F16 for shipped models).
     pub fn to_bytes(&self, dtype: DType) -> Result<Vec<u8>, ModelError> {
+        // JSON has no NaN: serde would write `null`, and the file would not load again.
+        if let Some((name, _)) = self.card.metrics.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(ModelError::BadMetadata { key: "card", reason: format!("metric `{name}` is not a finite number") });
+        }
         let tensors = self
             .tensors
             .iter()
@@ -236,6 +240,14 @@ mod tests {
         file.tensors.insert(name.clone(), poisoned);
         let err = ModelFile::from_bytes(&file.to_bytes(DType::F32).unwrap()).err().unwrap();
         assert!(matches!(&err, ModelError::NotFinite(n) if *n == name), "{err}");
+    }
+
+    #[test]
+    fn a_metric_that_is_not_a_number_is_refused_when_writing() {
+        let mut file = tiny(1);
+        file.card.metrics.insert("held_velocity_mae".into(), f64::NAN);
+        let err = file.to_bytes(DType::F32).err().unwrap();
+        assert!(matches!(&err, ModelError::BadMetadata { key: "card", reason } if reason.contains("held_velocity_mae")), "{err}");
     }
 
     #[test]
