@@ -114,8 +114,11 @@ fn grooves(args: &EvalArgs, file: &ModelFile) -> anyhow::Result<()> {
     println!("model: {} ({:?})", args.model.display(), model.config);
     println!("evaluated {} grooves of {source} in {:.1} s (greedy decode of mu)", e.slices, started.elapsed().as_secs_f64());
     println!("hits: precision {:.4}, recall {:.4}", e.hit_precision, e.hit_recall);
-    let (v, t, bv, bt) = e.matched;
-    println!("on the hits it plays right: velocity MAE {v:.2} (baseline {bv:.2}), timing MAE {t:.2} ms (baseline {bt:.2} ms)");
+    let m = e.matched;
+    println!(
+        "on the hits it plays right: velocity MAE {:.2} (baseline {:.2}), timing MAE {:.2} ms (baseline {:.2} ms)",
+        m.velocity, m.baseline_velocity, m.timing_ms, m.baseline_timing_ms
+    );
     println!("baseline: each class at its mean velocity over the {baseline_from} split, on the grid");
     println!("total KL {:.2} nats", e.kl_per_dim.iter().sum::<f64>());
     println!("{}", e.summary_line());

@@ -100,14 +100,23 @@ pub struct GrooveEvaluation {
     /// A humanizer's velocity and timing errors when it decodes with the wanted hits
     /// held, as the plugin plays it ([`GrooVae::feel_of`]); `None` for other models.
     pub held: Option<(f64, f64)>,
-    /// On the hits both played and wanted alone: the model's velocity and timing errors,
-    /// then the baseline's on the same hits. The errors above also count the wanted hits
-    /// the model leaves out (at the velocity it writes for a rest), which is most of a
-    /// tap2drum model's error: this says how it plays the hits it gets right.
-    pub matched: (f64, f64, f64, f64),
+    /// The errors on the hits both played and wanted alone. The errors above also count
+    /// the wanted hits the model leaves out (at the velocity it writes for a rest), which
+    /// is most of a tap2drum model's error: this says how it plays the hits it gets right.
+    pub matched: MatchedErrors,
     pub kl_per_dim: Vec<f64>,
     pub mu_variance: Vec<f64>,
     pub slices: usize,
+}
+
+/// Mean velocity and timing errors over the hits a model plays where the drummer did:
+/// the model's, and the baseline's on the same hits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MatchedErrors {
+    pub velocity: f64,
+    pub timing_ms: f64,
+    pub baseline_velocity: f64,
+    pub baseline_timing_ms: f64,
 }
 
 impl GrooveEvaluation {
@@ -155,7 +164,7 @@ pub fn evaluate_grooves(model: &GrooVae, split: &Split, bpm: &[f64], baseline: &
     let (mut velocity, mut timing, mut base_velocity, mut base_timing) = (0f64, 0f64, 0f64, 0f64);
     let humanizer = model.config.groove_input == GrooveInput::Humanize;
     let (mut held_velocity, mut held_timing) = (0f64, 0f64);
-    let mut matched = (0f64, 0f64, 0f64, 0f64);
+    let mut matched = MatchedErrors::default();
     let (mut mu, mut sigma) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let nc = NUM_DRUM_CLASSES;
     for start in (0..n).step_by(batch_size) {
@@ -190,7 +199,10 @@ pub fn evaluate_grooves(model: &GrooVae, split: &Split, bpm: &[f64], baseline: &
                         let (bv, bt) = ((baseline[c] - feel.velocity as f64).abs(), (feel.shift as f64).abs() * step_ms);
                         (base_velocity, base_timing) = (base_velocity + bv, base_timing + bt);
                         if hit {
-                            matched = (matched.0 + v, matched.1 + t, matched.2 + bv, matched.3 + bt);
+                            matched.velocity += v;
+                            matched.timing_ms += t;
+                            matched.baseline_velocity += bv;
+                            matched.baseline_timing_ms += bt;
                         }
                     }
                 }
@@ -212,7 +224,7 @@ pub fn evaluate_grooves(model: &GrooVae, split: &Split, bpm: &[f64], baseline: &
         held: humanizer.then(|| (held_velocity / hits, held_timing / hits)),
         matched: {
             let m = both.max(1) as f64;
-            (matched.0 / m, matched.1 / m, matched.2 / m, matched.3 / m)
+            MatchedErrors { velocity: matched.velocity / m, timing_ms: matched.timing_ms / m, baseline_velocity: matched.baseline_velocity / m, baseline_timing_ms: matched.baseline_timing_ms / m }
         },
         kl_per_dim,
         mu_variance,
