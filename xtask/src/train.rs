@@ -75,6 +75,14 @@ pub struct TrainArgs {
     /// dropout_keep_prob; 1 for none); also applies when resuming.
     #[arg(long)]
     dropout_keep: Option<f64>,
+    /// Drum models: play each training slice with closed hi-hat and ride exchanged with
+    /// this probability; also applies when resuming.
+    #[arg(long)]
+    swap_hat_ride: Option<f64>,
+    /// Drum models: leave out each hit of a training slice with this probability (a
+    /// sparser take of the same groove); also applies when resuming.
+    #[arg(long)]
+    drop_hits: Option<f64>,
     /// AR-VAE: bind these attributes to latent dimensions 0, 1, ... (comma-separated,
     /// e.g. note_density,rhythm_complexity,pitch_range,contour).
     #[arg(long, value_delimiter = ',')]
@@ -201,6 +209,14 @@ fn train<M: Run>(args: &TrainArgs) -> anyhow::Result<()> {
     if let Some(keep) = args.dropout_keep {
         anyhow::ensure!(keep > 0.0 && keep <= 1.0, "--dropout-keep is a probability in (0, 1], not {keep}");
         trainer.config.dropout_keep = keep;
+    }
+    let plays_drums = trainer.model.config().encoding == Encoding::Drums;
+    for (flag, arg, field) in [("--swap-hat-ride", args.swap_hat_ride, &mut trainer.config.swap_hat_ride), ("--drop-hits", args.drop_hits, &mut trainer.config.drop_hits)] {
+        if let Some(p) = arg {
+            anyhow::ensure!((0.0..=1.0).contains(&p), "{flag} is a probability in [0, 1], not {p}");
+            anyhow::ensure!(plays_drums, "{flag} varies drum pattern slices; this model does not play drum patterns");
+            *field = p;
+        }
     }
     if let Some(rate) = args.scheduled_sampling {
         trainer.config.scheduled_sampling_rate = rate;

@@ -38,6 +38,10 @@ pub const CLASSES: [DrumClass; NUM_DRUM_CLASSES] = [
     DrumClass { name: "Ride", short: "RD", pitches: &[51, 53, 59, 82] },
 ];
 
+/// Indices in [`CLASSES`] of the two parts a drummer moves a time-keeping figure between.
+pub const CLOSED_HAT: usize = 2;
+pub const RIDE: usize = 8;
+
 /// The GM note each class plays by default.
 pub const GM_NOTES: [u8; NUM_DRUM_CLASSES] = {
     let mut notes = [0; NUM_DRUM_CLASSES];

@@ -32,7 +32,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::music::drums::NUM_DRUM_CLASSES;
+use crate::music::drums::{self, NUM_DRUM_CLASSES};
 use crate::music::groove::{self, Feel, Groove, RoundTrip};
 use crate::music::melody::{self, MAX_PITCH, MIN_PITCH, STEPS_PER_BAR};
 use crate::music::{midi, Encoding, Event};
@@ -394,8 +394,9 @@ impl Corpus {
     ///   drummer, in Groove's layout), with a [`ChaCha8Rng`] seeded by `seed`.
     /// * Windows without a hit are dropped, identical windows are kept once per split, and
     ///   each split is shuffled (seeded), as for melodies.
-    /// * Nothing is augmented: transposition means nothing to drums, and the grid already
-    ///   removes tempo; a hop of one bar is the only shift that keeps bar lines in place.
+    /// * Nothing is augmented here: transposition means nothing to drums, the grid already
+    ///   removes tempo, and a hop of one bar is the only shift that keeps bar lines in
+    ///   place. Training may vary drum slices as a drummer would ([`vary_drums`]).
     pub fn from_drum_dir(dir: &Path, bars: usize, split: SplitFractions, seed: u64) -> Result<Corpus, CorpusError> {
         Self::from_performances(dir, bars, split, seed, Encoding::Drums)
     }
@@ -877,6 +878,24 @@ pub fn augment(events: &[Event], rng: &mut impl Rng, max_semitones: i32) -> Vec<
     melody::transpose(events, shift).unwrap_or_else(|| events.to_vec())
 }
 
+/// A variation of the drum slice `events` that a drummer could have played: with
+/// probability `swap_hat_ride` the closed hi-hat and ride parts trade places, then each
+/// hit is left out with probability `drop_hit`. A slice every hit would leave keeps its
+/// hits. For training batches only, as [`augment`] is.
+pub fn vary_drums(events: &[Event], rng: &mut impl Rng, swap_hat_ride: f64, drop_hit: f64) -> Vec<Event> {
+    let (hat, ride): (Event, Event) = (1 << drums::CLOSED_HAT, 1 << drums::RIDE);
+    let swap = swap_hat_ride > 0.0 && rng.random_bool(swap_hat_ride.min(1.0));
+    // A step with both keeps both: exchanging them changes nothing.
+    let swapped: Vec<Event> = events.iter().map(|&e| if swap && (e & hat == 0) != (e & ride == 0) { e ^ hat ^ ride } else { e }).collect();
+    if drop_hit <= 0.0 {
+        return swapped;
+    }
+    let p = drop_hit.min(1.0);
+    let sparser: Vec<Event> =
+        swapped.iter().map(|&e| drums::classes_in(e).filter(|_| !rng.random_bool(p)).fold(drums::NO_HITS, |acc, c| acc | 1 << c)).collect();
+    if sparser.iter().all(|&e| e == drums::NO_HITS) { swapped } else { sparser }
+}
+
 /// The notes of a tune up to transposition and a time offset: equal fingerprints are the
 /// same tune for [`Corpus::from_midi_dir`]'s duplicate check.
 fn tune_fingerprint(notes: &[melody::Note]) -> Vec<(u8, u32, u32)> {
@@ -1132,6 +1151,27 @@ mod tests {
         assert_eq!(SplitFractions::all_test().counts(50).unwrap(), [0, 0, 50]);
         assert_eq!(SplitFractions::all_train().counts(50).unwrap(), [50, 0, 0]);
         assert!(SplitFractions { train: -1.0, validation: 0.0, test: 0.0 }.counts(5).is_err());
+    }
+
+    #[test]
+    fn drum_variations_swap_hat_and_ride_and_leave_out_hits_but_never_all() {
+        let (kick, hat, ride): (Event, Event, Event) = (1, 1 << drums::CLOSED_HAT, 1 << drums::RIDE);
+        let slice = [kick | hat, hat, ride, hat | ride, drums::NO_HITS, kick];
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        assert_eq!(vary_drums(&slice, &mut rng, 0.0, 0.0), slice);
+        assert_eq!(vary_drums(&slice, &mut rng, 1.0, 0.0), [kick | ride, ride, hat, hat | ride, drums::NO_HITS, kick]);
+        assert_eq!(vary_drums(&slice, &mut rng, 0.0, 1.0), slice, "a slice every hit would leave keeps its hits");
+        let hits = |events: &[Event]| events.iter().map(|e| e.count_ones()).sum::<u32>();
+        let (mut kept, mut fewer) = (0, 0);
+        for _ in 0..200 {
+            let out = vary_drums(&slice, &mut rng, 0.0, 0.25);
+            assert!(out.iter().zip(&slice).all(|(o, s)| o & !s == 0), "only hits of the slice remain");
+            kept += hits(&out);
+            fewer += (hits(&out) < hits(&slice)) as u32;
+        }
+        let share = kept as f64 / (200 * hits(&slice)) as f64;
+        assert!((0.65..0.85).contains(&share), "about three hits in four kept, got {share}");
+        assert!(fewer > 150);
     }
 
     #[test]

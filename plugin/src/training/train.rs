@@ -41,6 +41,14 @@ pub struct TrainConfig {
     /// `dropout_keep_prob`); 1 trains without dropout.
     #[serde(default = "default_dropout_keep")]
     pub dropout_keep: f64,
+    /// Drum batches only: the probability that a slice is played with its closed hi-hat
+    /// and ride exchanged, as a drummer moves the same figure between them.
+    #[serde(default)]
+    pub swap_hat_ride: f64,
+    /// Drum batches only: the probability that each hit is left out, a sparser take of
+    /// the same groove; a slice is never emptied.
+    #[serde(default)]
+    pub drop_hits: f64,
     pub seed: u64,
     /// Attributes (of [`crate::music::attributes::of`] the model's encoding) bound to latent dimensions 0, 1, ... by
     /// AR-VAE's regulariser (Pati and Lerch): over each batch, dimension k is pushed to
@@ -79,6 +87,8 @@ impl Default for TrainConfig {
             transpose: 5,
             scheduled_sampling_rate: 0.0,
             dropout_keep: default_dropout_keep(),
+            swap_hat_ride: 0.0,
+            drop_hits: 0.0,
             seed: 1,
             regularize: Vec::new(),
             regularize_weight: default_regularize_weight(),
@@ -281,7 +291,7 @@ impl Trainer {
         self.apply(&plan, &loss, regularization)
     }
 
-    /// Draws a training batch: random slices, melodies randomly transposed.
+    /// Draws a training batch: random slices, melodies randomly transposed, drums varied.
     pub fn sample_batch(&self, split: &Split) -> Vec<Vec<Event>> {
         let mut rng = self.step_rng();
         rng.set_stream(1);
@@ -289,7 +299,8 @@ impl Trainer {
             .into_iter()
             .map(|i| match self.model.config.encoding {
                 Encoding::Melody => corpus::augment(split.get(i), &mut rng, self.config.transpose),
-                Encoding::Drums | Encoding::Groove => split.get(i).to_vec(),
+                Encoding::Drums => corpus::vary_drums(split.get(i), &mut rng, self.config.swap_hat_ride, self.config.drop_hits),
+                Encoding::Groove => split.get(i).to_vec(),
             })
             .collect()
     }
