@@ -47,7 +47,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     let split = &corpus.test;
     let started = std::time::Instant::now();
     let mut a = analyze(&model, split, args.held_out.limit, args.top)?;
-    println!("analysed {} slices of {source} in {:.1} s", a.slices, started.elapsed().as_secs_f64());
+    println!("analysed {} slices of the test split of {source} in {:.1} s", a.slices, started.elapsed().as_secs_f64());
     // An attribute bound to dimension k by AR-VAE training moves along that dimension
     // alone: its vector keeps only component k.
     let bound = bound_attributes(&file)?;
@@ -67,7 +67,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
 
     let mut report = String::new();
     writeln!(report, "# Latent analysis of {}\n", file.card.name)?;
-    writeln!(report, "`cargo xtask analyze --model {}` over {} slices of {source}.\n", args.model.display(), a.slices)?;
+    writeln!(report, "`cargo xtask analyze --model {}` over {} slices of the test split of {source}.\n", args.model.display(), a.slices)?;
     neurons(&mut report, &a)?;
     writeln!(report, "![variance spectrum]({})\n", png("variance"))?;
     correlations(&mut report, &a)?;

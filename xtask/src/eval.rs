@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 use latent_live::music::Encoding;
 use latent_live::training::corpus::{self, Corpus, Split, SplitFractions};
-use latent_live::training::eval::{accuracy, evaluate, evaluate_grooves, mean_velocities};
+use latent_live::training::eval::{accuracy, evaluate, evaluate_grooves, mean_velocities, nearest_copy_accuracy};
 use latent_live::model::inversion::{invert, InversionConfig};
 use latent_live::model::{Config, ModelFile, MusicVae, Sampling};
 
@@ -24,6 +24,39 @@ pub struct EvalArgs {
     /// The only evaluation decoder-only models have.
     #[arg(long)]
     refine: Option<usize>,
+    /// The corpus split to measure: held-out `test`, or `validation`, or `train` to see
+    /// how much of the gap to held-out accuracy is generalisation.
+    #[arg(long, value_enum, default_value_t = Which::Test)]
+    split: Which,
+    /// Also score copying the closest training slice, step for step: how far the measured
+    /// slices lie from anything the model was trained on.
+    #[arg(long)]
+    nearest: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Which {
+    Train,
+    Validation,
+    Test,
+}
+
+impl Which {
+    fn of(self, corpus: &Corpus) -> &Split {
+        match self {
+            Which::Train => &corpus.train,
+            Which::Validation => &corpus.validation,
+            Which::Test => &corpus.test,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Which::Train => "training",
+            Which::Validation => "validation",
+            Which::Test => "test",
+        }
+    }
 }
 
 /// The melodies a model is measured on, shared by `eval` and `analyze`.
@@ -43,13 +76,8 @@ pub struct HeldOut {
 }
 
 impl HeldOut {
-    /// The slices a model of `config` is measured on, and where they came from.
-    pub fn split(&self, config: &Config) -> anyhow::Result<(Split, String)> {
-        let (corpus, source) = self.corpus(config)?;
-        Ok((corpus.test, source))
-    }
-
-    /// The corpus whose test split [`HeldOut::split`] is (a MIDI folder's is all test).
+    /// The corpus whose test split a model of `config` is measured on (a MIDI folder's is
+    /// all test), and where it came from.
     pub fn corpus(&self, config: &Config) -> anyhow::Result<(Corpus, String)> {
         let (bars, encoding) = (config.bars, config.encoding);
         Ok(match (&self.midi, &self.corpus, encoding) {
@@ -61,8 +89,7 @@ impl HeldOut {
                 let corpus = Corpus::load(&path).with_context(|| format!("{}: build it with `{}`", path.display(), corpus::build_command(encoding, bars)))?;
                 anyhow::ensure!(corpus.encoding == encoding, "{} holds {}, the model plays {}", path.display(), corpus.encoding.name(), encoding.name());
                 anyhow::ensure!(corpus.bars == bars, "{} has {}-bar slices, the model {bars}-bar ones", path.display(), corpus.bars);
-                let source = format!("the test split of {}", path.display());
-                (corpus, source)
+                (corpus, path.display().to_string())
             }
         })
     }
@@ -80,17 +107,22 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             args.model.display()
         );
     }
-    let (split, _) = args.held_out.split(&model.config)?;
+    let (corpus, source) = args.held_out.corpus(&model.config)?;
+    let split = args.split.of(&corpus);
+    anyhow::ensure!(!split.is_empty(), "{source} has no {} split", args.split.name());
     if let Some(n) = args.refine {
-        refine(&model, &split, n)?;
+        refine(&model, split, n)?;
         if !model.has_encoder() {
             return Ok(());
         }
     }
     let started = std::time::Instant::now();
-    let e = evaluate(&model, &split, args.batch_size, args.held_out.limit)?;
+    let e = evaluate(&model, split, args.batch_size, args.held_out.limit)?;
     println!("model: {} ({:?})", args.model.display(), model.config);
-    println!("evaluated {} slices in {:.1} s", e.slices, started.elapsed().as_secs_f64());
+    println!("evaluated {} slices of the {} split of {source} in {:.1} s", e.slices, args.split.name(), started.elapsed().as_secs_f64());
+    if args.nearest {
+        println!("copying the nearest training slice: {:.4}", nearest_copy_accuracy(&corpus.train, split, args.held_out.limit));
+    }
     let ranking = e.kl_ranking();
     println!("KL per dimension (nats), largest first:");
     for chunk in ranking.chunks(8) {
@@ -104,15 +136,18 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
 
 /// A groove model against its test grooves and the mean-velocity baseline.
 fn grooves(args: &EvalArgs, file: &ModelFile) -> anyhow::Result<()> {
+    anyhow::ensure!(!args.nearest, "--nearest scores a pattern model's step accuracy; a groove model is scored on its hits");
     let model = file.groove_model(&candle_core::Device::Cpu)?;
     let (corpus, source) = args.held_out.corpus(&model.config)?;
     // The baseline's velocities come from the training split; a MIDI folder has none, so
     // its own test grooves stand in.
     let (baseline, baseline_from) = if corpus.train.is_empty() { (&corpus.test, "test") } else { (&corpus.train, "training") };
     let started = std::time::Instant::now();
-    let e = evaluate_grooves(&model, &corpus.test, &corpus.tune_bpm(), &mean_velocities(baseline), args.batch_size, args.held_out.limit)?;
+    let split = args.split.of(&corpus);
+    anyhow::ensure!(!split.is_empty(), "{source} has no {} split", args.split.name());
+    let e = evaluate_grooves(&model, split, &corpus.tune_bpm(), &mean_velocities(baseline), args.batch_size, args.held_out.limit)?;
     println!("model: {} ({:?})", args.model.display(), model.config);
-    println!("evaluated {} grooves of {source} in {:.1} s (greedy decode of mu)", e.slices, started.elapsed().as_secs_f64());
+    println!("evaluated {} grooves of the {} split of {source} in {:.1} s (greedy decode of mu)", e.slices, args.split.name(), started.elapsed().as_secs_f64());
     println!("hits: precision {:.4}, recall {:.4}", e.hit_precision, e.hit_recall);
     let m = e.matched;
     println!(
