@@ -110,6 +110,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let (corpus, source) = args.held_out.corpus(&model.config)?;
     let split = args.split.of(&corpus);
     anyhow::ensure!(!split.is_empty(), "{source} has no {} split", args.split.name());
+    anyhow::ensure!(!args.nearest || !corpus.train.is_empty(), "--nearest copies training slices, and {source} has no training split");
     if let Some(n) = args.refine {
         refine(&model, split, n)?;
         if !model.has_encoder() {
