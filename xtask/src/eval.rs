@@ -26,36 +26,18 @@ pub struct EvalArgs {
     refine: Option<usize>,
     /// The corpus split to measure: held-out `test`, or `validation`, or `train` to see
     /// how much of the gap to held-out accuracy is generalisation.
-    #[arg(long, value_enum, default_value_t = Which::Test)]
-    split: Which,
+    #[arg(long, default_value = "test", value_parser = clap::builder::PossibleValuesParser::new(corpus::SPLIT_NAMES))]
+    split: String,
     /// Also score copying the closest training slice, step for step: how far the measured
     /// slices lie from anything the model was trained on.
     #[arg(long)]
     nearest: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
-enum Which {
-    Train,
-    Validation,
-    Test,
-}
-
-impl Which {
-    fn of(self, corpus: &Corpus) -> &Split {
-        match self {
-            Which::Train => &corpus.train,
-            Which::Validation => &corpus.validation,
-            Which::Test => &corpus.test,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Which::Train => "training",
-            Which::Validation => "validation",
-            Which::Test => "test",
-        }
+impl EvalArgs {
+    /// The split `--split` names.
+    fn split_of<'c>(&self, corpus: &'c Corpus) -> &'c Split {
+        corpus.splits().into_iter().find(|(name, _)| *name == self.split).map(|(_, split)| split).expect("clap admits only SPLIT_NAMES")
     }
 }
 
@@ -108,8 +90,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         );
     }
     let (corpus, source) = args.held_out.corpus(&model.config)?;
-    let split = args.split.of(&corpus);
-    anyhow::ensure!(!split.is_empty(), "{source} has no {} split", args.split.name());
+    let split = args.split_of(&corpus);
+    anyhow::ensure!(!split.is_empty(), "{source} has no {} split", args.split);
     anyhow::ensure!(!args.nearest || !corpus.train.is_empty(), "--nearest copies training slices, and {source} has no training split");
     if let Some(n) = args.refine {
         refine(&model, split, n)?;
@@ -120,7 +102,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let e = evaluate(&model, split, args.batch_size, args.held_out.limit)?;
     println!("model: {} ({:?})", args.model.display(), model.config);
-    println!("evaluated {} slices of the {} split of {source} in {:.1} s", e.slices, args.split.name(), started.elapsed().as_secs_f64());
+    println!("evaluated {} slices of the {} split of {source} in {:.1} s", e.slices, args.split, started.elapsed().as_secs_f64());
     if args.nearest {
         println!("copying the nearest training slice: {:.4}", nearest_copy_accuracy(&corpus.train, split, args.held_out.limit));
     }
@@ -144,11 +126,11 @@ fn grooves(args: &EvalArgs, file: &ModelFile) -> anyhow::Result<()> {
     // its own test grooves stand in.
     let (baseline, baseline_from) = if corpus.train.is_empty() { (&corpus.test, "test") } else { (&corpus.train, "training") };
     let started = std::time::Instant::now();
-    let split = args.split.of(&corpus);
-    anyhow::ensure!(!split.is_empty(), "{source} has no {} split", args.split.name());
+    let split = args.split_of(&corpus);
+    anyhow::ensure!(!split.is_empty(), "{source} has no {} split", args.split);
     let e = evaluate_grooves(&model, split, &corpus.tune_bpm(), &mean_velocities(baseline), args.batch_size, args.held_out.limit)?;
     println!("model: {} ({:?})", args.model.display(), model.config);
-    println!("evaluated {} grooves of the {} split of {source} in {:.1} s (greedy decode of mu)", e.slices, args.split.name(), started.elapsed().as_secs_f64());
+    println!("evaluated {} grooves of the {} split of {source} in {:.1} s (greedy decode of mu)", e.slices, args.split, started.elapsed().as_secs_f64());
     println!("hits: precision {:.4}, recall {:.4}", e.hit_precision, e.hit_recall);
     let m = e.matched;
     println!(
