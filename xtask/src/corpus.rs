@@ -707,7 +707,7 @@ fn performances(args: &CorpusArgs, dir: &Path, encoding: Encoding, started: Inst
             println!("  every hit keeps its velocity and its timing off the grid; augmentation: none");
             println!("  round trip: {}", get("round_trip"));
         }
-        _ => println!("  augmentation: none in the corpus (transposing drums means nothing, and the grid removes tempo); `train --swap-hat-ride P --drop-hits P` varies training slices"),
+        _ => println!("  augmentation: none in the corpus (transposing drums means nothing, and the grid removes tempo); `train --swap-hat-ride P --shuffle-toms P --borrow-cymbals P --drop-hits P` varies training slices"),
     }
     println!("wrote {} in {:.1} s", out.display(), started.elapsed().as_secs_f64());
     Ok(())

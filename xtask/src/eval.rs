@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
-use latent_live::music::Encoding;
+use latent_live::music::{drums, Encoding};
 use latent_live::training::corpus::{self, Corpus, Split, SplitFractions};
-use latent_live::training::eval::{accuracy, evaluate, evaluate_grooves, mean_velocities, nearest_copy_accuracy};
+use latent_live::training::eval::{accuracy, evaluate, evaluate_grooves, mean_velocities, nearest_copy_accuracy, teacher_forced_correct};
 use latent_live::model::inversion::{invert, InversionConfig};
 use latent_live::model::{Config, ModelFile, MusicVae, Sampling};
 
@@ -106,6 +106,13 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     if args.nearest {
         println!("copying the nearest training slice: {:.4}", nearest_copy_accuracy(&corpus.train, split, args.held_out.limit));
     }
+    if !e.class_errors.is_empty() {
+        let steps = (e.slices * model.config.steps()) as f64;
+        println!("greedy decode of mu by drum class: its hits, the share of them missed, extra hits per 100 steps");
+        for (class, c) in drums::CLASSES.iter().zip(&e.class_errors) {
+            println!("  {:<14} {:>6} hits  {:>5.1} % missed  {:>5.2} extra", class.name, c.hits, 100.0 * c.missed as f64 / c.hits.max(1) as f64, 100.0 * c.extra as f64 / steps);
+        }
+    }
     let ranking = e.kl_ranking();
     println!("KL per dimension (nats), largest first:");
     for chunk in ranking.chunks(8) {
@@ -147,13 +154,14 @@ fn grooves(args: &EvalArgs, file: &ModelFile) -> anyhow::Result<()> {
 fn refine(model: &MusicVae, split: &Split, n: usize) -> anyhow::Result<()> {
     let n = n.min(split.len());
     let config = InversionConfig::default();
-    let (mut from_mu, mut from_z, mut seconds) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut from_mu, mut from_z, mut seconds, mut forced_right) = (Vec::new(), Vec::new(), Vec::new(), 0);
     for i in 0..n {
         let phrase = split.get(i);
         let started = std::time::Instant::now();
         let z = invert(model, &[phrase], None, config, &AtomicBool::new(false))?;
         seconds.push(started.elapsed().as_secs_f64());
         from_z.extend(model.decode(&z, Sampling::Greedy)?);
+        forced_right += teacher_forced_correct(model, &z, &model.events_tensor(&[phrase])?)?;
         if model.has_encoder() {
             from_mu.extend(model.decode(&model.encode(&[phrase])?, Sampling::Greedy)?);
         }
@@ -169,5 +177,7 @@ fn refine(model: &MusicVae, split: &Split, n: usize) -> anyhow::Result<()> {
         println!("greedy reconstruction from mu: {:.4}", accuracy(&from_mu, &phrases));
     }
     println!("greedy reconstruction from inverted z: {:.4}", accuracy(&from_z, &phrases));
+    let steps: usize = phrases.iter().map(|p| p.len()).sum();
+    println!("teacher-forced accuracy from inverted z: {:.4}", forced_right as f64 / steps as f64);
     Ok(())
 }

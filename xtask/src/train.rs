@@ -79,6 +79,16 @@ pub struct TrainArgs {
     /// this probability; also applies when resuming.
     #[arg(long)]
     swap_hat_ride: Option<f64>,
+    /// Drum models: play each training slice with its three toms in another order (the
+    /// fill's rhythm kept, moved between the toms) with this probability; also applies
+    /// when resuming.
+    #[arg(long)]
+    shuffle_toms: Option<f64>,
+    /// Drum models: play each training slice's kick, snare and toms under the hi-hats,
+    /// crash and ride of another training slice with this probability; also applies
+    /// when resuming.
+    #[arg(long)]
+    borrow_cymbals: Option<f64>,
     /// Drum models: leave out each hit of a training slice with this probability (a
     /// sparser take of the same groove); also applies when resuming.
     #[arg(long)]
@@ -211,7 +221,13 @@ fn train<M: Run>(args: &TrainArgs) -> anyhow::Result<()> {
         trainer.config.dropout_keep = keep;
     }
     let plays_drums = trainer.model.config().encoding == Encoding::Drums;
-    for (flag, arg, field) in [("--swap-hat-ride", args.swap_hat_ride, &mut trainer.config.swap_hat_ride), ("--drop-hits", args.drop_hits, &mut trainer.config.drop_hits)] {
+    let variation = &mut trainer.config.drum_variation;
+    for (flag, arg, field) in [
+        ("--swap-hat-ride", args.swap_hat_ride, &mut variation.swap_hat_ride),
+        ("--shuffle-toms", args.shuffle_toms, &mut variation.shuffle_toms),
+        ("--borrow-cymbals", args.borrow_cymbals, &mut variation.borrow_cymbals),
+        ("--drop-hits", args.drop_hits, &mut variation.drop_hits),
+    ] {
         if let Some(p) = arg {
             anyhow::ensure!((0.0..=1.0).contains(&p), "{flag} is a probability in [0, 1], not {p}");
             anyhow::ensure!(plays_drums, "{flag} varies drum pattern slices; this model does not play drum patterns");

@@ -41,6 +41,10 @@ pub const CLASSES: [DrumClass; NUM_DRUM_CLASSES] = [
 /// Indices in [`CLASSES`] of the two parts a drummer moves a time-keeping figure between.
 pub const CLOSED_HAT: usize = 2;
 pub const RIDE: usize = 8;
+/// Indices in [`CLASSES`] of the low, mid and high toms.
+pub const TOMS: [usize; 3] = [4, 5, 6];
+/// Indices in [`CLASSES`] of the hi-hats, crash and ride: the hands' time-keeping.
+pub const CYMBALS: [usize; 4] = [2, 3, 7, 8];
 
 /// The GM note each class plays by default.
 pub const GM_NOTES: [u8; NUM_DRUM_CLASSES] = {

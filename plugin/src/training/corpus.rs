@@ -31,6 +31,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::music::drums::{self, NUM_DRUM_CLASSES};
 use crate::music::groove::{self, Feel, Groove, RoundTrip};
@@ -396,7 +397,7 @@ impl Corpus {
     ///   each split is shuffled (seeded), as for melodies.
     /// * Nothing is augmented here: transposition means nothing to drums, the grid already
     ///   removes tempo, and a hop of one bar is the only shift that keeps bar lines in
-    ///   place. Training may vary drum slices as a drummer would ([`vary_drums`]).
+    ///   place. Training may vary drum slices as a drummer would ([`DrumVariation`]).
     pub fn from_drum_dir(dir: &Path, bars: usize, split: SplitFractions, seed: u64) -> Result<Corpus, CorpusError> {
         Self::from_performances(dir, bars, split, seed, Encoding::Drums)
     }
@@ -878,22 +879,65 @@ pub fn augment(events: &[Event], rng: &mut impl Rng, max_semitones: i32) -> Vec<
     melody::transpose(events, shift).unwrap_or_else(|| events.to_vec())
 }
 
-/// A variation of the drum slice `events` that a drummer could have played: with
-/// probability `swap_hat_ride` the closed hi-hat and ride parts trade places, then each
-/// hit is left out with probability `drop_hit`. A slice every hit would leave keeps its
-/// hits. For training batches only, as [`augment`] is.
-pub fn vary_drums(events: &[Event], rng: &mut impl Rng, swap_hat_ride: f64, drop_hit: f64) -> Vec<Event> {
-    let (hat, ride): (Event, Event) = (1 << drums::CLOSED_HAT, 1 << drums::RIDE);
-    let swap = swap_hat_ride > 0.0 && rng.random_bool(swap_hat_ride.min(1.0));
-    // A step with both keeps both: exchanging them changes nothing.
-    let swapped: Vec<Event> = events.iter().map(|&e| if swap && (e & hat == 0) != (e & ride == 0) { e ^ hat ^ ride } else { e }).collect();
-    if drop_hit <= 0.0 {
-        return swapped;
+/// How training varies drum slices, as a drummer or a kit could have played them. Each
+/// is a probability; all 0 leaves slices as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DrumVariation {
+    /// A slice plays its closed hi-hat part on the ride and its ride part on the hi-hat,
+    /// as a drummer moves the same figure between them.
+    pub swap_hat_ride: f64,
+    /// A slice plays its three toms in another order, as on a kit tuned or set up
+    /// otherwise: the fill keeps its rhythm and moves between other drums.
+    pub shuffle_toms: f64,
+    /// A slice keeps its kick, snare and toms and plays the hi-hats, crash and ride of
+    /// another slice of its split, as one drummer's feet and snare under another's
+    /// time-keeping. Held-out grooves are far from any training groove (a copy of the
+    /// nearest matches two steps in three); recombined limbs are the cheapest source of
+    /// grooves the model has not seen whole.
+    pub borrow_cymbals: f64,
+    /// Each hit is left out, a sparser take of the same groove.
+    pub drop_hits: f64,
+}
+
+impl DrumVariation {
+    /// A variation of slice `i` of the drum split `split`: cymbals borrowed, parts
+    /// exchanged, then hits left out. A slice every hit would leave keeps its hits. For
+    /// training batches only, as [`augment`] is.
+    pub fn vary(&self, split: &Split, i: usize, rng: &mut impl Rng) -> Vec<Event> {
+        let mut events = split.get(i).to_vec();
+        if self.borrow_cymbals > 0.0 && rng.random_bool(self.borrow_cymbals.min(1.0)) {
+            let cymbals: Event = drums::CYMBALS.iter().fold(drums::NO_HITS, |acc, c| acc | 1 << c);
+            let partner = split.get(rng.random_range(0..split.len()));
+            let borrowed: Vec<Event> = events.iter().zip(partner).map(|(e, p)| (e & !cymbals) | (p & cymbals)).collect();
+            if borrowed.iter().any(|&e| e != drums::NO_HITS) {
+                events = borrowed;
+            }
+        }
+        let (hat, ride) = (drums::CLOSED_HAT, drums::RIDE);
+        let mut part_of: [usize; NUM_DRUM_CLASSES] = std::array::from_fn(|c| c);
+        if self.swap_hat_ride > 0.0 && rng.random_bool(self.swap_hat_ride.min(1.0)) {
+            part_of.swap(hat, ride);
+        }
+        if self.shuffle_toms > 0.0 && rng.random_bool(self.shuffle_toms.min(1.0)) {
+            // One of the five orders other than the kit's own.
+            let mut toms = drums::TOMS;
+            while toms == drums::TOMS {
+                toms.shuffle(rng);
+            }
+            for (from, to) in drums::TOMS.into_iter().zip(toms) {
+                part_of[from] = to;
+            }
+        }
+        let moved: Vec<Event> = events.iter().map(|&e| drums::classes_in(e).fold(drums::NO_HITS, |acc, c| acc | 1 << part_of[c])).collect();
+        if self.drop_hits <= 0.0 {
+            return moved;
+        }
+        let p = self.drop_hits.min(1.0);
+        let sparser: Vec<Event> =
+            moved.iter().map(|&e| drums::classes_in(e).filter(|_| !rng.random_bool(p)).fold(drums::NO_HITS, |acc, c| acc | 1 << c)).collect();
+        if sparser.iter().all(|&e| e == drums::NO_HITS) { moved } else { sparser }
     }
-    let p = drop_hit.min(1.0);
-    let sparser: Vec<Event> =
-        swapped.iter().map(|&e| drums::classes_in(e).filter(|_| !rng.random_bool(p)).fold(drums::NO_HITS, |acc, c| acc | 1 << c)).collect();
-    if sparser.iter().all(|&e| e == drums::NO_HITS) { swapped } else { sparser }
 }
 
 /// The notes of a tune up to transposition and a time offset: equal fingerprints are the
@@ -1153,18 +1197,48 @@ mod tests {
         assert!(SplitFractions { train: -1.0, validation: 0.0, test: 0.0 }.counts(5).is_err());
     }
 
+    fn split_of(slices: &[&[Event]]) -> Split {
+        Split { steps: slices[0].len(), events: slices.concat(), tune: (0..slices.len() as u32).collect(), feel: Vec::new() }
+    }
+
+    #[test]
+    fn borrowed_cymbals_come_from_another_slice_over_the_slices_own_kick_snare_and_toms() {
+        let (kick, snare, tom) = (1 << 0, 1 << 1, 1 << drums::TOMS[0]);
+        let (hat, open, crash, ride) = (1 << drums::CLOSED_HAT, 1 << 3, 1 << 7, 1 << drums::RIDE);
+        let rock: [Event; 4] = [kick | hat, hat, snare | hat, open];
+        let jazz: [Event; 4] = [ride, drums::NO_HITS, ride | tom, crash];
+        let only_cymbals: [Event; 4] = [hat, hat, hat, hat];
+        let feet_only: [Event; 4] = [kick, drums::NO_HITS, drums::NO_HITS, drums::NO_HITS];
+        let split = split_of(&[&rock, &jazz, &only_cymbals, &feet_only]);
+        let borrow = DrumVariation { borrow_cymbals: 1.0, ..Default::default() };
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut seen = HashSet::new();
+        for _ in 0..100 {
+            let out = borrow.vary(&split, 0, &mut rng);
+            assert_eq!(out.iter().map(|e| e & (kick | snare | tom)).collect::<Vec<_>>(), [kick, 0, snare, 0], "its own kick, snare and toms");
+            seen.insert(out);
+            let lone = borrow.vary(&split, 2, &mut rng);
+            assert!(lone.iter().any(|&e| e != drums::NO_HITS), "a slice of cymbals alone is never emptied");
+        }
+        let with = |cymbals: [Event; 4]| -> Vec<Event> { [kick, 0, snare, 0].iter().zip(cymbals).map(|(a, b)| a | b).collect() };
+        let expected: HashSet<Vec<Event>> = [with([hat, hat, hat, open]), with([ride, 0, ride, crash]), with([hat; 4]), with([0; 4])].into();
+        assert_eq!(seen, expected, "each slice's cymbals, its own included");
+    }
+
     #[test]
     fn drum_variations_swap_hat_and_ride_and_leave_out_hits_but_never_all() {
         let (kick, hat, ride): (Event, Event, Event) = (1, 1 << drums::CLOSED_HAT, 1 << drums::RIDE);
         let slice = [kick | hat, hat, ride, hat | ride, drums::NO_HITS, kick];
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        assert_eq!(vary_drums(&slice, &mut rng, 0.0, 0.0), slice);
-        assert_eq!(vary_drums(&slice, &mut rng, 1.0, 0.0), [kick | ride, ride, hat, hat | ride, drums::NO_HITS, kick]);
-        assert_eq!(vary_drums(&slice, &mut rng, 0.0, 1.0), slice, "a slice every hit would leave keeps its hits");
+        let split = split_of(&[&slice]);
+        let vary = |v: DrumVariation, rng: &mut ChaCha8Rng| v.vary(&split, 0, rng);
+        assert_eq!(vary(DrumVariation::default(), &mut rng), slice);
+        assert_eq!(vary(DrumVariation { swap_hat_ride: 1.0, ..Default::default() }, &mut rng), [kick | ride, ride, hat, hat | ride, drums::NO_HITS, kick]);
+        assert_eq!(vary(DrumVariation { drop_hits: 1.0, ..Default::default() }, &mut rng), slice, "a slice every hit would leave keeps its hits");
         let hits = |events: &[Event]| events.iter().map(|e| e.count_ones()).sum::<u32>();
         let (mut kept, mut fewer) = (0, 0);
         for _ in 0..200 {
-            let out = vary_drums(&slice, &mut rng, 0.0, 0.25);
+            let out = vary(DrumVariation { drop_hits: 0.25, ..Default::default() }, &mut rng);
             assert!(out.iter().zip(&slice).all(|(o, s)| o & !s == 0), "only hits of the slice remain");
             kept += hits(&out);
             fewer += (hits(&out) < hits(&slice)) as u32;
@@ -1172,6 +1246,27 @@ mod tests {
         let share = kept as f64 / (200 * hits(&slice)) as f64;
         assert!((0.65..0.85).contains(&share), "about three hits in four kept, got {share}");
         assert!(fewer > 150);
+    }
+
+    #[test]
+    fn shuffled_toms_keep_the_fill_and_move_it_to_other_toms() {
+        let [low, mid, high] = drums::TOMS.map(|c| 1 << c);
+        let (kick, snare): (Event, Event) = (1, 1 << 1);
+        let fill = [high, high | snare, mid, mid, low | kick, drums::NO_HITS, low, kick];
+        let tom_bits = low | mid | high;
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let split = split_of(&[&fill]);
+        let mut orders = HashSet::new();
+        for _ in 0..100 {
+            let out = DrumVariation { shuffle_toms: 1.0, ..Default::default() }.vary(&split, 0, &mut rng);
+            assert_ne!(out, fill, "always another order");
+            for (o, f) in out.iter().zip(&fill) {
+                assert_eq!(o & !tom_bits, f & !tom_bits, "the rest of the kit stays");
+                assert_eq!(o.count_ones(), f.count_ones(), "each tom hit moves to one tom");
+            }
+            orders.insert(out);
+        }
+        assert_eq!(orders.len(), 5, "every other order of three toms");
     }
 
     #[test]

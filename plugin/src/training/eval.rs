@@ -1,12 +1,12 @@
 //! Held-out evaluation: reconstruction accuracy and how the latent space is used.
 
-use candle_core::{Result, D};
+use candle_core::{Result, Tensor, D};
 use rayon::prelude::*;
 
 use crate::model::{GrooVae, GrooveInput, MusicVae, Sampling};
 use crate::music::drums::NUM_DRUM_CLASSES;
 use crate::music::groove::{self, Feel, Groove, ROW};
-use crate::music::Event;
+use crate::music::{Encoding, Event};
 use crate::training::corpus::Split;
 
 /// A dimension whose mu varies more than this over real music is a "music neuron"
@@ -23,7 +23,34 @@ pub struct Evaluation {
     pub kl_per_dim: Vec<f64>,
     /// Variance of mu over the slices, per dimension.
     pub mu_variance: Vec<f64>,
+    /// A drum model's greedy decode against the slices, per drum class (empty for
+    /// melodies): which parts of the kit the wrong steps get wrong.
+    pub class_errors: Vec<ClassErrors>,
     pub slices: usize,
+}
+
+/// One drum class's hits in the measured slices, and the decode's departures from them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClassErrors {
+    pub hits: usize,
+    /// Hits the decode leaves out.
+    pub missed: usize,
+    /// Hits the decode plays where the slice has none.
+    pub extra: usize,
+}
+
+/// Adds each drum class of `wanted` against `decoded`, step for step, to `classes`.
+fn tally_classes(classes: &mut [ClassErrors], decoded: &[Vec<Event>], wanted: &[&[Event]]) {
+    for (d, w) in decoded.iter().zip(wanted) {
+        for (&got, &want) in d.iter().zip(w.iter()) {
+            for (c, errors) in classes.iter_mut().enumerate() {
+                let (got, want) = (got >> c & 1 == 1, want >> c & 1 == 1);
+                errors.hits += usize::from(want);
+                errors.missed += usize::from(want && !got);
+                errors.extra += usize::from(got && !want);
+            }
+        }
+    }
 }
 
 impl Evaluation {
@@ -58,17 +85,19 @@ pub fn evaluate(model: &MusicVae, split: &Split, batch_size: usize, limit: Optio
     }
     let (mut tf_correct, mut sampled_correct, mut total_steps) = (0usize, 0usize, 0usize);
     let (mut mu, mut sigma) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let drums = model.config.encoding == Encoding::Drums;
+    let mut class_errors = vec![ClassErrors::default(); if drums { NUM_DRUM_CLASSES } else { 0 }];
     for start in (0..n).step_by(batch_size) {
         let melodies: Vec<&[Event]> = (start..(start + batch_size).min(n)).map(|i| split.get(i)).collect();
         let events = model.events_tensor(&melodies)?;
         let posterior = model.posterior(&events)?;
-        let logits = model.logits(&posterior.mu, &events)?;
-        tf_correct += logits.argmax(D::Minus1)?.eq(&events)?.to_dtype(candle_core::DType::F32)?.sum_all()?.to_scalar::<f32>()? as usize;
+        tf_correct += teacher_forced_correct(model, &posterior.mu, &events)?;
         let decoded = model.decode(&posterior.mu, Sampling::Greedy)?;
         for (m, d) in melodies.iter().zip(&decoded) {
             sampled_correct += m.iter().zip(d).filter(|(a, b)| a == b).count();
             total_steps += m.len();
         }
+        tally_classes(&mut class_errors, &decoded, &melodies);
         mu.extend(posterior.mu.to_vec2::<f32>()?);
         sigma.extend(posterior.sigma.to_vec2::<f32>()?);
     }
@@ -78,8 +107,16 @@ pub fn evaluate(model: &MusicVae, split: &Split, batch_size: usize, limit: Optio
         sampled: sampled_correct as f64 / total_steps as f64,
         kl_per_dim,
         mu_variance,
+        class_errors,
         slices: n,
     })
+}
+
+/// How many steps of `events` `[B, T]` the decoder's argmax gets right from `z` when fed
+/// the true previous steps.
+pub fn teacher_forced_correct(model: &MusicVae, z: &Tensor, events: &Tensor) -> Result<usize> {
+    let right = model.logits(z, events)?.argmax(D::Minus1)?.eq(events)?.to_dtype(candle_core::DType::F32)?.sum_all()?;
+    Ok(right.to_scalar::<f32>()? as usize)
 }
 
 /// How well a groove model plays its test grooves, from a greedy decode of mu (as the
@@ -278,6 +315,17 @@ pub fn nearest_copy_accuracy(train: &Split, held: &Split, limit: Option<usize>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_tallies_count_each_drum_missed_and_added() {
+        let (kick, snare, hat) = (1 << 0, 1 << 1, 1 << 2);
+        let mut classes = vec![ClassErrors::default(); NUM_DRUM_CLASSES];
+        tally_classes(&mut classes, &[vec![kick | snare, 0], vec![hat]], &[&[kick, hat], &[hat]]);
+        assert_eq!(classes[0], ClassErrors { hits: 1, missed: 0, extra: 0 });
+        assert_eq!(classes[1], ClassErrors { hits: 0, missed: 0, extra: 1 });
+        assert_eq!(classes[2], ClassErrors { hits: 2, missed: 1, extra: 0 });
+        assert!(classes[3..].iter().all(|c| *c == ClassErrors::default()));
+    }
 
     #[test]
     fn copying_the_nearest_training_slice_scores_its_matching_steps() {

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::training::corpus::{self, Split};
+use crate::training::corpus::{self, DrumVariation, Split};
 use crate::model::vae::{Loss, ScheduledSampling, Training};
 use crate::model::{Config, Dropout, GrooVae, ModelCard, ModelError, ModelFile, MusicVae};
 use crate::music::groove::Groove;
@@ -41,14 +41,9 @@ pub struct TrainConfig {
     /// `dropout_keep_prob`); 1 trains without dropout.
     #[serde(default = "default_dropout_keep")]
     pub dropout_keep: f64,
-    /// Drum batches only: the probability that a slice is played with its closed hi-hat
-    /// and ride exchanged, as a drummer moves the same figure between them.
-    #[serde(default)]
-    pub swap_hat_ride: f64,
-    /// Drum batches only: the probability that each hit is left out, a sparser take of
-    /// the same groove; a slice is never emptied.
-    #[serde(default)]
-    pub drop_hits: f64,
+    /// Drum batches only: how slices are varied.
+    #[serde(flatten)]
+    pub drum_variation: DrumVariation,
     pub seed: u64,
     /// Attributes (of [`crate::music::attributes::of`] the model's encoding) bound to latent dimensions 0, 1, ... by
     /// AR-VAE's regulariser (Pati and Lerch): over each batch, dimension k is pushed to
@@ -87,8 +82,7 @@ impl Default for TrainConfig {
             transpose: 5,
             scheduled_sampling_rate: 0.0,
             dropout_keep: default_dropout_keep(),
-            swap_hat_ride: 0.0,
-            drop_hits: 0.0,
+            drum_variation: DrumVariation::default(),
             seed: 1,
             regularize: Vec::new(),
             regularize_weight: default_regularize_weight(),
@@ -299,7 +293,7 @@ impl Trainer {
             .into_iter()
             .map(|i| match self.model.config.encoding {
                 Encoding::Melody => corpus::augment(split.get(i), &mut rng, self.config.transpose),
-                Encoding::Drums => corpus::vary_drums(split.get(i), &mut rng, self.config.swap_hat_ride, self.config.drop_hits),
+                Encoding::Drums => self.config.drum_variation.vary(split, i, &mut rng),
                 Encoding::Groove => split.get(i).to_vec(),
             })
             .collect()
