@@ -93,6 +93,11 @@ pub fn classes_in(event: Event) -> impl Iterator<Item = usize> {
     (0..NUM_DRUM_CLASSES).filter(move |&c| event >> c & 1 == 1)
 }
 
+/// The step that hits `classes`: [`classes_in`] the other way round.
+pub fn event_of(classes: impl IntoIterator<Item = usize>) -> Event {
+    classes.into_iter().fold(NO_HITS, |acc, c| acc | 1 << c)
+}
+
 /// Encodes hits into `steps` events; hits of one class on one step (a flam, a double)
 /// are one hit, and hits past `steps` are dropped.
 pub fn encode(hits: &[Hit], steps: usize) -> Vec<Event> {

@@ -906,8 +906,8 @@ impl DrumVariation {
     /// training batches only, as [`augment`] is.
     pub fn vary(&self, split: &Split, i: usize, rng: &mut impl Rng) -> Vec<Event> {
         let mut events = split.get(i).to_vec();
-        if self.borrow_cymbals > 0.0 && rng.random_bool(self.borrow_cymbals.min(1.0)) {
-            let cymbals: Event = drums::CYMBALS.iter().fold(drums::NO_HITS, |acc, c| acc | 1 << c);
+        if chance(self.borrow_cymbals, rng) {
+            let cymbals = drums::event_of(drums::CYMBALS);
             let partner = split.get(rng.random_range(0..split.len()));
             let borrowed: Vec<Event> = events.iter().zip(partner).map(|(e, p)| (e & !cymbals) | (p & cymbals)).collect();
             if borrowed.iter().any(|&e| e != drums::NO_HITS) {
@@ -916,10 +916,10 @@ impl DrumVariation {
         }
         let (hat, ride) = (drums::CLOSED_HAT, drums::RIDE);
         let mut part_of: [usize; NUM_DRUM_CLASSES] = std::array::from_fn(|c| c);
-        if self.swap_hat_ride > 0.0 && rng.random_bool(self.swap_hat_ride.min(1.0)) {
+        if chance(self.swap_hat_ride, rng) {
             part_of.swap(hat, ride);
         }
-        if self.shuffle_toms > 0.0 && rng.random_bool(self.shuffle_toms.min(1.0)) {
+        if chance(self.shuffle_toms, rng) {
             // One of the five orders other than the kit's own.
             let mut toms = drums::TOMS;
             while toms == drums::TOMS {
@@ -929,15 +929,19 @@ impl DrumVariation {
                 part_of[from] = to;
             }
         }
-        let moved: Vec<Event> = events.iter().map(|&e| drums::classes_in(e).fold(drums::NO_HITS, |acc, c| acc | 1 << part_of[c])).collect();
+        let moved: Vec<Event> = events.iter().map(|&e| drums::event_of(drums::classes_in(e).map(|c| part_of[c]))).collect();
         if self.drop_hits <= 0.0 {
             return moved;
         }
         let p = self.drop_hits.min(1.0);
-        let sparser: Vec<Event> =
-            moved.iter().map(|&e| drums::classes_in(e).filter(|_| !rng.random_bool(p)).fold(drums::NO_HITS, |acc, c| acc | 1 << c)).collect();
+        let sparser: Vec<Event> = moved.iter().map(|&e| drums::event_of(drums::classes_in(e).filter(|_| !rng.random_bool(p)))).collect();
         if sparser.iter().all(|&e| e == drums::NO_HITS) { moved } else { sparser }
     }
+}
+
+/// Whether an event of probability `p` happens; draws nothing when `p` is 0.
+fn chance(p: f64, rng: &mut impl Rng) -> bool {
+    p > 0.0 && rng.random_bool(p.min(1.0))
 }
 
 /// The notes of a tune up to transposition and a time offset: equal fingerprints are the
