@@ -4,20 +4,36 @@
 
 #![no_main]
 
-use latent_live::music::melody::{self, MAX_PITCH, MIN_PITCH, NUM_CLASSES};
-use latent_live::music::{attributes, drums, midi, Encoding};
+use latent_live_core::music::melody::{self, MAX_PITCH, MIN_PITCH, NUM_CLASSES};
+use latent_live_core::music::{attributes, drums, midi, Encoding};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     drum_import(data);
-    let Ok(imported) = midi::import(data) else { return };
+    let Ok(imported) = midi::import(data) else {
+        return;
+    };
     let notes = &imported.notes;
-    assert!(imported.steps as usize % melody::STEPS_PER_BAR == 0 && imported.steps <= midi::MAX_STEPS);
+    assert!(
+        imported.steps as usize % melody::STEPS_PER_BAR == 0 && imported.steps <= midi::MAX_STEPS
+    );
     for n in notes {
-        assert!((MIN_PITCH..=MAX_PITCH).contains(&n.pitch) && n.start < n.end && n.end <= imported.steps, "{n:?}");
+        assert!(
+            (MIN_PITCH..=MAX_PITCH).contains(&n.pitch)
+                && n.start < n.end
+                && n.end <= imported.steps,
+            "{n:?}"
+        );
     }
-    assert!(notes.windows(2).all(|w| w[0].end <= w[1].start), "sorted, one voice");
-    assert!(imported.bpm.is_finite() && imported.bpm > 0.0, "{}", imported.bpm);
+    assert!(
+        notes.windows(2).all(|w| w[0].end <= w[1].start),
+        "sorted, one voice"
+    );
+    assert!(
+        imported.bpm.is_finite() && imported.bpm > 0.0,
+        "{}",
+        imported.bpm
+    );
 
     // Every bar count a model may have; the slices are what clip import and the corpus take.
     for bars in [1, 2, 4, 16] {
@@ -26,7 +42,11 @@ fuzz_target!(|data: &[u8]| {
             assert!(slice.iter().all(|&e| (e as usize) < NUM_CLASSES));
             let decoded = melody::decode(slice);
             let encoded = melody::encode(&decoded, slice.len());
-            assert_eq!(melody::decode(&encoded), decoded, "decode . encode . decode");
+            assert_eq!(
+                melody::decode(&encoded),
+                decoded,
+                "decode . encode . decode"
+            );
             for name in attributes::MELODY {
                 if let Some(value) = attributes::measure(Encoding::Melody, name, slice) {
                     assert!(value.is_finite(), "{name}: {value}");
@@ -42,23 +62,50 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn drum_import(data: &[u8]) {
-    let Ok(imported) = midi::import_drums(data) else { return };
-    assert!(imported.steps as usize % melody::STEPS_PER_BAR == 0 && imported.steps <= midi::MAX_STEPS);
-    assert!(imported.hits.windows(2).all(|w| w[0] < w[1]), "sorted, one hit per class and step");
-    assert!(imported.hits.iter().all(|h| h.step < imported.steps && (h.class as usize) < drums::NUM_DRUM_CLASSES));
-    assert!(imported.bpm.is_finite() && imported.bpm > 0.0, "{}", imported.bpm);
+    let Ok(imported) = midi::import_drums(data) else {
+        return;
+    };
+    assert!(
+        imported.steps as usize % melody::STEPS_PER_BAR == 0 && imported.steps <= midi::MAX_STEPS
+    );
+    assert!(
+        imported.hits.windows(2).all(|w| w[0] < w[1]),
+        "sorted, one hit per class and step"
+    );
+    assert!(imported
+        .hits
+        .iter()
+        .all(|h| h.step < imported.steps && (h.class as usize) < drums::NUM_DRUM_CLASSES));
+    assert!(
+        imported.bpm.is_finite() && imported.bpm > 0.0,
+        "{}",
+        imported.bpm
+    );
     for bars in [1, 2, 4] {
         for window in midi::drum_slices(&imported, bars).iter().take(8) {
             assert_eq!(window.len(), bars * melody::STEPS_PER_BAR);
             assert!(window.iter().all(|&e| (e as usize) < drums::NUM_CLASSES));
-            assert_eq!(drums::encode(&drums::decode(window), window.len()), *window, "encode . decode");
+            assert_eq!(
+                drums::encode(&drums::decode(window), window.len()),
+                *window,
+                "encode . decode"
+            );
             for name in attributes::DRUMS {
-                let value = attributes::measure(Encoding::Drums, name, window).expect("a drum attribute");
+                let value =
+                    attributes::measure(Encoding::Drums, name, window).expect("a drum attribute");
                 assert!(value.is_finite() && value >= 0.0, "{name}: {value}");
             }
         }
     }
-    let exported = midi::export_drums(&imported.hits, imported.bpm, &drums::GM_NOTES, drums::accent);
+    let exported = midi::export_drums(
+        &imported.hits,
+        imported.bpm,
+        &drums::GM_NOTES,
+        drums::accent,
+    );
     let again = midi::import_drums(&exported).expect("an exported groove imports");
-    assert_eq!(again.hits, imported.hits, "export then import keeps the hits");
+    assert_eq!(
+        again.hits, imported.hits,
+        "export then import keeps the hits"
+    );
 }

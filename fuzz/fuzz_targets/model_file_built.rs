@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use arbitrary::Arbitrary;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use latent_live::model::{Config, GrooVae, GrooveInput, MusicVae};
-use latent_live::music::Encoding;
+use latent_live_core::model::{Config, GrooVae, GrooveInput, MusicVae};
+use latent_live_core::music::Encoding;
 use libfuzzer_sys::fuzz_target;
 
 /// Models larger than this are only validated, not built: a run must stay fast.
@@ -57,7 +57,20 @@ impl Size {
     fn get(&self) -> usize {
         match *self {
             Size::Small(n) => n as usize % 24,
-            Size::Edge(i) => [0, 1, 2, 16, 17, 256, 1024, 1025, 4096, 4097, 1 << 32, usize::MAX][i as usize % 12],
+            Size::Edge(i) => [
+                0,
+                1,
+                2,
+                16,
+                17,
+                256,
+                1024,
+                1025,
+                4096,
+                4097,
+                1 << 32,
+                usize::MAX,
+            ][i as usize % 12],
         }
     }
 }
@@ -94,7 +107,10 @@ enum Key {
 enum Value {
     Raw(String),
     /// `len` is z plus a small offset, so that most arrays have z's length.
-    Floats { offset: i8, fill: f32 },
+    Floats {
+        offset: i8,
+        fill: f32,
+    },
     Dims(Vec<u16>),
     Labels(Vec<String>),
     Attributes(Vec<(u8, i8, f32)>),
@@ -114,7 +130,8 @@ fn config(c: &FuzzConfig) -> Config {
         encoding: [Encoding::Melody, Encoding::Drums, Encoding::Groove][c.encoding as usize % 3],
         min_pitch: c.min_pitch.unwrap_or(defaults.min_pitch),
         max_pitch: c.max_pitch.unwrap_or(defaults.max_pitch),
-        groove_input: [GrooveInput::Whole, GrooveInput::Humanize, GrooveInput::Tap][c.groove_input as usize % 3],
+        groove_input: [GrooveInput::Whole, GrooveInput::Humanize, GrooveInput::Tap]
+            [c.groove_input as usize % 3],
     }
 }
 
@@ -137,10 +154,17 @@ fn tensors(config: &Config, values: &[i8]) -> BTreeMap<String, Tensor> {
         .map(|(name, var)| {
             let n = var.elem_count();
             let v: Vec<f32> = (0..n)
-                .map(|i| values.get((next + i) % values.len().max(1)).map_or(0.01, |&b| b as f32 / 256.0))
+                .map(|i| {
+                    values
+                        .get((next + i) % values.len().max(1))
+                        .map_or(0.01, |&b| b as f32 / 256.0)
+                })
                 .collect();
             next += n;
-            (name.clone(), Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap())
+            (
+                name.clone(),
+                Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap(),
+            )
         })
         .collect()
 }
@@ -155,7 +179,7 @@ fn json(value: &Value, z_size: usize) -> String {
         Value::Dims(dims) => serde_json::to_string(dims).unwrap(),
         Value::Labels(labels) => serde_json::to_string(labels).unwrap(),
         Value::Attributes(entries) => {
-            let names = latent_live::params::ATTRIBUTES;
+            let names = latent_live_core::music::attributes::CONTROLLED;
             let map: HashMap<&str, Vec<f32>> = entries
                 .iter()
                 .map(|&(name, offset, fill)| {
@@ -168,9 +192,15 @@ fn json(value: &Value, z_size: usize) -> String {
     }
 }
 
-fn pick<'a>(tensors: &'a mut BTreeMap<String, Tensor>, index: u8) -> Option<(String, &'a mut Tensor)> {
+fn pick<'a>(
+    tensors: &'a mut BTreeMap<String, Tensor>,
+    index: u8,
+) -> Option<(String, &'a mut Tensor)> {
     let len = tensors.len();
-    tensors.iter_mut().nth(index as usize % len.max(1)).map(|(n, t)| (n.clone(), t))
+    tensors
+        .iter_mut()
+        .nth(index as usize % len.max(1))
+        .map(|(n, t)| (n.clone(), t))
 }
 
 fn bytes(built: &Built) -> Option<Vec<u8>> {
@@ -186,7 +216,8 @@ fn bytes(built: &Built) -> Option<Vec<u8>> {
             Change::Reshape(i, dims) => {
                 if let Some((_, t)) = pick(&mut tensors, *i) {
                     let dims: Vec<usize> = dims.iter().take(3).map(|&d| d as usize % 48).collect();
-                    *t = Tensor::from_vec(vec![0.5f32; dims.iter().product()], dims, &Device::Cpu).ok()?;
+                    *t = Tensor::from_vec(vec![0.5f32; dims.iter().product()], dims, &Device::Cpu)
+                        .ok()?;
                 }
             }
             Change::Poison(i, infinite) => {
@@ -202,7 +233,10 @@ fn bytes(built: &Built) -> Option<Vec<u8>> {
             }
             Change::Add(name, values) => {
                 let v: Vec<f32> = values.iter().map(|&b| b as f32).collect();
-                tensors.insert(name.clone(), Tensor::from_vec(v.clone(), v.len(), &Device::Cpu).ok()?);
+                tensors.insert(
+                    name.clone(),
+                    Tensor::from_vec(v.clone(), v.len(), &Device::Cpu).ok()?,
+                );
             }
         }
     }
@@ -214,11 +248,26 @@ fn bytes(built: &Built) -> Option<Vec<u8>> {
     };
     let tensors: BTreeMap<String, Tensor> = tensors
         .into_iter()
-        .map(|(n, t)| Ok((n, if t.dtype() == DType::F32 { t.to_dtype(dtype)? } else { t })))
+        .map(|(n, t)| {
+            Ok((
+                n,
+                if t.dtype() == DType::F32 {
+                    t.to_dtype(dtype)?
+                } else {
+                    t
+                },
+            ))
+        })
         .collect::<candle_core::Result<_>>()
         .ok()?;
     let mut metadata = HashMap::new();
-    metadata.insert("config".to_string(), built.config_json.clone().unwrap_or_else(|| serde_json::to_string(&config).unwrap()));
+    metadata.insert(
+        "config".to_string(),
+        built
+            .config_json
+            .clone()
+            .unwrap_or_else(|| serde_json::to_string(&config).unwrap()),
+    );
     for (key, value) in built.extra.iter().take(8) {
         let key = match key {
             Key::NeuronRanking => "neuron_ranking".to_string(),

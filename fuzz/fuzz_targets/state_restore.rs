@@ -7,8 +7,8 @@
 #![no_main]
 
 use latent_live::params::LatentLiveParams;
-use latent_live::worker::clips::Clips;
-use latent_live::worker::state::{check_model_path, migrate};
+use latent_live::state::clips::Clips;
+use latent_live::state::{check_model_path, migrate};
 use libfuzzer_sys::fuzz_target;
 use nice_plug::plugin::PluginState;
 use nice_plug::prelude::Params;
@@ -18,15 +18,26 @@ const DEFAULTS: &str = include_str!("../../tests/fixtures/state/v1-defaults.stat
 fuzz_target!(|data: &[u8]| {
     let mut state = serde_json::from_slice::<PluginState>(data).unwrap_or_else(|_| {
         let mut state: PluginState = serde_json::from_str(DEFAULTS).unwrap();
-        state.fields.insert("clips".into(), String::from_utf8_lossy(data).into_owned());
+        state
+            .fields
+            .insert("clips".into(), String::from_utf8_lossy(data).into_owned());
         state
     });
-    let messages = migrate(&mut state);
-    assert!(messages.iter().all(|m| m.len() < 1_000), "messages stay short: {messages:?}");
+    let messages = migrate(&mut state, &LatentLiveParams::default());
+    assert!(
+        messages.iter().all(|m| m.len() < 1_000),
+        "messages stay short: {messages:?}"
+    );
 
-    let clips: Clips = serde_json::from_str(&state.fields["clips"]).expect("nice-plug reads the clips");
-    assert_eq!(clips.clone().validated(), (clips, vec![]), "the clips are valid");
-    let model_file: Option<String> = serde_json::from_str(&state.fields["mfile"]).expect("nice-plug reads the model file");
+    let clips: Clips =
+        serde_json::from_str(&state.fields["clips"]).expect("nice-plug reads the clips");
+    assert_eq!(
+        clips.clone().validated(),
+        (clips, vec![]),
+        "the clips are valid"
+    );
+    let model_file: Option<String> =
+        serde_json::from_str(&state.fields["mfile"]).expect("nice-plug reads the model file");
     if let Some(path) = &model_file {
         assert_eq!(check_model_path(path), Ok(()));
     }
@@ -39,7 +50,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let migrated = without_report(&state);
     let mut again = state.clone();
-    assert_eq!(migrate(&mut again), Vec::<String>::new());
+    assert_eq!(
+        migrate(&mut again, &LatentLiveParams::default()),
+        Vec::<String>::new()
+    );
     assert_eq!(without_report(&again), migrated);
 
     let params = LatentLiveParams::default();

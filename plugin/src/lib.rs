@@ -1,28 +1,26 @@
-//! Latent Live: perform the latent space of a MusicVAE melody model.
+//! Latent Live: perform the latent space of a MusicVAE model, live. The plugin
+//! ([`LatentLive`], exported as CLAP and VST3; `src/main.rs` is the standalone), built on
+//! `latent_live_core` (music encodings, the model, model files).
 //!
-//! The library holds everything the plugin, the `xtask` commands and the tests share,
-//! one folder per layer:
-//! - [`music`]: the melody encoding, its attributes, MIDI files in and out;
-//! - [`model`]: MusicVAE in candle, model files, Magenta checkpoints, the embedded models;
-//! - [`training`]: corpora, the trainer, evaluation and analysis (offline only);
-//! - [`worker`]: the inference thread ([`worker::engine`]), the clips, where z is composed
-//!   ([`worker::latent`]) and what the editor is shown ([`worker::view`]);
-//! - [`audio`]: the audio thread: the phrase hand-off, the [`audio::sequencer`] that plays
-//!   it on the host's bars, capture and the audition synth;
-//! - [`editor`] and [`params`];
-//! - [`files`]: reading the files a user or a project names, capped and never blocking.
-//!
-//! It is also the plugin ([`LatentLive`], exported as CLAP and VST3; `src/main.rs` is the
-//! standalone). Data flows one way: host -> params -> worker -> phrase -> audio thread ->
-//! host. No allocation, lock or syscall on the audio thread.
+//! Data flows one way: host -> [`params`] -> [`worker`] -> phrase -> [`audio`] thread ->
+//! host. The modules, lowest first (each imports only those before it):
+//! - [`state`]: the clips and the project's saved state, versioned and migrated;
+//! - [`params`]: every parameter, with its stable id, and the snapshots the threads read
+//!   of them ([`params::ZRequest`], [`params::Playback`]);
+//! - [`link`]: everything that crosses between threads (the phrase hand-off, capture
+//!   requests, commands, status, the editor's view);
+//! - [`worker`], [`audio`] and [`editor`]: the three sides, which meet only in [`link`]:
+//!   the inference thread (where z is composed and decoded), the audio thread (the
+//!   [`audio::sequencer`] that schedules the phrase on the host's bars, capture, the
+//!   audition synth), and the GUI;
+//! - this file: the plugin's lifecycle (the first activation starts the worker) and
+//!   `process()`. No allocation, lock or syscall on the audio thread.
 
 pub mod audio;
 pub mod editor;
-pub mod files;
-pub mod model;
-pub mod music;
+pub mod link;
 pub mod params;
-pub mod training;
+pub mod state;
 pub mod worker;
 
 use std::num::NonZeroU32;
@@ -36,11 +34,12 @@ use nice_plug::prelude::*;
 
 use audio::capture::Capturer;
 use audio::output::{self as midi_out, Outbox, Thru};
-use audio::sequencer::{Playback, SeqEvent, Sequencer};
+use audio::sequencer::{SeqEvent, Sequencer};
 use audio::synth::AuditionSynth;
 use audio::timeline::{Clock, TransportInfo};
-use params::LatentLiveParams;
-use worker::engine::{self, AudioLink, EditorLink, Engine, WorkerPorts};
+use link::{AudioLink, EditorLink, WorkerPorts};
+use params::{LatentLiveParams, Playback};
+use worker::engine::Engine;
 use worker::models;
 
 /// The longest an offline render waits for the worker's phrase before going on without
@@ -86,7 +85,7 @@ pub struct LatentLive {
 impl Default for LatentLive {
     fn default() -> Self {
         // Cheap on purpose: hosts create instances to scan them. The model loads in activate().
-        let (ports, editor_link) = engine::ports();
+        let (ports, editor_link) = link::ports();
         Self {
             params: Arc::new(LatentLiveParams::default()),
             engine: None,
@@ -109,7 +108,7 @@ impl Default for LatentLive {
 }
 
 impl LatentLive {
-    /// The worker, once activated: its status, and [`engine::Command`]s for the editor.
+    /// The worker, once activated: its status, and [`link::Command`]s for the editor.
     pub fn engine(&self) -> Option<&Engine> {
         self.engine.as_ref()
     }
@@ -149,7 +148,7 @@ impl Plugin for LatentLive {
     /// Every restored project goes through here first: migrated to this version, its
     /// clips, model path and parameter values validated (see [`worker::state`]).
     fn filter_state(state: &mut PluginState) {
-        for message in worker::state::migrate(state) {
+        for message in state::migrate(state, &LatentLiveParams::default()) {
             nice_warn!("Latent Live: restored project: {message}");
         }
     }
@@ -158,7 +157,12 @@ impl Plugin for LatentLive {
         editor::create(self.params.clone(), self.editor_link.take()?)
     }
 
-    fn activate(&mut self, _layout: &AudioIOLayout, buffer_config: &BufferConfig, _context: &mut impl ActivateContext<Self>) -> bool {
+    fn activate(
+        &mut self,
+        _layout: &AudioIOLayout,
+        buffer_config: &BufferConfig,
+        _context: &mut impl ActivateContext<Self>,
+    ) -> bool {
         self.sample_rate = buffer_config.sample_rate;
         self.offline = buffer_config.process_mode == ProcessMode::Offline;
         self.synth.set_sample_rate(buffer_config.sample_rate);
@@ -199,9 +203,15 @@ impl Plugin for LatentLive {
         }
     }
 
-    fn process(&mut self, buffer: &mut Buffer, _aux: &mut AuxiliaryBuffers, context: &mut impl ProcessContext<Self>) -> ProcessStatus {
+    fn process(
+        &mut self,
+        buffer: &mut Buffer,
+        _aux: &mut AuxiliaryBuffers,
+        context: &mut impl ProcessContext<Self>,
+    ) -> ProcessStatus {
         let samples = buffer.samples();
-        let transport = TransportInfo::from_host(context.transport(), self.sample_rate, &self.clock);
+        let transport =
+            TransportInfo::from_host(context.transport(), self.sample_rate, &self.clock);
         let forward = self.params.thru.value() || self.params.bypass.value();
         while let Some(event) = context.next_event() {
             self.record_input(&event, &transport);
@@ -226,7 +236,9 @@ impl Plugin for LatentLive {
         // A panic here would cross the host's FFI boundary and take the host down.
         // Nothing below should panic (sanitised transport, checked arithmetic and
         // indexing); if something does anyway, the set goes on, every note ended.
-        let rendered = std::panic::catch_unwind(AssertUnwindSafe(|| self.render_block(&transport, forward, samples, audio, &mut send)));
+        let rendered = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.render_block(&transport, forward, samples, audio, &mut send)
+        }));
         if rendered.is_err() {
             self.recovering = true;
         }
@@ -258,7 +270,8 @@ impl LatentLive {
         // Captures first: a stored clip changes the request itself.
         loop {
             let wanted = self.params.z_request().fingerprint();
-            let captured = shared.status.captures_handled.load(Ordering::Acquire) >= self.captures_sent;
+            let captured =
+                shared.status.captures_handled.load(Ordering::Acquire) >= self.captures_sent;
             if captured && shared.status.has_delivered(wanted) {
                 return;
             }
@@ -277,17 +290,32 @@ impl LatentLive {
     /// (which says whether the host took the event) and plays them on the audition synth
     /// into `audio` (left and right, at least `samples` long, already cleared). Real-time
     /// safe.
-    pub fn render_block(&mut self, transport: &TransportInfo, forward: bool, samples: usize, audio: Option<(&mut [f32], &mut [f32])>, send: &mut impl FnMut(NoteEvent<()>) -> bool) {
+    pub fn render_block(
+        &mut self,
+        transport: &TransportInfo,
+        forward: bool,
+        samples: usize,
+        audio: Option<(&mut [f32], &mut [f32])>,
+        send: &mut impl FnMut(NoteEvent<()>) -> bool,
+    ) {
         let outbox = &mut self.outbox;
         outbox.begin_block(send);
         let sent = &mut self.captures_sent;
         let mut link = self.link.as_mut();
-        self.capturer.process(&self.params, transport, self.sequencer.current(), &mut |request| {
-            // Full only if the worker is stuck; the press is lost, as a button would be.
-            if link.as_mut().is_some_and(|link| link.captures.push(request).is_ok()) {
-                *sent += 1;
-            }
-        });
+        self.capturer.process(
+            &self.params,
+            transport,
+            self.sequencer.current(),
+            &mut |request| {
+                // Full only if the worker is stuck; the press is lost, as a button would be.
+                if link
+                    .as_mut()
+                    .is_some_and(|link| link.captures.push(request).is_ok())
+                {
+                    *sent += 1;
+                }
+            },
+        );
         if let Some(link) = self.link.as_mut() {
             self.sequencer.receive(&mut link.phrases);
         }
@@ -308,7 +336,11 @@ impl LatentLive {
         let mut emit = |event: NoteEvent<()>| {
             if synth_on {
                 let upto = (event.timing() as usize).clamp(rendered, samples);
-                synth.render(&mut left[rendered..upto], &mut right[rendered..upto], |_| gain.next());
+                synth.render(
+                    &mut left[rendered..upto],
+                    &mut right[rendered..upto],
+                    |_| gain.next(),
+                );
                 rendered = upto;
                 synth.handle(&event);
             }
@@ -324,13 +356,18 @@ impl LatentLive {
                 emit(midi_out::note(false, 0, channel, key));
             }
         }
-        self.sequencer.process_block(transport, &play, samples, &mut |event| {
-            thru.until(Some(event.timing()), &mut emit);
-            emit(host_event(event));
-        });
+        self.sequencer
+            .process_block(transport, &play, samples, &mut |event| {
+                thru.until(Some(event.timing()), &mut emit);
+                emit(host_event(event));
+            });
         thru.until(None, &mut emit);
         if synth_on {
-            synth.render(&mut left[rendered..samples], &mut right[rendered..samples], |_| gain.next());
+            synth.render(
+                &mut left[rendered..samples],
+                &mut right[rendered..samples],
+                |_| gain.next(),
+            );
         }
         if let Some(link) = &self.link {
             let status = &link.shared.status;
@@ -339,10 +376,16 @@ impl LatentLive {
                 link.shared.repaint.request_repaint();
             }
             status.tempo.store(transport.tempo, Ordering::Release);
-            if status.transport_playing.swap(transport.playing, Ordering::AcqRel) != transport.playing {
+            if status
+                .transport_playing
+                .swap(transport.playing, Ordering::AcqRel)
+                != transport.playing
+            {
                 link.shared.repaint.request_repaint();
             }
-            status.position_beats.store(transport.pos_beats, Ordering::Release);
+            status
+                .position_beats
+                .store(transport.pos_beats, Ordering::Release);
         }
     }
 }
@@ -350,23 +393,44 @@ impl LatentLive {
 /// A sequencer event as the note event the host is sent.
 fn host_event(event: SeqEvent) -> NoteEvent<()> {
     match event {
-        SeqEvent::NoteOn { timing, channel, key, velocity } => NoteEvent::NoteOn { timing, voice_id: VoiceID::Wildcard, channel: Channel::Number(channel), key: Key::Number(key), velocity },
-        SeqEvent::NoteOff { timing, channel, key } => midi_out::note(false, timing, channel, key),
+        SeqEvent::NoteOn {
+            timing,
+            channel,
+            key,
+            velocity,
+        } => NoteEvent::NoteOn {
+            timing,
+            voice_id: VoiceID::Wildcard,
+            channel: Channel::Number(channel),
+            key: Key::Number(key),
+            velocity,
+        },
+        SeqEvent::NoteOff {
+            timing,
+            channel,
+            key,
+        } => midi_out::note(false, timing, channel, key),
         SeqEvent::AllNotesOff { timing, channel } => midi_out::all_notes_off(timing, channel),
     }
 }
 
 impl ClapPlugin for LatentLive {
     const CLAP_ID: &'static str = "dev.latentlive.latent-live";
-    const CLAP_DESCRIPTION: Option<&'static str> = Some("Perform the latent space of a MusicVAE melody model, live");
+    const CLAP_DESCRIPTION: Option<&'static str> =
+        Some("Perform the latent space of a MusicVAE melody model, live");
     const CLAP_MANUAL_URL: Option<&'static str> = None;
     const CLAP_SUPPORT_URL: Option<&'static str> = None;
-    const CLAP_FEATURES: &'static [ClapFeature] = &[ClapFeature::Instrument, ClapFeature::NoteEffect, ClapFeature::Synthesizer];
+    const CLAP_FEATURES: &'static [ClapFeature] = &[
+        ClapFeature::Instrument,
+        ClapFeature::NoteEffect,
+        ClapFeature::Synthesizer,
+    ];
 }
 
 impl Vst3Plugin for LatentLive {
     const VST3_CLASS_ID: [u8; 16] = *b"LatentLiveMVAE01";
-    const VST3_SUBCATEGORIES: &'static [Vst3SubCategory] = &[Vst3SubCategory::Instrument, Vst3SubCategory::Synth];
+    const VST3_SUBCATEGORIES: &'static [Vst3SubCategory] =
+        &[Vst3SubCategory::Instrument, Vst3SubCategory::Synth];
 }
 
 nice_export_clap!(LatentLive);
@@ -382,11 +446,11 @@ mod alloc_check {
     use nice_plug::midi::{Channel, Key, VoiceID};
     use nice_plug::prelude::{NoteEvent, Param};
 
-    use crate::params::CaptureSource;
-    use crate::worker::clips::Slot;
-    use crate::audio::handoff::Phrase;
-    use crate::music::melody::Note;
     use crate::audio::timeline::TransportInfo;
+    use crate::params::CaptureSource;
+    use crate::state::clips::Slot;
+    use latent_live_core::music::melody::Note;
+    use latent_live_core::music::phrase::Phrase;
 
     #[cfg(not(feature = "assert_process_allocs"))]
     #[global_allocator]
@@ -394,30 +458,93 @@ mod alloc_check {
 
     fn press(param: &impl Param, on: bool) {
         // The host's route for setting a parameter; the param outlives the call.
-        unsafe { param.as_ptr()._internal_set_normalized_value(if on { 1.0 } else { 0.0 }) };
+        unsafe {
+            param
+                .as_ptr()
+                ._internal_set_normalized_value(if on { 1.0 } else { 0.0 })
+        };
     }
 
-    fn choose<T: nice_plug::prelude::Enum + PartialEq + 'static>(param: &nice_plug::prelude::EnumParam<T>, value: T) {
-        unsafe { param.as_ptr()._internal_set_normalized_value(param.preview_normalized(value)) };
+    fn choose<T: nice_plug::prelude::Enum + PartialEq + 'static>(
+        param: &nice_plug::prelude::EnumParam<T>,
+        value: T,
+    ) {
+        unsafe {
+            param
+                .as_ptr()
+                ._internal_set_normalized_value(param.preview_normalized(value))
+        };
     }
 
     #[test]
     fn the_audio_thread_plays_records_and_captures_without_allocating() {
         let mut plugin = crate::LatentLive::default();
-        let (mut producer, phrases) = crate::audio::handoff::phrase_channel();
+        let (mut producer, phrases) = crate::link::phrase::phrase_channel();
         let (captures, mut requests) = rtrb::RingBuffer::new(8);
-        let shared = std::sync::Arc::new(crate::worker::engine::Shared::default());
-        plugin.link = Some(crate::worker::engine::AudioLink { phrases, captures, shared });
+        let shared = std::sync::Arc::new(crate::link::Shared::default());
+        plugin.link = Some(crate::link::AudioLink {
+            phrases,
+            captures,
+            shared,
+        });
         // As a host would: audition synth on, smoothers at the sample rate.
         unsafe {
-            plugin.params.synth.as_ptr()._internal_set_normalized_value(1.0);
-            plugin.params.gain.as_ptr()._internal_update_smoother(48_000.0, true);
+            plugin
+                .params
+                .synth
+                .as_ptr()
+                ._internal_set_normalized_value(1.0);
+            plugin
+                .params
+                .gain
+                .as_ptr()
+                ._internal_update_smoother(48_000.0, true);
         }
-        let first = Phrase::from_notes(&[Note { pitch: 60, start: 0, end: 4 }, Note { pitch: 67, start: 8, end: 12 }], 16, 1);
-        let second = Phrase::from_notes(&[Note { pitch: 72, start: 2, end: 6 }], 16, 2);
-        let hits = [(0, 0), (0, 2), (2, 2), (4, 1), (4, 2), (6, 2), (8, 0), (12, 1)].map(|(step, class)| crate::music::drums::Hit { step, class });
+        let first = Phrase::from_notes(
+            &[
+                Note {
+                    pitch: 60,
+                    start: 0,
+                    end: 4,
+                },
+                Note {
+                    pitch: 67,
+                    start: 8,
+                    end: 12,
+                },
+            ],
+            16,
+            1,
+        );
+        let second = Phrase::from_notes(
+            &[Note {
+                pitch: 72,
+                start: 2,
+                end: 6,
+            }],
+            16,
+            2,
+        );
+        let hits = [
+            (0, 0),
+            (0, 2),
+            (2, 2),
+            (4, 1),
+            (4, 2),
+            (6, 2),
+            (8, 0),
+            (12, 1),
+        ]
+        .map(|(step, class)| latent_live_core::music::drums::Hit { step, class });
         let mut felt = Phrase::from_drums(&hits, 16, 3);
-        let feel: Vec<_> = (0..16).map(|s| [crate::music::groove::Feel { velocity: 60 + s as u8, shift: 0.4 - s as f32 * 0.05 }; 9]).collect();
+        let feel: Vec<_> = (0..16)
+            .map(|s| {
+                [latent_live_core::music::groove::Feel {
+                    velocity: 60 + s as u8,
+                    shift: 0.4 - s as f32 * 0.05,
+                }; 9]
+            })
+            .collect();
         felt.set_feel(&feel);
         producer.publish(first);
         let (mut left, mut right) = (vec![0.0f32; 480], vec![0.0f32; 480]);
@@ -427,11 +554,24 @@ mod alloc_check {
             for block in 0..1_100u64 {
                 let t = TransportInfo::playing(120.0, block as f64 * 0.02, 48_000.0);
                 let note = |on: bool, key: u8| {
-                    let (timing, voice_id, channel, key) = (0, VoiceID::Wildcard, Channel::Number(0), Key::Number(key));
+                    let (timing, voice_id, channel, key) =
+                        (0, VoiceID::Wildcard, Channel::Number(0), Key::Number(key));
                     if on {
-                        NoteEvent::NoteOn { timing, voice_id, channel, key, velocity: 0.8 }
+                        NoteEvent::NoteOn {
+                            timing,
+                            voice_id,
+                            channel,
+                            key,
+                            velocity: 0.8,
+                        }
                     } else {
-                        NoteEvent::NoteOff { timing, voice_id, channel, key, velocity: 0.0 }
+                        NoteEvent::NoteOff {
+                            timing,
+                            voice_id,
+                            channel,
+                            key,
+                            velocity: 0.0,
+                        }
                     }
                 };
                 match block {
@@ -480,20 +620,46 @@ mod alloc_check {
             }
         });
         // 1100 blocks of 10 ms = 11 s = 88 steps at 120 bpm: five 16-step loops and more.
-        assert!(ons >= 5 && ons.abs_diff(offs) <= 9, "{ons} note-ons, {offs} note-offs");
+        assert!(
+            ons >= 5 && ons.abs_diff(offs) <= 9,
+            "{ons} note-ons, {offs} note-offs"
+        );
         assert!(peak > 0.01, "the audition synth is heard ({peak})");
         assert_eq!(plugin.sequencer.current().generation, 3);
 
         let a = requests.pop().expect("capture A sent");
-        assert_eq!((a.slot, a.source, a.phrase.steps), (Slot::A, CaptureSource::Input, 16));
-        let played: Vec<_> = a.phrase.notes().iter().map(|n| (n.pitch, n.start, n.end)).collect();
+        assert_eq!(
+            (a.slot, a.source, a.phrase.steps),
+            (Slot::A, CaptureSource::Input, 16)
+        );
+        let played: Vec<_> = a
+            .phrase
+            .notes()
+            .iter()
+            .map(|n| (n.pitch, n.start, n.end))
+            .collect();
         assert_eq!(played, vec![(62, 0, 4), (65, 8, 10)]);
         let b = requests.pop().expect("capture B sent");
-        assert_eq!((b.slot, b.source, b.phrase.generation), (Slot::B, CaptureSource::Playing, 2));
+        assert_eq!(
+            (b.slot, b.source, b.phrase.generation),
+            (Slot::B, CaptureSource::Playing, 2)
+        );
         let tap = requests.pop().expect("tap capture sent");
-        assert_eq!((tap.slot, tap.source, tap.phrase.encoding), (Slot::A, CaptureSource::Tap, crate::music::Encoding::Drums));
+        assert_eq!(
+            (tap.slot, tap.source, tap.phrase.encoding),
+            (
+                Slot::A,
+                CaptureSource::Tap,
+                latent_live_core::music::Encoding::Drums
+            )
+        );
         // Taps at beats 16, 16.24, 16.5 and 17: steps 0, 1 (early by 0.04), 2 and 4.
-        let taps: Vec<_> = tap.phrase.notes().iter().map(|n| (n.start, (n.shift * 100.0).round() as i32)).collect();
+        let taps: Vec<_> = tap
+            .phrase
+            .notes()
+            .iter()
+            .map(|n| (n.start, (n.shift * 100.0).round() as i32))
+            .collect();
         assert_eq!(taps, vec![(0, 0), (1, -4), (2, 0), (4, 0)]);
         assert!(requests.pop().is_err(), "one request per press");
     }
@@ -510,7 +676,12 @@ mod alloc_check {
     #[test]
     fn the_checker_aborts_on_allocation() {
         let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "alloc_check::allocates_under_the_checker", "--ignored", "--test-threads=1"])
+            .args([
+                "--exact",
+                "alloc_check::allocates_under_the_checker",
+                "--ignored",
+                "--test-threads=1",
+            ])
             .env("LATENT_LIVE_ALLOC_CHILD", "1")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -530,24 +701,49 @@ mod tests {
     #[test]
     fn an_offline_render_waits_for_a_stuck_worker_once_until_it_delivers_again() {
         let mut plugin = crate::LatentLive::default();
-        let (_producer, phrases) = crate::audio::handoff::phrase_channel();
+        let (_producer, phrases) = crate::link::phrase::phrase_channel();
         let (captures, _requests) = rtrb::RingBuffer::new(8);
         // No worker thread: nothing is delivered unless the test says so.
-        let shared = std::sync::Arc::new(crate::worker::engine::Shared::default());
-        plugin.link = Some(crate::worker::engine::AudioLink { phrases, captures, shared: shared.clone() });
+        let shared = std::sync::Arc::new(crate::link::Shared::default());
+        plugin.link = Some(crate::link::AudioLink {
+            phrases,
+            captures,
+            shared: shared.clone(),
+        });
         let patience = Duration::from_millis(300);
         let waited = |plugin: &mut crate::LatentLive| {
             let start = Instant::now();
             plugin.wait_for_worker(patience);
             start.elapsed()
         };
-        let change = |plugin: &crate::LatentLive, value: f32| unsafe { plugin.params.lat1.as_ptr()._internal_set_normalized_value(value) };
-        assert!(waited(&mut plugin) >= patience, "the first request is waited for");
+        let change = |plugin: &crate::LatentLive, value: f32| unsafe {
+            plugin
+                .params
+                .lat1
+                .as_ptr()
+                ._internal_set_normalized_value(value)
+        };
+        assert!(
+            waited(&mut plugin) >= patience,
+            "the first request is waited for"
+        );
         change(&plugin, 0.9);
-        assert!(waited(&mut plugin) < patience, "a new request is not waited for while the worker has delivered nothing");
-        shared.status.delivered.store(plugin.params.z_request().fingerprint(), Ordering::Release);
-        assert!(waited(&mut plugin) < patience, "what was delivered is not waited for");
+        assert!(
+            waited(&mut plugin) < patience,
+            "a new request is not waited for while the worker has delivered nothing"
+        );
+        shared
+            .status
+            .delivered
+            .store(plugin.params.z_request().fingerprint(), Ordering::Release);
+        assert!(
+            waited(&mut plugin) < patience,
+            "what was delivered is not waited for"
+        );
         change(&plugin, 0.1);
-        assert!(waited(&mut plugin) >= patience, "a worker that delivered is waited for again");
+        assert!(
+            waited(&mut plugin) >= patience,
+            "a worker that delivered is waited for again"
+        );
     }
 }

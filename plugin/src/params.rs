@@ -9,12 +9,14 @@ use std::sync::Arc;
 
 use nice_plug::prelude::*;
 
-use crate::music::{attributes, drums};
-use crate::worker::clips::{Clips, Persisted};
-use crate::worker::state::StateVersion;
+use latent_live_core::model::latent::Controls;
+use latent_live_core::music::drums::{self, Hit};
+use latent_live_core::music::phrase::PhraseNote;
+use latent_live_core::music::Encoding;
 
-/// Number of latent sliders. They move the model's most informative dims, best first.
-pub const NUM_SLIDERS: usize = 8;
+use crate::state::clips::{Clips, Persisted};
+use crate::state::StateVersion;
+
 /// Slider range, in sigmas of the slider's dim: its spread over real music when the
 /// model has been analysed, else the prior's (z ~ N(0, 1)).
 pub const SLIDER_SIGMAS: f32 = 3.0;
@@ -23,26 +25,11 @@ pub const MAX_SEED: i32 = 9999;
 /// Attribute amounts move z by up to this many attribute vectors either way.
 pub const MAX_ATTRIBUTE: f32 = 2.0;
 
-/// The musical attributes z can be pushed along, as named in a model's
-/// `attribute_vectors` metadata: six melody attributes, then eight drum attributes. A
-/// model without a vector for one (a melody model, for the drum ones) leaves its slider
-/// idle.
-pub const ATTRIBUTES: [&str; NUM_ATTRIBUTES] = {
-    let mut all = [""; NUM_ATTRIBUTES];
-    let mut i = 0;
-    while i < MELODY_ATTRIBUTES.len() {
-        all[i] = MELODY_ATTRIBUTES[i];
-        i += 1;
-    }
-    while i < NUM_ATTRIBUTES {
-        all[i] = attributes::DRUMS[i - MELODY_ATTRIBUTES.len()];
-        i += 1;
-    }
-    all
+pub use latent_live_core::model::latent::NUM_SLIDERS;
+/// The attributes z can be pushed along, one parameter each, in this order.
+pub use latent_live_core::music::attributes::{
+    CONTROLLED as ATTRIBUTES, NUM_CONTROLLED as NUM_ATTRIBUTES,
 };
-pub const NUM_ATTRIBUTES: usize = MELODY_ATTRIBUTES.len() + attributes::DRUMS.len();
-/// The melody attributes with a slider: six of [`attributes::MELODY`].
-const MELODY_ATTRIBUTES: [&str; 6] = ["note_density", "rhythm_complexity", "syncopation_16th", "pitch_range", "mean_pitch", "contour"];
 
 /// Which model the worker plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -126,9 +113,13 @@ impl DrumNote {
     fn new(class: usize) -> Self {
         let c = &drums::CLASSES[class];
         Self {
-            note: IntParam::new(format!("{} Note", c.name), drums::GM_NOTES[class] as i32, IntRange::Linear { min: 0, max: 127 })
-                .with_value_to_string(formatters::v2s_i32_key_formatter())
-                .with_string_to_value(formatters::s2v_i32_key_formatter()),
+            note: IntParam::new(
+                format!("{} Note", c.name),
+                drums::GM_NOTES[class] as i32,
+                IntRange::Linear { min: 0, max: 127 },
+            )
+            .with_value_to_string(formatters::v2s_i32_key_formatter())
+            .with_string_to_value(formatters::s2v_i32_key_formatter()),
         }
     }
 }
@@ -260,7 +251,7 @@ pub struct LatentLiveParams {
     /// The groove model file used when `groove_model` is [`GrooveModelChoice::File`].
     #[persist = "gfile"]
     pub groove_file: Persisted<Option<String>>,
-    /// The state's version (see [`crate::worker::state`]), and what restoring the project
+    /// The state's version (see [`crate::state`]), and what restoring the project
     /// repaired or dropped.
     #[persist = "ver"]
     pub state_version: StateVersion,
@@ -270,15 +261,133 @@ pub struct LatentLiveParams {
     pub capture_presses: [Arc<AtomicU32>; 2],
 }
 
+/// Playback settings applied to the phrase as it plays (read from the params each block).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Playback {
+    /// Transpose plus 12 x octave.
+    pub semitones: i32,
+    /// Normalised 0..=1, as nice-plug's note events. Drum hits play their accent
+    /// ([`drums::accent`]) scaled by it, 100 leaving the accent as it is.
+    pub velocity: f32,
+    /// Scales each note's length; notes still end at the next onset (monophonic).
+    pub length: f32,
+    pub swap: SwapMode,
+    /// Bypassed: end the sounding note, then stay silent.
+    pub bypass: bool,
+    /// MIDI channel, 0 = channel 1.
+    pub channel: u8,
+    /// The channel drum phrases play on, 0-based (GM: 9).
+    pub drum_channel: u8,
+    /// The note each drum class plays.
+    pub drum_notes: [u8; drums::NUM_DRUM_CLASSES],
+    /// How much of a drum phrase's feel plays, 0 (the quantized pattern at its accents)
+    /// to 1 (the humanizer's velocities and timing).
+    pub groove: f32,
+}
+
+impl Default for Playback {
+    fn default() -> Self {
+        Self {
+            semitones: 0,
+            velocity: 100.0 / 127.0,
+            length: 1.0,
+            swap: SwapMode::NextBar,
+            bypass: false,
+            channel: 0,
+            drum_channel: drums::GM_CHANNEL,
+            drum_notes: drums::GM_NOTES,
+            groove: 0.0,
+        }
+    }
+}
+
+impl Playback {
+    /// The settings the parameters make now (atomics only: the audio thread reads them).
+    pub fn from_params(params: &LatentLiveParams) -> Self {
+        Self {
+            semitones: params.transpose.value() + 12 * params.octave.value(),
+            velocity: params.velocity.value() as f32 / 127.0,
+            length: params.length.value(),
+            swap: params.swap.value(),
+            bypass: params.bypass.value(),
+            channel: (params.channel.value() - 1).clamp(0, 15) as u8,
+            drum_channel: (params.drum_channel.value() - 1).clamp(0, 15) as u8,
+            drum_notes: params.drum_note_values(),
+            groove: params.groove.value(),
+        }
+    }
+
+    /// `(channel, key, velocity)` a note of a phrase in `encoding` sounds as. Drums are not
+    /// transposed.
+    pub fn voice(&self, encoding: Encoding, note: &PhraseNote) -> (u8, u8, f32) {
+        match encoding {
+            Encoding::Melody => (self.channel, self.key(note.pitch), self.velocity),
+            Encoding::Drums | Encoding::Groove => {
+                let accent = drums::accent(&Hit {
+                    step: note.start as u32,
+                    class: note.pitch,
+                }) as f32;
+                let felt = if note.velocity > 0 {
+                    accent + (note.velocity as f32 - accent) * self.groove_amount()
+                } else {
+                    accent
+                };
+                let key = self
+                    .drum_notes
+                    .get(note.pitch as usize)
+                    .copied()
+                    .unwrap_or(0)
+                    .min(127);
+                (
+                    self.drum_channel,
+                    key,
+                    (felt / 127.0 * self.velocity * 127.0 / 100.0).clamp(1.0 / 127.0, 1.0),
+                )
+            }
+        }
+    }
+
+    /// Where a note sounds around its step, in steps (negative early): a drum hit's shift
+    /// scaled by the groove amount (melodies play on the grid).
+    pub fn shift_steps(&self, encoding: Encoding, note: &PhraseNote) -> f64 {
+        match encoding {
+            Encoding::Melody => 0.0,
+            Encoding::Drums | Encoding::Groove if note.shift.is_finite() => {
+                (note.shift.clamp(-0.5, 0.5) * self.groove_amount()) as f64
+            }
+            Encoding::Drums | Encoding::Groove => 0.0,
+        }
+    }
+
+    /// The groove amount, NaN-safe.
+    fn groove_amount(&self) -> f32 {
+        if self.groove.is_finite() {
+            self.groove.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+
+    /// The key a phrase pitch sounds as.
+    pub fn key(&self, pitch: u8) -> u8 {
+        (pitch as i32).saturating_add(self.semitones).clamp(0, 127) as u8
+    }
+
+    /// How many 16th steps a note written `note.end - note.start` steps long sounds for
+    /// (the next onset may still cut it).
+    pub fn sounding_steps(&self, note: &PhraseNote) -> f64 {
+        note.end.saturating_sub(note.start) as f64 * self.length.clamp(0.0, 16.0) as f64
+    }
+}
+
 /// Everything that decides which phrase the worker decodes, as read at one instant
 /// (atomics only: the audio thread reads it too). The worker decodes when it changes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ZRequest {
-    pub sliders: [f32; NUM_SLIDERS],
+    /// Where the morph, the latent sliders and the attribute amounts put z.
+    pub controls: Controls,
     pub temperature: f32,
     pub seed: u64,
-    pub morph: f32,
-    pub attributes: [f32; NUM_ATTRIBUTES],
     pub model: ModelChoice,
     pub groove_model: GrooveModelChoice,
     /// Revisions of the persisted clips and model files: a capture, a restored project or
@@ -297,7 +406,16 @@ impl ZRequest {
             hash ^= x;
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         };
-        for v in self.sliders.iter().chain(&self.attributes).chain([&self.temperature, &self.morph]) {
+        let Controls {
+            morph,
+            sliders,
+            attributes,
+        } = &self.controls;
+        for v in sliders
+            .iter()
+            .chain(attributes)
+            .chain([&self.temperature, morph])
+        {
             mix(v.to_bits() as u64);
         }
         mix(self.seed);
@@ -311,13 +429,23 @@ impl ZRequest {
 }
 
 pub fn slider_range() -> FloatRange {
-    FloatRange::Linear { min: -SLIDER_SIGMAS, max: SLIDER_SIGMAS }
+    FloatRange::Linear {
+        min: -SLIDER_SIGMAS,
+        max: SLIDER_SIGMAS,
+    }
 }
 
 fn attribute(name: &str) -> FloatParam {
-    FloatParam::new(name, 0.0, FloatRange::Linear { min: -MAX_ATTRIBUTE, max: MAX_ATTRIBUTE })
-        .with_step_size(0.01)
-        .with_unit("x")
+    FloatParam::new(
+        name,
+        0.0,
+        FloatRange::Linear {
+            min: -MAX_ATTRIBUTE,
+            max: MAX_ATTRIBUTE,
+        },
+    )
+    .with_step_size(0.01)
+    .with_unit("x")
 }
 
 fn latent_slider(index: usize) -> FloatParam {
@@ -341,7 +469,10 @@ fn parse_pad_axis(text: &str, min: i32) -> Option<i32> {
     let value = if text.eq_ignore_ascii_case("Morph A-B") || text.eq_ignore_ascii_case("morph") {
         0
     } else {
-        let number = text.strip_prefix("Latent").or_else(|| text.strip_prefix("latent")).unwrap_or(text);
+        let number = text
+            .strip_prefix("Latent")
+            .or_else(|| text.strip_prefix("latent"))
+            .unwrap_or(text);
         number.trim().parse().ok()?
     };
     (min..=NUM_SLIDERS as i32).contains(&value).then_some(value)
@@ -369,9 +500,23 @@ impl Default for LatentLiveParams {
             lat6: latent_slider(5),
             lat7: latent_slider(6),
             lat8: latent_slider(7),
-            temperature: FloatParam::new("Temperature", 0.0, FloatRange::Linear { min: 0.0, max: MAX_TEMPERATURE })
-                .with_step_size(0.01),
-            seed: IntParam::new("Variation", 0, IntRange::Linear { min: 0, max: MAX_SEED }),
+            temperature: FloatParam::new(
+                "Temperature",
+                0.0,
+                FloatRange::Linear {
+                    min: 0.0,
+                    max: MAX_TEMPERATURE,
+                },
+            )
+            .with_step_size(0.01),
+            seed: IntParam::new(
+                "Variation",
+                0,
+                IntRange::Linear {
+                    min: 0,
+                    max: MAX_SEED,
+                },
+            ),
             morph: FloatParam::new("Morph A-B", 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
                 .with_unit(" %")
                 .with_value_to_string(formatters::v2s_f32_percentage(0))
@@ -390,28 +535,51 @@ impl Default for LatentLiveParams {
             drum_syncopation: attribute("Drum Syncopation"),
             backbeat: attribute("Backbeat"),
             fill: attribute("Fill"),
-            pad_x: IntParam::new("Pad X Axis", 0, IntRange::Linear { min: 0, max: NUM_SLIDERS as i32 })
-                .with_value_to_string(Arc::new(pad_axis_name))
-                .with_string_to_value(Arc::new(|s| parse_pad_axis(s, 0))),
-            pad_y: IntParam::new("Pad Y Axis", 1, IntRange::Linear { min: 1, max: NUM_SLIDERS as i32 })
-                .with_value_to_string(Arc::new(pad_axis_name))
-                .with_string_to_value(Arc::new(|s| parse_pad_axis(s, 1))),
+            pad_x: IntParam::new(
+                "Pad X Axis",
+                0,
+                IntRange::Linear {
+                    min: 0,
+                    max: NUM_SLIDERS as i32,
+                },
+            )
+            .with_value_to_string(Arc::new(pad_axis_name))
+            .with_string_to_value(Arc::new(|s| parse_pad_axis(s, 0))),
+            pad_y: IntParam::new(
+                "Pad Y Axis",
+                1,
+                IntRange::Linear {
+                    min: 1,
+                    max: NUM_SLIDERS as i32,
+                },
+            )
+            .with_value_to_string(Arc::new(pad_axis_name))
+            .with_string_to_value(Arc::new(|s| parse_pad_axis(s, 1))),
             model: EnumParam::new("Model", ModelChoice::Folk2Bar),
             capture_a: button("Capture A", &capture_presses[0]),
             capture_b: button("Capture B", &capture_presses[1]),
             capture_source: EnumParam::new("Capture From", CaptureSource::Input),
-            transpose: IntParam::new("Transpose", 0, IntRange::Linear { min: -12, max: 12 }).with_unit(" st"),
+            transpose: IntParam::new("Transpose", 0, IntRange::Linear { min: -12, max: 12 })
+                .with_unit(" st"),
             octave: IntParam::new("Octave", 0, IntRange::Linear { min: -3, max: 3 }),
             velocity: IntParam::new("Velocity", 100, IntRange::Linear { min: 1, max: 127 }),
-            length: FloatParam::new("Note Length", 1.0, FloatRange::Linear { min: 0.1, max: 2.0 })
-                .with_step_size(0.01)
-                .with_unit("x"),
+            length: FloatParam::new(
+                "Note Length",
+                1.0,
+                FloatRange::Linear { min: 0.1, max: 2.0 },
+            )
+            .with_step_size(0.01)
+            .with_unit("x"),
             swap: EnumParam::new("Swap", SwapMode::NextBar),
             channel: IntParam::new("MIDI Channel", 1, IntRange::Linear { min: 1, max: 16 }),
             // On: a riff played in to be captured is heard through the instrument the
             // output drives, which is where a musician listens.
             thru: BoolParam::new("MIDI Thru", true),
-            drum_channel: IntParam::new("Drum Channel", drums::GM_CHANNEL as i32 + 1, IntRange::Linear { min: 1, max: 16 }),
+            drum_channel: IntParam::new(
+                "Drum Channel",
+                drums::GM_CHANNEL as i32 + 1,
+                IntRange::Linear { min: 1, max: 16 },
+            ),
             drum_notes: std::array::from_fn(DrumNote::new),
             groove: FloatParam::new("Groove", 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
                 .with_unit(" %")
@@ -444,7 +612,10 @@ impl Default for LatentLiveParams {
 
 impl LatentLiveParams {
     pub fn sliders(&self) -> [&FloatParam; NUM_SLIDERS] {
-        [&self.lat1, &self.lat2, &self.lat3, &self.lat4, &self.lat5, &self.lat6, &self.lat7, &self.lat8]
+        [
+            &self.lat1, &self.lat2, &self.lat3, &self.lat4, &self.lat5, &self.lat6, &self.lat7,
+            &self.lat8,
+        ]
     }
 
     pub fn slider_values(&self) -> [f32; NUM_SLIDERS] {
@@ -458,7 +629,10 @@ impl LatentLiveParams {
             n @ 1.. => sliders[(n as usize - 1).min(NUM_SLIDERS - 1)],
             _ => &self.morph,
         };
-        (x, sliders[(self.pad_y.value().max(1) as usize - 1).min(NUM_SLIDERS - 1)])
+        (
+            x,
+            sliders[(self.pad_y.value().max(1) as usize - 1).min(NUM_SLIDERS - 1)],
+        )
     }
 
     /// In the order of [`ATTRIBUTES`].
@@ -493,11 +667,13 @@ impl LatentLiveParams {
         // stepped parameter rounds to, becomes 0.0, and a non-finite value 0.0.
         let clean = |v: f32| if v.is_finite() { v + 0.0 } else { 0.0 };
         ZRequest {
-            sliders: self.slider_values().map(clean),
+            controls: Controls {
+                morph: clean(self.morph.value()),
+                sliders: self.slider_values().map(clean),
+                attributes: self.attributes().map(|p| clean(p.value())),
+            },
             temperature: clean(self.temperature.value()),
             seed: self.seed.value().max(0) as u64,
-            morph: clean(self.morph.value()),
-            attributes: self.attributes().map(|p| clean(p.value())),
             model: self.model.value(),
             groove_model: self.groove_model.value(),
             clips_revision: self.clips.revision(),
@@ -516,13 +692,24 @@ mod tests {
         let params = LatentLiveParams::default();
         let map = params.param_map();
         let mut ids: Vec<&str> = map.iter().map(|(id, _, _)| id.as_str()).collect();
-        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 22 + drums::NUM_DRUM_CLASSES);
+        assert_eq!(
+            ids.len(),
+            NUM_SLIDERS + NUM_ATTRIBUTES + 22 + drums::NUM_DRUM_CLASSES
+        );
         assert!(ids.iter().all(|id| id.len() <= 6), "{ids:?}");
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), NUM_SLIDERS + NUM_ATTRIBUTES + 22 + drums::NUM_DRUM_CLASSES);
+        assert_eq!(
+            ids.len(),
+            NUM_SLIDERS + NUM_ATTRIBUTES + 22 + drums::NUM_DRUM_CLASSES
+        );
         assert!(ids.contains(&"dn_1") && ids.contains(&"dn_9") && ids.contains(&"dchan"));
-        assert!(ids.contains(&"lat8") && ids.contains(&"swap") && ids.contains(&"capa") && ids.contains(&"model"));
+        assert!(
+            ids.contains(&"lat8")
+                && ids.contains(&"swap")
+                && ids.contains(&"capa")
+                && ids.contains(&"model")
+        );
         assert!(ids.contains(&"groove") && ids.contains(&"gmodel"));
     }
 
@@ -537,7 +724,11 @@ mod tests {
                 let text = unsafe { ptr.normalized_value_to_string(normalized, true) };
                 let back = unsafe { ptr.string_to_normalized_value(&text) };
                 let again = back.map(|n| unsafe { ptr.normalized_value_to_string(n, true) });
-                assert_eq!(again.as_deref(), Some(text.as_str()), "{id}: {text:?} does not parse back");
+                assert_eq!(
+                    again.as_deref(),
+                    Some(text.as_str()),
+                    "{id}: {text:?} does not parse back"
+                );
             }
         }
         assert_eq!(parse_pad_axis("Latent 3", 1), Some(3));
@@ -551,8 +742,17 @@ mod tests {
         let params = LatentLiveParams::default();
         let zero = params.z_request();
         // A stepped slider rounds a value just below 0 to -0.0.
-        unsafe { params.lat1.as_ptr()._internal_set_normalized_value(params.lat1.preview_normalized(-0.004)) };
-        assert_eq!(params.lat1.value().to_bits(), (-0.0f32).to_bits(), "the case this guards");
+        unsafe {
+            params
+                .lat1
+                .as_ptr()
+                ._internal_set_normalized_value(params.lat1.preview_normalized(-0.004))
+        };
+        assert_eq!(
+            params.lat1.value().to_bits(),
+            (-0.0f32).to_bits(),
+            "the case this guards"
+        );
         let negative_zero = params.z_request();
         assert_eq!(negative_zero, zero);
         assert_eq!(negative_zero.fingerprint(), zero.fingerprint());
@@ -561,8 +761,8 @@ mod tests {
     #[test]
     fn defaults_leave_z_at_the_origin_and_greedy() {
         let r = LatentLiveParams::default().z_request();
-        assert_eq!(r.sliders, [0.0; NUM_SLIDERS]);
+        assert_eq!(r.controls.sliders, [0.0; NUM_SLIDERS]);
         assert_eq!(r.temperature, 0.0);
-        assert_eq!(r.morph, 0.0);
+        assert_eq!(r.controls.morph, 0.0);
     }
 }

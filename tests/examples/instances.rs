@@ -19,7 +19,12 @@ const SECONDS: f64 = 10.0;
 /// The process's CPU time so far (utime + stime in clock ticks, 100 per second).
 fn cpu() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     Duration::from_millis(ticks * 10)
 }
@@ -33,7 +38,11 @@ fn run(plugins: &mut [Plugin], playing: bool) -> f64 {
     let mut n = 0u64;
     while started.elapsed().as_secs_f64() < SECONDS {
         let beats = (n * BLOCK as u64) as f64 / SR * 2.0;
-        let transport = Transport { playing, beats, ..Transport::default() };
+        let transport = Transport {
+            playing,
+            beats,
+            ..Transport::default()
+        };
         for plugin in plugins.iter_mut() {
             out.clear();
             plugin.process(BLOCK, &transport, &[], &mut out);
@@ -60,15 +69,29 @@ fn main() {
     }
     let ms = |d: &Duration| d.as_secs_f64() * 1e3;
     let mean = loads.iter().sum::<Duration>() / INSTANCES as u32;
-    println!("{INSTANCES} instances loaded: mean {:.1} ms each, max {:.1} ms, total {:.2} s", ms(&mean), ms(loads.iter().max().unwrap()), loads.iter().sum::<Duration>().as_secs_f64());
+    println!(
+        "{INSTANCES} instances loaded: mean {:.1} ms each, max {:.1} ms, total {:.2} s",
+        ms(&mean),
+        ms(loads.iter().max().unwrap()),
+        loads.iter().sum::<Duration>().as_secs_f64()
+    );
     // Let the first decodes and the workers' busy second pass.
     std::thread::sleep(Duration::from_secs(2));
-    println!("at rest (activated, transport stopped), {SECONDS} s: {:.2} % of one core", run(&mut plugins, false));
-    println!("playing, {SECONDS} s: {:.2} % of one core", run(&mut plugins, true));
+    println!(
+        "at rest (activated, transport stopped), {SECONDS} s: {:.2} % of one core",
+        run(&mut plugins, false)
+    );
+    println!(
+        "playing, {SECONDS} s: {:.2} % of one core",
+        run(&mut plugins, true)
+    );
     for plugin in &mut plugins {
         plugin.deactivate();
     }
     let (cpu_start, started) = (cpu(), Instant::now());
     std::thread::sleep(Duration::from_secs_f64(SECONDS));
-    println!("deactivated, {SECONDS} s: {:.2} % of one core", 100.0 * (cpu() - cpu_start).as_secs_f64() / started.elapsed().as_secs_f64());
+    println!(
+        "deactivated, {SECONDS} s: {:.2} % of one core",
+        100.0 * (cpu() - cpu_start).as_secs_f64() / started.elapsed().as_secs_f64()
+    );
 }

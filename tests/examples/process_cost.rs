@@ -23,16 +23,34 @@ fn main() {
         ("melody", false, &[]),
         ("melody", true, &[]),
         ("drums, Groove 0", false, &[("model", 3.0)]),
-        ("drums, Groove 100 %", false, &[("model", 3.0), ("groove", 1.0)]),
-        ("drums, Groove 100 %", true, &[("model", 3.0), ("groove", 1.0)]),
+        (
+            "drums, Groove 100 %",
+            false,
+            &[("model", 3.0), ("groove", 1.0)],
+        ),
+        (
+            "drums, Groove 100 %",
+            true,
+            &[("model", 3.0), ("groove", 1.0)],
+        ),
     ];
     for (what, synth, set) in cases {
         let mut plugin = Plugin::new();
         plugin.activate(SR);
         let mut out = Vec::with_capacity(1 << 16);
         // Let the worker load the model and hand over its first phrase.
-        let stopped = Transport { playing: false, tempo: 120.0, beats: 0.0, loop_range: None, ..Transport::default() };
-        let setup: Vec<Input> = [("synth", if synth { 1.0 } else { 0.0 })].iter().chain(set).map(|&(id, value)| Input::Param { time: 0, id, value }).collect();
+        let stopped = Transport {
+            playing: false,
+            tempo: 120.0,
+            beats: 0.0,
+            loop_range: None,
+            ..Transport::default()
+        };
+        let setup: Vec<Input> = [("synth", if synth { 1.0 } else { 0.0 })]
+            .iter()
+            .chain(set)
+            .map(|&(id, value)| Input::Param { time: 0, id, value })
+            .collect();
         plugin.process(BLOCK, &stopped, &setup, &mut out);
         for _ in 0..200 {
             plugin.process(BLOCK, &stopped, &[], &mut out);
@@ -41,7 +59,13 @@ fn main() {
         let mut times = Vec::with_capacity(BLOCKS);
         for block in 0..BLOCKS {
             let beats = (block * BLOCK) as f64 / SR * 2.0;
-            let transport = Transport { playing: true, tempo: 120.0, beats, loop_range: None, ..Transport::default() };
+            let transport = Transport {
+                playing: true,
+                tempo: 120.0,
+                beats,
+                loop_range: None,
+                ..Transport::default()
+            };
             out.clear();
             let started = Instant::now();
             plugin.process(BLOCK, &transport, &[], &mut out);

@@ -17,7 +17,9 @@ use clack_extensions::note_ports::{NotePortInfoBuffer, PluginNotePorts};
 use clack_extensions::params::{ParamInfoBuffer, PluginParams};
 use clack_extensions::render::{PluginRender, RenderMode};
 use clack_extensions::state::PluginState;
-use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent, TransportEvent, TransportFlags};
+use clack_host::events::event_types::{
+    NoteOffEvent, NoteOnEvent, ParamValueEvent, TransportEvent, TransportFlags,
+};
 use clack_host::events::spaces::CoreEventSpace;
 use clack_host::events::EventFlags;
 use clack_host::prelude::*;
@@ -37,9 +39,21 @@ pub fn library_path() -> PathBuf {
     // target/<profile>/deps/ for tests, target/<profile>/examples/ for examples.
     let dir = exe.parent().expect("target/<profile>/<kind>");
     let profile = dir.parent().expect("target/<profile>");
-    let name = format!("{}latent_live{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
-    let candidates = [dir.join(&name), profile.join("deps").join(&name), profile.join(&name)];
-    candidates.iter().find(|p| p.exists()).unwrap_or(&candidates[0]).clone()
+    let name = format!(
+        "{}latent_live{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let candidates = [
+        dir.join(&name),
+        profile.join("deps").join(&name),
+        profile.join(&name),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .unwrap_or(&candidates[0])
+        .clone()
 }
 
 /// Host tests take turns: each plugin runs its own inference thread, and the real-time
@@ -56,13 +70,17 @@ pub fn entry() -> &'static PluginEntry {
     ENTRY.get_or_init(|| {
         let path = library_path();
         // SAFETY: the library is this workspace's plugin, built by cargo for this run.
-        unsafe { PluginEntry::load(&path) }.unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()))
+        unsafe { PluginEntry::load(&path) }
+            .unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()))
     })
 }
 
 /// nice-plug's CLAP parameter ids: a hash of the string id.
 pub fn param_id(id: &str) -> ClapId {
-    let hash = id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)) & !(1 << 31);
+    let hash = id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32))
+        & !(1 << 31);
     ClapId::new(hash)
 }
 
@@ -106,7 +124,14 @@ pub struct Transport {
 
 impl Default for Transport {
     fn default() -> Self {
-        Self { playing: true, tempo: 120.0, beats: 0.0, loop_range: None, meter: (4, 4), bar: None }
+        Self {
+            playing: true,
+            tempo: 120.0,
+            beats: 0.0,
+            loop_range: None,
+            meter: (4, 4),
+            bar: None,
+        }
     }
 }
 
@@ -115,25 +140,47 @@ impl Default for Transport {
 pub enum Input {
     /// A parameter by string id, in CLAP's units (normalized, times the step count for
     /// stepped parameters).
-    Param { time: u32, id: &'static str, value: f64 },
-    NoteOn { time: u32, key: u8 },
-    NoteOff { time: u32, key: u8 },
+    Param {
+        time: u32,
+        id: &'static str,
+        value: f64,
+    },
+    NoteOn {
+        time: u32,
+        key: u8,
+    },
+    NoteOff {
+        time: u32,
+        key: u8,
+    },
 }
 
 /// What the plugin sent, in samples from the start of the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Output {
     /// `channel` counts from 0 (channel 10 is 9).
-    NoteOn { at: u64, key: u8, channel: u8 },
-    NoteOff { at: u64, key: u8, channel: u8 },
+    NoteOn {
+        at: u64,
+        key: u8,
+        channel: u8,
+    },
+    NoteOff {
+        at: u64,
+        key: u8,
+        channel: u8,
+    },
     /// MIDI CC 123.
-    AllNotesOff { at: u64 },
+    AllNotesOff {
+        at: u64,
+    },
 }
 
 impl Output {
     pub fn at(&self) -> u64 {
         match *self {
-            Output::NoteOn { at, .. } | Output::NoteOff { at, .. } | Output::AllNotesOff { at } => at,
+            Output::NoteOn { at, .. } | Output::NoteOff { at, .. } | Output::AllNotesOff { at } => {
+                at
+            }
         }
     }
 }
@@ -172,8 +219,16 @@ impl Default for Plugin {
 
 impl Plugin {
     pub fn new() -> Self {
-        let info = HostInfo::new("latent-live-tests", "Latent Live developers", "https://latentlive.dev", "0.1.0").unwrap();
-        let instance = PluginInstance::<Host>::new(|_| Shared::default(), |_| (), entry(), PLUGIN_ID, &info).expect("plugin instance");
+        let info = HostInfo::new(
+            "latent-live-tests",
+            "Latent Live developers",
+            "https://latentlive.dev",
+            "0.1.0",
+        )
+        .unwrap();
+        let instance =
+            PluginInstance::<Host>::new(|_| Shared::default(), |_| (), entry(), PLUGIN_ID, &info)
+                .expect("plugin instance");
         Self {
             processor: None,
             instance,
@@ -189,15 +244,30 @@ impl Plugin {
 
     /// Asks for offline rendering (CLAP's render extension); call before `activate`.
     pub fn render_offline(&mut self) {
-        let render: PluginRender = self.instance.plugin_shared_handle().get_extension().expect("render extension");
-        render.set(&self.instance.plugin_handle(), RenderMode::Offline).expect("offline mode accepted");
+        let render: PluginRender = self
+            .instance
+            .plugin_shared_handle()
+            .get_extension()
+            .expect("render extension");
+        render
+            .set(&self.instance.plugin_handle(), RenderMode::Offline)
+            .expect("offline mode accepted");
     }
 
     pub fn activate(&mut self, sample_rate: f64) {
         self.sample_rate = sample_rate;
-        let config = PluginAudioConfiguration { sample_rate, min_frames_count: 1, max_frames_count: MAX_BLOCK as u32 };
+        let config = PluginAudioConfiguration {
+            sample_rate,
+            min_frames_count: 1,
+            max_frames_count: MAX_BLOCK as u32,
+        };
         let stopped = self.instance.activate(|_, _| (), config).expect("activate");
-        self.processor = Some(stopped.start_processing().map_err(|_| "start_processing failed").unwrap());
+        self.processor = Some(
+            stopped
+                .start_processing()
+                .map_err(|_| "start_processing failed")
+                .unwrap(),
+        );
     }
 
     pub fn deactivate(&mut self) {
@@ -207,45 +277,82 @@ impl Plugin {
     }
 
     pub fn params(&mut self) -> Vec<ParamInfo> {
-        let params: PluginParams = self.instance.plugin_shared_handle().get_extension().expect("params extension");
+        let params: PluginParams = self
+            .instance
+            .plugin_shared_handle()
+            .get_extension()
+            .expect("params extension");
         let count = params.count(&self.instance.plugin_handle());
         let mut buffer = ParamInfoBuffer::new();
         (0..count)
             .map(|i| {
-                let info = params.get_info(&self.instance.plugin_handle(), i, &mut buffer).expect("param info");
+                let info = params
+                    .get_info(&self.instance.plugin_handle(), i, &mut buffer)
+                    .expect("param info");
                 ParamInfo {
                     id: info.id,
                     name: String::from_utf8_lossy(info.name).into_owned(),
                     max: info.max_value,
-                    automatable: info.flags.contains(clack_extensions::params::ParamInfoFlags::IS_AUTOMATABLE),
+                    automatable: info
+                        .flags
+                        .contains(clack_extensions::params::ParamInfoFlags::IS_AUTOMATABLE),
                 }
             })
             .collect()
     }
 
     pub fn param_value(&mut self, id: &str) -> Option<f64> {
-        let params: PluginParams = self.instance.plugin_shared_handle().get_extension().expect("params extension");
+        let params: PluginParams = self
+            .instance
+            .plugin_shared_handle()
+            .get_extension()
+            .expect("params extension");
         params.get_value(&self.instance.plugin_handle(), param_id(id))
     }
 
     /// (input ports, output ports) of notes, and the output audio ports' channel counts.
     pub fn ports(&mut self) -> (u32, u32, Vec<u32>) {
-        let notes: PluginNotePorts = self.instance.plugin_shared_handle().get_extension().expect("note ports");
-        let audio: PluginAudioPorts = self.instance.plugin_shared_handle().get_extension().expect("audio ports");
+        let notes: PluginNotePorts = self
+            .instance
+            .plugin_shared_handle()
+            .get_extension()
+            .expect("note ports");
+        let audio: PluginAudioPorts = self
+            .instance
+            .plugin_shared_handle()
+            .get_extension()
+            .expect("audio ports");
         let handle = self.instance.plugin_handle();
         let mut buffer = NotePortInfoBuffer::new();
         assert!(notes.get(&handle, 0, true, &mut buffer).is_some());
         let note_ports = (notes.count(&handle, true), notes.count(&handle, false));
-        assert_eq!(audio.count(&handle, true), 0, "an instrument has no audio input");
+        assert_eq!(
+            audio.count(&handle, true),
+            0,
+            "an instrument has no audio input"
+        );
         let mut buffer = AudioPortInfoBuffer::new();
-        let outputs = (0..audio.count(&handle, false)).map(|i| audio.get(&handle, i, false, &mut buffer).unwrap().channel_count).collect();
+        let outputs = (0..audio.count(&handle, false))
+            .map(|i| {
+                audio
+                    .get(&handle, i, false, &mut buffer)
+                    .unwrap()
+                    .channel_count
+            })
+            .collect();
         (note_ports.0, note_ports.1, outputs)
     }
 
     pub fn save_state(&mut self) -> Vec<u8> {
-        let state: PluginState = self.instance.plugin_shared_handle().get_extension().expect("state extension");
+        let state: PluginState = self
+            .instance
+            .plugin_shared_handle()
+            .get_extension()
+            .expect("state extension");
         let mut bytes = Vec::new();
-        state.save(&self.instance.plugin_handle(), &mut bytes).expect("state saved");
+        state
+            .save(&self.instance.plugin_handle(), &mut bytes)
+            .expect("state saved");
         bytes
     }
 
@@ -255,35 +362,69 @@ impl Plugin {
 
     /// Loads a state the plugin may refuse; whether it took it.
     pub fn try_load_state(&mut self, bytes: &[u8]) -> bool {
-        let state: PluginState = self.instance.plugin_shared_handle().get_extension().expect("state extension");
-        let loaded = state.load(&self.instance.plugin_handle(), &mut &bytes[..]).is_ok();
+        let state: PluginState = self
+            .instance
+            .plugin_shared_handle()
+            .get_extension()
+            .expect("state extension");
+        let loaded = state
+            .load(&self.instance.plugin_handle(), &mut &bytes[..])
+            .is_ok();
         self.pump_main_thread();
         loaded
     }
 
     /// Runs the main-thread callbacks nice-plug asked for.
     pub fn pump_main_thread(&mut self) {
-        if self.instance.access_shared_handler(|s| s.callback_requested.swap(false, Ordering::SeqCst)) {
+        if self
+            .instance
+            .access_shared_handler(|s| s.callback_requested.swap(false, Ordering::SeqCst))
+        {
             self.instance.call_on_main_thread_callback();
         }
     }
 
     /// One block of `frames` samples; appends what the plugin sent to `out`.
-    pub fn process(&mut self, frames: usize, transport: &Transport, inputs: &[Input], out: &mut Vec<Output>) {
+    pub fn process(
+        &mut self,
+        frames: usize,
+        transport: &Transport,
+        inputs: &[Input],
+        out: &mut Vec<Output>,
+    ) {
         self.process_with(frames, Some(transport), inputs, out)
     }
 
     /// One block from a host that sends no transport at all (`None`), as batch renderers
     /// without a timeline do.
-    pub fn process_with(&mut self, frames: usize, transport: Option<&Transport>, inputs: &[Input], out: &mut Vec<Output>) {
+    pub fn process_with(
+        &mut self,
+        frames: usize,
+        transport: Option<&Transport>,
+        inputs: &[Input],
+        out: &mut Vec<Output>,
+    ) {
         assert!(frames > 0 && frames <= MAX_BLOCK);
         self.events_in.clear();
         self.events_out.clear();
         for input in inputs {
             match *input {
-                Input::Param { time, id, value } => self.events_in.push(&ParamValueEvent::new(time, param_id(id), Pckn::match_all(), value)),
-                Input::NoteOn { time, key } => self.events_in.push(&NoteOnEvent::new(time, Pckn::from_raw(0, 0, key as i16, -1), 0.8)),
-                Input::NoteOff { time, key } => self.events_in.push(&NoteOffEvent::new(time, Pckn::from_raw(0, 0, key as i16, -1), 0.0)),
+                Input::Param { time, id, value } => self.events_in.push(&ParamValueEvent::new(
+                    time,
+                    param_id(id),
+                    Pckn::match_all(),
+                    value,
+                )),
+                Input::NoteOn { time, key } => self.events_in.push(&NoteOnEvent::new(
+                    time,
+                    Pckn::from_raw(0, 0, key as i16, -1),
+                    0.8,
+                )),
+                Input::NoteOff { time, key } => self.events_in.push(&NoteOffEvent::new(
+                    time,
+                    Pckn::from_raw(0, 0, key as i16, -1),
+                    0.0,
+                )),
             }
         }
         self.events_in.sort();
@@ -291,17 +432,39 @@ impl Plugin {
         let processor = self.processor.as_mut().expect("activated");
         {
             let (left, right) = (&mut self.left[..frames], &mut self.right[..frames]);
-            let mut outputs = self.ports.with_output_buffers([AudioPortBuffer { latency: 0, channels: AudioPortBufferType::f32_output_only([left, right]) }]);
+            let mut outputs = self.ports.with_output_buffers([AudioPortBuffer {
+                latency: 0,
+                channels: AudioPortBufferType::f32_output_only([left, right]),
+            }]);
             processor
-                .process(&InputAudioBuffers::empty(), &mut outputs, &self.events_in.as_input(), &mut self.events_out.as_output(), Some(self.position), clap_transport.as_ref())
+                .process(
+                    &InputAudioBuffers::empty(),
+                    &mut outputs,
+                    &self.events_in.as_input(),
+                    &mut self.events_out.as_output(),
+                    Some(self.position),
+                    clap_transport.as_ref(),
+                )
                 .expect("process");
         }
         for event in self.events_out.iter() {
             let at = self.position + event.header().time() as u64;
             match event.as_core_event() {
-                Some(CoreEventSpace::NoteOn(e)) => out.push(Output::NoteOn { at, key: e.key().into_specific().expect("a key") as u8, channel: e.channel().into_specific().expect("a channel") as u8 }),
-                Some(CoreEventSpace::NoteOff(e)) => out.push(Output::NoteOff { at, key: e.key().into_specific().expect("a key") as u8, channel: e.channel().into_specific().expect("a channel") as u8 }),
-                Some(CoreEventSpace::Midi(e)) if e.data()[0] & 0xF0 == 0xB0 && e.data()[1] == 123 => out.push(Output::AllNotesOff { at }),
+                Some(CoreEventSpace::NoteOn(e)) => out.push(Output::NoteOn {
+                    at,
+                    key: e.key().into_specific().expect("a key") as u8,
+                    channel: e.channel().into_specific().expect("a channel") as u8,
+                }),
+                Some(CoreEventSpace::NoteOff(e)) => out.push(Output::NoteOff {
+                    at,
+                    key: e.key().into_specific().expect("a key") as u8,
+                    channel: e.channel().into_specific().expect("a channel") as u8,
+                }),
+                Some(CoreEventSpace::Midi(e))
+                    if e.data()[0] & 0xF0 == 0xB0 && e.data()[1] == 123 =>
+                {
+                    out.push(Output::AllNotesOff { at })
+                }
                 _ => {}
             }
         }
@@ -310,7 +473,8 @@ impl Plugin {
     }
 
     pub fn restart_requested(&self) -> bool {
-        self.instance.access_shared_handler(|s| s.restart_requested.load(Ordering::SeqCst))
+        self.instance
+            .access_shared_handler(|s| s.restart_requested.load(Ordering::SeqCst))
     }
 }
 
@@ -321,7 +485,10 @@ impl Drop for Plugin {
 }
 
 fn clap_transport(t: &Transport) -> TransportEvent {
-    let mut flags = TransportFlags::HAS_TEMPO | TransportFlags::HAS_BEATS_TIMELINE | TransportFlags::HAS_SECONDS_TIMELINE | TransportFlags::HAS_TIME_SIGNATURE;
+    let mut flags = TransportFlags::HAS_TEMPO
+        | TransportFlags::HAS_BEATS_TIMELINE
+        | TransportFlags::HAS_SECONDS_TIMELINE
+        | TransportFlags::HAS_TIME_SIGNATURE;
     if t.playing {
         flags |= TransportFlags::IS_PLAYING;
     }
@@ -371,17 +538,31 @@ pub fn sounding(events: &[Output]) -> BTreeMap<u8, i32> {
 /// each held 0.4 s.
 pub const ARPEGGIO: [u8; 8] = [60, 64, 67, 72, 71, 67, 64, 62];
 /// Bars 3 and 4 (4 to 8 s): a run of 8ths, each held 0.2 s, a touch late.
-pub const RUN: [u8; 16] = [79, 77, 76, 74, 72, 74, 76, 77, 79, 81, 79, 77, 76, 74, 72, 71];
+pub const RUN: [u8; 16] = [
+    79, 77, 76, 74, 72, 74, 76, 77, 79, 81, 79, 77, 76, 74, 72, 71,
+];
 
 /// The note inputs of [`ARPEGGIO`] then [`RUN`] that fall in the block of `frames`
 /// samples starting at run sample `sample`, at `sample_rate`.
 pub fn riff_inputs(sample: u64, frames: usize, sample_rate: f64) -> Vec<Input> {
     let at_seconds = |s: f64| (s * sample_rate) as u64;
-    let notes = ARPEGGIO.iter().enumerate().map(|(i, &k)| (i as f64 * 0.5, 0.4, k)).chain(RUN.iter().enumerate().map(|(i, &k)| (4.05 + i as f64 * 0.25, 0.2, k)));
+    let notes = ARPEGGIO
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| (i as f64 * 0.5, 0.4, k))
+        .chain(
+            RUN.iter()
+                .enumerate()
+                .map(|(i, &k)| (4.05 + i as f64 * 0.25, 0.2, k)),
+        );
     let mut inputs = Vec::new();
     for (start, length, key) in notes {
-        inputs.extend(at(at_seconds(start), sample, frames, |time| Input::NoteOn { time, key }));
-        inputs.extend(at(at_seconds(start + length), sample, frames, |time| Input::NoteOff { time, key }));
+        inputs.extend(at(at_seconds(start), sample, frames, |time| {
+            Input::NoteOn { time, key }
+        }));
+        inputs.extend(at(at_seconds(start + length), sample, frames, |time| {
+            Input::NoteOff { time, key }
+        }));
     }
     inputs
 }

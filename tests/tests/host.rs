@@ -8,14 +8,16 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use latent_live::model::assets::DefaultModel;
-use latent_live::audio::handoff::Phrase;
-use latent_live::worker::latent::{z_tensor, LatentSpace};
-use latent_live::music::groove::Feel;
-use latent_live::music::{drums, melody};
-use latent_live::model::Sampling;
 use latent_live::params::LatentLiveParams;
-use latent_live_tests::{at, exclusive, param_id, riff_inputs, sounding, Input, Output, Plugin, Transport, ARPEGGIO, RUN};
+use latent_live_core::model::assets::DefaultModel;
+use latent_live_core::model::latent::{z_tensor, LatentSpace};
+use latent_live_core::model::Sampling;
+use latent_live_core::music::groove::Feel;
+use latent_live_core::music::phrase::Phrase;
+use latent_live_core::music::{drums, melody};
+use latent_live_tests::{
+    at, exclusive, param_id, riff_inputs, sounding, Input, Output, Plugin, Transport, ARPEGGIO, RUN,
+};
 use nice_plug::prelude::Params;
 
 const SR: f64 = 48_000.0;
@@ -31,7 +33,9 @@ fn seconds(s: f64) -> u64 {
 fn block_sizes(seed: u64) -> impl FnMut() -> usize {
     let mut state = seed;
     move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         1 + ((state >> 33) % 2048) as usize
     }
 }
@@ -39,13 +43,25 @@ fn block_sizes(seed: u64) -> impl FnMut() -> usize {
 /// Plays `duration` samples from beat `start` at `TEMPO`; `inputs(sample, frames)` gives
 /// each block's inputs, with `sample` counted from the start of this call. Returns the
 /// outputs with times from the start of this call.
-fn play(plugin: &mut Plugin, start: f64, duration: u64, mut sizes: impl FnMut() -> usize, mut inputs: impl FnMut(u64, usize) -> Vec<Input>) -> Vec<Output> {
+fn play(
+    plugin: &mut Plugin,
+    start: f64,
+    duration: u64,
+    mut sizes: impl FnMut() -> usize,
+    mut inputs: impl FnMut(u64, usize) -> Vec<Input>,
+) -> Vec<Output> {
     let mut out = Vec::new();
     let origin = plugin.position;
     let mut done = 0u64;
     while done < duration {
         let frames = sizes().min((duration - done) as usize);
-        let transport = Transport { playing: true, tempo: TEMPO, beats: start + done as f64 / SR * TEMPO / 60.0, loop_range: None, ..Transport::default() };
+        let transport = Transport {
+            playing: true,
+            tempo: TEMPO,
+            beats: start + done as f64 / SR * TEMPO / 60.0,
+            loop_range: None,
+            ..Transport::default()
+        };
         plugin.process(frames, &transport, &inputs(done, frames), &mut out);
         done += frames as u64;
     }
@@ -53,13 +69,32 @@ fn play(plugin: &mut Plugin, start: f64, duration: u64, mut sizes: impl FnMut() 
 }
 
 fn stop(plugin: &mut Plugin, out: &mut Vec<Output>) {
-    plugin.process(256, &Transport { playing: false, tempo: TEMPO, beats: 0.0, loop_range: None, ..Transport::default() }, &[], out);
+    plugin.process(
+        256,
+        &Transport {
+            playing: false,
+            tempo: TEMPO,
+            beats: 0.0,
+            loop_range: None,
+            ..Transport::default()
+        },
+        &[],
+        out,
+    );
 }
 
 fn shift(e: &Output, origin: u64) -> Output {
     match *e {
-        Output::NoteOn { at, key, channel } => Output::NoteOn { at: at - origin, key, channel },
-        Output::NoteOff { at, key, channel } => Output::NoteOff { at: at - origin, key, channel },
+        Output::NoteOn { at, key, channel } => Output::NoteOn {
+            at: at - origin,
+            key,
+            channel,
+        },
+        Output::NoteOff { at, key, channel } => Output::NoteOff {
+            at: at - origin,
+            key,
+            channel,
+        },
         Output::AllNotesOff { at } => Output::AllNotesOff { at: at - origin },
     }
 }
@@ -72,14 +107,26 @@ fn offline_plugin() -> Plugin {
 }
 
 fn onsets(events: &[Output]) -> Vec<(u64, u8)> {
-    events.iter().filter_map(|e| if let Output::NoteOn { at, key, .. } = *e { Some((at, key)) } else { None }).collect()
+    events
+        .iter()
+        .filter_map(|e| {
+            if let Output::NoteOn { at, key, .. } = *e {
+                Some((at, key))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// One note at a time: every note-on comes when nothing else sounds.
 fn assert_monophonic(events: &[Output]) {
     for (i, e) in events.iter().enumerate() {
         if let Output::NoteOn { .. } = e {
-            assert!(sounding(&events[..i]).is_empty(), "note-on {e:?} over a sounding note");
+            assert!(
+                sounding(&events[..i]).is_empty(),
+                "note-on {e:?} over a sounding note"
+            );
         }
     }
 }
@@ -87,7 +134,9 @@ fn assert_monophonic(events: &[Output]) {
 #[test]
 fn describes_itself_as_an_instrument_with_stable_parameters() {
     let _turn = exclusive();
-    let factory = latent_live_tests::entry().get_plugin_factory().expect("plugin factory");
+    let factory = latent_live_tests::entry()
+        .get_plugin_factory()
+        .expect("plugin factory");
     let descriptor = factory.plugin_descriptors().next().expect("one plugin");
     assert_eq!(descriptor.id(), Some(latent_live_tests::PLUGIN_ID));
     assert!(descriptor.features().any(|f| f.to_bytes() == b"instrument"));
@@ -95,35 +144,70 @@ fn describes_itself_as_an_instrument_with_stable_parameters() {
     let mut plugin = Plugin::new();
     let params = plugin.params();
     let ids = [
-        "lat1", "lat2", "lat3", "lat4", "lat5", "lat6", "lat7", "lat8", "temp", "seed", "morph", "dens", "rhyth", "sync", "prange", "height", "contr", "kick", "snare", "hats",
-        "toms", "cymb", "dsync", "bback", "fill", "padx", "pady", "model", "capa", "capb", "capsrc", "trans", "oct", "vel", "len", "swap", "chan", "thru", "dchan", "dn_1", "dn_2",
-        "dn_3", "dn_4", "dn_5", "dn_6", "dn_7", "dn_8", "dn_9", "groove", "gmodel", "synth", "gain", "bypass",
+        "lat1", "lat2", "lat3", "lat4", "lat5", "lat6", "lat7", "lat8", "temp", "seed", "morph",
+        "dens", "rhyth", "sync", "prange", "height", "contr", "kick", "snare", "hats", "toms",
+        "cymb", "dsync", "bback", "fill", "padx", "pady", "model", "capa", "capb", "capsrc",
+        "trans", "oct", "vel", "len", "swap", "chan", "thru", "dchan", "dn_1", "dn_2", "dn_3",
+        "dn_4", "dn_5", "dn_6", "dn_7", "dn_8", "dn_9", "groove", "gmodel", "synth", "gain",
+        "bypass",
     ];
-    assert_eq!(params.len(), ids.len(), "{:?}", params.iter().map(|p| &p.name).collect::<Vec<_>>());
+    assert_eq!(
+        params.len(),
+        ids.len(),
+        "{:?}",
+        params.iter().map(|p| &p.name).collect::<Vec<_>>()
+    );
     for id in ids {
-        let p = params.iter().find(|p| p.id == param_id(id)).unwrap_or_else(|| panic!("no parameter {id}"));
+        let p = params
+            .iter()
+            .find(|p| p.id == param_id(id))
+            .unwrap_or_else(|| panic!("no parameter {id}"));
         assert!(p.automatable, "{id} is automatable");
     }
     let find = |id: &str| params.iter().find(|p| p.id == param_id(id)).unwrap();
     assert_eq!(find("lat1").name, "Latent 1");
     assert_eq!(find("seed").max, 9999.0, "stepped: CLAP values are steps");
-    assert_eq!(plugin.ports(), (1, 1, vec![2]), "note in, note out, stereo out");
+    assert_eq!(
+        plugin.ports(),
+        (1, 1, vec![2]),
+        "note in, note out, stereo out"
+    );
 }
 
 #[test]
 fn plays_the_default_model_on_the_grid_and_loops_it() {
     let _turn = exclusive();
     let mut plugin = offline_plugin();
-    let events = play(&mut plugin, 0.0, seconds(8.0), block_sizes(1), |_, _| vec![]);
+    let events = play(
+        &mut plugin,
+        0.0,
+        seconds(8.0),
+        block_sizes(1),
+        |_, _| vec![],
+    );
     let mut all = events.clone();
     stop(&mut plugin, &mut all);
     let notes = onsets(&events);
-    assert!(notes.len() >= 4, "the default model plays a melody: {notes:?}");
-    assert!(notes.iter().all(|(at, _)| at % STEP == 0), "sample-accurate 16ths: {notes:?}");
+    assert!(
+        notes.len() >= 4,
+        "the default model plays a melody: {notes:?}"
+    );
+    assert!(
+        notes.iter().all(|(at, _)| at % STEP == 0),
+        "sample-accurate 16ths: {notes:?}"
+    );
     assert_monophonic(&events);
     // A 2-bar phrase lasts 4 s at 120 bpm: the second loop repeats the first.
-    let first: Vec<_> = notes.iter().filter(|(at, _)| *at < seconds(4.0)).map(|&(at, key)| (at + seconds(4.0), key)).collect();
-    let second: Vec<_> = notes.iter().filter(|(at, _)| *at >= seconds(4.0)).copied().collect();
+    let first: Vec<_> = notes
+        .iter()
+        .filter(|(at, _)| *at < seconds(4.0))
+        .map(|&(at, key)| (at + seconds(4.0), key))
+        .collect();
+    let second: Vec<_> = notes
+        .iter()
+        .filter(|(at, _)| *at >= seconds(4.0))
+        .copied()
+        .collect();
     assert_eq!(first, second);
     assert!(sounding(&all).is_empty(), "stop ends every note");
     assert!(!plugin.restart_requested());
@@ -134,22 +218,37 @@ fn plays_the_default_model_on_the_grid_and_loops_it() {
 fn library_phrase(set: &[(&str, f32)]) -> Phrase {
     let params = LatentLiveParams::default();
     for &(id, normalized) in set {
-        let (_, ptr, _) = params.param_map().into_iter().find(|(i, _, _)| i == id).expect("parameter");
+        let (_, ptr, _) = params
+            .param_map()
+            .into_iter()
+            .find(|(i, _, _)| i == id)
+            .expect("parameter");
         // SAFETY: the params outlive the pointer; nothing else touches them.
         unsafe { ptr._internal_set_normalized_value(normalized) };
     }
     let request = params.z_request();
     let file = DefaultModel::Flat2Bar.load().unwrap();
     let model = file.model(&candle_core::Device::Cpu).unwrap();
-    let z = LatentSpace::of(&file).unwrap().compose(None, None, &request);
-    let events = model.decode(&z_tensor(&model, &[z]).unwrap(), Sampling::new(request.temperature, request.seed)).unwrap();
+    let z = LatentSpace::of(&file)
+        .unwrap()
+        .compose(None, None, &request.controls);
+    let events = model
+        .decode(
+            &z_tensor(&model, &[z]).unwrap(),
+            Sampling::new(request.temperature, request.seed),
+        )
+        .unwrap();
     Phrase::from_notes(&melody::decode(&events[0]), model.config.steps(), 0)
 }
 
 /// `(sample, key)` of every note-on, and of every note-off.
 type OnsAndOffs = (Vec<(u64, u8)>, Vec<(u64, u8)>);
 /// A test case: a sample rate, parameters to set, and its block sizes by seed.
-type Case = (f64, &'static [(&'static str, f32)], fn(u64) -> Box<dyn FnMut() -> usize>);
+type Case = (
+    f64,
+    &'static [(&'static str, f32)],
+    fn(u64) -> Box<dyn FnMut() -> usize>,
+);
 
 /// The notes `phrase` makes, looping from beat 0, over `duration` samples: each at the
 /// first sample at or after its grid time.
@@ -157,7 +256,10 @@ fn expected(phrase: &Phrase, sample_rate: f64, duration: u64) -> OnsAndOffs {
     let samples_per_step = sample_rate * 60.0 / TEMPO / 4.0;
     let at = |step: u64| (step as f64 * samples_per_step - 1e-4).ceil() as u64;
     let (mut ons, mut offs) = (Vec::new(), Vec::new());
-    for offset in (0..).map(|loop_| loop_ * phrase.steps as u64).take_while(|&o| at(o) < duration) {
+    for offset in (0..)
+        .map(|loop_| loop_ * phrase.steps as u64)
+        .take_while(|&o| at(o) < duration)
+    {
         for n in phrase.notes() {
             ons.push((at(offset + n.start as u64), n.pitch));
             offs.push((at(offset + n.end as u64), n.pitch));
@@ -180,7 +282,11 @@ fn plays_the_librarys_decode_at_every_sample_rate_and_block_size() {
             // Single samples first, then anything up to 4096.
             Box::new(move || {
                 n += 1;
-                if n < 3_000 { 1 + lcg() % 3 } else { 1 + (lcg() * 2) % 4096 }
+                if n < 3_000 {
+                    1 + lcg() % 3
+                } else {
+                    1 + (lcg() * 2) % 4096
+                }
             })
         }),
         (48_000.0, &[("lat2", 0.75)], |_| Box::new(|| 4096)),
@@ -193,22 +299,58 @@ fn plays_the_librarys_decode_at_every_sample_rate_and_block_size() {
         let mut plugin = Plugin::new();
         plugin.render_offline();
         plugin.activate(sample_rate);
-        let inputs: Vec<Input> = set.iter().map(|&(id, value)| Input::Param { time: 0, id: leak(id), value: clap_value(id, value) }).collect();
+        let inputs: Vec<Input> = set
+            .iter()
+            .map(|&(id, value)| Input::Param {
+                time: 0,
+                id: leak(id),
+                value: clap_value(id, value),
+            })
+            .collect();
         let duration = (5.0 * sample_rate) as u64;
         let mut out = Vec::new();
         let mut sizes = sizes(i as u64);
         let mut done = 0u64;
         while done < duration {
             let frames = sizes().min((duration - done) as usize);
-            let transport = Transport { playing: true, tempo: TEMPO, beats: done as f64 / sample_rate * TEMPO / 60.0, loop_range: None, ..Transport::default() };
-            plugin.process(frames, &transport, if done == 0 { &inputs } else { &[] }, &mut out);
+            let transport = Transport {
+                playing: true,
+                tempo: TEMPO,
+                beats: done as f64 / sample_rate * TEMPO / 60.0,
+                loop_range: None,
+                ..Transport::default()
+            };
+            plugin.process(
+                frames,
+                &transport,
+                if done == 0 { &inputs } else { &[] },
+                &mut out,
+            );
             done += frames as u64;
         }
         let phrase = library_phrase(set);
         assert!(!phrase.is_empty(), "case {i}: the model decodes notes");
         let (ons, offs) = expected(&phrase, sample_rate, duration);
-        let played_ons: Vec<(u64, u8)> = out.iter().filter_map(|e| if let Output::NoteOn { at, key, .. } = *e { Some((at, key)) } else { None }).collect();
-        let played_offs: Vec<(u64, u8)> = out.iter().filter_map(|e| if let Output::NoteOff { at, key, .. } = *e { Some((at, key)) } else { None }).collect();
+        let played_ons: Vec<(u64, u8)> = out
+            .iter()
+            .filter_map(|e| {
+                if let Output::NoteOn { at, key, .. } = *e {
+                    Some((at, key))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let played_offs: Vec<(u64, u8)> = out
+            .iter()
+            .filter_map(|e| {
+                if let Output::NoteOff { at, key, .. } = *e {
+                    Some((at, key))
+                } else {
+                    None
+                }
+            })
+            .collect();
         assert_eq!(played_ons, ons, "case {i} at {sample_rate} Hz: note-ons");
         assert_eq!(played_offs, offs, "case {i} at {sample_rate} Hz: note-offs");
     }
@@ -223,14 +365,33 @@ fn plays_the_librarys_drum_decode_on_the_drum_channel() {
     let set: [(&str, f32); 2] = [("lat1", 0.7), ("dn_1", 24.0 / 127.0)];
     let mut plugin = Plugin::new();
     plugin.render_offline();
-    let inputs: Vec<Input> = [Input::Param { time: 0, id: "model", value: 3.0 }]
-        .into_iter()
-        .chain(set.iter().map(|&(id, value)| Input::Param { time: 0, id, value: if id == "dn_1" { 24.0 } else { value as f64 } }))
-        .collect();
+    let inputs: Vec<Input> = [Input::Param {
+        time: 0,
+        id: "model",
+        value: 3.0,
+    }]
+    .into_iter()
+    .chain(set.iter().map(|&(id, value)| Input::Param {
+        time: 0,
+        id,
+        value: if id == "dn_1" { 24.0 } else { value as f64 },
+    }))
+    .collect();
     // Parameters first (a block the host sends before playing), then the model decodes.
     plugin.activate(sample_rate);
     let mut out = Vec::new();
-    plugin.process(64, &Transport { playing: false, tempo: TEMPO, beats: 0.0, loop_range: None, ..Transport::default() }, &inputs, &mut out);
+    plugin.process(
+        64,
+        &Transport {
+            playing: false,
+            tempo: TEMPO,
+            beats: 0.0,
+            loop_range: None,
+            ..Transport::default()
+        },
+        &inputs,
+        &mut out,
+    );
     // A loop and a half of the 2-bar groove.
     let duration = (6.0 * sample_rate) as u64;
     let mut done = 0u64;
@@ -239,18 +400,32 @@ fn plays_the_librarys_drum_decode_on_the_drum_channel() {
     let origin = 64;
     while done < duration {
         let frames = sizes().min((duration - done) as usize);
-        let transport = Transport { playing: true, tempo: TEMPO, beats: done as f64 / sample_rate * TEMPO / 60.0, loop_range: None, ..Transport::default() };
+        let transport = Transport {
+            playing: true,
+            tempo: TEMPO,
+            beats: done as f64 / sample_rate * TEMPO / 60.0,
+            loop_range: None,
+            ..Transport::default()
+        };
         plugin.process(frames, &transport, &[], &mut out);
         done += frames as u64;
     }
     // What the library decodes for the same z.
     let params = LatentLiveParams::default();
-    let (_, ptr, _) = params.param_map().into_iter().find(|(i, _, _)| i == "lat1").unwrap();
+    let (_, ptr, _) = params
+        .param_map()
+        .into_iter()
+        .find(|(i, _, _)| i == "lat1")
+        .unwrap();
     unsafe { ptr._internal_set_normalized_value(0.7) };
     let file = DefaultModel::Groove2Bar.load().unwrap();
     let model = file.model(&candle_core::Device::Cpu).unwrap();
-    let z = LatentSpace::of(&file).unwrap().compose(None, None, &params.z_request());
-    let events = model.decode(&z_tensor(&model, &[z]).unwrap(), Sampling::Greedy).unwrap();
+    let z = LatentSpace::of(&file)
+        .unwrap()
+        .compose(None, None, &params.z_request().controls);
+    let events = model
+        .decode(&z_tensor(&model, &[z]).unwrap(), Sampling::Greedy)
+        .unwrap();
     let hits = drums::decode(&events[0]);
     assert!(hits.len() > 8, "the model decodes a groove: {hits:?}");
     let mut kit = drums::GM_NOTES;
@@ -266,9 +441,21 @@ fn plays_the_librarys_drum_decode_on_the_drum_channel() {
     expected.retain(|&(t, ..)| t < duration);
     expected.sort();
     expected.dedup();
-    let mut played: Vec<(u64, u8, u8)> = out.iter().filter_map(|e| if let Output::NoteOn { at, key, channel } = *e { Some((at - origin, channel, key)) } else { None }).collect();
+    let mut played: Vec<(u64, u8, u8)> = out
+        .iter()
+        .filter_map(|e| {
+            if let Output::NoteOn { at, key, channel } = *e {
+                Some((at - origin, channel, key))
+            } else {
+                None
+            }
+        })
+        .collect();
     played.sort();
-    assert_eq!(played, expected, "every hit, on channel 10, through the kit mapping");
+    assert_eq!(
+        played, expected,
+        "every hit, on channel 10, through the kit mapping"
+    );
     assert!(out.iter().all(|e| !matches!(e, Output::NoteOn { channel, .. } | Output::NoteOff { channel, .. } if *channel != 9)), "nothing off the drum channel");
     stop(&mut plugin, &mut out);
     assert!(sounding(&out).is_empty(), "every hit is ended");
@@ -281,13 +468,26 @@ type GrooveCase = (f64, f64, f32, fn(u64) -> Box<dyn FnMut() -> usize>);
 /// humanizer's feel for its hits: what the plugin should play.
 fn library_groove(lat1: f32) -> (Vec<drums::Hit>, Vec<[Feel; drums::NUM_DRUM_CLASSES]>) {
     let params = LatentLiveParams::default();
-    let (_, ptr, _) = params.param_map().into_iter().find(|(i, _, _)| i == "lat1").unwrap();
+    let (_, ptr, _) = params
+        .param_map()
+        .into_iter()
+        .find(|(i, _, _)| i == "lat1")
+        .unwrap();
     unsafe { ptr._internal_set_normalized_value(lat1) };
     let file = DefaultModel::Groove2Bar.load().unwrap();
     let model = file.model(&candle_core::Device::Cpu).unwrap();
-    let z = LatentSpace::of(&file).unwrap().compose(None, None, &params.z_request());
-    let events = model.decode(&z_tensor(&model, &[z]).unwrap(), Sampling::Greedy).unwrap().remove(0);
-    let humanizer = DefaultModel::Humanize2Bar.load().unwrap().groove_model(&candle_core::Device::Cpu).unwrap();
+    let z = LatentSpace::of(&file)
+        .unwrap()
+        .compose(None, None, &params.z_request().controls);
+    let events = model
+        .decode(&z_tensor(&model, &[z]).unwrap(), Sampling::Greedy)
+        .unwrap()
+        .remove(0);
+    let humanizer = DefaultModel::Humanize2Bar
+        .load()
+        .unwrap()
+        .groove_model(&candle_core::Device::Cpu)
+        .unwrap();
     (drums::decode(&events), humanizer.feel_of(&events).unwrap())
 }
 
@@ -297,9 +497,15 @@ fn early_and_late_hits_arrive_on_their_sample_at_any_tempo_rate_and_block_size()
     let lat1 = 0.7;
     let (hits, feel) = library_groove(lat1);
     assert!(hits.len() > 8, "the model decodes a groove: {hits:?}");
-    let shifts: Vec<f32> = hits.iter().map(|h| feel[h.step as usize][h.class as usize].shift).collect();
+    let shifts: Vec<f32> = hits
+        .iter()
+        .map(|h| feel[h.step as usize][h.class as usize].shift)
+        .collect();
     // The test is about early notes: the humanizer must play some (drummers play ahead).
-    assert!(shifts.iter().filter(|&&s| s < -0.05).count() >= 4, "the humanizer plays hits early: {shifts:?}");
+    assert!(
+        shifts.iter().filter(|&&s| s < -0.05).count() >= 4,
+        "the humanizer plays hits early: {shifts:?}"
+    );
     // (tempo, sample rate, groove amount, block sizes); Groove 0 must be the quantized
     // pattern exactly.
     let cases: [GrooveCase; 5] = [
@@ -309,7 +515,11 @@ fn early_and_late_hits_arrive_on_their_sample_at_any_tempo_rate_and_block_size()
             let mut n = 0;
             Box::new(move || {
                 n += 1;
-                if n < 2_000 { 1 + lcg() % 3 } else { lcg() }
+                if n < 2_000 {
+                    1 + lcg() % 3
+                } else {
+                    lcg()
+                }
             })
         }),
         (171.0, 96_000.0, 0.6, |_| Box::new(|| 4096)),
@@ -320,9 +530,35 @@ fn early_and_late_hits_arrive_on_their_sample_at_any_tempo_rate_and_block_size()
         let mut plugin = Plugin::new();
         plugin.render_offline();
         plugin.activate(sample_rate);
-        let inputs = [Input::Param { time: 0, id: "model", value: 3.0 }, Input::Param { time: 0, id: "lat1", value: lat1 as f64 }, Input::Param { time: 0, id: "groove", value: groove as f64 }];
+        let inputs = [
+            Input::Param {
+                time: 0,
+                id: "model",
+                value: 3.0,
+            },
+            Input::Param {
+                time: 0,
+                id: "lat1",
+                value: lat1 as f64,
+            },
+            Input::Param {
+                time: 0,
+                id: "groove",
+                value: groove as f64,
+            },
+        ];
         let mut out = Vec::new();
-        plugin.process(64, &Transport { playing: false, tempo, beats: 0.0, ..Transport::default() }, &inputs, &mut out);
+        plugin.process(
+            64,
+            &Transport {
+                playing: false,
+                tempo,
+                beats: 0.0,
+                ..Transport::default()
+            },
+            &inputs,
+            &mut out,
+        );
         out.clear();
         // A loop and a half of the 2-bar groove.
         let samples_per_beat = sample_rate * 60.0 / tempo;
@@ -330,7 +566,17 @@ fn early_and_late_hits_arrive_on_their_sample_at_any_tempo_rate_and_block_size()
         let (mut done, mut sizes) = (0u64, sizes(i as u64));
         while done < duration {
             let frames = sizes().min((duration - done) as usize);
-            plugin.process(frames, &Transport { playing: true, tempo, beats: done as f64 / samples_per_beat, ..Transport::default() }, &[], &mut out);
+            plugin.process(
+                frames,
+                &Transport {
+                    playing: true,
+                    tempo,
+                    beats: done as f64 / samples_per_beat,
+                    ..Transport::default()
+                },
+                &[],
+                &mut out,
+            );
             done += frames as u64;
         }
         // Each hit on the first sample at or after its step plus its scaled shift; one
@@ -346,9 +592,26 @@ fn early_and_late_hits_arrive_on_their_sample_at_any_tempo_rate_and_block_size()
             }
         }
         expected.sort();
-        let mut played: Vec<(u64, u8)> = out.iter().filter_map(|e| if let Output::NoteOn { at, key, channel: 9 } = *e { Some((at - 64, key)) } else { None }).collect();
+        let mut played: Vec<(u64, u8)> = out
+            .iter()
+            .filter_map(|e| {
+                if let Output::NoteOn {
+                    at,
+                    key,
+                    channel: 9,
+                } = *e
+                {
+                    Some((at - 64, key))
+                } else {
+                    None
+                }
+            })
+            .collect();
         played.sort();
-        assert_eq!(played, expected, "case {i}: {tempo} bpm at {sample_rate} Hz, groove {groove}");
+        assert_eq!(
+            played, expected,
+            "case {i}: {tempo} bpm at {sample_rate} Hz, groove {groove}"
+        );
         stop(&mut plugin, &mut out);
         assert!(sounding(&out).is_empty(), "case {i}: every hit is ended");
     }
@@ -368,7 +631,13 @@ fn leak(id: &str) -> &'static str {
 
 /// lat1 moves at 0.6 s; the new phrase takes over on the next bar line, at 2 s.
 fn automation(sample: u64, frames: usize) -> Vec<Input> {
-    at(seconds(0.6), sample, frames, |time| Input::Param { time, id: "lat1", value: 0.9 }).into_iter().collect()
+    at(seconds(0.6), sample, frames, |time| Input::Param {
+        time,
+        id: "lat1",
+        value: 0.9,
+    })
+    .into_iter()
+    .collect()
 }
 
 #[test]
@@ -376,11 +645,35 @@ fn offline_render_plays_the_notes_real_time_plays() {
     let _turn = exclusive();
     let mut offline = offline_plugin();
     let rendered = play(&mut offline, 0.0, seconds(4.0), block_sizes(2), automation);
-    let unchanged = play(&mut offline_plugin(), 0.0, seconds(4.0), block_sizes(3), |_, _| vec![]);
-    let before = |e: &[Output]| onsets(e).into_iter().filter(|(at, _)| *at < seconds(2.0)).collect::<Vec<_>>();
-    let after = |e: &[Output]| onsets(e).into_iter().filter(|(at, _)| *at >= seconds(2.0)).collect::<Vec<_>>();
-    assert_eq!(before(&rendered), before(&unchanged), "the old phrase plays out its bar");
-    assert_ne!(after(&rendered), after(&unchanged), "the new phrase takes over at the bar line");
+    let unchanged = play(
+        &mut offline_plugin(),
+        0.0,
+        seconds(4.0),
+        block_sizes(3),
+        |_, _| vec![],
+    );
+    let before = |e: &[Output]| {
+        onsets(e)
+            .into_iter()
+            .filter(|(at, _)| *at < seconds(2.0))
+            .collect::<Vec<_>>()
+    };
+    let after = |e: &[Output]| {
+        onsets(e)
+            .into_iter()
+            .filter(|(at, _)| *at >= seconds(2.0))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        before(&rendered),
+        before(&unchanged),
+        "the old phrase plays out its bar"
+    );
+    assert_ne!(
+        after(&rendered),
+        after(&unchanged),
+        "the new phrase takes over at the bar line"
+    );
 
     // Real time: 512-sample blocks paced by the wall clock, after a warm-up with the
     // transport stopped in which the worker loads the model.
@@ -388,20 +681,38 @@ fn offline_render_plays_the_notes_real_time_plays() {
     realtime.activate(SR);
     let clock = Instant::now();
     let pace = |sample: u64| {
-        if let Some(wait) = Duration::from_secs_f64(sample as f64 / SR).checked_sub(clock.elapsed()) {
+        if let Some(wait) = Duration::from_secs_f64(sample as f64 / SR).checked_sub(clock.elapsed())
+        {
             std::thread::sleep(wait);
         }
     };
     let (warmup, mut sink) = (seconds(3.0), Vec::new());
     while realtime.position < warmup {
         pace(realtime.position);
-        realtime.process(512, &Transport { playing: false, tempo: TEMPO, beats: 0.0, loop_range: None, ..Transport::default() }, &[], &mut sink);
+        realtime.process(
+            512,
+            &Transport {
+                playing: false,
+                tempo: TEMPO,
+                beats: 0.0,
+                loop_range: None,
+                ..Transport::default()
+            },
+            &[],
+            &mut sink,
+        );
     }
     let start = realtime.position;
-    let live = play(&mut realtime, 0.0, seconds(4.0), || 512, |sample, frames| {
-        pace(start + sample);
-        automation(sample, frames)
-    });
+    let live = play(
+        &mut realtime,
+        0.0,
+        seconds(4.0),
+        || 512,
+        |sample, frames| {
+            pace(start + sample);
+            automation(sample, frames)
+        },
+    );
     assert_eq!(onsets(&live), onsets(&rendered));
 }
 
@@ -415,12 +726,27 @@ fn no_note_is_left_sounding_by_loops_jumps_stop_bypass_or_deactivation() {
     // The host's position carries over from run to run (a stop keeps it).
     let mut beats = 0.0f64;
     // The host loops beats 0 to 6 (a bar and a half: the jump lands mid-phrase).
-    let mut run = |plugin: &mut Plugin, out: &mut Vec<Output>, samples: u64, looped: bool, inputs: &[Input]| {
+    let mut run = |plugin: &mut Plugin,
+                   out: &mut Vec<Output>,
+                   samples: u64,
+                   looped: bool,
+                   inputs: &[Input]| {
         let mut done = 0u64;
         while done < samples {
             let frames = sizes().min((samples - done) as usize);
             let loop_range = looped.then_some((0.0, 6.0));
-            plugin.process(frames, &Transport { playing: true, tempo: TEMPO, beats, loop_range, ..Transport::default() }, if done == 0 { inputs } else { &[] }, out);
+            plugin.process(
+                frames,
+                &Transport {
+                    playing: true,
+                    tempo: TEMPO,
+                    beats,
+                    loop_range,
+                    ..Transport::default()
+                },
+                if done == 0 { inputs } else { &[] },
+                out,
+            );
             beats += frames as f64 * beats_per_sample;
             if looped && beats >= 6.0 {
                 beats -= 6.0;
@@ -430,7 +756,10 @@ fn no_note_is_left_sounding_by_loops_jumps_stop_bypass_or_deactivation() {
     };
     run(&mut plugin, &mut out, seconds(7.0), true, &[]);
     assert_monophonic(&out);
-    let jumps = out.iter().filter(|e| matches!(e, Output::NoteOn { .. })).count();
+    let jumps = out
+        .iter()
+        .filter(|e| matches!(e, Output::NoteOn { .. }))
+        .count();
     assert!(jumps >= 4, "played through the loop: {out:?}");
 
     let before_stop = out.len();
@@ -440,10 +769,35 @@ fn no_note_is_left_sounding_by_loops_jumps_stop_bypass_or_deactivation() {
     // Bypass mid-phrase: the sounding note ends and nothing new starts.
     run(&mut plugin, &mut out, seconds(1.3), false, &[]);
     let bypassed_at = out.len();
-    run(&mut plugin, &mut out, seconds(2.0), false, &[Input::Param { time: 0, id: "bypass", value: 1.0 }]);
+    run(
+        &mut plugin,
+        &mut out,
+        seconds(2.0),
+        false,
+        &[Input::Param {
+            time: 0,
+            id: "bypass",
+            value: 1.0,
+        }],
+    );
     assert!(sounding(&out).is_empty(), "bypass");
-    assert!(!out[bypassed_at..].iter().any(|e| matches!(e, Output::NoteOn { .. })), "silent while bypassed");
-    run(&mut plugin, &mut out, seconds(0.5), false, &[Input::Param { time: 0, id: "bypass", value: 0.0 }]);
+    assert!(
+        !out[bypassed_at..]
+            .iter()
+            .any(|e| matches!(e, Output::NoteOn { .. })),
+        "silent while bypassed"
+    );
+    run(
+        &mut plugin,
+        &mut out,
+        seconds(0.5),
+        false,
+        &[Input::Param {
+            time: 0,
+            id: "bypass",
+            value: 0.0,
+        }],
+    );
 
     // Deactivated while a note may sound: the next block after reactivation sends
     // all-notes-off before anything else.
@@ -452,8 +806,15 @@ fn no_note_is_left_sounding_by_loops_jumps_stop_bypass_or_deactivation() {
     let reactivated = out.len();
     run(&mut plugin, &mut out, 512, false, &[]);
     let first_block = &out[reactivated..];
-    let all_off = first_block.iter().position(|e| matches!(e, Output::AllNotesOff { .. }));
-    assert!(all_off.is_some_and(|i| first_block[..i].iter().all(|e| matches!(e, Output::NoteOff { .. }))), "{first_block:?}");
+    let all_off = first_block
+        .iter()
+        .position(|e| matches!(e, Output::AllNotesOff { .. }));
+    assert!(
+        all_off.is_some_and(|i| first_block[..i]
+            .iter()
+            .all(|e| matches!(e, Output::NoteOff { .. }))),
+        "{first_block:?}"
+    );
     stop(&mut plugin, &mut out);
     assert!(sounding(&out).is_empty());
 }
@@ -475,7 +836,13 @@ fn captures_played_notes_and_the_playing_phrase_then_morphs_between_them() {
     // Bars 1 and 2 (0 to 4 s): an arpeggio in quarter notes, held 0.4 s.
     let script = |sample: u64, frames: usize| -> Vec<Input> {
         let mut inputs = riff_inputs(sample, frames, SR);
-        let param = |at_s: f64, id: &'static str, value: f64| at(seconds(at_s), sample, frames, move |time| Input::Param { time, id, value });
+        let param = |at_s: f64, id: &'static str, value: f64| {
+            at(seconds(at_s), sample, frames, move |time| Input::Param {
+                time,
+                id,
+                value,
+            })
+        };
         // The phrase alone on the output: what plays is compared with the clips.
         inputs.extend(param(0.0, "thru", 0.0));
         // Capture A a little after the bar line at beat 8 (4 s): it takes bars 1 and 2.
@@ -496,50 +863,117 @@ fn captures_played_notes_and_the_playing_phrase_then_morphs_between_them() {
     let a = &clips_now["a"];
     assert_eq!(a["source"], "Input");
     let notes = |clip: &serde_json::Value| -> Vec<(u64, u64, u64)> {
-        clip["notes"].as_array().unwrap().iter().map(|n| (n["pitch"].as_u64().unwrap(), n["start"].as_u64().unwrap(), n["end"].as_u64().unwrap())).collect()
+        clip["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                (
+                    n["pitch"].as_u64().unwrap(),
+                    n["start"].as_u64().unwrap(),
+                    n["end"].as_u64().unwrap(),
+                )
+            })
+            .collect()
     };
     // Quarter notes (4 steps apart) held for 0.4 s: 3.2 steps, quantized to 3.
-    let expected: Vec<(u64, u64, u64)> = ARPEGGIO.iter().enumerate().map(|(i, &k)| (k as u64, 4 * i as u64, 4 * i as u64 + 3)).collect();
+    let expected: Vec<(u64, u64, u64)> = ARPEGGIO
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| (k as u64, 4 * i as u64, 4 * i as u64 + 3))
+        .collect();
     assert_eq!(notes(a), expected);
     assert_eq!(a["mu"].as_array().unwrap().len(), 128);
     assert_eq!(clips_now["b"]["source"], "Playing");
     // The phrase follows the host's timeline: at beat 12 it plays from its step 16.
-    let heard: BTreeSet<(u64, u64)> = onsets(&events).into_iter().filter(|(at, _)| *at >= seconds(6.0)).map(|(at, key)| ((at / STEP) % 32, key as u64)).collect();
-    let b_notes: BTreeSet<(u64, u64)> = notes(&clips_now["b"]).into_iter().map(|(pitch, start, _)| (start, pitch)).collect();
-    assert!(!heard.is_empty() && heard.is_subset(&b_notes), "B holds the phrase that played: {heard:?} in {b_notes:?}");
+    let heard: BTreeSet<(u64, u64)> = onsets(&events)
+        .into_iter()
+        .filter(|(at, _)| *at >= seconds(6.0))
+        .map(|(at, key)| ((at / STEP) % 32, key as u64))
+        .collect();
+    let b_notes: BTreeSet<(u64, u64)> = notes(&clips_now["b"])
+        .into_iter()
+        .map(|(pitch, start, _)| (start, pitch))
+        .collect();
+    assert!(
+        !heard.is_empty() && heard.is_subset(&b_notes),
+        "B holds the phrase that played: {heard:?} in {b_notes:?}"
+    );
 
-    play(&mut plugin, 14.0, seconds(2.0), block_sizes(6), |sample, frames| script(seconds(7.0) + sample, frames));
+    play(
+        &mut plugin,
+        14.0,
+        seconds(2.0),
+        block_sizes(6),
+        |sample, frames| script(seconds(7.0) + sample, frames),
+    );
     let clips_now = clips(&state_json(&mut plugin));
     let b = &clips_now["b"];
     assert_eq!(b["source"], "Input");
-    let expected: Vec<(u64, u64, u64)> = RUN.iter().enumerate().map(|(i, &k)| (k as u64, 2 * i as u64, 2 * i as u64 + 2)).collect();
-    assert_eq!(notes(b), expected, "8ths held 0.2 s (1.6 steps) last until the next");
+    let expected: Vec<(u64, u64, u64)> = RUN
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| (k as u64, 2 * i as u64, 2 * i as u64 + 2))
+        .collect();
+    assert_eq!(
+        notes(b),
+        expected,
+        "8ths held 0.2 s (1.6 steps) last until the next"
+    );
 
     // Morph from A to B: each end decodes near its clip, and the two ends differ.
     let phrase_at = |plugin: &mut Plugin, morph: f64| {
         let mut out = Vec::new();
         stop(plugin, &mut out);
-        let set = [Input::Param { time: 0, id: "morph", value: morph }];
-        let events = play(plugin, 0.0, seconds(4.0), block_sizes(7), |sample, _| if sample == 0 { set.to_vec() } else { vec![] });
-        onsets(&events).into_iter().map(|(at, key)| (at / STEP, key as u64)).collect::<BTreeSet<_>>()
+        let set = [Input::Param {
+            time: 0,
+            id: "morph",
+            value: morph,
+        }];
+        let events = play(plugin, 0.0, seconds(4.0), block_sizes(7), |sample, _| {
+            if sample == 0 {
+                set.to_vec()
+            } else {
+                vec![]
+            }
+        });
+        onsets(&events)
+            .into_iter()
+            .map(|(at, key)| (at / STEP, key as u64))
+            .collect::<BTreeSet<_>>()
     };
     // Onsets in common, a decoded one counting when the clip has its pitch within two
     // steps: a greedy reconstruction may place a detached note an 8th late.
     let similarity = |decoded: &BTreeSet<(u64, u64)>, clip: &[(u64, u64, u64)]| {
-        let matched = decoded.iter().filter(|&&(step, key)| clip.iter().any(|n| n.0 == key && n.1.abs_diff(step) <= 2)).count();
+        let matched = decoded
+            .iter()
+            .filter(|&&(step, key)| clip.iter().any(|n| n.0 == key && n.1.abs_diff(step) <= 2))
+            .count();
         matched as f64 / (decoded.len() + clip.len() - matched) as f64
     };
     let (at_a, at_b) = (phrase_at(&mut plugin, 0.0), phrase_at(&mut plugin, 1.0));
     assert_ne!(at_a, at_b);
-    assert!(similarity(&at_a, &expected) < similarity(&at_b, &expected), "the B end is nearer the run: {at_a:?} {at_b:?}");
-    assert!(similarity(&at_a, &notes(a)) > similarity(&at_b, &notes(a)), "the A end is nearer the arpeggio: {at_a:?} {at_b:?}");
+    assert!(
+        similarity(&at_a, &expected) < similarity(&at_b, &expected),
+        "the B end is nearer the run: {at_a:?} {at_b:?}"
+    );
+    assert!(
+        similarity(&at_a, &notes(a)) > similarity(&at_b, &notes(a)),
+        "the A end is nearer the arpeggio: {at_a:?} {at_b:?}"
+    );
 }
 
 #[test]
 fn captures_a_riff_played_while_the_transport_is_stopped() {
     let _turn = exclusive();
     let mut plugin = offline_plugin();
-    let stopped = Transport { playing: false, tempo: TEMPO, beats: 0.0, loop_range: None, ..Transport::default() };
+    let stopped = Transport {
+        playing: false,
+        tempo: TEMPO,
+        beats: 0.0,
+        loop_range: None,
+        ..Transport::default()
+    };
     // Half a second of silence, then 8ths from 0.5 s (step 0 of the clip is the first note).
     let riff = [(0.5, 62u8), (0.75, 65), (1.0, 69), (1.5, 67)];
     let mut out = Vec::new();
@@ -547,19 +981,48 @@ fn captures_a_riff_played_while_the_transport_is_stopped() {
         let (sample, frames) = (block * 480, 480usize);
         let mut inputs: Vec<Input> = Vec::new();
         for &(start, key) in &riff {
-            inputs.extend(at(seconds(start), sample, frames, |time| Input::NoteOn { time, key }));
-            inputs.extend(at(seconds(start + 0.2), sample, frames, |time| Input::NoteOff { time, key }));
+            inputs.extend(at(seconds(start), sample, frames, |time| Input::NoteOn {
+                time,
+                key,
+            }));
+            inputs.extend(at(seconds(start + 0.2), sample, frames, |time| {
+                Input::NoteOff { time, key }
+            }));
         }
-        inputs.extend(at(seconds(2.2), sample, frames, |time| Input::Param { time, id: "capa", value: 1.0 }));
+        inputs.extend(at(seconds(2.2), sample, frames, |time| Input::Param {
+            time,
+            id: "capa",
+            value: 1.0,
+        }));
         plugin.process(frames, &stopped, &inputs, &mut out);
     }
     // The phrase does not play while stopped; what was played in is forwarded (MIDI
     // Thru, on by default), each note on its own sample.
-    let forwarded: Vec<(u64, u8)> = out.iter().filter_map(|e| if let Output::NoteOn { at, key, .. } = *e { Some((at, key)) } else { None }).collect();
-    assert_eq!(forwarded, riff.iter().map(|&(start, key)| (seconds(start), key)).collect::<Vec<_>>(), "only the riff, forwarded");
+    let forwarded: Vec<(u64, u8)> = out
+        .iter()
+        .filter_map(|e| {
+            if let Output::NoteOn { at, key, .. } = *e {
+                Some((at, key))
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(
+        forwarded,
+        riff.iter()
+            .map(|&(start, key)| (seconds(start), key))
+            .collect::<Vec<_>>(),
+        "only the riff, forwarded"
+    );
     assert!(sounding(&out).is_empty(), "every forwarded note ended");
     let a = &clips(&state_json(&mut plugin))["a"];
-    let notes: Vec<(u64, u64)> = a["notes"].as_array().unwrap().iter().map(|n| (n["start"].as_u64().unwrap(), n["pitch"].as_u64().unwrap())).collect();
+    let notes: Vec<(u64, u64)> = a["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["start"].as_u64().unwrap(), n["pitch"].as_u64().unwrap()))
+        .collect();
     assert_eq!(notes, vec![(0, 62), (2, 65), (4, 69), (8, 67)]);
 }
 
@@ -568,24 +1031,81 @@ fn saved_projects_reopen_with_the_same_clips_and_sound() {
     let _turn = exclusive();
     let mut plugin = offline_plugin();
     let setup = [
-        Input::Param { time: 0, id: "temp", value: 0.4 },
-        Input::Param { time: 0, id: "seed", value: 42.0 },
-        Input::Param { time: 0, id: "lat3", value: 0.7 },
-        Input::Param { time: 0, id: "capsrc", value: 1.0 },
+        Input::Param {
+            time: 0,
+            id: "temp",
+            value: 0.4,
+        },
+        Input::Param {
+            time: 0,
+            id: "seed",
+            value: 42.0,
+        },
+        Input::Param {
+            time: 0,
+            id: "lat3",
+            value: 0.7,
+        },
+        Input::Param {
+            time: 0,
+            id: "capsrc",
+            value: 1.0,
+        },
     ];
-    play(&mut plugin, 0.0, seconds(1.0), || 512, |sample, _| if sample == 0 { setup.to_vec() } else { vec![] });
+    play(
+        &mut plugin,
+        0.0,
+        seconds(1.0),
+        || 512,
+        |sample, _| if sample == 0 { setup.to_vec() } else { vec![] },
+    );
     // Capture A takes the phrase playing; the block after it lets the worker store it.
-    play(&mut plugin, 2.0, 512, || 512, |_, _| vec![Input::Param { time: 0, id: "capa", value: 1.0 }]);
-    play(&mut plugin, 2.1, 512, || 512, |_, _| vec![Input::Param { time: 0, id: "capa", value: 0.0 }]);
+    play(
+        &mut plugin,
+        2.0,
+        512,
+        || 512,
+        |_, _| {
+            vec![Input::Param {
+                time: 0,
+                id: "capa",
+                value: 1.0,
+            }]
+        },
+    );
+    play(
+        &mut plugin,
+        2.1,
+        512,
+        || 512,
+        |_, _| {
+            vec![Input::Param {
+                time: 0,
+                id: "capa",
+                value: 0.0,
+            }]
+        },
+    );
     let render = |plugin: &mut Plugin| {
         let mut out = Vec::new();
         stop(plugin, &mut out);
-        onsets(&play(plugin, 0.0, seconds(4.0), block_sizes(7), |_, _| vec![]))
+        onsets(&play(
+            plugin,
+            0.0,
+            seconds(4.0),
+            block_sizes(7),
+            |_, _| vec![],
+        ))
     };
     let original = render(&mut plugin);
     let state = plugin.save_state();
     let json = state_json(&mut plugin);
-    assert!(clips(&json)["a"]["mu"].as_array().is_some_and(|mu| mu.len() == 128), "clip A is saved with its mean");
+    assert!(
+        clips(&json)["a"]["mu"]
+            .as_array()
+            .is_some_and(|mu| mu.len() == 128),
+        "clip A is saved with its mean"
+    );
 
     let mut reopened = Plugin::new();
     reopened.load_state(&state);
@@ -597,8 +1117,26 @@ fn saved_projects_reopen_with_the_same_clips_and_sound() {
 
 /// Note-ons and note-offs of a run, as (sample, key).
 fn ons_and_offs(out: &[Output]) -> OnsAndOffs {
-    let ons = out.iter().filter_map(|e| if let Output::NoteOn { at, key, .. } = *e { Some((at, key)) } else { None }).collect();
-    let offs = out.iter().filter_map(|e| if let Output::NoteOff { at, key, .. } = *e { Some((at, key)) } else { None }).collect();
+    let ons = out
+        .iter()
+        .filter_map(|e| {
+            if let Output::NoteOn { at, key, .. } = *e {
+                Some((at, key))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let offs = out
+        .iter()
+        .filter_map(|e| {
+            if let Output::NoteOff { at, key, .. } = *e {
+                Some((at, key))
+            } else {
+                None
+            }
+        })
+        .collect();
     (ons, offs)
 }
 
@@ -647,8 +1185,18 @@ fn phrases_swap_on_the_hosts_bar_lines_in_any_meter() {
         let change_at = bar_samples(2.5);
         while done < bar_samples(6.0) {
             let frames = 480usize;
-            let transport = Transport { beats: done as f64 / SR * TEMPO / 60.0, meter: (numerator, denominator), ..Transport::default() };
-            let inputs: Vec<Input> = at(change_at, done, frames, |time| Input::Param { time, id: "lat1", value: 0.95 }).into_iter().collect();
+            let transport = Transport {
+                beats: done as f64 / SR * TEMPO / 60.0,
+                meter: (numerator, denominator),
+                ..Transport::default()
+            };
+            let inputs: Vec<Input> = at(change_at, done, frames, |time| Input::Param {
+                time,
+                id: "lat1",
+                value: 0.95,
+            })
+            .into_iter()
+            .collect();
             plugin.process(frames, &transport, &inputs, &mut out);
             done += frames as u64;
         }
@@ -662,16 +1210,26 @@ fn phrases_swap_on_the_hosts_bar_lines_in_any_meter() {
         let after = library_phrase(&[("lat1", 0.95)]);
         let step_samples = STEP;
         for &(at, key) in &ons {
-            let (host_bar, step) = (at / bar_samples(1.0), (at % bar_samples(1.0)) / step_samples);
+            let (host_bar, step) = (
+                at / bar_samples(1.0),
+                (at % bar_samples(1.0)) / step_samples,
+            );
             assert!(step < steps_per_bar);
-            let phrase = if at < bar_samples(3.0) { &before } else { &after };
+            let phrase = if at < bar_samples(3.0) {
+                &before
+            } else {
+                &after
+            };
             let phrase_step = (host_bar % 2) * 16 + step % 16;
             assert!(
                 phrase.notes().iter().any(|n| n.start as u64 == phrase_step && n.pitch == key),
                 "{numerator}/{denominator}: {key} at bar {host_bar} step {step} is not the phrase's step {phrase_step}"
             );
         }
-        assert!(ons.iter().any(|&(at, _)| at >= bar_samples(3.0)), "{numerator}/{denominator}: the new phrase plays");
+        assert!(
+            ons.iter().any(|&(at, _)| at >= bar_samples(3.0)),
+            "{numerator}/{denominator}: the new phrase plays"
+        );
     }
 }
 
@@ -689,7 +1247,14 @@ fn sixteen_instances_load_in_one_process_quickly() {
     assert!(each < Duration::from_secs(2), "{each:?} per instance");
     for plugin in &mut plugins {
         let out = play(plugin, 0.0, 4_096, || 512, |_, _| vec![]);
-        assert!(!onsets(&out).is_empty() || library_phrase(&[]).notes().first().is_none_or(|n| n.start > 0), "each plays from its first block");
+        assert!(
+            !onsets(&out).is_empty()
+                || library_phrase(&[])
+                    .notes()
+                    .first()
+                    .is_none_or(|n| n.start > 0),
+            "each plays from its first block"
+        );
     }
 }
 
@@ -705,12 +1270,44 @@ fn activation_and_offline_renders_never_wait_for_a_phrase_already_decoded() {
     let mut out = Vec::new();
     // And a capture of the phrase playing, stored by the worker after the last block:
     // it changes the request while activate() waits.
-    let last_block = [Input::Param { time: 0, id: "lat1", value: 0.4999 }, Input::Param { time: 0, id: "capsrc", value: 1.0 }, Input::Param { time: 0, id: "capa", value: 1.0 }];
+    let last_block = [
+        Input::Param {
+            time: 0,
+            id: "lat1",
+            value: 0.4999,
+        },
+        Input::Param {
+            time: 0,
+            id: "capsrc",
+            value: 1.0,
+        },
+        Input::Param {
+            time: 0,
+            id: "capa",
+            value: 1.0,
+        },
+    ];
     plugin.process(512, &Transport::default(), &last_block, &mut out);
     plugin.deactivate();
     let started = Instant::now();
     plugin.activate(SR);
-    play(&mut plugin, 0.0, seconds(1.0), || 512, |_, _| vec![Input::Param { time: 0, id: "dens", value: 0.4999 }]);
+    play(
+        &mut plugin,
+        0.0,
+        seconds(1.0),
+        || 512,
+        |_, _| {
+            vec![Input::Param {
+                time: 0,
+                id: "dens",
+                value: 0.4999,
+            }]
+        },
+    );
     // Sanity bound, not a benchmark: a missed delivery waits out whole seconds.
-    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
 }

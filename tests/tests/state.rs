@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use latent_live::worker::clips::Clips;
+use latent_live::state::clips::Clips;
 use latent_live_tests::{at, exclusive, riff_inputs, Input, Output, Plugin, Transport};
 
 const SR: f64 = 48_000.0;
@@ -45,27 +45,57 @@ fn state_json(plugin: &mut Plugin) -> serde_json::Value {
 
 /// Plays `duration` samples from beat `start` in blocks of [`BLOCK`]; times from the start
 /// of this call.
-fn play(plugin: &mut Plugin, start: f64, duration: u64, mut inputs: impl FnMut(u64, usize) -> Vec<Input>) -> Vec<Output> {
+fn play(
+    plugin: &mut Plugin,
+    start: f64,
+    duration: u64,
+    mut inputs: impl FnMut(u64, usize) -> Vec<Input>,
+) -> Vec<Output> {
     let mut out = Vec::new();
     let origin = plugin.position;
     let mut done = 0u64;
     while done < duration {
         let frames = BLOCK.min((duration - done) as usize);
-        let transport = Transport { playing: true, tempo: TEMPO, beats: start + done as f64 / SR * TEMPO / 60.0, loop_range: None, ..Transport::default() };
+        let transport = Transport {
+            playing: true,
+            tempo: TEMPO,
+            beats: start + done as f64 / SR * TEMPO / 60.0,
+            loop_range: None,
+            ..Transport::default()
+        };
         plugin.process(frames, &transport, &inputs(done, frames), &mut out);
         done += frames as u64;
     }
     out.iter()
         .map(|e| match *e {
-            Output::NoteOn { at, key, channel } => Output::NoteOn { at: at - origin, key, channel },
-            Output::NoteOff { at, key, channel } => Output::NoteOff { at: at - origin, key, channel },
+            Output::NoteOn { at, key, channel } => Output::NoteOn {
+                at: at - origin,
+                key,
+                channel,
+            },
+            Output::NoteOff { at, key, channel } => Output::NoteOff {
+                at: at - origin,
+                key,
+                channel,
+            },
             Output::AllNotesOff { at } => Output::AllNotesOff { at: at - origin },
         })
         .collect()
 }
 
 fn stop(plugin: &mut Plugin) {
-    plugin.process(256, &Transport { playing: false, tempo: TEMPO, beats: 0.0, loop_range: None, ..Transport::default() }, &[], &mut Vec::new());
+    plugin.process(
+        256,
+        &Transport {
+            playing: false,
+            tempo: TEMPO,
+            beats: 0.0,
+            loop_range: None,
+            ..Transport::default()
+        },
+        &[],
+        &mut Vec::new(),
+    );
 }
 
 fn offline() -> Plugin {
@@ -105,7 +135,15 @@ fn notes_json(events: &[Output]) -> String {
 
 fn parse_notes(json: &str) -> Vec<Output> {
     let notes: serde_json::Value = serde_json::from_str(json).expect("notes are JSON");
-    assert_eq!((notes["sample_rate"].as_f64(), notes["tempo"].as_f64(), notes["block"].as_u64(), notes["seconds"].as_f64()), (Some(SR), Some(TEMPO), Some(BLOCK as u64), Some(SECONDS)));
+    assert_eq!(
+        (
+            notes["sample_rate"].as_f64(),
+            notes["tempo"].as_f64(),
+            notes["block"].as_u64(),
+            notes["seconds"].as_f64()
+        ),
+        (Some(SR), Some(TEMPO), Some(BLOCK as u64), Some(SECONDS))
+    );
     let key = |v: &serde_json::Value| v.as_u64().expect("a key") as u8;
     notes["events"]
         .as_array()
@@ -114,8 +152,16 @@ fn parse_notes(json: &str) -> Vec<Output> {
         .map(|e| {
             let at = e["at"].as_u64().expect("a time");
             match (e.get("on"), e.get("off")) {
-                (Some(k), _) => Output::NoteOn { at, key: key(k), channel: 0 },
-                (_, Some(k)) => Output::NoteOff { at, key: key(k), channel: 0 },
+                (Some(k), _) => Output::NoteOn {
+                    at,
+                    key: key(k),
+                    channel: 0,
+                },
+                (_, Some(k)) => Output::NoteOff {
+                    at,
+                    key: key(k),
+                    channel: 0,
+                },
                 _ => Output::AllNotesOff { at },
             }
         })
@@ -126,7 +172,14 @@ fn parse_notes(json: &str) -> Vec<Output> {
 fn fixture_names() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(fixtures())
         .expect("fixtures")
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.strip_suffix(".state.json").map(str::to_owned))
+        .filter_map(|entry| {
+            entry
+                .ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".state.json")
+                .map(str::to_owned)
+        })
         .collect();
     names.sort();
     names
@@ -136,23 +189,51 @@ fn fixture_names() -> Vec<String> {
 fn projects_saved_by_earlier_builds_reopen_and_play_the_same_notes() {
     let _turn = exclusive();
     let names = fixture_names();
-    for expected in ["v0-4bar", "v0-clips-morph", "v0-defaults", "v1-4bar", "v1-clips-morph", "v1-defaults"] {
-        assert!(names.iter().any(|n| n == expected), "fixture {expected} in {names:?}");
+    for expected in [
+        "v0-4bar",
+        "v0-clips-morph",
+        "v0-defaults",
+        "v1-4bar",
+        "v1-clips-morph",
+        "v1-defaults",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "fixture {expected} in {names:?}"
+        );
     }
     for name in &names {
         let state = std::fs::read(fixtures().join(format!("{name}.state.json"))).unwrap();
-        let expected = parse_notes(&std::fs::read_to_string(fixtures().join(format!("{name}.notes.json"))).unwrap());
+        let expected = parse_notes(
+            &std::fs::read_to_string(fixtures().join(format!("{name}.notes.json"))).unwrap(),
+        );
         let mut plugin = reopened(&framed(&state));
         let played = play(&mut plugin, 0.0, seconds(SECONDS), |_, _| vec![]);
-        assert!(played.iter().filter(|e| matches!(e, Output::NoteOn { .. })).count() >= 8, "{name} plays a melody");
+        assert!(
+            played
+                .iter()
+                .filter(|e| matches!(e, Output::NoteOn { .. }))
+                .count()
+                >= 8,
+            "{name} plays a melody"
+        );
         assert_eq!(played, expected, "{name}: the notes its build played");
         // Saved again, it is a current state: versioned, with the clips it was saved with.
         let saved = state_json(&mut plugin);
         assert_eq!(saved["fields"]["ver"], "1", "{name}");
-        let clips = |state: &serde_json::Value| -> Clips { serde_json::from_str(state["fields"]["clips"].as_str().unwrap()).unwrap() };
-        let (before, after) = (clips(&serde_json::from_slice(&state).unwrap()), clips(&saved));
+        let clips = |state: &serde_json::Value| -> Clips {
+            serde_json::from_str(state["fields"]["clips"].as_str().unwrap()).unwrap()
+        };
+        let (before, after) = (
+            clips(&serde_json::from_slice(&state).unwrap()),
+            clips(&saved),
+        );
         for (before, after) in [(&before.a, &after.a), (&before.b, &after.b)] {
-            assert_eq!(before.as_ref().map(|c| (&c.notes, c.steps, &c.mu)), after.as_ref().map(|c| (&c.notes, c.steps, &c.mu)), "{name}: the clips and their means");
+            assert_eq!(
+                before.as_ref().map(|c| (&c.notes, c.steps, &c.mu)),
+                after.as_ref().map(|c| (&c.notes, c.steps, &c.mu)),
+                "{name}: the clips and their means"
+            );
         }
     }
 }
@@ -167,7 +248,11 @@ fn record_v1_fixtures() {
     for (name, state) in projects() {
         let state = &state[8..];
         std::fs::write(fixtures().join(format!("v1-{name}.state.json")), state).unwrap();
-        std::fs::write(fixtures().join(format!("v1-{name}.notes.json")), notes_json(&reopened_notes(&framed(state)))).unwrap();
+        std::fs::write(
+            fixtures().join(format!("v1-{name}.notes.json")),
+            notes_json(&reopened_notes(&framed(state))),
+        )
+        .unwrap();
     }
 }
 
@@ -180,7 +265,13 @@ fn projects() -> Vec<(&'static str, Vec<u8>)> {
     let mut plugin = offline();
     let script = |sample: u64, frames: usize| -> Vec<Input> {
         let mut inputs = riff_inputs(sample, frames, SR);
-        let param = |at_s: f64, id: &'static str, value: f64| at(seconds(at_s), sample, frames, move |time| Input::Param { time, id, value });
+        let param = |at_s: f64, id: &'static str, value: f64| {
+            at(seconds(at_s), sample, frames, move |time| Input::Param {
+                time,
+                id,
+                value,
+            })
+        };
         // Each capture takes the two bars before the bar line it follows.
         inputs.extend(param(4.2, "capa", 1.0));
         inputs.extend(param(4.3, "capa", 0.0));
@@ -191,41 +282,121 @@ fn projects() -> Vec<(&'static str, Vec<u8>)> {
     play(&mut plugin, 0.0, seconds(9.0), script);
     stop(&mut plugin);
     let set = [
-        Input::Param { time: 0, id: "morph", value: 0.5 },
-        Input::Param { time: 0, id: "lat1", value: 0.65 },
-        Input::Param { time: 0, id: "lat4", value: 0.3 },
-        Input::Param { time: 0, id: "dens", value: 0.6 },
-        Input::Param { time: 0, id: "temp", value: 0.2 },
-        Input::Param { time: 0, id: "seed", value: 42.0 },
-        Input::Param { time: 0, id: "trans", value: 15.0 },
-        Input::Param { time: 0, id: "len", value: 0.4 },
+        Input::Param {
+            time: 0,
+            id: "morph",
+            value: 0.5,
+        },
+        Input::Param {
+            time: 0,
+            id: "lat1",
+            value: 0.65,
+        },
+        Input::Param {
+            time: 0,
+            id: "lat4",
+            value: 0.3,
+        },
+        Input::Param {
+            time: 0,
+            id: "dens",
+            value: 0.6,
+        },
+        Input::Param {
+            time: 0,
+            id: "temp",
+            value: 0.2,
+        },
+        Input::Param {
+            time: 0,
+            id: "seed",
+            value: 42.0,
+        },
+        Input::Param {
+            time: 0,
+            id: "trans",
+            value: 15.0,
+        },
+        Input::Param {
+            time: 0,
+            id: "len",
+            value: 0.4,
+        },
     ];
-    play(&mut plugin, 0.0, BLOCK as u64, |sample, _| if sample == 0 { set.to_vec() } else { vec![] });
+    play(&mut plugin, 0.0, BLOCK as u64, |sample, _| {
+        if sample == 0 {
+            set.to_vec()
+        } else {
+            vec![]
+        }
+    });
     let clips_morph = plugin.save_state();
 
     let mut plugin = offline();
     let set = [
-        Input::Param { time: 0, id: "model", value: 1.0 },
-        Input::Param { time: 0, id: "lat2", value: 0.3 },
-        Input::Param { time: 0, id: "capsrc", value: 1.0 },
-        Input::Param { time: 0, id: "swap", value: 1.0 },
+        Input::Param {
+            time: 0,
+            id: "model",
+            value: 1.0,
+        },
+        Input::Param {
+            time: 0,
+            id: "lat2",
+            value: 0.3,
+        },
+        Input::Param {
+            time: 0,
+            id: "capsrc",
+            value: 1.0,
+        },
+        Input::Param {
+            time: 0,
+            id: "swap",
+            value: 1.0,
+        },
     ];
-    play(&mut plugin, 0.0, seconds(1.0), |sample, _| if sample == 0 { set.to_vec() } else { vec![] });
-    play(&mut plugin, 2.0, BLOCK as u64, |_, _| vec![Input::Param { time: 0, id: "capa", value: 1.0 }]);
-    play(&mut plugin, 2.1, BLOCK as u64, |_, _| vec![Input::Param { time: 0, id: "capa", value: 0.0 }]);
+    play(&mut plugin, 0.0, seconds(1.0), |sample, _| {
+        if sample == 0 {
+            set.to_vec()
+        } else {
+            vec![]
+        }
+    });
+    play(&mut plugin, 2.0, BLOCK as u64, |_, _| {
+        vec![Input::Param {
+            time: 0,
+            id: "capa",
+            value: 1.0,
+        }]
+    });
+    play(&mut plugin, 2.1, BLOCK as u64, |_, _| {
+        vec![Input::Param {
+            time: 0,
+            id: "capa",
+            value: 0.0,
+        }]
+    });
     stop(&mut plugin);
-    vec![("defaults", defaults), ("clips-morph", clips_morph), ("4bar", plugin.save_state())]
+    vec![
+        ("defaults", defaults),
+        ("clips-morph", clips_morph),
+        ("4bar", plugin.save_state()),
+    ]
 }
 
 /// The clips-and-morph fixture with `edit` applied to its JSON.
 fn edited(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
-    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(fixtures().join("v0-clips-morph.state.json")).unwrap()).unwrap();
+    let mut state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixtures().join("v0-clips-morph.state.json")).unwrap(),
+    )
+    .unwrap();
     edit(&mut state);
     framed(&serde_json::to_vec(&state).unwrap())
 }
 
 fn set_clip_a(state: &mut serde_json::Value, edit: impl FnOnce(&mut serde_json::Value)) {
-    let mut clips: serde_json::Value = serde_json::from_str(state["fields"]["clips"].as_str().unwrap()).unwrap();
+    let mut clips: serde_json::Value =
+        serde_json::from_str(state["fields"]["clips"].as_str().unwrap()).unwrap();
     edit(&mut clips["a"]);
     state["fields"]["clips"] = clips.to_string().into();
 }
@@ -236,37 +407,111 @@ fn hostile_projects_load_repaired_and_play() {
     let dir = std::env::temp_dir().join(format!("latent-live-state-host-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let fifo = dir.join("model.fifo");
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let fifo = fifo.display().to_string();
-    let many_notes: Vec<serde_json::Value> = (0..1_000_000).map(|i| serde_json::json!({"pitch": 60, "start": i, "end": i + 1})).collect();
+    let many_notes: Vec<serde_json::Value> = (0..1_000_000)
+        .map(|i| serde_json::json!({"pitch": 60, "start": i, "end": i + 1}))
+        .collect();
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("steps = u32::MAX", edited(|s| set_clip_a(s, |a| a["steps"] = u32::MAX.into()))),
-        ("pitch 200 and start > end", edited(|s| set_clip_a(s, |a| a["notes"] = serde_json::json!([{"pitch": 200, "start": 0, "end": 2}, {"pitch": 62, "start": 9, "end": 3}, {"pitch": 64, "start": 4, "end": 8}])))),
-        ("start + offset overflow", edited(|s| set_clip_a(s, |a| a["notes"] = serde_json::json!([{"pitch": 62, "start": u32::MAX - 1, "end": u32::MAX}, {"pitch": 64, "start": 0, "end": 8}])))),
-        ("a million notes", edited(|s| set_clip_a(s, |a| a["notes"] = many_notes.clone().into()))),
-        ("mu with NaN and of the wrong length", edited(|s| set_clip_a(s, |a| a["mu"] = serde_json::json!([0.5, null, 1e39])))),
-        ("mu of the wrong length", edited(|s| set_clip_a(s, |a| a["mu"] = serde_json::json!([0.5, 0.25])))),
-        ("an unknown source", edited(|s| set_clip_a(s, |a| a["source"] = serde_json::json!({"Sampler": {"bank": 3}})))),
-        ("wrong JSON types", edited(|s| set_clip_a(s, |a| *a = serde_json::json!({"notes": "many", "steps": [32], "mu": {"x": 1}})))),
-        ("clips that are not JSON", edited(|s| s["fields"]["clips"] = "{\"a\": [".into())),
-        ("a huge source path", edited(|s| set_clip_a(s, |a| a["source"] = serde_json::json!({"File": format!("/{}", "x".repeat(10_000_000))})))),
-        ("the model file /dev/zero", edited(|s| {
-            s["fields"]["mfile"] = "\"/dev/zero\"".into();
-            s["params"]["model"] = serde_json::json!({"string": "file"});
-        })),
-        ("the model file a FIFO", edited(|s| {
-            s["fields"]["mfile"] = serde_json::to_string(&fifo).unwrap().into();
-            s["params"]["model"] = serde_json::json!({"string": "file"});
-        })),
-        ("a relative model file", edited(|s| s["fields"]["mfile"] = "\"assets/folk-2bar.safetensors\"".into())),
-        ("parameters out of range and unknown", edited(|s| {
-            s["params"]["lat1"] = serde_json::json!({"f32": 1e30});
-            s["params"]["model"] = serde_json::json!({"i32": 99});
-            s["params"]["vel"] = serde_json::json!({"i32": -4});
-            s["params"]["swap"] = serde_json::json!({"string": "sometimes"});
-            s["params"]["later"] = serde_json::json!({"bool": true});
-        })),
-        ("a version from the future", edited(|s| s["fields"]["ver"] = "{\"number\": 9, \"layers\": 4}".into())),
+        (
+            "steps = u32::MAX",
+            edited(|s| set_clip_a(s, |a| a["steps"] = u32::MAX.into())),
+        ),
+        (
+            "pitch 200 and start > end",
+            edited(|s| {
+                set_clip_a(
+                    s,
+                    |a| a["notes"] = serde_json::json!([{"pitch": 200, "start": 0, "end": 2}, {"pitch": 62, "start": 9, "end": 3}, {"pitch": 64, "start": 4, "end": 8}]),
+                )
+            }),
+        ),
+        (
+            "start + offset overflow",
+            edited(|s| {
+                set_clip_a(
+                    s,
+                    |a| a["notes"] = serde_json::json!([{"pitch": 62, "start": u32::MAX - 1, "end": u32::MAX}, {"pitch": 64, "start": 0, "end": 8}]),
+                )
+            }),
+        ),
+        (
+            "a million notes",
+            edited(|s| set_clip_a(s, |a| a["notes"] = many_notes.clone().into())),
+        ),
+        (
+            "mu with NaN and of the wrong length",
+            edited(|s| set_clip_a(s, |a| a["mu"] = serde_json::json!([0.5, null, 1e39]))),
+        ),
+        (
+            "mu of the wrong length",
+            edited(|s| set_clip_a(s, |a| a["mu"] = serde_json::json!([0.5, 0.25]))),
+        ),
+        (
+            "an unknown source",
+            edited(|s| {
+                set_clip_a(s, |a| {
+                    a["source"] = serde_json::json!({"Sampler": {"bank": 3}})
+                })
+            }),
+        ),
+        (
+            "wrong JSON types",
+            edited(|s| {
+                set_clip_a(s, |a| {
+                    *a = serde_json::json!({"notes": "many", "steps": [32], "mu": {"x": 1}})
+                })
+            }),
+        ),
+        (
+            "clips that are not JSON",
+            edited(|s| s["fields"]["clips"] = "{\"a\": [".into()),
+        ),
+        (
+            "a huge source path",
+            edited(|s| {
+                set_clip_a(s, |a| {
+                    a["source"] =
+                        serde_json::json!({"File": format!("/{}", "x".repeat(10_000_000))})
+                })
+            }),
+        ),
+        (
+            "the model file /dev/zero",
+            edited(|s| {
+                s["fields"]["mfile"] = "\"/dev/zero\"".into();
+                s["params"]["model"] = serde_json::json!({"string": "file"});
+            }),
+        ),
+        (
+            "the model file a FIFO",
+            edited(|s| {
+                s["fields"]["mfile"] = serde_json::to_string(&fifo).unwrap().into();
+                s["params"]["model"] = serde_json::json!({"string": "file"});
+            }),
+        ),
+        (
+            "a relative model file",
+            edited(|s| s["fields"]["mfile"] = "\"assets/folk-2bar.safetensors\"".into()),
+        ),
+        (
+            "parameters out of range and unknown",
+            edited(|s| {
+                s["params"]["lat1"] = serde_json::json!({"f32": 1e30});
+                s["params"]["model"] = serde_json::json!({"i32": 99});
+                s["params"]["vel"] = serde_json::json!({"i32": -4});
+                s["params"]["swap"] = serde_json::json!({"string": "sometimes"});
+                s["params"]["later"] = serde_json::json!({"bool": true});
+            }),
+        ),
+        (
+            "a version from the future",
+            edited(|s| s["fields"]["ver"] = "{\"number\": 9, \"layers\": 4}".into()),
+        ),
     ];
     for (what, state) in cases {
         let started = Instant::now();
@@ -277,9 +522,18 @@ fn hostile_projects_load_repaired_and_play() {
         play(&mut plugin, 0.0, seconds(4.0), |_, _| vec![]);
         let saved = state_json(&mut plugin);
         // Offline, the plugin waits up to 5 s for a phrase it cannot get (no model file).
-        assert!(started.elapsed() < Duration::from_secs(20), "{what}: took {:?}", started.elapsed());
-        let clips: Clips = serde_json::from_str(saved["fields"]["clips"].as_str().unwrap()).unwrap();
-        assert_eq!(clips.clone().validated(), (clips, vec![]), "{what}: the restored clips are valid");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what}: took {:?}",
+            started.elapsed()
+        );
+        let clips: Clips =
+            serde_json::from_str(saved["fields"]["clips"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            clips.clone().validated(),
+            (clips, vec![]),
+            "{what}: the restored clips are valid"
+        );
         let model_file = saved["fields"]["mfile"].as_str().unwrap();
         assert!(model_file == "null", "{what}: model file {model_file}");
         assert_eq!(saved["fields"]["ver"], "1", "{what}");
@@ -297,14 +551,27 @@ fn states_nice_plug_cannot_read_are_refused_and_the_open_project_stays() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         // nice-plug reads the parameters with strict types: one of the wrong shape and it
         // refuses the whole state, before the plugin sees it.
-        ("a parameter of the wrong shape", edited(|s| s["params"]["lat1"] = 5.into())),
-        ("fields that are not text", edited(|s| s["fields"]["clips"] = serde_json::json!({"a": null}))),
+        (
+            "a parameter of the wrong shape",
+            edited(|s| s["params"]["lat1"] = 5.into()),
+        ),
+        (
+            "fields that are not text",
+            edited(|s| s["fields"]["clips"] = serde_json::json!({"a": null})),
+        ),
         ("cut short", project[..project.len() / 2].to_vec()),
-        ("a length past nice-plug's cap", [u64::MAX.to_le_bytes().as_slice(), b"{}"].concat()),
+        (
+            "a length past nice-plug's cap",
+            [u64::MAX.to_le_bytes().as_slice(), b"{}"].concat(),
+        ),
         ("not JSON", framed(b"\xff\xfe garbage")),
     ];
     for (what, state) in cases {
         assert!(!plugin.try_load_state(&state), "{what}: refused");
-        assert_eq!(state_json(&mut plugin), open, "{what}: the open project is unchanged");
+        assert_eq!(
+            state_json(&mut plugin),
+            open,
+            "{what}: the open project is unchanged"
+        );
     }
 }

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use latent_live_tests::{exclusive, sounding, Input, Output, Plugin, Transport, MAX_BLOCK};
 
 const SEQUENCES: usize = 1_000;
-const SAMPLE_RATES: [f64; 7] = [22_050.0, 44_100.0, 48_000.0, 88_200.0, 96_000.0, 176_400.0, 192_000.0];
+const SAMPLE_RATES: [f64; 7] = [
+    22_050.0, 44_100.0, 48_000.0, 88_200.0, 96_000.0, 176_400.0, 192_000.0,
+];
 /// A block that takes longer than this is hung, on any machine.
 const HANG: Duration = Duration::from_secs(2);
 /// What one block may send: the phrase is monophonic and a block plays at most 512 grid
@@ -28,7 +30,10 @@ struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn below(&mut self, n: u64) -> u64 {
@@ -45,8 +50,29 @@ impl Rng {
     }
 }
 
-const HOSTILE: [f64; 9] = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -120.0, 1e300, -1e300, 1e-300, 4e18];
-const METERS: [(u16, u16); 10] = [(4, 4), (2, 4), (3, 4), (5, 4), (6, 8), (7, 8), (12, 8), (0, 0), (9, 16), (u16::MAX, 3)];
+const HOSTILE: [f64; 9] = [
+    f64::NAN,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    0.0,
+    -120.0,
+    1e300,
+    -1e300,
+    1e-300,
+    4e18,
+];
+const METERS: [(u16, u16); 10] = [
+    (4, 4),
+    (2, 4),
+    (3, 4),
+    (5, 4),
+    (6, 8),
+    (7, 8),
+    (12, 8),
+    (0, 0),
+    (9, 16),
+    (u16::MAX, 3),
+];
 /// Parameters automated, with the number of steps of their CLAP value (0: continuous).
 const AUTOMATED: [(&str, f64); 16] = [
     ("lat1", 0.0),
@@ -82,7 +108,11 @@ fn a_thousand_hostile_transport_sequences_play_safely_and_end_silent() {
             plugin.activate(sample_rate);
         }
         let sample_rate = plugin.sample_rate;
-        let mut t = Transport { tempo: 60.0 + rng.unit() * 180.0, beats: rng.unit() * 64.0 - 8.0, ..Transport::default() };
+        let mut t = Transport {
+            tempo: 60.0 + rng.unit() * 180.0,
+            beats: rng.unit() * 64.0 - 8.0,
+            ..Transport::default()
+        };
         let mut held: Vec<u8> = Vec::new();
         let mut out = Vec::new();
         let length = 5 + rng.below(60);
@@ -119,18 +149,32 @@ fn a_thousand_hostile_transport_sequences_play_safely_and_end_silent() {
             let mut inputs = Vec::new();
             for _ in 0..rng.below(3) {
                 let (id, steps) = rng.pick(&AUTOMATED);
-                let value = if steps == 0.0 { rng.unit() } else { rng.below(steps as u64 + 1) as f64 };
-                inputs.push(Input::Param { time: rng.below(frames as u64) as u32, id, value });
+                let value = if steps == 0.0 {
+                    rng.unit()
+                } else {
+                    rng.below(steps as u64 + 1) as f64
+                };
+                inputs.push(Input::Param {
+                    time: rng.below(frames as u64) as u32,
+                    id,
+                    value,
+                });
             }
             let key = 36 + rng.below(48) as u8;
             // A keyboard: a key is pressed again only once let go.
             if rng.chance(100) && !held.contains(&key) {
-                inputs.push(Input::NoteOn { time: rng.below(frames as u64) as u32, key });
+                inputs.push(Input::NoteOn {
+                    time: rng.below(frames as u64) as u32,
+                    key,
+                });
                 held.push(key);
             }
             if !held.is_empty() && rng.chance(100) {
                 let key = held.swap_remove(rng.below(held.len() as u64) as usize);
-                inputs.push(Input::NoteOff { time: (frames - 1) as u32, key });
+                inputs.push(Input::NoteOff {
+                    time: (frames - 1) as u32,
+                    key,
+                });
             }
             let mut block_out = Vec::new();
             let started = Instant::now();
@@ -141,15 +185,30 @@ fn a_thousand_hostile_transport_sequences_play_safely_and_end_silent() {
             }
             let took = started.elapsed();
             slowest = slowest.max(took);
-            assert!(took < HANG, "sequence {sequence}: a block of {frames} took {took:?} with {t:?}");
-            check_block(&block_out, plugin.position - frames as u64, frames, sequence, &t);
-            notes += block_out.iter().filter(|e| matches!(e, Output::NoteOn { .. })).count();
+            assert!(
+                took < HANG,
+                "sequence {sequence}: a block of {frames} took {took:?} with {t:?}"
+            );
+            check_block(
+                &block_out,
+                plugin.position - frames as u64,
+                frames,
+                sequence,
+                &t,
+            );
+            notes += block_out
+                .iter()
+                .filter(|e| matches!(e, Output::NoteOn { .. }))
+                .count();
             out.extend(block_out);
             blocks += 1;
             // A host that knows its timeline moves it on.
             if t.beats.is_finite() && t.tempo.is_finite() && t.playing {
                 t.beats += frames as f64 / sample_rate * t.tempo / 60.0;
-                if let Some((start, end)) = t.loop_range.filter(|(s, e)| s.is_finite() && e.is_finite() && e > s) {
+                if let Some((start, end)) = t
+                    .loop_range
+                    .filter(|(s, e)| s.is_finite() && e.is_finite() && e > s)
+                {
                     if t.beats >= end && t.beats < end + (end - start) {
                         t.beats = start + (t.beats - end);
                     }
@@ -157,22 +216,49 @@ fn a_thousand_hostile_transport_sequences_play_safely_and_end_silent() {
             }
         }
         // The end of a sequence: keys let go, transport stopped, bypass off.
-        let release: Vec<Input> = held.drain(..).map(|key| Input::NoteOff { time: 0, key }).chain([Input::Param { time: 0, id: "bypass", value: 0.0 }]).collect();
-        let stopped = Transport { playing: false, tempo: 120.0, ..Transport::default() };
+        let release: Vec<Input> = held
+            .drain(..)
+            .map(|key| Input::NoteOff { time: 0, key })
+            .chain([Input::Param {
+                time: 0,
+                id: "bypass",
+                value: 0.0,
+            }])
+            .collect();
+        let stopped = Transport {
+            playing: false,
+            tempo: 120.0,
+            ..Transport::default()
+        };
         plugin.process(64, &stopped, &release, &mut out);
         plugin.process(64, &stopped, &[], &mut out);
-        assert!(sounding(&out).is_empty(), "sequence {sequence}: {:?} still sounding after {:?}", sounding(&out), &out[out.len().saturating_sub(12)..]);
+        assert!(
+            sounding(&out).is_empty(),
+            "sequence {sequence}: {:?} still sounding after {:?}",
+            sounding(&out),
+            &out[out.len().saturating_sub(12)..]
+        );
     }
-    assert!(notes > 1_000, "the runs played notes ({notes} in {blocks} blocks)");
+    assert!(
+        notes > 1_000,
+        "the runs played notes ({notes} in {blocks} blocks)"
+    );
     eprintln!("{SEQUENCES} sequences, {blocks} blocks, {notes} notes; slowest block {slowest:?}");
 }
 
 /// Events inside the block, in time order, bounded in number.
 fn check_block(events: &[Output], block_start: u64, frames: usize, sequence: usize, t: &Transport) {
-    assert!(events.len() <= MAX_EVENTS_PER_BLOCK, "sequence {sequence}: {} events in one block with {t:?}", events.len());
+    assert!(
+        events.len() <= MAX_EVENTS_PER_BLOCK,
+        "sequence {sequence}: {} events in one block with {t:?}",
+        events.len()
+    );
     let mut last = block_start;
     for e in events {
-        assert!(e.at() >= block_start && e.at() < block_start + frames as u64, "sequence {sequence}: {e:?} outside the block");
+        assert!(
+            e.at() >= block_start && e.at() < block_start + frames as u64,
+            "sequence {sequence}: {e:?} outside the block"
+        );
         assert!(e.at() >= last, "sequence {sequence}: {e:?} out of order");
         last = e.at();
     }

@@ -18,14 +18,23 @@ use std::time::{Duration, Instant};
 
 use latent_live_tests::{exclusive, library_path};
 use vst3::Steinberg::Vst::BusDirections_::{kInput, kOutput};
-use vst3::Steinberg::Vst::Event_::EventTypes_::{kLegacyMIDICCOutEvent, kNoteOffEvent, kNoteOnEvent};
-use vst3::Steinberg::Vst::MediaTypes_::{kAudio, kEvent};
-use vst3::Steinberg::Vst::ProcessContext_::StatesAndFlags_::{kBarPositionValid, kPlaying, kProjectTimeMusicValid, kTempoValid, kTimeSigValid};
-use vst3::Steinberg::Vst::{
-    AudioBusBuffers, AudioBusBuffers__type0, BusInfo, Event, IAudioProcessor, IAudioProcessorTrait, IComponent, IComponentTrait, IEditController,
-    IEditControllerTrait, IEventList, IEventListTrait, ProcessContext, ProcessData, ProcessModes_, ProcessSetup, SpeakerArr, SymbolicSampleSizes_,
+use vst3::Steinberg::Vst::Event_::EventTypes_::{
+    kLegacyMIDICCOutEvent, kNoteOffEvent, kNoteOnEvent,
 };
-use vst3::Steinberg::{kResultFalse, kResultOk, tresult, IPluginBaseTrait, IPluginFactory, IPluginFactory2, IPluginFactory2Trait, IPluginFactoryTrait, PClassInfo, PClassInfo2};
+use vst3::Steinberg::Vst::MediaTypes_::{kAudio, kEvent};
+use vst3::Steinberg::Vst::ProcessContext_::StatesAndFlags_::{
+    kBarPositionValid, kPlaying, kProjectTimeMusicValid, kTempoValid, kTimeSigValid,
+};
+use vst3::Steinberg::Vst::{
+    AudioBusBuffers, AudioBusBuffers__type0, BusInfo, Event, IAudioProcessor, IAudioProcessorTrait,
+    IComponent, IComponentTrait, IEditController, IEditControllerTrait, IEventList,
+    IEventListTrait, ProcessContext, ProcessData, ProcessModes_, ProcessSetup, SpeakerArr,
+    SymbolicSampleSizes_,
+};
+use vst3::Steinberg::{
+    kResultFalse, kResultOk, tresult, IPluginBaseTrait, IPluginFactory, IPluginFactory2,
+    IPluginFactory2Trait, IPluginFactoryTrait, PClassInfo, PClassInfo2,
+};
 use vst3::{Class, ComPtr, ComWrapper, Interface};
 
 const CLASS_ID: [u8; 16] = *b"LatentLiveMVAE01";
@@ -82,7 +91,10 @@ impl IEventListTrait for EventSink {
 fn text(chars: &[c_char]) -> String {
     // SAFETY: `c_char` and `u8` have the same layout.
     let bytes = unsafe { &*(chars as *const [c_char] as *const [u8]) };
-    CStr::from_bytes_until_nul(bytes).expect("NUL-terminated").to_string_lossy().into_owned()
+    CStr::from_bytes_until_nul(bytes)
+        .expect("NUL-terminated")
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// A host transport for the block starting at `position`: playing (or stopped), 4/4 at
@@ -91,7 +103,8 @@ fn transport(position: u64, playing: bool) -> ProcessContext {
     // SAFETY: `ProcessContext` is plain data; all-zero is a valid value.
     let mut context: ProcessContext = unsafe { zeroed() };
     let beats = position as f64 / SR * TEMPO / 60.0;
-    context.state = (kTempoValid | kTimeSigValid | kProjectTimeMusicValid | kBarPositionValid) as u32;
+    context.state =
+        (kTempoValid | kTimeSigValid | kProjectTimeMusicValid | kBarPositionValid) as u32;
     if playing {
         context.state |= kPlaying as u32;
     }
@@ -112,13 +125,20 @@ fn loads_and_plays_through_the_vst3_factory() {
     let path = library_path();
     // SAFETY: the library is this workspace's plugin, built by cargo for this run; its
     // initialisers only set up nice-plug's globals.
-    let library = unsafe { libloading::Library::new(&path) }.unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()));
+    let library = unsafe { libloading::Library::new(&path) }
+        .unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()));
     // SAFETY: the signatures are those of nice-plug's `nice_export_vst3!` exports.
     let (module_entry, module_exit, get_factory) = unsafe {
         (
-            *library.get::<unsafe extern "C" fn(*mut c_void) -> bool>(b"ModuleEntry\0").expect("ModuleEntry (Linux VST3 entry)"),
-            *library.get::<unsafe extern "C" fn() -> bool>(b"ModuleExit\0").expect("ModuleExit"),
-            *library.get::<unsafe extern "system" fn() -> *mut c_void>(b"GetPluginFactory\0").expect("GetPluginFactory"),
+            *library
+                .get::<unsafe extern "C" fn(*mut c_void) -> bool>(b"ModuleEntry\0")
+                .expect("ModuleEntry (Linux VST3 entry)"),
+            *library
+                .get::<unsafe extern "C" fn() -> bool>(b"ModuleExit\0")
+                .expect("ModuleExit"),
+            *library
+                .get::<unsafe extern "system" fn() -> *mut c_void>(b"GetPluginFactory\0")
+                .expect("GetPluginFactory"),
         )
     };
     // Linux hosts call ModuleEntry before anything else (nice-plug sets up its logger).
@@ -127,7 +147,8 @@ fn loads_and_plays_through_the_vst3_factory() {
 
     // SAFETY: GetPluginFactory returns a new IPluginFactory with one reference, which the
     // ComPtr takes over and releases.
-    let factory = unsafe { ComPtr::from_raw(get_factory() as *mut IPluginFactory) }.expect("a plugin factory");
+    let factory = unsafe { ComPtr::from_raw(get_factory() as *mut IPluginFactory) }
+        .expect("a plugin factory");
 
     // 1. The factory lists our class, as an audio module, under our name.
     // SAFETY (this block and the calls below): every pointer passed is to a live local
@@ -146,20 +167,39 @@ fn loads_and_plays_through_the_vst3_factory() {
     assert_eq!(text(&info.name), "Latent Live");
     let factory2 = factory.cast::<IPluginFactory2>().expect("IPluginFactory2");
     let mut info2: PClassInfo2 = unsafe { zeroed() };
-    assert_eq!(unsafe { factory2.getClassInfo2(index, &mut info2) }, kResultOk);
-    assert!(text(&info2.subCategories).split('|').any(|c| c == "Instrument"), "an instrument: {}", text(&info2.subCategories));
+    assert_eq!(
+        unsafe { factory2.getClassInfo2(index, &mut info2) },
+        kResultOk
+    );
+    assert!(
+        text(&info2.subCategories)
+            .split('|')
+            .any(|c| c == "Instrument"),
+        "an instrument: {}",
+        text(&info2.subCategories)
+    );
 
     // 2. An instance, initialised. nice-plug ignores the host context (its `initialize`
     // reads nothing from it), so a null one stands in for an IHostApplication.
     let mut object = null_mut();
-    let created = unsafe { factory.createInstance(CLASS_ID.as_ptr() as *const c_char, IComponent::IID.as_ptr() as *const c_char, &mut object) };
+    let created = unsafe {
+        factory.createInstance(
+            CLASS_ID.as_ptr() as *const c_char,
+            IComponent::IID.as_ptr() as *const c_char,
+            &mut object,
+        )
+    };
     assert_eq!(created, kResultOk);
     // SAFETY: createInstance returned an IComponent with one reference, now owned here.
     let component = unsafe { ComPtr::from_raw(object as *mut IComponent) }.expect("an IComponent");
     assert_eq!(unsafe { component.initialize(null_mut()) }, kResultOk);
-    let processor = component.cast::<IAudioProcessor>().expect("IAudioProcessor on the component");
+    let processor = component
+        .cast::<IAudioProcessor>()
+        .expect("IAudioProcessor on the component");
     // nice-plug's component is its own edit controller: no separate controller class.
-    let controller = component.cast::<IEditController>().expect("IEditController on the component");
+    let controller = component
+        .cast::<IEditController>()
+        .expect("IEditController on the component");
     assert_eq!(unsafe { controller.getParameterCount() }, 53);
 
     // The buses: an instrument (no audio in, stereo out) with note input and output.
@@ -174,12 +214,18 @@ fn loads_and_plays_through_the_vst3_factory() {
         assert_eq!(component.getBusInfo(audio, output, 0, &mut bus), kResultOk);
         assert_eq!(bus.channelCount, 2, "a stereo output");
         let mut arrangement = 0;
-        assert_eq!(processor.getBusArrangement(output, 0, &mut arrangement), kResultOk);
+        assert_eq!(
+            processor.getBusArrangement(output, 0, &mut arrangement),
+            kResultOk
+        );
         assert_eq!(arrangement, SpeakerArr::kStereo);
         for (media, direction) in [(audio, output), (event, input), (event, output)] {
             assert_eq!(component.activateBus(media, direction, 0, 1), kResultOk);
         }
-        assert_eq!(processor.canProcessSampleSize(SymbolicSampleSizes_::kSample32 as i32), kResultOk);
+        assert_eq!(
+            processor.canProcessSampleSize(SymbolicSampleSizes_::kSample32 as i32),
+            kResultOk
+        );
         let mut setup = ProcessSetup {
             processMode: ProcessModes_::kRealtime as i32,
             symbolicSampleSize: SymbolicSampleSizes_::kSample32 as i32,
@@ -193,20 +239,33 @@ fn loads_and_plays_through_the_vst3_factory() {
     }
 
     // 3. Real-time processing: everything `process()` touches is allocated up front.
-    let sink = ComWrapper::new(EventSink { events: Mutex::new(Vec::with_capacity(1024)) });
+    let sink = ComWrapper::new(EventSink {
+        events: Mutex::new(Vec::with_capacity(1024)),
+    });
     let sink_list = sink.to_com_ptr::<IEventList>().expect("IEventList");
     let (mut left, mut right) = (vec![0f32; BLOCK], vec![0f32; BLOCK]);
     // (absolute sample, event), for the whole run.
     let mut events: Vec<(u64, Event)> = Vec::new();
     let mut position = 0u64;
-    let note_ons = |events: &[(u64, Event)]| events.iter().filter(|(_, e)| e.r#type == kNoteOnEvent as u16).count();
+    let note_ons = |events: &[(u64, Event)]| {
+        events
+            .iter()
+            .filter(|(_, e)| e.r#type == kNoteOnEvent as u16)
+            .count()
+    };
     let mut block = |playing: bool, position: u64, events: &mut Vec<(u64, Event)>| {
         // NaN marks samples the plugin did not write.
         left.fill(f32::NAN);
         right.fill(f32::NAN);
         let mut channels = [left.as_mut_ptr(), right.as_mut_ptr()];
-        let buffers = AudioBusBuffers__type0 { channelBuffers32: channels.as_mut_ptr() };
-        let mut out_bus = AudioBusBuffers { numChannels: 2, silenceFlags: 0, __field0: buffers };
+        let buffers = AudioBusBuffers__type0 {
+            channelBuffers32: channels.as_mut_ptr(),
+        };
+        let mut out_bus = AudioBusBuffers {
+            numChannels: 2,
+            silenceFlags: 0,
+            __field0: buffers,
+        };
         let mut context = transport(position, playing);
         let mut data = ProcessData {
             processMode: ProcessModes_::kRealtime as i32,
@@ -224,8 +283,15 @@ fn loads_and_plays_through_the_vst3_factory() {
         };
         // SAFETY: `data` points at live buffers of BLOCK samples, a live context and event
         // list; nothing else touches them during the call.
-        assert_eq!(unsafe { processor.process(&mut data) }, kResultOk, "process at sample {position}");
-        assert!(left.iter().chain(&right).all(|x| x.is_finite()), "the plugin writes its whole output at sample {position}");
+        assert_eq!(
+            unsafe { processor.process(&mut data) },
+            kResultOk,
+            "process at sample {position}"
+        );
+        assert!(
+            left.iter().chain(&right).all(|x| x.is_finite()),
+            "the plugin writes its whole output at sample {position}"
+        );
         events.extend(sink.events.lock().unwrap().drain(..).map(|e| (position, e)));
     };
     let started = Instant::now();
@@ -243,12 +309,22 @@ fn loads_and_plays_through_the_vst3_factory() {
 
     // What came out: notes on the host's 16th grid at valid offsets, one at a time, each
     // ended; and the all-notes-off (CC 123) that follows setProcessing's reset.
-    assert!(played >= MIN_NOTES, "the default model plays notes within {blocks} blocks: {played} note-ons");
+    assert!(
+        played >= MIN_NOTES,
+        "the default model plays notes within {blocks} blocks: {played} note-ons"
+    );
     let (first_at, first) = events.first().expect("events");
-    assert!(first.r#type == kLegacyMIDICCOutEvent as u16 && *first_at == 0 && first.sampleOffset == 0, "setProcessing's reset sends all-notes-off first");
+    assert!(
+        first.r#type == kLegacyMIDICCOutEvent as u16 && *first_at == 0 && first.sampleOffset == 0,
+        "setProcessing's reset sends all-notes-off first"
+    );
     let (mut sounding, mut last) = (0i32, (0u64, 0i32));
     for (start, e) in &events {
-        assert!((0..BLOCK as i32).contains(&e.sampleOffset), "sample offset {} in a {BLOCK}-sample block", e.sampleOffset);
+        assert!(
+            (0..BLOCK as i32).contains(&e.sampleOffset),
+            "sample offset {} in a {BLOCK}-sample block",
+            e.sampleOffset
+        );
         assert!((*start, e.sampleOffset) >= last, "events in time order");
         last = (*start, e.sampleOffset);
         let at = start + e.sampleOffset as u64;
@@ -257,15 +333,27 @@ fn loads_and_plays_through_the_vst3_factory() {
             t if t == kNoteOnEvent as u32 => {
                 // SAFETY: the event type says which union field is set.
                 let note = unsafe { e.__field0.noteOn };
-                assert!((0..128).contains(&note.pitch) && note.velocity > 0.0, "a valid note-on: pitch {} velocity {}", note.pitch, note.velocity);
+                assert!(
+                    (0..128).contains(&note.pitch) && note.velocity > 0.0,
+                    "a valid note-on: pitch {} velocity {}",
+                    note.pitch,
+                    note.velocity
+                );
                 assert_eq!(at % STEP, 0, "note-on at sample {at}: on the 16th grid");
                 sounding += 1;
             }
             t if t == kNoteOffEvent as u32 => sounding -= 1,
-            t if t == kLegacyMIDICCOutEvent as u32 => assert_eq!(unsafe { e.__field0.midiCCOut }.controlNumber, 123, "only all-notes-off CCs"),
+            t if t == kLegacyMIDICCOutEvent as u32 => assert_eq!(
+                unsafe { e.__field0.midiCCOut }.controlNumber,
+                123,
+                "only all-notes-off CCs"
+            ),
             t => panic!("unexpected event type {t}"),
         }
-        assert!((0..=1).contains(&sounding), "a monophonic line, each note ended once: {sounding} sounding at sample {at}");
+        assert!(
+            (0..=1).contains(&sounding),
+            "a monophonic line, each note ended once: {sounding} sounding at sample {at}"
+        );
     }
     assert_eq!(sounding, 0, "stopping the transport ends every note");
 
@@ -276,7 +364,9 @@ fn loads_and_plays_through_the_vst3_factory() {
         assert_eq!(component.setActive(0), kResultOk);
         assert_eq!(component.terminate(), kResultOk);
     }
-    drop((controller, processor, component, factory2, factory, sink_list));
+    drop((
+        controller, processor, component, factory2, factory, sink_list,
+    ));
     // SAFETY: no object of the library is left.
     assert!(unsafe { module_exit() });
     // The model's thread pool (rayon, via candle) keeps threads parked in the library's

@@ -1,7 +1,7 @@
 // Writes the magenta.js equivalence fixtures: small random-weight checkpoints in both
 // formats, and what magenta.js computes with them.
 //
-//   node fixtures.js ../../plugin/tests/fixtures/magenta
+//   node fixtures.js ../../core/tests/fixtures/magenta
 //
 // Every folder holds a checkpoint and an `expected.json`:
 //   inputs  the encoded phrases as class indices: melodies (0 no event, 1 note off,
@@ -14,7 +14,7 @@
 //   z       the latent vectors decoded: the mus, then prior samples
 //   greedy  magenta.js's greedy decodeTensors(z), as class indices
 //   notes   magenta.js's decode(z): [pitch, quantizedStartStep, quantizedEndStep] per note
-// The Rust tests (plugin/tests/magenta.rs) import each checkpoint and must match the
+// The Rust tests (core/tests/magenta.rs) import each checkpoint and must match the
 // decodes and notes exactly and mu within 1e-4.
 //
 // The groove folders (`groove-*`, GrooVAE's GrooveConverter and GrooveDecoder) hold instead:
@@ -226,7 +226,7 @@ async function run(tf, mm, url, encode, z) {
 }
 
 async function main() {
-  const root = path.resolve(process.argv[2] || path.join(__dirname, '../../plugin/tests/fixtures/magenta'));
+  const root = path.resolve(process.argv[2] || path.join(__dirname, '../../core/tests/fixtures/magenta'));
   const tf = await ck.backend('cpu');
   ck.quiet();
   const mm = require('@magenta/music/node/music_vae');

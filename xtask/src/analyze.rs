@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use candle_core::DType;
-use latent_live::training::analysis::{analyze, sweep, Analysis};
-use latent_live::model::ModelFile;
-use latent_live::music::{attributes, Encoding};
-use latent_live::training::corpus::Corpus;
+use latent_live_core::model::ModelFile;
+use latent_live_core::music::{attributes, Encoding};
+use latent_live_training::analysis::{analyze, sweep, Analysis};
+use latent_live_training::corpus::Corpus;
 
 use crate::eval::HeldOut;
 use crate::plots;
@@ -40,34 +40,57 @@ const AMOUNTS: [f64; 9] = [-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0];
 const MONOTONIC: f64 = 0.9;
 
 pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
-    let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
+    let bytes =
+        std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let mut file = ModelFile::from_bytes(&bytes)?;
     let model = file.model(&candle_core::Device::Cpu)?;
     let (corpus, source) = args.held_out.corpus(&model.config)?;
     let split = &corpus.test;
     let started = std::time::Instant::now();
     let mut a = analyze(&model, split, args.held_out.limit, args.top)?;
-    println!("analysed {} slices of the test split of {source} in {:.1} s", a.slices, started.elapsed().as_secs_f64());
+    println!(
+        "analysed {} slices of the test split of {source} in {:.1} s",
+        a.slices,
+        started.elapsed().as_secs_f64()
+    );
     // An attribute bound to dimension k by AR-VAE training moves along that dimension
     // alone: its vector keeps only component k.
     let bound = bound_attributes(&file)?;
     for (k, name) in bound.iter().enumerate() {
         if let Some(vector) = a.attribute_vectors.get_mut(name) {
-            vector.iter_mut().enumerate().filter(|&(d, _)| d != k).for_each(|(_, v)| *v = 0.0);
+            vector
+                .iter_mut()
+                .enumerate()
+                .filter(|&(d, _)| d != k)
+                .for_each(|(_, v)| *v = 0.0);
         }
     }
 
-    let path = args.report.clone().unwrap_or_else(|| PathBuf::from(format!("docs/analysis/{}.md", file.card.name)));
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf();
+    let path = args
+        .report
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("docs/analysis/{}.md", file.card.name)));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
     std::fs::create_dir_all(&dir)?;
-    let stem = path.file_stem().map_or_else(|| "analysis".into(), |s| s.to_string_lossy().into_owned());
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "analysis".into(), |s| s.to_string_lossy().into_owned());
     let png = |what: &str| format!("{stem}-{what}.png");
     plots::variance_spectrum(&dir.join(png("variance")), &a)?;
     plots::correlation_heat_map(&dir.join(png("correlations")), &a)?;
 
     let mut report = String::new();
     writeln!(report, "# Latent analysis of {}\n", file.card.name)?;
-    writeln!(report, "`cargo xtask analyze --model {}` over {} slices of the test split of {source}.\n", args.model.display(), a.slices)?;
+    writeln!(
+        report,
+        "`cargo xtask analyze --model {}` over {} slices of the test split of {source}.\n",
+        args.model.display(),
+        a.slices
+    )?;
     neurons(&mut report, &a)?;
     writeln!(report, "![variance spectrum]({})\n", png("variance"))?;
     correlations(&mut report, &a)?;
@@ -86,9 +109,21 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     writeln!(report, "|---|---|---|---|---|---|")?;
     let mut sweeps = Vec::new();
     for (i, name) in a.attributes.iter().enumerate() {
-        let s = sweep(&model, &a.attribute_vectors[*name], &AMOUNTS, args.samples, 1)?;
+        let s = sweep(
+            &model,
+            &a.attribute_vectors[*name],
+            &AMOUNTS,
+            args.samples,
+            1,
+        )?;
         let own = s.spearman[i];
-        let (other, value) = s.spearman.iter().enumerate().filter(|&(j, _)| j != i).max_by(|x, y| x.1.abs().total_cmp(&y.1.abs())).unwrap();
+        let (other, value) = s
+            .spearman
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != i)
+            .max_by(|x, y| x.1.abs().total_cmp(&y.1.abs()))
+            .unwrap();
         let pass = own >= MONOTONIC && value.abs() < own;
         let line = format!(
             "| {name} | {own:.3} | {} | {} | {value:.3} | {:.2} / {:.2} / {:.2} |",
@@ -98,7 +133,11 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
             s.means[AMOUNTS.len() / 2][i],
             s.means[AMOUNTS.len() - 1][i]
         );
-        println!("{name}: own Spearman {own:.3} ({}), strongest other {} {value:.3}", if pass { "pass" } else { "FAIL" }, a.attributes[other]);
+        println!(
+            "{name}: own Spearman {own:.3} ({}), strongest other {} {value:.3}",
+            if pass { "pass" } else { "FAIL" },
+            a.attributes[other]
+        );
         writeln!(report, "{line}")?;
         sweeps.push(s);
     }
@@ -113,12 +152,23 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     file.extra.insert("neuron_ranking".into(), json(&a.ranking));
     file.extra.insert("neuron_labels".into(), json(&a.labels));
     file.extra.insert("mu_std".into(), json(&a.mu_std));
-    file.extra.insert("attribute_vectors".into(), json(&a.attribute_vectors));
+    file.extra
+        .insert("attribute_vectors".into(), json(&a.attribute_vectors));
     // Keep the precision the file was stored in (shipped models are f16).
-    let stored = safetensors::SafeTensors::deserialize(&bytes)?.tensors().first().map(|(_, t)| t.dtype());
-    let dtype = if stored == Some(safetensors::Dtype::F16) { DType::F16 } else { DType::F32 };
+    let stored = safetensors::SafeTensors::deserialize(&bytes)?
+        .tensors()
+        .first()
+        .map(|(_, t)| t.dtype());
+    let dtype = if stored == Some(safetensors::Dtype::F16) {
+        DType::F16
+    } else {
+        DType::F32
+    };
     file.write(&args.model, dtype)?;
-    println!("wrote neuron_ranking, neuron_labels, mu_std and attribute_vectors into {}", args.model.display());
+    println!(
+        "wrote neuron_ranking, neuron_labels, mu_std and attribute_vectors into {}",
+        args.model.display()
+    );
     Ok(())
 }
 
@@ -143,10 +193,30 @@ fn fill_against_labels(report: &mut String, corpus: &Corpus) -> anyhow::Result<(
         writeln!(report, "The corpus has no beat and fill labels (it was built without an `info.csv`, or before they were kept).")?;
         return Ok(());
     }
-    let above: f64 = fills.iter().map(|f| beats.iter().map(|b| if f > b { 1.0 } else if f == b { 0.5 } else { 0.0 }).sum::<f64>()).sum();
+    let above: f64 = fills
+        .iter()
+        .map(|f| {
+            beats
+                .iter()
+                .map(|b| {
+                    if f > b {
+                        1.0
+                    } else if f == b {
+                        0.5
+                    } else {
+                        0.0
+                    }
+                })
+                .sum::<f64>()
+        })
+        .sum();
     let auc = above / (fills.len() * beats.len()) as f64;
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    println!("fill attribute against info.csv's labels: AUC {auc:.3} ({} fill windows, {} beat windows)", fills.len(), beats.len());
+    println!(
+        "fill attribute against info.csv's labels: AUC {auc:.3} ({} fill windows, {} beat windows)",
+        fills.len(),
+        beats.len()
+    );
     writeln!(
         report,
         "Over the corpus's windows, those of performances labelled `fill` in `info.csv` ({}) score {:.3} on average and \
@@ -166,29 +236,51 @@ fn json(value: &impl serde::Serialize) -> String {
 
 /// The attributes AR-VAE training bound to dimensions 0, 1, ... (`train --regularize`).
 fn bound_attributes(file: &ModelFile) -> anyhow::Result<Vec<String>> {
-    Ok(file.extra_json::<latent_live::training::train::TrainConfig>("train_config")?.map(|c| c.regularize).unwrap_or_default())
+    Ok(file
+        .extra_json::<latent_live_training::train::TrainConfig>("train_config")?
+        .map(|c| c.regularize)
+        .unwrap_or_default())
 }
 
 /// AR-VAE's interpretability score: R² of each attribute on the dimension it is bound to
 /// (models trained with `--regularize`), and on the single best dimension.
 fn interpretability(report: &mut String, a: &Analysis, bound: &[String]) -> anyhow::Result<()> {
     writeln!(report, "## Interpretability\n")?;
-    writeln!(report, "R² of a 1-D linear regression of each attribute on one dimension of mu.")?;
+    writeln!(
+        report,
+        "R² of a 1-D linear regression of each attribute on one dimension of mu."
+    )?;
     if bound.is_empty() {
-        writeln!(report, "This model was trained without attribute regularisation.\n")?;
+        writeln!(
+            report,
+            "This model was trained without attribute regularisation.\n"
+        )?;
     } else {
-        writeln!(report, "This model was trained with `--regularize {}` (dimension k bound to attribute k).\n", bound.join(","))?;
+        writeln!(
+            report,
+            "This model was trained with `--regularize {}` (dimension k bound to attribute k).\n",
+            bound.join(",")
+        )?;
     }
-    writeln!(report, "| attribute | bound dimension | R² there | best dimension | R² there |")?;
+    writeln!(
+        report,
+        "| attribute | bound dimension | R² there | best dimension | R² there |"
+    )?;
     writeln!(report, "|---|---|---|---|---|")?;
     for (i, name) in a.attributes.iter().enumerate() {
         let r2 = &a.r_squared[i];
-        let best = (0..r2.len()).max_by(|&x, &y| r2[x].total_cmp(&r2[y])).unwrap_or(0);
+        let best = (0..r2.len())
+            .max_by(|&x, &y| r2[x].total_cmp(&r2[y]))
+            .unwrap_or(0);
         let (dim, there) = match bound.iter().position(|b| b == name) {
             Some(k) => (format!("z{k}"), format!("{:.3}", r2[k])),
             None => ("".into(), "".into()),
         };
-        writeln!(report, "| {name} | {dim} | {there} | z{best} | {:.3} |", r2[best])?;
+        writeln!(
+            report,
+            "| {name} | {dim} | {there} | z{best} | {:.3} |",
+            r2[best]
+        )?;
     }
     writeln!(report)?;
     Ok(())
@@ -203,11 +295,20 @@ fn neurons(report: &mut String, a: &Analysis) -> anyhow::Result<()> {
         a.music_neurons,
         a.mu_variance.len()
     )?;
-    writeln!(report, "| rank | dimension | variance of mu | KL (nats) | label |")?;
+    writeln!(
+        report,
+        "| rank | dimension | variance of mu | KL (nats) | label |"
+    )?;
     writeln!(report, "|---|---|---|---|---|")?;
     for (i, &d) in a.ranking.iter().take(a.labels.len().max(8)).enumerate() {
         let label = a.labels.get(i).map_or("", String::as_str);
-        writeln!(report, "| {} | z{d} | {:.4} | {:.3} | {label} |", i + 1, a.mu_variance[d], a.kl_per_dim[d])?;
+        writeln!(
+            report,
+            "| {} | z{d} | {:.4} | {:.3} | {label} |",
+            i + 1,
+            a.mu_variance[d],
+            a.kl_per_dim[d]
+        )?;
     }
     writeln!(report)?;
     Ok(())
@@ -219,8 +320,17 @@ fn correlations(report: &mut String, a: &Analysis) -> anyhow::Result<()> {
     writeln!(report, "| neuron | {} |", a.attributes.join(" | "))?;
     writeln!(report, "|---|{}", "---|".repeat(a.attributes.len()))?;
     for (i, rel) in a.relations.iter().enumerate() {
-        let cells: Vec<String> = rel.iter().map(|r| format!("{:+.2} / {:.2}", r.spearman, r.mutual_information)).collect();
-        writeln!(report, "| N{} (z{}) | {} |", i + 1, a.ranking[i], cells.join(" | "))?;
+        let cells: Vec<String> = rel
+            .iter()
+            .map(|r| format!("{:+.2} / {:.2}", r.spearman, r.mutual_information))
+            .collect();
+        writeln!(
+            report,
+            "| N{} (z{}) | {} |",
+            i + 1,
+            a.ranking[i],
+            cells.join(" | ")
+        )?;
     }
     writeln!(report)?;
     Ok(())

@@ -10,7 +10,10 @@ const BUNDLES: [&str; 2] = ["Latent Live.clap", "Latent Live.vst3"];
 
 /// `cargo xtask bundle <package> [cargo build args]`, e.g. `bundle latent_live --release`.
 pub fn bundle(args: Vec<String>) -> anyhow::Result<()> {
-    nice_plug_xtask::main_with_args("cargo xtask", std::iter::once("bundle".to_string()).chain(args))
+    nice_plug_xtask::main_with_args(
+        "cargo xtask",
+        std::iter::once("bundle".to_string()).chain(args),
+    )
 }
 
 #[derive(clap::Args)]
@@ -29,32 +32,44 @@ pub fn install(args: &InstallArgs) -> anyhow::Result<()> {
     let bundled = workspace_root().join("target/bundled");
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let (clap_default, vst3_default) = user_plugin_dirs(home.as_deref())?;
-    let destinations = [args.clap_dir.clone().unwrap_or(clap_default), args.vst3_dir.clone().unwrap_or(vst3_default)];
+    let destinations = [
+        args.clap_dir.clone().unwrap_or(clap_default),
+        args.vst3_dir.clone().unwrap_or(vst3_default),
+    ];
     for (name, dir) in BUNDLES.iter().zip(destinations) {
         let source = bundled.join(name);
         if !source.exists() {
-            bail!("{} is missing: run `cargo xtask bundle latent_live --release` first", source.display());
+            bail!(
+                "{} is missing: run `cargo xtask bundle latent_live --release` first",
+                source.display()
+            );
         }
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let target = dir.join(name);
         if target.is_dir() {
             std::fs::remove_dir_all(&target)?;
         }
-        copy_recursively(&source, &target).with_context(|| format!("copying to {}", target.display()))?;
+        copy_recursively(&source, &target)
+            .with_context(|| format!("copying to {}", target.display()))?;
         println!("installed {}", target.display());
     }
     Ok(())
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .to_path_buf()
 }
 
 /// `~/.clap` and `~/.vst3` on Linux; the Plug-Ins folders on macOS; the Common Files
 /// folders on Windows (which need an elevated prompt).
 fn user_plugin_dirs(home: Option<&Path>) -> anyhow::Result<(PathBuf, PathBuf)> {
     if cfg!(target_os = "windows") {
-        let common = std::env::var_os("COMMONPROGRAMFILES").map(PathBuf::from).context("COMMONPROGRAMFILES is not set")?;
+        let common = std::env::var_os("COMMONPROGRAMFILES")
+            .map(PathBuf::from)
+            .context("COMMONPROGRAMFILES is not set")?;
         return Ok((common.join("CLAP"), common.join("VST3")));
     }
     let home = home.context("HOME is not set")?;

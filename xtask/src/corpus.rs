@@ -24,13 +24,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use latent_live::music::Encoding;
-use latent_live::training::corpus::{self, Corpus, SplitFractions};
+use latent_live_core::music::Encoding;
+use latent_live_training::corpus::{self, Corpus, SplitFractions};
 
 /// The music21 release the corpus is built from, pinned for reproducibility.
 pub const MUSIC21_VERSION: &str = "10.5.1";
 /// SHA-256 of `music21-10.5.1-py3-none-any.whl` as downloaded from PyPI.
-const MUSIC21_WHEEL_SHA256: &str = "dc3309498c4c95cebdf8d4f20c868deb6b63bce1d929cad4f51a7ccc982987b1";
+const MUSIC21_WHEEL_SHA256: &str =
+    "dc3309498c4c95cebdf8d4f20c868deb6b63bce1d929cad4f51a7ccc982987b1";
 
 /// `-NGUI`: no accompaniment from guitar chords; `-NGRA`: no grace notes (they would
 /// steal time from the main notes on a 16th grid); `-NFER`: fermatas keep their written
@@ -126,9 +127,15 @@ pub fn run(args: &CorpusArgs) -> Result<()> {
     if let Some(dir) = &args.grooves {
         return performances(args, dir, Encoding::Groove, started);
     }
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("data/folk-{}bar.safetensors", args.bars)));
-    let fractions =
-        SplitFractions { train: 1.0 - args.validation - args.test, validation: args.validation, test: args.test };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("data/folk-{}bar.safetensors", args.bars)));
+    let fractions = SplitFractions {
+        train: 1.0 - args.validation - args.test,
+        validation: args.validation,
+        test: args.test,
+    };
     ensure!(
         fractions.train > 0.0 && args.validation >= 0.0 && args.test >= 0.0,
         "--validation and --test must be non-negative and leave some tunes for training"
@@ -154,29 +161,53 @@ pub fn run(args: &CorpusArgs) -> Result<()> {
     prepare_midi_dir(&args.midi_dir)?;
     let scratch = args.cache.join("abc2midi-scratch");
     remove_dir_if_exists(&scratch)?;
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1);
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
     let converted = convert_books(&books, &scratch, &args.midi_dir, jobs)?;
     remove_dir_if_exists(&scratch)?;
     let mut index = BTreeMap::new();
     let mut failure_examples = Vec::new();
     for (book, result) in books.iter().zip(&converted) {
-        let s = stats.get_mut(&book.collection).expect("collection of a book");
+        let s = stats
+            .get_mut(&book.collection)
+            .expect("collection of a book");
         s.converted += result.converted.len();
         s.failed += book.tunes.len() - result.converted.len();
         for (x, name) in &result.converted {
-            let tune = book.tunes.iter().find(|t| t.x == *x).expect("converted tune");
+            let tune = book
+                .tunes
+                .iter()
+                .find(|t| t.x == *x)
+                .expect("converted tune");
             index.insert(name.clone(), serde_json::json!({ "title": tune.title, "meter": tune.meter, "abc": book.source, "x": x }));
         }
-        for x in book.tunes.iter().map(|t| t.x).filter(|x| !result.converted.iter().any(|(y, _)| y == x)) {
+        for x in book
+            .tunes
+            .iter()
+            .map(|t| t.x)
+            .filter(|x| !result.converted.iter().any(|(y, _)| y == x))
+        {
             if failure_examples.len() < 10 {
-                failure_examples.push(format!("{} X:{x}{}", book.source, result.message.as_deref().unwrap_or("")));
+                failure_examples.push(format!(
+                    "{} X:{x}{}",
+                    book.source,
+                    result.message.as_deref().unwrap_or("")
+                ));
             }
         }
     }
-    fs::write(args.midi_dir.join("index.json"), serde_json::to_string_pretty(&index)? + "\n")
-        .with_context(|| format!("writing {}", args.midi_dir.join("index.json").display()))?;
+    fs::write(
+        args.midi_dir.join("index.json"),
+        serde_json::to_string_pretty(&index)? + "\n",
+    )
+    .with_context(|| format!("writing {}", args.midi_dir.join("index.json").display()))?;
     let total_converted: usize = stats.values().map(|s| s.converted).sum();
-    ensure!(total_converted > 0, "abc2midi converted no tune; first failures: {failure_examples:?}");
+    ensure!(
+        total_converted > 0,
+        "abc2midi converted no tune; first failures: {failure_examples:?}"
+    );
     let t_convert = started.elapsed();
 
     // 3. The corpus.
@@ -203,7 +234,10 @@ pub fn run(args: &CorpusArgs) -> Result<()> {
     );
     meta.insert("collections".into(), serde_json::to_string(&stats)?);
     if !failure_examples.is_empty() {
-        meta.insert("abc2midi.failure_examples".into(), serde_json::to_string(&failure_examples)?);
+        meta.insert(
+            "abc2midi.failure_examples".into(),
+            serde_json::to_string(&failure_examples)?,
+        );
     }
     for (name, licence) in COLLECTIONS {
         if stats.contains_key(name) {
@@ -212,13 +246,18 @@ pub fn run(args: &CorpusArgs) -> Result<()> {
     }
     for (key, path) in [
         ("licence.music21_corpus", corpus_root.join("license.txt")),
-        ("licence.essenFolksong_notes", corpus_root.join("essenFolksong").join("license.txt")),
+        (
+            "licence.essenFolksong_notes",
+            corpus_root.join("essenFolksong").join("license.txt"),
+        ),
     ] {
         if let Ok(text) = fs::read_to_string(&path) {
             meta.insert(key.into(), strip_comment_header(&text));
         }
     }
-    corpus.save(&out).with_context(|| format!("saving {}", out.display()))?;
+    corpus
+        .save(&out)
+        .with_context(|| format!("saving {}", out.display()))?;
     let t_total = started.elapsed();
 
     // Report.
@@ -267,7 +306,10 @@ pub fn run(args: &CorpusArgs) -> Result<()> {
         get("test.duplicate_slices")
     );
     if !failure_examples.is_empty() {
-        println!("abc2midi failures, first ones: {}", failure_examples.join("; "));
+        println!(
+            "abc2midi failures, first ones: {}",
+            failure_examples.join("; ")
+        );
     }
     println!("\nsources and licences:");
     for (name, licence) in COLLECTIONS {
@@ -327,7 +369,9 @@ struct Book {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn remove_dir_if_exists(dir: &Path) -> Result<()> {
@@ -344,7 +388,11 @@ fn abc2midi_version() -> Result<String> {
         "cannot run `abc2midi`; install it (Debian/Ubuntu: `sudo apt-get install abcmidi`, macOS: `brew install abcmidi`)",
     )?;
     let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    Ok(if text.is_empty() { String::from_utf8_lossy(&output.stderr).trim().to_string() } else { text })
+    Ok(if text.is_empty() {
+        String::from_utf8_lossy(&output.stderr).trim().to_string()
+    } else {
+        text
+    })
 }
 
 fn python() -> Result<&'static str> {
@@ -370,24 +418,50 @@ fn fetch_wheel(cache: &Path, version: &str) -> Result<PathBuf> {
         return Ok(wheel);
     }
     fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-    println!("music21 {version}: downloading the wheel from PyPI into {}", cache.display());
+    println!(
+        "music21 {version}: downloading the wheel from PyPI into {}",
+        cache.display()
+    );
     let status = Command::new(python()?)
-        .args(["-m", "pip", "download", &format!("music21=={version}"), "--no-deps", "--only-binary=:all:", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            &format!("music21=={version}"),
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+        ])
         .arg(cache)
         .status()
         .context("running pip")?;
-    ensure!(status.success(), "`pip download music21=={version}` failed ({status})");
-    ensure!(wheel.is_file(), "pip did not leave {} behind", wheel.display());
+    ensure!(
+        status.success(),
+        "`pip download music21=={version}` failed ({status})"
+    );
+    ensure!(
+        wheel.is_file(),
+        "pip did not leave {} behind",
+        wheel.display()
+    );
     Ok(wheel)
 }
 
 fn sha256(path: &Path) -> Result<String> {
     let output = Command::new(python()?)
-        .args(["-c", "import hashlib,sys;print(hashlib.sha256(open(sys.argv[1],'rb').read()).hexdigest())"])
+        .args([
+            "-c",
+            "import hashlib,sys;print(hashlib.sha256(open(sys.argv[1],'rb').read()).hexdigest())",
+        ])
         .arg(path)
         .output()
         .context("hashing the wheel")?;
-    ensure!(output.status.success(), "hashing {} failed: {}", path.display(), String::from_utf8_lossy(&output.stderr));
+    ensure!(
+        output.status.success(),
+        "hashing {} failed: {}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
@@ -396,7 +470,10 @@ fn sha256(path: &Path) -> Result<String> {
 fn extract_collections(wheel: &Path, dest: &Path) -> Result<()> {
     remove_dir_if_exists(dest)?;
     fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
-    let prefixes: Vec<String> = COLLECTIONS.iter().map(|(name, _)| format!("music21/corpus/{name}/")).collect();
+    let prefixes: Vec<String> = COLLECTIONS
+        .iter()
+        .map(|(name, _)| format!("music21/corpus/{name}/"))
+        .collect();
     const SCRIPT: &str = r#"
 import sys, zipfile
 wheel, dest, prefixes = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -446,7 +523,11 @@ fn read_books(corpus_root: &Path) -> Result<(Vec<Book>, BTreeMap<String, Collect
         let mut seen_numbers = BTreeSet::new();
         for path in files {
             let relative = path.strip_prefix(&dir).expect("under the collection");
-            let relative = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+            let relative = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
             let Some(stem) = relative.strip_suffix(".abc") else {
                 if relative != "license.txt" {
                     println!("note: ignoring {collection}/{relative} (not ABC)");
@@ -483,7 +564,11 @@ fn read_books(corpus_root: &Path) -> Result<(Vec<Book>, BTreeMap<String, Collect
             });
         }
     }
-    ensure!(!books.is_empty(), "no ABC files of the folk collections under {}", corpus_root.display());
+    ensure!(
+        !books.is_empty(),
+        "no ABC files of the folk collections under {}",
+        corpus_root.display()
+    );
     Ok((books, stats))
 }
 
@@ -510,12 +595,25 @@ fn split_tunes(bytes: &[u8]) -> (Vec<u8>, Vec<AbcTune>) {
             if let Some(tune) = current.take() {
                 tunes.push(tune);
             }
-            let digits: String =
-                String::from_utf8_lossy(rest).trim().chars().take_while(char::is_ascii_digit).collect();
-            current = digits.parse().ok().map(|x| AbcTune { x, title: String::new(), meter: String::new(), text: Vec::new() });
+            let digits: String = String::from_utf8_lossy(rest)
+                .trim()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            current = digits.parse().ok().map(|x| AbcTune {
+                x,
+                title: String::new(),
+                meter: String::new(),
+                text: Vec::new(),
+            });
             if current.is_none() {
                 // Skip the tune's lines: they go to no one.
-                current = Some(AbcTune { x: u32::MAX, title: String::new(), meter: String::new(), text: Vec::new() });
+                current = Some(AbcTune {
+                    x: u32::MAX,
+                    title: String::new(),
+                    meter: String::new(),
+                    text: Vec::new(),
+                });
             }
         }
         match current.as_mut() {
@@ -552,7 +650,10 @@ struct Converted {
 /// left alone (an error) if it holds something else.
 fn prepare_midi_dir(dir: &Path) -> Result<()> {
     if dir.exists() {
-        let empty = fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?.next().is_none();
+        let empty = fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .next()
+            .is_none();
         if !empty && !dir.join(MARKER).is_file() {
             bail!(
                 "{} exists and was not written by `cargo xtask corpus`; move it away or pass another --midi-dir",
@@ -562,14 +663,23 @@ fn prepare_midi_dir(dir: &Path) -> Result<()> {
         remove_dir_if_exists(dir)?;
     }
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    fs::write(dir.join(MARKER), "MIDI converted by `cargo xtask corpus`; cleared and rewritten on every run\n")?;
+    fs::write(
+        dir.join(MARKER),
+        "MIDI converted by `cargo xtask corpus`; cleared and rewritten on every run\n",
+    )?;
     Ok(())
 }
 
 /// Converts every book on `jobs` threads; results in book order.
-fn convert_books(books: &[Book], scratch: &Path, midi_dir: &Path, jobs: usize) -> Result<Vec<Converted>> {
+fn convert_books(
+    books: &[Book],
+    scratch: &Path,
+    midi_dir: &Path,
+    jobs: usize,
+) -> Result<Vec<Converted>> {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<Converted>>>> = Mutex::new((0..books.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Result<Converted>>>> =
+        Mutex::new((0..books.len()).map(|_| None).collect());
     let progress = indicatif::ProgressBar::new(books.len() as u64).with_message("abc2midi");
     progress.set_style(
         indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} files")
@@ -589,7 +699,12 @@ fn convert_books(books: &[Book], scratch: &Path, midi_dir: &Path, jobs: usize) -
         }
     });
     progress.finish_and_clear();
-    results.into_inner().expect("results lock").into_iter().map(|r| r.expect("every book converted")).collect()
+    results
+        .into_inner()
+        .expect("results lock")
+        .into_iter()
+        .map(|r| r.expect("every book converted"))
+        .collect()
 }
 
 fn convert_book(book: &Book, work: &Path, midi_dir: &Path) -> Result<Converted> {
@@ -601,7 +716,8 @@ fn convert_book(book: &Book, work: &Path, midi_dir: &Path) -> Result<Converted> 
         }
         abc.extend_from_slice(&tune.text);
     }
-    fs::write(work.join("t.abc"), &abc).with_context(|| format!("writing {}", work.join("t.abc").display()))?;
+    fs::write(work.join("t.abc"), &abc)
+        .with_context(|| format!("writing {}", work.join("t.abc").display()))?;
 
     let mut result = Converted::default();
     match run_abc2midi(work) {
@@ -612,12 +728,17 @@ fn convert_book(book: &Book, work: &Path, midi_dir: &Path) -> Result<Converted> 
     for tune in &book.tunes {
         let produced = work.join(format!("t{}.mid", tune.x));
         if fs::metadata(&produced).is_ok_and(|m| m.len() > 14) {
-            fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+            fs::create_dir_all(&out_dir)
+                .with_context(|| format!("creating {}", out_dir.display()))?;
             let file = format!("{:05}.mid", tune.x);
             fs::rename(&produced, out_dir.join(&file))
                 .or_else(|_| fs::copy(&produced, out_dir.join(&file)).map(|_| ()))
-                .with_context(|| format!("moving {} into {}", produced.display(), out_dir.display()))?;
-            result.converted.push((tune.x, format!("{}/{}/{file}", book.collection, book.stem)));
+                .with_context(|| {
+                    format!("moving {} into {}", produced.display(), out_dir.display())
+                })?;
+            result
+                .converted
+                .push((tune.x, format!("{}/{}/{file}", book.collection, book.stem)));
         }
     }
     remove_dir_if_exists(work)?;
@@ -645,7 +766,10 @@ fn run_abc2midi(work: &Path) -> std::result::Result<(), String> {
             Ok(None) if Instant::now() > deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("abc2midi ran past {} s", ABC2MIDI_TIMEOUT.as_secs()));
+                return Err(format!(
+                    "abc2midi ran past {} s",
+                    ABC2MIDI_TIMEOUT.as_secs()
+                ));
             }
             Ok(None) => {
                 std::thread::sleep(pause);
@@ -658,35 +782,73 @@ fn run_abc2midi(work: &Path) -> std::result::Result<(), String> {
 
 /// A licence note without its `#---` comment banner.
 fn strip_comment_header(text: &str) -> String {
-    text.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n").trim().to_string()
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
 }
 
 /// `corpus --drums DIR` or `--grooves DIR`: windows of a folder of drum performances,
 /// on the grid or as played, split by its `info.csv` when it has one
 /// ([`Corpus::from_drum_dir`], [`Corpus::from_groove_dir`]).
 fn performances(args: &CorpusArgs, dir: &Path, encoding: Encoding, started: Instant) -> Result<()> {
-    let out = args.out.clone().unwrap_or_else(|| corpus::default_path(encoding, args.bars));
-    let fractions =
-        SplitFractions { train: 1.0 - args.validation - args.test, validation: args.validation, test: args.test };
-    let build = if encoding == Encoding::Groove { Corpus::from_groove_dir } else { Corpus::from_drum_dir };
-    let mut corpus = build(dir, args.bars, fractions, args.seed)
-        .with_context(|| format!("building the {} corpus from {}", encoding.name(), dir.display()))?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| corpus::default_path(encoding, args.bars));
+    let fractions = SplitFractions {
+        train: 1.0 - args.validation - args.test,
+        validation: args.validation,
+        test: args.test,
+    };
+    let build = if encoding == Encoding::Groove {
+        Corpus::from_groove_dir
+    } else {
+        Corpus::from_drum_dir
+    };
+    let mut corpus = build(dir, args.bars, fractions, args.seed).with_context(|| {
+        format!(
+            "building the {} corpus from {}",
+            encoding.name(),
+            dir.display()
+        )
+    })?;
     let licence = dir.join("LICENSE");
     if let Ok(text) = fs::read_to_string(&licence) {
-        corpus.metadata.insert("licence".into(), text.lines().next().unwrap_or_default().trim().to_string());
+        corpus.metadata.insert(
+            "licence".into(),
+            text.lines().next().unwrap_or_default().trim().to_string(),
+        );
     }
     corpus.metadata.insert(
         "command".into(),
-        format!("cargo xtask corpus --{} {} --bars {} --seed {}", if encoding == Encoding::Groove { "grooves" } else { "drums" }, dir.display(), args.bars, args.seed),
+        format!(
+            "cargo xtask corpus --{} {} --bars {} --seed {}",
+            if encoding == Encoding::Groove {
+                "grooves"
+            } else {
+                "drums"
+            },
+            dir.display(),
+            args.bars,
+            args.seed
+        ),
     );
-    corpus.save(&out).with_context(|| format!("saving {}", out.display()))?;
+    corpus
+        .save(&out)
+        .with_context(|| format!("saving {}", out.display()))?;
     println!();
     print!("{}", corpus.summary());
     let m = &corpus.metadata;
     let get = |k: &str| m.get(k).map_or("0", String::as_str);
     println!("  split by {}", get("split_by"));
     if let Some(kinds) = m.get("performance_kinds") {
-        println!("  4/4 performances by kind: {kinds}; not in 4/4 (skipped): {}", get("performances_not_in_4_4"));
+        println!(
+            "  4/4 performances by kind: {kinds}; not in 4/4 (skipped): {}",
+            get("performances_not_in_4_4")
+        );
     }
     for name in ["train", "validation", "test"] {
         println!(
@@ -709,7 +871,11 @@ fn performances(args: &CorpusArgs, dir: &Path, encoding: Encoding, started: Inst
         }
         _ => println!("  augmentation: none in the corpus (transposing drums means nothing, and the grid removes tempo); `train --swap-hat-ride P --shuffle-toms P --borrow-cymbals P --drop-hits P` varies training slices"),
     }
-    println!("wrote {} in {:.1} s", out.display(), started.elapsed().as_secs_f64());
+    println!(
+        "wrote {} in {:.1} s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -736,14 +902,29 @@ mod tests {
             eprintln!("abc2midi not installed; skipping");
             return;
         }
-        let root = std::env::temp_dir().join(format!("latent_live_xtask_corpus_{}", std::process::id()));
+        let root =
+            std::env::temp_dir().join(format!("latent_live_xtask_corpus_{}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
         let abc = b"X:3\nT:Good\nM:4/4\nL:1/8\nK:G\nGABc dedB|GABc d4|GABc dedB|c2A2 G4|\n\nX:4\nT:Also good\nM:4/4\nL:1/8\nK:D\nDEFG A2A2|B2AG F4|\n";
         let (preamble, tunes) = split_tunes(abc);
-        let book = Book { collection: "c".into(), stem: "book".into(), source: "c/book.abc".into(), preamble, tunes };
+        let book = Book {
+            collection: "c".into(),
+            stem: "book".into(),
+            source: "c/book.abc".into(),
+            preamble,
+            tunes,
+        };
         let result = convert_book(&book, &root.join("work"), &root.join("midi")).unwrap();
-        assert_eq!(result.converted, vec![(3, "c/book/00003.mid".to_string()), (4, "c/book/00004.mid".to_string())]);
-        let imported = latent_live::music::midi::import_file(&root.join("midi/c/book/00003.mid")).unwrap();
+        assert_eq!(
+            result.converted,
+            vec![
+                (3, "c/book/00003.mid".to_string()),
+                (4, "c/book/00004.mid".to_string())
+            ]
+        );
+        let imported =
+            latent_live_core::music::midi::import_file(&root.join("midi/c/book/00003.mid"))
+                .unwrap();
         assert!(imported.notes.len() >= 14, "{} notes", imported.notes.len());
         assert!(!root.join("work").exists());
         let _ = fs::remove_dir_all(&root);

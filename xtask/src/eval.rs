@@ -4,11 +4,14 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
-use latent_live::music::{drums, Encoding};
-use latent_live::training::corpus::{self, Corpus, Split, SplitFractions};
-use latent_live::training::eval::{accuracy, evaluate, evaluate_grooves, mean_velocities, nearest_copy_accuracy, teacher_forced_correct};
-use latent_live::model::inversion::{invert, InversionConfig};
-use latent_live::model::{Config, ModelFile, MusicVae, Sampling};
+use latent_live_core::model::inversion::{invert, InversionConfig};
+use latent_live_core::model::{Config, ModelFile, MusicVae, Sampling};
+use latent_live_core::music::{drums, Encoding};
+use latent_live_training::corpus::{self, Corpus, Split, SplitFractions};
+use latent_live_training::eval::{
+    accuracy, evaluate, evaluate_grooves, mean_velocities, nearest_copy_accuracy,
+    teacher_forced_correct,
+};
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
@@ -37,7 +40,12 @@ pub struct EvalArgs {
 impl EvalArgs {
     /// The split `--split` names.
     fn split_of<'c>(&self, corpus: &'c Corpus) -> &'c Split {
-        corpus.splits().into_iter().find(|(name, _)| *name == self.split).map(|(_, split)| split).expect("clap admits only SPLIT_NAMES")
+        corpus
+            .splits()
+            .into_iter()
+            .find(|(name, _)| *name == self.split)
+            .map(|(_, split)| split)
+            .expect("clap admits only SPLIT_NAMES")
     }
 }
 
@@ -63,14 +71,42 @@ impl HeldOut {
     pub fn corpus(&self, config: &Config) -> anyhow::Result<(Corpus, String)> {
         let (bars, encoding) = (config.bars, config.encoding);
         Ok(match (&self.midi, &self.corpus, encoding) {
-            (Some(dir), _, Encoding::Melody) => (Corpus::from_midi_dir(dir, bars, SplitFractions::all_test(), 0)?, dir.display().to_string()),
-            (Some(dir), _, Encoding::Drums) => (Corpus::from_drum_dir(dir, bars, SplitFractions::all_test(), 0)?, dir.display().to_string()),
-            (Some(dir), _, Encoding::Groove) => (Corpus::from_groove_dir(dir, bars, SplitFractions::all_test(), 0)?, dir.display().to_string()),
+            (Some(dir), _, Encoding::Melody) => (
+                Corpus::from_midi_dir(dir, bars, SplitFractions::all_test(), 0)?,
+                dir.display().to_string(),
+            ),
+            (Some(dir), _, Encoding::Drums) => (
+                Corpus::from_drum_dir(dir, bars, SplitFractions::all_test(), 0)?,
+                dir.display().to_string(),
+            ),
+            (Some(dir), _, Encoding::Groove) => (
+                Corpus::from_groove_dir(dir, bars, SplitFractions::all_test(), 0)?,
+                dir.display().to_string(),
+            ),
             (None, path, _) => {
-                let path = path.clone().unwrap_or_else(|| corpus::default_path(encoding, bars));
-                let corpus = Corpus::load(&path).with_context(|| format!("{}: build it with `{}`", path.display(), corpus::build_command(encoding, bars)))?;
-                anyhow::ensure!(corpus.encoding == encoding, "{} holds {}, the model plays {}", path.display(), corpus.encoding.name(), encoding.name());
-                anyhow::ensure!(corpus.bars == bars, "{} has {}-bar slices, the model {bars}-bar ones", path.display(), corpus.bars);
+                let path = path
+                    .clone()
+                    .unwrap_or_else(|| corpus::default_path(encoding, bars));
+                let corpus = Corpus::load(&path).with_context(|| {
+                    format!(
+                        "{}: build it with `{}`",
+                        path.display(),
+                        corpus::build_command(encoding, bars)
+                    )
+                })?;
+                anyhow::ensure!(
+                    corpus.encoding == encoding,
+                    "{} holds {}, the model plays {}",
+                    path.display(),
+                    corpus.encoding.name(),
+                    encoding.name()
+                );
+                anyhow::ensure!(
+                    corpus.bars == bars,
+                    "{} has {}-bar slices, the model {bars}-bar ones",
+                    path.display(),
+                    corpus.bars
+                );
                 (corpus, path.display().to_string())
             }
         })
@@ -92,7 +128,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let (corpus, source) = args.held_out.corpus(&model.config)?;
     let split = args.split_of(&corpus);
     anyhow::ensure!(!split.is_empty(), "{source} has no {} split", args.split);
-    anyhow::ensure!(!args.nearest || !corpus.train.is_empty(), "--nearest copies training slices, and {source} has no training split");
+    anyhow::ensure!(
+        !args.nearest || !corpus.train.is_empty(),
+        "--nearest copies training slices, and {source} has no training split"
+    );
     if let Some(n) = args.refine {
         refine(&model, split, n)?;
         if !model.has_encoder() {
@@ -102,21 +141,38 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let e = evaluate(&model, split, args.batch_size, args.held_out.limit)?;
     println!("model: {} ({:?})", args.model.display(), model.config);
-    println!("evaluated {} slices of the {} split of {source} in {:.1} s", e.slices, args.split, started.elapsed().as_secs_f64());
+    println!(
+        "evaluated {} slices of the {} split of {source} in {:.1} s",
+        e.slices,
+        args.split,
+        started.elapsed().as_secs_f64()
+    );
     if args.nearest {
-        println!("copying the nearest training slice: {:.4}", nearest_copy_accuracy(&corpus.train, split, args.held_out.limit));
+        println!(
+            "copying the nearest training slice: {:.4}",
+            nearest_copy_accuracy(&corpus.train, split, args.held_out.limit)
+        );
     }
     if !e.class_errors.is_empty() {
         let steps = (e.slices * model.config.steps()) as f64;
         println!("greedy decode of mu by drum class: its hits, the share of them missed, extra hits per 100 steps");
         for (class, c) in drums::CLASSES.iter().zip(&e.class_errors) {
-            println!("  {:<14} {:>6} hits  {:>5.1} % missed  {:>5.2} extra", class.name, c.hits, 100.0 * c.missed as f64 / c.hits.max(1) as f64, 100.0 * c.extra as f64 / steps);
+            println!(
+                "  {:<14} {:>6} hits  {:>5.1} % missed  {:>5.2} extra",
+                class.name,
+                c.hits,
+                100.0 * c.missed as f64 / c.hits.max(1) as f64,
+                100.0 * c.extra as f64 / steps
+            );
         }
     }
     let ranking = e.kl_ranking();
     println!("KL per dimension (nats), largest first:");
     for chunk in ranking.chunks(8) {
-        let row: Vec<String> = chunk.iter().map(|&d| format!("z{d}={:.3}", e.kl_per_dim[d])).collect();
+        let row: Vec<String> = chunk
+            .iter()
+            .map(|&d| format!("z{d}={:.3}", e.kl_per_dim[d]))
+            .collect();
         println!("  {}", row.join(" "));
     }
     println!("total KL {:.2} nats", e.kl_per_dim.iter().sum::<f64>());
@@ -126,25 +182,49 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
 
 /// A groove model against its test grooves and the mean-velocity baseline.
 fn grooves(args: &EvalArgs, file: &ModelFile) -> anyhow::Result<()> {
-    anyhow::ensure!(!args.nearest, "--nearest scores a pattern model's step accuracy; a groove model is scored on its hits");
+    anyhow::ensure!(
+        !args.nearest,
+        "--nearest scores a pattern model's step accuracy; a groove model is scored on its hits"
+    );
     let model = file.groove_model(&candle_core::Device::Cpu)?;
     let (corpus, source) = args.held_out.corpus(&model.config)?;
     // The baseline's velocities come from the training split; a MIDI folder has none, so
     // its own test grooves stand in.
-    let (baseline, baseline_from) = if corpus.train.is_empty() { (&corpus.test, "test") } else { (&corpus.train, "training") };
+    let (baseline, baseline_from) = if corpus.train.is_empty() {
+        (&corpus.test, "test")
+    } else {
+        (&corpus.train, "training")
+    };
     let started = std::time::Instant::now();
     let split = args.split_of(&corpus);
     anyhow::ensure!(!split.is_empty(), "{source} has no {} split", args.split);
-    let e = evaluate_grooves(&model, split, &corpus.tune_bpm(), &mean_velocities(baseline), args.batch_size, args.held_out.limit)?;
+    let e = evaluate_grooves(
+        &model,
+        split,
+        &corpus.tune_bpm(),
+        &mean_velocities(baseline),
+        args.batch_size,
+        args.held_out.limit,
+    )?;
     println!("model: {} ({:?})", args.model.display(), model.config);
-    println!("evaluated {} grooves of the {} split of {source} in {:.1} s (greedy decode of mu)", e.slices, args.split, started.elapsed().as_secs_f64());
-    println!("hits: precision {:.4}, recall {:.4}", e.hit_precision, e.hit_recall);
+    println!(
+        "evaluated {} grooves of the {} split of {source} in {:.1} s (greedy decode of mu)",
+        e.slices,
+        args.split,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "hits: precision {:.4}, recall {:.4}",
+        e.hit_precision, e.hit_recall
+    );
     let m = e.matched;
     println!(
         "on the hits it plays right: velocity MAE {:.2} (baseline {:.2}), timing MAE {:.2} ms (baseline {:.2} ms)",
         m.velocity, m.baseline_velocity, m.timing_ms, m.baseline_timing_ms
     );
-    println!("baseline: each class at its mean velocity over the {baseline_from} split, on the grid");
+    println!(
+        "baseline: each class at its mean velocity over the {baseline_from} split, on the grid"
+    );
     println!("total KL {:.2} nats", e.kl_per_dim.iter().sum::<f64>());
     println!("{}", e.summary_line());
     Ok(())
@@ -154,7 +234,8 @@ fn grooves(args: &EvalArgs, file: &ModelFile) -> anyhow::Result<()> {
 fn refine(model: &MusicVae, split: &Split, n: usize) -> anyhow::Result<()> {
     let n = n.min(split.len());
     let config = InversionConfig::default();
-    let (mut from_mu, mut from_z, mut seconds, mut forced_right) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    let (mut from_mu, mut from_z, mut seconds, mut forced_right) =
+        (Vec::new(), Vec::new(), Vec::new(), 0);
     for i in 0..n {
         let phrase = split.get(i);
         let started = std::time::Instant::now();
@@ -166,18 +247,31 @@ fn refine(model: &MusicVae, split: &Split, n: usize) -> anyhow::Result<()> {
             from_mu.extend(model.decode(&model.encode(&[phrase])?, Sampling::Greedy)?);
         }
     }
-    let phrases: Vec<&[latent_live::music::Event]> = (0..n).map(|i| split.get(i)).collect();
+    let phrases: Vec<&[latent_live_core::music::Event]> = (0..n).map(|i| split.get(i)).collect();
     seconds.sort_by(f64::total_cmp);
-    let start = if model.has_encoder() { "from mu".to_string() } else { format!("from the best of {} prior samples", config.restarts) };
+    let start = if model.has_encoder() {
+        "from mu".to_string()
+    } else {
+        format!("from the best of {} prior samples", config.restarts)
+    };
     println!(
         "latent inversion ({} Adam steps, lr {}, {start}) on {n} slices: median {:.2} s, max {:.2} s per clip",
         config.steps, config.learning_rate, seconds[n / 2], seconds[n - 1]
     );
     if model.has_encoder() {
-        println!("greedy reconstruction from mu: {:.4}", accuracy(&from_mu, &phrases));
+        println!(
+            "greedy reconstruction from mu: {:.4}",
+            accuracy(&from_mu, &phrases)
+        );
     }
-    println!("greedy reconstruction from inverted z: {:.4}", accuracy(&from_z, &phrases));
+    println!(
+        "greedy reconstruction from inverted z: {:.4}",
+        accuracy(&from_z, &phrases)
+    );
     let steps: usize = phrases.iter().map(|p| p.len()).sum();
-    println!("teacher-forced accuracy from inverted z: {:.4}", forced_right as f64 / steps as f64);
+    println!(
+        "teacher-forced accuracy from inverted z: {:.4}",
+        forced_right as f64 / steps as f64
+    );
     Ok(())
 }

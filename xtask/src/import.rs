@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use latent_live::model::magenta::{import, ImportOptions};
-use latent_live::model::GrooveInput;
-use latent_live::music::{drums, Encoding};
+use latent_live_core::model::magenta::{import, ImportOptions};
+use latent_live_core::model::GrooveInput;
+use latent_live_core::music::{drums, Encoding};
 
 #[derive(clap::Args)]
 pub struct ImportArgs {
@@ -28,7 +28,11 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
     file.write(&args.out, candle_core::DType::F32)?;
     println!("{}", file.card.summary);
     println!("config: {:?}", file.config);
-    let classes = drums::CLASSES.iter().map(|c| format!("{} {}", c.short, c.pitches[0])).collect::<Vec<_>>().join(", ");
+    let classes = drums::CLASSES
+        .iter()
+        .map(|c| format!("{} {}", c.short, c.pitches[0]))
+        .collect::<Vec<_>>()
+        .join(", ");
     match file.config.encoding {
         Encoding::Melody => {}
         Encoding::Drums => {

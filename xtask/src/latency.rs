@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use latent_live::worker::engine::{self, Engine};
-use latent_live::worker::models;
-use latent_live::audio::handoff::Phrase;
+use latent_live::link;
 use latent_live::params::{LatentLiveParams, ModelChoice};
+use latent_live::worker::engine::Engine;
+use latent_live::worker::models;
+use latent_live_core::music::phrase::Phrase;
 use nice_plug::prelude::Param;
 
 #[derive(clap::Args)]
@@ -20,16 +21,24 @@ pub struct LatencyArgs {
 }
 
 pub fn run(args: &LatencyArgs) -> anyhow::Result<()> {
-    for choice in [ModelChoice::Folk2Bar, ModelChoice::Folk4Bar, ModelChoice::Groove2Bar] {
+    for choice in [
+        ModelChoice::Folk2Bar,
+        ModelChoice::Folk4Bar,
+        ModelChoice::Groove2Bar,
+    ] {
         if let Err(e) = models::default_loader()(models::ModelSource::Pattern(choice), None) {
             println!("{choice:?}: skipped ({e})");
             continue;
         }
         let params = Arc::new(LatentLiveParams::default());
         set(&params.model, params.model.preview_normalized(choice));
-        let (engine, mut link) = Engine::start(params.clone(), models::default_loader(), engine::ports().0)?;
+        let (engine, mut link) =
+            Engine::start(params.clone(), models::default_loader(), link::ports().0)?;
         let mut phrase = Phrase::EMPTY;
-        wait(Duration::from_secs(60), || link.phrases.pop_newest(&mut phrase)).context("the first phrase never came")?;
+        wait(Duration::from_secs(60), || {
+            link.phrases.pop_newest(&mut phrase)
+        })
+        .context("the first phrase never came")?;
 
         let mut latencies = Vec::with_capacity(args.changes);
         let mut decodes = Vec::with_capacity(args.changes);
@@ -39,13 +48,29 @@ pub fn run(args: &LatencyArgs) -> anyhow::Result<()> {
             let previous = phrase.generation;
             let value = (i % 50) as f32 / 50.0;
             let changed = Instant::now();
-            set(&params.lat1, if params.lat1.modulated_normalized_value() == value { value + 0.01 } else { value });
-            wait(Duration::from_secs(10), || link.phrases.pop_newest(&mut phrase) && phrase.generation > previous).context("no phrase after a change")?;
+            set(
+                &params.lat1,
+                if params.lat1.modulated_normalized_value() == value {
+                    value + 0.01
+                } else {
+                    value
+                },
+            );
+            wait(Duration::from_secs(10), || {
+                link.phrases.pop_newest(&mut phrase) && phrase.generation > previous
+            })
+            .context("no phrase after a change")?;
             latencies.push(changed.elapsed());
-            decodes.push(Duration::from_micros(engine.status().last_decode_micros.load(Ordering::Acquire)));
+            decodes.push(Duration::from_micros(
+                engine.status().last_decode_micros.load(Ordering::Acquire),
+            ));
         }
         let name = engine.status().model_name();
-        println!("{name}: change to phrase ready {}; of which decoding {}", summary(&mut latencies), summary(&mut decodes));
+        println!(
+            "{name}: change to phrase ready {}; of which decoding {}",
+            summary(&mut latencies),
+            summary(&mut decodes)
+        );
     }
     Ok(())
 }
@@ -69,8 +94,15 @@ fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> anyhow::Result<()> {
 /// "median m ms, p95 p ms, max x ms (n)".
 fn summary(samples: &mut [Duration]) -> String {
     samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
-    format!("median {:.1} ms, p95 {:.1} ms, max {:.1} ms ({} changes)", at(0.5), at(0.95), at(1.0), samples.len())
+    let at =
+        |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
+    format!(
+        "median {:.1} ms, p95 {:.1} ms, max {:.1} ms ({} changes)",
+        at(0.5),
+        at(0.95),
+        at(1.0),
+        samples.len()
+    )
 }
 
 #[derive(clap::Args)]
@@ -82,13 +114,19 @@ pub struct DecodeArgs {
 
 /// Decode time of each embedded model, greedy from z ~ N(0, 1), at batch 1 and 16.
 pub fn decode(args: &DecodeArgs) -> anyhow::Result<()> {
-    use latent_live::model::assets::DefaultModel;
+    use latent_live_core::model::assets::DefaultModel;
 
     for model in DefaultModel::ALL {
         let vae = model.load()?.model(&candle_core::Device::Cpu)?;
         for batch in [1usize, 16] {
             let times = time_decodes(&vae, batch, args.decodes)?;
-            println!("{} batch {batch:>2}: p50 {:.1} ms, p99 {:.1} ms ({} decodes)", model.name(), at(&times, 0.5), at(&times, 0.99), times.len());
+            println!(
+                "{} batch {batch:>2}: p50 {:.1} ms, p99 {:.1} ms ({} decodes)",
+                model.name(),
+                at(&times, 0.5),
+                at(&times, 0.99),
+                times.len()
+            );
         }
     }
     let times = time_humanize(args.decodes)?;
@@ -97,13 +135,15 @@ pub fn decode(args: &DecodeArgs) -> anyhow::Result<()> {
 }
 
 /// One humanize pass as the worker runs it on a new drum pattern
-/// ([`latent_live::model::GrooVae::feel_of`]): encode a 2-bar pattern's hits and decode
+/// ([`latent_live_core::model::GrooVae::feel_of`]): encode a 2-bar pattern's hits and decode
 /// their velocities and timing, at batch 1, with the embedded humanizer.
 fn time_humanize(passes: usize) -> anyhow::Result<Vec<Duration>> {
-    use latent_live::model::assets::DefaultModel;
+    use latent_live_core::model::assets::DefaultModel;
     use rand::{Rng, SeedableRng};
 
-    let humanizer = DefaultModel::Humanize2Bar.load()?.groove_model(&candle_core::Device::Cpu)?;
+    let humanizer = DefaultModel::Humanize2Bar
+        .load()?
+        .groove_model(&candle_core::Device::Cpu)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut times = Vec::with_capacity(passes + 5);
     for _ in 0..passes + 5 {
@@ -119,14 +159,19 @@ fn time_humanize(passes: usize) -> anyhow::Result<Vec<Duration>> {
 
 /// `decodes` greedy decodes of z ~ N(0, 1) at `batch`, after 5 that warm caches and the
 /// allocator; sorted.
-fn time_decodes(vae: &latent_live::model::MusicVae, batch: usize, decodes: usize) -> anyhow::Result<Vec<Duration>> {
-    use latent_live::model::Sampling;
+fn time_decodes(
+    vae: &latent_live_core::model::MusicVae,
+    batch: usize,
+    decodes: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    use latent_live_core::model::Sampling;
     use rand::SeedableRng;
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut times = Vec::with_capacity(decodes + 5);
     for _ in 0..decodes + 5 {
-        let z = latent_live::training::train::standard_normal(&mut rng, (batch, vae.config.z_size))?;
+        let z =
+            latent_live_core::model::latent::standard_normal(&mut rng, (batch, vae.config.z_size))?;
         let started = Instant::now();
         std::hint::black_box(vae.decode(&z, Sampling::Greedy)?);
         times.push(started.elapsed());
@@ -161,7 +206,10 @@ struct JsTiming {
 pub fn versus_magenta(args: &VersusArgs) -> anyhow::Result<()> {
     let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("magenta-js");
     if !js.join("node_modules/@magenta/music").is_dir() {
-        bail!("magenta.js is not installed: run `npm ci --legacy-peer-deps` in {} (needs Node.js)", js.display());
+        bail!(
+            "magenta.js is not installed: run `npm ci --legacy-peer-deps` in {} (needs Node.js)",
+            js.display()
+        );
     }
     let dir = std::env::temp_dir().join(format!("latent-live-vs-magenta-{}", std::process::id()));
     let output = std::process::Command::new("node")
@@ -181,18 +229,28 @@ pub fn versus_magenta(args: &VersusArgs) -> anyhow::Result<()> {
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
 
-    let file = latent_live::model::magenta::import(&dir, Default::default())?;
+    let file = latent_live_core::model::magenta::import(&dir, Default::default())?;
     let vae = file.model(&candle_core::Device::Cpu)?;
     std::fs::remove_dir_all(&dir)?;
     println!("model: {} (random weights)", file.card.summary);
-    println!("{:<38} {:>6} {:>12} {:>10}", "decoder", "batch", "median ms", "vs Rust");
+    println!(
+        "{:<38} {:>6} {:>12} {:>10}",
+        "decoder", "batch", "median ms", "vs Rust"
+    );
     for batch in [1usize, 16] {
         let rust = at(&time_decodes(&vae, batch, args.decodes.max(20))?, 0.5);
         for t in js_times.iter().filter(|t| t.batch == batch) {
             let name = format!("magenta.js tfjs-{} ({} runs)", t.backend, t.runs);
-            println!("{name:<38} {batch:>6} {:>12.2} {:>9.1}x", t.median_ms, t.median_ms / rust);
+            println!(
+                "{name:<38} {batch:>6} {:>12.2} {:>9.1}x",
+                t.median_ms,
+                t.median_ms / rust
+            );
         }
-        println!("{:<38} {batch:>6} {rust:>12.2} {:>9.1}x", "Latent Live (Rust, candle)", 1.0);
+        println!(
+            "{:<38} {batch:>6} {rust:>12.2} {:>9.1}x",
+            "Latent Live (Rust, candle)", 1.0
+        );
     }
     Ok(())
 }

@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use candle_core::{DType, Device};
-use latent_live::music::Encoding;
-use latent_live::training::corpus::{self, Corpus};
-use latent_live::training::eval::{evaluate, evaluate_grooves, mean_velocities, Evaluation, GrooveEvaluation};
-use latent_live::model::{GrooveInput, ModelFile};
+use latent_live_core::model::{GrooveInput, ModelFile};
+use latent_live_core::music::Encoding;
+use latent_live_training::corpus::{self, Corpus};
+use latent_live_training::eval::{
+    evaluate, evaluate_grooves, mean_velocities, Evaluation, GrooveEvaluation,
+};
 
 #[derive(clap::Args)]
 pub struct ShipArgs {
@@ -38,10 +40,20 @@ const F16_GROOVE_TOLERANCE: f64 = 0.05;
 pub fn run(args: &ShipArgs) -> anyhow::Result<()> {
     let mut file = ModelFile::read(&args.run.join("model.safetensors"))?;
     let (bars, encoding) = (file.config.bars, file.config.encoding);
-    let corpus_path = args.corpus.clone().unwrap_or_else(|| corpus::default_path(encoding, bars));
-    let corpus = Corpus::load(&corpus_path).with_context(|| format!("{}", corpus_path.display()))?;
+    let corpus_path = args
+        .corpus
+        .clone()
+        .unwrap_or_else(|| corpus::default_path(encoding, bars));
+    let corpus =
+        Corpus::load(&corpus_path).with_context(|| format!("{}", corpus_path.display()))?;
     if (corpus.encoding, corpus.bars) != (encoding, bars) {
-        bail!("{} holds {}-bar {}, the model plays {bars}-bar {}", corpus_path.display(), corpus.bars, corpus.encoding.name(), encoding.name());
+        bail!(
+            "{} holds {}-bar {}, the model plays {bars}-bar {}",
+            corpus_path.display(),
+            corpus.bars,
+            corpus.encoding.name(),
+            encoding.name()
+        );
     }
     file.card.name = args.name.clone();
     file.card.summary = args.summary.clone();
@@ -50,12 +62,20 @@ pub fn run(args: &ShipArgs) -> anyhow::Result<()> {
         corpus.summary().lines().next().unwrap_or_default(),
         corpus_path.display(),
         match corpus.encoding {
-            Encoding::Melody => format!("tune with seed {}", corpus.metadata.get("seed").cloned().unwrap_or_default()),
-            Encoding::Drums | Encoding::Groove => corpus.metadata.get("split_by").cloned().unwrap_or_default(),
+            Encoding::Melody => format!(
+                "tune with seed {}",
+                corpus.metadata.get("seed").cloned().unwrap_or_default()
+            ),
+            Encoding::Drums | Encoding::Groove =>
+                corpus.metadata.get("split_by").cloned().unwrap_or_default(),
         }
     );
     let out = PathBuf::from(format!("assets/{}.safetensors", args.name));
-    let shipped = if out.exists() && !args.force { Some(ModelFile::read(&out)?) } else { None };
+    let shipped = if out.exists() && !args.force {
+        Some(ModelFile::read(&out)?)
+    } else {
+        None
+    };
     match encoding {
         Encoding::Groove => ship_groove(file, &corpus, shipped.as_ref(), &out),
         Encoding::Melody | Encoding::Drums => ship_pattern(file, &corpus, shipped.as_ref(), &out),
@@ -63,14 +83,21 @@ pub fn run(args: &ShipArgs) -> anyhow::Result<()> {
 }
 
 /// Measures a melody or drum model on the test split and writes it with its card.
-fn ship_pattern(mut file: ModelFile, corpus: &Corpus, shipped: Option<&ModelFile>, out: &Path) -> anyhow::Result<()> {
+fn ship_pattern(
+    mut file: ModelFile,
+    corpus: &Corpus,
+    shipped: Option<&ModelFile>,
+    out: &Path,
+) -> anyhow::Result<()> {
     let test = &corpus.test;
     let e32 = evaluate(&file.model(&Device::Cpu)?, test, 256, None)?;
     println!("f32: {}", e32.summary_line());
     let f16 = ModelFile::from_bytes(&file.to_bytes(DType::F16)?)?;
     let e16 = evaluate(&f16.model(&Device::Cpu)?, test, 256, None)?;
     println!("f16: {}", e16.summary_line());
-    let (dtype, e) = if e32.sampled - e16.sampled <= F16_TOLERANCE && e32.teacher_forced - e16.teacher_forced <= F16_TOLERANCE {
+    let (dtype, e) = if e32.sampled - e16.sampled <= F16_TOLERANCE
+        && e32.teacher_forced - e16.teacher_forced <= F16_TOLERANCE
+    {
         (DType::F16, e16)
     } else {
         (DType::F32, e32)
@@ -90,23 +117,55 @@ fn ship_pattern(mut file: ModelFile, corpus: &Corpus, shipped: Option<&ModelFile
         ("kl_total".to_string(), e.kl_per_dim.iter().sum()),
     ]
     .into();
-    file.extra.insert("kl_per_dim".into(), serde_json::to_string(&e.kl_per_dim)?);
-    file.extra.insert("kl_ranking".into(), serde_json::to_string(&e.kl_ranking())?);
+    file.extra
+        .insert("kl_per_dim".into(), serde_json::to_string(&e.kl_per_dim)?);
+    file.extra
+        .insert("kl_ranking".into(), serde_json::to_string(&e.kl_ranking())?);
     file.write(out, dtype)?;
-    std::fs::write(out.with_extension("md"), card_markdown(&file, &e, dtype, corpus))?;
-    println!("shipped {} as {dtype:?}: {}", out.display(), e.summary_line());
+    std::fs::write(
+        out.with_extension("md"),
+        card_markdown(&file, &e, dtype, corpus),
+    )?;
+    println!(
+        "shipped {} as {dtype:?}: {}",
+        out.display(),
+        e.summary_line()
+    );
     Ok(())
 }
 
 /// Measures a groove model on the test split against the mean-velocity baseline and
 /// writes it with its card. Lower errors are better: a new model ships only where its
 /// velocity and timing errors together are lower than the shipped one's.
-fn ship_groove(mut file: ModelFile, corpus: &Corpus, shipped: Option<&ModelFile>, out: &Path) -> anyhow::Result<()> {
-    let (test, bpm, baseline) = (&corpus.test, corpus.tune_bpm(), mean_velocities(&corpus.train));
-    let e32 = evaluate_grooves(&file.groove_model(&Device::Cpu)?, test, &bpm, &baseline, 256, None)?;
+fn ship_groove(
+    mut file: ModelFile,
+    corpus: &Corpus,
+    shipped: Option<&ModelFile>,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let (test, bpm, baseline) = (
+        &corpus.test,
+        corpus.tune_bpm(),
+        mean_velocities(&corpus.train),
+    );
+    let e32 = evaluate_grooves(
+        &file.groove_model(&Device::Cpu)?,
+        test,
+        &bpm,
+        &baseline,
+        256,
+        None,
+    )?;
     println!("f32: {}", e32.summary_line());
     let f16 = ModelFile::from_bytes(&file.to_bytes(DType::F16)?)?;
-    let e16 = evaluate_grooves(&f16.groove_model(&Device::Cpu)?, test, &bpm, &baseline, 256, None)?;
+    let e16 = evaluate_grooves(
+        &f16.groove_model(&Device::Cpu)?,
+        test,
+        &bpm,
+        &baseline,
+        256,
+        None,
+    )?;
     println!("f16: {}", e16.summary_line());
     let held = |e: &GrooveEvaluation| e.held.unwrap_or_default();
     let (dtype, e) = if e16.velocity_mae - e32.velocity_mae <= F16_GROOVE_TOLERANCE
@@ -124,9 +183,19 @@ fn ship_groove(mut file: ModelFile, corpus: &Corpus, shipped: Option<&ModelFile>
         Some(held) => ("held_", held),
         None => ("", (e.velocity_mae, e.timing_mae_ms)),
     };
-    let error = |velocity: f64, timing: f64| velocity / e.baseline_velocity_mae + timing / e.baseline_timing_mae_ms;
+    let error = |velocity: f64, timing: f64| {
+        velocity / e.baseline_velocity_mae + timing / e.baseline_timing_mae_ms
+    };
     if let Some(shipped) = shipped {
-        let metric = |name: &str| shipped.card.metrics.get(&format!("{prefix}{name}")).copied().filter(|m| m.is_finite()).unwrap_or(f64::INFINITY);
+        let metric = |name: &str| {
+            shipped
+                .card
+                .metrics
+                .get(&format!("{prefix}{name}"))
+                .copied()
+                .filter(|m| m.is_finite())
+                .unwrap_or(f64::INFINITY)
+        };
         let (v, t) = (metric("velocity_mae"), metric("timing_mae_ms"));
         if error(velocity, timing) >= error(v, t) {
             bail!(
@@ -135,7 +204,9 @@ fn ship_groove(mut file: ModelFile, corpus: &Corpus, shipped: Option<&ModelFile>
         }
     }
     // Only a humanizer has the held errors: a metric is a number (JSON has no NaN).
-    let held = e.held.map(|(v, t)| [("held_velocity_mae", v), ("held_timing_mae_ms", t)]);
+    let held = e
+        .held
+        .map(|(v, t)| [("held_velocity_mae", v), ("held_timing_mae_ms", t)]);
     file.card.metrics = [
         ("hit_accuracy", e.hit_accuracy),
         ("hit_f1", e.hit_f1()),
@@ -153,14 +224,25 @@ fn ship_groove(mut file: ModelFile, corpus: &Corpus, shipped: Option<&ModelFile>
     .map(|(name, value)| (name.to_string(), value))
     .collect();
     file.write(out, dtype)?;
-    std::fs::write(out.with_extension("md"), groove_card_markdown(&file, &e, dtype, corpus))?;
-    println!("shipped {} as {dtype:?}: {}", out.display(), e.summary_line());
+    std::fs::write(
+        out.with_extension("md"),
+        groove_card_markdown(&file, &e, dtype, corpus),
+    )?;
+    println!(
+        "shipped {} as {dtype:?}: {}",
+        out.display(),
+        e.summary_line()
+    );
     Ok(())
 }
 
 fn card_markdown(file: &ModelFile, e: &Evaluation, dtype: DType, corpus: &Corpus) -> String {
     let c = &file.config;
-    let kind = if c.hierarchical { "hierarchical (conductor + bar decoder)" } else { "flat" };
+    let kind = if c.hierarchical {
+        "hierarchical (conductor + bar decoder)"
+    } else {
+        "flat"
+    };
     let (encoding, licences) = match c.encoding {
         Encoding::Melody => {
             let licences: Vec<String> = corpus
@@ -226,7 +308,12 @@ fn groove_dataset_credit(corpus: &Corpus) -> String {
     )
 }
 
-fn groove_card_markdown(file: &ModelFile, e: &GrooveEvaluation, dtype: DType, corpus: &Corpus) -> String {
+fn groove_card_markdown(
+    file: &ModelFile,
+    e: &GrooveEvaluation,
+    dtype: DType,
+    corpus: &Corpus,
+) -> String {
     let c = &file.config;
     let input = match c.groove_input {
         GrooveInput::Humanize => "the quantized hits alone (GrooVAE's `humanize`): it adds velocity and timing to a pattern",

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use latent_live::model::{Config, GrooVae, ModelCard, ModelFile, MusicVae};
-use latent_live::music::groove::Groove;
-use latent_live::music::{Encoding, Event};
-use latent_live::training::corpus::{self, Corpus, Split, SplitFractions};
-use latent_live::training::eval::{evaluate, evaluate_grooves, mean_velocities};
-use latent_live::training::train::{ModelTrainer, StepStats, Trainable, TrainConfig, Trainer};
+use latent_live_core::model::{Config, GrooVae, ModelCard, ModelFile, MusicVae};
+use latent_live_core::music::groove::Groove;
+use latent_live_core::music::{Encoding, Event};
+use latent_live_training::corpus::{self, Corpus, Split, SplitFractions};
+use latent_live_training::eval::{evaluate, evaluate_grooves, mean_velocities};
+use latent_live_training::train::{ModelTrainer, StepStats, TrainConfig, Trainable, Trainer};
 use rand::{Rng, SeedableRng};
 
 #[derive(clap::Args)]
@@ -120,7 +120,11 @@ fn preset(name: &str) -> anyhow::Result<Config> {
 trait Run: Trainable {
     fn step(trainer: &mut ModelTrainer<Self>, split: &Split) -> candle_core::Result<StepStats>;
     /// The summary line, the KL, and the two figures the log keeps.
-    fn validate(trainer: &ModelTrainer<Self>, corpus: &Corpus, slices: usize) -> anyhow::Result<(String, f64, f64, f64)>;
+    fn validate(
+        trainer: &ModelTrainer<Self>,
+        corpus: &Corpus,
+        slices: usize,
+    ) -> anyhow::Result<(String, f64, f64, f64)>;
 }
 
 impl Run for MusicVae {
@@ -130,9 +134,18 @@ impl Run for MusicVae {
         trainer.train_step(&refs)
     }
 
-    fn validate(trainer: &Trainer, corpus: &Corpus, slices: usize) -> anyhow::Result<(String, f64, f64, f64)> {
+    fn validate(
+        trainer: &Trainer,
+        corpus: &Corpus,
+        slices: usize,
+    ) -> anyhow::Result<(String, f64, f64, f64)> {
         let e = evaluate(&trainer.model, &corpus.validation, 256, Some(slices))?;
-        Ok((e.summary_line(), e.kl_per_dim.iter().sum(), e.teacher_forced, e.sampled))
+        Ok((
+            e.summary_line(),
+            e.kl_per_dim.iter().sum(),
+            e.teacher_forced,
+            e.sampled,
+        ))
     }
 }
 
@@ -144,9 +157,25 @@ impl Run for GrooVae {
     }
 
     /// Logs hit accuracy and velocity error.
-    fn validate(trainer: &ModelTrainer<GrooVae>, corpus: &Corpus, slices: usize) -> anyhow::Result<(String, f64, f64, f64)> {
-        let e = evaluate_grooves(&trainer.model, &corpus.validation, &corpus.tune_bpm(), &mean_velocities(&corpus.train), 256, Some(slices))?;
-        Ok((e.summary_line(), e.kl_per_dim.iter().sum(), e.hit_accuracy, e.velocity_mae))
+    fn validate(
+        trainer: &ModelTrainer<GrooVae>,
+        corpus: &Corpus,
+        slices: usize,
+    ) -> anyhow::Result<(String, f64, f64, f64)> {
+        let e = evaluate_grooves(
+            &trainer.model,
+            &corpus.validation,
+            &corpus.tune_bpm(),
+            &mean_velocities(&corpus.train),
+            256,
+            Some(slices),
+        )?;
+        Ok((
+            e.summary_line(),
+            e.kl_per_dim.iter().sum(),
+            e.hit_accuracy,
+            e.velocity_mae,
+        ))
     }
 }
 
@@ -168,13 +197,17 @@ fn train<M: Run>(args: &TrainArgs) -> anyhow::Result<()> {
     // What came before this run folder (a warm start's source), kept in every save.
     let mut lineage = String::new();
     let mut trainer = if args.resume {
-        let t = ModelTrainer::<M>::resume(&checkpoint).with_context(|| format!("resuming from {}", checkpoint.display()))?;
+        let t = ModelTrainer::<M>::resume(&checkpoint)
+            .with_context(|| format!("resuming from {}", checkpoint.display()))?;
         println!("resumed at step {}", t.step);
         lineage = std::fs::read_to_string(args.out.join("lineage.txt")).unwrap_or_default();
         t
     } else {
         if checkpoint.exists() {
-            bail!("{} exists: pass --resume to continue it, or choose another --out", checkpoint.display());
+            bail!(
+                "{} exists: pass --resume to continue it, or choose another --out",
+                checkpoint.display()
+            );
         }
         let mut config = TrainConfig::default();
         config.batch_size = args.batch_size.unwrap_or(config.batch_size);
@@ -187,9 +220,17 @@ fn train<M: Run>(args: &TrainArgs) -> anyhow::Result<()> {
             Some(path) => ModelFile::read(path)?.config.encoding,
             None => preset(&args.preset)?.encoding,
         };
-        let known = latent_live::music::attributes::of(encoding);
-        if let Some(unknown) = args.regularize.iter().find(|a| !known.contains(&a.as_str())) {
-            bail!("unknown {} attribute {unknown:?}; choose from {}", encoding.name(), known.join(", "));
+        let known = latent_live_core::music::attributes::of(encoding);
+        if let Some(unknown) = args
+            .regularize
+            .iter()
+            .find(|a| !known.contains(&a.as_str()))
+        {
+            bail!(
+                "unknown {} attribute {unknown:?}; choose from {}",
+                encoding.name(),
+                known.join(", ")
+            );
         }
         if encoding == Encoding::Groove && !args.regularize.is_empty() {
             bail!("--regularize binds attributes in pattern models; a groove model's latent space is not regularised");
@@ -201,9 +242,18 @@ fn train<M: Run>(args: &TrainArgs) -> anyhow::Result<()> {
                 let file = ModelFile::read(path)?;
                 let step = match args.init_step {
                     Some(step) => step,
-                    None => file.extra_json("step")?.with_context(|| format!("{} does not record its step: pass --init-step", path.display()))?,
+                    None => file.extra_json("step")?.with_context(|| {
+                        format!(
+                            "{} does not record its step: pass --init-step",
+                            path.display()
+                        )
+                    })?,
                 };
-                lineage = format!("Warm-started at step {step} from {} ({}).\n\n", path.display(), file.card.training.trim());
+                lineage = format!(
+                    "Warm-started at step {step} from {} ({}).\n\n",
+                    path.display(),
+                    file.card.training.trim()
+                );
                 std::fs::write(args.out.join("lineage.txt"), &lineage)?;
                 println!("warm start from {} at step {step}", path.display());
                 ModelTrainer::<M>::warm_start(&file, config, step)?
@@ -217,20 +267,41 @@ fn train<M: Run>(args: &TrainArgs) -> anyhow::Result<()> {
         trainer.config.transpose = 0;
     }
     if let Some(keep) = args.dropout_keep {
-        anyhow::ensure!(keep > 0.0 && keep <= 1.0, "--dropout-keep is a probability in (0, 1], not {keep}");
+        anyhow::ensure!(
+            keep > 0.0 && keep <= 1.0,
+            "--dropout-keep is a probability in (0, 1], not {keep}"
+        );
         trainer.config.dropout_keep = keep;
     }
     let plays_drums = trainer.model.config().encoding == Encoding::Drums;
     let variation = &mut trainer.config.drum_variation;
     for (flag, arg, field) in [
-        ("--swap-hat-ride", args.swap_hat_ride, &mut variation.swap_hat_ride),
-        ("--shuffle-toms", args.shuffle_toms, &mut variation.shuffle_toms),
-        ("--borrow-cymbals", args.borrow_cymbals, &mut variation.borrow_cymbals),
+        (
+            "--swap-hat-ride",
+            args.swap_hat_ride,
+            &mut variation.swap_hat_ride,
+        ),
+        (
+            "--shuffle-toms",
+            args.shuffle_toms,
+            &mut variation.shuffle_toms,
+        ),
+        (
+            "--borrow-cymbals",
+            args.borrow_cymbals,
+            &mut variation.borrow_cymbals,
+        ),
         ("--drop-hits", args.drop_hits, &mut variation.drop_hits),
     ] {
         if let Some(p) = arg {
-            anyhow::ensure!((0.0..=1.0).contains(&p), "{flag} is a probability in [0, 1], not {p}");
-            anyhow::ensure!(plays_drums, "{flag} varies drum pattern slices; this model does not play drum patterns");
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&p),
+                "{flag} is a probability in [0, 1], not {p}"
+            );
+            anyhow::ensure!(
+                plays_drums,
+                "{flag} varies drum pattern slices; this model does not play drum patterns"
+            );
             *field = p;
         }
     }
@@ -239,41 +310,79 @@ fn train<M: Run>(args: &TrainArgs) -> anyhow::Result<()> {
     }
     let (bars, encoding) = (trainer.model.config().bars, trainer.model.config().encoding);
     let corpus = match (&args.midi, &args.corpus, encoding) {
-        (Some(dir), _, Encoding::Melody) => Corpus::from_midi_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?,
-        (Some(dir), _, Encoding::Drums) => Corpus::from_drum_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?,
-        (Some(dir), _, Encoding::Groove) => Corpus::from_groove_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?,
+        (Some(dir), _, Encoding::Melody) => {
+            Corpus::from_midi_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?
+        }
+        (Some(dir), _, Encoding::Drums) => {
+            Corpus::from_drum_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?
+        }
+        (Some(dir), _, Encoding::Groove) => {
+            Corpus::from_groove_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?
+        }
         (None, path, _) => {
-            let path = path.clone().unwrap_or_else(|| corpus::default_path(encoding, bars));
-            Corpus::load(&path).with_context(|| format!("{}: build it with `{}`", path.display(), corpus::build_command(encoding, bars)))?
+            let path = path
+                .clone()
+                .unwrap_or_else(|| corpus::default_path(encoding, bars));
+            Corpus::load(&path).with_context(|| {
+                format!(
+                    "{}: build it with `{}`",
+                    path.display(),
+                    corpus::build_command(encoding, bars)
+                )
+            })?
         }
     };
     if corpus.bars != bars {
-        bail!("the corpus has {}-bar slices, the model {bars}-bar ones", corpus.bars);
+        bail!(
+            "the corpus has {}-bar slices, the model {bars}-bar ones",
+            corpus.bars
+        );
     }
     if corpus.encoding != encoding {
-        bail!("the corpus holds {}, the model plays {}", corpus.encoding.name(), encoding.name());
+        bail!(
+            "the corpus holds {}, the model plays {}",
+            corpus.encoding.name(),
+            encoding.name()
+        );
     }
     println!("{}", corpus.summary());
-    println!("model {:?}\ntraining {:?}", trainer.model.config(), trainer.config);
+    println!(
+        "model {:?}\ntraining {:?}",
+        trainer.model.config(),
+        trainer.config
+    );
 
     let started = Instant::now();
-    let deadline = args.minutes.map(|m| started + Duration::from_secs_f64(m * 60.0));
+    let deadline = args
+        .minutes
+        .map(|m| started + Duration::from_secs_f64(m * 60.0));
     let mut last_checkpoint = Instant::now();
     let mut log = open_log(&args.out.join("log.csv"))?;
     let bar = ProgressBar::new(args.steps).with_position(trainer.step);
-    bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {per_sec} {msg}")?.progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {per_sec} {msg}")?
+            .progress_chars("=> "),
+    );
     let (mut examples, mut window_start) = (0usize, Instant::now());
     while trainer.step < args.steps && deadline.is_none_or(|d| Instant::now() < d) {
         let stats = M::step(&mut trainer, &corpus.train)?;
         examples += trainer.config.batch_size;
         bar.set_position(trainer.step);
         let rate = examples as f64 / window_start.elapsed().as_secs_f64();
-        let regularization = if trainer.config.regularize.is_empty() { String::new() } else { format!(" ar {:.3}", stats.regularization) };
+        let regularization = if trainer.config.regularize.is_empty() {
+            String::new()
+        } else {
+            format!(" ar {:.3}", stats.regularization)
+        };
         bar.set_message(format!(
             "loss {:.2} kl {:.2} acc {:.3}{regularization} beta {:.3} sampled {:.2} {:.0} ex/s",
             stats.loss, stats.kl, stats.accuracy, stats.beta, stats.sampling_probability, rate
         ));
-        writeln!(log, "{},train,{},{},{},{},{:.1}", trainer.step, stats.loss, stats.reconstruction, stats.kl, stats.accuracy, rate)?;
+        writeln!(
+            log,
+            "{},train,{},{},{},{},{:.1}",
+            trainer.step, stats.loss, stats.reconstruction, stats.kl, stats.accuracy, rate
+        )?;
         if trainer.step % 100 == 0 {
             (examples, window_start) = (0, Instant::now());
         }
@@ -288,31 +397,56 @@ fn train<M: Run>(args: &TrainArgs) -> anyhow::Result<()> {
     bar.finish();
     save(&trainer, &args.out, &corpus, &started, &lineage)?;
     validate(&trainer, &corpus, args.eval_slices, &bar, &mut log)?;
-    println!("stopped at step {}; checkpoint and model in {}", trainer.step, args.out.display());
+    println!(
+        "stopped at step {}; checkpoint and model in {}",
+        trainer.step,
+        args.out.display()
+    );
     Ok(())
 }
 
 fn open_log(path: &Path) -> anyhow::Result<std::fs::File> {
     let fresh = !path.exists();
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     if fresh {
         writeln!(f, "step,kind,loss,reconstruction,kl,accuracy,extra")?;
     }
     Ok(f)
 }
 
-fn validate<M: Run>(trainer: &ModelTrainer<M>, corpus: &Corpus, slices: usize, bar: &ProgressBar, log: &mut std::fs::File) -> anyhow::Result<()> {
+fn validate<M: Run>(
+    trainer: &ModelTrainer<M>,
+    corpus: &Corpus,
+    slices: usize,
+    bar: &ProgressBar,
+    log: &mut std::fs::File,
+) -> anyhow::Result<()> {
     let (line, kl, first, second) = M::validate(trainer, corpus, slices)?;
-    bar.println(format!("step {} validation: {line} kl={kl:.2}", trainer.step));
+    bar.println(format!(
+        "step {} validation: {line} kl={kl:.2}",
+        trainer.step
+    ));
     writeln!(log, "{},validation,,,{kl},{first},{second}", trainer.step)?;
     Ok(())
 }
 
 /// Writes the resumable checkpoint and, beside it, the weights with their card.
-fn save<M: Run>(trainer: &ModelTrainer<M>, out: &Path, corpus: &Corpus, started: &Instant, lineage: &str) -> anyhow::Result<()> {
+fn save<M: Run>(
+    trainer: &ModelTrainer<M>,
+    out: &Path,
+    corpus: &Corpus,
+    started: &Instant,
+    lineage: &str,
+) -> anyhow::Result<()> {
     trainer.save_checkpoint(&out.join("checkpoint.safetensors"))?;
     let card = ModelCard {
-        name: out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        name: out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         data: corpus.provenance(),
         split: corpus.summary(),
         training: format!(
@@ -324,7 +458,9 @@ fn save<M: Run>(trainer: &ModelTrainer<M>, out: &Path, corpus: &Corpus, started:
         ),
         ..ModelCard::default()
     };
-    trainer.model_file(card, BTreeMap::new())?.write(&out.join("model.safetensors"), candle_core::DType::F32)?;
+    trainer
+        .model_file(card, BTreeMap::new())?
+        .write(&out.join("model.safetensors"), candle_core::DType::F32)?;
     Ok(())
 }
 
@@ -343,10 +479,20 @@ pub struct BenchTrainArgs {
 pub fn bench(args: &BenchTrainArgs) -> anyhow::Result<()> {
     let config = preset(&args.preset)?;
     let steps = config.steps();
-    let mut trainer = Trainer::new(config.clone(), TrainConfig { batch_size: args.batch_size, ..TrainConfig::default() })?;
+    let mut trainer = Trainer::new(
+        config.clone(),
+        TrainConfig {
+            batch_size: args.batch_size,
+            ..TrainConfig::default()
+        },
+    )?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let batch: Vec<Vec<Event>> = (0..args.batch_size)
-        .map(|_| (0..steps).map(|_| rng.random_range(0..config.num_classes() as Event)).collect())
+        .map(|_| {
+            (0..steps)
+                .map(|_| rng.random_range(0..config.num_classes() as Event))
+                .collect()
+        })
         .collect();
     let refs: Vec<&[Event]> = batch.iter().map(Vec::as_slice).collect();
     for _ in 0..2 {

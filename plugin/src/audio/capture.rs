@@ -13,27 +13,17 @@ use nice_plug::midi::Key;
 use nice_plug::prelude::NoteEvent;
 use std::sync::atomic::Ordering;
 
-use crate::audio::handoff::{Phrase, PhraseNote};
-use crate::music::{drums, groove};
-use crate::music::Encoding;
-use crate::worker::clips::Slot;
-use crate::params::{CaptureSource, LatentLiveParams};
 use crate::audio::timeline::{Meter, TransportInfo, MODEL_BAR_STEPS, STEPS_PER_BEAT};
+use crate::link::capture::CaptureRequest;
+use crate::params::{CaptureSource, LatentLiveParams};
+use crate::state::clips::Slot;
+use latent_live_core::model::MAX_STEPS;
+use latent_live_core::music::phrase::{Phrase, PhraseNote};
+use latent_live_core::music::Encoding;
+use latent_live_core::music::{drums, groove};
 
 /// Notes remembered, oldest overwritten first: minutes of playing.
 pub const MAX_RECORDED: usize = 1024;
-/// The longest clip, in 16th steps (16 bars).
-pub const MAX_CAPTURE_STEPS: usize = 256;
-
-/// What the audio thread sends the worker when Capture A or B fires.
-#[derive(Debug, Clone, Copy)]
-pub struct CaptureRequest {
-    pub slot: Slot,
-    /// Played in, tapped (the phrase holds the taps, on [`groove::TAP_CLASS`]), or the
-    /// phrase that was playing.
-    pub source: CaptureSource,
-    pub phrase: Phrase,
-}
 
 /// The audio thread's side of Capture: it records what is played in, and turns presses
 /// of Capture A / B into requests for the worker.
@@ -52,10 +42,22 @@ impl Capturer {
     pub fn record(&mut self, event: &NoteEvent<()>, transport: &TransportInfo) {
         let at = |timing: u32| transport.clock_beats + transport.beats_in(timing as usize);
         match *event {
-            NoteEvent::NoteOn { timing, key: Key::Number(key), velocity, .. } if velocity > 0.0 => self.recorder.note_on(key, at(timing)),
-            NoteEvent::NoteOn { timing, key: Key::Number(key), .. } | NoteEvent::NoteOff { timing, key: Key::Number(key), .. } => {
-                self.recorder.note_off(key, at(timing))
+            NoteEvent::NoteOn {
+                timing,
+                key: Key::Number(key),
+                velocity,
+                ..
+            } if velocity > 0.0 => self.recorder.note_on(key, at(timing)),
+            NoteEvent::NoteOn {
+                timing,
+                key: Key::Number(key),
+                ..
             }
+            | NoteEvent::NoteOff {
+                timing,
+                key: Key::Number(key),
+                ..
+            } => self.recorder.note_off(key, at(timing)),
             _ => {}
         }
     }
@@ -67,7 +69,13 @@ impl Capturer {
     /// capture waits for it), so a press a little early or late takes the phrase the
     /// musician just played. With the transport stopped there is no bar line: the clip
     /// starts on the first note played in that length of time.
-    pub fn process(&mut self, params: &LatentLiveParams, transport: &TransportInfo, playing: &Phrase, send: &mut impl FnMut(CaptureRequest)) {
+    pub fn process(
+        &mut self,
+        params: &LatentLiveParams,
+        transport: &TransportInfo,
+        playing: &Phrase,
+        send: &mut impl FnMut(CaptureRequest),
+    ) {
         let steps = playing.steps;
         let bars = (steps.max(1) as u32).div_ceil(MODEL_BAR_STEPS) as f64;
         let now = transport.clock_beats;
@@ -77,21 +85,58 @@ impl Capturer {
                 self.presses[i] = presses;
                 let (meter, source) = (transport.meter, params.capture_source.value());
                 if source == CaptureSource::Playing {
-                    send(CaptureRequest { slot, source, phrase: *playing });
+                    send(CaptureRequest {
+                        slot,
+                        source,
+                        phrase: *playing,
+                    });
                 } else if transport.playing {
                     let bar = meter.bar_beats();
                     let phase = transport.pos_beats - transport.bar_start;
-                    self.due[i] = Some((if phase < bar / 2.0 { now - phase } else { now + bar - phase }, meter, source));
+                    self.due[i] = Some((
+                        if phase < bar / 2.0 {
+                            now - phase
+                        } else {
+                            now + bar - phase
+                        },
+                        meter,
+                        source,
+                    ));
                 } else {
                     let length = bars * meter.bar_beats();
-                    let start = self.recorder.first_onset(now - length, now).unwrap_or(now - length);
-                    send(CaptureRequest { slot, source, phrase: self.recorder.capture(source, start, steps, meter, playing.encoding, params) });
+                    let start = self
+                        .recorder
+                        .first_onset(now - length, now)
+                        .unwrap_or(now - length);
+                    send(CaptureRequest {
+                        slot,
+                        source,
+                        phrase: self.recorder.capture(
+                            source,
+                            start,
+                            steps,
+                            meter,
+                            playing.encoding,
+                            params,
+                        ),
+                    });
                 }
             }
             if let Some((end, meter, source)) = self.due[i].filter(|&(end, _, _)| end <= now) {
                 self.due[i] = None;
                 let start = end - bars * meter.bar_beats();
-                send(CaptureRequest { slot, source, phrase: self.recorder.capture(source, start, steps, meter, playing.encoding, params) });
+                send(CaptureRequest {
+                    slot,
+                    source,
+                    phrase: self.recorder.capture(
+                        source,
+                        start,
+                        steps,
+                        meter,
+                        playing.encoding,
+                        params,
+                    ),
+                });
             }
         }
     }
@@ -121,20 +166,31 @@ pub struct InputRecorder {
 
 impl Default for InputRecorder {
     fn default() -> Self {
-        Self { notes: [Recorded::default(); MAX_RECORDED], head: 0, len: 0 }
+        Self {
+            notes: [Recorded::default(); MAX_RECORDED],
+            head: 0,
+            len: 0,
+        }
     }
 }
 
 impl InputRecorder {
     pub fn note_on(&mut self, pitch: u8, beat: f64) {
-        self.notes[self.head] = Recorded { pitch, start: beat, end: f64::INFINITY };
+        self.notes[self.head] = Recorded {
+            pitch,
+            start: beat,
+            end: f64::INFINITY,
+        };
         self.head = (self.head + 1) % MAX_RECORDED;
         self.len = (self.len + 1).min(MAX_RECORDED);
     }
 
     /// Ends the latest held note of `pitch`.
     pub fn note_off(&mut self, pitch: u8, beat: f64) {
-        if let Some(note) = self.recent_mut().find(|n| n.pitch == pitch && n.end.is_infinite()) {
+        if let Some(note) = self
+            .recent_mut()
+            .find(|n| n.pitch == pitch && n.end.is_infinite())
+        {
             note.end = beat.max(note.start);
         }
     }
@@ -145,28 +201,46 @@ impl InputRecorder {
 
     /// Newest first.
     fn recent(&self) -> impl Iterator<Item = &Recorded> {
-        (1..=self.len).map(move |back| &self.notes[(self.head + MAX_RECORDED - back) % MAX_RECORDED])
+        (1..=self.len)
+            .map(move |back| &self.notes[(self.head + MAX_RECORDED - back) % MAX_RECORDED])
     }
 
     fn recent_mut(&mut self) -> impl Iterator<Item = &mut Recorded> {
         let (head, len) = (self.head, self.len);
         let (newer, older) = self.notes.split_at_mut(head);
-        newer.iter_mut().rev().chain(older.iter_mut().rev()).take(len)
+        newer
+            .iter_mut()
+            .rev()
+            .chain(older.iter_mut().rev())
+            .take(len)
     }
 
     /// The onset of the first note that starts in `[from, to)`, if any.
     pub fn first_onset(&self, from: f64, to: f64) -> Option<f64> {
-        self.recent().map(|n| n.start).filter(|&s| s >= from && s < to).reduce(f64::min)
+        self.recent()
+            .map(|n| n.start)
+            .filter(|&s| s >= from && s < to)
+            .reduce(f64::min)
     }
 
     /// The clip a capture of what was played in makes: taps ([`Self::tap_phrase`]), or
     /// notes like the phrase playing's (melody or drums: [`Self::phrase`] or
     /// [`Self::drum_phrase`] with the kit mapping of `params`).
-    pub fn capture(&self, source: CaptureSource, start: f64, steps: u16, meter: Meter, encoding: Encoding, params: &LatentLiveParams) -> Phrase {
+    pub fn capture(
+        &self,
+        source: CaptureSource,
+        start: f64,
+        steps: u16,
+        meter: Meter,
+        encoding: Encoding,
+        params: &LatentLiveParams,
+    ) -> Phrase {
         match (source, encoding) {
             (CaptureSource::Tap, _) => self.tap_phrase(start, steps, meter, 0),
             (_, Encoding::Melody) => self.phrase(start, steps, meter, 0),
-            (_, Encoding::Drums | Encoding::Groove) => self.drum_phrase(start, steps, meter, &params.drum_note_values(), 0),
+            (_, Encoding::Drums | Encoding::Groove) => {
+                self.drum_phrase(start, steps, meter, &params.drum_note_values(), 0)
+            }
         }
     }
 
@@ -189,19 +263,23 @@ impl InputRecorder {
         let exact = (from_start - bar_start) * STEPS_PER_BEAT;
         let step = exact.round().max(0.0);
         let at = bar * MODEL_BAR_STEPS as f64 + step;
-        (step < kept && (0.0..steps as f64).contains(&at)).then_some((at as usize, exact - step, bar_start))
+        (step < kept && (0.0..steps as f64).contains(&at)).then_some((
+            at as usize,
+            exact - step,
+            bar_start,
+        ))
     }
 
     /// The clip of `steps` 16ths played from beat `start` in bars of `meter`, quantized
     /// to the grid and reduced to one voice: on each step the highest onset wins, and
     /// every onset ends the note before it. Notes still held end with the window.
     pub fn phrase(&self, start: f64, steps: u16, meter: Meter, generation: u64) -> Phrase {
-        let steps = (steps as usize).clamp(1, MAX_CAPTURE_STEPS);
+        let steps = (steps as usize).clamp(1, MAX_STEPS);
         // A 4/4 bar's notes may be held into the next bar, any other bar's end with it.
         let kept = meter.bar_steps().min(MODEL_BAR_STEPS) as f64;
         let contiguous = meter.bar_steps() == MODEL_BAR_STEPS;
         // (pitch, end step) of the onset kept on each step.
-        let mut onsets = [None::<(u8, usize)>; MAX_CAPTURE_STEPS];
+        let mut onsets = [None::<(u8, usize)>; MAX_STEPS];
         for note in self.recent() {
             let Some((at, bar_start)) = Self::clip_step(note.start, start, steps, meter) else {
                 continue;
@@ -219,7 +297,9 @@ impl InputRecorder {
             }
         }
         let mut phrase = Phrase::silent(steps as u16, generation);
-        let mut steps_iter = (0..steps).filter_map(|s| onsets[s].map(|o| (s, o))).peekable();
+        let mut steps_iter = (0..steps)
+            .filter_map(|s| onsets[s].map(|o| (s, o)))
+            .peekable();
         while let Some((s, (pitch, end))) = steps_iter.next() {
             let next = steps_iter.peek().map_or(steps, |&(n, _)| n);
             phrase.push(PhraseNote::new(pitch, s as u16, end.min(next) as u16));
@@ -232,9 +312,9 @@ impl InputRecorder {
     /// timing off the step as its shift (the tap-to-drums model reads it). Velocity does
     /// not count, as in Magenta's `fixed_velocities`.
     pub fn tap_phrase(&self, start: f64, steps: u16, meter: Meter, generation: u64) -> Phrase {
-        let steps = (steps as usize).clamp(1, MAX_CAPTURE_STEPS);
+        let steps = (steps as usize).clamp(1, MAX_STEPS);
         // The earliest onset of each step, as (onset, shift).
-        let mut taps = [None::<(f64, f32)>; MAX_CAPTURE_STEPS];
+        let mut taps = [None::<(f64, f32)>; MAX_STEPS];
         for note in self.recent() {
             if let Some((at, shift, _)) = Self::clip_time(note.start, start, steps, meter) {
                 if taps[at].is_none_or(|(onset, _)| note.start < onset) {
@@ -246,7 +326,10 @@ impl InputRecorder {
         phrase.encoding = Encoding::Drums;
         for (step, tap) in taps[..steps].iter().enumerate() {
             if let Some((_, shift)) = *tap {
-                phrase.push(PhraseNote { shift, ..PhraseNote::new(groove::TAP_CLASS as u8, step as u16, step as u16 + 1) });
+                phrase.push(PhraseNote {
+                    shift,
+                    ..PhraseNote::new(groove::TAP_CLASS as u8, step as u16, step as u16 + 1)
+                });
             }
         }
         phrase
@@ -255,12 +338,23 @@ impl InputRecorder {
     /// The drums played from beat `start`, as [`Self::phrase`] lays them on the clip's
     /// bars: every onset is a hit of the class whose note (`kit`) it is, or else of its
     /// GM class; notes of neither are left out. Hits of one class on one step are one.
-    pub fn drum_phrase(&self, start: f64, steps: u16, meter: Meter, kit: &[u8; drums::NUM_DRUM_CLASSES], generation: u64) -> Phrase {
-        let steps = (steps as usize).clamp(1, MAX_CAPTURE_STEPS);
+    pub fn drum_phrase(
+        &self,
+        start: f64,
+        steps: u16,
+        meter: Meter,
+        kit: &[u8; drums::NUM_DRUM_CLASSES],
+        generation: u64,
+    ) -> Phrase {
+        let steps = (steps as usize).clamp(1, MAX_STEPS);
         // The classes hit on each step, one bit each.
-        let mut classes = [0u16; MAX_CAPTURE_STEPS];
+        let mut classes = [0u16; MAX_STEPS];
         for note in self.recent() {
-            let Some(class) = kit.iter().position(|&k| k == note.pitch).or_else(|| drums::class_of(note.pitch)) else {
+            let Some(class) = kit
+                .iter()
+                .position(|&k| k == note.pitch)
+                .or_else(|| drums::class_of(note.pitch))
+            else {
                 continue;
             };
             if let Some((at, _)) = Self::clip_step(note.start, start, steps, meter) {
@@ -335,10 +429,22 @@ mod tests {
         r.note_off(62, 3.5);
         r.note_on(64, 5.5);
         r.note_off(64, 7.0); // held over the bar line: ends with its bar
-        let p = r.phrase(0.0, 32, Meter { numerator: 3, denominator: 4 }, 0);
+        let p = r.phrase(
+            0.0,
+            32,
+            Meter {
+                numerator: 3,
+                denominator: 4,
+            },
+            0,
+        );
         assert_eq!(
             p.notes(),
-            &[PhraseNote::new(60, 0, 12), PhraseNote::new(62, 16, 18), PhraseNote::new(64, 26, 28)]
+            &[
+                PhraseNote::new(60, 0, 12),
+                PhraseNote::new(62, 16, 18),
+                PhraseNote::new(64, 26, 28)
+            ]
         );
         // 5/4: the fifth beat does not fit a clip bar.
         let mut r = InputRecorder::default();
@@ -346,17 +452,34 @@ mod tests {
         r.note_off(67, 4.5);
         r.note_on(69, 5.0);
         r.note_off(69, 5.5);
-        let p = r.phrase(0.0, 32, Meter { numerator: 5, denominator: 4 }, 0);
+        let p = r.phrase(
+            0.0,
+            32,
+            Meter {
+                numerator: 5,
+                denominator: 4,
+            },
+            0,
+        );
         assert_eq!(p.notes(), &[PhraseNote::new(69, 16, 18)]);
     }
 
     #[test]
     fn drums_played_on_pads_or_keys_become_hits_of_their_classes() {
-        use crate::music::drums::Hit;
+        use latent_live_core::music::drums::Hit;
         let mut r = InputRecorder::default();
         let mut kit = drums::GM_NOTES;
         kit[0] = 24; // a kit whose kick is on C0
-        for (pitch, beat) in [(24, 0.0), (42, 0.02), (42, 0.49), (38, 1.0), (40, 1.03), (36, 2.0), (60, 2.5), (49, 3.75)] {
+        for (pitch, beat) in [
+            (24, 0.0),
+            (42, 0.02),
+            (42, 0.49),
+            (38, 1.0),
+            (40, 1.03),
+            (36, 2.0),
+            (60, 2.5),
+            (49, 3.75),
+        ] {
             r.note_on(pitch, beat);
             r.note_off(pitch, beat + 0.1);
         }
@@ -366,8 +489,15 @@ mod tests {
         // too, pitch 60 as GM's mid tom, and the crash on the last 16th.
         assert_eq!(
             p.drum_hits(),
-            vec![Hit { step: 0, class: 0 }, Hit { step: 0, class: 2 }, Hit { step: 2, class: 2 }, Hit { step: 4, class: 1 }, Hit { step: 8, class: 0 }, Hit { step: 10, class: 5 }, Hit { step: 15, class: 7 }]
+            vec![
+                Hit { step: 0, class: 0 },
+                Hit { step: 0, class: 2 },
+                Hit { step: 2, class: 2 },
+                Hit { step: 4, class: 1 },
+                Hit { step: 8, class: 0 },
+                Hit { step: 10, class: 5 },
+                Hit { step: 15, class: 7 }
+            ]
         );
     }
-
 }

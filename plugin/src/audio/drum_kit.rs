@@ -7,7 +7,7 @@
 //! class retriggers its own voice, so nine voices always suffice. Plain data: nothing here
 //! allocates.
 
-use crate::music::drums::NUM_DRUM_CLASSES;
+use latent_live_core::music::drums::NUM_DRUM_CLASSES;
 
 /// The level of a full-velocity hit before the gain parameter.
 const KIT_LEVEL: f32 = 0.5;
@@ -36,15 +36,96 @@ struct Sound {
 
 /// Kick, snare, closed hat, open hat, low / mid / high tom, crash, ride.
 const SOUNDS: [Sound; NUM_DRUM_CLASSES] = [
-    Sound { tone: 50.0, sweep: 3.0, sweep_seconds: 0.03, tone_seconds: 0.28, noise: 0.05, noise_seconds: 0.01, metal: 0.0, level: 1.0 },
-    Sound { tone: 185.0, sweep: 1.4, sweep_seconds: 0.02, tone_seconds: 0.08, noise: 0.8, noise_seconds: 0.15, metal: 0.0, level: 0.8 },
-    Sound { tone: 0.0, sweep: 1.0, sweep_seconds: 1.0, tone_seconds: 1.0, noise: 0.6, noise_seconds: 0.035, metal: 0.4, level: 0.45 },
-    Sound { tone: 0.0, sweep: 1.0, sweep_seconds: 1.0, tone_seconds: 1.0, noise: 0.6, noise_seconds: 0.32, metal: 0.4, level: 0.4 },
-    Sound { tone: 82.0, sweep: 1.6, sweep_seconds: 0.08, tone_seconds: 0.38, noise: 0.1, noise_seconds: 0.04, metal: 0.0, level: 0.8 },
-    Sound { tone: 118.0, sweep: 1.6, sweep_seconds: 0.07, tone_seconds: 0.32, noise: 0.1, noise_seconds: 0.04, metal: 0.0, level: 0.75 },
-    Sound { tone: 165.0, sweep: 1.6, sweep_seconds: 0.06, tone_seconds: 0.27, noise: 0.1, noise_seconds: 0.04, metal: 0.0, level: 0.7 },
-    Sound { tone: 0.0, sweep: 1.0, sweep_seconds: 1.0, tone_seconds: 1.0, noise: 0.7, noise_seconds: 1.1, metal: 0.3, level: 0.4 },
-    Sound { tone: 0.0, sweep: 1.0, sweep_seconds: 1.0, tone_seconds: 1.0, noise: 0.25, noise_seconds: 0.7, metal: 0.6, level: 0.35 },
+    Sound {
+        tone: 50.0,
+        sweep: 3.0,
+        sweep_seconds: 0.03,
+        tone_seconds: 0.28,
+        noise: 0.05,
+        noise_seconds: 0.01,
+        metal: 0.0,
+        level: 1.0,
+    },
+    Sound {
+        tone: 185.0,
+        sweep: 1.4,
+        sweep_seconds: 0.02,
+        tone_seconds: 0.08,
+        noise: 0.8,
+        noise_seconds: 0.15,
+        metal: 0.0,
+        level: 0.8,
+    },
+    Sound {
+        tone: 0.0,
+        sweep: 1.0,
+        sweep_seconds: 1.0,
+        tone_seconds: 1.0,
+        noise: 0.6,
+        noise_seconds: 0.035,
+        metal: 0.4,
+        level: 0.45,
+    },
+    Sound {
+        tone: 0.0,
+        sweep: 1.0,
+        sweep_seconds: 1.0,
+        tone_seconds: 1.0,
+        noise: 0.6,
+        noise_seconds: 0.32,
+        metal: 0.4,
+        level: 0.4,
+    },
+    Sound {
+        tone: 82.0,
+        sweep: 1.6,
+        sweep_seconds: 0.08,
+        tone_seconds: 0.38,
+        noise: 0.1,
+        noise_seconds: 0.04,
+        metal: 0.0,
+        level: 0.8,
+    },
+    Sound {
+        tone: 118.0,
+        sweep: 1.6,
+        sweep_seconds: 0.07,
+        tone_seconds: 0.32,
+        noise: 0.1,
+        noise_seconds: 0.04,
+        metal: 0.0,
+        level: 0.75,
+    },
+    Sound {
+        tone: 165.0,
+        sweep: 1.6,
+        sweep_seconds: 0.06,
+        tone_seconds: 0.27,
+        noise: 0.1,
+        noise_seconds: 0.04,
+        metal: 0.0,
+        level: 0.7,
+    },
+    Sound {
+        tone: 0.0,
+        sweep: 1.0,
+        sweep_seconds: 1.0,
+        tone_seconds: 1.0,
+        noise: 0.7,
+        noise_seconds: 1.1,
+        metal: 0.3,
+        level: 0.4,
+    },
+    Sound {
+        tone: 0.0,
+        sweep: 1.0,
+        sweep_seconds: 1.0,
+        tone_seconds: 1.0,
+        noise: 0.25,
+        noise_seconds: 0.7,
+        metal: 0.6,
+        level: 0.35,
+    },
 ];
 
 /// The metal's partials, in Hz: the ratios of the TR-808's six cymbal oscillators.
@@ -84,7 +165,12 @@ pub struct DrumKit {
 
 impl DrumKit {
     pub fn new(sample_rate: f32) -> Self {
-        let mut kit = Self { voices: [None; NUM_DRUM_CLASSES], decays: [Decays::default(); NUM_DRUM_CLASSES], sample_rate: 48_000.0, noise: 0x9E37_79B9 };
+        let mut kit = Self {
+            voices: [None; NUM_DRUM_CLASSES],
+            decays: [Decays::default(); NUM_DRUM_CLASSES],
+            sample_rate: 48_000.0,
+            noise: 0x9E37_79B9,
+        };
         kit.set_sample_rate(sample_rate);
         kit
     }
@@ -93,7 +179,11 @@ impl DrumKit {
         self.sample_rate = sample_rate.max(1.0);
         let factor = |seconds: f32| (-1.0 / (seconds * self.sample_rate)).exp();
         for (decay, sound) in self.decays.iter_mut().zip(&SOUNDS) {
-            *decay = Decays { tone: factor(sound.tone_seconds), noise: factor(sound.noise_seconds), sweep: factor(sound.sweep_seconds) };
+            *decay = Decays {
+                tone: factor(sound.tone_seconds),
+                noise: factor(sound.noise_seconds),
+                sweep: factor(sound.sweep_seconds),
+            };
         }
     }
 
@@ -114,7 +204,13 @@ impl DrumKit {
             self.voices[OPEN_HAT] = None;
         }
         let sound = &SOUNDS[class];
-        self.voices[class] = Some(Voice { velocity: velocity.clamp(0.0, 1.0), tone_env: 1.0, noise_env: 1.0, sweep: sound.sweep - 1.0, ..Voice::default() });
+        self.voices[class] = Some(Voice {
+            velocity: velocity.clamp(0.0, 1.0),
+            tone_env: 1.0,
+            noise_env: 1.0,
+            sweep: sound.sweep - 1.0,
+            ..Voice::default()
+        });
     }
 
     /// Drums ring out on their own: a note-off changes nothing, all-notes-off (a reset, a
@@ -167,7 +263,11 @@ impl DrumKit {
             value += noise * sound.noise * voice.noise_env;
             voice.noise_env *= decay.noise;
             sum += value * sound.level * voice.velocity;
-            let tone_left = if sound.tone > 0.0 { voice.tone_env } else { 0.0 };
+            let tone_left = if sound.tone > 0.0 {
+                voice.tone_env
+            } else {
+                0.0
+            };
             if tone_left.max(voice.noise_env) * voice.velocity < SILENT {
                 *slot = None;
             }
@@ -194,8 +294,15 @@ mod tests {
             let mut kit = DrumKit::new(48_000.0);
             kit.hit(class, 1.0);
             let first = rendered(&mut kit, 4_800);
-            assert!(rms(&first) > 0.01, "class {class} is heard: {}", rms(&first));
-            assert!(first.iter().all(|x| x.abs() <= 1.0), "class {class} stays in range");
+            assert!(
+                rms(&first) > 0.01,
+                "class {class} is heard: {}",
+                rms(&first)
+            );
+            assert!(
+                first.iter().all(|x| x.abs() <= 1.0),
+                "class {class} stays in range"
+            );
             // The crash rings longest: gone within 15 s.
             let _ = rendered(&mut kit, 48_000 * 15);
             assert_eq!(kit.active_voices(), 0, "class {class} frees its voice");
@@ -209,10 +316,16 @@ mod tests {
             let mut kit = DrumKit::new(48_000.0);
             kit.hit(class, 1.0);
             let x = rendered(&mut kit, 4_800);
-            x.windows(2).filter(|w| w[0].signum() != w[1].signum()).count() * 10
+            x.windows(2)
+                .filter(|w| w[0].signum() != w[1].signum())
+                .count()
+                * 10
         };
         let (kick, snare, hat) = (crossings(0), crossings(1), crossings(2));
-        assert!(kick < 400 && kick < snare && snare < hat && hat > 3_000, "kick {kick}, snare {snare}, hat {hat}");
+        assert!(
+            kick < 400 && kick < snare && snare < hat && hat > 3_000,
+            "kick {kick}, snare {snare}, hat {hat}"
+        );
     }
 
     #[test]

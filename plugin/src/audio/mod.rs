@@ -1,10 +1,9 @@
-//! The audio thread's side: the host's timeline made safe, the phrase hand-off from the
-//! worker, the sequencer that plays it on the host's bars, capture of the notes played
-//! in, the MIDI output and the audition synth. Nothing here allocates, locks or blocks.
+//! The audio thread's side: the host's timeline made safe, the sequencer that plays the
+//! worker's phrase on the host's bars, capture of the notes played in, the MIDI output
+//! and the audition synth. Nothing here allocates, locks or blocks.
 
 pub mod capture;
 pub mod drum_kit;
-pub mod handoff;
 pub mod output;
 pub mod sequencer;
 pub mod synth;

@@ -42,30 +42,64 @@ impl KeySet {
 
     /// Every (channel, key) in the set.
     pub fn iter(&self) -> impl Iterator<Item = (u8, u8)> + '_ {
-        self.0.iter().enumerate().flat_map(|(channel, &keys)| (0..128u8).filter(move |&key| keys & (1 << key) != 0).map(move |key| (channel as u8, key)))
+        self.0.iter().enumerate().flat_map(|(channel, &keys)| {
+            (0..128u8)
+                .filter(move |&key| keys & (1 << key) != 0)
+                .map(move |key| (channel as u8, key))
+        })
     }
 }
 
 /// A note event on `channel` (0 = channel 1).
 pub fn note(on: bool, timing: u32, channel: u8, key: u8) -> Event {
-    let (voice_id, channel, key) = (VoiceID::Wildcard, Channel::Number(channel), Key::Number(key));
+    let (voice_id, channel, key) = (
+        VoiceID::Wildcard,
+        Channel::Number(channel),
+        Key::Number(key),
+    );
     if on {
-        NoteEvent::NoteOn { timing, voice_id, channel, key, velocity: 1.0 }
+        NoteEvent::NoteOn {
+            timing,
+            voice_id,
+            channel,
+            key,
+            velocity: 1.0,
+        }
     } else {
-        NoteEvent::NoteOff { timing, voice_id, channel, key, velocity: 0.0 }
+        NoteEvent::NoteOff {
+            timing,
+            voice_id,
+            channel,
+            key,
+            velocity: 0.0,
+        }
     }
 }
 
 /// MIDI CC 123 on `channel`.
 pub fn all_notes_off(timing: u32, channel: u8) -> Event {
-    NoteEvent::MidiCC { timing, channel, cc: ALL_NOTES_OFF, value: 0.0 }
+    NoteEvent::MidiCC {
+        timing,
+        channel,
+        cc: ALL_NOTES_OFF,
+        value: 0.0,
+    }
 }
 
 /// (channel, key, is a note-on) of a note event, `None` for any other event.
 fn note_of(event: &Event) -> Option<(u8, u8, bool)> {
     match *event {
-        NoteEvent::NoteOn { channel: Channel::Number(channel), key: Key::Number(key), velocity, .. } => Some((channel, key, velocity > 0.0)),
-        NoteEvent::NoteOff { channel: Channel::Number(channel), key: Key::Number(key), .. } => Some((channel, key, false)),
+        NoteEvent::NoteOn {
+            channel: Channel::Number(channel),
+            key: Key::Number(key),
+            velocity,
+            ..
+        } => Some((channel, key, velocity > 0.0)),
+        NoteEvent::NoteOff {
+            channel: Channel::Number(channel),
+            key: Key::Number(key),
+            ..
+        } => Some((channel, key, false)),
         _ => None,
     }
 }
@@ -81,7 +115,12 @@ pub struct Thru {
 
 impl Default for Thru {
     fn default() -> Self {
-        Self { queue: [note(false, 0, 0, 0); MAX_THRU_PER_BLOCK], len: 0, sent: 0, held: KeySet::default() }
+        Self {
+            queue: [note(false, 0, 0, 0); MAX_THRU_PER_BLOCK],
+            len: 0,
+            sent: 0,
+            held: KeySet::default(),
+        }
     }
 }
 
@@ -157,7 +196,14 @@ impl Outbox {
         }
         match (event, note_of(&event)) {
             (_, Some((channel, key, false))) => self.offs.set(channel, key, true),
-            (NoteEvent::MidiCC { channel, cc: ALL_NOTES_OFF, .. }, _) => self.all_off |= 1 << (channel & 15),
+            (
+                NoteEvent::MidiCC {
+                    channel,
+                    cc: ALL_NOTES_OFF,
+                    ..
+                },
+                _,
+            ) => self.all_off |= 1 << (channel & 15),
             // A refused note-on is a note not heard: its note-off is harmless.
             _ => {}
         }
@@ -186,7 +232,15 @@ mod tests {
         };
         out.begin_block(&mut take);
         out.begin_block(&mut take);
-        assert_eq!(taken, vec![note(false, 0, 0, 60), note(false, 0, 4, 61), all_notes_off(0, 2)], "each sent once, the note-on not at all");
+        assert_eq!(
+            taken,
+            vec![
+                note(false, 0, 0, 60),
+                note(false, 0, 4, 61),
+                all_notes_off(0, 2)
+            ],
+            "each sent once, the note-on not at all"
+        );
     }
 
     #[test]
@@ -200,8 +254,16 @@ mod tests {
         thru.until(Some(5), &mut |e| emitted.push(e.timing()));
         emitted.push(5); // the phrase's event
         thru.until(None, &mut |e| emitted.push(e.timing()));
-        assert_eq!(emitted, vec![2, 5, 10, 20], "the note-off of a note never forwarded is not sent");
-        assert_eq!(thru.take_held().iter().collect::<Vec<_>>(), vec![(1, 64)], "only the note still held");
+        assert_eq!(
+            emitted,
+            vec![2, 5, 10, 20],
+            "the note-off of a note never forwarded is not sent"
+        );
+        assert_eq!(
+            thru.take_held().iter().collect::<Vec<_>>(),
+            vec![(1, 64)],
+            "only the note still held"
+        );
         assert_eq!(thru.take_held().iter().count(), 0);
         thru.until(None, &mut |_| panic!("the queue starts empty each block"));
     }

@@ -26,11 +26,12 @@
 //! plain data, the transport comes sanitised ([`TransportInfo::from_host`]), and a block
 //! plays at most [`MAX_STEPS_PER_BLOCK`] grid steps.
 
-use crate::audio::handoff::{Phrase, PhraseNote};
-use crate::audio::timeline::{self, Bars, GridPoint, TransportInfo, MODEL_BAR_STEPS, STEPS_PER_BEAT};
-use crate::music::drums::{self, Hit};
-use crate::music::Encoding;
-use crate::params::{LatentLiveParams, SwapMode};
+use crate::audio::timeline::{
+    self, Bars, GridPoint, TransportInfo, MODEL_BAR_STEPS, STEPS_PER_BEAT,
+};
+use crate::params::{Playback, SwapMode};
+use latent_live_core::music::drums;
+use latent_live_core::music::phrase::Phrase;
 
 /// Slack for float error when a grid time falls exactly on a sample, in samples.
 const EPS_SAMPLES: f64 = 1e-4;
@@ -52,118 +53,35 @@ const MAX_VOICES: usize = 2 * drums::NUM_DRUM_CLASSES;
 /// with room for a third point where float ties put two points' reads together.
 const MAX_WAITING: usize = 3 * drums::NUM_DRUM_CLASSES;
 
-/// Playback settings applied to the phrase as it plays (read from the params each block).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Playback {
-    /// Transpose plus 12 x octave.
-    pub semitones: i32,
-    /// Normalised 0..=1, as nice-plug's note events. Drum hits play their accent
-    /// ([`drums::accent`]) scaled by it, 100 leaving the accent as it is.
-    pub velocity: f32,
-    /// Scales each note's length; notes still end at the next onset (monophonic).
-    pub length: f32,
-    pub swap: SwapMode,
-    /// Bypassed: end the sounding note, then stay silent.
-    pub bypass: bool,
-    /// MIDI channel, 0 = channel 1.
-    pub channel: u8,
-    /// The channel drum phrases play on, 0-based (GM: 9).
-    pub drum_channel: u8,
-    /// The note each drum class plays.
-    pub drum_notes: [u8; drums::NUM_DRUM_CLASSES],
-    /// How much of a drum phrase's feel plays, 0 (the quantized pattern at its accents)
-    /// to 1 (the humanizer's velocities and timing).
-    pub groove: f32,
-}
-
-impl Default for Playback {
-    fn default() -> Self {
-        Self {
-            semitones: 0,
-            velocity: 100.0 / 127.0,
-            length: 1.0,
-            swap: SwapMode::NextBar,
-            bypass: false,
-            channel: 0,
-            drum_channel: drums::GM_CHANNEL,
-            drum_notes: drums::GM_NOTES,
-            groove: 0.0,
-        }
-    }
-}
-
-impl Playback {
-    /// The settings the parameters make now (atomics only: the audio thread reads them).
-    pub fn from_params(params: &LatentLiveParams) -> Self {
-        Self {
-            semitones: params.transpose.value() + 12 * params.octave.value(),
-            velocity: params.velocity.value() as f32 / 127.0,
-            length: params.length.value(),
-            swap: params.swap.value(),
-            bypass: params.bypass.value(),
-            channel: (params.channel.value() - 1).clamp(0, 15) as u8,
-            drum_channel: (params.drum_channel.value() - 1).clamp(0, 15) as u8,
-            drum_notes: params.drum_note_values(),
-            groove: params.groove.value(),
-        }
-    }
-
-    /// `(channel, key, velocity)` a note of a phrase in `encoding` sounds as. Drums are not
-    /// transposed.
-    pub fn voice(&self, encoding: Encoding, note: &PhraseNote) -> (u8, u8, f32) {
-        match encoding {
-            Encoding::Melody => (self.channel, self.key(note.pitch), self.velocity),
-            Encoding::Drums | Encoding::Groove => {
-                let accent = drums::accent(&Hit { step: note.start as u32, class: note.pitch }) as f32;
-                let felt = if note.velocity > 0 { accent + (note.velocity as f32 - accent) * self.groove_amount() } else { accent };
-                let key = self.drum_notes.get(note.pitch as usize).copied().unwrap_or(0).min(127);
-                (self.drum_channel, key, (felt / 127.0 * self.velocity * 127.0 / 100.0).clamp(1.0 / 127.0, 1.0))
-            }
-        }
-    }
-
-    /// Where a note sounds around its step, in steps (negative early): a drum hit's shift
-    /// scaled by the groove amount (melodies play on the grid).
-    pub fn shift_steps(&self, encoding: Encoding, note: &PhraseNote) -> f64 {
-        match encoding {
-            Encoding::Melody => 0.0,
-            Encoding::Drums | Encoding::Groove if note.shift.is_finite() => (note.shift.clamp(-0.5, 0.5) * self.groove_amount()) as f64,
-            Encoding::Drums | Encoding::Groove => 0.0,
-        }
-    }
-
-    /// The groove amount, NaN-safe.
-    fn groove_amount(&self) -> f32 {
-        if self.groove.is_finite() { self.groove.clamp(0.0, 1.0) } else { 0.0 }
-    }
-
-    /// The key a phrase pitch sounds as.
-    pub fn key(&self, pitch: u8) -> u8 {
-        (pitch as i32).saturating_add(self.semitones).clamp(0, 127) as u8
-    }
-
-    /// How many 16th steps a note written `note.end - note.start` steps long sounds for
-    /// (the next onset may still cut it).
-    pub fn sounding_steps(&self, note: &PhraseNote) -> f64 {
-        note.end.saturating_sub(note.start) as f64 * self.length.clamp(0.0, 16.0) as f64
-    }
-}
-
 /// What the sequencer emits; `timing` is the sample offset inside the block, `channel`
 /// the MIDI channel (0 = channel 1).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SeqEvent {
-    NoteOn { timing: u32, channel: u8, key: u8, velocity: f32 },
-    NoteOff { timing: u32, channel: u8, key: u8 },
+    NoteOn {
+        timing: u32,
+        channel: u8,
+        key: u8,
+        velocity: f32,
+    },
+    NoteOff {
+        timing: u32,
+        channel: u8,
+        key: u8,
+    },
     /// Sent after a reset or deactivation, when the host may have lost track of notes:
     /// becomes MIDI CC 123 (all notes off).
-    AllNotesOff { timing: u32, channel: u8 },
+    AllNotesOff {
+        timing: u32,
+        channel: u8,
+    },
 }
 
 impl SeqEvent {
     pub fn timing(&self) -> u32 {
         match *self {
-            SeqEvent::NoteOn { timing, .. } | SeqEvent::NoteOff { timing, .. } | SeqEvent::AllNotesOff { timing, .. } => timing,
+            SeqEvent::NoteOn { timing, .. }
+            | SeqEvent::NoteOff { timing, .. }
+            | SeqEvent::AllNotesOff { timing, .. } => timing,
         }
     }
 }
@@ -259,7 +177,8 @@ impl Stretch {
     /// The first sample at or after host position `beats`, in block samples.
     fn sample_of(&self, beats: f64) -> i64 {
         // Positions are bounded (sanitised transport), so the product fits an i64.
-        self.offset as i64 + ((beats - self.beats) * self.samples_per_beat - EPS_SAMPLES).ceil() as i64
+        self.offset as i64
+            + ((beats - self.beats) * self.samples_per_beat - EPS_SAMPLES).ceil() as i64
     }
 
     fn end(&self) -> usize {
@@ -305,11 +224,14 @@ impl Sequencer {
     }
 
     fn is_silent(&self) -> bool {
-        self.sounding.iter().chain(&self.waiting).all(Option::is_none)
+        self.sounding
+            .iter()
+            .chain(&self.waiting)
+            .all(Option::is_none)
     }
 
     /// Takes the newest phrase from the worker's queue, if any, as the pending phrase.
-    pub fn receive(&mut self, queue: &mut crate::audio::handoff::PhraseConsumer) {
+    pub fn receive(&mut self, queue: &mut crate::link::phrase::PhraseConsumer) {
         if queue.pop_newest(&mut self.pending) {
             self.has_pending = true;
         }
@@ -332,7 +254,13 @@ impl Sequencer {
         self.all_off_requested
     }
 
-    pub fn process_block(&mut self, transport: &TransportInfo, play: &Playback, samples: usize, out: &mut impl FnMut(SeqEvent)) {
+    pub fn process_block(
+        &mut self,
+        transport: &TransportInfo,
+        play: &Playback,
+        samples: usize,
+        out: &mut impl FnMut(SeqEvent),
+    ) {
         if self.all_off_requested {
             self.all_off_requested = false;
             self.silence(0, out);
@@ -358,21 +286,35 @@ impl Sequencer {
 
         let samples_per_beat = transport.samples_per_beat();
         let bars = transport.bars();
-        let mut stretch = Stretch { beats: transport.pos_beats, offset: 0, samples, samples_per_beat, loop_range: None };
+        let mut stretch = Stretch {
+            beats: transport.pos_beats,
+            offset: 0,
+            samples,
+            samples_per_beat,
+            loop_range: None,
+        };
         if let Some(expected) = self.expected_beats {
             let tolerance = JUMP_TOLERANCE_BEATS + 1.0 / samples_per_beat;
             let near = |a: f64, b: f64| (a - b).abs() <= tolerance;
-            let ahead = self.ahead.filter(|a| transport.loop_range.is_some_and(|(start, end)| near(start, a.range.0) && near(end, a.range.1)));
+            let ahead = self.ahead.filter(|a| {
+                transport
+                    .loop_range
+                    .is_some_and(|(start, end)| near(start, a.range.0) && near(end, a.range.1))
+            });
             let first_in_place = |a: &Ahead| {
                 a.first.is_none_or(|p| {
                     let host = bars.at_or_after(p.beats - 1.0 / samples_per_beat);
                     (host.bar, host.step) == (p.bar, p.step)
                 })
             };
-            if ahead.is_some_and(|a| near(expected, a.range.1) && near(stretch.beats, a.range.0) && first_in_place(&a)) {
+            if ahead.is_some_and(|a| {
+                near(expected, a.range.1) && near(stretch.beats, a.range.0) && first_in_place(&a)
+            }) {
                 // The host looped back between two blocks, where the lookahead expected.
                 self.wrap(0, expected - stretch.beats, out);
-            } else if !near(stretch.beats, expected) || self.ahead.is_some() && ahead.is_none_or(|a| stretch.beats >= a.range.1) {
+            } else if !near(stretch.beats, expected)
+                || self.ahead.is_some() && ahead.is_none_or(|a| stretch.beats >= a.range.1)
+            {
                 // A jump, or the loop read ahead is not the host's any more.
                 self.silence(0, out);
                 self.lose_place();
@@ -381,10 +323,13 @@ impl Sequencer {
         let mut budget = MAX_STEPS_PER_BLOCK;
         for _ in 0..MAX_LOOP_WRAPS {
             let end_beats = stretch.beats + stretch.samples as f64 / samples_per_beat;
-            let wrap = transport.loop_range.filter(|&(_, end)| stretch.beats < end && end_beats > end);
+            let wrap = transport
+                .loop_range
+                .filter(|&(_, end)| stretch.beats < end && end_beats > end);
             stretch.loop_range = transport.loop_range.filter(|&(_, end)| stretch.beats < end);
             if let Some((_, end)) = wrap {
-                stretch.samples = (stretch.sample_of(end) - stretch.offset as i64).clamp(0, stretch.samples as i64) as usize;
+                stretch.samples = (stretch.sample_of(end) - stretch.offset as i64)
+                    .clamp(0, stretch.samples as i64) as usize;
             }
             self.play_stretch(&bars, &stretch, play, &mut budget, out);
             let done = stretch.end();
@@ -392,7 +337,13 @@ impl Sequencer {
                 Some((start, end)) if done < samples => {
                     // The host jumps back to the loop start here.
                     self.wrap(done as u32, end - start, out);
-                    stretch = Stretch { beats: start, offset: done, samples: samples - done, samples_per_beat, loop_range: None };
+                    stretch = Stretch {
+                        beats: start,
+                        offset: done,
+                        samples: samples - done,
+                        samples_per_beat,
+                        loop_range: None,
+                    };
                 }
                 _ => break,
             }
@@ -403,7 +354,14 @@ impl Sequencer {
     /// Plays the grid points of one stretch of the block. Each point is read
     /// [`LOOKAHEAD_BEATS`] before its time, so that its early notes can sound before it;
     /// past the end of the host's loop, the points of the loop's start are read instead.
-    fn play_stretch(&mut self, bars: &Bars, stretch: &Stretch, play: &Playback, budget: &mut usize, out: &mut impl FnMut(SeqEvent)) {
+    fn play_stretch(
+        &mut self,
+        bars: &Bars,
+        stretch: &Stretch,
+        play: &Playback,
+        budget: &mut usize,
+        out: &mut impl FnMut(SeqEvent),
+    ) {
         if stretch.samples == 0 {
             return;
         }
@@ -424,7 +382,11 @@ impl Sequencer {
         loop {
             match (self.ahead, stretch.loop_range) {
                 (None, Some((start, loop_end))) if point.beats >= loop_end - sample => {
-                    let ahead = Ahead { range: (start, loop_end), last_before: self.points, first: None };
+                    let ahead = Ahead {
+                        range: (start, loop_end),
+                        last_before: self.points,
+                        first: None,
+                    };
                     self.ahead = Some(ahead);
                     shift = ahead.length();
                     point = bars.at_or_after(start - sample);
@@ -434,7 +396,10 @@ impl Sequencer {
                 (Some(ahead), _) if point.beats >= ahead.range.1 - sample => break,
                 _ => {}
             }
-            let point_played = GridPoint { beats: point.beats + shift, ..point };
+            let point_played = GridPoint {
+                beats: point.beats + shift,
+                ..point
+            };
             let at = stretch.sample_of(point_played.beats - LOOKAHEAD_BEATS);
             if at >= end {
                 break;
@@ -476,26 +441,41 @@ impl Sequencer {
             self.last_step = None;
             return;
         };
-        let follows = self.last_step.is_some_and(|last| (last as u32 + 1) % self.current.steps.max(1) as u32 == step as u32);
+        let follows = self.last_step.is_some_and(|last| {
+            (last as u32 + 1) % self.current.steps.max(1) as u32 == step as u32
+        });
         if !follows {
             self.cut_at(point.beats);
         }
         self.last_step = Some(step);
         let notes = self.current.notes();
         let first = notes.partition_point(|n| n.start < step);
-        let count = notes[first..].iter().take_while(|n| n.start == step).count();
+        let count = notes[first..]
+            .iter()
+            .take_while(|n| n.start == step)
+            .count();
         for i in first..first + count {
             let note = self.current.notes()[i];
             let (channel, key, velocity) = play.voice(self.current.encoding, &note);
-            let on_beats = point.beats + play.shift_steps(self.current.encoding, &note) / STEPS_PER_BEAT;
+            let on_beats =
+                point.beats + play.shift_steps(self.current.encoding, &note) / STEPS_PER_BEAT;
             // A new onset ends what sounds, from its earliest note on.
             self.cut_at(on_beats);
             // Two classes mapped to one note strike it once.
-            let this_point = |v: &Option<Voice>| v.is_some_and(|v| v.point == self.points && v.key == key && v.channel == channel);
+            let this_point = |v: &Option<Voice>| {
+                v.is_some_and(|v| v.point == self.points && v.key == key && v.channel == channel)
+            };
             if self.waiting.iter().any(this_point) {
                 continue;
             }
-            let voice = Voice { key, channel, velocity, on_beats, off_beats: on_beats + play.sounding_steps(&note) / STEPS_PER_BEAT, point: self.points };
+            let voice = Voice {
+                key,
+                channel,
+                velocity,
+                on_beats,
+                off_beats: on_beats + play.sounding_steps(&note) / STEPS_PER_BEAT,
+                point: self.points,
+            };
             // Full only if a host jitters the grid past reason: the note is dropped, never stuck.
             if let Some(free) = self.waiting.iter_mut().find(|v| v.is_none()) {
                 *free = Some(voice);
@@ -514,7 +494,18 @@ impl Sequencer {
         } else {
             // Not reached with one pass read ahead; if it were, merged cuts end notes
             // early, never late.
-            self.cuts = [Some(Cut { beats: self.cuts.iter().flatten().map(|c| c.beats).fold(beats, f64::min), point }), None];
+            self.cuts = [
+                Some(Cut {
+                    beats: self
+                        .cuts
+                        .iter()
+                        .flatten()
+                        .map(|c| c.beats)
+                        .fold(beats, f64::min),
+                    point,
+                }),
+                None,
+            ];
         }
     }
 
@@ -551,7 +542,11 @@ impl Sequencer {
         let before = |v: &Voice| v.point <= ahead.last_before;
         for slot in &mut self.sounding {
             if let Some(v) = slot.take_if(|v| before(v)) {
-                out(SeqEvent::NoteOff { timing, channel: v.channel, key: v.key });
+                out(SeqEvent::NoteOff {
+                    timing,
+                    channel: v.channel,
+                    key: v.key,
+                });
             }
         }
         for slot in &mut self.waiting {
@@ -562,7 +557,10 @@ impl Sequencer {
             v.off_beats -= length;
         }
         for slot in &mut self.cuts {
-            *slot = slot.filter(|c| c.point > ahead.last_before).map(|c| Cut { beats: c.beats - length, ..c });
+            *slot = slot.filter(|c| c.point > ahead.last_before).map(|c| Cut {
+                beats: c.beats - length,
+                ..c
+            });
         }
         self.next_beats = self.next_beats.map(|next| next - length);
     }
@@ -581,10 +579,29 @@ impl Sequencer {
     fn flush(&mut self, limit: i64, stretch: &Stretch, out: &mut impl FnMut(SeqEvent)) {
         let from = stretch.offset as i64;
         loop {
-            let sounding = self.sounding.iter().enumerate().filter_map(|(i, v)| v.map(|v| (stretch.sample_of(v.off_beats), Due::Off(i))));
-            let waiting = self.waiting.iter().enumerate().filter_map(|(i, v)| v.map(|v| (stretch.sample_of(v.on_beats), Due::On(i))));
-            let cuts = self.cuts.iter().enumerate().filter_map(|(i, c)| c.map(|c| (stretch.sample_of(c.beats), Due::Cut(i))));
-            let Some((at, due)) = sounding.chain(waiting).chain(cuts).map(|(at, due)| (at.max(from), due)).min() else { return };
+            let sounding = self
+                .sounding
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.map(|v| (stretch.sample_of(v.off_beats), Due::Off(i))));
+            let waiting = self
+                .waiting
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.map(|v| (stretch.sample_of(v.on_beats), Due::On(i))));
+            let cuts = self
+                .cuts
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| c.map(|c| (stretch.sample_of(c.beats), Due::Cut(i))));
+            let Some((at, due)) = sounding
+                .chain(waiting)
+                .chain(cuts)
+                .map(|(at, due)| (at.max(from), due))
+                .min()
+            else {
+                return;
+            };
             if at > limit {
                 return;
             }
@@ -592,29 +609,50 @@ impl Sequencer {
             match due {
                 Due::Off(i) => {
                     if let Some(v) = self.sounding[i].take() {
-                        out(SeqEvent::NoteOff { timing, channel: v.channel, key: v.key });
+                        out(SeqEvent::NoteOff {
+                            timing,
+                            channel: v.channel,
+                            key: v.key,
+                        });
                     }
                 }
                 Due::Cut(i) => {
                     if let Some(cut) = self.cuts[i].take() {
                         for slot in &mut self.sounding {
                             if let Some(v) = slot.take_if(|v| v.point < cut.point) {
-                                out(SeqEvent::NoteOff { timing, channel: v.channel, key: v.key });
+                                out(SeqEvent::NoteOff {
+                                    timing,
+                                    channel: v.channel,
+                                    key: v.key,
+                                });
                             }
                         }
                     }
                 }
                 Due::On(i) => {
-                    let Some(v) = self.waiting[i].take() else { continue };
+                    let Some(v) = self.waiting[i].take() else {
+                        continue;
+                    };
                     // A key struck again while it sounds (a late hit under an early one) is
                     // ended first: one note-on per note-off, per key.
                     for slot in &mut self.sounding {
-                        if let Some(old) = slot.take_if(|s| s.key == v.key && s.channel == v.channel) {
-                            out(SeqEvent::NoteOff { timing, channel: old.channel, key: old.key });
+                        if let Some(old) =
+                            slot.take_if(|s| s.key == v.key && s.channel == v.channel)
+                        {
+                            out(SeqEvent::NoteOff {
+                                timing,
+                                channel: old.channel,
+                                key: old.key,
+                            });
                         }
                     }
                     if let Some(free) = self.sounding.iter_mut().find(|s| s.is_none()) {
-                        out(SeqEvent::NoteOn { timing, channel: v.channel, key: v.key, velocity: v.velocity });
+                        out(SeqEvent::NoteOn {
+                            timing,
+                            channel: v.channel,
+                            key: v.key,
+                            velocity: v.velocity,
+                        });
                         self.played_channels |= 1 << (v.channel & 15);
                         *free = Some(v);
                     }
@@ -626,7 +664,11 @@ impl Sequencer {
     /// Ends every sounding note now, and forgets the notes waiting to start.
     fn silence(&mut self, timing: u32, out: &mut impl FnMut(SeqEvent)) {
         for s in self.sounding.iter_mut().filter_map(Option::take) {
-            out(SeqEvent::NoteOff { timing, channel: s.channel, key: s.key });
+            out(SeqEvent::NoteOff {
+                timing,
+                channel: s.channel,
+                key: s.key,
+            });
         }
         self.waiting = [None; MAX_WAITING];
         self.cuts = [None; 2];
@@ -637,8 +679,11 @@ impl Sequencer {
 mod tests {
     use super::*;
     use crate::audio::timeline::Meter;
-    use crate::music::groove::Feel;
-    use crate::music::melody::Note;
+    use latent_live_core::music::drums::Hit;
+    use latent_live_core::music::groove::Feel;
+    use latent_live_core::music::melody::Note;
+    use latent_live_core::music::phrase::PhraseNote;
+    use latent_live_core::music::Encoding;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -647,31 +692,64 @@ mod tests {
     const STEP: u64 = 6000;
 
     fn phrase(notes: &[(u8, u32, u32)], steps: usize, generation: u64) -> Phrase {
-        let notes: Vec<Note> = notes.iter().map(|&(pitch, start, end)| Note { pitch, start, end }).collect();
+        let notes: Vec<Note> = notes
+            .iter()
+            .map(|&(pitch, start, end)| Note { pitch, start, end })
+            .collect();
         Phrase::from_notes(&notes, steps, generation)
     }
 
     fn demo() -> Phrase {
-        phrase(&[(60, 0, 4), (62, 4, 6), (64, 8, 16), (67, 20, 21), (72, 24, 32)], 32, 1)
+        phrase(
+            &[
+                (60, 0, 4),
+                (62, 4, 6),
+                (64, 8, 16),
+                (67, 20, 21),
+                (72, 24, 32),
+            ],
+            32,
+            1,
+        )
     }
 
     /// (absolute sample, event) pairs.
     type Log = Vec<(u64, SeqEvent)>;
 
     /// Runs a host that starts at beat 0 and plays `total` samples in blocks from `sizes`.
-    fn run(seq: &mut Sequencer, play: &Playback, total: u64, sizes: impl FnMut() -> usize, log: &mut Log, start: u64) -> u64 {
+    fn run(
+        seq: &mut Sequencer,
+        play: &Playback,
+        total: u64,
+        sizes: impl FnMut() -> usize,
+        log: &mut Log,
+        start: u64,
+    ) -> u64 {
         run_in(Meter::COMMON, seq, play, total, sizes, log, start)
     }
 
     /// `run` in bars of `meter`, bar 0 at beat 0.
-    fn run_in(meter: Meter, seq: &mut Sequencer, play: &Playback, total: u64, mut sizes: impl FnMut() -> usize, log: &mut Log, start: u64) -> u64 {
+    fn run_in(
+        meter: Meter,
+        seq: &mut Sequencer,
+        play: &Playback,
+        total: u64,
+        mut sizes: impl FnMut() -> usize,
+        log: &mut Log,
+        start: u64,
+    ) -> u64 {
         let spb = SR as f64 * 60.0 / 120.0;
         let mut pos = start;
         while pos < start + total {
             let n = (sizes() as u64).min(start + total - pos) as usize;
             let beats = pos as f64 / spb;
             let bar = (beats / meter.bar_beats() + 1e-9).floor();
-            let t = TransportInfo { meter, bar_start: bar * meter.bar_beats(), bar_number: bar as i64, ..TransportInfo::playing(120.0, beats, SR) };
+            let t = TransportInfo {
+                meter,
+                bar_start: bar * meter.bar_beats(),
+                bar_number: bar as i64,
+                ..TransportInfo::playing(120.0, beats, SR)
+            };
             seq.process_block(&t, play, n, &mut |e| {
                 assert!((e.timing() as usize) < n, "{e:?} outside a block of {n}");
                 log.push((pos + e.timing() as u64, e));
@@ -690,17 +768,100 @@ mod tests {
     fn expected_demo_first_loop() -> Vec<(u64, SeqEvent)> {
         let v = 100.0 / 127.0;
         vec![
-            (0, SeqEvent::NoteOn { timing: 0, channel: 0, key: 60, velocity: v }),
-            (4 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 60 }),
-            (4 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 62, velocity: v }),
-            (6 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 62 }),
-            (8 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 64, velocity: v }),
-            (16 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 64 }),
-            (20 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 67, velocity: v }),
-            (21 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 67 }),
-            (24 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 72, velocity: v }),
-            (32 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 72 }),
-            (32 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 60, velocity: v }),
+            (
+                0,
+                SeqEvent::NoteOn {
+                    timing: 0,
+                    channel: 0,
+                    key: 60,
+                    velocity: v,
+                },
+            ),
+            (
+                4 * STEP,
+                SeqEvent::NoteOff {
+                    timing: 0,
+                    channel: 0,
+                    key: 60,
+                },
+            ),
+            (
+                4 * STEP,
+                SeqEvent::NoteOn {
+                    timing: 0,
+                    channel: 0,
+                    key: 62,
+                    velocity: v,
+                },
+            ),
+            (
+                6 * STEP,
+                SeqEvent::NoteOff {
+                    timing: 0,
+                    channel: 0,
+                    key: 62,
+                },
+            ),
+            (
+                8 * STEP,
+                SeqEvent::NoteOn {
+                    timing: 0,
+                    channel: 0,
+                    key: 64,
+                    velocity: v,
+                },
+            ),
+            (
+                16 * STEP,
+                SeqEvent::NoteOff {
+                    timing: 0,
+                    channel: 0,
+                    key: 64,
+                },
+            ),
+            (
+                20 * STEP,
+                SeqEvent::NoteOn {
+                    timing: 0,
+                    channel: 0,
+                    key: 67,
+                    velocity: v,
+                },
+            ),
+            (
+                21 * STEP,
+                SeqEvent::NoteOff {
+                    timing: 0,
+                    channel: 0,
+                    key: 67,
+                },
+            ),
+            (
+                24 * STEP,
+                SeqEvent::NoteOn {
+                    timing: 0,
+                    channel: 0,
+                    key: 72,
+                    velocity: v,
+                },
+            ),
+            (
+                32 * STEP,
+                SeqEvent::NoteOff {
+                    timing: 0,
+                    channel: 0,
+                    key: 72,
+                },
+            ),
+            (
+                32 * STEP,
+                SeqEvent::NoteOn {
+                    timing: 0,
+                    channel: 0,
+                    key: 60,
+                    velocity: v,
+                },
+            ),
         ]
     }
 
@@ -709,9 +870,25 @@ mod tests {
         log.iter()
             .map(|&(at, e)| {
                 let e = match e {
-                    SeqEvent::NoteOn { key, velocity, channel, .. } => SeqEvent::NoteOn { timing: 0, channel, key, velocity },
-                    SeqEvent::NoteOff { key, channel, .. } => SeqEvent::NoteOff { timing: 0, channel, key },
-                    SeqEvent::AllNotesOff { channel, .. } => SeqEvent::AllNotesOff { timing: 0, channel },
+                    SeqEvent::NoteOn {
+                        key,
+                        velocity,
+                        channel,
+                        ..
+                    } => SeqEvent::NoteOn {
+                        timing: 0,
+                        channel,
+                        key,
+                        velocity,
+                    },
+                    SeqEvent::NoteOff { key, channel, .. } => SeqEvent::NoteOff {
+                        timing: 0,
+                        channel,
+                        key,
+                    },
+                    SeqEvent::AllNotesOff { channel, .. } => {
+                        SeqEvent::AllNotesOff { timing: 0, channel }
+                    }
                 };
                 (at, e)
             })
@@ -723,10 +900,25 @@ mod tests {
         for block in [1usize, 64, 512, 1000, 6000] {
             let mut seq = started(&demo());
             let mut log = Log::new();
-            run(&mut seq, &Playback::default(), 32 * STEP + 10, || block, &mut log, 0);
-            assert_eq!(normalise(&log), expected_demo_first_loop(), "block size {block}");
+            run(
+                &mut seq,
+                &Playback::default(),
+                32 * STEP + 10,
+                || block,
+                &mut log,
+                0,
+            );
+            assert_eq!(
+                normalise(&log),
+                expected_demo_first_loop(),
+                "block size {block}"
+            );
             for &(at, e) in &log {
-                assert_eq!(at % block as u64, e.timing() as u64, "timing is the offset in the block");
+                assert_eq!(
+                    at % block as u64,
+                    e.timing() as u64,
+                    "timing is the offset in the block"
+                );
             }
         }
     }
@@ -748,16 +940,50 @@ mod tests {
         // the cut ends on the bar line.
         let mut seq = started(&demo());
         let mut log = Log::new();
-        run_in(Meter { numerator: 3, denominator: 4 }, &mut seq, &Playback::default(), 24 * STEP + 10, || 700, &mut log, 0);
+        run_in(
+            Meter {
+                numerator: 3,
+                denominator: 4,
+            },
+            &mut seq,
+            &Playback::default(),
+            24 * STEP + 10,
+            || 700,
+            &mut log,
+            0,
+        );
         let (on, off) = (true, false);
         assert_eq!(
             on_grid(&log),
-            vec![(0, 60, on), (4, 60, off), (4, 62, on), (6, 62, off), (8, 64, on), (12, 64, off), (16, 67, on), (17, 67, off), (20, 72, on), (24, 72, off), (24, 60, on)]
+            vec![
+                (0, 60, on),
+                (4, 60, off),
+                (4, 62, on),
+                (6, 62, off),
+                (8, 64, on),
+                (12, 64, off),
+                (16, 67, on),
+                (17, 67, off),
+                (20, 72, on),
+                (24, 72, off),
+                (24, 60, on)
+            ]
         );
         // 5/4: the fifth beat plays the bar's first beat again.
         let mut seq = started(&demo());
         let mut log = Log::new();
-        run_in(Meter { numerator: 5, denominator: 4 }, &mut seq, &Playback::default(), 40 * STEP + 10, || 333, &mut log, 0);
+        run_in(
+            Meter {
+                numerator: 5,
+                denominator: 4,
+            },
+            &mut seq,
+            &Playback::default(),
+            40 * STEP + 10,
+            || 333,
+            &mut log,
+            0,
+        );
         assert_eq!(
             on_grid(&log),
             vec![
@@ -778,17 +1004,36 @@ mod tests {
         );
         // 6/8, 7/8 and 12/8: every host bar line is a phrase downbeat, block size aside.
         for (numerator, denominator) in [(2, 4), (6, 8), (7, 8), (12, 8)] {
-            let meter = Meter { numerator, denominator };
+            let meter = Meter {
+                numerator,
+                denominator,
+            };
             let downbeat = phrase(&[(60, 0, 1), (62, 16, 17)], 32, 1);
             let render = |block: usize| {
                 let mut seq = started(&downbeat);
                 let mut log = Log::new();
-                run_in(meter, &mut seq, &Playback::default(), 8 * meter.bar_steps() as u64 * STEP, || block, &mut log, 0);
+                run_in(
+                    meter,
+                    &mut seq,
+                    &Playback::default(),
+                    8 * meter.bar_steps() as u64 * STEP,
+                    || block,
+                    &mut log,
+                    0,
+                );
                 on_grid(&log)
             };
             let bar = meter.bar_steps() as u64;
-            let ons: Vec<u64> = render(64).into_iter().filter(|e| e.2 && e.1 == 60 && e.0 % bar == 0).map(|e| e.0).collect();
-            assert_eq!(ons, (0..8).step_by(2).map(|b| b * bar).collect::<Vec<_>>(), "{numerator}/{denominator}");
+            let ons: Vec<u64> = render(64)
+                .into_iter()
+                .filter(|e| e.2 && e.1 == 60 && e.0 % bar == 0)
+                .map(|e| e.0)
+                .collect();
+            assert_eq!(
+                ons,
+                (0..8).step_by(2).map(|b| b * bar).collect::<Vec<_>>(),
+                "{numerator}/{denominator}"
+            );
             assert_eq!(render(64), render(997), "{numerator}/{denominator}");
         }
     }
@@ -802,15 +1047,43 @@ mod tests {
         let mut pos = 0u64;
         while pos < 20 * 6 * STEP / 4 * 4 {
             let beats = pos as f64 / spb;
-            let (meter, bar) = if beats < 8.0 { (Meter::COMMON, (beats / 4.0).floor()) } else { (Meter { numerator: 3, denominator: 4 }, 2.0 + ((beats - 8.0) / 3.0).floor()) };
-            let bar_start = if bar < 2.0 { bar * 4.0 } else { 8.0 + (bar - 2.0) * 3.0 };
-            let t = TransportInfo { meter, bar_start, bar_number: bar as i64, ..TransportInfo::playing(120.0, beats, SR) };
-            seq.process_block(&t, &Playback::default(), 480, &mut |e| log.push((pos + e.timing() as u64, e)));
+            let (meter, bar) = if beats < 8.0 {
+                (Meter::COMMON, (beats / 4.0).floor())
+            } else {
+                (
+                    Meter {
+                        numerator: 3,
+                        denominator: 4,
+                    },
+                    2.0 + ((beats - 8.0) / 3.0).floor(),
+                )
+            };
+            let bar_start = if bar < 2.0 {
+                bar * 4.0
+            } else {
+                8.0 + (bar - 2.0) * 3.0
+            };
+            let t = TransportInfo {
+                meter,
+                bar_start,
+                bar_number: bar as i64,
+                ..TransportInfo::playing(120.0, beats, SR)
+            };
+            seq.process_block(&t, &Playback::default(), 480, &mut |e| {
+                log.push((pos + e.timing() as u64, e))
+            });
             pos += 480;
         }
-        let ons: Vec<(u64, u8)> = on_grid(&log).into_iter().filter(|e| e.2).map(|e| (e.0, e.1)).collect();
+        let ons: Vec<(u64, u8)> = on_grid(&log)
+            .into_iter()
+            .filter(|e| e.2)
+            .map(|e| (e.0, e.1))
+            .collect();
         // Bar lines at steps 0, 16, 32, then every 12: each starts a phrase bar.
-        assert_eq!(&ons[..6], &[(0, 60), (16, 62), (32, 60), (44, 62), (56, 60), (68, 62)]);
+        assert_eq!(
+            &ons[..6],
+            &[(0, 60), (16, 62), (32, 60), (44, 62), (56, 60), (68, 62)]
+        );
     }
 
     #[test]
@@ -824,7 +1097,10 @@ mod tests {
         let mut at = 0u64;
         for _ in 0..40 {
             let n = 5_000usize;
-            let t = TransportInfo { loop_range: Some((loop_start, loop_end)), ..TransportInfo::playing(120.0, beats, SR) };
+            let t = TransportInfo {
+                loop_range: Some((loop_start, loop_end)),
+                ..TransportInfo::playing(120.0, beats, SR)
+            };
             seq.process_block(&t, &Playback::default(), n, &mut |e| {
                 assert!((e.timing() as usize) < n);
                 log.push((at + e.timing() as u64, e));
@@ -837,9 +1113,27 @@ mod tests {
         }
         // Each pass plays 64 (steps 8..16) then 67 at 20; the wrap ends the note at the
         // loop end (the sample of step 24 in the pass) and 64 starts again on the spot.
-        let ons: Vec<(u64, u8)> = log.iter().filter_map(|&(at, e)| if let SeqEvent::NoteOn { key, .. } = e { Some((at, key)) } else { None }).collect();
+        let ons: Vec<(u64, u8)> = log
+            .iter()
+            .filter_map(|&(at, e)| {
+                if let SeqEvent::NoteOn { key, .. } = e {
+                    Some((at, key))
+                } else {
+                    None
+                }
+            })
+            .collect();
         let pass = 16 * STEP;
-        assert_eq!(&ons[..5], &[(0, 64), (12 * STEP, 67), (pass, 64), (pass + 12 * STEP, 67), (2 * pass, 64)]);
+        assert_eq!(
+            &ons[..5],
+            &[
+                (0, 64),
+                (12 * STEP, 67),
+                (pass, 64),
+                (pass + 12 * STEP, 67),
+                (2 * pass, 64)
+            ]
+        );
         let mut sounding = None;
         for &(_, e) in &log {
             match e {
@@ -855,7 +1149,10 @@ mod tests {
         let mut seq = started(&demo());
         let mut events = 0usize;
         // 1000 bpm at 1 kHz with a 2^24-sample block: a million steps if nothing capped it.
-        let t = TransportInfo { tempo: 1000.0, ..TransportInfo::playing(1000.0, 0.0, 1_000.0) };
+        let t = TransportInfo {
+            tempo: 1000.0,
+            ..TransportInfo::playing(1000.0, 0.0, 1_000.0)
+        };
         seq.process_block(&t, &Playback::default(), 1 << 24, &mut |_| events += 1);
         assert!(events <= 2 * MAX_STEPS_PER_BLOCK + 2, "{events} events");
         assert!(events > 0);
@@ -866,14 +1163,22 @@ mod tests {
         // 133 bpm at 44.1 kHz: grid times fall between samples.
         let render = |sizes: &mut dyn FnMut() -> usize| {
             let mut seq = started(&demo());
-            let play = Playback { length: 0.7, ..Playback::default() };
+            let play = Playback {
+                length: 0.7,
+                ..Playback::default()
+            };
             let spb = 44_100.0 * 60.0 / 133.0;
             let mut log = Log::new();
             let mut pos = 0u64;
             while pos < 400_000 {
                 let n = sizes();
-                let t = TransportInfo { playing: true, ..TransportInfo::playing(133.0, pos as f64 / spb, 44_100.0) };
-                seq.process_block(&t, &play, n, &mut |e| log.push((pos + e.timing() as u64, e)));
+                let t = TransportInfo {
+                    playing: true,
+                    ..TransportInfo::playing(133.0, pos as f64 / spb, 44_100.0)
+                };
+                seq.process_block(&t, &play, n, &mut |e| {
+                    log.push((pos + e.timing() as u64, e))
+                });
                 pos += n as u64;
             }
             normalise(&log)
@@ -888,25 +1193,90 @@ mod tests {
     #[test]
     fn playback_settings_apply_at_play_time() {
         let mut seq = started(&demo());
-        let play = Playback { semitones: -12 + 2, velocity: 0.5, length: 0.5, ..Playback::default() };
+        let play = Playback {
+            semitones: -12 + 2,
+            velocity: 0.5,
+            length: 0.5,
+            ..Playback::default()
+        };
         let mut log = Log::new();
         run(&mut seq, &play, 8 * STEP, || 256, &mut log, 0);
         assert_eq!(
             normalise(&log),
             vec![
-                (0, SeqEvent::NoteOn { timing: 0, channel: 0, key: 50, velocity: 0.5 }),
-                (2 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 50 }),
-                (4 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 52, velocity: 0.5 }),
-                (5 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 52 }),
+                (
+                    0,
+                    SeqEvent::NoteOn {
+                        timing: 0,
+                        channel: 0,
+                        key: 50,
+                        velocity: 0.5
+                    }
+                ),
+                (
+                    2 * STEP,
+                    SeqEvent::NoteOff {
+                        timing: 0,
+                        channel: 0,
+                        key: 50
+                    }
+                ),
+                (
+                    4 * STEP,
+                    SeqEvent::NoteOn {
+                        timing: 0,
+                        channel: 0,
+                        key: 52,
+                        velocity: 0.5
+                    }
+                ),
+                (
+                    5 * STEP,
+                    SeqEvent::NoteOff {
+                        timing: 0,
+                        channel: 0,
+                        key: 52
+                    }
+                ),
             ]
         );
         // Longer than written: a note is cut by the next onset, never overlaps.
         let mut seq = started(&demo());
         let mut log = Log::new();
-        run(&mut seq, &Playback { length: 2.0, ..Playback::default() }, 8 * STEP + 1, || 100, &mut log, 0);
+        run(
+            &mut seq,
+            &Playback {
+                length: 2.0,
+                ..Playback::default()
+            },
+            8 * STEP + 1,
+            || 100,
+            &mut log,
+            0,
+        );
         let keys: Vec<(u64, SeqEvent)> = normalise(&log);
-        assert_eq!(keys[1], (4 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 60 }));
-        assert_eq!(keys[3], (8 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 62 }));
+        assert_eq!(
+            keys[1],
+            (
+                4 * STEP,
+                SeqEvent::NoteOff {
+                    timing: 0,
+                    channel: 0,
+                    key: 60
+                }
+            )
+        );
+        assert_eq!(
+            keys[3],
+            (
+                8 * STEP,
+                SeqEvent::NoteOff {
+                    timing: 0,
+                    channel: 0,
+                    key: 62
+                }
+            )
+        );
     }
 
     #[test]
@@ -914,22 +1284,73 @@ mod tests {
         let mut seq = started(&demo());
         let mut log = Log::new();
         // Play into bar 1 (step 20 sounds 67 until step 21), then queue a new phrase mid-note.
-        let pos = run(&mut seq, &Playback::default(), 20 * STEP + 100, || 128, &mut log, 0);
+        let pos = run(
+            &mut seq,
+            &Playback::default(),
+            20 * STEP + 100,
+            || 128,
+            &mut log,
+            0,
+        );
         let next = phrase(&[(48, 0, 2), (50, 16, 18)], 32, 2);
         seq.queue_phrase(&next);
         log.clear();
-        run(&mut seq, &Playback::default(), 48 * STEP - pos, || 128, &mut log, pos);
+        run(
+            &mut seq,
+            &Playback::default(),
+            48 * STEP - pos,
+            || 128,
+            &mut log,
+            pos,
+        );
         let v = 100.0 / 127.0;
         assert_eq!(
             normalise(&log),
             vec![
-                (21 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 67 }),
+                (
+                    21 * STEP,
+                    SeqEvent::NoteOff {
+                        timing: 0,
+                        channel: 0,
+                        key: 67
+                    }
+                ),
                 // The old phrase plays on until the bar line at step 32 ...
-                (24 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 72, velocity: v }),
-                (32 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 72 }),
+                (
+                    24 * STEP,
+                    SeqEvent::NoteOn {
+                        timing: 0,
+                        channel: 0,
+                        key: 72,
+                        velocity: v
+                    }
+                ),
+                (
+                    32 * STEP,
+                    SeqEvent::NoteOff {
+                        timing: 0,
+                        channel: 0,
+                        key: 72
+                    }
+                ),
                 // ... where the new one takes over, on the host's bar grid.
-                (32 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 48, velocity: v }),
-                (34 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 48 }),
+                (
+                    32 * STEP,
+                    SeqEvent::NoteOn {
+                        timing: 0,
+                        channel: 0,
+                        key: 48,
+                        velocity: v
+                    }
+                ),
+                (
+                    34 * STEP,
+                    SeqEvent::NoteOff {
+                        timing: 0,
+                        channel: 0,
+                        key: 48
+                    }
+                ),
             ]
         );
         assert_eq!(seq.current().generation, 2);
@@ -940,18 +1361,27 @@ mod tests {
         // NextPhrase: queued at step 5, waits past the bar line at 16 for the loop point at 32.
         let next = phrase(&[(48, 0, 32)], 32, 2);
         let mut seq = started(&demo());
-        let play = Playback { swap: SwapMode::NextPhrase, ..Playback::default() };
+        let play = Playback {
+            swap: SwapMode::NextPhrase,
+            ..Playback::default()
+        };
         let mut log = Log::new();
         let pos = run(&mut seq, &play, 5 * STEP, || 64, &mut log, 0);
         seq.queue_phrase(&next);
         log.clear();
         run(&mut seq, &play, 40 * STEP - pos, || 64, &mut log, pos);
-        let first_on = normalise(&log).into_iter().find(|(_, e)| matches!(e, SeqEvent::NoteOn { key: 48, .. })).unwrap();
+        let first_on = normalise(&log)
+            .into_iter()
+            .find(|(_, e)| matches!(e, SeqEvent::NoteOn { key: 48, .. }))
+            .unwrap();
         assert_eq!(first_on.0, 32 * STEP);
         // Immediately: at the next 16th, ending the note that sounds.
         let next = phrase(&[(48, 10, 11)], 32, 3);
         let mut seq = started(&demo());
-        let play = Playback { swap: SwapMode::Immediately, ..Playback::default() };
+        let play = Playback {
+            swap: SwapMode::Immediately,
+            ..Playback::default()
+        };
         let mut log = Log::new();
         let pos = run(&mut seq, &play, 9 * STEP + 5, || 64, &mut log, 0);
         seq.queue_phrase(&next);
@@ -960,8 +1390,23 @@ mod tests {
         assert_eq!(
             normalise(&log),
             vec![
-                (10 * STEP, SeqEvent::NoteOff { timing: 0, channel: 0, key: 64 }),
-                (10 * STEP, SeqEvent::NoteOn { timing: 0, channel: 0, key: 48, velocity: 100.0 / 127.0 }),
+                (
+                    10 * STEP,
+                    SeqEvent::NoteOff {
+                        timing: 0,
+                        channel: 0,
+                        key: 64
+                    }
+                ),
+                (
+                    10 * STEP,
+                    SeqEvent::NoteOn {
+                        timing: 0,
+                        channel: 0,
+                        key: 48,
+                        velocity: 100.0 / 127.0
+                    }
+                ),
             ]
         );
         assert_eq!(seq.current().generation, 3);
@@ -975,21 +1420,45 @@ mod tests {
         run(&mut seq, &play, STEP, || 512, &mut log, 0);
         assert_eq!(seq.sounding_key(), Some(60));
         // Stop: note-off at the start of the first stopped block.
-        let stopped = TransportInfo { playing: false, ..TransportInfo::playing(120.0, 0.5, SR) };
+        let stopped = TransportInfo {
+            playing: false,
+            ..TransportInfo::playing(120.0, 0.5, SR)
+        };
         let mut events = Vec::new();
         seq.process_block(&stopped, &play, 512, &mut |e| events.push(e));
-        assert_eq!(events, vec![SeqEvent::NoteOff { timing: 0, channel: 0, key: 60 }]);
+        assert_eq!(
+            events,
+            vec![SeqEvent::NoteOff {
+                timing: 0,
+                channel: 0,
+                key: 60
+            }]
+        );
         assert_eq!(seq.sounding_key(), None);
 
         // Jump: playing in the middle of note 64 (steps 8..16), the host loops back to beat 0.5.
         let mut log = Log::new();
         run(&mut seq, &play, 5 * STEP, || 512, &mut log, 8 * STEP);
         assert_eq!(seq.sounding_key(), Some(64));
-        let back = TransportInfo { playing: true, ..TransportInfo::playing(120.0, 0.5, SR) };
+        let back = TransportInfo {
+            playing: true,
+            ..TransportInfo::playing(120.0, 0.5, SR)
+        };
         events.clear();
         seq.process_block(&back, &play, 512, &mut |e| events.push(e));
-        assert_eq!(events, vec![SeqEvent::NoteOff { timing: 0, channel: 0, key: 64 }]);
-        assert_eq!(seq.sounding_key(), None, "a note that started before the jump target is not restarted");
+        assert_eq!(
+            events,
+            vec![SeqEvent::NoteOff {
+                timing: 0,
+                channel: 0,
+                key: 64
+            }]
+        );
+        assert_eq!(
+            seq.sounding_key(),
+            None,
+            "a note that started before the jump target is not restarted"
+        );
     }
 
     #[test]
@@ -997,17 +1466,48 @@ mod tests {
         let mut seq = started(&demo());
         let mut log = Log::new();
         run(&mut seq, &Playback::default(), 100, || 100, &mut log, 0);
-        let t = TransportInfo { playing: true, ..TransportInfo::playing(120.0, 100.0 / 24_000.0, SR) };
+        let t = TransportInfo {
+            playing: true,
+            ..TransportInfo::playing(120.0, 100.0 / 24_000.0, SR)
+        };
         let mut events = Vec::new();
-        seq.process_block(&t, &Playback { bypass: true, ..Playback::default() }, 64, &mut |e| events.push(e));
-        assert_eq!(events, vec![SeqEvent::NoteOff { timing: 0, channel: 0, key: 60 }]);
+        seq.process_block(
+            &t,
+            &Playback {
+                bypass: true,
+                ..Playback::default()
+            },
+            64,
+            &mut |e| events.push(e),
+        );
+        assert_eq!(
+            events,
+            vec![SeqEvent::NoteOff {
+                timing: 0,
+                channel: 0,
+                key: 60
+            }]
+        );
 
         let mut seq = started(&demo());
         run(&mut seq, &Playback::default(), 100, || 100, &mut log, 0);
         seq.request_all_notes_off();
         events.clear();
         seq.process_block(&t, &Playback::default(), 64, &mut |e| events.push(e));
-        assert_eq!(events, vec![SeqEvent::NoteOff { timing: 0, channel: 0, key: 60 }, SeqEvent::AllNotesOff { timing: 0, channel: 0 }]);
+        assert_eq!(
+            events,
+            vec![
+                SeqEvent::NoteOff {
+                    timing: 0,
+                    channel: 0,
+                    key: 60
+                },
+                SeqEvent::AllNotesOff {
+                    timing: 0,
+                    channel: 0
+                }
+            ]
+        );
     }
 
     #[test]
@@ -1019,13 +1519,25 @@ mod tests {
         let mut ons = 0;
         for block in 0..20_000 {
             let n = rng.random_range(1..1024usize);
-            let tempo = if rng.random_bool(0.001) { rng.random_range(60.0..200.0) } else { 120.0 };
+            let tempo = if rng.random_bool(0.001) {
+                rng.random_range(60.0..200.0)
+            } else {
+                120.0
+            };
             let playing = !rng.random_bool(0.002);
             if rng.random_bool(0.002) {
                 pos_beats = rng.random_range(-4.0..64.0);
             }
             if rng.random_bool(0.003) {
-                let notes: Vec<(u8, u32, u32)> = (0..rng.random_range(0..12)).map(|i| (rng.random_range(40..90), i * 3, i * 3 + rng.random_range(1..6))).collect();
+                let notes: Vec<(u8, u32, u32)> = (0..rng.random_range(0..12))
+                    .map(|i| {
+                        (
+                            rng.random_range(40..90),
+                            i * 3,
+                            i * 3 + rng.random_range(1..6),
+                        )
+                    })
+                    .collect();
                 seq.queue_phrase(&phrase(&notes, 16 * rng.random_range(1..5), block));
             }
             if rng.random_bool(0.001) {
@@ -1033,18 +1545,28 @@ mod tests {
             }
             let play = Playback {
                 length: rng.random_range(0.1..2.0),
-                swap: [SwapMode::NextBar, SwapMode::NextPhrase, SwapMode::Immediately][rng.random_range(0..3)],
+                swap: [
+                    SwapMode::NextBar,
+                    SwapMode::NextPhrase,
+                    SwapMode::Immediately,
+                ][rng.random_range(0..3)],
                 bypass: rng.random_bool(0.001),
                 ..Playback::default()
             };
-            let t = TransportInfo { playing, ..TransportInfo::playing(tempo, pos_beats, SR) };
+            let t = TransportInfo {
+                playing,
+                ..TransportInfo::playing(tempo, pos_beats, SR)
+            };
             let mut last_timing = 0;
             seq.process_block(&t, &play, n, &mut |e| {
                 assert!(e.timing() >= last_timing, "events in time order");
                 last_timing = e.timing();
                 match e {
                     SeqEvent::NoteOn { key, .. } => {
-                        assert_eq!(sounding, None, "monophonic: the previous note was ended first");
+                        assert_eq!(
+                            sounding, None,
+                            "monophonic: the previous note was ended first"
+                        );
                         sounding = Some(key);
                         ons += 1;
                     }
@@ -1061,7 +1583,10 @@ mod tests {
             }
         }
         assert!(ons > 100, "the run played notes ({ons})");
-        let stop = TransportInfo { playing: false, ..TransportInfo::playing(120.0, pos_beats, SR) };
+        let stop = TransportInfo {
+            playing: false,
+            ..TransportInfo::playing(120.0, pos_beats, SR)
+        };
         seq.process_block(&stop, &Playback::default(), 64, &mut |e| {
             if let SeqEvent::NoteOff { key, .. } = e {
                 assert_eq!(sounding, Some(key));
@@ -1074,7 +1599,20 @@ mod tests {
     fn groove() -> Phrase {
         let hit = |step, class| Hit { step, class };
         // Kick and closed hat together, snare and hat, the hat alone, a crash with a kick.
-        Phrase::from_drums(&[hit(0, 0), hit(0, 2), hit(2, 2), hit(4, 1), hit(4, 2), hit(6, 2), hit(8, 0), hit(8, 7)], 16, 5)
+        Phrase::from_drums(
+            &[
+                hit(0, 0),
+                hit(0, 2),
+                hit(2, 2),
+                hit(4, 1),
+                hit(4, 2),
+                hit(6, 2),
+                hit(8, 0),
+                hit(8, 7),
+            ],
+            16,
+            5,
+        )
     }
 
     #[test]
@@ -1082,33 +1620,77 @@ mod tests {
         let mut seq = started(&groove());
         let mut log = Log::new();
         // A kit whose kick is on note 24 and whose crash shares the hat's note.
-        let mut play = Playback { semitones: 7, ..Playback::default() };
+        let mut play = Playback {
+            semitones: 7,
+            ..Playback::default()
+        };
         play.drum_notes[0] = 24;
         play.drum_notes[7] = play.drum_notes[2];
         run(&mut seq, &play, 16 * STEP, || 512, &mut log, 0);
         let events = normalise(&log);
         let on = |at: u64, key: u8, accent: u8| (at * STEP, 9, key, accent);
-        let off = |at: u64, key: u8| (at * STEP, SeqEvent::NoteOff { timing: 0, channel: 9, key });
+        let off = |at: u64, key: u8| {
+            (
+                at * STEP,
+                SeqEvent::NoteOff {
+                    timing: 0,
+                    channel: 9,
+                    key,
+                },
+            )
+        };
         let ons: Vec<_> = events
             .iter()
             .filter_map(|&(at, e)| match e {
-                SeqEvent::NoteOn { channel, key, velocity, .. } => Some((at, channel, key, (velocity * 127.0).round() as u8)),
+                SeqEvent::NoteOn {
+                    channel,
+                    key,
+                    velocity,
+                    ..
+                } => Some((at, channel, key, (velocity * 127.0).round() as u8)),
                 _ => None,
             })
             .collect();
         let v = |class: u8, step: u32| drums::accent(&Hit { step, class });
         // Untransposed, mapped, and the shared note struck once on step 8.
-        assert_eq!(ons, vec![on(0, 24, v(0, 0)), on(0, 42, v(2, 0)), on(2, 42, v(2, 2)), on(4, 38, v(1, 4)), on(4, 42, v(2, 4)), on(6, 42, v(2, 6)), on(8, 24, v(0, 8)), on(8, 42, v(7, 8))]);
+        assert_eq!(
+            ons,
+            vec![
+                on(0, 24, v(0, 0)),
+                on(0, 42, v(2, 0)),
+                on(2, 42, v(2, 2)),
+                on(4, 38, v(1, 4)),
+                on(4, 42, v(2, 4)),
+                on(6, 42, v(2, 6)),
+                on(8, 24, v(0, 8)),
+                on(8, 42, v(7, 8))
+            ]
+        );
         // Each hit ends after its step, before the next hits start.
-        assert!(events.contains(&off(1, 24)) && events.contains(&off(1, 42)) && events.contains(&off(9, 42)));
-        let offs = events.iter().filter(|(_, e)| matches!(e, SeqEvent::NoteOff { .. })).count();
+        assert!(
+            events.contains(&off(1, 24))
+                && events.contains(&off(1, 42))
+                && events.contains(&off(9, 42))
+        );
+        let offs = events
+            .iter()
+            .filter(|(_, e)| matches!(e, SeqEvent::NoteOff { .. }))
+            .count();
         assert_eq!(offs, ons.len(), "every hit is ended");
         // All notes off goes to the drum channel too.
         let mut events = Vec::new();
         seq.request_all_notes_off();
         let t = TransportInfo::playing(120.0, 0.0, SR);
         seq.process_block(&t, &play, 64, &mut |e| events.push(e));
-        assert!(events.contains(&SeqEvent::AllNotesOff { timing: 0, channel: 0 }) && events.contains(&SeqEvent::AllNotesOff { timing: 0, channel: 9 }));
+        assert!(
+            events.contains(&SeqEvent::AllNotesOff {
+                timing: 0,
+                channel: 0
+            }) && events.contains(&SeqEvent::AllNotesOff {
+                timing: 0,
+                channel: 9
+            })
+        );
     }
 
     #[test]
@@ -1123,31 +1705,56 @@ mod tests {
                 pos_beats = rng.random_range(-4.0..64.0);
             }
             if rng.random_bool(0.01) {
-                let hits: Vec<Hit> = (0..rng.random_range(0..40)).map(|_| Hit { step: rng.random_range(0..32), class: rng.random_range(0..9) }).collect();
+                let hits: Vec<Hit> = (0..rng.random_range(0..40))
+                    .map(|_| Hit {
+                        step: rng.random_range(0..32),
+                        class: rng.random_range(0..9),
+                    })
+                    .collect();
                 seq.queue_phrase(&Phrase::from_drums(&hits, 32, block));
             }
-            let mut play = Playback { length: rng.random_range(0.1..2.0), bypass: rng.random_bool(0.002), ..Playback::default() };
+            let mut play = Playback {
+                length: rng.random_range(0.1..2.0),
+                bypass: rng.random_bool(0.002),
+                ..Playback::default()
+            };
             if rng.random_bool(0.5) {
                 play.drum_notes[rng.random_range(0..9)] = rng.random_range(30..60);
             }
-            let t = TransportInfo { playing: !rng.random_bool(0.003), ..TransportInfo::playing(120.0, pos_beats, SR) };
+            let t = TransportInfo {
+                playing: !rng.random_bool(0.003),
+                ..TransportInfo::playing(120.0, pos_beats, SR)
+            };
             seq.process_block(&t, &play, n, &mut |e| match e {
-                SeqEvent::NoteOn { channel, key, .. } => *sounding.entry((channel, key)).or_default() += 1,
-                SeqEvent::NoteOff { channel, key, .. } => *sounding.entry((channel, key)).or_default() -= 1,
+                SeqEvent::NoteOn { channel, key, .. } => {
+                    *sounding.entry((channel, key)).or_default() += 1
+                }
+                SeqEvent::NoteOff { channel, key, .. } => {
+                    *sounding.entry((channel, key)).or_default() -= 1
+                }
                 SeqEvent::AllNotesOff { .. } => {}
             });
-            assert!(sounding.values().all(|&c| (0..=1).contains(&c)), "{sounding:?}");
+            assert!(
+                sounding.values().all(|&c| (0..=1).contains(&c)),
+                "{sounding:?}"
+            );
             if t.playing {
                 pos_beats += n as f64 * 2.0 / SR as f64;
             }
         }
-        let stop = TransportInfo { playing: false, ..TransportInfo::playing(120.0, pos_beats, SR) };
+        let stop = TransportInfo {
+            playing: false,
+            ..TransportInfo::playing(120.0, pos_beats, SR)
+        };
         seq.process_block(&stop, &Playback::default(), 64, &mut |e| {
             if let SeqEvent::NoteOff { channel, key, .. } = e {
                 *sounding.entry((channel, key)).or_default() -= 1;
             }
         });
-        assert!(sounding.values().all(|&c| c == 0), "nothing sounds after the transport stops: {sounding:?}");
+        assert!(
+            sounding.values().all(|&c| c == 0),
+            "nothing sounds after the transport stops: {sounding:?}"
+        );
     }
 
     /// `groove()` with a feel: the downbeat kick early (it plays in the bar before), the
@@ -1155,28 +1762,67 @@ mod tests {
     fn felt_groove() -> Phrase {
         let mut p = groove();
         let mut feel = vec![[Feel::default(); drums::NUM_DRUM_CLASSES]; 16];
-        feel[0][0] = Feel { velocity: 120, shift: -0.4 };
-        feel[0][2] = Feel { velocity: 50, shift: 0.25 };
-        feel[2][2] = Feel { velocity: 40, shift: 0.5 };
-        feel[4][1] = Feel { velocity: 127, shift: -0.5 };
-        feel[4][2] = Feel { velocity: 60, shift: 0.1 };
-        feel[6][2] = Feel { velocity: 45, shift: -0.2 };
-        feel[8][0] = Feel { velocity: 90, shift: 0.05 };
-        feel[8][7] = Feel { velocity: 110, shift: -0.05 };
+        feel[0][0] = Feel {
+            velocity: 120,
+            shift: -0.4,
+        };
+        feel[0][2] = Feel {
+            velocity: 50,
+            shift: 0.25,
+        };
+        feel[2][2] = Feel {
+            velocity: 40,
+            shift: 0.5,
+        };
+        feel[4][1] = Feel {
+            velocity: 127,
+            shift: -0.5,
+        };
+        feel[4][2] = Feel {
+            velocity: 60,
+            shift: 0.1,
+        };
+        feel[6][2] = Feel {
+            velocity: 45,
+            shift: -0.2,
+        };
+        feel[8][0] = Feel {
+            velocity: 90,
+            shift: 0.05,
+        };
+        feel[8][7] = Feel {
+            velocity: 110,
+            shift: -0.05,
+        };
         p.set_feel(&feel);
         p
     }
 
     /// Renders `phrase` from beat 0 for `beats` at `bpm` and `rate` in blocks from `sizes`:
     /// (absolute sample, event).
-    fn render(phrase: &Phrase, play: &Playback, bpm: f64, rate: f32, beats: f64, sizes: impl FnMut() -> usize) -> Log {
+    fn render(
+        phrase: &Phrase,
+        play: &Playback,
+        bpm: f64,
+        rate: f32,
+        beats: f64,
+        sizes: impl FnMut() -> usize,
+    ) -> Log {
         render_looped(phrase, play, bpm, rate, beats, sizes, None)
     }
 
     /// [`render`] by a host looping beats `(start, end)` (from 0, so `end` must be after
     /// it), which ends a block at the loop's end when `split` (as most hosts do) and else
     /// wraps inside the block. Loop ends fall on samples.
-    fn render_looped(phrase: &Phrase, play: &Playback, bpm: f64, rate: f32, beats: f64, mut sizes: impl FnMut() -> usize, host_loop: Option<((f64, f64), bool)>) -> Log {
+    fn render_looped(
+        phrase: &Phrase,
+        play: &Playback,
+        bpm: f64,
+        rate: f32,
+        beats: f64,
+        mut sizes: impl FnMut() -> usize,
+        host_loop: Option<((f64, f64), bool)>,
+    ) -> Log {
         let mut seq = started(phrase);
         let spb = rate as f64 * 60.0 / bpm;
         let total = (beats * spb) as u64;
@@ -1186,7 +1832,10 @@ mod tests {
             if let Some(((_, end), true)) = host_loop {
                 n = n.min((end * spb) as u64 - host);
             }
-            let t = TransportInfo { loop_range: host_loop.map(|(range, _)| range), ..TransportInfo::playing(bpm, host as f64 / spb, rate) };
+            let t = TransportInfo {
+                loop_range: host_loop.map(|(range, _)| range),
+                ..TransportInfo::playing(bpm, host as f64 / spb, rate)
+            };
             seq.process_block(&t, play, n as usize, &mut |e| {
                 assert!((e.timing() as u64) < n, "{e:?} outside a block of {n}");
                 log.push((pos + e.timing() as u64, e));
@@ -1199,8 +1848,13 @@ mod tests {
                 }
             }
         }
-        let stop = TransportInfo { playing: false, ..TransportInfo::playing(bpm, host as f64 / spb, rate) };
-        seq.process_block(&stop, play, 64, &mut |e| log.push((pos + e.timing() as u64, e)));
+        let stop = TransportInfo {
+            playing: false,
+            ..TransportInfo::playing(bpm, host as f64 / spb, rate)
+        };
+        seq.process_block(&stop, play, 64, &mut |e| {
+            log.push((pos + e.timing() as u64, e))
+        });
         log
     }
 
@@ -1209,30 +1863,64 @@ mod tests {
         let mut on = std::collections::BTreeMap::<(u8, u8), bool>::new();
         for &(at, e) in log {
             match e {
-                SeqEvent::NoteOn { channel, key, .. } => assert!(!on.insert((channel, key), true).unwrap_or(false), "{key} struck twice at {at}"),
-                SeqEvent::NoteOff { channel, key, .. } => assert!(on.insert((channel, key), false).unwrap_or(false), "{key} ended twice at {at}"),
+                SeqEvent::NoteOn { channel, key, .. } => assert!(
+                    !on.insert((channel, key), true).unwrap_or(false),
+                    "{key} struck twice at {at}"
+                ),
+                SeqEvent::NoteOff { channel, key, .. } => assert!(
+                    on.insert((channel, key), false).unwrap_or(false),
+                    "{key} ended twice at {at}"
+                ),
                 SeqEvent::AllNotesOff { .. } => {}
             }
         }
         assert!(on.values().all(|&o| !o), "stuck: {on:?}");
-        assert!(log.windows(2).all(|w| w[0].0 <= w[1].0), "events in time order");
+        assert!(
+            log.windows(2).all(|w| w[0].0 <= w[1].0),
+            "events in time order"
+        );
     }
 
     #[test]
     fn groove_zero_plays_exactly_the_quantized_pattern() {
         for block in [1usize, 100, 512, 4096] {
             let quantized = render(&groove(), &Playback::default(), 120.0, SR, 12.0, || block);
-            assert_eq!(render(&felt_groove(), &Playback::default(), 120.0, SR, 12.0, || block), quantized, "block {block}");
-            assert!(quantized.iter().filter(|(_, e)| matches!(e, SeqEvent::NoteOn { .. })).count() > 16);
+            assert_eq!(
+                render(
+                    &felt_groove(),
+                    &Playback::default(),
+                    120.0,
+                    SR,
+                    12.0,
+                    || block
+                ),
+                quantized,
+                "block {block}"
+            );
+            assert!(
+                quantized
+                    .iter()
+                    .filter(|(_, e)| matches!(e, SeqEvent::NoteOn { .. }))
+                    .count()
+                    > 16
+            );
         }
     }
 
     #[test]
     fn early_and_late_notes_land_on_their_sample_at_any_tempo_rate_and_block_size() {
         let phrase = felt_groove();
-        for (bpm, rate) in [(120.0, 48_000.0), (87.5, 44_100.0), (173.0, 96_000.0), (60.0, 22_050.0)] {
+        for (bpm, rate) in [
+            (120.0, 48_000.0),
+            (87.5, 44_100.0),
+            (173.0, 96_000.0),
+            (60.0, 22_050.0),
+        ] {
             let groove = 0.8f32;
-            let play = Playback { groove, ..Playback::default() };
+            let play = Playback {
+                groove,
+                ..Playback::default()
+            };
             let spb = rate as f64 * 60.0 / bpm;
             // Two loops of the 16-step phrase (one bar each), and the downbeat of a third.
             let beats = 8.5;
@@ -1241,10 +1929,15 @@ mod tests {
             let mut expected: Vec<(u64, u8, u8)> = Vec::new();
             for bar in 0..3u32 {
                 for note in phrase.notes() {
-                    let at_beats = (bar * 16 + note.start as u32) as f64 / 4.0 + (note.shift * groove) as f64 / 4.0;
+                    let at_beats = (bar * 16 + note.start as u32) as f64 / 4.0
+                        + (note.shift * groove) as f64 / 4.0;
                     if at_beats * spb < beats * spb - 1.0 {
                         let (_, key, velocity) = play.voice(Encoding::Drums, note);
-                        expected.push((((at_beats * spb - EPS_SAMPLES).ceil().max(0.0)) as u64, key, (velocity * 127.0).round() as u8));
+                        expected.push((
+                            ((at_beats * spb - EPS_SAMPLES).ceil().max(0.0)) as u64,
+                            key,
+                            (velocity * 127.0).round() as u8,
+                        ));
                     }
                 }
             }
@@ -1256,7 +1949,9 @@ mod tests {
                 let mut ons: Vec<(u64, u8, u8)> = log
                     .iter()
                     .filter_map(|&(at, e)| match e {
-                        SeqEvent::NoteOn { key, velocity, .. } => Some((at, key, (velocity * 127.0).round() as u8)),
+                        SeqEvent::NoteOn { key, velocity, .. } => {
+                            Some((at, key, (velocity * 127.0).round() as u8))
+                        }
                         _ => None,
                     })
                     .collect();
@@ -1271,22 +1966,48 @@ mod tests {
         // The phrase is one bar: looping bars 1 or 2 must sound exactly like playing on,
         // the downbeat's early kick before each loop start included.
         let phrase = felt_groove();
-        let play = Playback { groove: 0.8, ..Playback::default() };
+        let play = Playback {
+            groove: 0.8,
+            ..Playback::default()
+        };
         for rate in [48_000.0, 44_100.0] {
             let mut rng = ChaCha8Rng::seed_from_u64(3);
             let straight = render(&phrase, &play, 120.0, rate, 16.5, || 512);
             assert_no_stuck_notes(&straight);
             let bar = 2 * rate as u64;
-            let early_kick = straight.iter().any(|&(at, e)| matches!(e, SeqEvent::NoteOn { key: 36, .. }) && at % bar > bar - bar / 16);
+            let early_kick = straight.iter().any(|&(at, e)| {
+                matches!(e, SeqEvent::NoteOn { key: 36, .. }) && at % bar > bar - bar / 16
+            });
             assert!(early_kick, "the downbeat's kick plays in the bar before");
             // The last loop's ends are a fraction of a sample off the grid, as a host's
             // rounding leaves them: its first point is still read, its end's not twice.
             for range in [(0.0, 4.0), (0.0, 8.0), (1e-5, 4.0 + 1e-5)] {
-                for split in [true, false].into_iter().filter(|&split| split || range.0 == 0.0) {
+                for split in [true, false]
+                    .into_iter()
+                    .filter(|&split| split || range.0 == 0.0)
+                {
                     for block in [1usize, 64, 511, 4096, 0] {
-                        let sizes = || if block == 0 { rng.random_range(1..3000) } else { block };
-                        let looped = render_looped(&phrase, &play, 120.0, rate, 16.5, sizes, Some((range, split)));
-                        assert_eq!(normalise(&looped), normalise(&straight), "{rate} Hz, loop {range:?}, split {split}, blocks of {block}");
+                        let sizes = || {
+                            if block == 0 {
+                                rng.random_range(1..3000)
+                            } else {
+                                block
+                            }
+                        };
+                        let looped = render_looped(
+                            &phrase,
+                            &play,
+                            120.0,
+                            rate,
+                            16.5,
+                            sizes,
+                            Some((range, split)),
+                        );
+                        assert_eq!(
+                            normalise(&looped),
+                            normalise(&straight),
+                            "{rate} Hz, loop {range:?}, split {split}, blocks of {block}"
+                        );
                     }
                 }
             }
@@ -1299,19 +2020,42 @@ mod tests {
         let kick = phrase.notes()[0];
         let accent = drums::accent(&Hit { step: 0, class: 0 }) as f32;
         for groove in [0.0f32, 0.5, 1.0] {
-            let play = Playback { groove, ..Playback::default() };
+            let play = Playback {
+                groove,
+                ..Playback::default()
+            };
             let (_, _, velocity) = play.voice(Encoding::Drums, &kick);
-            let want = (accent + (120.0 - accent) * groove) / 127.0 * (100.0 / 127.0) * 127.0 / 100.0;
-            assert!((velocity - want).abs() < 1e-6, "groove {groove}: {velocity} vs {want}");
-            assert_eq!(play.shift_steps(Encoding::Drums, &kick), (-0.4 * groove) as f64);
+            let want =
+                (accent + (120.0 - accent) * groove) / 127.0 * (100.0 / 127.0) * 127.0 / 100.0;
+            assert!(
+                (velocity - want).abs() < 1e-6,
+                "groove {groove}: {velocity} vs {want}"
+            );
+            assert_eq!(
+                play.shift_steps(Encoding::Drums, &kick),
+                (-0.4 * groove) as f64
+            );
             // Melodies are not moved.
             assert_eq!(play.shift_steps(Encoding::Melody, &kick), 0.0);
         }
         // A NaN amount or shift plays on the grid.
-        let play = Playback { groove: f32::NAN, ..Playback::default() };
+        let play = Playback {
+            groove: f32::NAN,
+            ..Playback::default()
+        };
         assert_eq!(play.shift_steps(Encoding::Drums, &kick), 0.0);
-        let nan = PhraseNote { shift: f32::NAN, ..kick };
-        assert_eq!(Playback { groove: 1.0, ..Playback::default() }.shift_steps(Encoding::Drums, &nan), 0.0);
+        let nan = PhraseNote {
+            shift: f32::NAN,
+            ..kick
+        };
+        assert_eq!(
+            Playback {
+                groove: 1.0,
+                ..Playback::default()
+            }
+            .shift_steps(Encoding::Drums, &nan),
+            0.0
+        );
     }
 
     #[test]
@@ -1326,20 +2070,45 @@ mod tests {
                 beats = rng.random_range(-2.0..40.0);
             }
             if rng.random_bool(0.01) {
-                let hits: Vec<Hit> = (0..rng.random_range(0..40)).map(|_| Hit { step: rng.random_range(0..32), class: rng.random_range(0..9) }).collect();
+                let hits: Vec<Hit> = (0..rng.random_range(0..40))
+                    .map(|_| Hit {
+                        step: rng.random_range(0..32),
+                        class: rng.random_range(0..9),
+                    })
+                    .collect();
                 let mut p = Phrase::from_drums(&hits, 32, block);
-                let feel: Vec<[Feel; drums::NUM_DRUM_CLASSES]> =
-                    (0..32).map(|_| std::array::from_fn(|_| Feel { velocity: rng.random_range(1..128), shift: rng.random_range(-0.5..=0.5) })).collect();
+                let feel: Vec<[Feel; drums::NUM_DRUM_CLASSES]> = (0..32)
+                    .map(|_| {
+                        std::array::from_fn(|_| Feel {
+                            velocity: rng.random_range(1..128),
+                            shift: rng.random_range(-0.5..=0.5),
+                        })
+                    })
+                    .collect();
                 p.set_feel(&feel);
                 seq.queue_phrase(&p);
             }
-            let mut play = Playback { groove: rng.random_range(0.0..=1.0), length: rng.random_range(0.1..2.0), ..Playback::default() };
-            play.swap = [SwapMode::NextBar, SwapMode::Immediately, SwapMode::NextPhrase][rng.random_range(0..3)];
+            let mut play = Playback {
+                groove: rng.random_range(0.0..=1.0),
+                length: rng.random_range(0.1..2.0),
+                ..Playback::default()
+            };
+            play.swap = [
+                SwapMode::NextBar,
+                SwapMode::Immediately,
+                SwapMode::NextPhrase,
+            ][rng.random_range(0..3)];
             if rng.random_bool(0.3) {
                 play.drum_notes[rng.random_range(0..9)] = play.drum_notes[rng.random_range(0..9)];
             }
-            let looping = rng.random_bool(0.2).then_some((beats.floor(), beats.floor() + rng.random_range(0.25..3.0)));
-            let t = TransportInfo { playing: !rng.random_bool(0.003), loop_range: looping, ..TransportInfo::playing(rng.random_range(60.0..200.0), beats, SR) };
+            let looping = rng
+                .random_bool(0.2)
+                .then_some((beats.floor(), beats.floor() + rng.random_range(0.25..3.0)));
+            let t = TransportInfo {
+                playing: !rng.random_bool(0.003),
+                loop_range: looping,
+                ..TransportInfo::playing(rng.random_range(60.0..200.0), beats, SR)
+            };
             seq.process_block(&t, &play, n, &mut |e| {
                 assert!((e.timing() as usize) < n);
                 log.push((pos + e.timing() as u64, e));
@@ -1354,8 +2123,13 @@ mod tests {
                 }
             }
         }
-        let stop = TransportInfo { playing: false, ..TransportInfo::playing(120.0, beats, SR) };
-        seq.process_block(&stop, &Playback::default(), 64, &mut |e| log.push((pos + e.timing() as u64, e)));
+        let stop = TransportInfo {
+            playing: false,
+            ..TransportInfo::playing(120.0, beats, SR)
+        };
+        seq.process_block(&stop, &Playback::default(), 64, &mut |e| {
+            log.push((pos + e.timing() as u64, e))
+        });
         assert_no_stuck_notes(&log);
     }
 
@@ -1365,7 +2139,11 @@ mod tests {
         let mut seq = started(&demo);
         let mut count = 0usize;
         // Under a groove, so that the lookahead and the waiting notes are exercised.
-        let play = Playback { length: 0.8, groove: 1.0, ..Playback::default() };
+        let play = Playback {
+            length: 0.8,
+            groove: 1.0,
+            ..Playback::default()
+        };
         let next = phrase(&[(50, 0, 3), (55, 8, 12)], 16, 9);
         let felt = felt_groove();
         nice_assert_no_alloc::assert_no_alloc(|| {
@@ -1377,7 +2155,10 @@ mod tests {
                 if block == 10_000 {
                     seq.request_all_notes_off();
                 }
-                let t = TransportInfo { playing: block % 1_000 != 999, ..TransportInfo::playing(120.0, pos as f64 / 24_000.0, SR) };
+                let t = TransportInfo {
+                    playing: block % 1_000 != 999,
+                    ..TransportInfo::playing(120.0, pos as f64 / 24_000.0, SR)
+                };
                 seq.process_block(&t, &play, 256, &mut |_| count += 1);
                 pos += 256;
             }

@@ -11,7 +11,7 @@ use nice_plug::midi::Key;
 use nice_plug::prelude::NoteEvent;
 
 use crate::audio::drum_kit::DrumKit;
-use crate::music::drums;
+use latent_live_core::music::drums;
 
 pub const NUM_VOICES: usize = 8;
 const ATTACK_SECONDS: f32 = 0.005;
@@ -89,26 +89,50 @@ impl AuditionSynth {
     pub fn handle(&mut self, event: &NoteEvent<()>) {
         if event.channel().and_then(|c| c.number()) == Some(self.drum_channel) {
             match *event {
-                NoteEvent::NoteOn { key: Key::Number(key), velocity, .. } if velocity > 0.0 => {
-                    if let Some(class) = self.drum_notes.iter().position(|&n| n == key).or_else(|| drums::class_of(key)) {
+                NoteEvent::NoteOn {
+                    key: Key::Number(key),
+                    velocity,
+                    ..
+                } if velocity > 0.0 => {
+                    if let Some(class) = self
+                        .drum_notes
+                        .iter()
+                        .position(|&n| n == key)
+                        .or_else(|| drums::class_of(key))
+                    {
                         self.kit.hit(class, velocity);
                     }
                 }
-                NoteEvent::MidiCC { cc: ALL_NOTES_OFF, .. } => self.kit.all_off(),
+                NoteEvent::MidiCC {
+                    cc: ALL_NOTES_OFF, ..
+                } => self.kit.all_off(),
                 _ => {}
             }
             return;
         }
         match *event {
-            NoteEvent::NoteOn { key: Key::Number(key), velocity, .. } if velocity > 0.0 => self.note_on(key, velocity),
-            NoteEvent::NoteOn { key: Key::Number(key), .. } | NoteEvent::NoteOff { key: Key::Number(key), .. } => {
+            NoteEvent::NoteOn {
+                key: Key::Number(key),
+                velocity,
+                ..
+            } if velocity > 0.0 => self.note_on(key, velocity),
+            NoteEvent::NoteOn {
+                key: Key::Number(key),
+                ..
+            }
+            | NoteEvent::NoteOff {
+                key: Key::Number(key),
+                ..
+            } => {
                 for voice in self.voices.iter_mut().flatten() {
                     if voice.key == key {
                         voice.releasing = true;
                     }
                 }
             }
-            NoteEvent::MidiCC { cc: ALL_NOTES_OFF, .. } => {
+            NoteEvent::MidiCC {
+                cc: ALL_NOTES_OFF, ..
+            } => {
                 for voice in self.voices.iter_mut().flatten() {
                     voice.releasing = true;
                 }
@@ -132,13 +156,20 @@ impl AuditionSynth {
         let slot = match self.voices.iter().position(Option::is_none) {
             Some(free) => free,
             // Steal the oldest voice.
-            None => (0..NUM_VOICES).min_by_key(|&i| self.voices[i].map_or(0, |v| v.age)).unwrap_or(0),
+            None => (0..NUM_VOICES)
+                .min_by_key(|&i| self.voices[i].map_or(0, |v| v.age))
+                .unwrap_or(0),
         };
         self.voices[slot] = Some(voice);
     }
 
     /// Adds the voices into `left`/`right` (same length), scaled by `gain(i)` for sample `i`.
-    pub fn render(&mut self, left: &mut [f32], right: &mut [f32], mut gain: impl FnMut(usize) -> f32) {
+    pub fn render(
+        &mut self,
+        left: &mut [f32],
+        right: &mut [f32],
+        mut gain: impl FnMut(usize) -> f32,
+    ) {
         debug_assert_eq!(left.len(), right.len());
         if self.active_voices() == 0 {
             return;
@@ -240,16 +271,27 @@ mod tests {
         synth.set_drum_kit(9, notes);
         synth.handle(&note(true, 0, 9, 60));
         synth.handle(&note(true, 0, 9, 36));
-        assert_eq!((synth.kit.active_voices(), synth.voices.iter().flatten().count()), (2, 0));
+        assert_eq!(
+            (
+                synth.kit.active_voices(),
+                synth.voices.iter().flatten().count()
+            ),
+            (2, 0)
+        );
         // A note-off leaves a drum ringing; C4 on channel 1 is a melody note.
         synth.handle(&note(false, 0, 9, 60));
         synth.handle(&on(60));
-        assert_eq!((synth.kit.active_voices(), synth.voices.iter().flatten().count()), (2, 1));
+        assert_eq!(
+            (
+                synth.kit.active_voices(),
+                synth.voices.iter().flatten().count()
+            ),
+            (2, 1)
+        );
         let (mut l, mut r) = ([0.0f32; 4800], [0.0f32; 4800]);
         synth.render(&mut l, &mut r, |_| 1.0);
         assert!(l.iter().any(|x| x.abs() > 0.05));
         synth.handle(&all_notes_off(0, 9));
         assert_eq!(synth.kit.active_voices(), 0);
     }
-
 }

@@ -10,14 +10,14 @@
 
 use nice_plug::prelude::Transport;
 
-use crate::music::melody::{STEPS_PER_BAR, STEPS_PER_QUARTER};
+use latent_live_core::music::melody::{STEPS_PER_BAR, STEPS_PER_QUARTER};
 
 /// Grid steps (16th notes) per quarter note.
 pub const STEPS_PER_BEAT: f64 = STEPS_PER_QUARTER as f64;
 /// The models' bar: 16 steps of 4/4.
 pub const MODEL_BAR_STEPS: u32 = STEPS_PER_BAR as u32;
 /// The tempo when the host reports none, or no transport at all: the standalone's.
-pub const FALLBACK_TEMPO: f64 = 120.0;
+pub const FALLBACK_TEMPO: f64 = latent_live_core::music::midi::DEFAULT_TEMPO;
 pub const MIN_TEMPO: f64 = 1.0;
 pub const MAX_TEMPO: f64 = 1000.0;
 /// Positions beyond this many quarter notes (about 15 years at 120 bpm) are not a song.
@@ -36,12 +36,18 @@ pub struct Meter {
 }
 
 impl Meter {
-    pub const COMMON: Meter = Meter { numerator: 4, denominator: 4 };
+    pub const COMMON: Meter = Meter {
+        numerator: 4,
+        denominator: 4,
+    };
 
     /// The host's meter, or 4/4 when it reports none or one that is not a time signature.
     pub fn from_host(numerator: Option<i32>, denominator: Option<i32>) -> Self {
         match (numerator, denominator) {
-            (Some(n @ 1..=64), Some(d @ 1..=64)) if (d as u32).is_power_of_two() => Meter { numerator: n as u32, denominator: d as u32 },
+            (Some(n @ 1..=64), Some(d @ 1..=64)) if (d as u32).is_power_of_two() => Meter {
+                numerator: n as u32,
+                denominator: d as u32,
+            },
             _ => Self::COMMON,
         }
     }
@@ -84,7 +90,17 @@ impl TransportInfo {
     pub fn playing(tempo: f64, pos_beats: f64, sample_rate: f32) -> Self {
         let meter = Meter::COMMON;
         let bar = (pos_beats / meter.bar_beats()).floor();
-        Self { playing: true, tempo, pos_beats, sample_rate, meter, bar_start: bar * meter.bar_beats(), bar_number: bar as i64, loop_range: None, clock_beats: pos_beats }
+        Self {
+            playing: true,
+            tempo,
+            pos_beats,
+            sample_rate,
+            meter,
+            bar_start: bar * meter.bar_beats(),
+            bar_number: bar as i64,
+            loop_range: None,
+            clock_beats: pos_beats,
+        }
     }
 
     /// What the host reports, sanitised; `clock` fills in what it does not.
@@ -93,11 +109,18 @@ impl TransportInfo {
     /// batch renderers without a playhead do) gets a running one at 120 bpm on the
     /// plugin's clock, as the standalone plays: the phrase is heard from the first block.
     pub fn from_host(host: &Transport, sample_rate: f32, clock: &Clock) -> Self {
-        let sample_rate = if sample_rate.is_finite() { sample_rate.clamp(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE) } else { 48_000.0 };
+        let sample_rate = if sample_rate.is_finite() {
+            sample_rate.clamp(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
+        } else {
+            48_000.0
+        };
         // VST3 always carries a sample position (zero from a host with no timeline), so
         // only tempo and beats tell a transport from none.
         let no_transport = !host.playing && host.tempo.is_none() && host.pos_beats.is_none();
-        let tempo = host.tempo.filter(|t| t.is_finite() && *t > 0.0).map_or(FALLBACK_TEMPO, |t| t.clamp(MIN_TEMPO, MAX_TEMPO));
+        let tempo = host
+            .tempo
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .map_or(FALLBACK_TEMPO, |t| t.clamp(MIN_TEMPO, MAX_TEMPO));
         let sane = |beats: f64| beats.is_finite() && beats.abs() <= MAX_POSITION_BEATS;
         let pos_beats = host.pos_beats.filter(|&b| sane(b)).unwrap_or(clock.beats);
         let meter = Meter::from_host(host.time_sig_numerator, host.time_sig_denominator);
@@ -105,15 +128,36 @@ impl TransportInfo {
         // The host's bar start and number when they hold the position (a block may start
         // on the bar line the host has not moved its bar start to yet); else bars counted
         // from beat 0 in this meter.
-        let number = host.bar_number.map(i64::from).filter(|n| n.abs() <= MAX_POSITION_BEATS as i64);
-        let (bar_start, bar_number) = match host.bar_start_pos_beats.filter(|&b| sane(b) && (-BAR_TOLERANCE_BEATS..bar_beats + BAR_TOLERANCE_BEATS).contains(&(pos_beats - b))) {
-            Some(b) if pos_beats - b >= bar_beats - BAR_TOLERANCE_BEATS => ((b + bar_beats).min(pos_beats), number.map(|n| n + 1)),
+        let number = host
+            .bar_number
+            .map(i64::from)
+            .filter(|n| n.abs() <= MAX_POSITION_BEATS as i64);
+        let (bar_start, bar_number) = match host.bar_start_pos_beats.filter(|&b| {
+            sane(b)
+                && (-BAR_TOLERANCE_BEATS..bar_beats + BAR_TOLERANCE_BEATS)
+                    .contains(&(pos_beats - b))
+        }) {
+            Some(b) if pos_beats - b >= bar_beats - BAR_TOLERANCE_BEATS => {
+                ((b + bar_beats).min(pos_beats), number.map(|n| n + 1))
+            }
             Some(b) => (b.min(pos_beats), number),
             None => ((pos_beats / bar_beats).floor() * bar_beats, None),
         };
         let bar_number = bar_number.unwrap_or_else(|| (bar_start / bar_beats).round() as i64);
-        let loop_range = host.loop_range_beats.filter(|&(start, end)| sane(start) && sane(end) && end - start >= 1.0 / STEPS_PER_BEAT);
-        Self { playing: host.playing || no_transport, tempo, pos_beats, sample_rate, meter, bar_start, bar_number, loop_range, clock_beats: clock.beats }
+        let loop_range = host.loop_range_beats.filter(|&(start, end)| {
+            sane(start) && sane(end) && end - start >= 1.0 / STEPS_PER_BEAT
+        });
+        Self {
+            playing: host.playing || no_transport,
+            tempo,
+            pos_beats,
+            sample_rate,
+            meter,
+            bar_start,
+            bar_number,
+            loop_range,
+            clock_beats: clock.beats,
+        }
     }
 
     pub fn samples_per_beat(&self) -> f64 {
@@ -127,7 +171,11 @@ impl TransportInfo {
 
     /// The bar grid this block's position lies on.
     pub fn bars(&self) -> Bars {
-        Bars { origin: self.bar_start, number: self.bar_number, meter: self.meter }
+        Bars {
+            origin: self.bar_start,
+            number: self.bar_number,
+            meter: self.meter,
+        }
     }
 }
 
@@ -144,7 +192,11 @@ impl Clock {
         let beats = self.beats + transport.beats_in(samples);
         // Wraps long before f64 loses the 16th grid; only stamps of recorded notes see it,
         // and a recording hours old is not captured.
-        self.beats = if beats.abs() < MAX_POSITION_BEATS { beats } else { 0.0 };
+        self.beats = if beats.abs() < MAX_POSITION_BEATS {
+            beats
+        } else {
+            0.0
+        };
     }
 }
 
@@ -171,7 +223,10 @@ impl Bars {
     pub fn bar_at(&self, beats: f64) -> (i64, f64) {
         let len = self.meter.bar_beats();
         let offset = ((beats - self.origin) / len + BAR_TOLERANCE_BEATS).floor();
-        (self.number.saturating_add(offset as i64), self.origin + offset * len)
+        (
+            self.number.saturating_add(offset as i64),
+            self.origin + offset * len,
+        )
     }
 
     /// The first grid point at or after `beats` (within float error).
@@ -180,9 +235,17 @@ impl Bars {
         let step = ((beats - start) * STEPS_PER_BEAT - 1e-9).ceil().max(0.0);
         if step >= self.meter.bar_steps() as f64 {
             let start = start + self.meter.bar_beats();
-            GridPoint { bar: bar.saturating_add(1), step: 0, beats: start }
+            GridPoint {
+                bar: bar.saturating_add(1),
+                step: 0,
+                beats: start,
+            }
         } else {
-            GridPoint { bar, step: step as u32, beats: start + step / STEPS_PER_BEAT }
+            GridPoint {
+                bar,
+                step: step as u32,
+                beats: start + step / STEPS_PER_BEAT,
+            }
         }
     }
 
@@ -190,9 +253,17 @@ impl Bars {
     pub fn after(&self, point: GridPoint) -> GridPoint {
         let bar_start = point.beats - point.step as f64 / STEPS_PER_BEAT;
         if point.step + 1 >= self.meter.bar_steps() {
-            GridPoint { bar: point.bar.saturating_add(1), step: 0, beats: bar_start + self.meter.bar_beats() }
+            GridPoint {
+                bar: point.bar.saturating_add(1),
+                step: 0,
+                beats: bar_start + self.meter.bar_beats(),
+            }
         } else {
-            GridPoint { bar: point.bar, step: point.step + 1, beats: bar_start + (point.step + 1) as f64 / STEPS_PER_BEAT }
+            GridPoint {
+                bar: point.bar,
+                step: point.step + 1,
+                beats: bar_start + (point.step + 1) as f64 / STEPS_PER_BEAT,
+            }
         }
     }
 }
@@ -230,22 +301,52 @@ mod tests {
     fn hostile_values_become_usable_ones() {
         let clock = Clock { beats: 3.0 };
         for tempo in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -5.0] {
-            assert_eq!(TransportInfo::from_host(&host(|t| t.tempo = Some(tempo)), 48_000.0, &clock).tempo, FALLBACK_TEMPO);
+            assert_eq!(
+                TransportInfo::from_host(&host(|t| t.tempo = Some(tempo)), 48_000.0, &clock).tempo,
+                FALLBACK_TEMPO
+            );
         }
-        assert_eq!(TransportInfo::from_host(&host(|t| t.tempo = Some(1e300)), 48_000.0, &clock).tempo, MAX_TEMPO);
-        assert_eq!(TransportInfo::from_host(&host(|t| t.tempo = Some(1e-9)), 48_000.0, &clock).tempo, MIN_TEMPO);
+        assert_eq!(
+            TransportInfo::from_host(&host(|t| t.tempo = Some(1e300)), 48_000.0, &clock).tempo,
+            MAX_TEMPO
+        );
+        assert_eq!(
+            TransportInfo::from_host(&host(|t| t.tempo = Some(1e-9)), 48_000.0, &clock).tempo,
+            MIN_TEMPO
+        );
         for pos in [f64::NAN, f64::INFINITY, -1e300, 1e12] {
             let t = TransportInfo::from_host(&host(|t| t.pos_beats = Some(pos)), 48_000.0, &clock);
             assert_eq!((t.pos_beats, t.bar_start), (3.0, 0.0));
         }
-        for (n, d) in [(0, 4), (4, 0), (4, 3), (-3, 4), (1000, 4), (i32::MAX, i32::MIN)] {
+        for (n, d) in [
+            (0, 4),
+            (4, 0),
+            (4, 3),
+            (-3, 4),
+            (1000, 4),
+            (i32::MAX, i32::MIN),
+        ] {
             let t = host(|t| (t.time_sig_numerator, t.time_sig_denominator) = (Some(n), Some(d)));
-            assert_eq!(TransportInfo::from_host(&t, 48_000.0, &clock).meter, Meter::COMMON);
+            assert_eq!(
+                TransportInfo::from_host(&t, 48_000.0, &clock).meter,
+                Meter::COMMON
+            );
         }
-        assert_eq!(TransportInfo::from_host(&host(|_| {}), f32::NAN, &clock).sample_rate, 48_000.0);
-        let t = TransportInfo::from_host(&host(|t| t.loop_range_beats = Some((8.0, f64::NAN))), 48_000.0, &clock);
+        assert_eq!(
+            TransportInfo::from_host(&host(|_| {}), f32::NAN, &clock).sample_rate,
+            48_000.0
+        );
+        let t = TransportInfo::from_host(
+            &host(|t| t.loop_range_beats = Some((8.0, f64::NAN))),
+            48_000.0,
+            &clock,
+        );
         assert_eq!(t.loop_range, None);
-        let t = TransportInfo::from_host(&host(|t| t.loop_range_beats = Some((8.0, 8.0))), 48_000.0, &clock);
+        let t = TransportInfo::from_host(
+            &host(|t| t.loop_range_beats = Some((8.0, 8.0))),
+            48_000.0,
+            &clock,
+        );
         assert_eq!(t.loop_range, None);
     }
 
@@ -266,13 +367,17 @@ mod tests {
                 t.pos_beats = Some(18.5);
                 t.bar_start_pos_beats = Some(wrong);
             });
-            assert_eq!(TransportInfo::from_host(&t, 48_000.0, &clock).bar_start, 16.0);
+            assert_eq!(
+                TransportInfo::from_host(&t, 48_000.0, &clock).bar_start,
+                16.0
+            );
         }
     }
 
     #[test]
     fn no_transport_at_all_free_runs_at_120() {
-        let t = TransportInfo::from_host(&Transport::new(44_100.0), 44_100.0, &Clock { beats: 7.5 });
+        let t =
+            TransportInfo::from_host(&Transport::new(44_100.0), 44_100.0, &Clock { beats: 7.5 });
         assert!(t.playing);
         assert_eq!((t.tempo, t.pos_beats, t.bar_start), (120.0, 7.5, 4.0));
         // A VST3 host with no timeline still sends a sample position.
@@ -287,14 +392,42 @@ mod tests {
 
     #[test]
     fn meters_have_their_bar_lengths_in_16ths() {
-        let steps = |n, d| Meter { numerator: n, denominator: d }.bar_steps();
-        assert_eq!([steps(2, 4), steps(3, 4), steps(4, 4), steps(5, 4), steps(6, 8), steps(7, 8), steps(12, 8)], [8, 12, 16, 20, 12, 14, 24]);
-        assert_eq!(steps(3, 32), 2, "a bar shorter than a 16th multiple keeps its last partial step");
+        let steps = |n, d| {
+            Meter {
+                numerator: n,
+                denominator: d,
+            }
+            .bar_steps()
+        };
+        assert_eq!(
+            [
+                steps(2, 4),
+                steps(3, 4),
+                steps(4, 4),
+                steps(5, 4),
+                steps(6, 8),
+                steps(7, 8),
+                steps(12, 8)
+            ],
+            [8, 12, 16, 20, 12, 14, 24]
+        );
+        assert_eq!(
+            steps(3, 32),
+            2,
+            "a bar shorter than a 16th multiple keeps its last partial step"
+        );
     }
 
     #[test]
     fn the_grid_walks_bar_by_bar_in_any_meter() {
-        let bars = Bars { origin: 14.0, number: 4, meter: Meter { numerator: 7, denominator: 8 } };
+        let bars = Bars {
+            origin: 14.0,
+            number: 4,
+            meter: Meter {
+                numerator: 7,
+                denominator: 8,
+            },
+        };
         let p = bars.at_or_after(14.0);
         assert_eq!((p.bar, p.step, p.beats), (4, 0, 14.0));
         let mut q = p;
@@ -311,7 +444,11 @@ mod tests {
 
     #[test]
     fn a_4_4_phrase_fills_other_bars_from_each_downbeat() {
-        let point = |bar, step| GridPoint { bar, step, beats: 0.0 };
+        let point = |bar, step| GridPoint {
+            bar,
+            step,
+            beats: 0.0,
+        };
         // 2-bar phrase: bar parity picks the phrase bar.
         assert_eq!(phrase_step(point(0, 3), 32), Some(3));
         assert_eq!(phrase_step(point(1, 0), 32), Some(16));

@@ -7,11 +7,11 @@
 use egui::{Align2, Color32, FontId, Painter, Pos2, Rect, Sense, Stroke, StrokeKind, Ui, Vec2};
 
 use super::piano_roll::{caption, playhead_line, Fill, PLAYING, QUEUED};
-use crate::audio::handoff::{Phrase, PhraseNote};
-use crate::audio::sequencer::Playback;
-use crate::music::drums::{Hit, CLASSES, NUM_DRUM_CLASSES};
-use crate::music::Encoding;
-use crate::music::melody::STEPS_PER_BAR;
+use crate::params::Playback;
+use latent_live_core::music::drums::{Hit, CLASSES, NUM_DRUM_CLASSES};
+use latent_live_core::music::melody::STEPS_PER_BAR;
+use latent_live_core::music::phrase::{Phrase, PhraseNote};
+use latent_live_core::music::Encoding;
 
 const CELL: Color32 = Color32::from_gray(34);
 const BEAT_CELL: Color32 = Color32::from_gray(42);
@@ -21,45 +21,103 @@ const LABELS: f32 = 34.0;
 
 /// Draws the groove playing and the queued one over the full width; `playhead` is the
 /// playing phrase's step (fractional) while the transport runs.
-pub fn show(ui: &mut Ui, playing: Option<&Phrase>, queued: Option<&Phrase>, playhead: Option<f32>, play: &Playback, height: f32) {
-    let (rect, response) = ui.allocate_exact_size(Vec2::new(ui.available_width(), height), Sense::hover());
+pub fn show(
+    ui: &mut Ui,
+    playing: Option<&Phrase>,
+    queued: Option<&Phrase>,
+    playhead: Option<f32>,
+    play: &Playback,
+    height: f32,
+) {
+    let (rect, response) =
+        ui.allocate_exact_size(Vec2::new(ui.available_width(), height), Sense::hover());
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 4.0, Color32::from_gray(24));
     let caption_height = 22.0;
-    let grid_rect = Rect::from_min_max(Pos2::new(rect.left() + LABELS, rect.top() + caption_height), rect.right_bottom() - Vec2::new(4.0, 4.0));
+    let grid_rect = Rect::from_min_max(
+        Pos2::new(rect.left() + LABELS, rect.top() + caption_height),
+        rect.right_bottom() - Vec2::new(4.0, 4.0),
+    );
     let steps = playing.or(queued).map_or(32, |p| p.steps as u32).max(1);
     let row = grid_rect.height() / NUM_DRUM_CLASSES as f32;
     for (class, c) in CLASSES.iter().enumerate() {
         let y = row_top(grid_rect, class, row) + row / 2.0;
-        painter.text(Pos2::new(rect.left() + 6.0, y), Align2::LEFT_CENTER, c.short, FontId::monospace(11.0), Color32::from_gray(170));
+        painter.text(
+            Pos2::new(rect.left() + 6.0, y),
+            Align2::LEFT_CENTER,
+            c.short,
+            FontId::monospace(11.0),
+            Color32::from_gray(170),
+        );
     }
     cells(&painter, grid_rect, steps);
     let lit = playhead.map(|p| p.floor() as u32);
     if let Some(p) = playing {
-        paint_hits(&painter, grid_rect, &played(p, play), steps, Fill::Solid(PLAYING), lit);
+        paint_hits(
+            &painter,
+            grid_rect,
+            &played(p, play),
+            steps,
+            Fill::Solid(PLAYING),
+            lit,
+        );
     }
     if let Some(q) = queued {
-        paint_hits(&painter, grid_rect, &played(q, play), steps, Fill::Ghost(QUEUED), None);
+        paint_hits(
+            &painter,
+            grid_rect,
+            &played(q, play),
+            steps,
+            Fill::Ghost(QUEUED),
+            None,
+        );
     }
     if let Some(step) = playhead {
         playhead_line(&painter, grid_rect, step, steps);
     }
     let caption = caption(playing, queued, "waiting for the first groove");
-    painter.text(rect.left_top() + Vec2::new(8.0, 4.0), Align2::LEFT_TOP, &caption, FontId::proportional(13.0), Color32::from_gray(200));
-    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, format!("Drum grid: {caption}")));
+    painter.text(
+        rect.left_top() + Vec2::new(8.0, 4.0),
+        Align2::LEFT_TOP,
+        &caption,
+        FontId::proportional(13.0),
+        Color32::from_gray(200),
+    );
+    response.widget_info(|| {
+        egui::WidgetInfo::labeled(egui::Role::Image, true, format!("Drum grid: {caption}"))
+    });
 }
 
 /// A drum clip as a small grid, for the clip slots.
-pub fn thumbnail(ui: &mut Ui, hits: &[Hit], steps: u32, size: Vec2, color: Color32, label: &str) -> egui::Response {
+pub fn thumbnail(
+    ui: &mut Ui,
+    hits: &[Hit],
+    steps: u32,
+    size: Vec2,
+    color: Color32,
+    label: &str,
+) -> egui::Response {
     let (rect, response) = ui.allocate_exact_size(size, Sense::hover());
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 3.0, Color32::from_gray(24));
     let steps = steps.max(1);
     let inner = rect.shrink(2.0);
     cells(&painter, inner, steps);
-    let marks: Vec<Mark> = hits.iter().map(|&hit| Mark { hit, level: 1.0, shift: 0.0 }).collect();
+    let marks: Vec<Mark> = hits
+        .iter()
+        .map(|&hit| Mark {
+            hit,
+            level: 1.0,
+            shift: 0.0,
+        })
+        .collect();
     paint_hits(&painter, inner, &marks, steps, Fill::Solid(color), None);
-    painter.rect_stroke(rect, 3.0, Stroke::new(1.0, color.gamma_multiply(0.6)), StrokeKind::Inside);
+    painter.rect_stroke(
+        rect,
+        3.0,
+        Stroke::new(1.0, color.gamma_multiply(0.6)),
+        StrokeKind::Inside,
+    );
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, label));
     response
 }
@@ -70,7 +128,10 @@ fn row_top(rect: Rect, class: usize, row: f32) -> f32 {
 }
 
 fn cell_rect(rect: Rect, step: u32, class: usize, steps: u32) -> Rect {
-    let (width, row) = (rect.width() / steps as f32, rect.height() / NUM_DRUM_CLASSES as f32);
+    let (width, row) = (
+        rect.width() / steps as f32,
+        rect.height() / NUM_DRUM_CLASSES as f32,
+    );
     let min = Pos2::new(rect.left() + step as f32 * width, row_top(rect, class, row));
     Rect::from_min_size(min, Vec2::new(width, row)).shrink((width.min(row) * 0.08).max(0.5))
 }
@@ -85,7 +146,10 @@ fn cells(painter: &Painter, rect: Rect, steps: u32) {
     }
     for step in (0..steps).step_by(STEPS_PER_BAR).skip(1) {
         let x = rect.left() + rect.width() * step as f32 / steps as f32;
-        painter.line_segment([Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())], Stroke::new(1.0, BAR_LINE));
+        painter.line_segment(
+            [Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())],
+            Stroke::new(1.0, BAR_LINE),
+        );
     }
 }
 
@@ -101,7 +165,10 @@ struct Mark {
 fn played(phrase: &Phrase, play: &Playback) -> Vec<Mark> {
     let encoding = Encoding::Drums;
     let mark = |n: &PhraseNote| Mark {
-        hit: Hit { step: n.start as u32, class: n.pitch },
+        hit: Hit {
+            step: n.start as u32,
+            class: n.pitch,
+        },
         level: play.voice(encoding, n).2,
         shift: play.shift_steps(encoding, n) as f32,
     };
@@ -110,13 +177,27 @@ fn played(phrase: &Phrase, play: &Playback) -> Vec<Mark> {
 
 /// The hits; those on step `lit` (the playhead's) glow white. A solid hit's brightness
 /// follows its velocity, from a third of its colour for the softest.
-fn paint_hits(painter: &Painter, rect: Rect, marks: &[Mark], steps: u32, fill: Fill, lit: Option<u32>) {
-    for mark in marks.iter().filter(|m| m.hit.step < steps && (m.hit.class as usize) < NUM_DRUM_CLASSES) {
+fn paint_hits(
+    painter: &Painter,
+    rect: Rect,
+    marks: &[Mark],
+    steps: u32,
+    fill: Fill,
+    lit: Option<u32>,
+) {
+    for mark in marks
+        .iter()
+        .filter(|m| m.hit.step < steps && (m.hit.class as usize) < NUM_DRUM_CLASSES)
+    {
         let cell = cell_rect(rect, mark.hit.step, mark.hit.class as usize, steps);
         let r = cell.translate(Vec2::new(mark.shift * rect.width() / steps as f32, 0.0));
         match fill {
             Fill::Solid(color) => {
-                let color = if lit == Some(mark.hit.step) { Color32::WHITE } else { color.gamma_multiply(0.35 + 0.65 * mark.level.clamp(0.0, 1.0)) };
+                let color = if lit == Some(mark.hit.step) {
+                    Color32::WHITE
+                } else {
+                    color.gamma_multiply(0.35 + 0.65 * mark.level.clamp(0.0, 1.0))
+                };
                 painter.rect_filled(r, 2.0, color);
             }
             Fill::Ghost(color) => {
@@ -129,19 +210,44 @@ fn paint_hits(painter: &Painter, rect: Rect, marks: &[Mark], steps: u32, fill: F
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::music::groove::Feel;
+    use latent_live_core::music::groove::Feel;
 
     #[test]
     fn hits_are_drawn_as_played_brighter_the_louder_and_shifted_by_the_groove() {
-        let mut phrase = Phrase::from_drums(&[Hit { step: 0, class: 0 }, Hit { step: 4, class: 1 }], 16, 1);
+        let mut phrase = Phrase::from_drums(
+            &[Hit { step: 0, class: 0 }, Hit { step: 4, class: 1 }],
+            16,
+            1,
+        );
         let mut feel = vec![[Feel::default(); NUM_DRUM_CLASSES]; 16];
-        feel[0][0] = Feel { velocity: 127, shift: -0.3 };
-        feel[4][1] = Feel { velocity: 20, shift: 0.2 };
+        feel[0][0] = Feel {
+            velocity: 127,
+            shift: -0.3,
+        };
+        feel[4][1] = Feel {
+            velocity: 20,
+            shift: 0.2,
+        };
         phrase.set_feel(&feel);
         let quantized = played(&phrase, &Playback::default());
-        assert!(quantized.iter().all(|m| m.shift == 0.0), "Groove 0 draws the grid");
-        let grooved = played(&phrase, &Playback { groove: 1.0, ..Playback::default() });
-        assert_eq!(grooved.iter().map(|m| m.shift).collect::<Vec<_>>(), vec![-0.3, 0.2]);
-        assert!(grooved[0].level > quantized[0].level && grooved[1].level < quantized[1].level, "the loud kick brighter, the ghost snare dimmer");
+        assert!(
+            quantized.iter().all(|m| m.shift == 0.0),
+            "Groove 0 draws the grid"
+        );
+        let grooved = played(
+            &phrase,
+            &Playback {
+                groove: 1.0,
+                ..Playback::default()
+            },
+        );
+        assert_eq!(
+            grooved.iter().map(|m| m.shift).collect::<Vec<_>>(),
+            vec![-0.3, 0.2]
+        );
+        assert!(
+            grooved[0].level > quantized[0].level && grooved[1].level < quantized[1].level,
+            "the loud kick brighter, the ghost snare dimmer"
+        );
     }
 }

@@ -3,8 +3,8 @@
 
 use egui::{Align2, Color32, FontId, Painter, Pos2, Rect, Sense, Stroke, StrokeKind, Ui, Vec2};
 
-use crate::audio::handoff::Phrase;
-use crate::music::melody::{Note, STEPS_PER_BAR};
+use latent_live_core::music::melody::{Note, STEPS_PER_BAR};
+use latent_live_core::music::phrase::Phrase;
 
 pub const PLAYING: Color32 = Color32::from_rgb(255, 168, 64);
 pub const QUEUED: Color32 = Color32::from_rgb(120, 200, 255);
@@ -15,8 +15,15 @@ const MIN_SPAN: u8 = 14;
 
 /// Draws the phrase playing and the queued one over the full width; `playhead` is the
 /// playing phrase's step (fractional) while the transport runs.
-pub fn show(ui: &mut Ui, playing: Option<&Phrase>, queued: Option<&Phrase>, playhead: Option<f32>, height: f32) {
-    let (rect, response) = ui.allocate_exact_size(Vec2::new(ui.available_width(), height), Sense::hover());
+pub fn show(
+    ui: &mut Ui,
+    playing: Option<&Phrase>,
+    queued: Option<&Phrase>,
+    playhead: Option<f32>,
+    height: f32,
+) {
+    let (rect, response) =
+        ui.allocate_exact_size(Vec2::new(ui.available_width(), height), Sense::hover());
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 4.0, Color32::from_gray(24));
     let steps = playing.or(queued).map_or(32, |p| p.steps as u32).max(1);
@@ -30,8 +37,16 @@ pub fn show(ui: &mut Ui, playing: Option<&Phrase>, queued: Option<&Phrase>, play
         playhead_line(&painter, rect, step, steps);
     }
     let caption = caption(playing, queued, "waiting for the first phrase");
-    painter.text(rect.left_top() + Vec2::new(8.0, 6.0), Align2::LEFT_TOP, &caption, FontId::proportional(13.0), Color32::from_gray(200));
-    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, format!("Piano roll: {caption}")));
+    painter.text(
+        rect.left_top() + Vec2::new(8.0, 6.0),
+        Align2::LEFT_TOP,
+        &caption,
+        FontId::proportional(13.0),
+        Color32::from_gray(200),
+    );
+    response.widget_info(|| {
+        egui::WidgetInfo::labeled(egui::Role::Image, true, format!("Piano roll: {caption}"))
+    });
 }
 
 /// What plays and what is queued, in words: the caption of the piano roll and the grid.
@@ -39,7 +54,10 @@ pub(super) fn caption(playing: Option<&Phrase>, queued: Option<&Phrase>, waiting
     match (playing, queued) {
         (None, None) => waiting.to_string(),
         (Some(p), None) => format!("playing #{}", p.generation),
-        (Some(p), Some(q)) => format!("playing #{}  ·  queued #{} (ghosted)", p.generation, q.generation),
+        (Some(p), Some(q)) => format!(
+            "playing #{}  ·  queued #{} (ghosted)",
+            p.generation, q.generation
+        ),
         (None, Some(q)) => format!("queued #{} (starts with the transport)", q.generation),
     }
 }
@@ -47,11 +65,21 @@ pub(super) fn caption(playing: Option<&Phrase>, queued: Option<&Phrase>, waiting
 /// The playhead at (fractional) `step` of `steps` across `rect`.
 pub(super) fn playhead_line(painter: &Painter, rect: Rect, step: f32, steps: u32) {
     let x = rect.left() + rect.width() * step / steps.max(1) as f32;
-    painter.line_segment([Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())], Stroke::new(2.0, Color32::WHITE));
+    painter.line_segment(
+        [Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())],
+        Stroke::new(2.0, Color32::WHITE),
+    );
 }
 
 /// A clip as a small roll, for the clip slots.
-pub fn thumbnail(ui: &mut Ui, notes: &[Note], steps: u32, size: Vec2, color: Color32, label: &str) -> egui::Response {
+pub fn thumbnail(
+    ui: &mut Ui,
+    notes: &[Note],
+    steps: u32,
+    size: Vec2,
+    color: Color32,
+    label: &str,
+) -> egui::Response {
     let (rect, response) = ui.allocate_exact_size(size, Sense::hover());
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 3.0, Color32::from_gray(24));
@@ -60,9 +88,20 @@ pub fn thumbnail(ui: &mut Ui, notes: &[Note], steps: u32, size: Vec2, color: Col
     grid(&painter, rect, steps, range);
     paint_notes(&painter, rect, notes, steps, range, Fill::Solid(color));
     if notes.is_empty() {
-        painter.text(rect.center(), Align2::CENTER_CENTER, "empty", FontId::proportional(13.0), Color32::from_gray(120));
+        painter.text(
+            rect.center(),
+            Align2::CENTER_CENTER,
+            "empty",
+            FontId::proportional(13.0),
+            Color32::from_gray(120),
+        );
     }
-    painter.rect_stroke(rect, 3.0, Stroke::new(1.0, color.gamma_multiply(0.6)), StrokeKind::Inside);
+    painter.rect_stroke(
+        rect,
+        3.0,
+        Stroke::new(1.0, color.gamma_multiply(0.6)),
+        StrokeKind::Inside,
+    );
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, label));
     response
 }
@@ -75,7 +114,9 @@ pub(super) enum Fill {
 
 /// The lowest and highest pitch shown.
 fn pitch_range<'a>(notes: impl Iterator<Item = &'a Note>) -> (u8, u8) {
-    let (lo, hi) = notes.fold((u8::MAX, 0u8), |(lo, hi), n| (lo.min(n.pitch), hi.max(n.pitch)));
+    let (lo, hi) = notes.fold((u8::MAX, 0u8), |(lo, hi), n| {
+        (lo.min(n.pitch), hi.max(n.pitch))
+    });
     let (lo, hi) = if lo > hi { (60, 72) } else { (lo, hi) };
     let pad = MIN_SPAN.saturating_sub(hi - lo) / 2 + 1;
     (lo.saturating_sub(pad), hi.saturating_add(pad).min(127))
@@ -86,17 +127,35 @@ fn grid(painter: &Painter, rect: Rect, steps: u32, (lo, hi): (u8, u8)) {
     for pitch in lo..=hi {
         if matches!(pitch % 12, 1 | 3 | 6 | 8 | 10) {
             let y = rect.bottom() - (pitch - lo + 1) as f32 * row;
-            painter.rect_filled(Rect::from_min_size(Pos2::new(rect.left(), y), Vec2::new(rect.width(), row)), 0.0, Color32::from_gray(30));
+            painter.rect_filled(
+                Rect::from_min_size(Pos2::new(rect.left(), y), Vec2::new(rect.width(), row)),
+                0.0,
+                Color32::from_gray(30),
+            );
         }
     }
     for step in (0..steps).step_by(4) {
         let x = rect.left() + rect.width() * step as f32 / steps as f32;
-        let color = if (step as usize).is_multiple_of(STEPS_PER_BAR) { BAR_LINE } else { GRID };
-        painter.line_segment([Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())], Stroke::new(1.0, color));
+        let color = if (step as usize).is_multiple_of(STEPS_PER_BAR) {
+            BAR_LINE
+        } else {
+            GRID
+        };
+        painter.line_segment(
+            [Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())],
+            Stroke::new(1.0, color),
+        );
     }
 }
 
-fn paint_notes(painter: &Painter, rect: Rect, notes: &[Note], steps: u32, (lo, hi): (u8, u8), fill: Fill) {
+fn paint_notes(
+    painter: &Painter,
+    rect: Rect,
+    notes: &[Note],
+    steps: u32,
+    (lo, hi): (u8, u8),
+    fill: Fill,
+) {
     let row = rect.height() / (hi - lo + 1) as f32;
     let step_width = rect.width() / steps as f32;
     for note in notes {
@@ -106,7 +165,10 @@ fn paint_notes(painter: &Painter, rect: Rect, notes: &[Note], steps: u32, (lo, h
         let x0 = rect.left() + note.start.min(steps) as f32 * step_width;
         let x1 = rect.left() + note.end.min(steps) as f32 * step_width;
         let y = rect.bottom() - (note.pitch - lo + 1) as f32 * row;
-        let r = Rect::from_min_max(Pos2::new(x0 + 1.0, y + 1.0), Pos2::new((x1 - 1.0).max(x0 + 2.0), y + row - 1.0));
+        let r = Rect::from_min_max(
+            Pos2::new(x0 + 1.0, y + 1.0),
+            Pos2::new((x1 - 1.0).max(x0 + 2.0), y + row - 1.0),
+        );
         match fill {
             Fill::Solid(color) => {
                 painter.rect_filled(r, 2.0, color);

@@ -10,9 +10,17 @@ pub const ROW_HEIGHT: f32 = 26.0;
 /// A slider over the parameter's whole range, showing its value as the host does. Drag,
 /// arrow keys when focused (Tab to focus), double-click for the default, or click the
 /// value to type one.
-pub fn param_slider<P: Param>(ui: &mut Ui, setter: &ParamSetter, param: &P, label: &str, width: f32) -> Response {
+pub fn param_slider<P: Param>(
+    ui: &mut Ui,
+    setter: &ParamSetter,
+    param: &P,
+    label: &str,
+    width: f32,
+) -> Response {
     let mut normalized = param.unmodulated_normalized_value() as f64;
-    let step = param.step_count().map_or(0.0, |steps| 1.0 / steps.max(1) as f64);
+    let step = param
+        .step_count()
+        .map_or(0.0, |steps| 1.0 / steps.max(1) as f64);
     ui.spacing_mut().slider_width = width;
     let response = ui.add(
         Slider::new(&mut normalized, 0.0..=1.0)
@@ -47,27 +55,39 @@ pub fn set_normalized<P: Param>(setter: &ParamSetter, param: &P, normalized: f32
 }
 
 /// A drop-down of an enum parameter's variants.
-pub fn param_choice<T: Enum + PartialEq + 'static>(ui: &mut Ui, setter: &ParamSetter, param: &EnumParam<T>, label: &str, width: f32) -> Response {
+pub fn param_choice<T: Enum + PartialEq + 'static>(
+    ui: &mut Ui,
+    setter: &ParamSetter,
+    param: &EnumParam<T>,
+    label: &str,
+    width: f32,
+) -> Response {
     let current = param.value().to_index();
     let names = T::variants();
     ComboBox::from_label(label)
         .width(width)
         .selected_text(names[current])
         .show_ui(ui, |ui| {
-        for (index, name) in names.iter().enumerate() {
-            if ui.selectable_label(index == current, *name).clicked() && index != current {
-                setter.begin_set_parameter(param);
-                setter.set_parameter(param, T::from_index(index));
-                setter.end_set_parameter(param);
+            for (index, name) in names.iter().enumerate() {
+                if ui.selectable_label(index == current, *name).clicked() && index != current {
+                    setter.begin_set_parameter(param);
+                    setter.set_parameter(param, T::from_index(index));
+                    setter.end_set_parameter(param);
+                }
             }
-        }
         })
         .response
 }
 
 /// A momentary button bound to a [`BoolParam`]: a press is on then off, which the
 /// parameter's callback counts (see `LatentLiveParams::capture_presses`).
-pub fn param_button(ui: &mut Ui, setter: &ParamSetter, param: &BoolParam, label: &str, size: Vec2) -> Response {
+pub fn param_button(
+    ui: &mut Ui,
+    setter: &ParamSetter,
+    param: &BoolParam,
+    label: &str,
+    size: Vec2,
+) -> Response {
     let response = ui.add_sized(size, Button::new(label));
     if response.clicked() {
         setter.begin_set_parameter(param);

@@ -9,20 +9,20 @@ use std::sync::atomic::Ordering;
 
 use candle_core::Tensor;
 
-use crate::audio::capture::{CaptureRequest, MAX_CAPTURE_STEPS};
-use crate::audio::sequencer::Playback;
-use crate::audio::timeline::FALLBACK_TEMPO;
-use crate::model::inversion::{self, InversionConfig};
-use crate::audio::handoff::Phrase;
-use crate::model::{GrooveInput, Sampling};
-use crate::music::groove::{Groove, Stroke};
+use crate::link::capture::CaptureRequest;
+use crate::link::Command;
 use crate::params::CaptureSource;
-use crate::music::melody::{self, Note};
-use crate::music::{drums, midi, Encoding};
-use crate::worker::clips::{Clip, ClipSource, Slot};
-use crate::worker::engine::Command;
+use crate::params::Playback;
+use crate::state::clips::{Clip, ClipSource, Slot};
 use crate::worker::inference::Worker;
 use crate::worker::models::{self, Loaded, ModelSource};
+use latent_live_core::model::inversion::{self, InversionConfig};
+use latent_live_core::model::MAX_STEPS;
+use latent_live_core::model::{GrooveInput, Sampling};
+use latent_live_core::music::groove::{Groove, Stroke};
+use latent_live_core::music::melody::{self, Note};
+use latent_live_core::music::phrase::Phrase;
+use latent_live_core::music::{drums, midi, Encoding};
 
 impl Worker {
     pub(super) fn handle(&mut self, command: Command) {
@@ -34,11 +34,19 @@ impl Worker {
             Command::ClearClip(slot) => self.store(slot, None),
             Command::RefineClip(slot) => {
                 let result = self.refine(slot);
-                self.shared.status.report(result.err().map(|e| format!("cannot refine clip {slot:?}: {e}")));
+                self.shared.status.report(
+                    result
+                        .err()
+                        .map(|e| format!("cannot refine clip {slot:?}: {e}")),
+                );
             }
             Command::ExportMidi(path) => {
                 let result = self.export(&path);
-                self.shared.status.report(result.err().map(|e| format!("cannot export {}: {e}", path.display())));
+                self.shared.status.report(
+                    result
+                        .err()
+                        .map(|e| format!("cannot export {}: {e}", path.display())),
+                );
             }
         }
     }
@@ -54,8 +62,19 @@ impl Worker {
             .to_string()),
             CaptureSource::Tap => self.beat_of_taps(phrase),
             source => {
-                let source = if source == CaptureSource::Input { ClipSource::Input } else { ClipSource::Playing };
-                Ok(Clip { notes: phrase.melody_notes(), steps: phrase.steps as u32, source, mu: Vec::new(), model: String::new(), encoding: phrase.encoding })
+                let source = if source == CaptureSource::Input {
+                    ClipSource::Input
+                } else {
+                    ClipSource::Playing
+                };
+                Ok(Clip {
+                    notes: phrase.melody_notes(),
+                    steps: phrase.steps as u32,
+                    source,
+                    mu: Vec::new(),
+                    model: String::new(),
+                    encoding: phrase.encoding,
+                })
             }
         };
         self.keep_capture(request.slot, clip);
@@ -64,21 +83,56 @@ impl Worker {
     /// The beat the tap-to-drums model hears in the taps of `taps` (read at the first
     /// tap capture), as a drum clip.
     fn beat_of_taps(&mut self, taps: &Phrase) -> Result<Clip, String> {
-        if !self.loaded.as_ref().is_some_and(|l| l.model.config.encoding.is_drums()) {
+        if !self
+            .loaded
+            .as_ref()
+            .is_some_and(|l| l.model.config.encoding.is_drums())
+        {
             return Err("Tap makes drum clips: choose a drum model first".into());
         }
         if self.tap2drum.is_none() {
-            self.tap2drum = models::load_groove(&self.loader, ModelSource::Tap2Drum, GrooveInput::Tap, None, &self.shared.stop)
-                .map_err(|e| format!("cannot load the tap-to-drums model: {e}"))?;
+            self.tap2drum = models::load_groove(
+                &self.loader,
+                ModelSource::Tap2Drum,
+                GrooveInput::Tap,
+                None,
+                &self.shared.stop,
+            )
+            .map_err(|e| format!("cannot load the tap-to-drums model: {e}"))?;
         }
         let tap2drum = self.tap2drum.as_ref().ok_or("stopped")?;
-        let times: Vec<f64> = taps.notes().iter().map(|n| n.start as f64 + n.shift as f64).collect();
-        let beat = tap2drum.model.transform_windows(&Groove::from_taps(&times, taps.steps as usize), Sampling::Greedy).map_err(|e| e.to_string())?;
-        let notes: Vec<Note> = beat.hits().iter().map(|h| Note { pitch: h.class, start: h.step, end: h.step + 1 }).collect();
+        let times: Vec<f64> = taps
+            .notes()
+            .iter()
+            .map(|n| n.start as f64 + n.shift as f64)
+            .collect();
+        let beat = tap2drum
+            .model
+            .transform_windows(
+                &Groove::from_taps(&times, taps.steps as usize),
+                Sampling::Greedy,
+            )
+            .map_err(|e| e.to_string())?;
+        let notes: Vec<Note> = beat
+            .hits()
+            .iter()
+            .map(|h| Note {
+                pitch: h.class,
+                start: h.step,
+                end: h.step + 1,
+            })
+            .collect();
         if notes.is_empty() {
             return Err("the tap-to-drums model heard no beat in the taps".into());
         }
-        Ok(Clip { notes, steps: taps.steps as u32, source: ClipSource::Tap, mu: Vec::new(), model: String::new(), encoding: Encoding::Drums })
+        Ok(Clip {
+            notes,
+            steps: taps.steps as u32,
+            source: ClipSource::Tap,
+            mu: Vec::new(),
+            model: String::new(),
+            encoding: Encoding::Drums,
+        })
     }
 
     /// Clips encoded by other weights (or restored without their mu) are encoded again
@@ -87,7 +141,9 @@ impl Worker {
         let Some(loaded) = &self.loaded else { return };
         let mut encoded = Vec::new();
         for slot in [Slot::A, Slot::B] {
-            let Some(clip) = self.clips.get(slot) else { continue };
+            let Some(clip) = self.clips.get(slot) else {
+                continue;
+            };
             if clip.model == loaded.hash && clip.mu.len() == loaded.space.z_size {
                 continue;
             }
@@ -98,7 +154,10 @@ impl Worker {
                     clip.model = loaded.hash.clone();
                     encoded.push((slot, clip));
                 }
-                Err(e) => self.shared.status.report(Some(format!("cannot encode clip {slot:?}: {e}"))),
+                Err(e) => self
+                    .shared
+                    .status
+                    .report(Some(format!("cannot encode clip {slot:?}: {e}"))),
             }
         }
         for (slot, clip) in encoded {
@@ -114,7 +173,9 @@ impl Worker {
     /// Encodes a captured clip and stores it, or reports why not.
     fn keep_capture(&mut self, slot: Slot, clip: Result<Clip, String>) {
         let Some(loaded) = &self.loaded else {
-            self.shared.status.report(Some("no model is loaded yet".into()));
+            self.shared
+                .status
+                .report(Some("no model is loaded yet".into()));
             return;
         };
         let encoded = clip.and_then(|mut clip| {
@@ -127,7 +188,10 @@ impl Worker {
                 self.store(slot, Some(clip));
                 self.shared.status.report(None);
             }
-            Err(e) => self.shared.status.report(Some(format!("capture {slot:?}: {e}"))),
+            Err(e) => self
+                .shared
+                .status
+                .report(Some(format!("capture {slot:?}: {e}"))),
         }
     }
 
@@ -136,25 +200,53 @@ impl Worker {
     fn encode(&self, loaded: &Loaded, clip: &Clip) -> Result<Vec<f32>, String> {
         let config = &loaded.model.config;
         if clip.encoding != config.encoding {
-            return Err(format!("it holds {}, and the model plays {}", clip.encoding.name(), config.encoding.name()));
+            return Err(format!(
+                "it holds {}, and the model plays {}",
+                clip.encoding.name(),
+                config.encoding.name()
+            ));
         }
         let events = clip.events(config.steps(), config.min_pitch, config.max_pitch);
         let z = if loaded.model.has_encoder() {
             loaded.model.encode(&[&events])
         } else {
-            inversion::invert(&loaded.model, &[&events], None, InversionConfig::default(), &self.shared.stop)
+            inversion::invert(
+                &loaded.model,
+                &[&events],
+                None,
+                InversionConfig::default(),
+                &self.shared.stop,
+            )
         };
-        z.and_then(|z| z.squeeze(0)?.to_vec1::<f32>()).map_err(|e| e.to_string())
+        z.and_then(|z| z.squeeze(0)?.to_vec1::<f32>())
+            .map_err(|e| e.to_string())
     }
 
     fn refine(&mut self, slot: Slot) -> Result<(), String> {
         let loaded = self.loaded.as_ref().ok_or("no model is loaded yet")?;
-        let mut clip = self.params.clips.get().get(slot).cloned().ok_or("the slot is empty")?;
+        let mut clip = self
+            .params
+            .clips
+            .get()
+            .get(slot)
+            .cloned()
+            .ok_or("the slot is empty")?;
         let config = &loaded.model.config;
         let events = clip.events(config.steps(), config.min_pitch, config.max_pitch);
-        let start = Tensor::new(clip.mu.as_slice(), loaded.model.device()).and_then(|mu| mu.unsqueeze(0));
-        let z = start.and_then(|start| inversion::invert(&loaded.model, &[&events], Some(start), InversionConfig::default(), &self.shared.stop));
-        clip.mu = z.and_then(|z| z.squeeze(0)?.to_vec1::<f32>()).map_err(|e| e.to_string())?;
+        let start =
+            Tensor::new(clip.mu.as_slice(), loaded.model.device()).and_then(|mu| mu.unsqueeze(0));
+        let z = start.and_then(|start| {
+            inversion::invert(
+                &loaded.model,
+                &[&events],
+                Some(start),
+                InversionConfig::default(),
+                &self.shared.stop,
+            )
+        });
+        clip.mu = z
+            .and_then(|z| z.squeeze(0)?.to_vec1::<f32>())
+            .map_err(|e| e.to_string())?;
         self.store(slot, Some(clip));
         Ok(())
     }
@@ -162,41 +254,80 @@ impl Worker {
     /// The file's first window as long as the model's phrases (the whole file when it is
     /// shorter), as a melody or as drums, whichever the model plays.
     fn clip_from_file(&self, path: &Path) -> Result<Clip, String> {
-        let (steps, encoding) = self.loaded.as_ref().map_or((32, Encoding::Melody), |l| (l.model.config.steps(), l.model.config.encoding));
+        let (steps, encoding) = self.loaded.as_ref().map_or((32, Encoding::Melody), |l| {
+            (l.model.config.steps(), l.model.config.encoding)
+        });
         let bars = steps / melody::STEPS_PER_BAR;
         let owned = path.to_path_buf();
         let (notes, clip_steps) = match encoding {
             Encoding::Melody => {
-                let imported = models::off_thread(&self.shared.stop, move || midi::import_file(&owned))?.map_err(|e| e.to_string())?;
+                let imported =
+                    models::off_thread(&self.shared.stop, move || midi::import_file(&owned))?
+                        .map_err(|e| e.to_string())?;
                 match midi::slices(&imported, bars).first() {
                     Some(window) => (melody::decode(window), steps as u32),
-                    None => (imported.notes.clone(), imported.steps.clamp(1, MAX_CAPTURE_STEPS as u32)),
+                    None => (
+                        imported.notes.clone(),
+                        imported.steps.clamp(1, MAX_STEPS as u32),
+                    ),
                 }
             }
             Encoding::Drums | Encoding::Groove => {
-                let imported = models::off_thread(&self.shared.stop, move || midi::import_drums_file(&owned))?.map_err(|e| e.to_string())?;
+                let imported =
+                    models::off_thread(&self.shared.stop, move || midi::import_drums_file(&owned))?
+                        .map_err(|e| e.to_string())?;
                 let hits = match midi::drum_slices(&imported, bars).first() {
                     Some(window) => drums::decode(window),
                     None => imported.hits.clone(),
                 };
-                let clip_steps = if imported.steps as usize >= steps { steps as u32 } else { imported.steps.clamp(1, MAX_CAPTURE_STEPS as u32) };
-                (hits.iter().map(|h| Note { pitch: h.class, start: h.step, end: h.step + 1 }).collect(), clip_steps)
+                let clip_steps = if imported.steps as usize >= steps {
+                    steps as u32
+                } else {
+                    imported.steps.clamp(1, MAX_STEPS as u32)
+                };
+                (
+                    hits.iter()
+                        .map(|h| Note {
+                            pitch: h.class,
+                            start: h.step,
+                            end: h.step + 1,
+                        })
+                        .collect(),
+                    clip_steps,
+                )
             }
         };
         if notes.is_empty() {
             return Err(format!("{} has no notes", path.display()));
         }
-        Ok(Clip { notes, steps: clip_steps, source: ClipSource::File(path.display().to_string()), mu: Vec::new(), model: String::new(), encoding })
+        Ok(Clip {
+            notes,
+            steps: clip_steps,
+            source: ClipSource::File(path.display().to_string()),
+            mu: Vec::new(),
+            model: String::new(),
+            encoding,
+        })
     }
 
     /// Writes the phrase playing, as the sequencer plays it ([`Playback`]), on the grid.
     fn export(&self, path: &Path) -> Result<(), String> {
         let status = &self.shared.status;
         let playing = status.playing_generation.load(Ordering::Acquire);
-        let decoded = self.recent.iter().rev().find(|d| d.phrase.generation == playing).or(self.recent.last()).ok_or("nothing has been decoded yet")?;
+        let decoded = self
+            .recent
+            .iter()
+            .rev()
+            .find(|d| d.phrase.generation == playing)
+            .or(self.recent.last())
+            .ok_or("nothing has been decoded yet")?;
         let play = Playback::from_params(&self.params);
         let tempo = status.tempo.load(Ordering::Acquire);
-        let bpm = if tempo > 0.0 { tempo } else { FALLBACK_TEMPO };
+        let bpm = if tempo > 0.0 {
+            tempo
+        } else {
+            midi::DEFAULT_TEMPO
+        };
         let phrase = &decoded.phrase;
         if phrase.encoding == Encoding::Drums {
             // As heard: each hit's velocity and timing at the Groove amount playing.
@@ -211,7 +342,8 @@ impl Worker {
                 .collect();
             let bytes = midi::export_groove(&strokes, bpm, &play.drum_notes);
             let path = path.to_path_buf();
-            return models::off_thread(&self.shared.stop, move || std::fs::write(path, bytes))?.map_err(|e| e.to_string());
+            return models::off_thread(&self.shared.stop, move || std::fs::write(path, bytes))?
+                .map_err(|e| e.to_string());
         }
         let notes = phrase.notes();
         let heard: Vec<Note> = notes
@@ -220,11 +352,16 @@ impl Worker {
             .map(|(i, n)| {
                 let next = notes.get(i + 1).map_or(u32::MAX, |m| m.start as u32);
                 let length = play.sounding_steps(n).round().max(1.0) as u32;
-                Note { pitch: play.key(n.pitch), start: n.start as u32, end: (n.start as u32 + length).min(next) }
+                Note {
+                    pitch: play.key(n.pitch),
+                    start: n.start as u32,
+                    end: (n.start as u32 + length).min(next),
+                }
             })
             .collect();
         let bytes = midi::export_with_velocity(&heard, bpm, (play.velocity * 127.0).round() as u8);
         let path = path.to_path_buf();
-        models::off_thread(&self.shared.stop, move || std::fs::write(path, bytes))?.map_err(|e| e.to_string())
+        models::off_thread(&self.shared.stop, move || std::fs::write(path, bytes))?
+            .map_err(|e| e.to_string())
     }
 }

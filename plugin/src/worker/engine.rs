@@ -9,131 +9,22 @@
 //! [`BUSY_POLL`] for a moment after anything changed. Commands, restored state and
 //! activation wake it at once.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
-use std::thread::{JoinHandle, Thread};
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::audio::capture::CaptureRequest;
-use crate::audio::handoff::{phrase_channel, PhraseConsumer};
+use crate::link::phrase::phrase_channel;
+use crate::link::status::EngineStatus;
+use crate::link::{AudioLink, Command, Shared, WorkerPorts};
 use crate::params::LatentLiveParams;
-use crate::worker::clips::Slot;
 use crate::worker::inference::Worker;
 use crate::worker::models::ModelLoader;
-use crate::worker::status::EngineStatus;
-use crate::worker::view::{view_channel, ViewPublisher, ViewReader};
 
-/// How often an active worker looks at the parameters when nothing is going on.
-pub const IDLE_POLL: Duration = Duration::from_millis(20);
-/// How often it looks for a while after a change: automation comes in bursts.
-pub const BUSY_POLL: Duration = Duration::from_millis(2);
-/// How long the worker stays on [`BUSY_POLL`] after the last change.
-pub const BUSY_FOR: Duration = Duration::from_secs(1);
 /// The longest `Drop` waits for the thread; past it the thread is left to finish alone.
 pub const STOP_WAIT: Duration = Duration::from_millis(100);
 /// Captures waiting for the worker; a musician cannot press faster than this drains.
 const CAPTURE_QUEUE: usize = 8;
-
-/// Requests from non-real-time threads (the editor). Never sent from `process()`.
-#[derive(Debug, Clone)]
-pub enum Command {
-    /// Take a clip from a MIDI file: its first window of the model's length that has
-    /// notes in every bar, or the whole file when it is shorter.
-    CaptureFile { slot: Slot, path: PathBuf },
-    ClearClip(Slot),
-    /// Move the clip's z by latent inversion to the point whose decode is closest to the
-    /// clip (the encoder's mean is the centre of a posterior, not that point).
-    RefineClip(Slot),
-    /// Write the phrase playing now, as it is heard (transpose, octave, velocity, note
-    /// length), to a .mid file at the host's tempo.
-    ExportMidi(PathBuf),
-}
-
-/// Wakes the worker from any non-real-time thread; what woke it is in the shared state
-/// it then reads.
-#[derive(Debug, Default)]
-pub struct Waker {
-    thread: OnceLock<Thread>,
-    woken: AtomicBool,
-}
-
-impl Waker {
-    /// Never from the audio thread: unparking is a syscall.
-    pub fn wake(&self) {
-        self.woken.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.get() {
-            thread.unpark();
-        }
-    }
-
-    /// Sleeps until woken, or for `timeout` when given.
-    pub(super) fn sleep(&self, timeout: Option<Duration>) {
-        if self.woken.swap(false, Ordering::AcqRel) {
-            return;
-        }
-        match timeout {
-            Some(timeout) => std::thread::park_timeout(timeout),
-            None => std::thread::park(),
-        }
-        self.woken.store(false, Ordering::Release);
-    }
-}
-
-/// What the worker shares with whoever holds its ends.
-#[derive(Default)]
-pub struct Shared {
-    pub status: EngineStatus,
-    pub waker: Waker,
-    /// Asks the editor to redraw (an atomic store: the audio thread may call it too).
-    pub repaint: nice_plug_egui::RepaintNotifier,
-    /// The plugin is activated: the worker polls the parameters.
-    pub active: AtomicBool,
-    pub stop: AtomicBool,
-}
-
-/// The worker's queues, made with the plugin instance so that the editor can hold its
-/// ends before (and whether or not) the host activates the plugin.
-pub struct WorkerPorts {
-    commands: mpsc::Sender<Command>,
-    inbox: mpsc::Receiver<Command>,
-    view: ViewPublisher,
-    shared: Arc<Shared>,
-}
-
-/// The editor's ends: commands in, status and [`crate::worker::view::View`]s out.
-pub struct EditorLink {
-    commands: mpsc::Sender<Command>,
-    pub view: ViewReader,
-    pub shared: Arc<Shared>,
-}
-
-impl EditorLink {
-    pub fn send(&self, command: Command) {
-        // Fails only when the worker has stopped, and then there is nobody to tell.
-        let _ = self.commands.send(command);
-        self.shared.waker.wake();
-    }
-
-    pub fn status(&self) -> &EngineStatus {
-        &self.shared.status
-    }
-}
-
-pub fn ports() -> (WorkerPorts, EditorLink) {
-    let shared = Arc::new(Shared::default());
-    let (commands, inbox) = mpsc::channel();
-    let (publisher, reader) = view_channel();
-    let editor = EditorLink { commands: commands.clone(), view: reader, shared: shared.clone() };
-    (WorkerPorts { commands, inbox, view: publisher, shared }, editor)
-}
-
-/// The audio thread's ends of the worker's queues.
-pub struct AudioLink {
-    pub phrases: PhraseConsumer,
-    pub captures: rtrb::Producer<CaptureRequest>,
-    pub shared: Arc<Shared>,
-}
 
 /// Handle to the worker thread; dropping it stops the thread.
 pub struct Engine {
@@ -146,20 +37,51 @@ pub struct Engine {
 impl Engine {
     /// Starts the worker on `ports` (see [`ports`]), active; it loads its first model on
     /// its own thread.
-    pub fn start(params: Arc<LatentLiveParams>, loader: ModelLoader, ports: WorkerPorts) -> std::io::Result<(Self, AudioLink)> {
-        let WorkerPorts { commands, inbox, view, shared } = ports;
+    pub fn start(
+        params: Arc<LatentLiveParams>,
+        loader: ModelLoader,
+        ports: WorkerPorts,
+    ) -> std::io::Result<(Self, AudioLink)> {
+        let WorkerPorts {
+            commands,
+            inbox,
+            view,
+            shared,
+        } = ports;
         let (phrase_producer, phrases) = phrase_channel();
         let (captures, capture_consumer) = rtrb::RingBuffer::new(CAPTURE_QUEUE);
         let (finish, finished) = mpsc::sync_channel(1);
         shared.active.store(true, Ordering::Release);
-        let worker = Worker::new(loader, params, phrase_producer, capture_consumer, inbox, view, shared.clone());
-        let thread = std::thread::Builder::new().name("latent-live-inference".into()).spawn(move || {
-            worker.run();
-            let _ = finish.send(());
-        })?;
-        let _ = shared.waker.thread.set(thread.thread().clone());
-        let link = AudioLink { phrases, captures, shared: shared.clone() };
-        Ok((Self { thread: Some(thread), finished, commands, shared }, link))
+        let worker = Worker::new(
+            loader,
+            params,
+            phrase_producer,
+            capture_consumer,
+            inbox,
+            view,
+            shared.clone(),
+        );
+        let thread = std::thread::Builder::new()
+            .name("latent-live-inference".into())
+            .spawn(move || {
+                worker.run();
+                let _ = finish.send(());
+            })?;
+        shared.waker.set_thread(thread.thread().clone());
+        let link = AudioLink {
+            phrases,
+            captures,
+            shared: shared.clone(),
+        };
+        Ok((
+            Self {
+                thread: Some(thread),
+                finished,
+                commands,
+                shared,
+            },
+            link,
+        ))
     }
 
     pub fn status(&self) -> &EngineStatus {
@@ -212,13 +134,17 @@ impl Drop for Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::handoff::Phrase;
-    use crate::model::{Config, ModelCard, ModelFile};
-    use crate::music::melody::Note;
-    use crate::music::midi;
+    use crate::link::capture::CaptureRequest;
+    use crate::link::phrase::PhraseConsumer;
+    use crate::link::ports;
     use crate::params::{CaptureSource, ModelChoice};
-    use crate::worker::clips::{ClipSource, Clips};
+    use crate::state::clips::{ClipSource, Clips, Slot};
+    use crate::worker::inference::{BUSY_FOR, IDLE_POLL};
     use crate::worker::models::ModelSource;
+    use latent_live_core::model::{Config, ModelCard, ModelFile};
+    use latent_live_core::music::melody::Note;
+    use latent_live_core::music::midi;
+    use latent_live_core::music::phrase::Phrase;
     use nice_plug::prelude::Param;
     use std::collections::BTreeMap;
 
@@ -252,16 +178,30 @@ mod tests {
     /// `File` loads a 4-bar one (named by its path); the embedded choices a 2-bar one; the
     /// groove models are tiny GrooVAEs.
     fn tiny_loader() -> ModelLoader {
-        use crate::model::GrooveInput;
-        use crate::music::Encoding;
+        use latent_live_core::model::GrooveInput;
+        use latent_live_core::music::Encoding;
         Arc::new(|source, path| {
-            let groove = |groove_input| Config { encoding: Encoding::Groove, groove_input, ..Config::tiny(2, false) };
+            let groove = |groove_input| Config {
+                encoding: Encoding::Groove,
+                groove_input,
+                ..Config::tiny(2, false)
+            };
             let config = match (source, path) {
-                (ModelSource::Pattern(ModelChoice::File), Some("tiny-4bar")) => Config::tiny(4, true),
+                (ModelSource::Pattern(ModelChoice::File), Some("tiny-4bar")) => {
+                    Config::tiny(4, true)
+                }
                 // An imported Magenta checkpoint without its encoder.
-                (ModelSource::Pattern(ModelChoice::File), Some("tiny-decoder-only")) => Config { encoder: Vec::new(), ..Config::tiny(2, false) },
-                (ModelSource::Pattern(ModelChoice::File), _) => return Err(format!("{path:?} is not a model")),
-                (ModelSource::Pattern(ModelChoice::Groove2Bar), _) => Config { encoding: Encoding::Drums, ..Config::tiny(2, false) },
+                (ModelSource::Pattern(ModelChoice::File), Some("tiny-decoder-only")) => Config {
+                    encoder: Vec::new(),
+                    ..Config::tiny(2, false)
+                },
+                (ModelSource::Pattern(ModelChoice::File), _) => {
+                    return Err(format!("{path:?} is not a model"))
+                }
+                (ModelSource::Pattern(ModelChoice::Groove2Bar), _) => Config {
+                    encoding: Encoding::Drums,
+                    ..Config::tiny(2, false)
+                },
                 (ModelSource::Pattern(_), _) => Config::tiny(2, false),
                 (ModelSource::Humanizer(_), _) => groove(GrooveInput::Humanize),
                 (ModelSource::Tap2Drum, _) => groove(GrooveInput::Tap),
@@ -270,14 +210,25 @@ mod tests {
                 ModelSource::Pattern(choice) => format!("tiny-{choice:?}"),
                 other => format!("tiny-{other:?}"),
             };
-            let card = ModelCard { name, ..ModelCard::default() };
+            let card = ModelCard {
+                name,
+                ..ModelCard::default()
+            };
             let extra = BTreeMap::from([("kl_ranking".to_string(), "[3, 1, 0]".to_string())]);
             ModelFile::random(config, card, extra)
         })
     }
 
     fn capture(phrase: Phrase, slot: Slot, from_input: bool) -> CaptureRequest {
-        CaptureRequest { slot, source: if from_input { CaptureSource::Input } else { CaptureSource::Playing }, phrase }
+        CaptureRequest {
+            slot,
+            source: if from_input {
+                CaptureSource::Input
+            } else {
+                CaptureSource::Playing
+            },
+            phrase,
+        }
     }
 
     #[test]
@@ -285,16 +236,29 @@ mod tests {
         let params = Arc::new(LatentLiveParams::default());
         let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
         let mut slot = Phrase::EMPTY;
-        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)), "first phrase");
+        assert!(
+            wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)),
+            "first phrase"
+        );
         assert_eq!(slot.generation, 1);
         assert_eq!(slot.steps, 32);
-        assert_eq!(engine.status().delivered.load(Ordering::Acquire), params.z_request().fingerprint());
+        assert_eq!(
+            engine.status().delivered.load(Ordering::Acquire),
+            params.z_request().fingerprint()
+        );
         // Nothing changed: nothing new.
-        assert!(!wait_for(&mut link.phrases, &mut slot, Duration::from_millis(100)));
+        assert!(!wait_for(
+            &mut link.phrases,
+            &mut slot,
+            Duration::from_millis(100)
+        ));
         assert_eq!(engine.status().decodes.load(Ordering::Acquire), 1);
 
         set_plain(&params.lat2, 2.5);
-        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5)), "slider change decodes");
+        assert!(
+            wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5)),
+            "slider change decodes"
+        );
         assert_eq!(slot.generation, 2);
 
         // A burst of changes is coalesced: far fewer decodes than changes.
@@ -311,7 +275,11 @@ mod tests {
     fn keeps_the_newest_phrase_when_the_audio_thread_is_not_consuming() {
         let params = Arc::new(LatentLiveParams::default());
         let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
-        assert!(wait_until(Duration::from_secs(20), || engine.status().decodes.load(Ordering::Acquire) >= 1));
+        assert!(wait_until(Duration::from_secs(20), || engine
+            .status()
+            .decodes
+            .load(Ordering::Acquire)
+            >= 1));
         for i in 1..=10 {
             set_plain(&params.temperature, 0.1 * i as f32);
             std::thread::sleep(Duration::from_millis(15));
@@ -321,11 +289,16 @@ mod tests {
         let wanted = params.z_request().fingerprint();
         let started = Instant::now();
         assert!(engine.wait_for(|| wanted, Duration::from_secs(2)));
-        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
         let mut slot = Phrase::EMPTY;
         wait_until(Duration::from_secs(5), || {
             link.phrases.pop_newest(&mut slot);
-            slot.generation >= 2 && slot.generation == engine.status().generation.load(Ordering::Acquire)
+            slot.generation >= 2
+                && slot.generation == engine.status().generation.load(Ordering::Acquire)
         });
         let newest = engine.status().generation.load(Ordering::Acquire);
         assert!(newest >= 2, "decoded {newest}");
@@ -334,87 +307,202 @@ mod tests {
 
     #[test]
     fn drum_models_capture_grooves_morph_between_them_and_refuse_melodies() {
-        use crate::music::drums::Hit;
-        use crate::music::Encoding;
+        use latent_live_core::music::drums::Hit;
+        use latent_live_core::music::Encoding;
         let params = Arc::new(LatentLiveParams::default());
-        set(&params.model, params.model.preview_normalized(ModelChoice::Groove2Bar));
+        set(
+            &params.model,
+            params.model.preview_normalized(ModelChoice::Groove2Bar),
+        );
         let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
         let mut slot = Phrase::EMPTY;
-        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)));
-        assert_eq!(slot.encoding, Encoding::Drums, "a drum model decodes drum phrases");
-        let handled = |n| wait_until(Duration::from_secs(10), || engine.status().handled.load(Ordering::Acquire) >= n);
-        let groove = |hits: &[(u32, u8)]| Phrase::from_drums(&hits.iter().map(|&(step, class)| Hit { step, class }).collect::<Vec<_>>(), 32, 0);
-        link.captures.push(capture(groove(&[(0, 0), (0, 2), (4, 1), (8, 0), (12, 1)]), Slot::A, true)).unwrap();
-        link.captures.push(capture(groove(&[(0, 0), (2, 2), (6, 3), (10, 1), (14, 4)]), Slot::B, true)).unwrap();
+        assert!(wait_for(
+            &mut link.phrases,
+            &mut slot,
+            Duration::from_secs(20)
+        ));
+        assert_eq!(
+            slot.encoding,
+            Encoding::Drums,
+            "a drum model decodes drum phrases"
+        );
+        let handled = |n| {
+            wait_until(Duration::from_secs(10), || {
+                engine.status().handled.load(Ordering::Acquire) >= n
+            })
+        };
+        let groove = |hits: &[(u32, u8)]| {
+            Phrase::from_drums(
+                &hits
+                    .iter()
+                    .map(|&(step, class)| Hit { step, class })
+                    .collect::<Vec<_>>(),
+                32,
+                0,
+            )
+        };
+        link.captures
+            .push(capture(
+                groove(&[(0, 0), (0, 2), (4, 1), (8, 0), (12, 1)]),
+                Slot::A,
+                true,
+            ))
+            .unwrap();
+        link.captures
+            .push(capture(
+                groove(&[(0, 0), (2, 2), (6, 3), (10, 1), (14, 4)]),
+                Slot::B,
+                true,
+            ))
+            .unwrap();
         assert!(handled(2));
         let clips = params.clips.get();
-        let (a, b) = (clips.a.clone().expect("groove A"), clips.b.clone().expect("groove B"));
+        let (a, b) = (
+            clips.a.clone().expect("groove A"),
+            clips.b.clone().expect("groove B"),
+        );
         assert_eq!((a.encoding, b.encoding), (Encoding::Drums, Encoding::Drums));
         assert_eq!(a.hits()[1], Hit { step: 0, class: 2 });
         assert_ne!(a.mu, b.mu);
         for morph in [0.0, 0.5, 1.0] {
             set(&params.morph, morph);
-            assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5)), "morph {morph} decodes");
+            assert!(
+                wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5)),
+                "morph {morph} decodes"
+            );
             assert_eq!(slot.encoding, Encoding::Drums);
         }
         // A melody is not a groove: refused with the reason, the grooves kept.
-        let riff = Phrase::from_notes(&[Note { pitch: 60, start: 0, end: 4 }], 16, 0);
+        let riff = Phrase::from_notes(
+            &[Note {
+                pitch: 60,
+                start: 0,
+                end: 4,
+            }],
+            16,
+            0,
+        );
         link.captures.push(capture(riff, Slot::A, true)).unwrap();
         assert!(handled(3));
-        assert!(engine.status().message().is_some_and(|m| m.contains("melody") && m.contains("drums")), "{:?}", engine.status().message());
+        assert!(
+            engine
+                .status()
+                .message()
+                .is_some_and(|m| m.contains("melody") && m.contains("drums")),
+            "{:?}",
+            engine.status().message()
+        );
         assert_eq!(params.clips.get().a, Some(a));
     }
 
     #[test]
     fn drum_phrases_carry_the_humanizers_feel_and_taps_become_drum_clips() {
-        use crate::music::Encoding;
+        use latent_live_core::music::Encoding;
         let params = Arc::new(LatentLiveParams::default());
         let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
         let mut slot = Phrase::EMPTY;
-        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)));
-        let handled = |n| wait_until(Duration::from_secs(10), || engine.status().handled.load(Ordering::Acquire) >= n);
+        assert!(wait_for(
+            &mut link.phrases,
+            &mut slot,
+            Duration::from_secs(20)
+        ));
+        let handled = |n| {
+            wait_until(Duration::from_secs(10), || {
+                engine.status().handled.load(Ordering::Acquire) >= n
+            })
+        };
         let taps = |steps: &[(u16, f32)]| {
             let mut p = Phrase::silent(32, 0);
             p.encoding = Encoding::Drums;
             for &(step, shift) in steps {
-                p.push(crate::audio::handoff::PhraseNote { shift, ..crate::audio::handoff::PhraseNote::new(3, step, step + 1) });
+                p.push(latent_live_core::music::phrase::PhraseNote {
+                    shift,
+                    ..latent_live_core::music::phrase::PhraseNote::new(3, step, step + 1)
+                });
             }
             p
         };
         let tapped = taps(&[(0, 0.0), (4, -0.2), (8, 0.1), (10, 0.0), (12, 0.3)]);
         // A melody model: taps make drum clips only.
-        link.captures.push(CaptureRequest { slot: Slot::A, source: CaptureSource::Tap, phrase: tapped }).unwrap();
+        link.captures
+            .push(CaptureRequest {
+                slot: Slot::A,
+                source: CaptureSource::Tap,
+                phrase: tapped,
+            })
+            .unwrap();
         assert!(handled(1));
-        assert!(engine.status().message().is_some_and(|m| m.contains("drum model")), "{:?}", engine.status().message());
+        assert!(
+            engine
+                .status()
+                .message()
+                .is_some_and(|m| m.contains("drum model")),
+            "{:?}",
+            engine.status().message()
+        );
 
-        set(&params.model, params.model.preview_normalized(ModelChoice::Groove2Bar));
+        set(
+            &params.model,
+            params.model.preview_normalized(ModelChoice::Groove2Bar),
+        );
         // Random weights can decode silence: move the latent sliders until hits come.
         let mut felt = false;
         for i in 0..20 {
             set_plain(&params.lat1, -2.5 + 0.25 * i as f32);
-            if wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5)) && slot.encoding == Encoding::Drums && !slot.is_empty() {
+            if wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5))
+                && slot.encoding == Encoding::Drums
+                && !slot.is_empty()
+            {
                 felt = true;
                 break;
             }
         }
         assert!(felt, "a drum phrase with hits");
         for note in slot.notes() {
-            assert!((1..=127).contains(&note.velocity) && (-0.5..=0.5).contains(&note.shift), "{note:?}");
+            assert!(
+                (1..=127).contains(&note.velocity) && (-0.5..=0.5).contains(&note.shift),
+                "{note:?}"
+            );
         }
 
-        link.captures.push(CaptureRequest { slot: Slot::B, source: CaptureSource::Tap, phrase: tapped }).unwrap();
+        link.captures
+            .push(CaptureRequest {
+                slot: Slot::B,
+                source: CaptureSource::Tap,
+                phrase: tapped,
+            })
+            .unwrap();
         assert!(handled(2));
         match params.clips.get().b {
             Some(b) => {
-                assert_eq!((b.source, b.encoding, b.steps), (ClipSource::Tap, Encoding::Drums, 32));
+                assert_eq!(
+                    (b.source, b.encoding, b.steps),
+                    (ClipSource::Tap, Encoding::Drums, 32)
+                );
                 assert!(!b.mu.is_empty(), "encoded by the drum model");
             }
             // Random tap-to-drums weights may hear nothing: said so.
-            None => assert!(engine.status().message().is_some_and(|m| m.contains("no beat")), "{:?}", engine.status().message()),
+            None => assert!(
+                engine
+                    .status()
+                    .message()
+                    .is_some_and(|m| m.contains("no beat")),
+                "{:?}",
+                engine.status().message()
+            ),
         }
-        link.captures.push(CaptureRequest { slot: Slot::A, source: CaptureSource::Tap, phrase: taps(&[]) }).unwrap();
+        link.captures
+            .push(CaptureRequest {
+                slot: Slot::A,
+                source: CaptureSource::Tap,
+                phrase: taps(&[]),
+            })
+            .unwrap();
         assert!(handled(3));
-        assert!(engine.status().message().is_some_and(|m| m.contains("nothing was tapped")));
+        assert!(engine
+            .status()
+            .message()
+            .is_some_and(|m| m.contains("nothing was tapped")));
         assert!(!engine.status().failed.load(Ordering::Acquire));
     }
 
@@ -423,26 +511,72 @@ mod tests {
         let params = Arc::new(LatentLiveParams::default());
         let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
         let mut slot = Phrase::EMPTY;
-        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)));
-        let handled = |n| wait_until(Duration::from_secs(10), || engine.status().handled.load(Ordering::Acquire) >= n);
+        assert!(wait_for(
+            &mut link.phrases,
+            &mut slot,
+            Duration::from_secs(20)
+        ));
+        let handled = |n| {
+            wait_until(Duration::from_secs(10), || {
+                engine.status().handled.load(Ordering::Acquire) >= n
+            })
+        };
 
-        let riff = Phrase::from_notes(&[Note { pitch: 60, start: 0, end: 4 }, Note { pitch: 67, start: 8, end: 16 }], 16, 0);
+        let riff = Phrase::from_notes(
+            &[
+                Note {
+                    pitch: 60,
+                    start: 0,
+                    end: 4,
+                },
+                Note {
+                    pitch: 67,
+                    start: 8,
+                    end: 16,
+                },
+            ],
+            16,
+            0,
+        );
         link.captures.push(capture(riff, Slot::A, true)).unwrap();
         assert!(handled(1));
         let a = params.clips.get().a.expect("clip A stored");
         assert_eq!(a.source, ClipSource::Input);
         assert_eq!((a.steps, a.notes.len(), a.mu.len()), (16, 2, 8));
-        assert!(a.model.starts_with("xxh3-"), "tied to the weights: {}", a.model);
-        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5)), "a new clip decodes");
+        assert!(
+            a.model.starts_with("xxh3-"),
+            "tied to the weights: {}",
+            a.model
+        );
+        assert!(
+            wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5)),
+            "a new clip decodes"
+        );
 
         // Nothing played: reported, clip A kept.
-        link.captures.push(capture(Phrase::EMPTY, Slot::A, true)).unwrap();
+        link.captures
+            .push(capture(Phrase::EMPTY, Slot::A, true))
+            .unwrap();
         assert!(handled(2));
-        assert!(engine.status().message().unwrap().contains("nothing was played"));
+        assert!(engine
+            .status()
+            .message()
+            .unwrap()
+            .contains("nothing was played"));
         assert_eq!(params.clips.get().a.as_ref(), Some(&a));
 
-        let playing = Phrase::from_notes(&[Note { pitch: 72, start: 4, end: 30 }], 32, 9);
-        link.captures.push(capture(playing, Slot::B, false)).unwrap();
+        let playing = Phrase::from_notes(
+            &[Note {
+                pitch: 72,
+                start: 4,
+                end: 30,
+            }],
+            32,
+            9,
+        );
+        link.captures
+            .push(capture(playing, Slot::B, false))
+            .unwrap();
         assert!(handled(3));
         let b = params.clips.get().b.expect("clip B stored");
         assert_eq!(b.source, ClipSource::Playing);
@@ -456,9 +590,15 @@ mod tests {
         assert!(!engine.status().failed.load(Ordering::Acquire));
 
         // A project restored with other clips is picked up (nice-plug calls `set`).
-        let restored = Clips { a: Some(b.clone()), b: None };
+        let restored = Clips {
+            a: Some(b.clone()),
+            b: None,
+        };
         nice_plug::params::persist::PersistentField::set(&params.clips, restored);
-        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5)), "restored clips decode");
+        assert!(
+            wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5)),
+            "restored clips decode"
+        );
         assert_eq!(params.clips.get().a, Some(b));
     }
 
@@ -466,38 +606,73 @@ mod tests {
     fn file_capture_and_export_go_through_midi_files() {
         let dir = std::env::temp_dir().join(format!("latent-live-engine-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let notes: Vec<Note> = (0..16).map(|i| Note { pitch: 60 + (i % 5) as u8, start: i * 4, end: i * 4 + 3 }).collect();
+        let notes: Vec<Note> = (0..16)
+            .map(|i| Note {
+                pitch: 60 + (i % 5) as u8,
+                start: i * 4,
+                end: i * 4 + 3,
+            })
+            .collect();
         let source = dir.join("riff.mid");
         midi::write_file(&source, &notes, 100.0).unwrap();
 
         let params = Arc::new(LatentLiveParams::default());
         let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
         let mut slot = Phrase::EMPTY;
-        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)));
-        let handled = |n| wait_until(Duration::from_secs(10), || engine.status().handled.load(Ordering::Acquire) >= n);
+        assert!(wait_for(
+            &mut link.phrases,
+            &mut slot,
+            Duration::from_secs(20)
+        ));
+        let handled = |n| {
+            wait_until(Duration::from_secs(10), || {
+                engine.status().handled.load(Ordering::Acquire) >= n
+            })
+        };
 
-        engine.send(Command::CaptureFile { slot: Slot::B, path: source.clone() });
+        engine.send(Command::CaptureFile {
+            slot: Slot::B,
+            path: source.clone(),
+        });
         assert!(handled(1));
         let b = params.clips.get().b.expect("clip B from the file");
         assert_eq!((b.steps, b.notes.len()), (32, 8));
         assert_eq!(b.source, ClipSource::File(source.display().to_string()));
 
-        engine.send(Command::CaptureFile { slot: Slot::A, path: dir.join("missing.mid") });
+        engine.send(Command::CaptureFile {
+            slot: Slot::A,
+            path: dir.join("missing.mid"),
+        });
         assert!(handled(2));
         assert!(engine.status().message().unwrap().contains("missing.mid"));
         assert!(params.clips.get().a.is_none());
 
         // Export what plays, as heard: an octave up.
         wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5));
-        engine.status().playing_generation.store(slot.generation, Ordering::Release);
-        unsafe { params.octave.as_ptr()._internal_set_normalized_value(params.octave.preview_normalized(1)) };
+        engine
+            .status()
+            .playing_generation
+            .store(slot.generation, Ordering::Release);
+        unsafe {
+            params
+                .octave
+                .as_ptr()
+                ._internal_set_normalized_value(params.octave.preview_normalized(1))
+        };
         let out = dir.join("out.mid");
         engine.send(Command::ExportMidi(out.clone()));
         assert!(handled(3));
         let exported = midi::import_file(&out).unwrap();
         // The importer folds pitches past 108 back by octaves, as it does for any file.
-        let expected: Vec<u8> = slot.notes().iter().map(|n| crate::worker::clips::fold_pitch(n.pitch + 12, 21, 108)).collect();
-        assert_eq!(exported.notes.iter().map(|n| n.pitch).collect::<Vec<_>>(), expected);
+        let expected: Vec<u8> = slot
+            .notes()
+            .iter()
+            .map(|n| crate::state::clips::fold_pitch(n.pitch + 12, 21, 108))
+            .collect();
+        assert_eq!(
+            exported.notes.iter().map(|n| n.pitch).collect::<Vec<_>>(),
+            expected
+        );
 
         engine.send(Command::ClearClip(Slot::B));
         assert!(handled(4));
@@ -510,43 +685,100 @@ mod tests {
         let params = Arc::new(LatentLiveParams::default());
         let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
         let mut slot = Phrase::EMPTY;
-        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)));
-        let riff = Phrase::from_notes(&[Note { pitch: 62, start: 0, end: 8 }], 16, 0);
+        assert!(wait_for(
+            &mut link.phrases,
+            &mut slot,
+            Duration::from_secs(20)
+        ));
+        let riff = Phrase::from_notes(
+            &[Note {
+                pitch: 62,
+                start: 0,
+                end: 8,
+            }],
+            16,
+            0,
+        );
         link.captures.push(capture(riff, Slot::A, true)).unwrap();
-        assert!(wait_until(Duration::from_secs(10), || engine.status().handled.load(Ordering::Acquire) >= 1));
+        assert!(wait_until(Duration::from_secs(10), || engine
+            .status()
+            .handled
+            .load(Ordering::Acquire)
+            >= 1));
 
         // A file that is not a model: an error to show, the 2-bar model keeps playing.
-        params.model_file.update(|f| *f = Some("not-a-model".into()));
-        set(&params.model, params.model.preview_normalized(ModelChoice::File));
-        assert!(wait_until(Duration::from_secs(10), || engine.status().message().is_some_and(|m| m.contains("not-a-model"))));
+        params
+            .model_file
+            .update(|f| *f = Some("not-a-model".into()));
+        set(
+            &params.model,
+            params.model.preview_normalized(ModelChoice::File),
+        );
+        assert!(wait_until(Duration::from_secs(10), || engine
+            .status()
+            .message()
+            .is_some_and(|m| m.contains("not-a-model"))));
         assert_eq!(engine.status().model_name(), "tiny-Folk2Bar");
 
         let first = params.clips.get().a.unwrap();
         params.model_file.update(|f| *f = Some("tiny-4bar".into()));
-        assert!(wait_until(Duration::from_secs(10), || engine.status().model_name() == "tiny-4bar"));
-        assert!(wait_until(Duration::from_secs(10), || link.phrases.pop_newest(&mut slot) && slot.steps == 64));
+        assert!(wait_until(Duration::from_secs(10), || engine
+            .status()
+            .model_name()
+            == "tiny-4bar"));
+        assert!(wait_until(Duration::from_secs(10), || link
+            .phrases
+            .pop_newest(&mut slot)
+            && slot.steps == 64));
         let a = params.clips.get().a.unwrap();
-        assert!(a.model != first.model && a.mu != first.mu, "clip A re-encoded by the new model");
+        assert!(
+            a.model != first.model && a.mu != first.mu,
+            "clip A re-encoded by the new model"
+        );
         assert!(engine.status().message().is_none());
 
         // The same file, rewritten with other weights (the tiny loader draws new ones):
         // same name, another hash, so the clip is encoded again.
         params.model_file.update(|f| *f = Some("tiny-4bar".into()));
-        assert!(wait_until(Duration::from_secs(10), || params.clips.get().a.is_some_and(|c| c.model != a.model)));
+        assert!(wait_until(Duration::from_secs(10), || params
+            .clips
+            .get()
+            .a
+            .is_some_and(|c| c.model != a.model)));
         assert_eq!(params.clips.get().a.unwrap().notes, a.notes);
     }
 
     /// A worker playing a decoder-only model, with clip A captured (by inversion).
     fn decoder_only_with_clip_a() -> (Arc<LatentLiveParams>, Engine, AudioLink) {
         let params = Arc::new(LatentLiveParams::default());
-        params.model_file.update(|f| *f = Some("tiny-decoder-only".into()));
-        set(&params.model, params.model.preview_normalized(ModelChoice::File));
+        params
+            .model_file
+            .update(|f| *f = Some("tiny-decoder-only".into()));
+        set(
+            &params.model,
+            params.model.preview_normalized(ModelChoice::File),
+        );
         let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
         let mut slot = Phrase::EMPTY;
-        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)), "it decodes");
-        let riff = Phrase::from_notes(&[Note { pitch: 62, start: 0, end: 8 }], 16, 0);
+        assert!(
+            wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)),
+            "it decodes"
+        );
+        let riff = Phrase::from_notes(
+            &[Note {
+                pitch: 62,
+                start: 0,
+                end: 8,
+            }],
+            16,
+            0,
+        );
         link.captures.push(capture(riff, Slot::A, true)).unwrap();
-        assert!(wait_until(Duration::from_secs(10), || engine.status().handled.load(Ordering::Acquire) >= 1));
+        assert!(wait_until(Duration::from_secs(10), || engine
+            .status()
+            .handled
+            .load(Ordering::Acquire)
+            >= 1));
         (params, engine, link)
     }
 
@@ -558,12 +790,23 @@ mod tests {
         assert_eq!(a.mu.len(), 8);
 
         engine.send(Command::RefineClip(Slot::A));
-        assert!(wait_until(Duration::from_secs(10), || engine.status().handled.load(Ordering::Acquire) >= 2));
+        assert!(wait_until(Duration::from_secs(10), || engine
+            .status()
+            .handled
+            .load(Ordering::Acquire)
+            >= 2));
         let refined = params.clips.get().a.unwrap();
-        assert_eq!((refined.notes.as_slice(), refined.mu.len()), (a.notes.as_slice(), 8));
+        assert_eq!(
+            (refined.notes.as_slice(), refined.mu.len()),
+            (a.notes.as_slice(), 8)
+        );
         assert_ne!(refined.mu, a.mu, "refining moves z");
         engine.send(Command::RefineClip(Slot::B));
-        assert!(wait_until(Duration::from_secs(10), || engine.status().handled.load(Ordering::Acquire) >= 3));
+        assert!(wait_until(Duration::from_secs(10), || engine
+            .status()
+            .handled
+            .load(Ordering::Acquire)
+            >= 3));
         assert!(engine.status().message().unwrap().contains("empty"));
         assert!(!engine.status().failed.load(Ordering::Acquire));
     }
@@ -572,7 +815,10 @@ mod tests {
     fn drop_returns_at_once_even_during_a_read_that_never_ends() {
         let params = Arc::new(LatentLiveParams::default());
         params.model_file.update(|f| *f = Some("slow".into()));
-        set(&params.model, params.model.preview_normalized(ModelChoice::File));
+        set(
+            &params.model,
+            params.model.preview_normalized(ModelChoice::File),
+        );
         // A read that hangs, as on a dead network share.
         let hanging: ModelLoader = Arc::new(|_, _| {
             std::thread::sleep(Duration::from_secs(30));
@@ -583,7 +829,10 @@ mod tests {
         let started = Instant::now();
         drop(engine);
         let took = started.elapsed();
-        assert!(took <= STOP_WAIT + Duration::from_millis(50), "drop took {took:?}");
+        assert!(
+            took <= STOP_WAIT + Duration::from_millis(50),
+            "drop took {took:?}"
+        );
     }
 
     #[test]
@@ -612,14 +861,32 @@ mod tests {
         });
         let (engine, mut link) = Engine::start(params.clone(), loader, ports().0).unwrap();
         let mut slot = Phrase::EMPTY;
-        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)));
+        assert!(wait_for(
+            &mut link.phrases,
+            &mut slot,
+            Duration::from_secs(20)
+        ));
         params.model_file.update(|f| *f = Some("boom".into()));
-        set(&params.model, params.model.preview_normalized(ModelChoice::File));
-        assert!(wait_until(Duration::from_secs(10), || engine.status().message().is_some_and(|m| m.contains("did not expect"))), "{:?}", engine.status().message());
+        set(
+            &params.model,
+            params.model.preview_normalized(ModelChoice::File),
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || engine
+                .status()
+                .message()
+                .is_some_and(|m| m.contains("did not expect"))),
+            "{:?}",
+            engine.status().message()
+        );
         // The 2-bar model still plays and still decodes changes.
         assert_eq!(engine.status().model_name(), "tiny-Folk2Bar");
         set_plain(&params.lat1, 1.5);
-        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5)));
+        assert!(wait_for(
+            &mut link.phrases,
+            &mut slot,
+            Duration::from_secs(5)
+        ));
         assert!(!engine.status().failed.load(Ordering::Acquire));
     }
 
@@ -628,24 +895,42 @@ mod tests {
         let params = Arc::new(LatentLiveParams::default());
         let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
         let mut slot = Phrase::EMPTY;
-        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(20)));
+        assert!(wait_for(
+            &mut link.phrases,
+            &mut slot,
+            Duration::from_secs(20)
+        ));
         engine.set_active(false);
         std::thread::sleep(Duration::from_millis(50));
         let wakes = engine.status().wakes.load(Ordering::Acquire);
         std::thread::sleep(Duration::from_millis(300));
-        assert!(engine.status().wakes.load(Ordering::Acquire) - wakes <= 1, "inactive: parked");
+        assert!(
+            engine.status().wakes.load(Ordering::Acquire) - wakes <= 1,
+            "inactive: parked"
+        );
         // A command wakes it at once.
         engine.send(Command::ClearClip(Slot::A));
-        assert!(wait_until(Duration::from_secs(1), || engine.status().handled.load(Ordering::Acquire) >= 1));
+        assert!(wait_until(Duration::from_secs(1), || engine
+            .status()
+            .handled
+            .load(Ordering::Acquire)
+            >= 1));
         // Active and idle past the busy window: one look per IDLE_POLL.
         engine.set_active(true);
         std::thread::sleep(BUSY_FOR + Duration::from_millis(100));
         let wakes = engine.status().wakes.load(Ordering::Acquire);
         std::thread::sleep(Duration::from_millis(500));
         let idle = engine.status().wakes.load(Ordering::Acquire) - wakes;
-        assert!(idle <= 500 / IDLE_POLL.as_millis() as u64 + 5, "{idle} wakes in 500 ms");
+        assert!(
+            idle <= 500 / IDLE_POLL.as_millis() as u64 + 5,
+            "{idle} wakes in 500 ms"
+        );
         // A parameter change is still picked up.
         set_plain(&params.lat3, -2.0);
-        assert!(wait_for(&mut link.phrases, &mut slot, Duration::from_secs(2)));
+        assert!(wait_for(
+            &mut link.phrases,
+            &mut slot,
+            Duration::from_secs(2)
+        ));
     }
 }

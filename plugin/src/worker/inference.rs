@@ -6,7 +6,7 @@
 //! 2. picks up clips restored with the host's project;
 //! 3. runs the editor's commands and encodes the captures the audio thread sent
 //!    ([`super::commands`]);
-//! 4. when what decides z changed, composes z ([`latent::LatentSpace::compose`]), decodes,
+//! 4. when what decides z changed, composes z ([`latent_live_core::model::latent::LatentSpace::compose`]), decodes,
 //!    gives a drum phrase the humanizer's feel, and publishes a [`Phrase`] for the audio
 //!    thread, and its [`Decoded`] view to the editor.
 //!
@@ -18,19 +18,27 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::audio::capture::CaptureRequest;
-use crate::audio::handoff::{Phrase, PhrasePublisher};
-use crate::model::{GrooveInput, Sampling};
-use crate::music::groove::Feel;
-use crate::music::{drums, melody, Encoding, Event};
+use crate::link::capture::CaptureRequest;
+use crate::link::phrase::PhrasePublisher;
+use crate::link::view::{Decoded, View, ViewPublisher};
+use crate::link::{Command, Shared};
 use crate::params::{GrooveModelChoice, LatentLiveParams, ModelChoice, ZRequest};
-use crate::worker::clips::{Clips, Slot};
-use crate::worker::engine::{Command, Shared, BUSY_FOR, BUSY_POLL, IDLE_POLL};
-use crate::worker::latent;
+use crate::state::clips::{Clips, Slot};
 use crate::worker::models::{self, Loaded, LoadedGroove, ModelLoader, ModelSource};
-use crate::worker::view::{Decoded, View, ViewPublisher};
+use latent_live_core::model::latent::z_tensor;
+use latent_live_core::model::{GrooveInput, Sampling};
+use latent_live_core::music::groove::Feel;
+use latent_live_core::music::phrase::Phrase;
+use latent_live_core::music::{drums, melody, Encoding, Event};
+
+/// How often an active worker looks at the parameters when nothing is going on.
+pub const IDLE_POLL: Duration = Duration::from_millis(20);
+/// How often it looks for a while after a change: automation comes in bursts.
+pub const BUSY_POLL: Duration = Duration::from_millis(2);
+/// How long the worker stays on [`BUSY_POLL`] after the last change.
+pub const BUSY_FOR: Duration = Duration::from_secs(1);
 
 /// Decodes remembered for export and the editor: the audio thread may still play one
 /// the worker has already replaced (it swaps at the next bar).
@@ -135,9 +143,14 @@ impl Worker {
     /// One round of work; whether anything changed.
     fn wake_up(&mut self) -> bool {
         self.shared.status.wakes.fetch_add(1, Ordering::Relaxed);
-        let revisions = (self.params.clips.revision(), self.shared.status.handled.load(Ordering::Acquire));
+        let revisions = (
+            self.params.clips.revision(),
+            self.shared.status.handled.load(Ordering::Acquire),
+        );
         self.guarded("loading the model", |w| w.load_model_if_changed());
-        self.guarded("loading the groove model", |w| w.load_humanizer_if_changed());
+        self.guarded("loading the groove model", |w| {
+            w.load_humanizer_if_changed()
+        });
         self.guarded("restoring the clips", |w| w.sync_clips());
         self.report_restore();
         while let Ok(command) = self.inbox.try_recv() {
@@ -147,19 +160,36 @@ impl Worker {
         while let Ok(capture) = self.captures.pop() {
             self.guarded("capturing a clip", |w| w.capture(capture));
             self.shared.status.handled.fetch_add(1, Ordering::AcqRel);
-            self.shared.status.captures_handled.fetch_add(1, Ordering::AcqRel);
+            self.shared
+                .status
+                .captures_handled
+                .fetch_add(1, Ordering::AcqRel);
         }
         // Read last: the request carries the revisions of the clips just stored.
         let request = self.params.z_request();
-        let changed = self.decoded != Some(request) || revisions != (self.params.clips.revision(), self.shared.status.handled.load(Ordering::Acquire));
+        let changed = self.decoded != Some(request)
+            || revisions
+                != (
+                    self.params.clips.revision(),
+                    self.shared.status.handled.load(Ordering::Acquire),
+                );
         if self.loaded.is_none() {
             // Nothing can be decoded: an offline render must not wait for it.
-            self.shared.status.delivered.store(request.fingerprint(), Ordering::Release);
+            self.shared
+                .status
+                .delivered
+                .store(request.fingerprint(), Ordering::Release);
         } else if self.decoded != Some(request) {
             self.decoded = Some(request);
-            if self.guarded("decoding", |w| w.decode_and_publish(&request)).is_none() {
+            if self
+                .guarded("decoding", |w| w.decode_and_publish(&request))
+                .is_none()
+            {
                 // The last good phrase plays on; an offline render goes on with it.
-                self.shared.status.delivered.store(request.fingerprint(), Ordering::Release);
+                self.shared
+                    .status
+                    .delivered
+                    .store(request.fingerprint(), Ordering::Release);
             }
         }
         changed
@@ -172,7 +202,9 @@ impl Worker {
             Ok(value) => Some(value),
             Err(panic) => {
                 let reason = models::panic_message(panic.as_ref());
-                self.shared.status.report(Some(format!("internal error while {what}: {reason}; the last good phrase plays on")));
+                self.shared.status.report(Some(format!(
+                    "internal error while {what}: {reason}; the last good phrase plays on"
+                )));
                 None
             }
         }
@@ -183,12 +215,21 @@ impl Worker {
     fn load_model_if_changed(&mut self) {
         let choice = self.params.model.value();
         // The file's revision only matters when the file is what plays.
-        let file_revision = if choice == ModelChoice::File { self.params.model_file.revision() } else { 0 };
+        let file_revision = if choice == ModelChoice::File {
+            self.params.model_file.revision()
+        } else {
+            0
+        };
         if self.attempted == Some((choice, file_revision)) {
             return;
         }
         self.attempted = Some((choice, file_revision));
-        match models::load(&self.loader, choice, self.params.model_file.get(), &self.shared.stop) {
+        match models::load(
+            &self.loader,
+            choice,
+            self.params.model_file.get(),
+            &self.shared.stop,
+        ) {
             Ok(Some(loaded)) => {
                 self.shared.status.set_model_name(&loaded.name);
                 self.loaded = Some(loaded);
@@ -199,7 +240,10 @@ impl Worker {
             Ok(None) => {}
             // The previous model, if any, keeps playing; the next attempt waits for
             // another choice or file.
-            Err(e) => self.shared.status.report(Some(format!("cannot load the model ({choice:?}): {e}"))),
+            Err(e) => self
+                .shared
+                .status
+                .report(Some(format!("cannot load the model ({choice:?}): {e}"))),
         }
     }
 
@@ -207,27 +251,52 @@ impl Worker {
     /// fails leaves the previous one playing, with the error for the editor.
     fn load_humanizer_if_changed(&mut self) {
         let choice = self.params.groove_model.value();
-        let file_revision = if choice == GrooveModelChoice::File { self.params.groove_file.revision() } else { 0 };
+        let file_revision = if choice == GrooveModelChoice::File {
+            self.params.groove_file.revision()
+        } else {
+            0
+        };
         if self.humanizer_attempted == Some((choice, file_revision)) {
             return;
         }
         self.humanizer_attempted = Some((choice, file_revision));
-        let path = if choice == GrooveModelChoice::File { self.params.groove_file.get() } else { None };
-        match models::load_groove(&self.loader, ModelSource::Humanizer(choice), GrooveInput::Humanize, path, &self.shared.stop) {
+        let path = if choice == GrooveModelChoice::File {
+            self.params.groove_file.get()
+        } else {
+            None
+        };
+        match models::load_groove(
+            &self.loader,
+            ModelSource::Humanizer(choice),
+            GrooveInput::Humanize,
+            path,
+            &self.shared.stop,
+        ) {
             Ok(Some(loaded)) => {
                 self.humanizer = Some(loaded);
                 self.humanized = None;
                 self.shared.status.report(None);
             }
             Ok(None) => {}
-            Err(e) => self.shared.status.report(Some(format!("cannot load the groove model ({choice:?}): {e}"))),
+            Err(e) => self.shared.status.report(Some(format!(
+                "cannot load the groove model ({choice:?}): {e}"
+            ))),
         }
     }
 
     /// The humanizer's feel for a drum pattern, from the cache when the hits are the same.
-    fn feel_of(&mut self, events: &[Event]) -> candle_core::Result<Option<&[[Feel; drums::NUM_DRUM_CLASSES]]>> {
-        let Some(humanizer) = &self.humanizer else { return Ok(None) };
-        if self.humanized.as_ref().is_none_or(|(hits, _)| hits.as_slice() != events) {
+    fn feel_of(
+        &mut self,
+        events: &[Event],
+    ) -> candle_core::Result<Option<&[[Feel; drums::NUM_DRUM_CLASSES]]>> {
+        let Some(humanizer) = &self.humanizer else {
+            return Ok(None);
+        };
+        if self
+            .humanized
+            .as_ref()
+            .is_none_or(|(hits, _)| hits.as_slice() != events)
+        {
             self.humanized = Some((events.to_vec(), humanizer.model.feel_of(events)?));
         }
         Ok(self.humanized.as_ref().map(|(_, feel)| feel.as_slice()))
@@ -250,7 +319,9 @@ impl Worker {
             self.restore_seen = revision;
             let repairs = self.params.state_version.report();
             if !repairs.is_empty() {
-                self.shared.status.report(Some(format!("restored project: {}", repairs.join("; "))));
+                self.shared
+                    .status
+                    .report(Some(format!("restored project: {}", repairs.join("; "))));
             }
         }
     }
@@ -258,7 +329,10 @@ impl Worker {
     /// Shows the editor the model and the recent decodes.
     pub(super) fn publish(&mut self) {
         let model = self.loaded.as_ref().map(|l| l.info.clone());
-        self.view.write(View { model, recent: self.recent.clone() });
+        self.view.write(View {
+            model,
+            recent: self.recent.clone(),
+        });
         self.shared.repaint.request_repaint();
     }
 
@@ -266,44 +340,78 @@ impl Worker {
         match self.decode(request) {
             Ok(decoded) => {
                 let phrase = decoded.phrase;
-                self.shared.status.generation.store(phrase.generation, Ordering::Release);
+                self.shared
+                    .status
+                    .generation
+                    .store(phrase.generation, Ordering::Release);
                 if self.recent.len() == RECENT_PHRASES {
                     self.recent.remove(0);
                 }
                 self.recent.push(Arc::new(decoded));
                 self.publish();
                 self.phrases.publish(phrase);
-                self.shared.status.delivered.store(request.fingerprint(), Ordering::Release);
+                self.shared
+                    .status
+                    .delivered
+                    .store(request.fingerprint(), Ordering::Release);
                 self.shared.status.decodes.fetch_add(1, Ordering::AcqRel);
             }
             Err(e) => {
-                self.shared.status.report(Some(format!("decode failed: {e}; the last good phrase plays on")));
-                self.shared.status.delivered.store(request.fingerprint(), Ordering::Release);
+                self.shared.status.report(Some(format!(
+                    "decode failed: {e}; the last good phrase plays on"
+                )));
+                self.shared
+                    .status
+                    .delivered
+                    .store(request.fingerprint(), Ordering::Release);
             }
         }
     }
 
     fn decode(&mut self, request: &ZRequest) -> candle_core::Result<Decoded> {
         let started = Instant::now();
-        let Some(loaded) = self.loaded.as_ref() else { candle_core::bail!("no model is loaded") };
-        let mu = |slot| self.clips.get(slot).filter(|c| c.model == loaded.hash && c.mu.len() == loaded.space.z_size).map(|c| c.mu.as_slice());
-        let z = loaded.space.compose(mu(Slot::A), mu(Slot::B), request);
-        let (events, activations) = loaded.model.decode_traced(&latent::z_tensor(&loaded.model, std::slice::from_ref(&z))?, Sampling::new(request.temperature, request.seed))?;
+        let Some(loaded) = self.loaded.as_ref() else {
+            candle_core::bail!("no model is loaded")
+        };
+        let mu = |slot| {
+            self.clips
+                .get(slot)
+                .filter(|c| c.model == loaded.hash && c.mu.len() == loaded.space.z_size)
+                .map(|c| c.mu.as_slice())
+        };
+        let z = loaded
+            .space
+            .compose(mu(Slot::A), mu(Slot::B), &request.controls);
+        let (events, activations) = loaded.model.decode_traced(
+            &z_tensor(&loaded.model, std::slice::from_ref(&z))?,
+            Sampling::new(request.temperature, request.seed),
+        )?;
         let events = events.into_iter().next().unwrap_or_default();
         self.generation += 1;
         let steps = loaded.model.config.steps();
         let hidden = activations.len() / events.len().max(1);
         let phrase = match loaded.model.config.encoding {
-            Encoding::Melody => Phrase::from_notes(&melody::decode(&events), steps, self.generation),
+            Encoding::Melody => {
+                Phrase::from_notes(&melody::decode(&events), steps, self.generation)
+            }
             Encoding::Drums | Encoding::Groove => {
-                let mut phrase = Phrase::from_drums(&drums::decode(&events), steps, self.generation);
+                let mut phrase =
+                    Phrase::from_drums(&drums::decode(&events), steps, self.generation);
                 if let Some(feel) = self.feel_of(&events)? {
                     phrase.set_feel(feel);
                 }
                 phrase
             }
         };
-        self.shared.status.last_decode_micros.store(started.elapsed().as_micros() as u64, Ordering::Release);
-        Ok(Decoded { phrase, z, activations, hidden })
+        self.shared
+            .status
+            .last_decode_micros
+            .store(started.elapsed().as_micros() as u64, Ordering::Release);
+        Ok(Decoded {
+            phrase,
+            z,
+            activations,
+            hidden,
+        })
     }
 }

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use candle_core::Device;
 
-use crate::model::assets::DefaultModel;
-use crate::model::{GrooVae, GrooveInput, ModelFile, MusicVae, Sampling};
-use crate::music::groove::Groove;
+use crate::link::view::ModelInfo;
 use crate::params::{GrooveModelChoice, ModelChoice};
-use crate::worker::latent::{self, LatentSpace};
-use crate::worker::view::ModelInfo;
+use latent_live_core::model::assets::DefaultModel;
+use latent_live_core::model::latent::{self, LatentSpace};
+use latent_live_core::model::{GrooVae, GrooveInput, ModelFile, MusicVae, Sampling};
+use latent_live_core::music::groove::Groove;
 
 /// The models the worker asks its loader for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +28,8 @@ pub enum ModelSource {
 }
 
 /// Reads the model a source names: the embedded defaults, or a file.
-pub type ModelLoader = Arc<dyn Fn(ModelSource, Option<&str>) -> Result<ModelFile, String> + Send + Sync>;
+pub type ModelLoader =
+    Arc<dyn Fn(ModelSource, Option<&str>) -> Result<ModelFile, String> + Send + Sync>;
 
 /// The embedded models and the chosen files' paths.
 pub fn default_loader() -> ModelLoader {
@@ -36,11 +37,14 @@ pub fn default_loader() -> ModelLoader {
         let embedded = match source {
             ModelSource::Pattern(ModelChoice::Folk2Bar) => DefaultModel::Flat2Bar,
             ModelSource::Pattern(ModelChoice::Folk4Bar) => DefaultModel::Hier4Bar,
-            ModelSource::Pattern(ModelChoice::Folk2BarAttributes) => DefaultModel::Flat2BarAttributes,
+            ModelSource::Pattern(ModelChoice::Folk2BarAttributes) => {
+                DefaultModel::Flat2BarAttributes
+            }
             ModelSource::Pattern(ModelChoice::Groove2Bar) => DefaultModel::Groove2Bar,
             ModelSource::Humanizer(GrooveModelChoice::Humanize2Bar) => DefaultModel::Humanize2Bar,
             ModelSource::Tap2Drum => DefaultModel::Tap2Drum2Bar,
-            ModelSource::Pattern(ModelChoice::File) | ModelSource::Humanizer(GrooveModelChoice::File) => {
+            ModelSource::Pattern(ModelChoice::File)
+            | ModelSource::Humanizer(GrooveModelChoice::File) => {
                 return match path {
                     Some(path) => ModelFile::read(Path::new(path)).map_err(|e| e.to_string()),
                     None => Err("no model file chosen".into()),
@@ -69,7 +73,12 @@ pub struct LoadedGroove {
 }
 
 /// Reads the file `source` names off the worker's thread. `Ok(None)`: stopped meanwhile.
-fn read(loader: &ModelLoader, source: ModelSource, path: Option<String>, stop: &AtomicBool) -> Result<Option<ModelFile>, String> {
+fn read(
+    loader: &ModelLoader,
+    source: ModelSource,
+    path: Option<String>,
+    stop: &AtomicBool,
+) -> Result<Option<ModelFile>, String> {
     let read = {
         let loader = loader.clone();
         off_thread(stop, move || loader(source, path.as_deref()))
@@ -82,17 +91,33 @@ fn read(loader: &ModelLoader, source: ModelSource, path: Option<String>, stop: &
 
 /// Reads and builds the groove model `source` names, which must take the input
 /// `input` (hits to humanize, or taps), and runs it once. `Ok(None)`: stopped meanwhile.
-pub fn load_groove(loader: &ModelLoader, source: ModelSource, input: GrooveInput, path: Option<String>, stop: &AtomicBool) -> Result<Option<LoadedGroove>, String> {
-    let Some(file) = read(loader, source, path.clone(), stop)? else { return Ok(None) };
-    if file.config.encoding != crate::music::Encoding::Groove {
-        return Err(format!("it is a {} model, not a groove model", file.config.encoding.name()));
+pub fn load_groove(
+    loader: &ModelLoader,
+    source: ModelSource,
+    input: GrooveInput,
+    path: Option<String>,
+    stop: &AtomicBool,
+) -> Result<Option<LoadedGroove>, String> {
+    let Some(file) = read(loader, source, path.clone(), stop)? else {
+        return Ok(None);
+    };
+    if file.config.encoding != latent_live_core::music::Encoding::Groove {
+        return Err(format!(
+            "it is a {} model, not a groove model",
+            file.config.encoding.name()
+        ));
     }
     if file.config.groove_input != input {
-        return Err(format!("it is a {:?} groove model, and this needs a {input:?} one", file.config.groove_input));
+        return Err(format!(
+            "it is a {:?} groove model, and this needs a {input:?} one",
+            file.config.groove_input
+        ));
     }
     let model = file.groove_model(&Device::Cpu).map_err(|e| e.to_string())?;
     let silence = Groove::quantized(&vec![0; model.config.steps()]);
-    model.transform(&[&silence], Sampling::new(0.0, 0)).map_err(|e| format!("the model loads but cannot decode: {e}"))?;
+    model
+        .transform(&[&silence], Sampling::new(0.0, 0))
+        .map_err(|e| format!("the model loads but cannot decode: {e}"))?;
     let name = match path {
         Some(path) if matches!(source, ModelSource::Humanizer(GrooveModelChoice::File)) => path,
         _ if !file.card.name.is_empty() => file.card.name.clone(),
@@ -105,7 +130,10 @@ pub fn load_groove(loader: &ModelLoader, source: ModelSource, input: GrooveInput
 /// a hung network share, or one that never ends, cannot keep the worker from stopping.
 /// An error when `stop` was set first (the helper thread then finishes on its own) or
 /// when the work panicked.
-pub fn off_thread<T: Send + 'static>(stop: &AtomicBool, work: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+pub fn off_thread<T: Send + 'static>(
+    stop: &AtomicBool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
     let (done, result) = mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("latent-live-io".into())
@@ -116,7 +144,9 @@ pub fn off_thread<T: Send + 'static>(stop: &AtomicBool, work: impl FnOnce() -> T
     loop {
         match result.recv_timeout(Duration::from_millis(10)) {
             Ok(Ok(value)) => return Ok(value),
-            Ok(Err(panic)) => return Err(format!("internal error: {}", panic_message(panic.as_ref()))),
+            Ok(Err(panic)) => {
+                return Err(format!("internal error: {}", panic_message(panic.as_ref())))
+            }
             Err(mpsc::RecvTimeoutError::Timeout) if !stop.load(Ordering::Acquire) => continue,
             Err(_) => return Err("stopped".into()),
         }
@@ -125,13 +155,24 @@ pub fn off_thread<T: Send + 'static>(stop: &AtomicBool, work: impl FnOnce() -> T
 
 /// What a caught panic said.
 pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_else(|| "a panic".into())
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
 /// Reads and builds the model `choice` names, and decodes once with it: a model that
 /// cannot decode never replaces one that can. `Ok(None)`: stopped meanwhile.
-pub fn load(loader: &ModelLoader, choice: ModelChoice, path: Option<String>, stop: &AtomicBool) -> Result<Option<Loaded>, String> {
-    let Some(file) = read(loader, ModelSource::Pattern(choice), path.clone(), stop)? else { return Ok(None) };
+pub fn load(
+    loader: &ModelLoader,
+    choice: ModelChoice,
+    path: Option<String>,
+    stop: &AtomicBool,
+) -> Result<Option<Loaded>, String> {
+    let Some(file) = read(loader, ModelSource::Pattern(choice), path.clone(), stop)? else {
+        return Ok(None);
+    };
     let space = LatentSpace::of(&file).map_err(|e| e.to_string())?;
     let model = file.model(&Device::Cpu).map_err(|e| e.to_string())?;
     let origin = vec![0.0; space.z_size];
@@ -143,32 +184,78 @@ pub fn load(loader: &ModelLoader, choice: ModelChoice, path: Option<String>, sto
         _ if !file.card.name.is_empty() => file.card.name.clone(),
         _ => format!("{choice:?}"),
     };
-    let info = Arc::new(ModelInfo::of(&name, &file.card, &space, model.has_encoder(), model.config.encoding));
-    Ok(Some(Loaded { model, space, name, hash: file.hash.clone(), info }))
+    let info = Arc::new(ModelInfo::of(
+        &name,
+        &file.card,
+        &space,
+        model.has_encoder(),
+        model.config.encoding,
+    ));
+    Ok(Some(Loaded {
+        model,
+        space,
+        name,
+        hash: file.hash.clone(),
+        info,
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Config, ModelCard};
-    use crate::music::Encoding;
+    use latent_live_core::model::{Config, ModelCard};
+    use latent_live_core::music::Encoding;
 
     /// A loader that hands out one tiny random model of `config`, whatever is asked.
     fn serving(config: Config) -> ModelLoader {
-        Arc::new(move |_, _| ModelFile::random(config.clone(), ModelCard::default(), Default::default()))
+        Arc::new(move |_, _| {
+            ModelFile::random(config.clone(), ModelCard::default(), Default::default())
+        })
     }
 
     #[test]
     fn a_groove_model_file_must_be_the_kind_asked_for() {
         let stop = AtomicBool::new(false);
-        let groove = |input| Config { encoding: Encoding::Groove, groove_input: input, ..Config::tiny(2, false) };
+        let groove = |input| Config {
+            encoding: Encoding::Groove,
+            groove_input: input,
+            ..Config::tiny(2, false)
+        };
         let humanizer = ModelSource::Humanizer(GrooveModelChoice::File);
         let path = || Some("/models/x.safetensors".to_string());
-        let loaded = load_groove(&serving(groove(GrooveInput::Humanize)), humanizer, GrooveInput::Humanize, path(), &stop).unwrap().unwrap();
+        let loaded = load_groove(
+            &serving(groove(GrooveInput::Humanize)),
+            humanizer,
+            GrooveInput::Humanize,
+            path(),
+            &stop,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(loaded.name, "/models/x.safetensors");
-        let refused = |config: Config| load_groove(&serving(config), humanizer, GrooveInput::Humanize, path(), &stop).err().unwrap_or_default();
-        assert!(refused(groove(GrooveInput::Tap)).contains("Tap"), "a tap model does not humanize");
-        assert!(refused(Config::tiny(2, false)).contains("not a groove model"), "nor does a melody model");
-        assert!(refused(Config { encoding: Encoding::Drums, ..Config::tiny(2, false) }).contains("not a groove model"));
+        let refused = |config: Config| {
+            load_groove(
+                &serving(config),
+                humanizer,
+                GrooveInput::Humanize,
+                path(),
+                &stop,
+            )
+            .err()
+            .unwrap_or_default()
+        };
+        assert!(
+            refused(groove(GrooveInput::Tap)).contains("Tap"),
+            "a tap model does not humanize"
+        );
+        assert!(
+            refused(Config::tiny(2, false)).contains("not a groove model"),
+            "nor does a melody model"
+        );
+        assert!(refused(Config {
+            encoding: Encoding::Drums,
+            ..Config::tiny(2, false)
+        })
+        .contains("not a groove model"));
     }
 }

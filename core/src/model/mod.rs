@@ -1,0 +1,632 @@
+//! MusicVAE in candle: a bidirectional LSTM encoder, a latent head (mu and a softplus
+//! sigma) and a categorical LSTM decoder, flat or under a conductor.
+//!
+//! Ports magenta/models/music_vae (`base_model.py`, `lstm_models.py`). Tensor names follow
+//! Magenta's TensorFlow variable names, so Google's checkpoints map onto ours by name.
+
+pub mod assets;
+pub mod decoder;
+pub mod encoder;
+pub mod file;
+pub mod groove;
+pub mod inversion;
+pub mod latent;
+pub mod lstm;
+pub mod magenta;
+pub mod ops;
+pub mod step;
+pub mod vae;
+
+pub use decoder::{Decoder, Sampling};
+pub use encoder::{Encoder, Posterior};
+pub use file::{ModelCard, ModelError, ModelFile, MAX_MODEL_BYTES};
+pub use groove::{GrooVae, GrooveInput};
+pub use vae::MusicVae;
+
+use std::cell::RefCell;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::music::{drums, groove as groove_rows, melody, Encoding};
+
+/// The largest latent: twice Magenta's largest melody model's (`cat-mel_2bar_big`, 512).
+pub const MAX_Z_SIZE: usize = 1024;
+/// The most LSTM layers in a stack: Magenta's deepest has 3.
+pub const MAX_LAYERS: usize = 4;
+/// The widest LSTM layer: twice Magenta's widest (2048).
+pub const MAX_LAYER_SIZE: usize = 4096;
+/// The longest model, and so the longest phrase or clip the plugin plays: Magenta's
+/// longest (`hierdec-mel_16bar`).
+pub const MAX_BARS: usize = 16;
+/// [`MAX_BARS`] in 16th steps.
+pub const MAX_STEPS: usize = MAX_BARS * melody::STEPS_PER_BAR;
+/// The most weights a config may ask for (800 MB as f32). The caps above still allow
+/// billions; this one keeps a config that looks valid from allocating gigabytes, or from
+/// taking minutes to decode. Magenta's largest melody models, `cat-mel_2bar_big` and
+/// `hierdec-mel_16bar`, have 134.6 and 176.1 million.
+pub const MAX_PARAMETERS: usize = 200_000_000;
+
+/// Why a config cannot be played. Every message names the field at fault.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("`{field}` is {value}, outside {min}..={max}")]
+    OutOfRange {
+        field: &'static str,
+        value: usize,
+        min: usize,
+        max: usize,
+    },
+    #[error("`decoder` has no layers; a model needs at least one")]
+    NoDecoder,
+    #[error("`{field}` has {count} layers, more than {MAX_LAYERS}")]
+    TooManyLayers { field: &'static str, count: usize },
+    #[error("`{field}` layer {layer} has {size} units, outside 1..={MAX_LAYER_SIZE}")]
+    LayerSize {
+        field: &'static str,
+        layer: usize,
+        size: usize,
+    },
+    #[error("`hierarchical_encoder` is set, but `encoder` has no layers")]
+    HierarchicalWithoutEncoder,
+    #[error("`steps_per_bar` is {0}; Latent Live plays 4/4 bars of 16th notes, {steps} steps a bar", steps = melody::STEPS_PER_BAR)]
+    StepsPerBar(usize),
+    #[error(
+        "`min_pitch`..=`max_pitch` is {min_pitch}..={max_pitch}; Latent Live's melody encoding covers {lo}..={hi}",
+        lo = melody::MIN_PITCH,
+        hi = melody::MAX_PITCH
+    )]
+    PitchRange { min_pitch: u8, max_pitch: u8 },
+    #[error("a groove model is flat: `hierarchical` and `hierarchical_encoder` are for class encodings, and it needs an `encoder`")]
+    GrooveShape,
+    #[error("`groove_input` is for groove models; this one's `encoding` is {0}")]
+    GrooveInputWithoutGroove(&'static str),
+    #[error(
+        "the layer sizes and `z_size` ask for {0} weights, more than the {MAX_PARAMETERS} allowed"
+    )]
+    TooManyParameters(usize),
+}
+
+/// The architecture, stored as JSON in the weights file's metadata under `config`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub z_size: usize,
+    /// Bidirectional encoder layer sizes (per direction); empty for decoder-only models.
+    pub encoder: Vec<usize>,
+    /// `true` for an encoder of two levels, one over each bar and one over the bars'
+    /// codes, each with the `encoder` sizes (Magenta's `HierarchicalLstmEncoder`).
+    #[serde(default)]
+    pub hierarchical_encoder: bool,
+    /// Decoder LSTM layer sizes; the conductor, when there is one, has the same sizes.
+    pub decoder: Vec<usize>,
+    /// `true` for a conductor LSTM that plans one bar per step (Magenta's `hierdec`).
+    #[serde(default)]
+    pub hierarchical: bool,
+    pub bars: usize,
+    #[serde(default = "default_steps_per_bar")]
+    pub steps_per_bar: usize,
+    /// What the classes mean; models without the field are melody models.
+    #[serde(default)]
+    pub encoding: Encoding,
+    #[serde(default = "default_min_pitch")]
+    pub min_pitch: u8,
+    #[serde(default = "default_max_pitch")]
+    pub max_pitch: u8,
+    /// What a groove model's encoder is shown of a groove.
+    #[serde(default)]
+    pub groove_input: GrooveInput,
+}
+
+fn default_steps_per_bar() -> usize {
+    melody::STEPS_PER_BAR
+}
+fn default_min_pitch() -> u8 {
+    melody::MIN_PITCH
+}
+fn default_max_pitch() -> u8 {
+    melody::MAX_PITCH
+}
+
+impl Config {
+    /// Latent Live's flat 2-bar default: Magenta's `cat-mel_2bar_small` shape, halved to
+    /// train on two CPU cores.
+    pub fn latent_live_2bar() -> Self {
+        Self {
+            z_size: 128,
+            encoder: vec![256],
+            decoder: vec![256, 256],
+            hierarchical_encoder: false,
+            hierarchical: false,
+            bars: 2,
+            steps_per_bar: melody::STEPS_PER_BAR,
+            encoding: Encoding::Melody,
+            min_pitch: melody::MIN_PITCH,
+            max_pitch: melody::MAX_PITCH,
+            groove_input: GrooveInput::Whole,
+        }
+    }
+
+    /// Latent Live's hierarchical 4-bar default: `hierdec-mel_16bar` in miniature.
+    pub fn latent_live_4bar() -> Self {
+        Self {
+            bars: 4,
+            hierarchical: true,
+            ..Self::latent_live_2bar()
+        }
+    }
+
+    /// Latent Live's flat 2-bar drum model: Magenta's `cat-drums_2bar_small` with the
+    /// encoder halved, to train on two CPU cores.
+    pub fn groove_2bar() -> Self {
+        Self {
+            z_size: 256,
+            encoding: Encoding::Drums,
+            ..Self::latent_live_2bar()
+        }
+    }
+
+    /// Latent Live's hierarchical 4-bar drum model.
+    pub fn groove_4bar() -> Self {
+        Self {
+            bars: 4,
+            hierarchical: true,
+            ..Self::groove_2bar()
+        }
+    }
+
+    /// Magenta's `cat-drums_2bar_small` (`drums_2bar_lokl_small`, `drums_2bar_hikl_small`).
+    pub fn drums_2bar_small() -> Self {
+        Self {
+            encoder: vec![512],
+            ..Self::groove_2bar()
+        }
+    }
+
+    /// Latent Live's 2-bar humanizer: GrooVAE's `groovae_2bar_humanize` with the encoder
+    /// halved, as for the drum model.
+    pub fn groove_humanize_2bar() -> Self {
+        Self {
+            encoding: Encoding::Groove,
+            groove_input: GrooveInput::Humanize,
+            ..Self::groove_2bar()
+        }
+    }
+
+    /// Latent Live's 2-bar tap-to-drums model (`groovae_2bar_tap_fixed_velocity`, halved).
+    pub fn tap2drum_2bar() -> Self {
+        Self {
+            groove_input: GrooveInput::Tap,
+            ..Self::groove_humanize_2bar()
+        }
+    }
+
+    /// Magenta's `cat-mel_2bar_small`.
+    pub fn mel_2bar_small() -> Self {
+        Self {
+            z_size: 256,
+            encoder: vec![512],
+            ..Self::latent_live_2bar()
+        }
+    }
+
+    /// Checks every field against what the plugin can play and what memory allows, so that
+    /// a config read from a file is an error rather than a panic, an abort on allocation
+    /// or a decode that takes minutes. Every model is built through it ([`MusicVae::new`]).
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
+        let range = |field, value, min, max| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError::OutOfRange {
+                    field,
+                    value,
+                    min,
+                    max,
+                })
+            }
+        };
+        range("z_size", self.z_size, 1, MAX_Z_SIZE)?;
+        range("bars", self.bars, 1, MAX_BARS)?;
+        if self.decoder.is_empty() {
+            return Err(ConfigError::NoDecoder);
+        }
+        for (field, sizes) in [("encoder", &self.encoder), ("decoder", &self.decoder)] {
+            if sizes.len() > MAX_LAYERS {
+                return Err(ConfigError::TooManyLayers {
+                    field,
+                    count: sizes.len(),
+                });
+            }
+            if let Some((layer, &size)) = sizes
+                .iter()
+                .enumerate()
+                .find(|&(_, &size)| !(1..=MAX_LAYER_SIZE).contains(&size))
+            {
+                return Err(ConfigError::LayerSize { field, layer, size });
+            }
+        }
+        if self.hierarchical_encoder && self.encoder.is_empty() {
+            return Err(ConfigError::HierarchicalWithoutEncoder);
+        }
+        if self.encoding == Encoding::Groove
+            && (self.hierarchical || self.hierarchical_encoder || self.encoder.is_empty())
+        {
+            return Err(ConfigError::GrooveShape);
+        }
+        if self.encoding != Encoding::Groove && self.groove_input != GrooveInput::Whole {
+            return Err(ConfigError::GrooveInputWithoutGroove(self.encoding.name()));
+        }
+        // The sequencer, capture and the MIDI slicer all work in bars of 16 steps.
+        if self.steps_per_bar != melody::STEPS_PER_BAR {
+            return Err(ConfigError::StepsPerBar(self.steps_per_bar));
+        }
+        // Events are read and written with `melody`'s fixed 90 classes.
+        if self.encoding == Encoding::Melody
+            && (self.min_pitch, self.max_pitch) != (melody::MIN_PITCH, melody::MAX_PITCH)
+        {
+            return Err(ConfigError::PitchRange {
+                min_pitch: self.min_pitch,
+                max_pitch: self.max_pitch,
+            });
+        }
+        let parameters = self.parameters();
+        if parameters > MAX_PARAMETERS {
+            return Err(ConfigError::TooManyParameters(parameters));
+        }
+        Ok(())
+    }
+
+    /// How many weights the model has: what [`MusicVae::new`] loads or creates. Saturates
+    /// rather than overflows, for configs [`Config::validate`] has yet to bound.
+    pub fn parameters(&self) -> usize {
+        let lstm = |input: usize, hidden: usize| {
+            input
+                .saturating_add(hidden)
+                .saturating_add(1)
+                .saturating_mul(hidden.saturating_mul(4))
+        };
+        let dense = |input: usize, output: usize| input.saturating_add(1).saturating_mul(output);
+        let stack = |input: usize, sizes: &[usize], bidirectional: bool| {
+            let (mut total, mut layer_input, directions) =
+                (0usize, input, 1 + bidirectional as usize);
+            for &hidden in sizes {
+                total = total.saturating_add(lstm(layer_input, hidden).saturating_mul(directions));
+                layer_input = hidden.saturating_mul(directions);
+            }
+            (total, layer_input)
+        };
+        let classes = self.num_classes();
+        let input = self.input_depth();
+        let state = self
+            .decoder
+            .iter()
+            .fold(0usize, |sum, &h| sum.saturating_add(h))
+            .saturating_mul(2);
+        let top = self.decoder.last().copied().unwrap_or(0);
+        // A categorical decoder: its stack, the dense from the condition to the initial
+        // state, and the output projection.
+        let categorical = |condition: usize| {
+            stack(classes.saturating_add(condition), &self.decoder, false)
+                .0
+                .saturating_add(dense(condition, state))
+                .saturating_add(dense(top, classes))
+        };
+        // A conductor: its stack on a 1-wide zero input and its initial state, over a
+        // categorical decoder conditioned on its output.
+        let decoder = if self.encoding == Encoding::Groove {
+            let row = groove_rows::ROW;
+            stack(row.saturating_add(self.z_size), &self.decoder, false)
+                .0
+                .saturating_add(dense(self.z_size, state))
+                .saturating_add(dense(top, row))
+        } else if self.hierarchical {
+            stack(1, &self.decoder, false)
+                .0
+                .saturating_add(dense(self.z_size, state))
+                .saturating_add(categorical(top))
+        } else {
+            categorical(self.z_size)
+        };
+        if self.encoder.is_empty() {
+            return decoder;
+        }
+        let (mut encoder, mut code) = stack(input, &self.encoder, true);
+        if self.hierarchical_encoder {
+            let (top, top_code) = stack(code, &self.encoder, true);
+            (encoder, code) = (encoder.saturating_add(top), top_code);
+        }
+        // mu and sigma.
+        encoder
+            .saturating_add(dense(code, self.z_size).saturating_mul(2))
+            .saturating_add(decoder)
+    }
+
+    pub fn steps(&self) -> usize {
+        self.bars * self.steps_per_bar
+    }
+
+    /// The decoder's output classes (for a groove model, the drum combinations its hits
+    /// make).
+    pub fn num_classes(&self) -> usize {
+        match self.encoding {
+            Encoding::Melody => {
+                (self.max_pitch as usize).saturating_sub(self.min_pitch as usize) + 3
+            }
+            Encoding::Drums | Encoding::Groove => drums::NUM_CLASSES,
+        }
+    }
+
+    /// The encoder's input per step: a one-hot class for melodies, the drum roll for
+    /// drums, a groove row for grooves.
+    pub fn input_depth(&self) -> usize {
+        match self.encoding {
+            Encoding::Melody => self.num_classes(),
+            Encoding::Drums => drums::ROLL_DEPTH,
+            Encoding::Groove => groove_rows::ROW,
+        }
+    }
+
+    /// Tiny sizes for tests.
+    pub fn tiny(bars: usize, hierarchical: bool) -> Self {
+        Self {
+            z_size: 8,
+            encoder: vec![16],
+            decoder: vec![16, 16],
+            hierarchical,
+            bars,
+            ..Self::latent_live_2bar()
+        }
+    }
+}
+
+/// A TensorFlow dense layer: `x @ kernel + bias` with `kernel` of shape `[in, out]`.
+#[derive(Debug, Clone)]
+pub struct Dense {
+    pub kernel: Tensor,
+    pub bias: Tensor,
+}
+
+impl Dense {
+    pub fn new(input: usize, output: usize, vb: VarBuilder) -> Result<Self> {
+        let kernel = vb.get_with_hints(
+            (input, output),
+            "kernel",
+            candle_nn::init::DEFAULT_KAIMING_UNIFORM,
+        )?;
+        let bias = vb.get_with_hints(output, "bias", candle_nn::init::ZERO)?;
+        Ok(Self { kernel, bias })
+    }
+
+    /// Applies to the last dimension of an input of any rank.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims();
+        let (lead, input) = dims.split_at(dims.len() - 1);
+        let rows: usize = lead.iter().product();
+        let y = add_row(
+            &x.reshape((rows, input[0]))?.matmul(&self.kernel)?,
+            &self.bias,
+        )?;
+        let mut out = lead.to_vec();
+        out.push(self.kernel.dim(1)?);
+        y.reshape(out)
+    }
+}
+
+/// `x [R, C] + row [C]` on every row. Written as a rank-1 matmul so that the backward
+/// pass sums the rows with gemm: candle's sum over leading dimensions does two integer
+/// divisions per element, and was a tenth of a training step.
+pub fn add_row(x: &Tensor, row: &Tensor) -> Result<Tensor> {
+    let (rows, cols) = x.dims2()?;
+    let ones = Tensor::ones((rows, 1), x.dtype(), x.device())?;
+    x + ones.matmul(&row.reshape((1, cols))?)?
+}
+
+/// Magenta's `dropout_keep_prob`, for training: every LSTM layer's input values are each
+/// kept with probability `keep` and scaled by `1 / keep`, or zeroed (TensorFlow's
+/// `DropoutWrapper` with `input_keep_prob`). Every [`Dropout::apply`] draws a new mask.
+#[derive(Debug)]
+pub struct Dropout {
+    keep: f64,
+    rng: RefCell<ChaCha8Rng>,
+}
+
+impl Dropout {
+    pub fn new(keep: f64, seed: u64) -> Self {
+        Self {
+            keep: keep.clamp(f64::MIN_POSITIVE, 1.0),
+            rng: RefCell::new(ChaCha8Rng::seed_from_u64(seed)),
+        }
+    }
+
+    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        let scale = (1.0 / self.keep) as f32;
+        let mut rng = self.rng.borrow_mut();
+        let mask: Vec<f32> = (0..x.elem_count())
+            .map(|_| {
+                if rng.random::<f64>() < self.keep {
+                    scale
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        x * Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?
+    }
+}
+
+/// `x` through `dropout`, when training with one.
+fn dropped(x: &Tensor, dropout: Option<&Dropout>) -> Result<Tensor> {
+    match dropout {
+        Some(d) => d.apply(x),
+        None => Ok(x.clone()),
+    }
+}
+
+/// `log(1 + e^x)`, written to stay finite for large `|x|`.
+fn softplus(x: &Tensor) -> Result<Tensor> {
+    x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    /// The error a config with one field changed gives, checked to name that field.
+    fn error(field: &str, change: impl FnOnce(&mut Config)) -> ConfigError {
+        let mut config = Config::latent_live_2bar();
+        change(&mut config);
+        let err = config.validate().expect_err(field);
+        assert!(
+            err.to_string().contains(&format!("`{field}`")),
+            "{field}: {err}"
+        );
+        err
+    }
+
+    #[test]
+    fn every_bad_field_is_an_error_that_names_it() {
+        error("z_size", |c| c.z_size = 0);
+        error("z_size", |c| c.z_size = MAX_Z_SIZE + 1);
+        error("bars", |c| c.bars = 0);
+        error("bars", |c| c.bars = 17);
+        assert_eq!(
+            error("decoder", |c| c.decoder.clear()),
+            ConfigError::NoDecoder
+        );
+        error("decoder", |c| c.decoder = vec![8; MAX_LAYERS + 1]);
+        error("decoder", |c| c.decoder[1] = 0);
+        error("decoder", |c| c.decoder[0] = MAX_LAYER_SIZE + 1);
+        error("encoder", |c| c.encoder = vec![8; MAX_LAYERS + 1]);
+        assert_eq!(
+            error("encoder", |c| c.encoder = vec![64, 0]),
+            ConfigError::LayerSize {
+                field: "encoder",
+                layer: 1,
+                size: 0
+            }
+        );
+        error("hierarchical_encoder", |c| {
+            (c.hierarchical_encoder, c.encoder) = (true, Vec::new())
+        });
+        error("steps_per_bar", |c| c.steps_per_bar = 0);
+        error("steps_per_bar", |c| c.steps_per_bar = 12);
+        error("min_pitch", |c| (c.min_pitch, c.max_pitch) = (60, 59));
+        error("max_pitch", |c| c.max_pitch = 127);
+        error("min_pitch", |c| c.min_pitch = 0);
+    }
+
+    #[test]
+    fn a_config_too_large_to_allocate_is_an_error() {
+        let huge = Config {
+            z_size: MAX_Z_SIZE,
+            encoder: vec![MAX_LAYER_SIZE; MAX_LAYERS],
+            decoder: vec![MAX_LAYER_SIZE; MAX_LAYERS],
+            ..Config::latent_live_4bar()
+        };
+        assert!(huge.parameters() > 2_000_000_000, "{}", huge.parameters());
+        assert_eq!(
+            huge.validate(),
+            Err(ConfigError::TooManyParameters(huge.parameters()))
+        );
+        let message = huge.validate().unwrap_err().to_string();
+        assert!(
+            message.contains("z_size") && message.contains("layer sizes"),
+            "{message}"
+        );
+        // Saturates instead of overflowing on a config no one has bounded yet.
+        assert_eq!(
+            Config {
+                decoder: vec![usize::MAX],
+                ..Config::latent_live_2bar()
+            }
+            .parameters(),
+            usize::MAX
+        );
+    }
+
+    #[test]
+    fn shipped_and_magenta_shapes_are_valid() {
+        let big = Config {
+            z_size: 512,
+            encoder: vec![2048],
+            decoder: vec![2048; 3],
+            ..Config::latent_live_2bar()
+        };
+        let hierdec_16bar = Config {
+            z_size: 512,
+            encoder: vec![2048; 2],
+            decoder: vec![1024; 2],
+            bars: 16,
+            hierarchical: true,
+            ..Config::latent_live_2bar()
+        };
+        assert_eq!(
+            (big.parameters(), hierdec_16bar.parameters()),
+            (134_571_098, 176_061_530)
+        );
+        for config in [
+            Config::latent_live_2bar(),
+            Config::latent_live_4bar(),
+            Config::mel_2bar_small(),
+            Config::tiny(2, false),
+            Config::tiny(4, true),
+            big,
+            hierdec_16bar,
+        ] {
+            assert_eq!(config.validate(), Ok(()), "{config:?}");
+        }
+    }
+
+    #[test]
+    fn parameters_count_what_the_model_creates() {
+        let tiny = Config::tiny(2, false);
+        for config in [
+            tiny.clone(),
+            Config {
+                hierarchical: true,
+                ..tiny.clone()
+            },
+            Config {
+                hierarchical: true,
+                hierarchical_encoder: true,
+                encoder: vec![12, 10],
+                ..tiny.clone()
+            },
+            Config {
+                encoder: Vec::new(),
+                decoder: vec![24, 16, 8],
+                ..tiny
+            },
+        ] {
+            let varmap = VarMap::new();
+            MusicVae::new(
+                config.clone(),
+                VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+            )
+            .unwrap();
+            let created: usize = varmap.all_vars().iter().map(|v| v.elem_count()).sum();
+            assert_eq!(config.parameters(), created, "{config:?}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_config_never_builds_a_model() {
+        let varmap = VarMap::new();
+        let config = Config {
+            decoder: Vec::new(),
+            ..Config::tiny(2, false)
+        };
+        let err = MusicVae::new(
+            config,
+            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("`decoder`"), "{err}");
+    }
+}

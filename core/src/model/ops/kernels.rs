@@ -1,0 +1,319 @@
+//! The LSTM cell's elementwise kernels for the fused op: gates, cell update and their
+//! gradients for a block of rows. f32 uses a branch-free exp that vectorises, compiled for
+//! AVX-512 or AVX2 and picked at run time; f64 (used for gradient checks) uses the exact
+//! std functions.
+
+use std::mem::MaybeUninit;
+
+use candle_core::WithDType;
+
+use super::FORGET_BIAS;
+
+/// Per-row layout of the fused op's saved workspace: c, tanh(c), i, j, f, o.
+pub const WS: usize = 6;
+
+pub trait Elem: WithDType {
+    const ZERO: Self;
+    const ONE: Self;
+    fn sigmoid(self) -> Self;
+    fn tanh_(self) -> Self;
+
+    /// One step's cell update for a block of rows: `g` (recurrent products) and `x` (input
+    /// projection) `[rows, 4H]`, `c_prev` rows `c_rs` apart, into the workspace `w`
+    /// `[rows, 6H]` and `h` `[rows, H]`.
+    fn forward_rows(
+        n: usize,
+        g: &[Self],
+        x: &[Self],
+        c_prev: &[Self],
+        c_rs: usize,
+        w: &mut [Self],
+        h: &mut [MaybeUninit<Self>],
+    ) {
+        forward_rows_impl(n, g, x, c_prev, c_rs, w, h)
+    }
+
+    /// One step's backward for a block of rows: writes the gate pre-activation gradients
+    /// `dg` `[rows, 4H]` and carries `dc` back one step.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_rows(
+        n: usize,
+        w: &[Self],
+        c_prev: &[Self],
+        c_rs: usize,
+        gh: &[Self],
+        dh: &[Self],
+        dc: &mut [Self],
+        dg: &mut [MaybeUninit<Self>],
+    ) {
+        backward_rows_impl(n, w, c_prev, c_rs, gh, dh, dc, dg)
+    }
+}
+
+impl Elem for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    #[inline(always)]
+    fn sigmoid(self) -> Self {
+        1.0 / (1.0 + (-self).exp())
+    }
+    #[inline(always)]
+    fn tanh_(self) -> Self {
+        self.tanh()
+    }
+}
+
+impl Elem for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    #[inline(always)]
+    fn sigmoid(self) -> Self {
+        1.0 / (1.0 + fast_exp(-self))
+    }
+    #[inline(always)]
+    fn tanh_(self) -> Self {
+        1.0 - 2.0 / (fast_exp(2.0 * self) + 1.0)
+    }
+
+    fn forward_rows(
+        n: usize,
+        g: &[f32],
+        x: &[f32],
+        c_prev: &[f32],
+        c_rs: usize,
+        w: &mut [f32],
+        h: &mut [MaybeUninit<f32>],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if simd::avx512() {
+                return unsafe { simd::forward_avx512(n, g, x, c_prev, c_rs, w, h) };
+            }
+            if simd::avx2() {
+                return unsafe { simd::forward_avx2(n, g, x, c_prev, c_rs, w, h) };
+            }
+        }
+        forward_rows_impl(n, g, x, c_prev, c_rs, w, h)
+    }
+
+    fn backward_rows(
+        n: usize,
+        w: &[f32],
+        c_prev: &[f32],
+        c_rs: usize,
+        gh: &[f32],
+        dh: &[f32],
+        dc: &mut [f32],
+        dg: &mut [MaybeUninit<f32>],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if simd::avx512() {
+                return unsafe { simd::backward_avx512(n, w, c_prev, c_rs, gh, dh, dc, dg) };
+            }
+            if simd::avx2() {
+                return unsafe { simd::backward_avx2(n, w, c_prev, c_rs, gh, dh, dc, dg) };
+            }
+        }
+        backward_rows_impl(n, w, c_prev, c_rs, gh, dh, dc, dg)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use super::{backward_rows_impl, forward_rows_impl};
+    use std::mem::MaybeUninit;
+
+    pub fn avx512() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    pub fn avx2() -> bool {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn forward_avx512(
+        n: usize,
+        g: &[f32],
+        x: &[f32],
+        c: &[f32],
+        c_rs: usize,
+        w: &mut [f32],
+        h: &mut [MaybeUninit<f32>],
+    ) {
+        forward_rows_impl(n, g, x, c, c_rs, w, h)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn forward_avx2(
+        n: usize,
+        g: &[f32],
+        x: &[f32],
+        c: &[f32],
+        c_rs: usize,
+        w: &mut [f32],
+        h: &mut [MaybeUninit<f32>],
+    ) {
+        forward_rows_impl(n, g, x, c, c_rs, w, h)
+    }
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn backward_avx512(
+        n: usize,
+        w: &[f32],
+        c: &[f32],
+        c_rs: usize,
+        gh: &[f32],
+        dh: &[f32],
+        dc: &mut [f32],
+        dg: &mut [MaybeUninit<f32>],
+    ) {
+        backward_rows_impl(n, w, c, c_rs, gh, dh, dc, dg)
+    }
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn backward_avx2(
+        n: usize,
+        w: &[f32],
+        c: &[f32],
+        c_rs: usize,
+        gh: &[f32],
+        dh: &[f32],
+        dc: &mut [f32],
+        dg: &mut [MaybeUninit<f32>],
+    ) {
+        backward_rows_impl(n, w, c, c_rs, gh, dh, dc, dg)
+    }
+}
+
+/// `exp` for f32 without branches or calls (Cephes polynomial, about 1 ulp on the
+/// clamped range [-87, 88]), so that loops over it vectorise.
+#[inline(always)]
+fn fast_exp(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer.
+    let x = if x < -87.0 { -87.0 } else { x };
+    let x = if x > 88.0 { 88.0 } else { x };
+    let t = x * std::f32::consts::LOG2_E + MAGIC;
+    let k = t - MAGIC;
+    let r = x - k * 0.693_359_4 + k * 2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4_f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let e = p * r * r + r + 1.0;
+    // 2^k from the integer sitting in t's low mantissa bits.
+    let scale = f32::from_bits(t.to_bits().wrapping_sub(MAGIC.to_bits()).wrapping_add(127) << 23);
+    e * scale
+}
+
+#[inline(always)]
+fn forward_rows_impl<F: Elem>(
+    n: usize,
+    g: &[F],
+    x: &[F],
+    c_prev: &[F],
+    c_rs: usize,
+    w: &mut [F],
+    h: &mut [MaybeUninit<F>],
+) {
+    let rows = h.len() / n;
+    let fb = F::from_f64(FORGET_BIAS);
+    for r in 0..rows {
+        let g = &g[r * 4 * n..(r + 1) * 4 * n];
+        let x = &x[r * 4 * n..(r + 1) * 4 * n];
+        let cp = &c_prev[r * c_rs..r * c_rs + n];
+        let h = &mut h[r * n..(r + 1) * n];
+        let w = &mut w[r * WS * n..(r + 1) * WS * n];
+        let (gi, gj, gf, go) = (&g[..n], &g[n..2 * n], &g[2 * n..3 * n], &g[3 * n..4 * n]);
+        let (xi, xj, xf, xo) = (&x[..n], &x[n..2 * n], &x[2 * n..3 * n], &x[3 * n..4 * n]);
+        let (wc, rest) = w.split_at_mut(n);
+        let (wt, rest) = rest.split_at_mut(n);
+        let (wi, rest) = rest.split_at_mut(n);
+        let (wj, rest) = rest.split_at_mut(n);
+        let (wf, wo) = rest.split_at_mut(n);
+        let wo = &mut wo[..n];
+        for k in 0..n {
+            let i = (gi[k] + xi[k]).sigmoid();
+            let j = (gj[k] + xj[k]).tanh_();
+            let f = (gf[k] + xf[k] + fb).sigmoid();
+            let o = (go[k] + xo[k]).sigmoid();
+            let c = f * cp[k] + i * j;
+            let tc = c.tanh_();
+            wc[k] = c;
+            wt[k] = tc;
+            wi[k] = i;
+            wj[k] = j;
+            wf[k] = f;
+            wo[k] = o;
+            h[k].write(o * tc);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_rows_impl<F: Elem>(
+    n: usize,
+    w: &[F],
+    c_prev: &[F],
+    c_rs: usize,
+    gh: &[F],
+    dh: &[F],
+    dc: &mut [F],
+    dg: &mut [MaybeUninit<F>],
+) {
+    let rows = gh.len() / n;
+    let one = F::ONE;
+    for r in 0..rows {
+        let w = &w[r * WS * n..(r + 1) * WS * n];
+        let cp = &c_prev[r * c_rs..r * c_rs + n];
+        let gh = &gh[r * n..(r + 1) * n];
+        let dh = &dh[r * n..(r + 1) * n];
+        let dc = &mut dc[r * n..(r + 1) * n];
+        let dg = &mut dg[r * 4 * n..(r + 1) * 4 * n];
+        let (wt, wi, wj, wf, wo) = (
+            &w[n..2 * n],
+            &w[2 * n..3 * n],
+            &w[3 * n..4 * n],
+            &w[4 * n..5 * n],
+            &w[5 * n..6 * n],
+        );
+        let (di, rest) = dg.split_at_mut(n);
+        let (dj, rest) = rest.split_at_mut(n);
+        let (df, do_) = rest.split_at_mut(n);
+        let do_ = &mut do_[..n];
+        for k in 0..n {
+            let (tc, i, j, f, o) = (wt[k], wi[k], wj[k], wf[k], wo[k]);
+            let dhk = gh[k] + dh[k];
+            let dck = dc[k] + dhk * o * (one - tc * tc);
+            di[k].write(dck * j * i * (one - i));
+            dj[k].write(dck * i * (one - j * j));
+            df[k].write(dck * cp[k] * f * (one - f));
+            do_[k].write(dhk * tc * o * (one - o));
+            dc[k] = dck * f;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lstm_fast_exp_is_accurate() {
+        let mut x = -90.0f32;
+        while x < 90.0 {
+            let (fast, exact) = (fast_exp(x) as f64, (x.clamp(-87.0, 88.0) as f64).exp());
+            assert!(
+                (fast - exact).abs() <= 4e-7 * exact,
+                "exp({x}) = {fast}, expected {exact}"
+            );
+            x += 0.01;
+        }
+        for &x in &[-20.0f32, -3.0, -0.5, -1e-3, 0.0, 1e-3, 0.5, 3.0, 20.0] {
+            assert!((Elem::sigmoid(x) - 1.0 / (1.0 + (-x).exp())).abs() < 1e-7);
+            assert!((Elem::tanh_(x) - x.tanh()).abs() < 2e-7);
+        }
+    }
+}

@@ -1,0 +1,648 @@
+//! The model core on tiny models: learning, determinism, gradients and model files.
+
+use std::collections::{BTreeMap, HashMap};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use latent_live_core::model::vae::{ScheduledSampling, Training};
+use latent_live_core::model::{
+    Config, Dropout, ModelCard, ModelError, ModelFile, MusicVae, Sampling,
+};
+use latent_live_core::music::groove::{Groove, Stroke};
+use latent_live_core::music::melody::{self, Note};
+use latent_live_core::music::{Encoding, Event};
+use latent_live_training::eval::accuracy;
+use latent_live_training::train::{GrooveTrainer, TrainConfig, Trainer};
+
+/// Eight distinct 2-bar melodies with rests, held notes and leaps.
+fn melodies(steps: usize) -> Vec<Vec<Event>> {
+    (0..8u32)
+        .map(|k| {
+            let notes: Vec<Note> = (0..steps as u32 / 4)
+                .filter(|i| (i + k) % 5 != 3)
+                .map(|i| Note {
+                    pitch: (55 + (i * 7 + k * 5) % 24) as u8,
+                    start: i * 4,
+                    end: i * 4 + 1 + (i + k) % 4,
+                })
+                .collect();
+            melody::encode(&notes, steps)
+        })
+        .collect()
+}
+
+fn overfit(config: Config, steps: u64) -> (Trainer, Vec<Vec<Event>>) {
+    let data = melodies(config.steps());
+    let train = TrainConfig {
+        batch_size: data.len(),
+        learning_rate: 3e-3,
+        decay_rate: 1.0,
+        max_beta: 0.0,
+        transpose: 0,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(config, train).unwrap();
+    let refs: Vec<&[Event]> = data.iter().map(Vec::as_slice).collect();
+    for _ in 0..steps {
+        trainer.train_step(&refs).unwrap();
+    }
+    (trainer, data)
+}
+
+/// Greedy reconstruction accuracy of the eight melodies a tiny model was trained on.
+fn overfit_accuracy(bars: usize, hierarchical: bool) -> f64 {
+    let config = Config {
+        z_size: 16,
+        encoder: vec![32],
+        decoder: vec![48, 48],
+        ..Config::tiny(bars, hierarchical)
+    };
+    let (trainer, data) = overfit(config, 1000);
+    let refs: Vec<&[Event]> = data.iter().map(Vec::as_slice).collect();
+    let mu = trainer.model.encode(&refs).unwrap();
+    accuracy(&trainer.model.decode(&mu, Sampling::Greedy).unwrap(), &refs)
+}
+
+#[test]
+fn tiny_flat_model_overfits_eight_melodies() {
+    assert_eq!(
+        overfit_accuracy(2, false),
+        1.0,
+        "greedy reconstruction of the training melodies"
+    );
+}
+
+/// Eight distinct 2-bar grooves: kick, snare and hats with fills of toms and cymbals.
+fn grooves(steps: usize) -> Vec<Vec<Event>> {
+    use latent_live_core::music::drums::{self, Hit};
+    (0..8u32)
+        .map(|k| {
+            let mut hits = Vec::new();
+            for step in 0..steps as u32 {
+                if step % 2 == 0 || (k % 2 == 1 && step % 4 == 3) {
+                    hits.push(Hit {
+                        step,
+                        class: if k == 5 && step % 8 == 6 { 3 } else { 2 },
+                    });
+                }
+                if step % 8 == 0 || (step + k) % 11 == 0 {
+                    hits.push(Hit { step, class: 0 });
+                }
+                if step % 8 == 4 {
+                    hits.push(Hit { step, class: 1 });
+                }
+                if step >= 24 && (step + k) % 3 == 0 {
+                    hits.push(Hit {
+                        step,
+                        class: (4 + (step + k) % 5) as u8,
+                    });
+                }
+            }
+            drums::encode(&hits, steps)
+        })
+        .collect()
+}
+
+#[test]
+fn tiny_drum_model_overfits_eight_grooves() {
+    let config = Config {
+        z_size: 16,
+        encoder: vec![32],
+        decoder: vec![48, 48],
+        ..Config {
+            encoding: Encoding::Drums,
+            ..Config::tiny(2, false)
+        }
+    };
+    let data = grooves(config.steps());
+    let train = TrainConfig {
+        batch_size: data.len(),
+        learning_rate: 3e-3,
+        decay_rate: 1.0,
+        max_beta: 0.0,
+        transpose: 0,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(config, train).unwrap();
+    let refs: Vec<&[Event]> = data.iter().map(Vec::as_slice).collect();
+    assert_eq!(
+        refs.iter().collect::<std::collections::HashSet<_>>().len(),
+        8,
+        "eight different grooves"
+    );
+    // 512 classes take longer than melodies' 90: this run reaches 1.0 near step 1,500.
+    for _ in 0..2000 {
+        trainer.train_step(&refs).unwrap();
+    }
+    let mu = trainer.model.encode(&refs).unwrap();
+    assert_eq!(
+        accuracy(&trainer.model.decode(&mu, Sampling::Greedy).unwrap(), &refs),
+        1.0,
+        "greedy reconstruction of the training grooves"
+    );
+}
+
+/// The eight grooves as a drummer plays them: each hit pushed or laid back by up to a
+/// third of a 16th, accents on the beat, ghost notes between.
+fn played_grooves(steps: usize) -> Vec<Groove> {
+    grooves(steps)
+        .iter()
+        .enumerate()
+        .map(|(k, events)| {
+            let strokes: Vec<Stroke> = latent_live_core::music::drums::decode(events)
+                .iter()
+                .map(|h| {
+                    let wobble =
+                        ((h.step * 7 + h.class as u32 * 3 + k as u32) % 9) as f64 / 12.0 - 0.33;
+                    let velocity = if h.step % 4 == 0 {
+                        110
+                    } else {
+                        45 + ((h.step + k as u32) % 5) as u8 * 12
+                    };
+                    Stroke {
+                        class: h.class,
+                        time: h.step as f64 + wobble,
+                        velocity,
+                    }
+                })
+                .collect();
+            Groove::from_strokes(&strokes, steps)
+        })
+        .collect()
+}
+
+#[test]
+fn tiny_groove_model_overfits_eight_grooves() {
+    let config = Config {
+        z_size: 16,
+        encoder: vec![32],
+        decoder: vec![48, 48],
+        ..Config::groove_humanize_2bar()
+    };
+    let data = played_grooves(config.steps());
+    let train = TrainConfig {
+        batch_size: data.len(),
+        learning_rate: 3e-3,
+        decay_rate: 1.0,
+        max_beta: 0.0,
+        transpose: 0,
+        ..TrainConfig::default()
+    };
+    let mut trainer = GrooveTrainer::new(config, train).unwrap();
+    let refs: Vec<&Groove> = data.iter().collect();
+    // Teacher forced, the hits are all right by step 1,000; the greedy decode, fed its own
+    // velocities and offsets, needs about 3,000.
+    for _ in 0..3000 {
+        trainer.train_step(&refs).unwrap();
+    }
+    // From the hits alone, the model plays each groove back with its feel.
+    let quantized: Vec<Groove> = data.iter().map(Groove::humanize_input).collect();
+    let humanized = trainer
+        .model
+        .transform(&quantized.iter().collect::<Vec<_>>(), Sampling::Greedy)
+        .unwrap();
+    let (mut velocity, mut timing, mut hits) = (0.0, 0.0, 0);
+    for (played, want) in humanized.iter().zip(&data) {
+        assert_eq!(played.events, want.events, "the hits are the input's");
+        for (a, b) in played.strokes().iter().zip(want.strokes()) {
+            velocity += (a.velocity as f64 - b.velocity as f64).abs();
+            timing += (a.time - b.time).abs();
+            hits += 1;
+        }
+    }
+    let (velocity, timing) = (velocity / hits as f64, timing / hits as f64);
+    // The spread the model learnt: velocities 45..=110, timing within a third of a step.
+    assert!(velocity < 4.0, "velocity error {velocity:.2}");
+    assert!(timing < 0.03, "timing error {timing:.3} steps");
+}
+
+#[test]
+fn tiny_hierarchical_model_overfits_eight_melodies() {
+    assert_eq!(
+        overfit_accuracy(4, true),
+        1.0,
+        "greedy reconstruction of the training melodies"
+    );
+}
+
+fn random_model(config: Config, seed: u64) -> ModelFile {
+    let trainer = Trainer::new(
+        config,
+        TrainConfig {
+            seed,
+            ..TrainConfig::default()
+        },
+    )
+    .unwrap();
+    trainer
+        .model_file(ModelCard::default(), BTreeMap::new())
+        .unwrap()
+}
+
+#[test]
+fn sampling_is_deterministic_by_seed() {
+    for hierarchical in [false, true] {
+        let model = random_model(Config::tiny(2, hierarchical), 3)
+            .model(&Device::Cpu)
+            .unwrap();
+        let z = Tensor::randn(0f32, 1.0, (4, model.config.z_size), &Device::Cpu).unwrap();
+        let a = model.decode(&z, Sampling::new(1.0, 42)).unwrap();
+        let b = model.decode(&z, Sampling::new(1.0, 42)).unwrap();
+        let c = model.decode(&z, Sampling::new(1.0, 43)).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(
+            a, c,
+            "another seed should give other notes on an untrained model"
+        );
+        // Item 0 does not depend on what is decoded beside it.
+        let alone = model
+            .decode(&z.narrow(0, 0, 1).unwrap(), Sampling::new(1.0, 42))
+            .unwrap();
+        assert_eq!(alone[0], a[0]);
+        assert_eq!(
+            model.decode(&z, Sampling::Greedy).unwrap(),
+            model.decode(&z, Sampling::new(0.0, 9)).unwrap()
+        );
+    }
+}
+
+#[test]
+fn model_file_round_trips_in_f32_and_f16() {
+    let file = random_model(Config::tiny(2, true), 5);
+    let model = file.model(&Device::Cpu).unwrap();
+    let z = Tensor::randn(0f32, 1.0, (3, model.config.z_size), &Device::Cpu).unwrap();
+    let expected = model.decode(&z, Sampling::Greedy).unwrap();
+    let mut card = ModelCard {
+        name: "tiny".into(),
+        ..ModelCard::default()
+    };
+    card.metrics.insert("teacher_forced".into(), 0.5);
+    let file = ModelFile {
+        card: card.clone(),
+        ..file
+    };
+    for dtype in [DType::F32, DType::F16] {
+        let back = ModelFile::from_bytes(&file.to_bytes(dtype).unwrap()).unwrap();
+        assert_eq!(back.config, file.config);
+        assert_eq!(back.card, card);
+        let logits = |m: &MusicVae| {
+            let events = m.events_tensor(&[&expected[0]]).unwrap();
+            m.logits(&z.narrow(0, 0, 1).unwrap(), &events)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        let reloaded = back.model(&Device::Cpu).unwrap();
+        let max_diff = logits(&model)
+            .iter()
+            .zip(logits(&reloaded))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        let tolerance = if dtype == DType::F32 { 0.0 } else { 1e-2 };
+        assert!(
+            max_diff <= tolerance,
+            "{dtype:?}: logits differ by {max_diff}"
+        );
+    }
+}
+
+#[test]
+fn bad_model_files_give_errors_not_panics() {
+    let bytes = random_model(Config::tiny(2, false), 1)
+        .to_bytes(DType::F32)
+        .unwrap();
+    // Truncated anywhere.
+    for cut in [0, 1, 7, 8, 100, bytes.len() / 2, bytes.len() - 1] {
+        assert!(
+            ModelFile::from_bytes(&bytes[..cut]).is_err(),
+            "truncated at {cut}"
+        );
+    }
+    // Not a model at all.
+    let midi = latent_live_core::music::midi::export(
+        &[Note {
+            pitch: 60,
+            start: 0,
+            end: 4,
+        }],
+        120.0,
+    );
+    assert!(ModelFile::from_bytes(&midi).is_err());
+    // Corrupt header.
+    let mut corrupt = bytes.clone();
+    for b in corrupt[8..40].iter_mut() {
+        *b = b'!';
+    }
+    assert!(ModelFile::from_bytes(&corrupt).is_err());
+    // Weights that don't match the config.
+    let mut mismatched = ModelFile::from_bytes(&bytes).unwrap();
+    mismatched.config.decoder = vec![32, 32];
+    let err = mismatched
+        .model(&Device::Cpu)
+        .expect_err("mismatched weights must not load");
+    assert!(matches!(err, ModelError::Weights(_)), "{err}");
+    // Safetensors without our metadata, like a raw checkpoint.
+    let raw = safetensors::serialize(HashMap::<String, Tensor>::new(), None).unwrap();
+    assert!(matches!(
+        ModelFile::from_bytes(&raw),
+        Err(ModelError::MissingMetadata("config"))
+    ));
+    // A missing file names its path.
+    let err = ModelFile::read(std::path::Path::new("/nonexistent/model.safetensors"))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("/nonexistent/model.safetensors"));
+}
+
+#[test]
+fn checkpoints_resume_exactly() {
+    let dir = std::env::temp_dir().join(format!("latent-live-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("checkpoint.safetensors");
+    let config = Config::tiny(2, false);
+    let data = melodies(config.steps());
+    let refs: Vec<&[Event]> = data.iter().map(Vec::as_slice).collect();
+    let train = TrainConfig {
+        batch_size: 8,
+        ..TrainConfig::default()
+    };
+    let mut straight = Trainer::new(config.clone(), train.clone()).unwrap();
+    let mut interrupted = Trainer::new(config, train).unwrap();
+    for _ in 0..3 {
+        straight.train_step(&refs).unwrap();
+        interrupted.train_step(&refs).unwrap();
+    }
+    interrupted.save_checkpoint(&path).unwrap();
+    let mut resumed = Trainer::resume(&path).unwrap();
+    assert_eq!(resumed.step, 3);
+    for _ in 0..2 {
+        let a = straight.train_step(&refs).unwrap();
+        let b = resumed.train_step(&refs).unwrap();
+        assert_eq!(a.loss, b.loss);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The ELBO's gradient against central differences, in f64 on a tiny model.
+#[test]
+fn loss_passes_a_finite_difference_gradient_check() {
+    for (hierarchical, keep) in [
+        (false, None),
+        (true, None),
+        (false, Some(0.6)),
+        (true, Some(0.6)),
+    ] {
+        let config = Config {
+            z_size: 3,
+            encoder: vec![4],
+            decoder: vec![5, 4],
+            ..Config::tiny(2, hierarchical)
+        };
+        let varmap = VarMap::new();
+        let model = MusicVae::new(
+            config.clone(),
+            VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu),
+        )
+        .unwrap();
+        let data = melodies(config.steps());
+        let refs: Vec<&[Event]> = data[..2].iter().map(Vec::as_slice).collect();
+        let events = model.events_tensor(&refs).unwrap();
+        let eps = Tensor::randn(0f64, 1.0, (2, 3), &Device::Cpu).unwrap();
+        // free_bits below the KL so that the KL term's gradient is exercised.
+        // Dropout draws the same masks from the same seed, so the loss stays a function.
+        let training = || Training {
+            scheduled: None,
+            dropout: keep.map(|k| Dropout::new(k, 7)),
+        };
+        let loss = |m: &MusicVae| m.loss(&events, &eps, 0.7, 0.01, &training()).unwrap().total;
+        let grads = loss(&model).backward().unwrap();
+        let vars = varmap.data().lock().unwrap().clone();
+        let mut names: Vec<_> = vars.keys().cloned().collect();
+        names.sort();
+        for name in names {
+            let var = &vars[&name];
+            let analytic = grads
+                .get(var)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
+            let original = var
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
+            for idx in [0, original.len() / 2, original.len() - 1] {
+                let at = |delta: f64| {
+                    let mut v = original.clone();
+                    v[idx] += delta;
+                    var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap())
+                        .unwrap();
+                    loss(&model).to_scalar::<f64>().unwrap()
+                };
+                let h = 1e-5;
+                let numeric = (at(h) - at(-h)) / (2.0 * h);
+                at(0.0);
+                // Central differences lose relative precision on gradients near zero.
+                let err = (numeric - analytic[idx]).abs()
+                    / (numeric.abs() + analytic[idx].abs()).max(1e-4);
+                assert!(err < 1e-4, "{name}[{idx}] (hierarchical={hierarchical}, keep {keep:?}): numeric {numeric} vs analytic {}", analytic[idx]);
+            }
+        }
+    }
+}
+
+/// The reconstruction loss of a random tiny model on the eight melodies, z = 0.
+fn reconstruction(training: Training) -> f32 {
+    let model = random_model(Config::tiny(2, false), 2)
+        .model(&Device::Cpu)
+        .unwrap();
+    let data = melodies(model.config.steps());
+    let refs: Vec<&[Event]> = data.iter().map(Vec::as_slice).collect();
+    let events = model.events_tensor(&refs).unwrap();
+    let eps = Tensor::zeros((refs.len(), model.config.z_size), DType::F32, &Device::Cpu).unwrap();
+    model
+        .loss(&events, &eps, 0.2, 0.0, &training)
+        .unwrap()
+        .reconstruction
+}
+
+#[test]
+fn scheduled_sampling_feeds_the_models_own_samples() {
+    let loss = |scheduled| {
+        reconstruction(Training {
+            scheduled,
+            dropout: None,
+        })
+    };
+    let never = ScheduledSampling {
+        probability: 0.0,
+        seed: 1,
+    };
+    let always = ScheduledSampling {
+        probability: 1.0,
+        seed: 1,
+    };
+    assert_eq!(loss(None), loss(Some(never)));
+    assert_ne!(
+        loss(None),
+        loss(Some(always)),
+        "an untrained model's samples differ from the targets"
+    );
+    assert_eq!(
+        loss(Some(always)),
+        loss(Some(always)),
+        "deterministic by seed"
+    );
+}
+
+#[test]
+fn dropout_keeps_each_input_with_its_probability() {
+    let loss = |dropout| {
+        reconstruction(Training {
+            scheduled: None,
+            dropout,
+        })
+    };
+    let plain = loss(None);
+    assert_eq!(
+        plain,
+        loss(Some(Dropout::new(1.0, 3))),
+        "keeping everything is no dropout"
+    );
+    assert_ne!(plain, loss(Some(Dropout::new(0.5, 3))));
+    assert_eq!(
+        loss(Some(Dropout::new(0.5, 3))),
+        loss(Some(Dropout::new(0.5, 3))),
+        "deterministic by seed"
+    );
+    assert_ne!(
+        loss(Some(Dropout::new(0.5, 3))),
+        loss(Some(Dropout::new(0.5, 4)))
+    );
+    // Half the values of a tensor survive, scaled up by two.
+    let ones = Tensor::ones(10_000, DType::F32, &Device::Cpu).unwrap();
+    let kept = Dropout::new(0.5, 1)
+        .apply(&ones)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert!(kept.iter().all(|&v| v == 0.0 || v == 2.0));
+    let mean = kept.iter().sum::<f32>() / kept.len() as f32;
+    assert!((mean - 1.0).abs() < 0.05, "{mean}");
+}
+
+#[test]
+fn analysis_ranks_neurons_and_builds_attribute_vectors() {
+    use latent_live_core::music::attributes;
+    use latent_live_training::analysis::{analyze, sweep};
+    use latent_live_training::corpus::Split;
+
+    let config = Config::tiny(2, false);
+    let varmap = VarMap::new();
+    let model = MusicVae::new(
+        config.clone(),
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+    )
+    .unwrap();
+    // Thirty-two melodies: the eight, transposed four ways.
+    let slices: Vec<Vec<Event>> = melodies(config.steps())
+        .iter()
+        .flat_map(|m| [-5, 0, 3, 7].map(|t| melody::transpose(m, t).unwrap()))
+        .collect();
+    let split = Split {
+        steps: config.steps(),
+        events: slices.concat(),
+        tune: (0..slices.len() as u32).collect(),
+        feel: Vec::new(),
+    };
+    let a = analyze(&model, &split, None, 4).unwrap();
+    assert_eq!(a.slices, 32);
+    let mut ranking = a.ranking.clone();
+    ranking.sort();
+    assert_eq!(
+        ranking,
+        (0..config.z_size).collect::<Vec<_>>(),
+        "a permutation of the dims"
+    );
+    assert!(
+        a.ranking
+            .windows(2)
+            .all(|w| a.mu_variance[w[0]] >= a.mu_variance[w[1]]),
+        "most variable first"
+    );
+    assert_eq!((a.labels.len(), a.relations.len()), (4, 4));
+    assert!(a.labels[0].starts_with("N1 · "));
+    for name in attributes::MELODY {
+        assert_eq!(a.attribute_vectors[name].len(), config.z_size, "{name}");
+    }
+    // Transposing moves the mean pitch and nothing else: its vector is not zero.
+    assert!(a.attribute_vectors["mean_pitch"]
+        .iter()
+        .any(|v| v.abs() > 1e-6));
+    let s = sweep(
+        &model,
+        &a.attribute_vectors["note_density"],
+        &[-2.0, 0.0, 2.0],
+        4,
+        1,
+    )
+    .unwrap();
+    assert_eq!(
+        (s.means.len(), s.spearman.len()),
+        (3, attributes::MELODY.len())
+    );
+    assert!(s.spearman.iter().all(|r| (-1.0..=1.0).contains(r)));
+}
+
+#[test]
+fn ar_regularization_rewards_a_dimension_that_orders_the_attribute() {
+    use latent_live_training::train::attribute_regularization;
+
+    // Four melodies of increasing note density.
+    let batch: Vec<Vec<Event>> = (1..=4u32)
+        .map(|k| {
+            melody::encode(
+                &(0..4 * k)
+                    .map(|i| Note {
+                        pitch: 60,
+                        start: i * 8 / k,
+                        end: i * 8 / k + 1,
+                    })
+                    .collect::<Vec<_>>(),
+                32,
+            )
+        })
+        .collect();
+    let refs: Vec<&[Event]> = batch.iter().map(Vec::as_slice).collect();
+    let names = vec!["note_density".to_string()];
+    let loss = |column: [f32; 4]| {
+        let z = Tensor::from_vec(
+            column.iter().flat_map(|&v| [v, 0.0]).collect::<Vec<f32>>(),
+            (4, 2),
+            &Device::Cpu,
+        )
+        .unwrap();
+        attribute_regularization(&z, Encoding::Melody, &refs, &names)
+            .unwrap()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    let ordered = loss([-1.5, -0.5, 0.5, 1.5]);
+    let reversed = loss([1.5, 0.5, -0.5, -1.5]);
+    assert!(ordered < 0.01, "{ordered}");
+    assert!(reversed > 1.4, "{reversed}");
+    assert!(attribute_regularization(
+        &Tensor::zeros((4, 2), DType::F32, &Device::Cpu).unwrap(),
+        Encoding::Melody,
+        &refs,
+        &[]
+    )
+    .unwrap()
+    .is_none());
+}
