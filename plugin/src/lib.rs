@@ -21,6 +21,8 @@ pub mod editor;
 pub mod link;
 pub mod params;
 pub mod state;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod worker;
 
 use std::num::NonZeroU32;
@@ -449,6 +451,7 @@ mod alloc_check {
     use crate::audio::timeline::TransportInfo;
     use crate::params::CaptureSource;
     use crate::state::clips::Slot;
+    use crate::testing::set_normalized;
     use latent_live_core::music::melody::Note;
     use latent_live_core::music::phrase::Phrase;
 
@@ -457,23 +460,14 @@ mod alloc_check {
     static CHECKER: nice_assert_no_alloc::AllocDisabler = nice_assert_no_alloc::AllocDisabler;
 
     fn press(param: &impl Param, on: bool) {
-        // The host's route for setting a parameter; the param outlives the call.
-        unsafe {
-            param
-                .as_ptr()
-                ._internal_set_normalized_value(if on { 1.0 } else { 0.0 })
-        };
+        set_normalized(param, if on { 1.0 } else { 0.0 });
     }
 
     fn choose<T: nice_plug::prelude::Enum + PartialEq + 'static>(
         param: &nice_plug::prelude::EnumParam<T>,
         value: T,
     ) {
-        unsafe {
-            param
-                .as_ptr()
-                ._internal_set_normalized_value(param.preview_normalized(value))
-        };
+        set_normalized(param, param.preview_normalized(value));
     }
 
     #[test]
@@ -488,12 +482,9 @@ mod alloc_check {
             shared,
         });
         // As a host would: audition synth on, smoothers at the sample rate.
+        set_normalized(&plugin.params.synth, 1.0);
+        // SAFETY: the params outlive the pointer, and no audio thread runs yet.
         unsafe {
-            plugin
-                .params
-                .synth
-                .as_ptr()
-                ._internal_set_normalized_value(1.0);
             plugin
                 .params
                 .gain
@@ -696,7 +687,7 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
 
-    use nice_plug::prelude::Param;
+    use crate::testing::set_normalized;
 
     #[test]
     fn an_offline_render_waits_for_a_stuck_worker_once_until_it_delivers_again() {
@@ -716,13 +707,8 @@ mod tests {
             plugin.wait_for_worker(patience);
             start.elapsed()
         };
-        let change = |plugin: &crate::LatentLive, value: f32| unsafe {
-            plugin
-                .params
-                .lat1
-                .as_ptr()
-                ._internal_set_normalized_value(value)
-        };
+        let change =
+            |plugin: &crate::LatentLive, value: f32| set_normalized(&plugin.params.lat1, value);
         assert!(
             waited(&mut plugin) >= patience,
             "the first request is waited for"

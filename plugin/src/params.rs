@@ -718,11 +718,16 @@ mod tests {
         // What hosts check (clap-validator's param-conversions): text to value and back.
         let params = LatentLiveParams::default();
         for (id, ptr, _) in params.param_map() {
+            // SAFETY: `params` owns the parameter and outlives the loop (so for every call
+            // on `ptr` below).
             let steps = unsafe { ptr.step_count() }.unwrap_or(100).min(1000);
             for i in 0..=steps {
                 let normalized = i as f32 / steps as f32;
+                // SAFETY: as above.
                 let text = unsafe { ptr.normalized_value_to_string(normalized, true) };
+                // SAFETY: as above.
                 let back = unsafe { ptr.string_to_normalized_value(&text) };
+                // SAFETY: as above.
                 let again = back.map(|n| unsafe { ptr.normalized_value_to_string(n, true) });
                 assert_eq!(
                     again.as_deref(),
@@ -742,12 +747,7 @@ mod tests {
         let params = LatentLiveParams::default();
         let zero = params.z_request();
         // A stepped slider rounds a value just below 0 to -0.0.
-        unsafe {
-            params
-                .lat1
-                .as_ptr()
-                ._internal_set_normalized_value(params.lat1.preview_normalized(-0.004))
-        };
+        crate::testing::set_normalized(&params.lat1, params.lat1.preview_normalized(-0.004));
         assert_eq!(
             params.lat1.value().to_bits(),
             (-0.0f32).to_bits(),

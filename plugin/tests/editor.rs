@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use egui::epaint::{ClippedPrimitive, Primitive};
 use egui::{Color32, Role, TextureId, TexturesDelta, Vec2};
@@ -44,6 +44,8 @@ impl GuiContextInner for Host {
     }
     unsafe fn raw_begin_set_parameter(&self, _param: ParamPtr) {}
     unsafe fn raw_set_parameter_normalized(&self, param: ParamPtr, normalized: f32) {
+        // SAFETY: the caller (the editor) hands a pointer into the params it holds, which
+        // outlive the call.
         unsafe { param._internal_set_normalized_value(normalized) };
     }
     unsafe fn raw_end_set_parameter(&self, _param: ParamPtr) {}
@@ -256,21 +258,7 @@ impl Frame {
     }
 }
 
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    false
-}
-
-fn set(param: &impl Param, normalized: f32) {
-    // The host's route; the params outlive the call.
-    unsafe { param.as_ptr()._internal_set_normalized_value(normalized) };
-}
+use latent_live::testing::{set_normalized as set, wait_until};
 
 /// A worker on the embedded default model, the editor on its ends, no audio thread: the
 /// test plays that part (which phrase plays, where the playhead is).

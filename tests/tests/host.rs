@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use latent_live::params::LatentLiveParams;
+use latent_live::testing::set_by_id;
 use latent_live_core::model::assets::DefaultModel;
 use latent_live_core::model::latent::{z_tensor, LatentSpace};
 use latent_live_core::model::Sampling;
@@ -18,7 +19,6 @@ use latent_live_core::music::{drums, melody};
 use latent_live_tests::{
     at, exclusive, param_id, riff_inputs, sounding, Input, Output, Plugin, Transport, ARPEGGIO, RUN,
 };
-use nice_plug::prelude::Params;
 
 const SR: f64 = 48_000.0;
 const TEMPO: f64 = 120.0;
@@ -218,13 +218,7 @@ fn plays_the_default_model_on_the_grid_and_loops_it() {
 fn library_phrase(set: &[(&str, f32)]) -> Phrase {
     let params = LatentLiveParams::default();
     for &(id, normalized) in set {
-        let (_, ptr, _) = params
-            .param_map()
-            .into_iter()
-            .find(|(i, _, _)| i == id)
-            .expect("parameter");
-        // SAFETY: the params outlive the pointer; nothing else touches them.
-        unsafe { ptr._internal_set_normalized_value(normalized) };
+        set_by_id(&params, id, normalized);
     }
     let request = params.z_request();
     let file = DefaultModel::Flat2Bar.load().unwrap();
@@ -412,12 +406,7 @@ fn plays_the_librarys_drum_decode_on_the_drum_channel() {
     }
     // What the library decodes for the same z.
     let params = LatentLiveParams::default();
-    let (_, ptr, _) = params
-        .param_map()
-        .into_iter()
-        .find(|(i, _, _)| i == "lat1")
-        .unwrap();
-    unsafe { ptr._internal_set_normalized_value(0.7) };
+    set_by_id(&params, "lat1", 0.7);
     let file = DefaultModel::Groove2Bar.load().unwrap();
     let model = file.model(&candle_core::Device::Cpu).unwrap();
     let z = LatentSpace::of(&file)
@@ -468,12 +457,7 @@ type GrooveCase = (f64, f64, f32, fn(u64) -> Box<dyn FnMut() -> usize>);
 /// humanizer's feel for its hits: what the plugin should play.
 fn library_groove(lat1: f32) -> (Vec<drums::Hit>, Vec<[Feel; drums::NUM_DRUM_CLASSES]>) {
     let params = LatentLiveParams::default();
-    let (_, ptr, _) = params
-        .param_map()
-        .into_iter()
-        .find(|(i, _, _)| i == "lat1")
-        .unwrap();
-    unsafe { ptr._internal_set_normalized_value(lat1) };
+    set_by_id(&params, "lat1", lat1);
     let file = DefaultModel::Groove2Bar.load().unwrap();
     let model = file.model(&candle_core::Device::Cpu).unwrap();
     let z = LatentSpace::of(&file)

@@ -10,6 +10,10 @@
 //! the plugin's `process()` aborts the test. (The event list below lives in this binary,
 //! out of that checker's sight: it keeps to a fixed capacity by construction.)
 
+// The bindings' constants are `u32` on some platforms and `i32` on others: the casts
+// that are no-ops here are needed there.
+#![allow(clippy::unnecessary_cast)]
+
 use std::ffi::{c_char, c_void, CStr};
 use std::mem::zeroed;
 use std::ptr::null_mut;
@@ -153,6 +157,8 @@ fn loads_and_plays_through_the_vst3_factory() {
     // 1. The factory lists our class, as an audio module, under our name.
     // SAFETY (this block and the calls below): every pointer passed is to a live local
     // of the type the VST3 API asks for, and the COM pointers are live.
+    // SAFETY: the COM pointers are live and every pointer passed is to a live local of the type
+    // the VST3 API asks for (see the factory's block).
     let (index, info) = unsafe {
         (0..factory.countClasses())
             .map(|i| {
@@ -166,8 +172,12 @@ fn loads_and_plays_through_the_vst3_factory() {
     assert_eq!(text(&info.category), "Audio Module Class");
     assert_eq!(text(&info.name), "Latent Live");
     let factory2 = factory.cast::<IPluginFactory2>().expect("IPluginFactory2");
+    // SAFETY: the COM pointers are live and every pointer passed is to a live local of the type
+    // the VST3 API asks for (see the factory's block).
     let mut info2: PClassInfo2 = unsafe { zeroed() };
     assert_eq!(
+        // SAFETY: the COM pointers are live and every pointer passed is to a live local of the
+        // type the VST3 API asks for (see the factory's block).
         unsafe { factory2.getClassInfo2(index, &mut info2) },
         kResultOk
     );
@@ -182,6 +192,8 @@ fn loads_and_plays_through_the_vst3_factory() {
     // 2. An instance, initialised. nice-plug ignores the host context (its `initialize`
     // reads nothing from it), so a null one stands in for an IHostApplication.
     let mut object = null_mut();
+    // SAFETY: the COM pointers are live and every pointer passed is to a live local of the type
+    // the VST3 API asks for (see the factory's block).
     let created = unsafe {
         factory.createInstance(
             CLASS_ID.as_ptr() as *const c_char,
@@ -192,6 +204,8 @@ fn loads_and_plays_through_the_vst3_factory() {
     assert_eq!(created, kResultOk);
     // SAFETY: createInstance returned an IComponent with one reference, now owned here.
     let component = unsafe { ComPtr::from_raw(object as *mut IComponent) }.expect("an IComponent");
+    // SAFETY: the COM pointers are live and every pointer passed is to a live local of the type
+    // the VST3 API asks for (see the factory's block).
     assert_eq!(unsafe { component.initialize(null_mut()) }, kResultOk);
     let processor = component
         .cast::<IAudioProcessor>()
@@ -200,11 +214,15 @@ fn loads_and_plays_through_the_vst3_factory() {
     let controller = component
         .cast::<IEditController>()
         .expect("IEditController on the component");
+    // SAFETY: the COM pointers are live and every pointer passed is to a live local of the type
+    // the VST3 API asks for (see the factory's block).
     assert_eq!(unsafe { controller.getParameterCount() }, 53);
 
     // The buses: an instrument (no audio in, stereo out) with note input and output.
     let (audio, event) = (kAudio as i32, kEvent as i32);
     let (input, output) = (kInput as i32, kOutput as i32);
+    // SAFETY: the COM pointers are live and every pointer passed is to a live local of the type
+    // the VST3 API asks for (see the factory's block).
     unsafe {
         assert_eq!(component.getBusCount(audio, input), 0, "no audio input");
         assert_eq!(component.getBusCount(audio, output), 1, "one audio output");
@@ -284,6 +302,8 @@ fn loads_and_plays_through_the_vst3_factory() {
         // SAFETY: `data` points at live buffers of BLOCK samples, a live context and event
         // list; nothing else touches them during the call.
         assert_eq!(
+            // SAFETY: the COM pointers are live and every pointer passed is to a live local of
+            // the type the VST3 API asks for (see the factory's block).
             unsafe { processor.process(&mut data) },
             kResultOk,
             "process at sample {position}"
@@ -330,6 +350,8 @@ fn loads_and_plays_through_the_vst3_factory() {
         let at = start + e.sampleOffset as u64;
         assert_eq!(e.busIndex, 0);
         match e.r#type as u32 {
+            // SAFETY: the COM pointers are live and every pointer passed is to a live local of
+            // the type the VST3 API asks for (see the factory's block).
             t if t == kNoteOnEvent as u32 => {
                 // SAFETY: the event type says which union field is set.
                 let note = unsafe { e.__field0.noteOn };
@@ -344,6 +366,7 @@ fn loads_and_plays_through_the_vst3_factory() {
             }
             t if t == kNoteOffEvent as u32 => sounding -= 1,
             t if t == kLegacyMIDICCOutEvent as u32 => assert_eq!(
+                // SAFETY: the event type, matched above, says which union field is set.
                 unsafe { e.__field0.midiCCOut }.controlNumber,
                 123,
                 "only all-notes-off CCs"
@@ -359,6 +382,8 @@ fn loads_and_plays_through_the_vst3_factory() {
 
     // 4. Tear down in the order hosts do; the ComPtrs release their references as they
     // go (the last one drops the plugin, which joins its worker).
+    // SAFETY: the COM pointers are live and every pointer passed is to a live local of the type
+    // the VST3 API asks for (see the factory's block).
     unsafe {
         assert_eq!(processor.setProcessing(0), kResultOk);
         assert_eq!(component.setActive(0), kResultOk);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use latent_live::link;
 use latent_live::params::{LatentLiveParams, ModelChoice};
+use latent_live::testing::{set_normalized as set, wait_until};
 use latent_live::worker::engine::Engine;
 use latent_live::worker::models;
 use latent_live_core::music::phrase::Phrase;
@@ -75,20 +76,11 @@ pub fn run(args: &LatencyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn set(param: &impl Param, normalized: f32) {
-    // The route a host's automation takes into the parameter.
-    unsafe { param.as_ptr()._internal_set_normalized_value(normalized) };
-}
-
-fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_micros(100));
+fn wait(timeout: Duration, f: impl FnMut() -> bool) -> anyhow::Result<()> {
+    if !wait_until(timeout, f) {
+        bail!("timed out after {timeout:?}")
     }
-    bail!("timed out after {timeout:?}")
+    Ok(())
 }
 
 /// "median m ms, p95 p ms, max x ms (n)".

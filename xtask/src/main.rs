@@ -34,7 +34,7 @@ enum Command {
     /// Build the folk-melody training set from the music21 wheel.
     Corpus(corpus::CorpusArgs),
     /// Train a model (resumable).
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Training throughput on random data (examples/s).
     BenchTrain(train::BenchTrainArgs),
     /// Interpolate and sample with the embedded 2-bar model into demo.mid.

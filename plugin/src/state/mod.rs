@@ -219,8 +219,7 @@ fn restore_params(
             )
         };
         let (low, high) = (low.min(high), low.max(high));
-        let restored =
-            match (ptr, saved.get(id)) {
+        let restored = match (ptr, saved.get(id)) {
                 (_, None) => Ok(default_value(ptr, default)),
                 (ParamPtr::FloatParam(_), Some(&ParamValue::F32(v))) if v.is_nan() => {
                     Err(v.to_string())
@@ -232,8 +231,9 @@ fn restore_params(
                     ParamValue::I32(clamped(id, v, v.clamp(low as i32, high as i32), messages)),
                 ),
                 (ParamPtr::BoolParam(_), Some(&ParamValue::Bool(v))) => Ok(ParamValue::Bool(v)),
-                // SAFETY: as above; this sets the scratch defaults, not the plugin's parameters.
                 (ParamPtr::EnumParam(p), Some(ParamValue::String(variant)))
+                    // SAFETY: as above; this sets the scratch defaults, not the plugin's
+                    // parameters.
                     if unsafe { &**p }.set_from_id(variant) =>
                 {
                     Ok(ParamValue::String(variant.clone()))

@@ -148,27 +148,11 @@ mod tests {
     use nice_plug::prelude::Param;
     use std::collections::BTreeMap;
 
-    fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if f() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        false
-    }
-
     fn wait_for(consumer: &mut PhraseConsumer, slot: &mut Phrase, timeout: Duration) -> bool {
         wait_until(timeout, || consumer.pop_newest(slot))
     }
 
-    fn set(param: &impl Param, normalized: f32) {
-        // The host's route for setting a parameter; safe here, the param outlives the call.
-        unsafe {
-            param.as_ptr()._internal_set_normalized_value(normalized);
-        }
-    }
+    use crate::testing::{set_normalized as set, wait_until};
 
     fn set_plain(param: &nice_plug::prelude::FloatParam, value: f32) {
         set(param, param.preview_normalized(value));
@@ -229,6 +213,43 @@ mod tests {
             },
             phrase,
         }
+    }
+
+    #[test]
+    fn a_model_chosen_while_another_loads_is_the_one_that_plays() {
+        // A host restores a project (the 4-bar model) while the first model loads: the
+        // phrase must be the 4-bar model's, not the default's with the project's values.
+        let params = Arc::new(LatentLiveParams::default());
+        let chooser = params.clone();
+        let tiny = tiny_loader();
+        let loader: ModelLoader = Arc::new(move |source, path| {
+            let hierarchical = source == ModelSource::Pattern(ModelChoice::Folk4Bar);
+            if source == ModelSource::Pattern(ModelChoice::Folk2Bar) {
+                let four_bars = chooser.model.preview_normalized(ModelChoice::Folk4Bar);
+                set(&chooser.model, four_bars);
+            }
+            if hierarchical {
+                let card = ModelCard {
+                    name: "tiny-4bar".into(),
+                    ..ModelCard::default()
+                };
+                return ModelFile::random(Config::tiny(4, true), card, BTreeMap::new());
+            }
+            tiny(source, path)
+        });
+        let (engine, mut link) = Engine::start(params.clone(), loader, ports().0).unwrap();
+        let mut slot = Phrase::EMPTY;
+        assert!(wait_until(Duration::from_secs(20), || {
+            link.phrases.pop_newest(&mut slot);
+            engine
+                .status()
+                .has_delivered(params.z_request().fingerprint())
+        }));
+        assert_eq!(
+            slot.steps, 64,
+            "the phrase of the model chosen during the load"
+        );
+        assert_eq!(engine.status().model_name(), "tiny-4bar");
     }
 
     #[test]
@@ -653,12 +674,7 @@ mod tests {
             .status()
             .playing_generation
             .store(slot.generation, Ordering::Release);
-        unsafe {
-            params
-                .octave
-                .as_ptr()
-                ._internal_set_normalized_value(params.octave.preview_normalized(1))
-        };
+        set(&params.octave, params.octave.preview_normalized(1));
         let out = dir.join("out.mid");
         engine.send(Command::ExportMidi(out.clone()));
         assert!(handled(3));

@@ -167,6 +167,12 @@ impl Worker {
         }
         // Read last: the request carries the revisions of the clips just stored.
         let request = self.params.z_request();
+        if self.attempted != Some(model_attempt(request.model, request.model_file_revision)) {
+            // The model was chosen after this round loaded one (a host restoring a
+            // project while the first model loads): the next round loads it. Decoding
+            // the request with the model it replaces would deliver the wrong phrase.
+            return true;
+        }
         let changed = self.decoded != Some(request)
             || revisions
                 != (
@@ -214,16 +220,11 @@ impl Worker {
     /// fails to load leaves the previous one playing, with the error for the editor.
     fn load_model_if_changed(&mut self) {
         let choice = self.params.model.value();
-        // The file's revision only matters when the file is what plays.
-        let file_revision = if choice == ModelChoice::File {
-            self.params.model_file.revision()
-        } else {
-            0
-        };
-        if self.attempted == Some((choice, file_revision)) {
+        let attempt = model_attempt(choice, self.params.model_file.revision());
+        if self.attempted == Some(attempt) {
             return;
         }
-        self.attempted = Some((choice, file_revision));
+        self.attempted = Some(attempt);
         match models::load(
             &self.loader,
             choice,
@@ -233,6 +234,8 @@ impl Worker {
             Ok(Some(loaded)) => {
                 self.shared.status.set_model_name(&loaded.name);
                 self.loaded = Some(loaded);
+                // What was decoded, was decoded by the model this one replaces.
+                self.decoded = None;
                 self.publish();
                 self.shared.status.report(None);
                 self.reencode_clips();
@@ -414,4 +417,15 @@ impl Worker {
             hidden,
         })
     }
+}
+
+/// What a load of `choice` tried: the choice, and the chosen file's revision when the file
+/// is what plays (another file's revision means nothing to an embedded model).
+fn model_attempt(choice: ModelChoice, file_revision: u64) -> (ModelChoice, u64) {
+    let file_revision = if choice == ModelChoice::File {
+        file_revision
+    } else {
+        0
+    };
+    (choice, file_revision)
 }

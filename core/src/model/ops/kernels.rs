@@ -87,9 +87,12 @@ impl Elem for f32 {
         #[cfg(target_arch = "x86_64")]
         {
             if simd::avx512() {
+                // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked just now), all the
+                // function is compiled for; it reads and writes only through the slices.
                 return unsafe { simd::forward_avx512(n, g, x, c_prev, c_rs, w, h) };
             }
             if simd::avx2() {
+                // SAFETY: the CPU has AVX2 and FMA (checked just now).
                 return unsafe { simd::forward_avx2(n, g, x, c_prev, c_rs, w, h) };
             }
         }
@@ -109,9 +112,11 @@ impl Elem for f32 {
         #[cfg(target_arch = "x86_64")]
         {
             if simd::avx512() {
+                // SAFETY: as for `forward_rows`: the features were checked just now.
                 return unsafe { simd::backward_avx512(n, w, c_prev, c_rs, gh, dh, dc, dg) };
             }
             if simd::avx2() {
+                // SAFETY: the CPU has AVX2 and FMA (checked just now).
                 return unsafe { simd::backward_avx2(n, w, c_prev, c_rs, gh, dh, dc, dg) };
             }
         }
