@@ -63,6 +63,15 @@ impl DefaultModel {
         }
     }
 
+    /// The model file, checked as any file is.
+    ///
+    /// ```
+    /// use latent_live_core::model::assets::DefaultModel;
+    ///
+    /// let file = DefaultModel::Flat2Bar.load()?;
+    /// assert_eq!(file.config.bars, 2);
+    /// # Ok::<(), latent_live_core::model::ModelError>(())
+    /// ```
     pub fn load(self) -> Result<ModelFile, ModelError> {
         ModelFile::from_bytes(self.bytes())
     }

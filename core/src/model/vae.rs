@@ -87,11 +87,44 @@ impl MusicVae {
     }
 
     /// The means of a batch of melodies, `[B, Z]`: what capture and interpolation use.
+    ///
+    /// A MIDI file's melody into z:
+    /// ```
+    /// use candle_core::Device;
+    /// use latent_live_core::model::assets::DefaultModel;
+    /// use latent_live_core::music::melody::{self, Note};
+    /// use latent_live_core::music::midi;
+    ///
+    /// let tune = [Note { pitch: 60, start: 0, end: 4 }, Note { pitch: 64, start: 4, end: 8 }];
+    /// let imported = midi::import(&midi::export(&tune, 120.0))?;
+    /// let model = DefaultModel::Flat2Bar.load()?.model(&Device::Cpu)?;
+    /// let events = melody::encode(&imported.notes, model.config.steps());
+    /// let mu = model.encode(&[&events])?;
+    /// assert_eq!(mu.dims(), &[1, model.config.z_size]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn encode(&self, melodies: &[&[Event]]) -> Result<Tensor> {
         self.encoder()?
             .mu(Input::Tokens(&self.events_tensor(melodies)?))
     }
 
+    /// One phrase of the model's length per row of `z` `[B, Z]`.
+    ///
+    /// ```
+    /// use candle_core::Device;
+    /// use latent_live_core::model::assets::DefaultModel;
+    /// use latent_live_core::model::latent::z_tensor;
+    /// use latent_live_core::model::Sampling;
+    /// use latent_live_core::music::melody;
+    ///
+    /// let model = DefaultModel::Flat2Bar.load()?.model(&Device::Cpu)?;
+    /// let origin = vec![0.0; model.config.z_size];
+    /// let phrases = model.decode(&z_tensor(&model, &[origin])?, Sampling::Greedy)?;
+    /// assert_eq!(phrases[0].len(), model.config.steps());
+    /// let notes = melody::decode(&phrases[0]);
+    /// assert!(notes.iter().all(|n| n.start < n.end));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn decode(&self, z: &Tensor, sampling: Sampling) -> Result<Vec<Vec<Event>>> {
         self.decoder.sample(
             &z.to_dtype(DType::F32)?,
