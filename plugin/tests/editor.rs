@@ -437,7 +437,7 @@ fn the_editor_in_each_state_a_performer_meets() {
     screenshot(&harness, &textures, "fresh");
 
     // Clip captured from a file: its thumbnail, refine and clear come alive.
-    rig.engine.send(Command::CaptureFile {
+    rig.engine.commands.send(Command::CaptureFile {
         slot: Slot::A,
         path: clip_file(
             "a.mid",
@@ -465,7 +465,7 @@ fn the_editor_in_each_state_a_performer_meets() {
     screenshot(&harness, &textures, "clip-captured");
 
     // Mid-morph: both clips, halfway, the new phrase queued behind the one playing.
-    rig.engine.send(Command::CaptureFile {
+    rig.engine.commands.send(Command::CaptureFile {
         slot: Slot::B,
         path: clip_file(
             "b.mid",
@@ -539,7 +539,7 @@ fn the_drum_grid_replaces_the_piano_roll_when_a_drum_model_plays() {
         latent_live_core::music::midi::export_drums(&hits, 100.0, &drums::GM_NOTES, drums::accent),
     )
     .unwrap();
-    rig.engine.send(Command::CaptureFile {
+    rig.engine.commands.send(Command::CaptureFile {
         slot: Slot::A,
         path,
     });

@@ -475,10 +475,10 @@ impl Editor {
                         )
                         .clicked()
                     {
-                        self.link.send(Command::RefineClip(slot));
+                        self.link.commands.send(Command::RefineClip(slot));
                     }
                     if ui.button(format!("Clear {name}")).clicked() {
-                        self.link.send(Command::ClearClip(slot));
+                        self.link.commands.send(Command::ClearClip(slot));
                     }
                 });
             });
@@ -612,9 +612,10 @@ impl Editor {
                     );
                 }
             }
-            Pick::Clip(slot) => self.link.send(Command::CaptureFile { slot, path }),
+            Pick::Clip(slot) => self.link.commands.send(Command::CaptureFile { slot, path }),
             Pick::Export => self
                 .link
+                .commands
                 .send(Command::ExportMidi(path.with_extension("mid"))),
         }
     }

@@ -95,26 +95,35 @@ pub struct Shared {
 /// The worker's queues, made with the plugin instance so that the editor can hold its
 /// ends before (and whether or not) the host activates the plugin.
 pub struct WorkerPorts {
-    pub commands: mpsc::Sender<Command>,
+    pub commands: CommandSender,
     pub inbox: mpsc::Receiver<Command>,
     pub view: ViewPublisher,
     pub shared: Arc<Shared>,
 }
 
+/// Where [`Command`]s enter the worker's queue; each one wakes it.
+#[derive(Clone)]
+pub struct CommandSender {
+    queue: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl CommandSender {
+    pub fn send(&self, command: Command) {
+        // Fails only when the worker has stopped, and then there is nobody to tell.
+        let _ = self.queue.send(command);
+        self.shared.waker.wake();
+    }
+}
+
 /// The editor's ends: commands in, status and [`view::View`]s out.
 pub struct EditorLink {
-    commands: mpsc::Sender<Command>,
+    pub commands: CommandSender,
     pub view: ViewReader,
     pub shared: Arc<Shared>,
 }
 
 impl EditorLink {
-    pub fn send(&self, command: Command) {
-        // Fails only when the worker has stopped, and then there is nobody to tell.
-        let _ = self.commands.send(command);
-        self.shared.waker.wake();
-    }
-
     pub fn status(&self) -> &EngineStatus {
         &self.shared.status
     }
@@ -122,7 +131,11 @@ impl EditorLink {
 
 pub fn ports() -> (WorkerPorts, EditorLink) {
     let shared = Arc::new(Shared::default());
-    let (commands, inbox) = mpsc::channel();
+    let (queue, inbox) = mpsc::channel();
+    let commands = CommandSender {
+        queue,
+        shared: shared.clone(),
+    };
     let (publisher, reader) = view_channel();
     let editor = EditorLink {
         commands: commands.clone(),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::link::phrase::phrase_channel;
 use crate::link::status::EngineStatus;
-use crate::link::{AudioLink, Command, Shared, WorkerPorts};
+use crate::link::{AudioLink, CommandSender, Shared, WorkerPorts};
 use crate::params::LatentLiveParams;
 use crate::worker::inference::Worker;
 use crate::worker::models::ModelLoader;
@@ -30,7 +30,9 @@ const CAPTURE_QUEUE: usize = 8;
 pub struct Engine {
     thread: Option<JoinHandle<()>>,
     finished: mpsc::Receiver<()>,
-    commands: mpsc::Sender<Command>,
+    /// The same queue as the editor's: for hosts and tools that drive the worker without
+    /// an editor.
+    pub commands: CommandSender,
     pub shared: Arc<Shared>,
 }
 
@@ -88,12 +90,6 @@ impl Engine {
         &self.shared.status
     }
 
-    pub fn send(&self, command: Command) {
-        // Fails only when the worker has stopped, and then there is nobody to tell.
-        let _ = self.commands.send(command);
-        self.shared.waker.wake();
-    }
-
     /// Activation and deactivation: an inactive worker sleeps until woken.
     pub fn set_active(&self, active: bool) {
         self.shared.active.store(active, Ordering::Release);
@@ -136,7 +132,7 @@ mod tests {
     use super::*;
     use crate::link::capture::CaptureRequest;
     use crate::link::phrase::PhraseConsumer;
-    use crate::link::ports;
+    use crate::link::{ports, Command};
     use crate::params::{CaptureSource, ModelChoice};
     use crate::state::clips::{ClipSource, Clips, Slot};
     use crate::worker::inference::{BUSY_FOR, IDLE_POLL};
@@ -651,7 +647,7 @@ mod tests {
             })
         };
 
-        engine.send(Command::CaptureFile {
+        engine.commands.send(Command::CaptureFile {
             slot: Slot::B,
             path: source.clone(),
         });
@@ -660,7 +656,7 @@ mod tests {
         assert_eq!((b.steps, b.notes.len()), (32, 8));
         assert_eq!(b.source, ClipSource::File(source.display().to_string()));
 
-        engine.send(Command::CaptureFile {
+        engine.commands.send(Command::CaptureFile {
             slot: Slot::A,
             path: dir.join("missing.mid"),
         });
@@ -676,7 +672,7 @@ mod tests {
             .store(slot.generation, Ordering::Release);
         set(&params.octave, params.octave.preview_normalized(1));
         let out = dir.join("out.mid");
-        engine.send(Command::ExportMidi(out.clone()));
+        engine.commands.send(Command::ExportMidi(out.clone()));
         assert!(handled(3));
         let exported = midi::import_file(&out).unwrap();
         // The importer folds pitches past 108 back by octaves, as it does for any file.
@@ -690,7 +686,7 @@ mod tests {
             expected
         );
 
-        engine.send(Command::ClearClip(Slot::B));
+        engine.commands.send(Command::ClearClip(Slot::B));
         assert!(handled(4));
         assert!(params.clips.get().b.is_none());
         std::fs::remove_dir_all(&dir).ok();
@@ -805,7 +801,7 @@ mod tests {
         let a = params.clips.get().a.expect("captured without an encoder");
         assert_eq!(a.mu.len(), 8);
 
-        engine.send(Command::RefineClip(Slot::A));
+        engine.commands.send(Command::RefineClip(Slot::A));
         assert!(wait_until(Duration::from_secs(10), || engine
             .status()
             .handled
@@ -817,7 +813,7 @@ mod tests {
             (a.notes.as_slice(), 8)
         );
         assert_ne!(refined.mu, a.mu, "refining moves z");
-        engine.send(Command::RefineClip(Slot::B));
+        engine.commands.send(Command::RefineClip(Slot::B));
         assert!(wait_until(Duration::from_secs(10), || engine
             .status()
             .handled
@@ -856,7 +852,7 @@ mod tests {
         let (_params, engine, _link) = decoder_only_with_clip_a();
         // Refines back to back: the drop lands inside one.
         for _ in 0..50 {
-            engine.send(Command::RefineClip(Slot::A));
+            engine.commands.send(Command::RefineClip(Slot::A));
         }
         std::thread::sleep(Duration::from_millis(30));
         let started = Instant::now();
@@ -925,7 +921,7 @@ mod tests {
             "inactive: parked"
         );
         // A command wakes it at once.
-        engine.send(Command::ClearClip(Slot::A));
+        engine.commands.send(Command::ClearClip(Slot::A));
         assert!(wait_until(Duration::from_secs(1), || engine
             .status()
             .handled
