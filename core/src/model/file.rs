@@ -101,22 +101,24 @@ impl ModelFile {
         config: Config,
         card: ModelCard,
         extra: BTreeMap<String, String>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ModelError> {
+        config.validate()?;
         let varmap = candle_nn::VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        if config.encoding == crate::music::Encoding::Groove {
-            GrooVae::new(config.clone(), vb).map_err(|e| e.to_string())?;
+        let built = if config.encoding == crate::music::Encoding::Groove {
+            GrooVae::new(config.clone(), vb).map(drop)
         } else {
-            MusicVae::new(config.clone(), vb).map_err(|e| e.to_string())?;
-        }
+            MusicVae::new(config.clone(), vb).map(drop)
+        };
+        built.map_err(ModelError::Weights)?;
         let tensors = varmap
             .data()
             .lock()
-            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
             .iter()
             .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
             .collect();
-        Self::new(config, card, extra, tensors).map_err(|e| e.to_string())
+        Self::new(config, card, extra, tensors)
     }
 
     /// Reads a file of at most [`MAX_MODEL_BYTES`], if it is a regular file (see

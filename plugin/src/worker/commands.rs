@@ -14,6 +14,7 @@ use crate::link::Command;
 use crate::params::CaptureSource;
 use crate::params::Playback;
 use crate::state::clips::{Clip, ClipSource, Slot};
+use crate::worker::error::WorkerError;
 use crate::worker::inference::Worker;
 use crate::worker::models::{self, Loaded, ModelSource};
 use latent_live_core::model::inversion::{self, InversionConfig};
@@ -54,12 +55,11 @@ impl Worker {
     pub(super) fn capture(&mut self, request: CaptureRequest) {
         let phrase = &request.phrase;
         let clip = match request.source {
-            _ if phrase.is_empty() => Err(match request.source {
+            _ if phrase.is_empty() => Err(WorkerError::NothingCaptured(match request.source {
                 CaptureSource::Input => "nothing was played in during the last phrase",
                 CaptureSource::Tap => "nothing was tapped during the last phrase",
                 CaptureSource::Playing => "the phrase playing is silent",
-            }
-            .to_string()),
+            })),
             CaptureSource::Tap => self.beat_of_taps(phrase),
             source => {
                 let source = if source == CaptureSource::Input {
@@ -82,13 +82,13 @@ impl Worker {
 
     /// The beat the tap-to-drums model hears in the taps of `taps` (read at the first
     /// tap capture), as a drum clip.
-    fn beat_of_taps(&mut self, taps: &Phrase) -> Result<Clip, String> {
+    fn beat_of_taps(&mut self, taps: &Phrase) -> Result<Clip, WorkerError> {
         if !self
             .loaded
             .as_ref()
             .is_some_and(|l| l.model.config.encoding.is_drums())
         {
-            return Err("Tap makes drum clips: choose a drum model first".into());
+            return Err(WorkerError::TapNeedsDrums);
         }
         if self.tap2drum.is_none() {
             self.tap2drum = models::load_groove(
@@ -98,21 +98,18 @@ impl Worker {
                 None,
                 &self.shared.stop,
             )
-            .map_err(|e| format!("cannot load the tap-to-drums model: {e}"))?;
+            .map_err(|e| WorkerError::Tap2Drum(Box::new(e)))?;
         }
-        let tap2drum = self.tap2drum.as_ref().ok_or("stopped")?;
+        let tap2drum = self.tap2drum.as_ref().ok_or(WorkerError::Stopped)?;
         let times: Vec<f64> = taps
             .notes()
             .iter()
             .map(|n| n.start as f64 + n.shift as f64)
             .collect();
-        let beat = tap2drum
-            .model
-            .transform_windows(
-                &Groove::from_taps(&times, taps.steps as usize),
-                Sampling::Greedy,
-            )
-            .map_err(|e| e.to_string())?;
+        let beat = tap2drum.model.transform_windows(
+            &Groove::from_taps(&times, taps.steps as usize),
+            Sampling::Greedy,
+        )?;
         let notes: Vec<Note> = beat
             .hits()
             .iter()
@@ -123,7 +120,7 @@ impl Worker {
             })
             .collect();
         if notes.is_empty() {
-            return Err("the tap-to-drums model heard no beat in the taps".into());
+            return Err(WorkerError::NoBeat);
         }
         Ok(Clip {
             notes,
@@ -171,11 +168,11 @@ impl Worker {
     }
 
     /// Encodes a captured clip and stores it, or reports why not.
-    fn keep_capture(&mut self, slot: Slot, clip: Result<Clip, String>) {
+    fn keep_capture(&mut self, slot: Slot, clip: Result<Clip, WorkerError>) {
         let Some(loaded) = &self.loaded else {
             self.shared
                 .status
-                .report(Some("no model is loaded yet".into()));
+                .report(Some(WorkerError::NoModel.to_string()));
             return;
         };
         let encoded = clip.and_then(|mut clip| {
@@ -197,14 +194,13 @@ impl Worker {
 
     /// The clip's point in the loaded model's latent space: the encoder's mean, or for a
     /// decoder-only model the z that latent inversion finds.
-    fn encode(&self, loaded: &Loaded, clip: &Clip) -> Result<Vec<f32>, String> {
+    fn encode(&self, loaded: &Loaded, clip: &Clip) -> Result<Vec<f32>, WorkerError> {
         let config = &loaded.model.config;
         if clip.encoding != config.encoding {
-            return Err(format!(
-                "it holds {}, and the model plays {}",
-                clip.encoding.name(),
-                config.encoding.name()
-            ));
+            return Err(WorkerError::Encoding {
+                clip: clip.encoding.name(),
+                model: config.encoding.name(),
+            });
         }
         let events = clip.events(config.steps(), config.min_pitch, config.max_pitch);
         let z = if loaded.model.has_encoder() {
@@ -218,19 +214,18 @@ impl Worker {
                 &self.shared.stop,
             )
         };
-        z.and_then(|z| z.squeeze(0)?.to_vec1::<f32>())
-            .map_err(|e| e.to_string())
+        Ok(z.and_then(|z| z.squeeze(0)?.to_vec1::<f32>())?)
     }
 
-    fn refine(&mut self, slot: Slot) -> Result<(), String> {
-        let loaded = self.loaded.as_ref().ok_or("no model is loaded yet")?;
+    fn refine(&mut self, slot: Slot) -> Result<(), WorkerError> {
+        let loaded = self.loaded.as_ref().ok_or(WorkerError::NoModel)?;
         let mut clip = self
             .params
             .clips
             .get()
             .get(slot)
             .cloned()
-            .ok_or("the slot is empty")?;
+            .ok_or(WorkerError::EmptySlot)?;
         let config = &loaded.model.config;
         let events = clip.events(config.steps(), config.min_pitch, config.max_pitch);
         let start =
@@ -244,16 +239,14 @@ impl Worker {
                 &self.shared.stop,
             )
         });
-        clip.mu = z
-            .and_then(|z| z.squeeze(0)?.to_vec1::<f32>())
-            .map_err(|e| e.to_string())?;
+        clip.mu = z.and_then(|z| z.squeeze(0)?.to_vec1::<f32>())?;
         self.store(slot, Some(clip));
         Ok(())
     }
 
     /// The file's first window as long as the model's phrases (the whole file when it is
     /// shorter), as a melody or as drums, whichever the model plays.
-    fn clip_from_file(&self, path: &Path) -> Result<Clip, String> {
+    fn clip_from_file(&self, path: &Path) -> Result<Clip, WorkerError> {
         let (steps, encoding) = self.loaded.as_ref().map_or((32, Encoding::Melody), |l| {
             (l.model.config.steps(), l.model.config.encoding)
         });
@@ -262,8 +255,7 @@ impl Worker {
         let (notes, clip_steps) = match encoding {
             Encoding::Melody => {
                 let imported =
-                    models::off_thread(&self.shared.stop, move || midi::import_file(&owned))?
-                        .map_err(|e| e.to_string())?;
+                    models::off_thread(&self.shared.stop, move || midi::import_file(&owned))??;
                 match midi::slices(&imported, bars).first() {
                     Some(window) => (melody::decode(window), steps as u32),
                     None => (
@@ -273,9 +265,9 @@ impl Worker {
                 }
             }
             Encoding::Drums | Encoding::Groove => {
-                let imported =
-                    models::off_thread(&self.shared.stop, move || midi::import_drums_file(&owned))?
-                        .map_err(|e| e.to_string())?;
+                let imported = models::off_thread(&self.shared.stop, move || {
+                    midi::import_drums_file(&owned)
+                })??;
                 let hits = match midi::drum_slices(&imported, bars).first() {
                     Some(window) => drums::decode(window),
                     None => imported.hits.clone(),
@@ -298,7 +290,7 @@ impl Worker {
             }
         };
         if notes.is_empty() {
-            return Err(format!("{} has no notes", path.display()));
+            return Err(WorkerError::NoNotes(path.to_path_buf()));
         }
         Ok(Clip {
             notes,
@@ -311,7 +303,7 @@ impl Worker {
     }
 
     /// Writes the phrase playing, as the sequencer plays it ([`Playback`]), on the grid.
-    fn export(&self, path: &Path) -> Result<(), String> {
+    fn export(&self, path: &Path) -> Result<(), WorkerError> {
         let status = &self.shared.status;
         let playing = status.playing_generation.load(Ordering::Acquire);
         let decoded = self
@@ -320,7 +312,7 @@ impl Worker {
             .rev()
             .find(|d| d.phrase.generation == playing)
             .or(self.recent.last())
-            .ok_or("nothing has been decoded yet")?;
+            .ok_or(WorkerError::NothingDecoded)?;
         let play = Playback::from_params(&self.params);
         let tempo = status.tempo.load(Ordering::Acquire);
         let bpm = if tempo > 0.0 {
@@ -342,8 +334,9 @@ impl Worker {
                 .collect();
             let bytes = midi::export_groove(&strokes, bpm, &play.drum_notes);
             let path = path.to_path_buf();
-            return models::off_thread(&self.shared.stop, move || std::fs::write(path, bytes))?
-                .map_err(|e| e.to_string());
+            return Ok(models::off_thread(&self.shared.stop, move || {
+                std::fs::write(path, bytes)
+            })??);
         }
         let notes = phrase.notes();
         let heard: Vec<Note> = notes
@@ -361,7 +354,8 @@ impl Worker {
             .collect();
         let bytes = midi::export_with_velocity(&heard, bpm, (play.velocity * 127.0).round() as u8);
         let path = path.to_path_buf();
-        models::off_thread(&self.shared.stop, move || std::fs::write(path, bytes))?
-            .map_err(|e| e.to_string())
+        Ok(models::off_thread(&self.shared.stop, move || {
+            std::fs::write(path, bytes)
+        })??)
     }
 }

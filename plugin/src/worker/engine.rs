@@ -135,14 +135,17 @@ mod tests {
     use crate::link::{ports, Command};
     use crate::params::{CaptureSource, ModelChoice};
     use crate::state::clips::{ClipSource, Clips, Slot};
+    use crate::worker::error::WorkerError;
     use crate::worker::inference::{BUSY_FOR, IDLE_POLL};
     use crate::worker::models::ModelSource;
+    use latent_live_core::model::ModelError;
     use latent_live_core::model::{Config, ModelCard, ModelFile};
     use latent_live_core::music::melody::Note;
     use latent_live_core::music::midi;
     use latent_live_core::music::phrase::Phrase;
     use nice_plug::prelude::Param;
     use std::collections::BTreeMap;
+    use std::io::ErrorKind;
 
     fn wait_for(consumer: &mut PhraseConsumer, slot: &mut Phrase, timeout: Duration) -> bool {
         wait_until(timeout, || consumer.pop_newest(slot))
@@ -176,7 +179,10 @@ mod tests {
                     ..Config::tiny(2, false)
                 },
                 (ModelSource::Pattern(ModelChoice::File), _) => {
-                    return Err(format!("{path:?} is not a model"))
+                    return Err(WorkerError::Model(ModelError::Io {
+                        path: path.unwrap_or_default().into(),
+                        source: std::io::Error::new(ErrorKind::InvalidData, "not a model"),
+                    }))
                 }
                 (ModelSource::Pattern(ModelChoice::Groove2Bar), _) => Config {
                     encoding: Encoding::Drums,
@@ -195,7 +201,7 @@ mod tests {
                 ..ModelCard::default()
             };
             let extra = BTreeMap::from([("kl_ranking".to_string(), "[3, 1, 0]".to_string())]);
-            ModelFile::random(config, card, extra)
+            Ok(ModelFile::random(config, card, extra)?)
         })
     }
 
@@ -229,7 +235,11 @@ mod tests {
                     name: "tiny-4bar".into(),
                     ..ModelCard::default()
                 };
-                return ModelFile::random(Config::tiny(4, true), card, BTreeMap::new());
+                return Ok(ModelFile::random(
+                    Config::tiny(4, true),
+                    card,
+                    BTreeMap::new(),
+                )?);
             }
             tiny(source, path)
         });
@@ -834,7 +844,7 @@ mod tests {
         // A read that hangs, as on a dead network share.
         let hanging: ModelLoader = Arc::new(|_, _| {
             std::thread::sleep(Duration::from_secs(30));
-            Err("too late".into())
+            Err(WorkerError::NoFileChosen)
         });
         let (engine, _link) = Engine::start(params.clone(), hanging, ports().0).unwrap();
         std::thread::sleep(Duration::from_millis(50));

@@ -8,5 +8,6 @@
 
 pub mod commands;
 pub mod engine;
+pub mod error;
 pub mod inference;
 pub mod models;

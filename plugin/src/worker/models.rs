@@ -11,6 +11,7 @@ use candle_core::Device;
 
 use crate::link::view::ModelInfo;
 use crate::params::{GrooveModelChoice, ModelChoice};
+use crate::worker::error::WorkerError;
 use latent_live_core::model::assets::DefaultModel;
 use latent_live_core::model::latent::{self, LatentSpace};
 use latent_live_core::model::{GrooVae, GrooveInput, ModelFile, MusicVae, Sampling};
@@ -29,7 +30,7 @@ pub enum ModelSource {
 
 /// Reads the model a source names: the embedded defaults, or a file.
 pub type ModelLoader =
-    Arc<dyn Fn(ModelSource, Option<&str>) -> Result<ModelFile, String> + Send + Sync>;
+    Arc<dyn Fn(ModelSource, Option<&str>) -> Result<ModelFile, WorkerError> + Send + Sync>;
 
 /// The embedded models and the chosen files' paths.
 pub fn default_loader() -> ModelLoader {
@@ -46,12 +47,12 @@ pub fn default_loader() -> ModelLoader {
             ModelSource::Pattern(ModelChoice::File)
             | ModelSource::Humanizer(GrooveModelChoice::File) => {
                 return match path {
-                    Some(path) => ModelFile::read(Path::new(path)).map_err(|e| e.to_string()),
-                    None => Err("no model file chosen".into()),
+                    Some(path) => Ok(ModelFile::read(Path::new(path))?),
+                    None => Err(WorkerError::NoFileChosen),
                 };
             }
         };
-        embedded.load().map_err(|e| e.to_string())
+        Ok(embedded.load()?)
     })
 }
 
@@ -78,7 +79,7 @@ fn read(
     source: ModelSource,
     path: Option<String>,
     stop: &AtomicBool,
-) -> Result<Option<ModelFile>, String> {
+) -> Result<Option<ModelFile>, WorkerError> {
     let read = {
         let loader = loader.clone();
         off_thread(stop, move || loader(source, path.as_deref()))
@@ -97,27 +98,24 @@ pub fn load_groove(
     input: GrooveInput,
     path: Option<String>,
     stop: &AtomicBool,
-) -> Result<Option<LoadedGroove>, String> {
+) -> Result<Option<LoadedGroove>, WorkerError> {
     let Some(file) = read(loader, source, path.clone(), stop)? else {
         return Ok(None);
     };
     if file.config.encoding != latent_live_core::music::Encoding::Groove {
-        return Err(format!(
-            "it is a {} model, not a groove model",
-            file.config.encoding.name()
-        ));
+        return Err(WorkerError::NotGroove(file.config.encoding.name()));
     }
     if file.config.groove_input != input {
-        return Err(format!(
-            "it is a {:?} groove model, and this needs a {input:?} one",
-            file.config.groove_input
-        ));
+        return Err(WorkerError::GrooveInput {
+            found: file.config.groove_input,
+            wanted: input,
+        });
     }
-    let model = file.groove_model(&Device::Cpu).map_err(|e| e.to_string())?;
+    let model = file.groove_model(&Device::Cpu)?;
     let silence = Groove::quantized(&vec![0; model.config.steps()]);
     model
         .transform(&[&silence], Sampling::new(0.0, 0))
-        .map_err(|e| format!("the model loads but cannot decode: {e}"))?;
+        .map_err(WorkerError::CannotDecode)?;
     let name = match path {
         Some(path) if matches!(source, ModelSource::Humanizer(GrooveModelChoice::File)) => path,
         _ if !file.card.name.is_empty() => file.card.name.clone(),
@@ -133,22 +131,20 @@ pub fn load_groove(
 pub fn off_thread<T: Send + 'static>(
     stop: &AtomicBool,
     work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
+) -> Result<T, WorkerError> {
     let (done, result) = mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("latent-live-io".into())
         .spawn(move || {
             let _ = done.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)));
         })
-        .map_err(|e| format!("cannot start a thread: {e}"))?;
+        .map_err(WorkerError::Thread)?;
     loop {
         match result.recv_timeout(Duration::from_millis(10)) {
             Ok(Ok(value)) => return Ok(value),
-            Ok(Err(panic)) => {
-                return Err(format!("internal error: {}", panic_message(panic.as_ref())))
-            }
+            Ok(Err(panic)) => return Err(WorkerError::Panic(panic_message(panic.as_ref()))),
             Err(mpsc::RecvTimeoutError::Timeout) if !stop.load(Ordering::Acquire) => continue,
-            Err(_) => return Err("stopped".into()),
+            Err(_) => return Err(WorkerError::Stopped),
         }
     }
 }
@@ -169,16 +165,16 @@ pub fn load(
     choice: ModelChoice,
     path: Option<String>,
     stop: &AtomicBool,
-) -> Result<Option<Loaded>, String> {
+) -> Result<Option<Loaded>, WorkerError> {
     let Some(file) = read(loader, ModelSource::Pattern(choice), path.clone(), stop)? else {
         return Ok(None);
     };
-    let space = LatentSpace::of(&file).map_err(|e| e.to_string())?;
-    let model = file.model(&Device::Cpu).map_err(|e| e.to_string())?;
+    let space = LatentSpace::of(&file)?;
+    let model = file.model(&Device::Cpu)?;
     let origin = vec![0.0; space.z_size];
     latent::z_tensor(&model, std::slice::from_ref(&origin))
         .and_then(|z| model.decode(&z, Sampling::new(0.0, 0)))
-        .map_err(|e| format!("the model loads but cannot decode: {e}"))?;
+        .map_err(WorkerError::CannotDecode)?;
     let name = match (&path, choice) {
         (Some(path), ModelChoice::File) => path.clone(),
         _ if !file.card.name.is_empty() => file.card.name.clone(),
@@ -209,7 +205,11 @@ mod tests {
     /// A loader that hands out one tiny random model of `config`, whatever is asked.
     fn serving(config: Config) -> ModelLoader {
         Arc::new(move |_, _| {
-            ModelFile::random(config.clone(), ModelCard::default(), Default::default())
+            Ok(ModelFile::random(
+                config.clone(),
+                ModelCard::default(),
+                Default::default(),
+            )?)
         })
     }
 
@@ -242,20 +242,29 @@ mod tests {
                 &stop,
             )
             .err()
-            .unwrap_or_default()
+            .expect("refused")
         };
         assert!(
-            refused(groove(GrooveInput::Tap)).contains("Tap"),
+            matches!(
+                refused(groove(GrooveInput::Tap)),
+                WorkerError::GrooveInput {
+                    found: GrooveInput::Tap,
+                    wanted: GrooveInput::Humanize
+                }
+            ),
             "a tap model does not humanize"
         );
         assert!(
-            refused(Config::tiny(2, false)).contains("not a groove model"),
+            matches!(
+                refused(Config::tiny(2, false)),
+                WorkerError::NotGroove("melody")
+            ),
             "nor does a melody model"
         );
-        assert!(refused(Config {
+        let drums = Config {
             encoding: Encoding::Drums,
             ..Config::tiny(2, false)
-        })
-        .contains("not a groove model"));
+        };
+        assert!(matches!(refused(drums), WorkerError::NotGroove("drums")));
     }
 }
