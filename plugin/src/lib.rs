@@ -214,7 +214,7 @@ impl Plugin for LatentLive {
         let samples = buffer.samples();
         let transport =
             TransportInfo::from_host(context.transport(), self.sample_rate, &self.clock);
-        let forward = self.params.thru.value() || self.params.bypass.value();
+        let forward = self.params.play.thru.value() || self.params.bypass.value();
         while let Some(event) = context.next_event() {
             self.record_input(&event, &transport);
             if forward {
@@ -325,12 +325,12 @@ impl LatentLive {
         let play = Playback::from_params(params);
         let (left, right) = audio.unwrap_or_default();
         let samples_out = samples.min(left.len()).min(right.len());
-        let synth_on = params.synth.value() && !play.bypass && samples_out == samples;
+        let synth_on = params.audition.on.value() && !play.bypass && samples_out == samples;
         if !synth_on {
             self.synth.reset();
         }
         self.synth.set_drum_kit(play.drum_channel, play.drum_notes);
-        let gain = &params.gain.smoothed;
+        let gain = &params.audition.gain.smoothed;
         let synth = &mut self.synth;
         let mut rendered = 0usize;
         // Every event the plugin sends goes through here, in time order: heard on the
@@ -482,11 +482,12 @@ mod alloc_check {
             shared,
         });
         // As a host would: audition synth on, smoothers at the sample rate.
-        set_normalized(&plugin.params.synth, 1.0);
+        set_normalized(&plugin.params.audition.on, 1.0);
         // SAFETY: the params outlive the pointer, and no audio thread runs yet.
         unsafe {
             plugin
                 .params
+                .audition
                 .gain
                 .as_ptr()
                 ._internal_update_smoother(48_000.0, true);
@@ -571,29 +572,29 @@ mod alloc_check {
                     300 => plugin.record_input(&note(true, 65), &t),
                     325 => plugin.record_input(&note(false, 65), &t),
                     // Beat 8.2: early in bar 3, so the capture takes bar 2 (beats 4 to 8).
-                    410 => press(&plugin.params.capture_a, true),
-                    420 => press(&plugin.params.capture_a, false),
+                    410 => press(&plugin.params.capture.a, true),
+                    420 => press(&plugin.params.capture.a, false),
                     500 => {
                         producer.publish(second);
                     }
                     // After the second phrase took over (bar 4, beat 12): capture it.
                     650 => {
-                        choose(&plugin.params.capture_source, CaptureSource::Playing);
-                        press(&plugin.params.capture_b, true);
+                        choose(&plugin.params.capture.source, CaptureSource::Playing);
+                        press(&plugin.params.capture.b, true);
                     }
                     // A drum phrase with a feel, played at full groove, and a tapped rhythm
                     // captured (bar 5, beats 16 to 20).
                     700 => {
                         producer.publish(felt);
-                        press(&plugin.params.groove, true);
+                        press(&plugin.params.drums.groove, true);
                     }
                     800 | 812 | 825 | 850 => plugin.record_input(&note(true, 40), &t),
                     805 | 818 | 830 | 860 => plugin.record_input(&note(false, 40), &t),
                     // Beat 20.2: the capture takes bar 5.
                     1010 => {
-                        choose(&plugin.params.capture_source, CaptureSource::Tap);
-                        press(&plugin.params.capture_a, false);
-                        press(&plugin.params.capture_a, true);
+                        choose(&plugin.params.capture.source, CaptureSource::Tap);
+                        press(&plugin.params.capture.a, false);
+                        press(&plugin.params.capture.a, true);
                     }
                     _ => {}
                 }
@@ -707,8 +708,9 @@ mod tests {
             plugin.wait_for_worker(patience);
             start.elapsed()
         };
-        let change =
-            |plugin: &crate::LatentLive, value: f32| set_normalized(&plugin.params.lat1, value);
+        let change = |plugin: &crate::LatentLive, value: f32| {
+            set_normalized(&plugin.params.latent.sliders[0], value)
+        };
         assert!(
             waited(&mut plugin) >= patience,
             "the first request is waited for"

@@ -484,7 +484,7 @@ fn the_editor_in_each_state_a_performer_meets() {
     });
     rig.handled(2);
     let both = rig.next_phrase();
-    set(&rig.params.morph, 0.5);
+    set(&rig.params.latent.morph, 0.5);
     let morphed = rig.next_phrase();
     assert!(morphed > both);
     rig.play(both, 3.0);
@@ -551,7 +551,7 @@ fn the_drum_grid_replaces_the_piano_roll_when_a_drum_model_plays() {
         "the humanizer gave the groove its velocities and timing"
     );
     // At full Groove the grid draws each hit at its velocity and time.
-    set(&rig.params.groove, 1.0);
+    set(&rig.params.drums.groove, 1.0);
     rig.play(captured, 1.0);
     let textures = Textures::default();
     let mut harness = harness(editor, 1.0, &textures);
@@ -609,13 +609,13 @@ fn the_editor_reads_at_200_percent_and_its_controls_move_parameters() {
     screenshot(&harness, &textures, "fresh-200");
 
     // A click on Capture A counts one press for the audio thread.
-    let presses = rig.params.capture_presses[0].load(Ordering::Acquire);
+    let presses = rig.params.capture.presses[0].load(Ordering::Acquire);
     harness
         .get_by_role_and_label(Role::Button, "Capture A")
         .click();
     harness.run_steps(2);
     assert_eq!(
-        rig.params.capture_presses[0].load(Ordering::Acquire),
+        rig.params.capture.presses[0].load(Ordering::Acquire),
         presses + 1
     );
 
@@ -627,7 +627,7 @@ fn the_editor_reads_at_200_percent_and_its_controls_move_parameters() {
     harness.key_press(egui::Key::ArrowRight);
     harness.run_steps(2);
     assert!(
-        rig.params.morph.value() > 0.0,
+        rig.params.latent.morph.value() > 0.0,
         "the arrow key moved the morph"
     );
 
@@ -638,14 +638,14 @@ fn the_editor_reads_at_200_percent_and_its_controls_move_parameters() {
     harness.drop_at(pad.min + pad.size() * Vec2::new(0.75, 0.25));
     harness.run_steps(2);
     assert!(
-        (rig.params.morph.value() - 0.75).abs() < 0.03,
+        (rig.params.latent.morph.value() - 0.75).abs() < 0.03,
         "pad X is the morph: {}",
-        rig.params.morph.value()
+        rig.params.latent.morph.value()
     );
     assert!(
-        rig.params.lat1.value() > 1.0,
+        rig.params.latent.sliders[0].value() > 1.0,
         "pad Y is latent 1: {}",
-        rig.params.lat1.value()
+        rig.params.latent.sliders[0].value()
     );
 
     // The model card, with the metrics measured when the model shipped.

@@ -50,8 +50,8 @@ pub fn run(args: &LatencyArgs) -> anyhow::Result<()> {
             let value = (i % 50) as f32 / 50.0;
             let changed = Instant::now();
             set(
-                &params.lat1,
-                if params.lat1.modulated_normalized_value() == value {
+                &params.latent.sliders[0],
+                if params.latent.sliders[0].modulated_normalized_value() == value {
                     value + 0.01
                 } else {
                     value

@@ -80,10 +80,10 @@ impl Capturer {
         let bars = (steps.max(1) as u32).div_ceil(MODEL_BAR_STEPS) as f64;
         let now = transport.clock_beats;
         for (i, slot) in [Slot::A, Slot::B].into_iter().enumerate() {
-            let presses = params.capture_presses[i].load(Ordering::Acquire);
+            let presses = params.capture.presses[i].load(Ordering::Acquire);
             if presses != self.presses[i] {
                 self.presses[i] = presses;
-                let (meter, source) = (transport.meter, params.capture_source.value());
+                let (meter, source) = (transport.meter, params.capture.source.value());
                 if source == CaptureSource::Playing {
                     send(CaptureRequest {
                         slot,
@@ -239,7 +239,7 @@ impl InputRecorder {
             (CaptureSource::Tap, _) => self.tap_phrase(start, steps, meter, 0),
             (_, Encoding::Melody) => self.phrase(start, steps, meter, 0),
             (_, Encoding::Drums | Encoding::Groove) => {
-                self.drum_phrase(start, steps, meter, &params.drum_note_values(), 0)
+                self.drum_phrase(start, steps, meter, &params.drums.note_values(), 0)
             }
         }
     }

@@ -320,29 +320,29 @@ impl Editor {
         let drums = self.encoding() == Encoding::Drums;
         // Wraps onto a second row rather than widening the window at large zooms.
         ui.horizontal_wrapped(|ui| {
-            param_choice(ui, setter, &p.swap, "Swap", 110.0);
+            param_choice(ui, setter, &p.play.swap, "Swap", 110.0);
             ui.add_space(8.0);
             // Drums are never transposed.
             if !drums {
-                param_slider(ui, setter, &p.transpose, "Transpose", 90.0);
-                param_slider(ui, setter, &p.octave, "Octave", 60.0);
+                param_slider(ui, setter, &p.play.transpose, "Transpose", 90.0);
+                param_slider(ui, setter, &p.play.octave, "Octave", 60.0);
             }
-            param_slider(ui, setter, &p.velocity, "Velocity", 80.0);
-            param_slider(ui, setter, &p.length, "Length", 80.0);
+            param_slider(ui, setter, &p.play.velocity, "Velocity", 80.0);
+            param_slider(ui, setter, &p.play.length, "Length", 80.0);
             if drums {
-                param_slider(ui, setter, &p.groove, "Groove", 80.0).on_hover_text("From the quantized pattern (0) to the groove model's velocities and timing (100 %)");
-                param_choice(ui, setter, &p.groove_model, "Groove model", 130.0);
+                param_slider(ui, setter, &p.drums.groove, "Groove", 80.0).on_hover_text("From the quantized pattern (0) to the groove model's velocities and timing (100 %)");
+                param_choice(ui, setter, &p.drums.groove_model, "Groove model", 130.0);
                 if ui.button("Open groove model...").clicked() {
                     self.open_dialog(Pick::GrooveModel);
                 }
-                param_slider(ui, setter, &p.drum_channel, "Drum channel", 60.0);
+                param_slider(ui, setter, &p.drums.channel, "Drum channel", 60.0);
                 if ui.button("Kit...").on_hover_text("The note each drum plays, for kits that are not General MIDI").clicked() {
                     self.show_kit = !self.show_kit;
                 }
             } else {
-                param_slider(ui, setter, &p.channel, "MIDI channel", 60.0);
+                param_slider(ui, setter, &p.play.channel, "MIDI channel", 60.0);
             }
-            for (param, label) in [(&p.thru, "MIDI thru"), (&p.synth, "Audition synth")] {
+            for (param, label) in [(&p.play.thru, "MIDI thru"), (&p.audition.on, "Audition synth")] {
                 let mut on = param.value();
                 if ui.checkbox(&mut on, label).changed() {
                     widgets::set_normalized(setter, param, if on { 1.0 } else { 0.0 });
@@ -357,7 +357,14 @@ impl Editor {
         let decoded = self.view.recent.last().cloned();
         let label_width = 150.0;
         let width = (ui.available_width() - label_width - 80.0).max(60.0);
-        for (i, param) in self.params.sliders().into_iter().enumerate() {
+        for (i, param) in self
+            .params
+            .latent
+            .sliders
+            .each_ref()
+            .into_iter()
+            .enumerate()
+        {
             let label = model
                 .as_ref()
                 .and_then(|m| m.slider_labels.get(i).cloned())
@@ -391,8 +398,9 @@ impl Editor {
         let own = attributes::of(self.encoding());
         for (i, param) in self
             .params
-            .attributes()
-            .into_iter()
+            .latent
+            .attributes
+            .iter()
             .enumerate()
             .filter(|(i, _)| own.contains(&ATTRIBUTES[*i]))
         {
@@ -408,8 +416,14 @@ impl Editor {
         }
         ui.add_space(8.0);
         ui.label(RichText::new("Sampling").strong());
-        param_slider(ui, setter, &self.params.temperature, "Temperature", width);
-        param_slider(ui, setter, &self.params.seed, "Variation", width);
+        param_slider(
+            ui,
+            setter,
+            &self.params.latent.temperature,
+            "Temperature",
+            width,
+        );
+        param_slider(ui, setter, &self.params.latent.seed, "Variation", width);
     }
 
     fn clip_panel(&mut self, ui: &mut Ui, setter: &ParamSetter) {
@@ -452,9 +466,9 @@ impl Editor {
             ui.horizontal(|ui| {
                 let button = Vec2::new(92.0, ROW_HEIGHT + 6.0);
                 let param = if slot == Slot::A {
-                    &self.params.capture_a
+                    &self.params.capture.a
                 } else {
-                    &self.params.capture_b
+                    &self.params.capture.b
                 };
                 param_button(ui, setter, param, &format!("Capture {name}"), button);
                 if ui
@@ -487,7 +501,7 @@ impl Editor {
                 param_slider(
                     ui,
                     setter,
-                    &self.params.morph,
+                    &self.params.latent.morph,
                     "Morph A-B",
                     (width - 150.0).max(60.0),
                 );
@@ -497,7 +511,7 @@ impl Editor {
         param_choice(
             ui,
             setter,
-            &self.params.capture_source,
+            &self.params.capture.source,
             "Capture From",
             110.0,
         );
@@ -515,9 +529,9 @@ impl Editor {
     fn pad_panel(&mut self, ui: &mut Ui, setter: &ParamSetter) {
         ui.label(RichText::new("XY pad").strong());
         let width = (ui.available_width() - 150.0).max(30.0);
-        param_slider(ui, setter, &self.params.pad_x, "X", width);
-        param_slider(ui, setter, &self.params.pad_y, "Y", width);
-        let (x, y) = self.params.pad_axes();
+        param_slider(ui, setter, &self.params.latent.pad_x, "X", width);
+        param_slider(ui, setter, &self.params.latent.pad_y, "Y", width);
+        let (x, y) = self.params.latent.pad_axes();
         let side = ui
             .available_width()
             .min(ui.available_height() - 8.0)
@@ -602,11 +616,12 @@ impl Editor {
                 self.params
                     .groove_file
                     .update(|f| *f = Some(path.display().to_string()));
-                if self.params.groove_model.value() != GrooveModelChoice::File {
+                if self.params.drums.groove_model.value() != GrooveModelChoice::File {
                     set_normalized(
                         setter,
-                        &self.params.groove_model,
+                        &self.params.drums.groove_model,
                         self.params
+                            .drums
                             .groove_model
                             .preview_normalized(GrooveModelChoice::File),
                     );
@@ -636,12 +651,12 @@ impl Editor {
             .resizable(false)
             .show(ctx, |ui| {
                 ui.label("The note each drum plays on the drum channel (General MIDI by default).");
-                for (class, drum) in params.drum_notes.iter().enumerate() {
+                for (class, drum) in params.drums.notes.iter().enumerate() {
                     let name = drums::CLASSES[class].name;
                     param_slider(ui, setter, &drum.note, name, 160.0);
                 }
                 if ui.button("General MIDI").clicked() {
-                    for (drum, &gm) in params.drum_notes.iter().zip(&drums::GM_NOTES) {
+                    for (drum, &gm) in params.drums.notes.iter().zip(&drums::GM_NOTES) {
                         widgets::set_normalized(
                             setter,
                             &drum.note,

@@ -281,7 +281,7 @@ mod tests {
         ));
         assert_eq!(engine.status().decodes.load(Ordering::Acquire), 1);
 
-        set_plain(&params.lat2, 2.5);
+        set_plain(&params.latent.sliders[1], 2.5);
         assert!(
             wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5)),
             "slider change decodes"
@@ -290,7 +290,7 @@ mod tests {
 
         // A burst of changes is coalesced: far fewer decodes than changes.
         for i in 0..2_000 {
-            set_plain(&params.lat1, (i % 100) as f32 * 0.01);
+            set_plain(&params.latent.sliders[0], (i % 100) as f32 * 0.01);
         }
         std::thread::sleep(Duration::from_millis(50));
         let decodes = engine.status().decodes.load(Ordering::Acquire);
@@ -308,7 +308,7 @@ mod tests {
             .load(Ordering::Acquire)
             >= 1));
         for i in 1..=10 {
-            set_plain(&params.temperature, 0.1 * i as f32);
+            set_plain(&params.latent.temperature, 0.1 * i as f32);
             std::thread::sleep(Duration::from_millis(15));
         }
         // Nobody read the ten phrases: the newest is there, and the worker has said so for
@@ -392,7 +392,7 @@ mod tests {
         assert_eq!(a.hits()[1], Hit { step: 0, class: 2 });
         assert_ne!(a.mu, b.mu);
         for morph in [0.0, 0.5, 1.0] {
-            set(&params.morph, morph);
+            set(&params.latent.morph, morph);
             assert!(
                 wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5)),
                 "morph {morph} decodes"
@@ -475,7 +475,7 @@ mod tests {
         // Random weights can decode silence: move the latent sliders until hits come.
         let mut felt = false;
         for i in 0..20 {
-            set_plain(&params.lat1, -2.5 + 0.25 * i as f32);
+            set_plain(&params.latent.sliders[0], -2.5 + 0.25 * i as f32);
             if wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5))
                 && slot.encoding == Encoding::Drums
                 && !slot.is_empty()
@@ -611,7 +611,7 @@ mod tests {
 
         // Morphing moves between them: each end decodes from its clip's mu.
         for morph in [0.0, 1.0, 0.5] {
-            set(&params.morph, morph);
+            set(&params.latent.morph, morph);
             wait_for(&mut link.phrases, &mut slot, Duration::from_secs(5));
         }
         assert!(!engine.status().failed.load(Ordering::Acquire));
@@ -680,7 +680,10 @@ mod tests {
             .status()
             .playing_generation
             .store(slot.generation, Ordering::Release);
-        set(&params.octave, params.octave.preview_normalized(1));
+        set(
+            &params.play.octave,
+            params.play.octave.preview_normalized(1),
+        );
         let out = dir.join("out.mid");
         engine.commands.send(Command::ExportMidi(out.clone()));
         assert!(handled(3));
@@ -903,7 +906,7 @@ mod tests {
         );
         // The 2-bar model still plays and still decodes changes.
         assert_eq!(engine.status().model_name(), "tiny-Folk2Bar");
-        set_plain(&params.lat1, 1.5);
+        set_plain(&params.latent.sliders[0], 1.5);
         assert!(wait_for(
             &mut link.phrases,
             &mut slot,
@@ -948,7 +951,7 @@ mod tests {
             "{idle} wakes in 500 ms"
         );
         // A parameter change is still picked up.
-        set_plain(&params.lat3, -2.0);
+        set_plain(&params.latent.sliders[2], -2.0);
         assert!(wait_for(
             &mut link.phrases,
             &mut slot,

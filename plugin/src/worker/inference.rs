@@ -253,7 +253,7 @@ impl Worker {
     /// Loads the chosen groove model when the choice (or its file) changed; one that
     /// fails leaves the previous one playing, with the error for the editor.
     fn load_humanizer_if_changed(&mut self) {
-        let choice = self.params.groove_model.value();
+        let choice = self.params.drums.groove_model.value();
         let file_revision = if choice == GrooveModelChoice::File {
             self.params.groove_file.revision()
         } else {

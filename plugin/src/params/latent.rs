@@ -1,0 +1,277 @@
+//! What moves z, read by the worker through [`ZRequest`]: the latent sliders, the
+//! attribute amounts, the morph between the clips, sampling, and the XY pad's axes.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use nice_plug::params::internals::ParamPtr;
+use nice_plug::prelude::*;
+
+use latent_live_core::model::latent::{Controls, NUM_SLIDERS};
+use latent_live_core::music::attributes::NUM_CONTROLLED;
+
+use crate::params::{GrooveModelChoice, ModelChoice};
+
+/// Slider range, in sigmas of the slider's dim: its spread over real music when the
+/// model has been analysed, else the prior's (z ~ N(0, 1)).
+pub const SLIDER_SIGMAS: f32 = 3.0;
+pub const MAX_TEMPERATURE: f32 = 1.5;
+pub const MAX_SEED: i32 = 9999;
+/// Attribute amounts move z by up to this many attribute vectors either way.
+pub const MAX_ATTRIBUTE: f32 = 2.0;
+
+/// Each attribute's parameter, in the order of [`crate::params::ATTRIBUTES`]: its id and its name.
+const ATTRIBUTE_PARAMS: [(&str, &str); NUM_CONTROLLED] = [
+    ("dens", "Note Density"),
+    ("rhyth", "Rhythmic Complexity"),
+    ("sync", "Syncopation"),
+    ("prange", "Pitch Range"),
+    ("height", "Pitch Height"),
+    ("contr", "Contour"),
+    ("kick", "Kick Density"),
+    ("snare", "Snare Density"),
+    ("hats", "Hi-Hat Density"),
+    ("toms", "Tom Density"),
+    ("cymb", "Cymbal Density"),
+    ("dsync", "Drum Syncopation"),
+    ("bback", "Backbeat"),
+    ("fill", "Fill"),
+];
+
+#[derive(Params)]
+pub struct LatentParams {
+    #[nested(group = "Sliders")]
+    pub sliders: Sliders,
+    /// Sampling temperature; 0 decodes greedily (the same z always gives the same phrase).
+    #[id = "temp"]
+    pub temperature: FloatParam,
+    /// Seed of the sampler when the temperature is above 0.
+    #[id = "seed"]
+    pub seed: IntParam,
+    /// 0 = clip A, 1 = clip B (slerp between their means).
+    #[id = "morph"]
+    pub morph: FloatParam,
+    #[nested(group = "Attributes")]
+    pub attributes: Attributes,
+    /// The editor's XY pad moves two of the controls above: X is the morph (0) or latent
+    /// slider N, Y latent slider N. Automating the pad is automating those.
+    #[id = "padx"]
+    pub pad_x: IntParam,
+    #[id = "pady"]
+    pub pad_y: IntParam,
+}
+
+impl Default for LatentParams {
+    fn default() -> Self {
+        Self {
+            sliders: Sliders(std::array::from_fn(|i| {
+                FloatParam::new(
+                    format!("Latent {}", i + 1),
+                    0.0,
+                    FloatRange::Linear {
+                        min: -SLIDER_SIGMAS,
+                        max: SLIDER_SIGMAS,
+                    },
+                )
+                .with_step_size(0.01)
+                .with_unit(" σ")
+            })),
+            temperature: FloatParam::new(
+                "Temperature",
+                0.0,
+                FloatRange::Linear {
+                    min: 0.0,
+                    max: MAX_TEMPERATURE,
+                },
+            )
+            .with_step_size(0.01),
+            seed: IntParam::new(
+                "Variation",
+                0,
+                IntRange::Linear {
+                    min: 0,
+                    max: MAX_SEED,
+                },
+            ),
+            morph: FloatParam::new("Morph A-B", 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
+                .with_unit(" %")
+                .with_value_to_string(formatters::v2s_f32_percentage(0))
+                .with_string_to_value(formatters::s2v_f32_percentage()),
+            attributes: Attributes(ATTRIBUTE_PARAMS.map(|(_, name)| {
+                FloatParam::new(
+                    name,
+                    0.0,
+                    FloatRange::Linear {
+                        min: -MAX_ATTRIBUTE,
+                        max: MAX_ATTRIBUTE,
+                    },
+                )
+                .with_step_size(0.01)
+                .with_unit("x")
+            })),
+            pad_x: pad_axis("Pad X Axis", 0),
+            pad_y: pad_axis("Pad Y Axis", 1),
+        }
+    }
+}
+
+impl LatentParams {
+    /// The parameters the XY pad's axes move now.
+    pub fn pad_axes(&self) -> (&FloatParam, &FloatParam) {
+        let slider = |n: i32| &self.sliders[(n.max(1) as usize - 1).min(NUM_SLIDERS - 1)];
+        let x = match self.pad_x.value() {
+            n @ 1.. => slider(n),
+            _ => &self.morph,
+        };
+        (x, slider(self.pad_y.value()))
+    }
+
+    /// Where the controls put z now. Equal controls must compare equal (the worker
+    /// decodes when the request changes; an offline render waits for its fingerprint):
+    /// -0.0, which a stepped parameter rounds to, becomes 0.0, and a non-finite value 0.0.
+    pub fn controls(&self) -> Controls {
+        let clean = |p: &FloatParam| {
+            let v = p.value();
+            if v.is_finite() {
+                v + 0.0
+            } else {
+                0.0
+            }
+        };
+        Controls {
+            morph: clean(&self.morph),
+            sliders: self.sliders.each_ref().map(clean),
+            attributes: self.attributes.each_ref().map(clean),
+        }
+    }
+}
+
+/// The latent sliders, `lat1` to `lat8`: they move the model's music neurons, most
+/// variable first.
+pub struct Sliders([FloatParam; NUM_SLIDERS]);
+
+/// The attribute amounts, one per entry of [`crate::params::ATTRIBUTES`].
+pub struct Attributes([FloatParam; NUM_CONTROLLED]);
+
+impl Deref for Sliders {
+    type Target = [FloatParam; NUM_SLIDERS];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Deref for Attributes {
+    type Target = [FloatParam; NUM_CONTROLLED];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+// SAFETY: the pointers point into `self`, which the plugin owns for as long as the host
+// holds them (the same contract as the derived impls), and the ids are unique (`lat1` to
+// `lat8`; the table above): `ids_are_the_released_ones` pins them.
+unsafe impl Params for Sliders {
+    fn param_map(&self) -> Vec<(String, ParamPtr, String)> {
+        let ids = (1..=NUM_SLIDERS).map(|n| format!("lat{n}"));
+        ids.zip(self.0.iter())
+            .map(|(id, p)| (id, p.as_ptr(), String::new()))
+            .collect()
+    }
+}
+
+// SAFETY: as for `Sliders`.
+unsafe impl Params for Attributes {
+    fn param_map(&self) -> Vec<(String, ParamPtr, String)> {
+        ATTRIBUTE_PARAMS
+            .iter()
+            .zip(self.0.iter())
+            .map(|((id, _), p)| (id.to_string(), p.as_ptr(), String::new()))
+            .collect()
+    }
+}
+
+/// An XY pad axis: 0 the morph (X only), N latent slider N.
+fn pad_axis(name: &str, default: i32) -> IntParam {
+    IntParam::new(
+        name,
+        default,
+        IntRange::Linear {
+            min: default.min(1),
+            max: NUM_SLIDERS as i32,
+        },
+    )
+    .with_value_to_string(Arc::new(pad_axis_name))
+    .with_string_to_value(Arc::new(move |s| parse_pad_axis(s, default.min(1))))
+}
+
+/// What an XY pad axis value names: 0 the morph, N latent slider N.
+fn pad_axis_name(value: i32) -> String {
+    if value == 0 {
+        "Morph A-B".to_string()
+    } else {
+        format!("Latent {value}")
+    }
+}
+
+/// The inverse of [`pad_axis_name`], also taking a plain number; `None` below `min`.
+pub(super) fn parse_pad_axis(text: &str, min: i32) -> Option<i32> {
+    let text = text.trim();
+    let value = if text.eq_ignore_ascii_case("Morph A-B") || text.eq_ignore_ascii_case("morph") {
+        0
+    } else {
+        let number = text
+            .strip_prefix("Latent")
+            .or_else(|| text.strip_prefix("latent"))
+            .unwrap_or(text);
+        number.trim().parse().ok()?
+    };
+    (min..=NUM_SLIDERS as i32).contains(&value).then_some(value)
+}
+
+/// Everything that decides which phrase the worker decodes, as read at one instant
+/// (atomics only: the audio thread reads it too). The worker decodes when it changes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ZRequest {
+    /// Where the morph, the latent sliders and the attribute amounts put z.
+    pub controls: Controls,
+    pub temperature: f32,
+    pub seed: u64,
+    pub model: ModelChoice,
+    pub groove_model: GrooveModelChoice,
+    /// Revisions of the persisted clips and model files: a capture, a restored project or
+    /// another file changes them.
+    pub clips_revision: u64,
+    pub model_file_revision: u64,
+    pub groove_file_revision: u64,
+}
+
+impl ZRequest {
+    /// A hash of the request (FNV-1a over its bits), allocation-free: rendering offline,
+    /// the audio thread waits until the worker has delivered the phrase for this.
+    pub fn fingerprint(&self) -> u64 {
+        let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+        let mut mix = |x: u64| {
+            hash ^= x;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        };
+        let Controls {
+            morph,
+            sliders,
+            attributes,
+        } = &self.controls;
+        for v in sliders
+            .iter()
+            .chain(attributes)
+            .chain([&self.temperature, morph])
+        {
+            mix(v.to_bits() as u64);
+        }
+        mix(self.seed);
+        mix(self.model as u64);
+        mix(self.groove_model as u64);
+        mix(self.clips_revision);
+        mix(self.model_file_revision);
+        mix(self.groove_file_revision);
+        hash
+    }
+}
