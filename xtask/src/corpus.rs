@@ -930,3 +930,66 @@ mod tests {
         let _ = fs::remove_dir_all(&root);
     }
 }
+
+/// Where a command's slices come from: `--corpus` (a corpus `cargo xtask corpus` built),
+/// or `--midi` (a folder of MIDI files), shared by `train`, `eval` and `analyze`.
+#[derive(clap::Args)]
+pub struct CorpusSource {
+    /// A corpus built by `cargo xtask corpus` (default: data/folk-<bars>bar.safetensors,
+    /// or data/groove-<bars>bar.safetensors for drum models).
+    #[arg(long, conflicts_with = "midi")]
+    corpus: Option<PathBuf>,
+    /// A folder of MIDI files instead (for a drum model, drum performances; with an
+    /// `info.csv`, split as it says): `train` splits it by file, `eval` and `analyze`
+    /// measure every slice.
+    #[arg(long)]
+    midi: Option<PathBuf>,
+}
+
+impl CorpusSource {
+    /// The corpus for a model of `bars` bars playing `encoding` (a MIDI folder split as
+    /// `fractions` say, seeded), checked to fit it, and where it came from.
+    pub fn load(
+        &self,
+        bars: usize,
+        encoding: Encoding,
+        fractions: SplitFractions,
+        seed: u64,
+    ) -> Result<(Corpus, String)> {
+        let (corpus, source) = match (&self.midi, &self.corpus) {
+            (Some(dir), _) => {
+                let corpus = match encoding {
+                    Encoding::Melody => Corpus::from_midi_dir(dir, bars, fractions, seed)?,
+                    Encoding::Drums => Corpus::from_drum_dir(dir, bars, fractions, seed)?,
+                    Encoding::Groove => Corpus::from_groove_dir(dir, bars, fractions, seed)?,
+                };
+                (corpus, dir.display().to_string())
+            }
+            (None, path) => {
+                let path = path
+                    .clone()
+                    .unwrap_or_else(|| corpus::default_path(encoding, bars));
+                let corpus = Corpus::load(&path).with_context(|| {
+                    format!(
+                        "{}: build it with `{}`",
+                        path.display(),
+                        corpus::build_command(encoding, bars)
+                    )
+                })?;
+                (corpus, path.display().to_string())
+            }
+        };
+        ensure!(
+            corpus.encoding == encoding,
+            "{source} holds {}, the model plays {}",
+            corpus.encoding.name(),
+            encoding.name()
+        );
+        ensure!(
+            corpus.bars == bars,
+            "{source} has {}-bar slices, the model {bars}-bar ones",
+            corpus.bars
+        );
+        Ok((corpus, source))
+    }
+}

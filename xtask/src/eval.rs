@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::Context;
+use crate::corpus::CorpusSource;
 use latent_live_core::model::inversion::{invert, InversionConfig};
 use latent_live_core::model::{Config, ModelFile, MusicVae, Sampling};
 use latent_live_core::music::{drums, Encoding};
@@ -52,14 +52,8 @@ impl EvalArgs {
 /// The melodies a model is measured on, shared by `eval` and `analyze`.
 #[derive(clap::Args)]
 pub struct HeldOut {
-    /// A corpus whose test split is used (default: data/folk-<bars>bar.safetensors, or
-    /// data/groove-<bars>bar.safetensors for drum models).
-    #[arg(long, conflicts_with = "midi")]
-    corpus: Option<PathBuf>,
-    /// Use every slice of this MIDI folder instead (for a drum model, a folder of drum
-    /// performances; with an `info.csv`, its test split).
-    #[arg(long)]
-    midi: Option<PathBuf>,
+    #[command(flatten)]
+    source: CorpusSource,
     /// Use at most this many slices.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -69,47 +63,8 @@ impl HeldOut {
     /// The corpus whose test split a model of `config` is measured on (a MIDI folder's is
     /// all test), and where it came from.
     pub fn corpus(&self, config: &Config) -> anyhow::Result<(Corpus, String)> {
-        let (bars, encoding) = (config.bars, config.encoding);
-        Ok(match (&self.midi, &self.corpus, encoding) {
-            (Some(dir), _, Encoding::Melody) => (
-                Corpus::from_midi_dir(dir, bars, SplitFractions::all_test(), 0)?,
-                dir.display().to_string(),
-            ),
-            (Some(dir), _, Encoding::Drums) => (
-                Corpus::from_drum_dir(dir, bars, SplitFractions::all_test(), 0)?,
-                dir.display().to_string(),
-            ),
-            (Some(dir), _, Encoding::Groove) => (
-                Corpus::from_groove_dir(dir, bars, SplitFractions::all_test(), 0)?,
-                dir.display().to_string(),
-            ),
-            (None, path, _) => {
-                let path = path
-                    .clone()
-                    .unwrap_or_else(|| corpus::default_path(encoding, bars));
-                let corpus = Corpus::load(&path).with_context(|| {
-                    format!(
-                        "{}: build it with `{}`",
-                        path.display(),
-                        corpus::build_command(encoding, bars)
-                    )
-                })?;
-                anyhow::ensure!(
-                    corpus.encoding == encoding,
-                    "{} holds {}, the model plays {}",
-                    path.display(),
-                    corpus.encoding.name(),
-                    encoding.name()
-                );
-                anyhow::ensure!(
-                    corpus.bars == bars,
-                    "{} has {}-bar slices, the model {bars}-bar ones",
-                    path.display(),
-                    corpus.bars
-                );
-                (corpus, path.display().to_string())
-            }
-        })
+        let all_test = SplitFractions::all_test();
+        self.source.load(config.bars, config.encoding, all_test, 0)
     }
 }
 

@@ -236,6 +236,51 @@ fn ship_groove(
     Ok(())
 }
 
+/// A model card's sections; [`Card::render`] writes every card the one way.
+struct Card<'a> {
+    file: &'a ModelFile,
+    architecture: String,
+    /// Licences of the sources, or the dataset's credit.
+    credit: String,
+    /// How the metrics below were measured.
+    measured: String,
+    /// The metrics table, header first.
+    table: Vec<Vec<String>>,
+}
+
+impl Card<'_> {
+    fn render(&self) -> String {
+        let card = &self.file.card;
+        let row = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+        let mut table = row(&self.table[0]);
+        table.push_str(&format!("|{}\n", "---|".repeat(self.table[0].len())));
+        self.table[1..]
+            .iter()
+            .for_each(|cells| table.push_str(&row(cells)));
+        format!(
+            "# {name}\n\n{summary}\n\n\
+             ## Architecture\n\n{architecture}\n\n\
+             ## Data\n\n{data}\n\n{credit}\n\n\
+             ## Split\n\n{split}\n\n\
+             ## Training\n\n{training}\n\n\
+             ## Held-out metrics\n\n{measured}\n\n{table}",
+            name = card.name,
+            summary = card.summary,
+            architecture = self.architecture,
+            data = card.data,
+            credit = self.credit,
+            split = card.split,
+            training = card.training,
+            measured = self.measured,
+        )
+    }
+}
+
+/// A table row from its cells.
+fn cells<const N: usize>(cells: [&dyn std::fmt::Display; N]) -> Vec<String> {
+    cells.iter().map(|c| c.to_string()).collect()
+}
+
 fn card_markdown(file: &ModelFile, e: &Evaluation, dtype: DType, corpus: &Corpus) -> String {
     let c = &file.config;
     let kind = if c.hierarchical {
@@ -243,59 +288,76 @@ fn card_markdown(file: &ModelFile, e: &Evaluation, dtype: DType, corpus: &Corpus
     } else {
         "flat"
     };
-    let (encoding, licences) = match c.encoding {
+    let (encoding, credit) = match c.encoding {
         Encoding::Melody => {
             let licences: Vec<String> = corpus
                 .metadata
                 .iter()
                 // The one-line notes; the long licence texts stay in the corpus file.
-                .filter(|(k, _)| k.starts_with("licence.") && !k.ends_with("_notes") && *k != "licence.music21_corpus")
+                .filter(|(k, _)| {
+                    k.starts_with("licence.")
+                        && !k.ends_with("_notes")
+                        && *k != "licence.music21_corpus"
+                })
                 .map(|(k, v)| format!("- {}: {v}", k.trim_start_matches("licence.")))
                 .collect();
             (
-                format!("90-class melody encoding (pitches {}..={})", c.min_pitch, c.max_pitch),
                 format!(
-                    "Licences of the sources (the Essen collection is for non-commercial and research use, so this model is too):\n\n{}",
+                    "90-class melody encoding (pitches {}..={})",
+                    c.min_pitch, c.max_pitch
+                ),
+                format!(
+                    "Licences of the sources (the Essen collection is for non-commercial and \
+                     research use, so this model is too):\n\n{}",
                     licences.join("\n")
                 ),
             )
         }
         Encoding::Drums | Encoding::Groove => (
-            "drum encoding of Magenta's DrumsConverter (9 drum classes, one of 512 combinations per 16th; the encoder reads the 10-wide roll)".to_string(),
+            "drum encoding of Magenta's DrumsConverter (9 drum classes, one of 512 \
+             combinations per 16th; the encoder reads the 10-wide roll)"
+                .to_string(),
             groove_dataset_credit(corpus),
         ),
     };
-    format!(
-        "# {name}\n\n{summary}\n\n\
-         ## Architecture\n\n{kind} MusicVAE, {bars} bars of 16ths ({steps} steps), z = {z}, \
-         bidirectional LSTM encoder {enc:?}, decoder LSTM {dec:?}, {encoding}. \
-         Weights stored as {dtype:?}.\n\n\
-         ## Data\n\n{data}\n\n{licences}\n\n\
-         ## Split\n\n{split}\n\n\
-         ## Training\n\n{training}\n\n\
-         ## Held-out metrics\n\nMeasured by `cargo xtask ship` on all {slices} test slices \
-         (`cargo xtask eval --model assets/{name}.safetensors` gives the same):\n\n\
-         | metric | value |\n|---|---|\n\
-         | teacher-forced accuracy | {tf:.4} |\n\
-         | greedy-sampled accuracy (from mu) | {sampled:.4} |\n\
-         | active latent dimensions (var(mu) > 0.01) | {active} |\n\
-         | total KL (nats) | {kl:.2} |\n",
-        name = file.card.name,
-        summary = file.card.summary,
-        bars = c.bars,
-        steps = c.steps(),
-        z = c.z_size,
-        enc = c.encoder,
-        dec = c.decoder,
-        data = file.card.data,
-        split = file.card.split,
-        training = file.card.training,
-        slices = e.slices,
-        tf = e.teacher_forced,
-        sampled = e.sampled,
-        active = e.active_dims(),
-        kl = e.kl_per_dim.iter().sum::<f64>(),
-    )
+    let kl = e.kl_per_dim.iter().sum::<f64>();
+    Card {
+        file,
+        architecture: format!(
+            "{kind} MusicVAE, {bars} bars of 16ths ({steps} steps), z = {z}, bidirectional \
+             LSTM encoder {enc:?}, decoder LSTM {dec:?}, {encoding}. Weights stored as \
+             {dtype:?}.",
+            bars = c.bars,
+            steps = c.steps(),
+            z = c.z_size,
+            enc = c.encoder,
+            dec = c.decoder,
+        ),
+        credit,
+        measured: format!(
+            "Measured by `cargo xtask ship` on all {slices} test slices (`cargo xtask eval \
+             --model assets/{name}.safetensors` gives the same):",
+            slices = e.slices,
+            name = file.card.name,
+        ),
+        table: vec![
+            cells([&"metric", &"value"]),
+            cells([
+                &"teacher-forced accuracy",
+                &format!("{:.4}", e.teacher_forced),
+            ]),
+            cells([
+                &"greedy-sampled accuracy (from mu)",
+                &format!("{:.4}", e.sampled),
+            ]),
+            cells([
+                &"active latent dimensions (var(mu) > 0.01)",
+                &e.active_dims(),
+            ]),
+            cells([&"total KL (nats)", &format!("{kl:.2}")]),
+        ],
+    }
+    .render()
 }
 
 fn groove_dataset_credit(corpus: &Corpus) -> String {
@@ -316,58 +378,121 @@ fn groove_card_markdown(
 ) -> String {
     let c = &file.config;
     let input = match c.groove_input {
-        GrooveInput::Humanize => "the quantized hits alone (GrooVAE's `humanize`): it adds velocity and timing to a pattern",
-        GrooveInput::Tap => "one tap voice at each step's timing, velocity fixed (GrooVAE's `tapify` with `fixed_velocities`): it turns a tapped rhythm into a beat",
+        GrooveInput::Humanize => {
+            "the quantized hits alone (GrooVAE's `humanize`): it adds velocity and timing to \
+             a pattern"
+        }
+        GrooveInput::Tap => {
+            "one tap voice at each step's timing, velocity fixed (GrooVAE's `tapify` with \
+             `fixed_velocities`): it turns a tapped rhythm into a beat"
+        }
         GrooveInput::Whole => "the whole groove: it reconstructs and morphs grooves",
     };
-    format!(
-        "# {name}\n\n{summary}\n\n\
-         ## Architecture\n\nGrooVAE (Magenta's `GrooveConverter` and `GrooveLstmDecoder`), flat, {bars} bars of 16ths \
-         ({steps} steps), z = {z}, bidirectional LSTM encoder {enc:?}, decoder LSTM {dec:?}. Each step holds, for the 9 drum \
-         classes, a hit, a velocity (0..1) and a timing offset (up to half a 16th either way). The encoder \
-         reads {input}. Weights stored as {dtype:?}.\n\n\
-         ## Data\n\n{data}\n\n{credit}\n\n\
-         ## Split\n\n{split}\n\n\
-         ## Training\n\n{training}\n\n\
-         ## Held-out metrics\n\nMeasured by `cargo xtask ship` on all {slices} test grooves, decoded greedily from mu \
-         (`cargo xtask eval --model assets/{name}.safetensors` gives the same). Velocity and timing errors are over the \
-         hits the drummer played; timing is in milliseconds at each performance's tempo. The baseline is GrooVAE's: each \
-         class at its mean velocity over the training split, on the grid.\n\n\
-         | metric | model | baseline |\n|---|---|---|\n\
-         | hit accuracy (cells) | {acc:.4} | |\n\
-         | hit F1 | {f1:.4} | |\n\
-         | velocity MAE (MIDI) | {vel:.2} | {bvel:.2} |\n\
-         | timing MAE (ms) | {tim:.2} | {btim:.2} |\n\
-         {held}\
-         | velocity MAE, on the hits it plays right | {mv:.2} | {mbv:.2} |\n\
-         | timing MAE, on the hits it plays right (ms) | {mt:.2} | {mbt:.2} |\n\
-         | total KL (nats) | {kl:.2} | |\n",
-        name = file.card.name,
-        summary = file.card.summary,
-        bars = c.bars,
-        steps = c.steps(),
-        z = c.z_size,
-        enc = c.encoder,
-        dec = c.decoder,
-        data = file.card.data,
-        credit = groove_dataset_credit(corpus),
-        held = e.held.map_or(String::new(), |(v, t)| format!(
-            "| velocity MAE, hits held (as the plugin plays it) | {v:.2} | {:.2} |\n| timing MAE, hits held (ms) | {t:.2} | {:.2} |\n",
-            e.baseline_velocity_mae, e.baseline_timing_mae_ms
-        )),
-        split = file.card.split,
-        training = file.card.training,
-        slices = e.slices,
-        acc = e.hit_accuracy,
-        f1 = e.hit_f1(),
-        vel = e.velocity_mae,
-        bvel = e.baseline_velocity_mae,
-        tim = e.timing_mae_ms,
-        btim = e.baseline_timing_mae_ms,
-        kl = e.kl_per_dim.iter().sum::<f64>(),
-        mv = e.matched.velocity,
-        mt = e.matched.timing_ms,
-        mbv = e.matched.baseline_velocity,
-        mbt = e.matched.baseline_timing_ms,
-    )
+    let (f2, f4) = (|v: f64| format!("{v:.2}"), |v: f64| format!("{v:.4}"));
+    let mut table = vec![
+        cells([&"metric", &"model", &"baseline"]),
+        cells([&"hit accuracy (cells)", &f4(e.hit_accuracy), &""]),
+        cells([&"hit F1", &f4(e.hit_f1()), &""]),
+        cells([
+            &"velocity MAE (MIDI)",
+            &f2(e.velocity_mae),
+            &f2(e.baseline_velocity_mae),
+        ]),
+        cells([
+            &"timing MAE (ms)",
+            &f2(e.timing_mae_ms),
+            &f2(e.baseline_timing_mae_ms),
+        ]),
+    ];
+    if let Some((velocity, timing)) = e.held {
+        table.push(cells([
+            &"velocity MAE, hits held (as the plugin plays it)",
+            &f2(velocity),
+            &f2(e.baseline_velocity_mae),
+        ]));
+        table.push(cells([
+            &"timing MAE, hits held (ms)",
+            &f2(timing),
+            &f2(e.baseline_timing_mae_ms),
+        ]));
+    }
+    table.extend([
+        cells([
+            &"velocity MAE, on the hits it plays right",
+            &f2(e.matched.velocity),
+            &f2(e.matched.baseline_velocity),
+        ]),
+        cells([
+            &"timing MAE, on the hits it plays right (ms)",
+            &f2(e.matched.timing_ms),
+            &f2(e.matched.baseline_timing_ms),
+        ]),
+        cells([
+            &"total KL (nats)",
+            &f2(e.kl_per_dim.iter().sum::<f64>()),
+            &"",
+        ]),
+    ]);
+    Card {
+        file,
+        architecture: format!(
+            "GrooVAE (Magenta's `GrooveConverter` and `GrooveLstmDecoder`), flat, {bars} bars \
+             of 16ths ({steps} steps), z = {z}, bidirectional LSTM encoder {enc:?}, decoder \
+             LSTM {dec:?}. Each step holds, for the 9 drum classes, a hit, a velocity (0..1) \
+             and a timing offset (up to half a 16th either way). The encoder reads {input}. \
+             Weights stored as {dtype:?}.",
+            bars = c.bars,
+            steps = c.steps(),
+            z = c.z_size,
+            enc = c.encoder,
+            dec = c.decoder,
+        ),
+        credit: groove_dataset_credit(corpus),
+        measured: format!(
+            "Measured by `cargo xtask ship` on all {slices} test grooves, decoded greedily \
+             from mu (`cargo xtask eval --model assets/{name}.safetensors` gives the same). \
+             Velocity and timing errors are over the hits the drummer played; timing is in \
+             milliseconds at each performance's tempo. The baseline is GrooVAE's: each class \
+             at its mean velocity over the training split, on the grid.",
+            slices = e.slices,
+            name = file.card.name,
+        ),
+        table,
+    }
+    .render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latent_live_core::model::{Config, ModelCard};
+
+    #[test]
+    fn a_card_renders_its_sections_then_its_table() {
+        let card = ModelCard {
+            name: "m".into(),
+            summary: "s".into(),
+            ..ModelCard::default()
+        };
+        let file = ModelFile::random(Config::tiny(2, false), card, Default::default()).unwrap();
+        let card = Card {
+            file: &file,
+            architecture: "arch".into(),
+            credit: "credit".into(),
+            measured: "measured:".into(),
+            table: vec![cells([&"metric", &"value"]), cells([&"x", &1])],
+        }
+        .render();
+        assert!(
+            card.starts_with("# m\n\ns\n\n## Architecture\n\narch\n\n## Data\n\n"),
+            "{card}"
+        );
+        assert!(card.contains("credit\n\n## Split\n\n"), "{card}");
+        assert!(
+            card.ends_with(
+                "## Held-out metrics\n\nmeasured:\n\n| metric | value |\n|---|---|\n| x | 1 |\n"
+            ),
+            "{card}"
+        );
+    }
 }

@@ -5,12 +5,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::corpus::CorpusSource;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use latent_live_core::model::{Config, GrooVae, ModelCard, ModelFile, MusicVae};
 use latent_live_core::music::groove::Groove;
 use latent_live_core::music::{Encoding, Event};
-use latent_live_training::corpus::{self, Corpus, Split, SplitFractions};
+use latent_live_training::corpus::{Corpus, Split, SplitFractions};
 use latent_live_training::eval::{evaluate, evaluate_grooves, mean_velocities};
 use latent_live_training::train::{ModelTrainer, StepStats, TrainConfig, Trainable, Trainer};
 use rand::{Rng, SeedableRng};
@@ -23,13 +24,8 @@ pub struct TrainArgs {
     /// `drums_2bar_small`.
     #[arg(long, default_value = "2bar")]
     preset: String,
-    /// A corpus built by `cargo xtask corpus` (default: data/folk-<bars>bar.safetensors,
-    /// or data/groove-<bars>bar.safetensors for drum models).
-    #[arg(long, conflicts_with = "midi")]
-    corpus: Option<PathBuf>,
-    /// Train on your own folder of MIDI files instead (split by file, 90/5/5).
-    #[arg(long)]
-    midi: Option<PathBuf>,
+    #[command(flatten)]
+    source: CorpusSource,
     /// Run folder: checkpoint.safetensors, model.safetensors and log.csv go here.
     #[arg(long)]
     out: PathBuf,
@@ -309,42 +305,12 @@ fn train<M: Run>(args: &TrainArgs) -> anyhow::Result<()> {
         trainer.config.scheduled_sampling_rate = rate;
     }
     let (bars, encoding) = (trainer.model.config().bars, trainer.model.config().encoding);
-    let corpus = match (&args.midi, &args.corpus, encoding) {
-        (Some(dir), _, Encoding::Melody) => {
-            Corpus::from_midi_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?
-        }
-        (Some(dir), _, Encoding::Drums) => {
-            Corpus::from_drum_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?
-        }
-        (Some(dir), _, Encoding::Groove) => {
-            Corpus::from_groove_dir(dir, bars, SplitFractions::default(), trainer.config.seed)?
-        }
-        (None, path, _) => {
-            let path = path
-                .clone()
-                .unwrap_or_else(|| corpus::default_path(encoding, bars));
-            Corpus::load(&path).with_context(|| {
-                format!(
-                    "{}: build it with `{}`",
-                    path.display(),
-                    corpus::build_command(encoding, bars)
-                )
-            })?
-        }
-    };
-    if corpus.bars != bars {
-        bail!(
-            "the corpus has {}-bar slices, the model {bars}-bar ones",
-            corpus.bars
-        );
-    }
-    if corpus.encoding != encoding {
-        bail!(
-            "the corpus holds {}, the model plays {}",
-            corpus.encoding.name(),
-            encoding.name()
-        );
-    }
+    let (corpus, _) = args.source.load(
+        bars,
+        encoding,
+        SplitFractions::default(),
+        trainer.config.seed,
+    )?;
     println!("{}", corpus.summary());
     println!(
         "model {:?}\ntraining {:?}",

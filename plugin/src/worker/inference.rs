@@ -47,11 +47,11 @@ const RECENT_PHRASES: usize = 8;
 pub struct Worker {
     pub(super) loader: ModelLoader,
     pub(super) loaded: Option<Loaded>,
-    /// The last model choice tried, with the file's revision for `Model File`.
-    attempted: Option<(ModelChoice, u64)>,
+    /// The last model load tried.
+    attempted: Option<Attempt<ModelChoice>>,
     /// The groove model that humanizes drum phrases, and the last choice tried.
     humanizer: Option<LoadedGroove>,
-    humanizer_attempted: Option<(GrooveModelChoice, u64)>,
+    humanizer_attempted: Option<Attempt<GrooveModelChoice>>,
     /// The last pattern humanized and its feel: slider moves that keep the hits cost no
     /// second pass.
     humanized: Option<(Vec<Event>, Vec<[Feel; drums::NUM_DRUM_CLASSES]>)>,
@@ -167,7 +167,12 @@ impl Worker {
         }
         // Read last: the request carries the revisions of the clips just stored.
         let request = self.params.z_request();
-        if self.attempted != Some(model_attempt(request.model, request.model_file_revision)) {
+        let wanted = Attempt::new(
+            request.model,
+            ModelChoice::File,
+            request.model_file_revision,
+        );
+        if self.attempted != Some(wanted) {
             // The model was chosen after this round loaded one (a host restoring a
             // project while the first model loads): the next round loads it. Decoding
             // the request with the model it replaces would deliver the wrong phrase.
@@ -220,11 +225,10 @@ impl Worker {
     /// fails to load leaves the previous one playing, with the error for the editor.
     fn load_model_if_changed(&mut self) {
         let choice = self.params.model.value();
-        let attempt = model_attempt(choice, self.params.model_file.revision());
-        if self.attempted == Some(attempt) {
+        let attempt = Attempt::new(choice, ModelChoice::File, self.params.model_file.revision());
+        if !attempt.is_new(&mut self.attempted) {
             return;
         }
-        self.attempted = Some(attempt);
         match models::load(
             &self.loader,
             choice,
@@ -254,15 +258,11 @@ impl Worker {
     /// fails leaves the previous one playing, with the error for the editor.
     fn load_humanizer_if_changed(&mut self) {
         let choice = self.params.drums.groove_model.value();
-        let file_revision = if choice == GrooveModelChoice::File {
-            self.params.groove_file.revision()
-        } else {
-            0
-        };
-        if self.humanizer_attempted == Some((choice, file_revision)) {
+        let revision = self.params.groove_file.revision();
+        let attempt = Attempt::new(choice, GrooveModelChoice::File, revision);
+        if !attempt.is_new(&mut self.humanizer_attempted) {
             return;
         }
-        self.humanizer_attempted = Some((choice, file_revision));
         let path = if choice == GrooveModelChoice::File {
             self.params.groove_file.get()
         } else {
@@ -419,13 +419,27 @@ impl Worker {
     }
 }
 
-/// What a load of `choice` tried: the choice, and the chosen file's revision when the file
-/// is what plays (another file's revision means nothing to an embedded model).
-fn model_attempt(choice: ModelChoice, file_revision: u64) -> (ModelChoice, u64) {
-    let file_revision = if choice == ModelChoice::File {
-        file_revision
-    } else {
-        0
-    };
-    (choice, file_revision)
+/// What a load tried: a choice, and the chosen file's revision when the file is what
+/// plays (another file's revision means nothing to an embedded model). A model slot
+/// loads again only when its attempt changes, so a file that fails to load is not read
+/// again at every wake.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Attempt<C> {
+    choice: C,
+    file_revision: u64,
+}
+
+impl<C: Copy + PartialEq> Attempt<C> {
+    fn new(choice: C, file: C, file_revision: u64) -> Self {
+        let file_revision = if choice == file { file_revision } else { 0 };
+        Self {
+            choice,
+            file_revision,
+        }
+    }
+
+    /// Whether `self` is new to `last`, which then remembers it.
+    fn is_new(self, last: &mut Option<Self>) -> bool {
+        last.replace(self) != Some(self)
+    }
 }
