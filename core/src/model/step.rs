@@ -12,7 +12,7 @@ use std::mem::MaybeUninit;
 use candle_core::{CpuStorage, DType, Result, Storage, Tensor};
 use gemm::Parallelism;
 
-use super::ops::kernels::{Elem, WS};
+use super::ops::kernels::{Elem, ForwardRows, WS};
 use crate::model::lstm::LstmCell;
 
 /// A tensor's values, row-major, as f32.
@@ -217,15 +217,15 @@ impl LayerState {
                 Parallelism::None,
             );
         }
-        f32::forward_rows(
+        f32::forward_rows(ForwardRows {
             n,
-            &self.gates,
-            x_proj,
-            &self.c,
-            n,
-            &mut self.workspace,
-            &mut self.next_h,
-        );
+            g: &self.gates,
+            x: x_proj,
+            c_prev: &self.c,
+            c_rs: n,
+            w: &mut self.workspace,
+            h: &mut self.next_h,
+        });
         for (r, h) in self.h.chunks_exact_mut(n).enumerate() {
             let c_row = &self.workspace[r * WS * n..r * WS * n + n];
             self.c[r * n..(r + 1) * n].copy_from_slice(c_row);

@@ -18,36 +18,42 @@ pub trait Elem: WithDType {
     fn sigmoid(self) -> Self;
     fn tanh_(self) -> Self;
 
-    /// One step's cell update for a block of rows: `g` (recurrent products) and `x` (input
-    /// projection) `[rows, 4H]`, `c_prev` rows `c_rs` apart, into the workspace `w`
-    /// `[rows, 6H]` and `h` `[rows, H]`.
-    fn forward_rows(
-        n: usize,
-        g: &[Self],
-        x: &[Self],
-        c_prev: &[Self],
-        c_rs: usize,
-        w: &mut [Self],
-        h: &mut [MaybeUninit<Self>],
-    ) {
-        forward_rows_impl(n, g, x, c_prev, c_rs, w, h)
+    /// One step's cell update for a block of rows ([`ForwardRows`]).
+    fn forward_rows(rows: ForwardRows<'_, Self>) {
+        forward_rows_impl(rows)
     }
 
-    /// One step's backward for a block of rows: writes the gate pre-activation gradients
-    /// `dg` `[rows, 4H]` and carries `dc` back one step.
-    #[allow(clippy::too_many_arguments)]
-    fn backward_rows(
-        n: usize,
-        w: &[Self],
-        c_prev: &[Self],
-        c_rs: usize,
-        gh: &[Self],
-        dh: &[Self],
-        dc: &mut [Self],
-        dg: &mut [MaybeUninit<Self>],
-    ) {
-        backward_rows_impl(n, w, c_prev, c_rs, gh, dh, dc, dg)
+    /// One step's backward for a block of rows ([`BackwardRows`]).
+    fn backward_rows(rows: BackwardRows<'_, Self>) {
+        backward_rows_impl(rows)
     }
+}
+
+/// One step's forward operands for a block of rows: `g` (recurrent products) and `x`
+/// (input projection) `[rows, 4H]`, `c_prev` rows `c_rs` apart, into the workspace `w`
+/// `[rows, 6H]` and `h` `[rows, H]`.
+pub struct ForwardRows<'a, F> {
+    pub n: usize,
+    pub g: &'a [F],
+    pub x: &'a [F],
+    pub c_prev: &'a [F],
+    pub c_rs: usize,
+    pub w: &'a mut [F],
+    pub h: &'a mut [MaybeUninit<F>],
+}
+
+/// One step's backward operands for a block of rows: from the workspace `w`, `c_prev`
+/// and the gradients `gh` + `dh` of h, writes the gate pre-activation gradients `dg`
+/// `[rows, 4H]` and carries `dc` back one step.
+pub struct BackwardRows<'a, F> {
+    pub n: usize,
+    pub w: &'a [F],
+    pub c_prev: &'a [F],
+    pub c_rs: usize,
+    pub gh: &'a [F],
+    pub dh: &'a [F],
+    pub dc: &'a mut [F],
+    pub dg: &'a mut [MaybeUninit<F>],
 }
 
 impl Elem for f64 {
@@ -75,59 +81,41 @@ impl Elem for f32 {
         1.0 - 2.0 / (fast_exp(2.0 * self) + 1.0)
     }
 
-    fn forward_rows(
-        n: usize,
-        g: &[f32],
-        x: &[f32],
-        c_prev: &[f32],
-        c_rs: usize,
-        w: &mut [f32],
-        h: &mut [MaybeUninit<f32>],
-    ) {
+    fn forward_rows(rows: ForwardRows<'_, f32>) {
         #[cfg(target_arch = "x86_64")]
         {
             if simd::avx512() {
                 // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked just now), all the
                 // function is compiled for; it reads and writes only through the slices.
-                return unsafe { simd::forward_avx512(n, g, x, c_prev, c_rs, w, h) };
+                return unsafe { simd::forward_avx512(rows) };
             }
             if simd::avx2() {
                 // SAFETY: the CPU has AVX2 and FMA (checked just now).
-                return unsafe { simd::forward_avx2(n, g, x, c_prev, c_rs, w, h) };
+                return unsafe { simd::forward_avx2(rows) };
             }
         }
-        forward_rows_impl(n, g, x, c_prev, c_rs, w, h)
+        forward_rows_impl(rows)
     }
 
-    fn backward_rows(
-        n: usize,
-        w: &[f32],
-        c_prev: &[f32],
-        c_rs: usize,
-        gh: &[f32],
-        dh: &[f32],
-        dc: &mut [f32],
-        dg: &mut [MaybeUninit<f32>],
-    ) {
+    fn backward_rows(rows: BackwardRows<'_, f32>) {
         #[cfg(target_arch = "x86_64")]
         {
             if simd::avx512() {
                 // SAFETY: as for `forward_rows`: the features were checked just now.
-                return unsafe { simd::backward_avx512(n, w, c_prev, c_rs, gh, dh, dc, dg) };
+                return unsafe { simd::backward_avx512(rows) };
             }
             if simd::avx2() {
                 // SAFETY: the CPU has AVX2 and FMA (checked just now).
-                return unsafe { simd::backward_avx2(n, w, c_prev, c_rs, gh, dh, dc, dg) };
+                return unsafe { simd::backward_avx2(rows) };
             }
         }
-        backward_rows_impl(n, w, c_prev, c_rs, gh, dh, dc, dg)
+        backward_rows_impl(rows)
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod simd {
-    use super::{backward_rows_impl, forward_rows_impl};
-    use std::mem::MaybeUninit;
+    use super::{backward_rows_impl, forward_rows_impl, BackwardRows, ForwardRows};
 
     pub fn avx512() -> bool {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -136,57 +124,22 @@ mod simd {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
     }
 
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub unsafe fn forward_avx512(
-        n: usize,
-        g: &[f32],
-        x: &[f32],
-        c: &[f32],
-        c_rs: usize,
-        w: &mut [f32],
-        h: &mut [MaybeUninit<f32>],
-    ) {
-        forward_rows_impl(n, g, x, c, c_rs, w, h)
+    /// The portable kernel `$kernel`, compiled again for the CPU features `$features`
+    /// (so that its loops vectorise for them); the caller checks the CPU has them.
+    macro_rules! compiled_for {
+        ($($name:ident: $features:literal, $kernel:ident($rows:ident);)*) => {$(
+            #[target_feature(enable = $features)]
+            pub unsafe fn $name(rows: $rows<'_, f32>) {
+                $kernel(rows)
+            }
+        )*};
     }
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn forward_avx2(
-        n: usize,
-        g: &[f32],
-        x: &[f32],
-        c: &[f32],
-        c_rs: usize,
-        w: &mut [f32],
-        h: &mut [MaybeUninit<f32>],
-    ) {
-        forward_rows_impl(n, g, x, c, c_rs, w, h)
-    }
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub unsafe fn backward_avx512(
-        n: usize,
-        w: &[f32],
-        c: &[f32],
-        c_rs: usize,
-        gh: &[f32],
-        dh: &[f32],
-        dc: &mut [f32],
-        dg: &mut [MaybeUninit<f32>],
-    ) {
-        backward_rows_impl(n, w, c, c_rs, gh, dh, dc, dg)
-    }
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn backward_avx2(
-        n: usize,
-        w: &[f32],
-        c: &[f32],
-        c_rs: usize,
-        gh: &[f32],
-        dh: &[f32],
-        dc: &mut [f32],
-        dg: &mut [MaybeUninit<f32>],
-    ) {
-        backward_rows_impl(n, w, c, c_rs, gh, dh, dc, dg)
+
+    compiled_for! {
+        forward_avx512: "avx512f,avx2,fma", forward_rows_impl(ForwardRows);
+        forward_avx2: "avx2,fma", forward_rows_impl(ForwardRows);
+        backward_avx512: "avx512f,avx2,fma", backward_rows_impl(BackwardRows);
+        backward_avx2: "avx2,fma", backward_rows_impl(BackwardRows);
     }
 }
 
@@ -213,15 +166,16 @@ fn fast_exp(x: f32) -> f32 {
 }
 
 #[inline(always)]
-fn forward_rows_impl<F: Elem>(
-    n: usize,
-    g: &[F],
-    x: &[F],
-    c_prev: &[F],
-    c_rs: usize,
-    w: &mut [F],
-    h: &mut [MaybeUninit<F>],
-) {
+fn forward_rows_impl<F: Elem>(rows: ForwardRows<'_, F>) {
+    let ForwardRows {
+        n,
+        g,
+        x,
+        c_prev,
+        c_rs,
+        w,
+        h,
+    } = rows;
     let rows = h.len() / n;
     let fb = F::from_f64(FORGET_BIAS);
     for r in 0..rows {
@@ -256,18 +210,18 @@ fn forward_rows_impl<F: Elem>(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn backward_rows_impl<F: Elem>(
-    n: usize,
-    w: &[F],
-    c_prev: &[F],
-    c_rs: usize,
-    gh: &[F],
-    dh: &[F],
-    dc: &mut [F],
-    dg: &mut [MaybeUninit<F>],
-) {
+fn backward_rows_impl<F: Elem>(rows: BackwardRows<'_, F>) {
+    let BackwardRows {
+        n,
+        w,
+        c_prev,
+        c_rs,
+        gh,
+        dh,
+        dc,
+        dg,
+    } = rows;
     let rows = gh.len() / n;
     let one = F::ONE;
     for r in 0..rows {

@@ -22,7 +22,7 @@ use candle_core::{
 };
 use gemm::Parallelism;
 
-use super::kernels::{Elem, WS};
+use super::kernels::{BackwardRows, Elem, ForwardRows, WS};
 
 enum Saved {
     F32(Vec<f32>),
@@ -436,7 +436,15 @@ fn forward<F: Pooled>(d: Dims, xp: &[F], wh: &[F], s0: &[F]) -> (Vec<F>, Vec<F>)
                     rows * WS * n,
                 );
                 let h = std::slice::from_raw_parts_mut(out_p.0.add((t * b + r0) * n), rows * n);
-                F::forward_rows(n, &g, x, c_prev, c_rs, w, h);
+                F::forward_rows(ForwardRows {
+                    n,
+                    g: &g,
+                    x,
+                    c_prev,
+                    c_rs,
+                    w,
+                    h,
+                });
                 if t + 1 == steps {
                     let c =
                         std::slice::from_raw_parts_mut(out_p.0.add((steps * b + r0) * n), rows * n);
@@ -493,7 +501,16 @@ fn backward<F: Pooled>(
             unsafe {
                 let dgates =
                     std::slice::from_raw_parts_mut(dx_p.0.add((t * b + r0) * 4 * n), rows * 4 * n);
-                F::backward_rows(n, w, c_prev, c_rs, gh, &dh, &mut dc, dgates);
+                F::backward_rows(BackwardRows {
+                    n,
+                    w,
+                    c_prev,
+                    c_rs,
+                    gh,
+                    dh: &dh,
+                    dc: &mut dc,
+                    dg: dgates,
+                });
                 // dh_{t-1} = dgates_t @ W_h^T.
                 matmul(
                     (rows, n, 4 * n),
