@@ -6,7 +6,8 @@
 
 use egui::{Align2, Color32, FontId, Painter, Pos2, Rect, Sense, Stroke, StrokeKind, Ui, Vec2};
 
-use super::piano_roll::{caption, playhead_line, Fill, PLAYING, QUEUED};
+use super::panel::Panel;
+use super::piano_roll::{Fill, PLAYING, QUEUED};
 use crate::params::Playback;
 use latent_live_core::music::drums::{Hit, CLASSES, NUM_DRUM_CLASSES};
 use latent_live_core::music::melody::STEPS_PER_BAR;
@@ -29,62 +30,42 @@ pub fn show(
     play: &Playback,
     height: f32,
 ) {
-    let (rect, response) =
-        ui.allocate_exact_size(Vec2::new(ui.available_width(), height), Sense::hover());
-    let painter = ui.painter_at(rect);
-    painter.rect_filled(rect, 4.0, Color32::from_gray(24));
-    let caption_height = 22.0;
-    let grid_rect = Rect::from_min_max(
-        Pos2::new(rect.left() + LABELS, rect.top() + caption_height),
-        rect.right_bottom() - Vec2::new(4.0, 4.0),
-    );
-    let steps = playing.or(queued).map_or(32, |p| p.steps as u32).max(1);
-    let row = grid_rect.height() / NUM_DRUM_CLASSES as f32;
-    for (class, c) in CLASSES.iter().enumerate() {
-        let y = row_top(grid_rect, class, row) + row / 2.0;
-        painter.text(
-            Pos2::new(rect.left() + 6.0, y),
-            Align2::LEFT_CENTER,
-            c.short,
-            FontId::monospace(11.0),
-            Color32::from_gray(170),
+    let panel = Panel {
+        name: "Drum grid",
+        waiting: "waiting for the first groove",
+        caption_top: 4.0,
+        playing,
+        queued,
+        playhead,
+    };
+    panel.show(ui, height, |painter, rect, steps| {
+        let caption_height = 22.0;
+        let grid_rect = Rect::from_min_max(
+            Pos2::new(rect.left() + LABELS, rect.top() + caption_height),
+            rect.right_bottom() - Vec2::new(4.0, 4.0),
         );
-    }
-    cells(&painter, grid_rect, steps);
-    let lit = playhead.map(|p| p.floor() as u32);
-    if let Some(p) = playing {
-        paint_hits(
-            &painter,
-            grid_rect,
-            &played(p, play),
-            steps,
-            Fill::Solid(PLAYING),
-            lit,
-        );
-    }
-    if let Some(q) = queued {
-        paint_hits(
-            &painter,
-            grid_rect,
-            &played(q, play),
-            steps,
-            Fill::Ghost(QUEUED),
-            None,
-        );
-    }
-    if let Some(step) = playhead {
-        playhead_line(&painter, grid_rect, step, steps);
-    }
-    let caption = caption(playing, queued, "waiting for the first groove");
-    painter.text(
-        rect.left_top() + Vec2::new(8.0, 4.0),
-        Align2::LEFT_TOP,
-        &caption,
-        FontId::proportional(13.0),
-        Color32::from_gray(200),
-    );
-    response.widget_info(|| {
-        egui::WidgetInfo::labeled(egui::Role::Image, true, format!("Drum grid: {caption}"))
+        let row = grid_rect.height() / NUM_DRUM_CLASSES as f32;
+        for (class, c) in CLASSES.iter().enumerate() {
+            let y = row_top(grid_rect, class, row) + row / 2.0;
+            painter.text(
+                Pos2::new(rect.left() + 6.0, y),
+                Align2::LEFT_CENTER,
+                c.short,
+                FontId::monospace(11.0),
+                Color32::from_gray(170),
+            );
+        }
+        cells(painter, grid_rect, steps);
+        let lit = playhead.map(|p| p.floor() as u32);
+        if let Some(p) = playing {
+            let hits = played(p, play);
+            paint_hits(painter, grid_rect, &hits, steps, Fill::Solid(PLAYING), lit);
+        }
+        if let Some(q) = queued {
+            let hits = played(q, play);
+            paint_hits(painter, grid_rect, &hits, steps, Fill::Ghost(QUEUED), None);
+        }
+        grid_rect
     });
 }
 

@@ -8,6 +8,7 @@
 
 mod drum_grid;
 mod neurons;
+mod panel;
 mod piano_roll;
 mod widgets;
 

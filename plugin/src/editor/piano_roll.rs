@@ -6,6 +6,8 @@ use egui::{Align2, Color32, FontId, Painter, Pos2, Rect, Sense, Stroke, StrokeKi
 use latent_live_core::music::melody::{Note, STEPS_PER_BAR};
 use latent_live_core::music::phrase::Phrase;
 
+use super::panel::Panel;
+
 pub const PLAYING: Color32 = Color32::from_rgb(255, 168, 64);
 pub const QUEUED: Color32 = Color32::from_rgb(120, 200, 255);
 const GRID: Color32 = Color32::from_gray(52);
@@ -22,53 +24,23 @@ pub fn show(
     playhead: Option<f32>,
     height: f32,
 ) {
-    let (rect, response) =
-        ui.allocate_exact_size(Vec2::new(ui.available_width(), height), Sense::hover());
-    let painter = ui.painter_at(rect);
-    painter.rect_filled(rect, 4.0, Color32::from_gray(24));
-    let steps = playing.or(queued).map_or(32, |p| p.steps as u32).max(1);
-    let notes = |p: Option<&Phrase>| p.map(|p| p.melody_notes()).unwrap_or_default();
-    let (now, next) = (notes(playing), notes(queued));
-    let range = pitch_range(now.iter().chain(&next));
-    grid(&painter, rect, steps, range);
-    paint_notes(&painter, rect, &now, steps, range, Fill::Solid(PLAYING));
-    paint_notes(&painter, rect, &next, steps, range, Fill::Ghost(QUEUED));
-    if let Some(step) = playhead {
-        playhead_line(&painter, rect, step, steps);
-    }
-    let caption = caption(playing, queued, "waiting for the first phrase");
-    painter.text(
-        rect.left_top() + Vec2::new(8.0, 6.0),
-        Align2::LEFT_TOP,
-        &caption,
-        FontId::proportional(13.0),
-        Color32::from_gray(200),
-    );
-    response.widget_info(|| {
-        egui::WidgetInfo::labeled(egui::Role::Image, true, format!("Piano roll: {caption}"))
+    let panel = Panel {
+        name: "Piano roll",
+        waiting: "waiting for the first phrase",
+        caption_top: 6.0,
+        playing,
+        queued,
+        playhead,
+    };
+    panel.show(ui, height, |painter, rect, steps| {
+        let notes = |p: Option<&Phrase>| p.map(|p| p.melody_notes()).unwrap_or_default();
+        let (now, next) = (notes(playing), notes(queued));
+        let range = pitch_range(now.iter().chain(&next));
+        grid(painter, rect, steps, range);
+        paint_notes(painter, rect, &now, steps, range, Fill::Solid(PLAYING));
+        paint_notes(painter, rect, &next, steps, range, Fill::Ghost(QUEUED));
+        rect
     });
-}
-
-/// What plays and what is queued, in words: the caption of the piano roll and the grid.
-pub(super) fn caption(playing: Option<&Phrase>, queued: Option<&Phrase>, waiting: &str) -> String {
-    match (playing, queued) {
-        (None, None) => waiting.to_string(),
-        (Some(p), None) => format!("playing #{}", p.generation),
-        (Some(p), Some(q)) => format!(
-            "playing #{}  ·  queued #{} (ghosted)",
-            p.generation, q.generation
-        ),
-        (None, Some(q)) => format!("queued #{} (starts with the transport)", q.generation),
-    }
-}
-
-/// The playhead at (fractional) `step` of `steps` across `rect`.
-pub(super) fn playhead_line(painter: &Painter, rect: Rect, step: f32, steps: u32) {
-    let x = rect.left() + rect.width() * step / steps.max(1) as f32;
-    painter.line_segment(
-        [Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())],
-        Stroke::new(2.0, Color32::WHITE),
-    );
 }
 
 /// A clip as a small roll, for the clip slots.
