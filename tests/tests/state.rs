@@ -3,7 +3,10 @@
 //! `tests/fixtures/state/` holds states saved by earlier builds, each with the notes that
 //! build played after reopening it (`NAME.state.json`, the JSON after nice-plug's length
 //! prefix; `NAME.notes.json`): `v0-*` by the build at 6cb530c, the last with an unversioned
-//! state, and `v1-*` by the first versioned one. Every later build must reopen them and play
+//! state, `v1-*` by the first versioned one, and `7dba455-*` by the release at 7dba455
+//! (each embedded model with a clip and moved parameters, among them the attribute-axes
+//! and 4-bar models with `Latent 3` at 0.8, and a model file, its path under the
+//! repository's `assets/` written `@ASSETS@`). Every later build must reopen them and play
 //! the same notes. The notes depend on the embedded weights as well as on the state: after
 //! retraining an embedded model, record the v1 fixtures again (`record_v1_fixtures`) and
 //! say why in the commit; the v0 ones keep their notes unless the retrained model is the
@@ -26,6 +29,14 @@ const SECONDS: f64 = 16.0;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/state")
+}
+
+/// The repository's `assets/`, where a fixture's model file lies.
+fn assets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../assets")
+        .canonicalize()
+        .expect("assets/")
 }
 
 fn seconds(s: f64) -> u64 {
@@ -122,11 +133,23 @@ fn reopened_notes(state: &[u8]) -> Vec<Output> {
 
 /// The notes file's format: one event per line, readable in a diff.
 fn notes_json(events: &[Output]) -> String {
+    // The channel when it is not the first: drums play on 10.
+    let ch = |channel: u8| {
+        if channel == 0 {
+            String::new()
+        } else {
+            format!(", \"ch\": {channel}")
+        }
+    };
     let lines: Vec<String> = events
         .iter()
         .map(|e| match *e {
-            Output::NoteOn { at, key, .. } => format!("{{\"at\": {at}, \"on\": {key}}}"),
-            Output::NoteOff { at, key, .. } => format!("{{\"at\": {at}, \"off\": {key}}}"),
+            Output::NoteOn { at, key, channel } => {
+                format!("{{\"at\": {at}, \"on\": {key}{}}}", ch(channel))
+            }
+            Output::NoteOff { at, key, channel } => {
+                format!("{{\"at\": {at}, \"off\": {key}{}}}", ch(channel))
+            }
             Output::AllNotesOff { at } => format!("{{\"at\": {at}, \"all_off\": true}}"),
         })
         .collect();
@@ -145,6 +168,11 @@ fn parse_notes(json: &str) -> Vec<Output> {
         (Some(SR), Some(TEMPO), Some(BLOCK as u64), Some(SECONDS))
     );
     let key = |v: &serde_json::Value| v.as_u64().expect("a key") as u8;
+    // The channel, when it is not the first (drums play on 10).
+    let channel = |e: &serde_json::Value| {
+        e.get("ch")
+            .map_or(0, |c| c.as_u64().expect("a channel") as u8)
+    };
     notes["events"]
         .as_array()
         .expect("events")
@@ -155,12 +183,12 @@ fn parse_notes(json: &str) -> Vec<Output> {
                 (Some(k), _) => Output::NoteOn {
                     at,
                     key: key(k),
-                    channel: 0,
+                    channel: channel(e),
                 },
                 (_, Some(k)) => Output::NoteOff {
                     at,
                     key: key(k),
-                    channel: 0,
+                    channel: channel(e),
                 },
                 _ => Output::AllNotesOff { at },
             }
@@ -190,6 +218,10 @@ fn projects_saved_by_earlier_builds_reopen_and_play_the_same_notes() {
     let _turn = exclusive();
     let names = fixture_names();
     for expected in [
+        "7dba455-4bar-latent3",
+        "7dba455-drums",
+        "7dba455-f2ar-latent3",
+        "7dba455-model-file",
         "v0-4bar",
         "v0-clips-morph",
         "v0-defaults",
@@ -203,7 +235,10 @@ fn projects_saved_by_earlier_builds_reopen_and_play_the_same_notes() {
         );
     }
     for name in &names {
-        let state = std::fs::read(fixtures().join(format!("{name}.state.json"))).unwrap();
+        let state = std::fs::read_to_string(fixtures().join(format!("{name}.state.json")))
+            .unwrap()
+            .replace("@ASSETS@", &assets().display().to_string())
+            .into_bytes();
         let expected = parse_notes(
             &std::fs::read_to_string(fixtures().join(format!("{name}.notes.json"))).unwrap(),
         );
