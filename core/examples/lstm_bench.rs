@@ -119,7 +119,8 @@ fn bench(s: &Setup, path: Path, name: &str, iterations: usize) -> Result<f64> {
     let (fwd, bwd) = (fwd / iterations as f64, bwd / iterations as f64);
     let rate = B as f64 / (fwd + bwd);
     println!(
-        "{name:<14} fwd {:7.1} ms  bwd {:7.1} ms  total {:7.1} ms  {rate:7.1} examples/s  (best {:7.1} ms, {:7.1} examples/s)",
+        "{name:<14} fwd {:7.1} ms  bwd {:7.1} ms  total {:7.1} ms  {rate:7.1} examples/s  (best \
+         {:7.1} ms, {:7.1} examples/s)",
         fwd * 1e3,
         bwd * 1e3,
         (fwd + bwd) * 1e3,
@@ -135,7 +136,8 @@ fn main() -> Result<()> {
         .and_then(|a| a.parse().ok())
         .unwrap_or(5);
     println!(
-        "2-layer LSTM {H}, T = {T}, B = {B}, layer-0 input {INPUT}, f32, {} threads, {iterations} iterations",
+        "2-layer LSTM {H}, T = {T}, B = {B}, layer-0 input {INPUT}, f32, {} threads, {iterations} \
+         iterations",
         candle_core::utils::get_num_threads()
     );
     let s = setup()?;

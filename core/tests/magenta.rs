@@ -282,7 +282,11 @@ fn check_groove(name: &str) -> ModelFile {
             worst_input = worst_input.max(worst(&ours[n..], &js[n..]));
         }
     }
-    assert!(worst_input < 1e-6, "{name}: the encoder's velocities and offsets differ from magenta.js's by up to {worst_input}");
+    assert!(
+        worst_input < 1e-6,
+        "{name}: the encoder's velocities and offsets differ from magenta.js's by up to \
+         {worst_input}"
+    );
     let mu = model
         .encode(&grooves.iter().collect::<Vec<_>>())
         .unwrap()
@@ -354,8 +358,8 @@ fn check_groove(name: &str) -> ModelFile {
         "{name}: velocities within {worst_velocity}, offsets within {worst_offset}"
     );
     println!(
-        "{name}: encoder input within {worst_input:e}, mu within {worst_mu:e}; {} decodes, {hits} hits exact, velocities within \
-         {worst_velocity:e}, offsets within {worst_offset:e}",
+        "{name}: encoder input within {worst_input:e}, mu within {worst_mu:e}; {} decodes, {hits} \
+         hits exact, velocities within {worst_velocity:e}, offsets within {worst_offset:e}",
         decoded.len()
     );
     file

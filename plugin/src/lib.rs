@@ -679,7 +679,11 @@ mod alloc_check {
             .stderr(std::process::Stdio::null())
             .status()
             .unwrap();
-        assert!(!status.success(), "an allocation under the checker did not abort: the checking allocator is not installed");
+        assert!(
+            !status.success(),
+            "an allocation under the checker did not abort: the checking allocator is not \
+             installed"
+        );
     }
 }
 

@@ -77,7 +77,8 @@ fn main() {
         let mean = times.iter().sum::<Duration>() / times.len() as u32;
         let percent = |d: Duration| 100.0 * d.as_secs_f64() / budget.as_secs_f64();
         println!(
-            "{what}, audition synth {}: mean {:.1} us ({:.3} % of the {:.2} ms budget), p99 {:.1} us ({:.3} %), max {:.1} us ({:.2} %), {} blocks",
+            "{what}, audition synth {}: mean {:.1} us ({:.3} % of the {:.2} ms budget), p99 {:.1} \
+             us ({:.3} %), max {:.1} us ({:.2} %), {} blocks",
             if synth { "on " } else { "off" },
             mean.as_secs_f64() * 1e6,
             percent(mean),

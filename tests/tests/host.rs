@@ -1206,8 +1206,12 @@ fn phrases_swap_on_the_hosts_bar_lines_in_any_meter() {
             };
             let phrase_step = (host_bar % 2) * 16 + step % 16;
             assert!(
-                phrase.notes().iter().any(|n| n.start as u64 == phrase_step && n.pitch == key),
-                "{numerator}/{denominator}: {key} at bar {host_bar} step {step} is not the phrase's step {phrase_step}"
+                phrase
+                    .notes()
+                    .iter()
+                    .any(|n| n.start as u64 == phrase_step && n.pitch == key),
+                "{numerator}/{denominator}: {key} at bar {host_bar} step {step} is not the \
+                 phrase's step {phrase_step}"
             );
         }
         assert!(

@@ -470,7 +470,8 @@ fn the_graph_holds_the_imports_it_checks() {
 #[test]
 fn the_path_reader_reads_groups_renames_and_relative_paths() {
     let code = without_tests(&without_comments_and_strings(
-        "use crate::{a::b, c::{d, e as f}};\n// crate::comment\nlet s = \"crate::string\";\nuse super::super::g;\n#[cfg(test)]\nmod tests { use crate::h; }\nfn x() { crate::i::j(); }",
+        "use crate::{a::b, c::{d, e as f}};\n// crate::comment\nlet s = \"crate::string\";\nuse \
+         super::super::g;\n#[cfg(test)]\nmod tests { use crate::h; }\nfn x() { crate::i::j(); }",
     ));
     let mut found = paths(&code);
     found.sort();

@@ -153,7 +153,11 @@ fn notes_json(events: &[Output]) -> String {
             Output::AllNotesOff { at } => format!("{{\"at\": {at}, \"all_off\": true}}"),
         })
         .collect();
-    format!("{{\n  \"sample_rate\": {SR},\n  \"tempo\": {TEMPO},\n  \"block\": {BLOCK},\n  \"seconds\": {SECONDS},\n  \"events\": [\n    {}\n  ]\n}}\n", lines.join(",\n    "))
+    format!(
+        "{{\n  \"sample_rate\": {SR},\n  \"tempo\": {TEMPO},\n  \"block\": {BLOCK},\n  \
+         \"seconds\": {SECONDS},\n  \"events\": [\n    {}\n  ]\n}}\n",
+        lines.join(",\n    ")
+    )
 }
 
 fn parse_notes(json: &str) -> Vec<Output> {

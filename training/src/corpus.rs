@@ -721,7 +721,9 @@ impl Corpus {
             metadata.insert(
                 "round_trip".into(),
                 format!(
-                    "{} of {} strokes of every performance come back from the groove rows, {} merged into a louder stroke of their class and step; the largest errors: {:.2e} steps, velocity {}",
+                    "{} of {} strokes of every performance come back from the groove rows, {} \
+                     merged into a louder stroke of their class and step; the largest errors: \
+                     {:.2e} steps, velocity {}",
                     r.kept, r.strokes, r.merged, r.max_time_error, r.max_velocity_error
                 ),
             );
@@ -1911,7 +1913,10 @@ mod tests {
         use latent_live_core::music::drums::GM_NOTES;
         use latent_live_core::music::groove::Stroke;
         let dir = TempDir::new("grooves");
-        let mut csv = String::from("drummer,session,id,style,bpm,beat_type,time_signature,midi_filename,audio_filename,duration,split\n");
+        let mut csv = String::from(
+            "drummer,session,id,style,bpm,beat_type,time_signature,midi_filename,audio_filename,\
+             duration,split\n",
+        );
         // The same quantized beat, played twice with other feel: both windows are kept.
         for (i, split) in ["train", "train", "test"].iter().enumerate() {
             // From step 2: a stroke ahead of the file's start is exported at its start.
@@ -1968,7 +1973,10 @@ mod tests {
     #[test]
     fn drum_corpora_keep_the_official_split_and_skip_other_meters() {
         let dir = TempDir::new("drums");
-        let mut csv = String::from("drummer,session,id,style,bpm,beat_type,time_signature,midi_filename,audio_filename,duration,split\n");
+        let mut csv = String::from(
+            "drummer,session,id,style,bpm,beat_type,time_signature,midi_filename,audio_filename,\
+             duration,split\n",
+        );
         let rows = [
             ("d1/a.mid", "train", "4-4", "beat"),
             ("d1/b.mid", "train", "4-4", "fill"),

@@ -184,7 +184,8 @@ impl GrooveEvaluation {
             format!(" held_velocity_mae={v:.2} held_timing_mae_ms={t:.2}")
         });
         format!(
-            "hit_accuracy={:.4} hit_f1={:.4} velocity_mae={:.2} timing_mae_ms={:.2}{held} baseline_velocity_mae={:.2} baseline_timing_mae_ms={:.2} slices={}",
+            "hit_accuracy={:.4} hit_f1={:.4} velocity_mae={:.2} timing_mae_ms={:.2}{held} \
+             baseline_velocity_mae={:.2} baseline_timing_mae_ms={:.2} slices={}",
             self.hit_accuracy,
             self.hit_f1(),
             self.velocity_mae,

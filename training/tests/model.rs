@@ -450,7 +450,12 @@ fn loss_passes_a_finite_difference_gradient_check() {
                 // Central differences lose relative precision on gradients near zero.
                 let err = (numeric - analytic[idx]).abs()
                     / (numeric.abs() + analytic[idx].abs()).max(1e-4);
-                assert!(err < 1e-4, "{name}[{idx}] (hierarchical={hierarchical}, keep {keep:?}): numeric {numeric} vs analytic {}", analytic[idx]);
+                assert!(
+                    err < 1e-4,
+                    "{name}[{idx}] (hierarchical={hierarchical}, keep {keep:?}): numeric \
+                     {numeric} vs analytic {}",
+                    analytic[idx]
+                );
             }
         }
     }

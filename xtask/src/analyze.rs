@@ -99,13 +99,22 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     writeln!(report, "## Attribute vectors\n")?;
     writeln!(
         report,
-        "Each vector is the mean z of the top quartile minus that of the bottom quartile{}. Moving {} prior samples \
-         along it by -2..2 and decoding greedily, the Spearman correlation of the amount with each attribute \
-         measured on the decodes (the check: the vector's own attribute at least {MONOTONIC}, the others less):\n",
-        if bound.is_empty() { "" } else { " (for a regularised attribute, on its bound dimension only)" },
+        "Each vector is the mean z of the top quartile minus that of the bottom quartile{}. \
+         Moving {} prior samples along it by -2..2 and decoding greedily, the Spearman \
+         correlation of the amount with each attribute measured on the decodes (the check: the \
+         vector's own attribute at least {MONOTONIC}, the others less):\n",
+        if bound.is_empty() {
+            ""
+        } else {
+            " (for a regularised attribute, on its bound dimension only)"
+        },
         args.samples
     )?;
-    writeln!(report, "| vector | own attribute | check | strongest other | its Spearman | own attribute at -2 / 0 / +2 |")?;
+    writeln!(
+        report,
+        "| vector | own attribute | check | strongest other | its Spearman | own attribute at -2 \
+         / 0 / +2 |"
+    )?;
     writeln!(report, "|---|---|---|---|---|---|")?;
     let mut sweeps = Vec::new();
     for (i, name) in a.attributes.iter().enumerate() {
@@ -190,7 +199,11 @@ fn fill_against_labels(report: &mut String, corpus: &Corpus) -> anyhow::Result<(
     }
     writeln!(report, "\n## `fill` against the dataset's labels\n")?;
     if fills.is_empty() || beats.is_empty() {
-        writeln!(report, "The corpus has no beat and fill labels (it was built without an `info.csv`, or before they were kept).")?;
+        writeln!(
+            report,
+            "The corpus has no beat and fill labels (it was built without an `info.csv`, or \
+             before they were kept)."
+        )?;
         return Ok(());
     }
     let above: f64 = fills
@@ -219,8 +232,9 @@ fn fill_against_labels(report: &mut String, corpus: &Corpus) -> anyhow::Result<(
     );
     writeln!(
         report,
-        "Over the corpus's windows, those of performances labelled `fill` in `info.csv` ({}) score {:.3} on average and \
-         those labelled `beat` ({}) {:.3}; the area under the ROC curve is **{auc:.3}** (0.5 would be chance).",
+        "Over the corpus's windows, those of performances labelled `fill` in `info.csv` ({}) \
+         score {:.3} on average and those labelled `beat` ({}) {:.3}; the area under the ROC \
+         curve is **{auc:.3}** (0.5 would be chance).",
         fills.len(),
         mean(&fills),
         beats.len(),
@@ -290,8 +304,8 @@ fn neurons(report: &mut String, a: &Analysis) -> anyhow::Result<()> {
     writeln!(report, "## Music neurons\n")?;
     writeln!(
         report,
-        "{} of {} dimensions vary with the music (variance of mu over the slices above 0.01); the rest stay at the \
-         prior and carry nothing. Most variable first:\n",
+        "{} of {} dimensions vary with the music (variance of mu over the slices above 0.01); the \
+         rest stay at the prior and carry nothing. Most variable first:\n",
         a.music_neurons,
         a.mu_variance.len()
     )?;
@@ -316,7 +330,11 @@ fn neurons(report: &mut String, a: &Analysis) -> anyhow::Result<()> {
 
 fn correlations(report: &mut String, a: &Analysis) -> anyhow::Result<()> {
     writeln!(report, "## What the top neurons follow\n")?;
-    writeln!(report, "Spearman correlation / mutual information (bits, 8 quantile bins) of each neuron's mu with each attribute:\n")?;
+    writeln!(
+        report,
+        "Spearman correlation / mutual information (bits, 8 quantile bins) of each neuron's mu \
+         with each attribute:\n"
+    )?;
     writeln!(report, "| neuron | {} |", a.attributes.join(" | "))?;
     writeln!(report, "|---|{}", "---|".repeat(a.attributes.len()))?;
     for (i, rel) in a.relations.iter().enumerate() {

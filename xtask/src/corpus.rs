@@ -54,18 +54,18 @@ const COLLECTIONS: [(&str, &str); 6] = [
     (
         "essenFolksong",
         "Essen Folksong Collection (EsAC; H. Schaffrath, E. Dahlig-Turek), ABC by Seymour Shlien: \
-         legal status unclear, permission given for non-commercial distribution and use in music21 \
-         (research / non-commercial use)",
+         legal status unclear, permission given for non-commercial distribution and use in \
+         music21 (research / non-commercial use)",
     ),
     (
         "miscFolk",
-        "American colonial and Civil War fife tunes, and Bruce & Stokoe's Northumbrian Minstrelsy (1882): \
-         public-domain tunes; ABC transcriptions by Jack Campin, no licence stated",
+        "American colonial and Civil War fife tunes, and Bruce & Stokoe's Northumbrian Minstrelsy \
+         (1882): public-domain tunes; ABC transcriptions by Jack Campin, no licence stated",
     ),
     (
         "nottingham-dataset",
-        "two tunes from the Nottingham Music Database (E. Foxley): folk tunes; distributed with music21, \
-         no licence stated",
+        "two tunes from the Nottingham Music Database (E. Foxley): folk tunes; distributed with \
+         music21, no licence stated",
     ),
     (
         "oneills1850",
@@ -74,8 +74,8 @@ const COLLECTIONS: [(&str, &str); 6] = [
     ),
     (
         "ryansMammoth",
-        "Ryan's Mammoth Collection (Boston, 1883): public-domain book; ABC transcriptions by volunteers \
-         (Ray Davies, Bob Puckette, John Walsh and others)",
+        "Ryan's Mammoth Collection (Boston, 1883): public-domain book; ABC transcriptions by \
+         volunteers (Ray Davies, Bob Puckette, John Walsh and others)",
     ),
 ];
 
@@ -147,7 +147,8 @@ pub fn run(args: &CorpusArgs) -> Result<()> {
     let sha256 = sha256(&wheel)?;
     if args.music21_version == MUSIC21_VERSION && sha256 != MUSIC21_WHEEL_SHA256 {
         bail!(
-            "{} has SHA-256 {sha256}, expected {MUSIC21_WHEEL_SHA256}; delete it to download it again",
+            "{} has SHA-256 {sha256}, expected {MUSIC21_WHEEL_SHA256}; delete it to download it \
+             again",
             wheel.display()
         );
     }
@@ -292,7 +293,8 @@ pub fn run(args: &CorpusArgs) -> Result<()> {
     let m = &corpus.metadata;
     let get = |k: &str| m.get(k).map_or("0", String::as_str);
     println!(
-        "\nMIDI files {}, import failures {}, duplicate tunes dropped {}, tunes shorter than {} bars {}",
+        "\nMIDI files {}, import failures {}, duplicate tunes dropped {}, tunes shorter than {} \
+         bars {}",
         get("midi_files"),
         get("import_failures"),
         get("duplicate_tunes"),
@@ -317,9 +319,13 @@ pub fn run(args: &CorpusArgs) -> Result<()> {
             println!("  {name}: {licence}");
         }
     }
-    println!("  (music21/corpus/license.txt: \"Some encodings included in the corpus may not be used for commercial uses or have other restrictions\")");
     println!(
-        "\nwrote {} ({} bytes) in {:.1} s (extract {:.1} s, abc2midi {:.1} s with {jobs} jobs, corpus {:.1} s)",
+        "  (music21/corpus/license.txt: \"Some encodings included in the corpus may not be used \
+         for commercial uses or have other restrictions\")"
+    );
+    println!(
+        "\nwrote {} ({} bytes) in {:.1} s (extract {:.1} s, abc2midi {:.1} s with {jobs} jobs, \
+         corpus {:.1} s)",
         out.display(),
         fs::metadata(&out).map(|m| m.len()).unwrap_or(0),
         t_total.as_secs_f64(),
@@ -385,7 +391,8 @@ fn remove_dir_if_exists(dir: &Path) -> Result<()> {
 
 fn abc2midi_version() -> Result<String> {
     let output = Command::new("abc2midi").arg("-ver").output().context(
-        "cannot run `abc2midi`; install it (Debian/Ubuntu: `sudo apt-get install abcmidi`, macOS: `brew install abcmidi`)",
+        "cannot run `abc2midi`; install it (Debian/Ubuntu: `sudo apt-get install abcmidi`, macOS: \
+         `brew install abcmidi`)",
     )?;
     let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
     Ok(if text.is_empty() {
@@ -656,7 +663,8 @@ fn prepare_midi_dir(dir: &Path) -> Result<()> {
             .is_none();
         if !empty && !dir.join(MARKER).is_file() {
             bail!(
-                "{} exists and was not written by `cargo xtask corpus`; move it away or pass another --midi-dir",
+                "{} exists and was not written by `cargo xtask corpus`; move it away or pass \
+                 another --midi-dir",
                 dir.display()
             );
         }
@@ -859,17 +867,24 @@ fn performances(args: &CorpusArgs, dir: &Path, encoding: Encoding, started: Inst
         );
     }
     println!(
-        "  import failures: {}, performances shorter than a window: {}, drum notes outside the 9 classes: {}",
+        "  import failures: {}, performances shorter than a window: {}, drum notes outside the 9 \
+         classes: {}",
         get("import_failures"),
         get("tunes_too_short"),
         get("unmapped_drum_notes")
     );
     match encoding {
         Encoding::Groove => {
-            println!("  every hit keeps its velocity and its timing off the grid; augmentation: none");
+            println!(
+                "  every hit keeps its velocity and its timing off the grid; augmentation: none"
+            );
             println!("  round trip: {}", get("round_trip"));
         }
-        _ => println!("  augmentation: none in the corpus (transposing drums means nothing, and the grid removes tempo); `train --swap-hat-ride P --shuffle-toms P --borrow-cymbals P --drop-hits P` varies training slices"),
+        _ => println!(
+            "  augmentation: none in the corpus (transposing drums means nothing, and the grid \
+             removes tempo); `train --swap-hat-ride P --shuffle-toms P --borrow-cymbals P \
+             --drop-hits P` varies training slices"
+        ),
     }
     println!(
         "wrote {} in {:.1} s",

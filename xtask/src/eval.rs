@@ -76,7 +76,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let model = file.model(&candle_core::Device::Cpu)?;
     if !model.has_encoder() && args.refine.is_none() {
         anyhow::bail!(
-            "{} is decoder-only: it has no mu to evaluate from; `--refine N` measures latent inversion instead",
+            "{} is decoder-only: it has no mu to evaluate from; `--refine N` measures latent \
+             inversion instead",
             args.model.display()
         );
     }
@@ -110,7 +111,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     }
     if !e.class_errors.is_empty() {
         let steps = (e.slices * model.config.steps()) as f64;
-        println!("greedy decode of mu by drum class: its hits, the share of them missed, extra hits per 100 steps");
+        println!(
+            "greedy decode of mu by drum class: its hits, the share of them missed, extra hits \
+             per 100 steps"
+        );
         for (class, c) in drums::CLASSES.iter().zip(&e.class_errors) {
             println!(
                 "  {:<14} {:>6} hits  {:>5.1} % missed  {:>5.2} extra",
@@ -174,7 +178,8 @@ fn grooves(args: &EvalArgs, file: &ModelFile) -> anyhow::Result<()> {
     );
     let m = e.matched;
     println!(
-        "on the hits it plays right: velocity MAE {:.2} (baseline {:.2}), timing MAE {:.2} ms (baseline {:.2} ms)",
+        "on the hits it plays right: velocity MAE {:.2} (baseline {:.2}), timing MAE {:.2} ms \
+         (baseline {:.2} ms)",
         m.velocity, m.baseline_velocity, m.timing_ms, m.baseline_timing_ms
     );
     println!(
@@ -210,8 +215,12 @@ fn refine(model: &MusicVae, split: &Split, n: usize) -> anyhow::Result<()> {
         format!("from the best of {} prior samples", config.restarts)
     };
     println!(
-        "latent inversion ({} Adam steps, lr {}, {start}) on {n} slices: median {:.2} s, max {:.2} s per clip",
-        config.steps, config.learning_rate, seconds[n / 2], seconds[n - 1]
+        "latent inversion ({} Adam steps, lr {}, {start}) on {n} slices: median {:.2} s, max \
+         {:.2} s per clip",
+        config.steps,
+        config.learning_rate,
+        seconds[n / 2],
+        seconds[n - 1]
     );
     if model.has_encoder() {
         println!(

@@ -36,7 +36,12 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
     match file.config.encoding {
         Encoding::Melody => {}
         Encoding::Drums => {
-            println!("drum model: one of {} combinations of {} drums a step, played as the GM notes {classes}", drums::NUM_CLASSES, drums::NUM_DRUM_CLASSES);
+            println!(
+                "drum model: one of {} combinations of {} drums a step, played as the GM notes \
+                 {classes}",
+                drums::NUM_CLASSES,
+                drums::NUM_DRUM_CLASSES
+            );
         }
         Encoding::Groove => {
             let reads = match file.config.groove_input {
@@ -45,13 +50,17 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
                 GrooveInput::Tap => "taps with their timing, and drums them up",
             };
             println!(
-                "groove model (GrooVAE): reads {reads}; writes a hit, a velocity and a timing for each of {} drums a step, played as the GM notes {classes}",
+                "groove model (GrooVAE): reads {reads}; writes a hit, a velocity and a timing for \
+                 each of {} drums a step, played as the GM notes {classes}",
                 drums::NUM_DRUM_CLASSES
             );
         }
     }
     if file.config.encoder.is_empty() {
-        println!("decoder only: it decodes and samples; captures find their z by latent inversion (slower than an encoder)");
+        println!(
+            "decoder only: it decodes and samples; captures find their z by latent inversion \
+             (slower than an encoder)"
+        );
     }
     println!("wrote {}", args.out.display());
     Ok(())

@@ -122,7 +122,13 @@ pub fn decode(args: &DecodeArgs) -> anyhow::Result<()> {
         }
     }
     let times = time_humanize(args.decodes)?;
-    println!("humanize pass (groove-humanize-2bar, a 2-bar pattern's feel): p50 {:.1} ms, p99 {:.1} ms ({} passes)", at(&times, 0.5), at(&times, 0.99), times.len());
+    println!(
+        "humanize pass (groove-humanize-2bar, a 2-bar pattern's feel): p50 {:.1} ms, p99 {:.1} ms \
+         ({} passes)",
+        at(&times, 0.5),
+        at(&times, 0.99),
+        times.len()
+    );
     Ok(())
 }
 

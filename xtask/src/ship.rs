@@ -106,7 +106,11 @@ fn ship_pattern(
     if let Some(shipped) = shipped {
         let old = shipped.card.metrics.get("sampled").copied().unwrap_or(0.0);
         if e.sampled <= old {
-            bail!("the shipped model reaches sampled={old:.4}, this one {:.4}: not better (--force to replace)", e.sampled);
+            bail!(
+                "the shipped model reaches sampled={old:.4}, this one {:.4}: not better (--force \
+                 to replace)",
+                e.sampled
+            );
         }
     }
     file.card.metrics = [
@@ -199,7 +203,8 @@ fn ship_groove(
         let (v, t) = (metric("velocity_mae"), metric("timing_mae_ms"));
         if error(velocity, timing) >= error(v, t) {
             bail!(
-                "the shipped model has {prefix}velocity_mae={v:.2} {prefix}timing_mae_ms={t:.2}, this one {velocity:.2} and {timing:.2}: not better (--force to replace)"
+                "the shipped model has {prefix}velocity_mae={v:.2} {prefix}timing_mae_ms={t:.2}, \
+                 this one {velocity:.2} and {timing:.2}: not better (--force to replace)"
             );
         }
     }
@@ -258,12 +263,9 @@ impl Card<'_> {
             .iter()
             .for_each(|cells| table.push_str(&row(cells)));
         format!(
-            "# {name}\n\n{summary}\n\n\
-             ## Architecture\n\n{architecture}\n\n\
-             ## Data\n\n{data}\n\n{credit}\n\n\
-             ## Split\n\n{split}\n\n\
-             ## Training\n\n{training}\n\n\
-             ## Held-out metrics\n\n{measured}\n\n{table}",
+            "# {name}\n\n{summary}\n\n## Architecture\n\n{architecture}\n\n## \
+             Data\n\n{data}\n\n{credit}\n\n## Split\n\n{split}\n\n## Training\n\n{training}\n\n## \
+             Held-out metrics\n\n{measured}\n\n{table}",
             name = card.name,
             summary = card.summary,
             architecture = self.architecture,
@@ -314,8 +316,8 @@ fn card_markdown(file: &ModelFile, e: &Evaluation, dtype: DType, corpus: &Corpus
             )
         }
         Encoding::Drums | Encoding::Groove => (
-            "drum encoding of Magenta's DrumsConverter (9 drum classes, one of 512 \
-             combinations per 16th; the encoder reads the 10-wide roll)"
+            "drum encoding of Magenta's DrumsConverter (9 drum classes, one of 512 combinations \
+             per 16th; the encoder reads the 10-wide roll)"
                 .to_string(),
             groove_dataset_credit(corpus),
         ),
@@ -324,9 +326,8 @@ fn card_markdown(file: &ModelFile, e: &Evaluation, dtype: DType, corpus: &Corpus
     Card {
         file,
         architecture: format!(
-            "{kind} MusicVAE, {bars} bars of 16ths ({steps} steps), z = {z}, bidirectional \
-             LSTM encoder {enc:?}, decoder LSTM {dec:?}, {encoding}. Weights stored as \
-             {dtype:?}.",
+            "{kind} MusicVAE, {bars} bars of 16ths ({steps} steps), z = {z}, bidirectional LSTM \
+             encoder {enc:?}, decoder LSTM {dec:?}, {encoding}. Weights stored as {dtype:?}.",
             bars = c.bars,
             steps = c.steps(),
             z = c.z_size,
@@ -379,8 +380,8 @@ fn groove_card_markdown(
     let c = &file.config;
     let input = match c.groove_input {
         GrooveInput::Humanize => {
-            "the quantized hits alone (GrooVAE's `humanize`): it adds velocity and timing to \
-             a pattern"
+            "the quantized hits alone (GrooVAE's `humanize`): it adds velocity and timing to a \
+             pattern"
         }
         GrooveInput::Tap => {
             "one tap voice at each step's timing, velocity fixed (GrooVAE's `tapify` with \
@@ -436,11 +437,11 @@ fn groove_card_markdown(
     Card {
         file,
         architecture: format!(
-            "GrooVAE (Magenta's `GrooveConverter` and `GrooveLstmDecoder`), flat, {bars} bars \
-             of 16ths ({steps} steps), z = {z}, bidirectional LSTM encoder {enc:?}, decoder \
-             LSTM {dec:?}. Each step holds, for the 9 drum classes, a hit, a velocity (0..1) \
-             and a timing offset (up to half a 16th either way). The encoder reads {input}. \
-             Weights stored as {dtype:?}.",
+            "GrooVAE (Magenta's `GrooveConverter` and `GrooveLstmDecoder`), flat, {bars} bars of \
+             16ths ({steps} steps), z = {z}, bidirectional LSTM encoder {enc:?}, decoder LSTM \
+             {dec:?}. Each step holds, for the 9 drum classes, a hit, a velocity (0..1) and a \
+             timing offset (up to half a 16th either way). The encoder reads {input}. Weights \
+             stored as {dtype:?}.",
             bars = c.bars,
             steps = c.steps(),
             z = c.z_size,
@@ -449,11 +450,11 @@ fn groove_card_markdown(
         ),
         credit: groove_dataset_credit(corpus),
         measured: format!(
-            "Measured by `cargo xtask ship` on all {slices} test grooves, decoded greedily \
-             from mu (`cargo xtask eval --model assets/{name}.safetensors` gives the same). \
-             Velocity and timing errors are over the hits the drummer played; timing is in \
-             milliseconds at each performance's tempo. The baseline is GrooVAE's: each class \
-             at its mean velocity over the training split, on the grid.",
+            "Measured by `cargo xtask ship` on all {slices} test grooves, decoded greedily from \
+             mu (`cargo xtask eval --model assets/{name}.safetensors` gives the same). Velocity \
+             and timing errors are over the hits the drummer played; timing is in milliseconds at \
+             each performance's tempo. The baseline is GrooVAE's: each class at its mean velocity \
+             over the training split, on the grid.",
             slices = e.slices,
             name = file.card.name,
         ),

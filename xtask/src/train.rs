@@ -108,7 +108,10 @@ fn preset(name: &str) -> anyhow::Result<Config> {
         "tap2drum-2bar" => Config::tap2drum_2bar(),
         "mel_2bar_small" => Config::mel_2bar_small(),
         "drums_2bar_small" => Config::drums_2bar_small(),
-        other => bail!("unknown preset {other:?}; use 2bar, 4bar, groove-2bar, groove-4bar, groove-humanize-2bar, tap2drum-2bar, mel_2bar_small or drums_2bar_small"),
+        other => bail!(
+            "unknown preset {other:?}; use 2bar, 4bar, groove-2bar, groove-4bar, \
+             groove-humanize-2bar, tap2drum-2bar, mel_2bar_small or drums_2bar_small"
+        ),
     })
 }
 
@@ -229,7 +232,10 @@ fn train<M: Run>(args: &TrainArgs) -> anyhow::Result<()> {
             );
         }
         if encoding == Encoding::Groove && !args.regularize.is_empty() {
-            bail!("--regularize binds attributes in pattern models; a groove model's latent space is not regularised");
+            bail!(
+                "--regularize binds attributes in pattern models; a groove model's latent space \
+                 is not regularised"
+            );
         }
         config.regularize = args.regularize.clone();
         config.regularize_weight = args.regularize_weight.unwrap_or(config.regularize_weight);

@@ -25,7 +25,10 @@ pub enum ModelError {
     },
     #[error("not a model file (safetensors header unreadable, or the file is truncated): {0}")]
     Format(#[from] safetensors::SafeTensorError),
-    #[error("model file has no `{0}` metadata; it is not a Latent Live model (Magenta checkpoints need `cargo xtask import-magenta` first)")]
+    #[error(
+        "model file has no `{0}` metadata; it is not a Latent Live model (Magenta checkpoints \
+         need `cargo xtask import-magenta` first)"
+    )]
     MissingMetadata(&'static str),
     #[error("model file has invalid `{key}` metadata: {source}")]
     Metadata {

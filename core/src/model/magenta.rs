@@ -66,7 +66,8 @@ pub fn import(dir: &Path, options: ImportOptions) -> Result<ModelFile, ImportErr
         (Format::Deeplearn, read_deeplearn(dir)?, None)
     } else {
         return Err(ImportError::Checkpoint(format!(
-            "{} holds neither weights_manifest.json (a TF.js checkpoint) nor manifest.json (a deeplearn.js checkpoint)",
+            "{} holds neither weights_manifest.json (a TF.js checkpoint) nor manifest.json (a \
+             deeplearn.js checkpoint)",
             dir.display()
         )));
     };
@@ -114,9 +115,9 @@ pub fn import(dir: &Path, options: ImportOptions) -> Result<ModelFile, ImportErr
             "Magenta MusicVAE {name} ({what}, {kind}, {} bars, z = {}), imported from {source}",
             config.bars, config.z_size
         ),
-        data:
-            "trained by Google Magenta; see where the checkpoint came from for its data and licence"
-                .into(),
+        data: "trained by Google Magenta; see where the checkpoint came from for its data and \
+               licence"
+            .into(),
         split: String::new(),
         training: format!(
             "imported with `cargo xtask import-magenta {}`",
@@ -199,7 +200,8 @@ fn read_tfjs(dir: &Path) -> Result<(Variables, Option<String>), ImportError> {
                 .unwrap_or(usize::MAX);
             let Some(raw) = bytes.get(offset..end) else {
                 return Err(ImportError::Checkpoint(format!(
-                    "the shards {:?} end at byte {} but {} needs bytes {offset}..{end}: a shard is missing or truncated",
+                    "the shards {:?} end at byte {} but {} needs bytes {offset}..{end}: a shard \
+                     is missing or truncated",
                     group.paths,
                     bytes.len(),
                     weight.name
@@ -302,8 +304,8 @@ fn read_converter(dir: &Path) -> Result<Option<Value>, ImportError> {
         ] {
             if is_set(spec.get(key)) {
                 return Err(ImportError::Unsupported(format!(
-                    "this checkpoint uses {what}; Latent Live plays unconditioned models: melodies and drums with categorical decoders, \
-                     and grooves"
+                    "this checkpoint uses {what}; Latent Live plays unconditioned models: \
+                     melodies and drums with categorical decoders, and grooves"
                 )));
             }
         }
@@ -323,16 +325,27 @@ fn architecture(
 ) -> Result<Config, ImportError> {
     // The weights say what the model is before any spec does.
     for (marker, reason) in [
-        ("control_preprocessing/", "has a control preprocessing LSTM (a conditioned model); Latent Live plays unconditioned models"),
+        (
+            "control_preprocessing/",
+            "has a control preprocessing LSTM (a conditioned model); Latent Live plays \
+             unconditioned models",
+        ),
         (
             "nade/",
-            "decodes with a NADE output layer, each of 9 drums on or off (a multi-label drum model such as drums_2bar_nade_9_q2), \
-             not with a categorical softmax over their 512 combinations; Latent Live plays categorical decoders",
+            "decodes with a NADE output layer, each of 9 drums on or off (a multi-label drum \
+             model such as drums_2bar_nade_9_q2), not with a categorical softmax over their 512 \
+             combinations; Latent Live plays categorical decoders",
         ),
-        ("core_decoder_0/", "has several core decoders (a trio or multitrack model); Latent Live plays one melody or drum part"),
+        (
+            "core_decoder_0/",
+            "has several core decoders (a trio or multitrack model); Latent Live plays one melody \
+             or drum part",
+        ),
     ] {
         if variables.keys().any(|n| n.contains(marker)) {
-            return Err(ImportError::Unsupported(format!("this checkpoint {reason}")));
+            return Err(ImportError::Unsupported(format!(
+                "this checkpoint {reason}"
+            )));
         }
     }
     let hierarchical = variables.contains_key("decoder/hierarchical_level_0/initial_state/kernel");
@@ -354,7 +367,8 @@ fn architecture(
             layer_sizes(&|i| format!("decoder/hierarchical_level_0/cell_{i}/lstm_cell/bias"));
         if core != conductor {
             return Err(ImportError::Unsupported(format!(
-                "the conductor's layers {conductor:?} differ from the bar decoder's {core:?}; Latent Live's are the same"
+                "the conductor's layers {conductor:?} differ from the bar decoder's {core:?}; \
+                 Latent Live's are the same"
             )));
         }
         (
@@ -392,8 +406,9 @@ fn architecture(
         // GrooVAE's options change what its encoder was shown, and only its spec says which.
         None if classes == ROW => {
             return Err(ImportError::Checkpoint(format!(
-                "the decoder writes {ROW} values a step, as a GrooVAE does, but without config.json the checkpoint does not say \
-                 what its encoder reads (the whole groove, the hits alone to humanize, or taps)"
+                "the decoder writes {ROW} values a step, as a GrooVAE does, but without \
+                 config.json the checkpoint does not say what its encoder reads (the whole \
+                 groove, the hits alone to humanize, or taps)"
             )));
         }
         // Without a spec, the decoder's width tells drums (their 512 combinations) from melodies.
@@ -429,7 +444,8 @@ fn architecture(
     };
     if hierarchical && segments.is_some_and(|s| s as usize != bars) {
         return Err(ImportError::Unsupported(format!(
-            "the conductor plans {} segments of {} bars; Latent Live's conductor plans one bar per step",
+            "the conductor plans {} segments of {} bars; Latent Live's conductor plans one bar \
+             per step",
             segments.unwrap(),
             bars as f64 / segments.unwrap() as f64
         )));
@@ -442,10 +458,16 @@ fn architecture(
         Vec::new()
     } else if hierarchical_encoder {
         let low = layer_sizes(&|i| {
-            format!("encoder/hierarchical_level_0/cell_{i}/bidirectional_rnn/fw/multi_rnn_cell/cell_0/lstm_cell/bias")
+            format!(
+                "encoder/hierarchical_level_0/cell_{i}/bidirectional_rnn/fw/multi_rnn_cell/cell_0/\
+                 lstm_cell/bias"
+            )
         });
         let high = layer_sizes(&|i| {
-            format!("encoder/hierarchical_level_1/cell_{i}/bidirectional_rnn/fw/multi_rnn_cell/cell_0/lstm_cell/bias")
+            format!(
+                "encoder/hierarchical_level_1/cell_{i}/bidirectional_rnn/fw/multi_rnn_cell/cell_0/\
+                 lstm_cell/bias"
+            )
         });
         if low != high {
             return Err(ImportError::Unsupported(format!(
@@ -540,19 +562,21 @@ fn groove_shapes(outputs: usize, encoder_input: Option<usize>) -> Result<(), Imp
     let n = drums::NUM_DRUM_CLASSES;
     if outputs != ROW {
         return Err(ImportError::Unsupported(format!(
-            "the decoder writes {outputs} values a step; Latent Live plays GrooveConverter models that write {ROW}, a hit, a velocity and \
-             an offset for each of {n} drums (not categorical velocity and offset bins, nor one drum a step)"
+            "the decoder writes {outputs} values a step; Latent Live plays GrooveConverter models \
+             that write {ROW}, a hit, a velocity and an offset for each of {n} drums (not \
+             categorical velocity and offset bins, nor one drum a step)"
         )));
     }
     match encoder_input {
         Some(input) if input > ROW => Err(ImportError::Unsupported(format!(
-            "the encoder reads {input} values a step, a groove row of {ROW} and {} control values (the hits as controls, as \
-             groovae_2bar_hits_control); Latent Live plays unconditioned groove models",
+            "the encoder reads {input} values a step, a groove row of {ROW} and {} control values \
+             (the hits as controls, as groovae_2bar_hits_control); Latent Live plays \
+             unconditioned groove models",
             input - ROW
         ))),
         Some(input) if input < ROW => Err(ImportError::Checkpoint(format!(
-            "the encoder reads {input} values a step, but a GrooveConverter model reads a groove row of {ROW} ({n} hits, {n} velocities, \
-             {n} offsets)"
+            "the encoder reads {input} values a step, but a GrooveConverter model reads a groove \
+             row of {ROW} ({n} hits, {n} velocities, {n} offsets)"
         ))),
         _ => Ok(()),
     }
@@ -582,7 +606,8 @@ fn data_converter(spec: &Value) -> Result<DataConverter, ImportError> {
             );
             if (min_pitch, max_pitch) != (MIN_PITCH as u64, MAX_PITCH as u64) {
                 return Err(ImportError::Unsupported(format!(
-                    "the checkpoint's pitch range is {min_pitch}..={max_pitch}; Latent Live's melody encoding covers {MIN_PITCH}..={MAX_PITCH}"
+                    "the checkpoint's pitch range is {min_pitch}..={max_pitch}; Latent Live's \
+                     melody encoding covers {MIN_PITCH}..={MAX_PITCH}"
                 )));
             }
             Encoding::Melody
@@ -596,14 +621,16 @@ fn data_converter(spec: &Value) -> Result<DataConverter, ImportError> {
         "GrooveConverter" => {
             if is_set(args.get("splitInstruments")) {
                 return Err(ImportError::Unsupported(
-                    "the checkpoint's GrooveConverter splits instruments (one drum a step, each drum its own sequence); Latent Live plays \
-                     groove models that write all nine drums of a step at once"
+                    "the checkpoint's GrooveConverter splits instruments (one drum a step, each \
+                     drum its own sequence); Latent Live plays groove models that write all nine \
+                     drums of a step at once"
                         .into(),
                 ));
             }
             if let Some(steps) = int("stepsPerQuarter").filter(|&s| s != STEPS_PER_QUARTER as u64) {
                 return Err(ImportError::Unsupported(format!(
-                    "the checkpoint's GrooveConverter has {steps} steps a quarter; Latent Live plays 16ths, {STEPS_PER_QUARTER} a quarter"
+                    "the checkpoint's GrooveConverter has {steps} steps a quarter; Latent Live \
+                     plays 16ths, {STEPS_PER_QUARTER} a quarter"
                 )));
             }
             if let Some(classes) = args.get("pitchClasses") {
@@ -616,8 +643,9 @@ fn data_converter(spec: &Value) -> Result<DataConverter, ImportError> {
                 (false, true) => GrooveInput::Tap,
                 (true, true) => {
                     return Err(ImportError::Unsupported(
-                        "the checkpoint's GrooveConverter both humanizes and tapifies (its encoder reads taps without their timing); \
-                         Latent Live's groove models read the whole groove, its hits alone, or taps with their timing"
+                        "the checkpoint's GrooveConverter both humanizes and tapifies (its \
+                         encoder reads taps without their timing); Latent Live's groove models \
+                         read the whole groove, its hits alone, or taps with their timing"
                             .into(),
                     ));
                 }
@@ -627,17 +655,24 @@ fn data_converter(spec: &Value) -> Result<DataConverter, ImportError> {
         _ => {
             let what = match kind {
                 "DrumRollConverter" => {
-                    "a multi-label drum model: its decoder sets each of 9 drums on or off, with a NADE or boolean output layer, \
-                     where Latent Live's picks one of their 512 combinations with a categorical softmax"
+                    "a multi-label drum model: its decoder sets each of 9 drums on or off, with a \
+                     NADE or boolean output layer, where Latent Live's picks one of their 512 \
+                     combinations with a categorical softmax"
                 }
-                "DrumsOneHotConverter" => "drums read as one of their 512 combinations, where Latent Live's drum encoder reads the drum roll",
+                "DrumsOneHotConverter" => {
+                    "drums read as one of their 512 combinations, where Latent Live's drum encoder \
+                     reads the drum roll"
+                }
                 "TrioConverter" => "a trio (melody, bass, drums) model",
                 "MultitrackConverter" => "a multitrack model",
-                "MelodyRhythmConverter" | "MelodyShapeConverter" => "a model of melody rhythm or contour only",
+                "MelodyRhythmConverter" | "MelodyShapeConverter" => {
+                    "a model of melody rhythm or contour only"
+                }
                 _ => "neither melodies, drums nor grooves",
             };
             return Err(ImportError::Unsupported(format!(
-                "the checkpoint's data converter is {kind} ({what}); Latent Live plays MelodyConverter, DrumsConverter and GrooveConverter models"
+                "the checkpoint's data converter is {kind} ({what}); Latent Live plays \
+                 MelodyConverter, DrumsConverter and GrooveConverter models"
             )));
         }
     };
@@ -691,8 +726,9 @@ fn drum_pitch_classes(kind: &str, spec: &Value) -> Result<(), ImportError> {
     }
     let names: Vec<&str> = drums::CLASSES.iter().map(|c| c.short).collect();
     Err(ImportError::Unsupported(format!(
-        "the checkpoint's {kind} has pitch classes of its own, {spec}; Latent Live reads and plays Magenta's default {} drum classes \
-         ({}; magenta.js's DEFAULT_DRUM_PITCH_CLASSES or Magenta's DEFAULT_DRUM_TYPE_PITCHES)",
+        "the checkpoint's {kind} has pitch classes of its own, {spec}; Latent Live reads and \
+         plays Magenta's default {} drum classes ({}; magenta.js's DEFAULT_DRUM_PITCH_CLASSES or \
+         Magenta's DEFAULT_DRUM_TYPE_PITCHES)",
         drums::NUM_DRUM_CLASSES,
         names.join(" ")
     )))

@@ -81,7 +81,10 @@ pub enum ConfigError {
         hi = melody::MAX_PITCH
     )]
     PitchRange { min_pitch: u8, max_pitch: u8 },
-    #[error("a groove model is flat: `hierarchical` and `hierarchical_encoder` are for class encodings, and it needs an `encoder`")]
+    #[error(
+        "a groove model is flat: `hierarchical` and `hierarchical_encoder` are for class \
+         encodings, and it needs an `encoder`"
+    )]
     GrooveShape,
     #[error("`groove_input` is for groove models; this one's `encoding` is {0}")]
     GrooveInputWithoutGroove(&'static str),

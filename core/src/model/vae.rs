@@ -52,7 +52,10 @@ impl MusicVae {
     pub fn new(config: Config, vb: VarBuilder) -> Result<Self> {
         config.validate().map_err(candle_core::Error::wrap)?;
         if config.encoding == crate::music::Encoding::Groove {
-            candle_core::bail!("this is a groove model (GrooVAE): it humanizes or drums up patterns, and does not make them");
+            candle_core::bail!(
+                "this is a groove model (GrooVAE): it humanizes or drums up patterns, and does \
+                 not make them"
+            );
         }
         let encoder = Encoder::new(&config, vb.pp("encoder"))?;
         let decoder = Decoder::new(&config, vb)?;
@@ -74,8 +77,8 @@ impl MusicVae {
     fn encoder(&self) -> Result<&Encoder> {
         self.encoder.as_ref().ok_or_else(|| {
             candle_core::Error::Msg(
-                "this model is decoder-only (its checkpoint has no encoder), so it has no mu for a melody; \
-                 find its z by latent inversion (model::inversion) instead"
+                "this model is decoder-only (its checkpoint has no encoder), so it has no mu for \
+                 a melody; find its z by latent inversion (model::inversion) instead"
                     .into(),
             )
         })
@@ -170,7 +173,10 @@ impl MusicVae {
                     ))
                 })?;
                 if event as usize >= classes {
-                    candle_core::bail!("melody {i} has event {event} at step {t}, beyond the model's {classes} classes");
+                    candle_core::bail!(
+                        "melody {i} has event {event} at step {t}, beyond the model's {classes} \
+                         classes"
+                    );
                 }
                 data.push(event as u32);
             }

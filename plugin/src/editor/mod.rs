@@ -331,19 +331,29 @@ impl Editor {
             param_slider(ui, setter, &p.play.velocity, "Velocity", 80.0);
             param_slider(ui, setter, &p.play.length, "Length", 80.0);
             if drums {
-                param_slider(ui, setter, &p.drums.groove, "Groove", 80.0).on_hover_text("From the quantized pattern (0) to the groove model's velocities and timing (100 %)");
+                param_slider(ui, setter, &p.drums.groove, "Groove", 80.0).on_hover_text(
+                    "From the quantized pattern (0) to the groove model's velocities and timing \
+                     (100 %)",
+                );
                 param_choice(ui, setter, &p.drums.groove_model, "Groove model", 130.0);
                 if ui.button("Open groove model...").clicked() {
                     self.open_dialog(Pick::GrooveModel);
                 }
                 param_slider(ui, setter, &p.drums.channel, "Drum channel", 60.0);
-                if ui.button("Kit...").on_hover_text("The note each drum plays, for kits that are not General MIDI").clicked() {
+                if ui
+                    .button("Kit...")
+                    .on_hover_text("The note each drum plays, for kits that are not General MIDI")
+                    .clicked()
+                {
                     self.show_kit = !self.show_kit;
                 }
             } else {
                 param_slider(ui, setter, &p.play.channel, "MIDI channel", 60.0);
             }
-            for (param, label) in [(&p.play.thru, "MIDI thru"), (&p.audition.on, "Audition synth")] {
+            for (param, label) in [
+                (&p.play.thru, "MIDI thru"),
+                (&p.audition.on, "Audition synth"),
+            ] {
                 let mut on = param.value();
                 if ui.checkbox(&mut on, label).changed() {
                     widgets::set_normalized(setter, param, if on { 1.0 } else { 0.0 });

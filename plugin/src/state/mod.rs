@@ -97,9 +97,15 @@ pub fn migrate(state: &mut PluginState, defaults: &dyn Params) -> Vec<String> {
         ),
     };
     match version {
-        Some(version) if version <= VERSION => MIGRATIONS[version as usize..].iter().for_each(|migration| migration(&mut restored)),
-        Some(version) => messages.push(format!("saved by a newer Latent Live (state version {version}): loaded what this version knows")),
-        None => messages.push("the state's version is unreadable: loaded what this version knows".into()),
+        Some(version) if version <= VERSION => MIGRATIONS[version as usize..]
+            .iter()
+            .for_each(|migration| migration(&mut restored)),
+        Some(version) => messages.push(format!(
+            "saved by a newer Latent Live (state version {version}): loaded what this version \
+             knows"
+        )),
+        None => messages
+            .push("the state's version is unreadable: loaded what this version knows".into()),
     }
     let (clips, said) = restored.clips.validated();
     messages.extend(said);
@@ -761,7 +767,11 @@ impl SavedClip {
         };
         let (mu, model) = mu.map_or_else(
             || {
-                say("its latent mean is unreadable or longer than any model's: it is encoded again from its notes".into());
+                say(
+                    "its latent mean is unreadable or longer than any model's: it is encoded \
+                     again from its notes"
+                        .into(),
+                );
                 (Vec::new(), String::new())
             },
             |mu| (mu, model),
@@ -905,33 +915,126 @@ mod tests {
     fn hostile_clips_are_repaired_or_dropped_with_a_message() {
         let note = r#"{"pitch": 60, "start": 0, "end": 4}"#;
         let cases: &[(String, &[&str])] = &[
-            (clip_a(&format!(r#""notes": [{note}], "steps": 4294967295, "source": "Input", "mu": [], "model": """#)), &["clip A: dropped: its length, 4294967295 steps, is not between 1 and 256"]),
-            (clip_a(&format!(r#""notes": [{note}], "steps": 1e3"#)), &["clip A: dropped: its length, 1000, is not a number of steps"]),
-            (clip_a(&format!(r#""notes": [{note}], "steps": "32""#)), &["clip A: dropped: its length, \"32\", is not a number of steps"]),
-            (clip_a(&format!(r#""notes": [{note}], "steps": -1"#)), &["clip A: dropped: its length, -1, is not a number of steps"]),
-            (clip_a(&format!(r#""notes": [{note}]"#)), &["clip A: dropped: its length is missing"]),
             (
-                clip_a(r#""notes": [{"pitch": 200, "start": 0, "end": 2}, {"pitch": 300, "start": 0, "end": 2}, {"pitch": 61, "start": 8, "end": 4}, {"pitch": 62, "start": 4294967295, "end": 4294967295}, 7, [1, 2], {"pitch": 64, "start": 2, "end": 3}], "steps": 16"#),
+                clip_a(&format!(
+                    r#""notes": [{note}], "steps": 4294967295, "source": "Input", "mu": [], "model": """#
+                )),
+                &["clip A: dropped: its length, 4294967295 steps, is not between 1 and 256"],
+            ),
+            (
+                clip_a(&format!(r#""notes": [{note}], "steps": 1e3"#)),
+                &["clip A: dropped: its length, 1000, is not a number of steps"],
+            ),
+            (
+                clip_a(&format!(r#""notes": [{note}], "steps": "32""#)),
+                &["clip A: dropped: its length, \"32\", is not a number of steps"],
+            ),
+            (
+                clip_a(&format!(r#""notes": [{note}], "steps": -1"#)),
+                &["clip A: dropped: its length, -1, is not a number of steps"],
+            ),
+            (
+                clip_a(&format!(r#""notes": [{note}]"#)),
+                &["clip A: dropped: its length is missing"],
+            ),
+            (
+                clip_a(
+                    r#""notes": [{"pitch": 200, "start": 0, "end": 2}, {"pitch": 300, "start": 0, "end": 2}, {"pitch": 61, "start": 8, "end": 4}, {"pitch": 62, "start": 4294967295, "end": 4294967295}, 7, [1, 2], {"pitch": 64, "start": 2, "end": 3}], "steps": 16"#,
+                ),
                 &[
                     "clip A: 3 notes that cannot be read were dropped",
                     "clip A: 1 note above pitch 127 was dropped",
                     "clip A: 2 notes with no length were dropped",
                 ],
             ),
-            (clip_a(r#""notes": 5, "steps": 16"#), &["clip A: its notes are a number, not a list", "clip A: dropped: no notes are left"]),
-            (clip_a(&format!(r#""notes": [{note}], "steps": 16, "source": {{"Sampler": 3}}"#)), &["clip A: its source is unknown to this version: shown as played in"]),
-            (clip_a(&format!(r#""notes": [{note}], "steps": 16, "source": {{"File": 3}}"#)), &["clip A: its source is unknown to this version: shown as played in"]),
-            (clip_a(&format!(r#""notes": [{note}], "steps": 16, "mu": [0.5, null]"#)), &["clip A: its latent mean is unreadable or longer than any model's: it is encoded again from its notes"]),
-            (clip_a(&format!(r#""notes": [{note}], "steps": 16, "mu": [1e39]"#)), &["clip A: its latent mean was not finite or too long: it is encoded again from its notes"]),
-            (clip_a(&format!(r#""notes": [{note}], "steps": 16, "mu": {{"x": 1}}"#)), &["clip A: its latent mean is unreadable or longer than any model's: it is encoded again from its notes"]),
-            (clip_a(&format!(r#""notes": [{note}], "steps": 16, "mu": [0.5], "model": 7, "later": {{"field": [1]}}"#)), &[]),
-            (r#"{"a": 7, "b": [1]}"#.into(), &["clip A: dropped: it is a number, not a clip", "clip B: dropped: it is a list, not a clip"]),
-            (r#""clips""#.into(), &["the clips are unreadable (a text): none were restored"]),
-            (r#"{"a": null, "#.into(), &["the clips are unreadable (EOF while parsing a value at line 1 column 12): none were restored"]),
-            (format!(r#"{{"a": {{"notes": [{note}], "notes": [], "steps": 16}}}}"#), &["the clips are unreadable (duplicate field `notes` at line 1 column 62): none were restored"]),
+            (
+                clip_a(r#""notes": 5, "steps": 16"#),
+                &[
+                    "clip A: its notes are a number, not a list",
+                    "clip A: dropped: no notes are left",
+                ],
+            ),
+            (
+                clip_a(&format!(
+                    r#""notes": [{note}], "steps": 16, "source": {{"Sampler": 3}}"#
+                )),
+                &["clip A: its source is unknown to this version: shown as played in"],
+            ),
+            (
+                clip_a(&format!(
+                    r#""notes": [{note}], "steps": 16, "source": {{"File": 3}}"#
+                )),
+                &["clip A: its source is unknown to this version: shown as played in"],
+            ),
+            (
+                clip_a(&format!(
+                    r#""notes": [{note}], "steps": 16, "mu": [0.5, null]"#
+                )),
+                &[
+                    "clip A: its latent mean is unreadable or longer than any model's: it is \
+                     encoded again from its notes",
+                ],
+            ),
+            (
+                clip_a(&format!(r#""notes": [{note}], "steps": 16, "mu": [1e39]"#)),
+                &[
+                    "clip A: its latent mean was not finite or too long: it is encoded again from \
+                     its notes",
+                ],
+            ),
+            (
+                clip_a(&format!(
+                    r#""notes": [{note}], "steps": 16, "mu": {{"x": 1}}"#
+                )),
+                &[
+                    "clip A: its latent mean is unreadable or longer than any model's: it is \
+                     encoded again from its notes",
+                ],
+            ),
+            (
+                clip_a(&format!(
+                    r#""notes": [{note}], "steps": 16, "mu": [0.5], "model": 7, "later": {{"field": [1]}}"#
+                )),
+                &[],
+            ),
+            (
+                r#"{"a": 7, "b": [1]}"#.into(),
+                &[
+                    "clip A: dropped: it is a number, not a clip",
+                    "clip B: dropped: it is a list, not a clip",
+                ],
+            ),
+            (
+                r#""clips""#.into(),
+                &["the clips are unreadable (a text): none were restored"],
+            ),
+            (
+                r#"{"a": null, "#.into(),
+                &[
+                    "the clips are unreadable (EOF while parsing a value at line 1 column 12): \
+                     none were restored",
+                ],
+            ),
+            (
+                format!(r#"{{"a": {{"notes": [{note}], "notes": [], "steps": 16}}}}"#),
+                &[
+                    "the clips are unreadable (duplicate field `notes` at line 1 column 62): none \
+                     were restored",
+                ],
+            ),
             // Skipped without recursion, however deep.
-            (format!("{}0{}", "[".repeat(100_000), "]".repeat(100_000)), &["the clips are unreadable (a list): none were restored"]),
-            (clip_a(&format!(r#""notes": [{note}, {}{}], "steps": 16"#, "{\"x\": [".repeat(50_000), "]}".repeat(50_000))), &["clip A: 1 note that cannot be read was dropped"]),
+            (
+                format!("{}0{}", "[".repeat(100_000), "]".repeat(100_000)),
+                &["the clips are unreadable (a list): none were restored"],
+            ),
+            (
+                clip_a(&format!(
+                    r#""notes": [{note}, {}{}], "steps": 16"#,
+                    "{\"x\": [".repeat(50_000),
+                    "]}".repeat(50_000)
+                )),
+                &["clip A: 1 note that cannot be read was dropped"],
+            ),
         ];
         for (clips, expected) in cases {
             let (state, messages) = migrated(with_fields(clips, "null"));
@@ -968,7 +1071,8 @@ mod tests {
             messages,
             [
                 "clip A: 998976 notes past the first 1024 were dropped",
-                "clip A: its latent mean is unreadable or longer than any model's: it is encoded again from its notes",
+                "clip A: its latent mean is unreadable or longer than any model's: it is encoded \
+                 again from its notes",
                 "clip A: 768 notes outside the clip were dropped"
             ]
         );
