@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use latent_live_core::model::magenta::{import, ImportError, ImportOptions};
 use latent_live_core::model::{GrooveInput, ModelFile, Sampling};
 use latent_live_core::music::groove::{Groove, Stroke, ROW};
@@ -236,7 +236,7 @@ fn check_groove(name: &str) -> ModelFile {
     let dir = fixture(name);
     let imported = import(&dir, ImportOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
     let file = ModelFile::from_bytes(&imported.to_bytes(candle_core::DType::F32).unwrap()).unwrap();
-    let model = file.groove_model(&Device::Cpu).unwrap();
+    let model = file.model(&Device::Cpu).unwrap();
     let want: GrooveExpected =
         serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
     let (steps, n) = (model.config.steps(), drums::NUM_DRUM_CLASSES);
@@ -288,7 +288,9 @@ fn check_groove(name: &str) -> ModelFile {
          {worst_input}"
     );
     let mu = model
-        .encode(&grooves.iter().collect::<Vec<_>>())
+        .mu(&model
+            .groove_batch(&grooves.iter().collect::<Vec<_>>())
+            .unwrap())
         .unwrap()
         .to_vec2::<f32>()
         .unwrap();
@@ -387,10 +389,12 @@ fn groove_humanize_tfjs_float32_matches_magenta_js() {
         "{}",
         file.card.summary
     );
-    // A groove model file is not a pattern model.
-    let err = file
-        .model(&Device::Cpu)
-        .expect_err("a groove model is no MusicVae")
+    // A groove model humanizes patterns; it does not make them.
+    let model = file.model(&Device::Cpu).unwrap();
+    let z = Tensor::zeros((1, model.config.z_size), DType::F32, &Device::Cpu).unwrap();
+    let err = model
+        .decode(&z, Sampling::Greedy)
+        .expect_err("a groove model decodes no events")
         .to_string();
     assert!(err.contains("groove model"), "{err}");
 }

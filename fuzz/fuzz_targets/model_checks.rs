@@ -56,7 +56,7 @@ pub fn play(bytes: &[u8]) {
 
 /// A groove model humanizes a pattern into a playable groove of its length.
 fn play_groove(file: &ModelFile) {
-    let Ok(model) = file.groove_model(&Device::Cpu) else {
+    let Ok(model) = file.model(&Device::Cpu) else {
         return;
     };
     let steps = file.config.steps();

@@ -470,7 +470,7 @@ fn library_groove(lat1: f32) -> (Vec<drums::Hit>, Vec<[Feel; drums::NUM_DRUM_CLA
     let humanizer = DefaultModel::Humanize2Bar
         .load()
         .unwrap()
-        .groove_model(&candle_core::Device::Cpu)
+        .model(&candle_core::Device::Cpu)
         .unwrap();
     (drums::decode(&events), humanizer.feel_of(&events).unwrap())
 }

@@ -63,7 +63,7 @@ pub fn analyze(
         let phrases: Vec<&[Event]> = (start..(start + 256).min(n))
             .map(|i| split.get(i))
             .collect();
-        let posterior = model.posterior(&model.events_tensor(&phrases)?)?;
+        let posterior = model.posterior(&model.batch(&phrases)?)?;
         mu.extend(posterior.mu.to_vec2::<f32>()?);
         sigma.extend(posterior.sigma.to_vec2::<f32>()?);
     }

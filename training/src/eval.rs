@@ -4,7 +4,7 @@ use candle_core::{Result, Tensor, D};
 use rayon::prelude::*;
 
 use crate::corpus::Split;
-use latent_live_core::model::{GrooVae, GrooveInput, MusicVae, Sampling};
+use latent_live_core::model::{GrooveInput, MusicVae, Sampling};
 use latent_live_core::music::drums::NUM_DRUM_CLASSES;
 use latent_live_core::music::groove::{self, Feel, Groove, ROW};
 use latent_live_core::music::{Encoding, Event};
@@ -99,9 +99,9 @@ pub fn evaluate(
         let melodies: Vec<&[Event]> = (start..(start + batch_size).min(n))
             .map(|i| split.get(i))
             .collect();
-        let events = model.events_tensor(&melodies)?;
-        let posterior = model.posterior(&events)?;
-        tf_correct += teacher_forced_correct(model, &posterior.mu, &events)?;
+        let batch = model.batch(&melodies)?;
+        let posterior = model.posterior(&batch)?;
+        tf_correct += teacher_forced_correct(model, &posterior.mu, batch.targets())?;
         let decoded = model.decode(&posterior.mu, Sampling::Greedy)?;
         for (m, d) in melodies.iter().zip(&decoded) {
             sampled_correct += m.iter().zip(d).filter(|(a, b)| a == b).count();
@@ -151,7 +151,7 @@ pub struct GrooveEvaluation {
     pub baseline_velocity_mae: f64,
     pub baseline_timing_mae_ms: f64,
     /// A humanizer's velocity and timing errors when it decodes with the wanted hits
-    /// held, as the plugin plays it ([`GrooVae::feel_of`]); `None` for other models.
+    /// held, as the plugin plays it ([`MusicVae::feel_of`]); `None` for other models.
     pub held: Option<(f64, f64)>,
     /// The errors on the hits both played and wanted alone. The errors above also count
     /// the wanted hits the model leaves out (at the velocity it writes for a rest), which
@@ -219,7 +219,7 @@ pub fn mean_velocities(split: &Split) -> [f64; NUM_DRUM_CLASSES] {
 /// Evaluates a groove model on the first `limit` grooves of `split` (all when `None`);
 /// `bpm[tune]` is each tune's tempo, and `baseline` each class's velocity for the baseline.
 pub fn evaluate_grooves(
-    model: &GrooVae,
+    model: &MusicVae,
     split: &Split,
     bpm: &[f64],
     baseline: &[f64; NUM_DRUM_CLASSES],
@@ -242,7 +242,7 @@ pub fn evaluate_grooves(
         let indices: Vec<usize> = (start..(start + batch_size).min(n)).collect();
         let grooves: Vec<Groove> = indices.iter().map(|&i| split.groove(i)).collect();
         let refs: Vec<&Groove> = grooves.iter().collect();
-        let posterior = model.posterior(&refs)?;
+        let posterior = model.posterior(&model.groove_batch(&refs)?)?;
         let decoded = model.decode_rows(&posterior.mu, Sampling::Greedy)?;
         let held = if humanizer {
             model.humanize_rows(&refs)?

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::corpus::{self, DrumVariation, Split};
 use latent_live_core::model::latent::{normal, standard_normal};
-use latent_live_core::model::vae::{Loss, ScheduledSampling, Training};
+use latent_live_core::model::vae::{Loss, Training};
 use latent_live_core::model::{
-    Config, Dropout, GrooVae, ModelCard, ModelError, ModelFile, MusicVae,
+    Batch, Config, Dropout, ModelCard, ModelError, ModelFile, MusicVae, ScheduledSampling,
 };
 use latent_live_core::music::groove::Groove;
 use latent_live_core::music::{Encoding, Event};
@@ -126,40 +126,9 @@ pub struct StepStats {
     pub regularization: f32,
 }
 
-/// A model the trainer can build and train: a [`MusicVae`] on events, a [`GrooVae`] on
-/// grooves.
-pub trait Trainable: Sized {
-    fn build(config: Config, vb: VarBuilder) -> candle_core::Result<Self>;
-    fn config(&self) -> &Config;
-}
-
-impl Trainable for MusicVae {
-    fn build(config: Config, vb: VarBuilder) -> candle_core::Result<Self> {
-        Self::new(config, vb)
-    }
-
-    fn config(&self) -> &Config {
-        &self.config
-    }
-}
-
-impl Trainable for GrooVae {
-    fn build(config: Config, vb: VarBuilder) -> candle_core::Result<Self> {
-        Self::new(config, vb)
-    }
-
-    fn config(&self) -> &Config {
-        &self.config
-    }
-}
-
-/// The trainer of melody and drum models.
-pub type Trainer = ModelTrainer<MusicVae>;
-/// The trainer of groove models.
-pub type GrooveTrainer = ModelTrainer<GrooVae>;
-
-pub struct ModelTrainer<M: Trainable> {
-    pub model: M,
+/// Trains a [`MusicVae`] of any encoding: melodies and drums on events, grooves on rows.
+pub struct Trainer {
+    pub model: MusicVae,
     pub config: TrainConfig,
     pub step: u64,
     varmap: VarMap,
@@ -175,10 +144,10 @@ struct StepPlan {
     sampling_probability: f64,
 }
 
-impl<M: Trainable> ModelTrainer<M> {
+impl Trainer {
     pub fn new(model_config: Config, config: TrainConfig) -> candle_core::Result<Self> {
         let varmap = VarMap::new();
-        let model = M::build(
+        let model = MusicVae::new(
             model_config,
             VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
         )?;
@@ -231,7 +200,7 @@ impl<M: Trainable> ModelTrainer<M> {
     /// a batch of `batch`.
     fn plan(&self, batch: usize) -> candle_core::Result<StepPlan> {
         let mut rng = self.step_rng();
-        let eps = standard_normal(&mut rng, (batch, self.model.config().z_size))?;
+        let eps = standard_normal(&mut rng, (batch, self.model.config.z_size))?;
         let sampling_probability = self.config.sampling_probability_at(self.step);
         let scheduled = ScheduledSampling {
             probability: sampling_probability,
@@ -311,7 +280,7 @@ impl<M: Trainable> ModelTrainer<M> {
             .into_iter()
             .map(|(n, v)| (n, v.as_tensor().clone()))
             .collect();
-        ModelFile::new(self.model.config().clone(), card, extra, tensors)
+        ModelFile::new(self.model.config.clone(), card, extra, tensors)
     }
 
     /// Weights, optimiser moments, step and config: everything [`Trainer::resume`] needs.
@@ -325,20 +294,12 @@ impl<M: Trainable> ModelTrainer<M> {
         }
         file.write(path, DType::F32)
     }
-}
 
-impl Trainer {
-    /// One step on the melodies `batch` (each `model.config.steps()` events).
+    /// One step on the melodies or drum patterns `batch` (each `model.config.steps()`
+    /// events), with the attribute regulariser where the config asks for one.
     pub fn train_step(&mut self, batch: &[&[Event]]) -> candle_core::Result<StepStats> {
         let plan = self.plan(batch.len())?;
-        let events = self.model.events_tensor(batch)?;
-        let loss = self.model.loss(
-            &events,
-            &plan.eps,
-            plan.beta,
-            self.config.free_bits,
-            &plan.training,
-        )?;
+        let loss = self.loss(&self.model.batch(batch)?, &plan)?;
         let regularization = attribute_regularization(
             &loss.z,
             self.model.config.encoding,
@@ -346,6 +307,23 @@ impl Trainer {
             &self.config.regularize,
         )?;
         self.apply(&plan, &loss, regularization)
+    }
+
+    /// One step on the grooves `batch` (each `model.config.steps()` steps).
+    pub fn train_groove_step(&mut self, batch: &[&Groove]) -> candle_core::Result<StepStats> {
+        let plan = self.plan(batch.len())?;
+        let loss = self.loss(&self.model.groove_batch(batch)?, &plan)?;
+        self.apply(&plan, &loss, None)
+    }
+
+    fn loss(&self, batch: &Batch, plan: &StepPlan) -> candle_core::Result<Loss> {
+        self.model.loss(
+            batch,
+            &plan.eps,
+            plan.beta,
+            self.config.free_bits,
+            &plan.training,
+        )
     }
 
     /// Draws a training batch: random slices, melodies randomly transposed, drums varied.
@@ -361,24 +339,9 @@ impl Trainer {
             })
             .collect()
     }
-}
-
-impl GrooveTrainer {
-    /// One step on the grooves `batch` (each `model.config.steps()` steps).
-    pub fn train_step(&mut self, batch: &[&Groove]) -> candle_core::Result<StepStats> {
-        let plan = self.plan(batch.len())?;
-        let loss = self.model.loss(
-            batch,
-            &plan.eps,
-            plan.beta,
-            self.config.free_bits,
-            &plan.training,
-        )?;
-        self.apply(&plan, &loss, None)
-    }
 
     /// Draws a training batch of a groove corpus's slices.
-    pub fn sample_batch(&self, split: &Split) -> Vec<Groove> {
+    pub fn sample_grooves(&self, split: &Split) -> Vec<Groove> {
         let mut rng = self.step_rng();
         rng.set_stream(1);
         self.batch_indices(split, &mut rng)

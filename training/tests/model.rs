@@ -4,15 +4,15 @@ use std::collections::{BTreeMap, HashMap};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use latent_live_core::model::vae::{ScheduledSampling, Training};
+use latent_live_core::model::vae::Training;
 use latent_live_core::model::{
-    Config, Dropout, ModelCard, ModelError, ModelFile, MusicVae, Sampling,
+    Config, Dropout, ModelCard, ModelError, ModelFile, MusicVae, Sampling, ScheduledSampling,
 };
 use latent_live_core::music::groove::{Groove, Stroke};
 use latent_live_core::music::melody::{self, Note};
 use latent_live_core::music::{Encoding, Event};
 use latent_live_training::eval::accuracy;
-use latent_live_training::train::{GrooveTrainer, TrainConfig, Trainer};
+use latent_live_training::train::{TrainConfig, Trainer};
 
 /// Eight distinct 2-bar melodies with rests, held notes and leaps.
 fn melodies(steps: usize) -> Vec<Vec<Event>> {
@@ -188,12 +188,12 @@ fn tiny_groove_model_overfits_eight_grooves() {
         transpose: 0,
         ..TrainConfig::default()
     };
-    let mut trainer = GrooveTrainer::new(config, train).unwrap();
+    let mut trainer = Trainer::new(config, train).unwrap();
     let refs: Vec<&Groove> = data.iter().collect();
     // Teacher forced, the hits are all right by step 1,000; the greedy decode, fed its own
     // velocities and offsets, needs about 3,000.
     for _ in 0..3000 {
-        trainer.train_step(&refs).unwrap();
+        trainer.train_groove_step(&refs).unwrap();
     }
     // From the hits alone, the model plays each groove back with its feel.
     let quantized: Vec<Groove> = data.iter().map(Groove::humanize_input).collect();
@@ -286,8 +286,8 @@ fn model_file_round_trips_in_f32_and_f16() {
         assert_eq!(back.config, file.config);
         assert_eq!(back.card, card);
         let logits = |m: &MusicVae| {
-            let events = m.events_tensor(&[&expected[0]]).unwrap();
-            m.logits(&z.narrow(0, 0, 1).unwrap(), &events)
+            let batch = m.batch(&[&expected[0]]).unwrap();
+            m.logits(&z.narrow(0, 0, 1).unwrap(), batch.targets())
                 .unwrap()
                 .flatten_all()
                 .unwrap()
@@ -408,7 +408,7 @@ fn loss_passes_a_finite_difference_gradient_check() {
         .unwrap();
         let data = melodies(config.steps());
         let refs: Vec<&[Event]> = data[..2].iter().map(Vec::as_slice).collect();
-        let events = model.events_tensor(&refs).unwrap();
+        let batch = model.batch(&refs).unwrap();
         let eps = Tensor::randn(0f64, 1.0, (2, 3), &Device::Cpu).unwrap();
         // free_bits below the KL so that the KL term's gradient is exercised.
         // Dropout draws the same masks from the same seed, so the loss stays a function.
@@ -416,7 +416,7 @@ fn loss_passes_a_finite_difference_gradient_check() {
             scheduled: None,
             dropout: keep.map(|k| Dropout::new(k, 7)),
         };
-        let loss = |m: &MusicVae| m.loss(&events, &eps, 0.7, 0.01, &training()).unwrap().total;
+        let loss = |m: &MusicVae| m.loss(&batch, &eps, 0.7, 0.01, &training()).unwrap().total;
         let grads = loss(&model).backward().unwrap();
         let vars = varmap.data().lock().unwrap().clone();
         let mut names: Vec<_> = vars.keys().cloned().collect();
@@ -468,10 +468,10 @@ fn reconstruction(training: Training) -> f32 {
         .unwrap();
     let data = melodies(model.config.steps());
     let refs: Vec<&[Event]> = data.iter().map(Vec::as_slice).collect();
-    let events = model.events_tensor(&refs).unwrap();
+    let batch = model.batch(&refs).unwrap();
     let eps = Tensor::zeros((refs.len(), model.config.z_size), DType::F32, &Device::Cpu).unwrap();
     model
-        .loss(&events, &eps, 0.2, 0.0, &training)
+        .loss(&batch, &eps, 0.2, 0.0, &training)
         .unwrap()
         .reconstruction
 }

@@ -9,10 +9,16 @@ use anyhow::{bail, Context};
 const BUNDLES: [&str; 2] = ["Latent Live.clap", "Latent Live.vst3"];
 
 /// `cargo xtask bundle <package> [cargo build args]`, e.g. `bundle latent_live --release`.
+///
+/// The bundles hold the plugin library alone, so only it is built: not the standalone
+/// binary, nor the audio and MIDI backends that only the standalone links.
 pub fn bundle(args: Vec<String>) -> anyhow::Result<()> {
+    let library_only = ["--lib", "--no-default-features"].map(String::from);
     nice_plug_xtask::main_with_args(
         "cargo xtask",
-        std::iter::once("bundle".to_string()).chain(args),
+        std::iter::once("bundle".to_string())
+            .chain(args)
+            .chain(library_only),
     )
 }
 

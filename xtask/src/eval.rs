@@ -145,7 +145,7 @@ fn grooves(args: &EvalArgs, file: &ModelFile) -> anyhow::Result<()> {
         !args.nearest,
         "--nearest scores a pattern model's step accuracy; a groove model is scored on its hits"
     );
-    let model = file.groove_model(&candle_core::Device::Cpu)?;
+    let model = file.model(&candle_core::Device::Cpu)?;
     let (corpus, source) = args.held_out.corpus(&model.config)?;
     // The baseline's velocities come from the training split; a MIDI folder has none, so
     // its own test grooves stand in.
@@ -202,7 +202,7 @@ fn refine(model: &MusicVae, split: &Split, n: usize) -> anyhow::Result<()> {
         let z = invert(model, &[phrase], None, config, &AtomicBool::new(false))?;
         seconds.push(started.elapsed().as_secs_f64());
         from_z.extend(model.decode(&z, Sampling::Greedy)?);
-        forced_right += teacher_forced_correct(model, &z, &model.events_tensor(&[phrase])?)?;
+        forced_right += teacher_forced_correct(model, &z, model.batch(&[phrase])?.targets())?;
         if model.has_encoder() {
             from_mu.extend(model.decode(&model.encode(&[phrase])?, Sampling::Greedy)?);
         }

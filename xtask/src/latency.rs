@@ -133,7 +133,7 @@ pub fn decode(args: &DecodeArgs) -> anyhow::Result<()> {
 }
 
 /// One humanize pass as the worker runs it on a new drum pattern
-/// ([`latent_live_core::model::GrooVae::feel_of`]): encode a 2-bar pattern's hits and decode
+/// ([`latent_live_core::model::MusicVae::feel_of`]): encode a 2-bar pattern's hits and decode
 /// their velocities and timing, at batch 1, with the embedded humanizer.
 fn time_humanize(passes: usize) -> anyhow::Result<Vec<Duration>> {
     use latent_live_core::model::assets::DefaultModel;
@@ -141,7 +141,7 @@ fn time_humanize(passes: usize) -> anyhow::Result<Vec<Duration>> {
 
     let humanizer = DefaultModel::Humanize2Bar
         .load()?
-        .groove_model(&candle_core::Device::Cpu)?;
+        .model(&candle_core::Device::Cpu)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut times = Vec::with_capacity(passes + 5);
     for _ in 0..passes + 5 {

@@ -152,24 +152,10 @@ fn ship_groove(
         corpus.tune_bpm(),
         mean_velocities(&corpus.train),
     );
-    let e32 = evaluate_grooves(
-        &file.groove_model(&Device::Cpu)?,
-        test,
-        &bpm,
-        &baseline,
-        256,
-        None,
-    )?;
+    let e32 = evaluate_grooves(&file.model(&Device::Cpu)?, test, &bpm, &baseline, 256, None)?;
     println!("f32: {}", e32.summary_line());
     let f16 = ModelFile::from_bytes(&file.to_bytes(DType::F16)?)?;
-    let e16 = evaluate_grooves(
-        &f16.groove_model(&Device::Cpu)?,
-        test,
-        &bpm,
-        &baseline,
-        256,
-        None,
-    )?;
+    let e16 = evaluate_grooves(&f16.model(&Device::Cpu)?, test, &bpm, &baseline, 256, None)?;
     println!("f16: {}", e16.summary_line());
     let held = |e: &GrooveEvaluation| e.held.unwrap_or_default();
     let (dtype, e) = if e16.velocity_mae - e32.velocity_mae <= F16_GROOVE_TOLERANCE

@@ -8,12 +8,11 @@ use std::time::{Duration, Instant};
 use crate::corpus::CorpusSource;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use latent_live_core::model::{Config, GrooVae, ModelCard, ModelFile, MusicVae};
-use latent_live_core::music::groove::Groove;
+use latent_live_core::model::{Config, ModelCard, ModelFile};
 use latent_live_core::music::{Encoding, Event};
 use latent_live_training::corpus::{Corpus, Split, SplitFractions};
 use latent_live_training::eval::{evaluate, evaluate_grooves, mean_velocities};
-use latent_live_training::train::{ModelTrainer, StepStats, TrainConfig, Trainable, Trainer};
+use latent_live_training::train::{StepStats, TrainConfig, Trainer};
 use rand::{Rng, SeedableRng};
 
 #[derive(clap::Args)]
@@ -115,52 +114,26 @@ fn preset(name: &str) -> anyhow::Result<Config> {
     })
 }
 
-/// How the loop trains and validates each kind of model.
-trait Run: Trainable {
-    fn step(trainer: &mut ModelTrainer<Self>, split: &Split) -> candle_core::Result<StepStats>;
-    /// The summary line, the KL, and the two figures the log keeps.
-    fn validate(
-        trainer: &ModelTrainer<Self>,
-        corpus: &Corpus,
-        slices: usize,
-    ) -> anyhow::Result<(String, f64, f64, f64)>;
-}
-
-impl Run for MusicVae {
-    fn step(trainer: &mut Trainer, split: &Split) -> candle_core::Result<StepStats> {
+/// One optimisation step on a batch drawn from `split`: events, or grooves.
+fn step(trainer: &mut Trainer, split: &Split) -> candle_core::Result<StepStats> {
+    if trainer.model.config.encoding == Encoding::Groove {
+        let batch = trainer.sample_grooves(split);
+        trainer.train_groove_step(&batch.iter().collect::<Vec<_>>())
+    } else {
         let batch = trainer.sample_batch(split);
         let refs: Vec<&[Event]> = batch.iter().map(Vec::as_slice).collect();
         trainer.train_step(&refs)
     }
-
-    fn validate(
-        trainer: &Trainer,
-        corpus: &Corpus,
-        slices: usize,
-    ) -> anyhow::Result<(String, f64, f64, f64)> {
-        let e = evaluate(&trainer.model, &corpus.validation, 256, Some(slices))?;
-        Ok((
-            e.summary_line(),
-            e.kl_per_dim.iter().sum(),
-            e.teacher_forced,
-            e.sampled,
-        ))
-    }
 }
 
-impl Run for GrooVae {
-    fn step(trainer: &mut ModelTrainer<GrooVae>, split: &Split) -> candle_core::Result<StepStats> {
-        let batch = trainer.sample_batch(split);
-        let refs: Vec<&Groove> = batch.iter().collect();
-        trainer.train_step(&refs)
-    }
-
-    /// Logs hit accuracy and velocity error.
-    fn validate(
-        trainer: &ModelTrainer<GrooVae>,
-        corpus: &Corpus,
-        slices: usize,
-    ) -> anyhow::Result<(String, f64, f64, f64)> {
+/// The summary line, the KL, and the two figures the log keeps: teacher-forced and
+/// sampled accuracy, or (grooves) hit accuracy and velocity error.
+fn validation(
+    trainer: &Trainer,
+    corpus: &Corpus,
+    slices: usize,
+) -> anyhow::Result<(String, f64, f64, f64)> {
+    if trainer.model.config.encoding == Encoding::Groove {
         let e = evaluate_grooves(
             &trainer.model,
             &corpus.validation,
@@ -169,34 +142,29 @@ impl Run for GrooVae {
             256,
             Some(slices),
         )?;
-        Ok((
+        return Ok((
             e.summary_line(),
             e.kl_per_dim.iter().sum(),
             e.hit_accuracy,
             e.velocity_mae,
-        ))
+        ));
     }
+    let e = evaluate(&trainer.model, &corpus.validation, 256, Some(slices))?;
+    Ok((
+        e.summary_line(),
+        e.kl_per_dim.iter().sum(),
+        e.teacher_forced,
+        e.sampled,
+    ))
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
-    let source = match (&args.init, args.resume) {
-        (Some(path), _) => ModelFile::read(path)?.config,
-        (None, true) => ModelFile::read(&args.out.join("checkpoint.safetensors"))?.config,
-        (None, false) => preset(&args.preset)?,
-    };
-    match source.encoding {
-        Encoding::Groove => train::<GrooVae>(args),
-        Encoding::Melody | Encoding::Drums => train::<MusicVae>(args),
-    }
-}
-
-fn train<M: Run>(args: &TrainArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let checkpoint = args.out.join("checkpoint.safetensors");
     // What came before this run folder (a warm start's source), kept in every save.
     let mut lineage = String::new();
     let mut trainer = if args.resume {
-        let t = ModelTrainer::<M>::resume(&checkpoint)
+        let t = Trainer::resume(&checkpoint)
             .with_context(|| format!("resuming from {}", checkpoint.display()))?;
         println!("resumed at step {}", t.step);
         lineage = std::fs::read_to_string(args.out.join("lineage.txt")).unwrap_or_default();
@@ -258,12 +226,12 @@ fn train<M: Run>(args: &TrainArgs) -> anyhow::Result<()> {
                 );
                 std::fs::write(args.out.join("lineage.txt"), &lineage)?;
                 println!("warm start from {} at step {step}", path.display());
-                ModelTrainer::<M>::warm_start(&file, config, step)?
+                Trainer::warm_start(&file, config, step)?
             }
-            None => ModelTrainer::<M>::new(preset(&args.preset)?, config)?,
+            None => Trainer::new(preset(&args.preset)?, config)?,
         }
     };
-    if trainer.model.config().encoding.is_drums() {
+    if trainer.model.config.encoding.is_drums() {
         // Transposition is for melodies: drum batches are never transposed, and the
         // config (kept with the weights) says so.
         trainer.config.transpose = 0;
@@ -275,7 +243,7 @@ fn train<M: Run>(args: &TrainArgs) -> anyhow::Result<()> {
         );
         trainer.config.dropout_keep = keep;
     }
-    let plays_drums = trainer.model.config().encoding == Encoding::Drums;
+    let plays_drums = trainer.model.config.encoding == Encoding::Drums;
     let variation = &mut trainer.config.drum_variation;
     for (flag, arg, field) in [
         (
@@ -310,7 +278,7 @@ fn train<M: Run>(args: &TrainArgs) -> anyhow::Result<()> {
     if let Some(rate) = args.scheduled_sampling {
         trainer.config.scheduled_sampling_rate = rate;
     }
-    let (bars, encoding) = (trainer.model.config().bars, trainer.model.config().encoding);
+    let (bars, encoding) = (trainer.model.config.bars, trainer.model.config.encoding);
     let (corpus, _) = args.source.load(
         bars,
         encoding,
@@ -320,8 +288,7 @@ fn train<M: Run>(args: &TrainArgs) -> anyhow::Result<()> {
     println!("{}", corpus.summary());
     println!(
         "model {:?}\ntraining {:?}",
-        trainer.model.config(),
-        trainer.config
+        &trainer.model.config, trainer.config
     );
 
     let started = Instant::now();
@@ -337,7 +304,7 @@ fn train<M: Run>(args: &TrainArgs) -> anyhow::Result<()> {
     );
     let (mut examples, mut window_start) = (0usize, Instant::now());
     while trainer.step < args.steps && deadline.is_none_or(|d| Instant::now() < d) {
-        let stats = M::step(&mut trainer, &corpus.train)?;
+        let stats = step(&mut trainer, &corpus.train)?;
         examples += trainer.config.batch_size;
         bar.set_position(trainer.step);
         let rate = examples as f64 / window_start.elapsed().as_secs_f64();
@@ -389,14 +356,14 @@ fn open_log(path: &Path) -> anyhow::Result<std::fs::File> {
     Ok(f)
 }
 
-fn validate<M: Run>(
-    trainer: &ModelTrainer<M>,
+fn validate(
+    trainer: &Trainer,
     corpus: &Corpus,
     slices: usize,
     bar: &ProgressBar,
     log: &mut std::fs::File,
 ) -> anyhow::Result<()> {
-    let (line, kl, first, second) = M::validate(trainer, corpus, slices)?;
+    let (line, kl, first, second) = validation(trainer, corpus, slices)?;
     bar.println(format!(
         "step {} validation: {line} kl={kl:.2}",
         trainer.step
@@ -406,8 +373,8 @@ fn validate<M: Run>(
 }
 
 /// Writes the resumable checkpoint and, beside it, the weights with their card.
-fn save<M: Run>(
-    trainer: &ModelTrainer<M>,
+fn save(
+    trainer: &Trainer,
     out: &Path,
     corpus: &Corpus,
     started: &Instant,

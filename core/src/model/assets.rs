@@ -113,7 +113,7 @@ mod tests {
                 .load()
                 .unwrap_or_else(|e| panic!("{}: {e}", model.name()));
             assert_eq!(file.config.groove_input, input, "{}", model.name());
-            file.groove_model(&candle_core::Device::Cpu).unwrap();
+            file.model(&candle_core::Device::Cpu).unwrap();
         }
     }
 }

@@ -1,15 +1,17 @@
-//! Categorical LSTM decoders: flat (`CategoricalLstmDecoder`) and under a conductor
-//! (`HierarchicalLstmDecoder`), as in Magenta's `lstm_models.py`.
+//! The decoders a MusicVAE is built with ([`Decoder`]), as in Magenta's `lstm_models.py`:
+//! categorical, flat (`CategoricalLstmDecoder`) or under a conductor
+//! (`HierarchicalLstmDecoder`), and GrooVAE's ([`super::groove`]).
 
-use candle_core::{Device, IndexOp, Result, Tensor};
+use candle_core::{DType, Device, IndexOp, Result, Tensor, D};
 use candle_nn::VarBuilder;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::lstm::LstmCell;
-use super::step::{affine, f32_rows, StackValues, StackWeights, Values};
-use super::{add_row, dropped, Config, Dense, Dropout};
-use crate::music::Event;
+use super::groove::GrooveDecoder;
+use super::lstm::{initial_states, stack, LstmCell};
+use super::step::{affine, SampleStart, StackWeights};
+use super::{add_row, dropped, Config, Dense, Dropout, Reconstruction};
+use crate::music::{Encoding, Event};
 
 /// How the next event is chosen from the logits.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -375,17 +377,34 @@ impl HierarchicalDecoder {
     }
 }
 
+/// The decoder a model is built with, as in Magenta's `lstm_models.py`: categorical,
+/// flat or under a conductor, for melodies and drums; GrooVAE's for grooves. Each brings
+/// its output head and its reconstruction loss; the VAE around it is the same.
 #[derive(Debug, Clone)]
 pub enum Decoder {
     Flat(CategoricalDecoder),
     Hierarchical(HierarchicalDecoder),
+    Groove(GrooveDecoder),
+}
+
+/// Feed the model's own samples instead of the targets with this probability.
+#[derive(Debug, Clone, Copy)]
+pub struct ScheduledSampling {
+    pub probability: f64,
+    pub seed: u64,
 }
 
 impl Decoder {
     /// `vb` is the model's root: flat and hierarchical decoders live under different scopes.
     pub fn new(config: &Config, vb: VarBuilder) -> Result<Self> {
         let classes = config.num_classes();
-        Ok(if config.hierarchical {
+        Ok(if config.encoding == Encoding::Groove {
+            Self::Groove(GrooveDecoder::new(
+                &config.decoder,
+                config.z_size,
+                vb.pp("decoder"),
+            )?)
+        } else if config.hierarchical {
             Self::Hierarchical(HierarchicalDecoder::new(config, classes, vb)?)
         } else {
             Self::Flat(CategoricalDecoder::new(
@@ -401,13 +420,30 @@ impl Decoder {
         match self {
             Self::Flat(d) => d.output_projection.kernel.device(),
             Self::Hierarchical(d) => d.core.output_projection.kernel.device(),
+            Self::Groove(d) => d.device(),
         }
     }
 
-    fn classes(&self) -> usize {
+    /// The groove decoder, for what only it does (write rows, hold hits).
+    pub fn groove(&self) -> Result<&GrooveDecoder> {
         match self {
-            Self::Flat(d) => d.classes,
-            Self::Hierarchical(d) => d.core.classes,
+            Self::Groove(d) => Ok(d),
+            _ => candle_core::bail!(
+                "this model writes events, not groove rows: it makes patterns, and does not \
+                 humanize them"
+            ),
+        }
+    }
+
+    /// The categorical decoder's classes; an error for a groove decoder.
+    fn classes(&self) -> Result<usize> {
+        match self {
+            Self::Flat(d) => Ok(d.classes),
+            Self::Hierarchical(d) => Ok(d.core.classes),
+            Self::Groove(_) => candle_core::bail!(
+                "this is a groove model (GrooVAE): it humanizes or drums up patterns, and does \
+                 not make them"
+            ),
         }
     }
 
@@ -415,10 +451,11 @@ impl Decoder {
     /// `inputs` `[T, B]`: the targets themselves under teacher forcing. `dropout` while
     /// training.
     pub fn logits(&self, z: &Tensor, inputs: &Tensor, dropout: Option<&Dropout>) -> Result<Tensor> {
-        let previous = shift_right(inputs, self.classes() as u32)?;
+        let previous = shift_right(inputs, self.classes()? as u32)?;
         match self {
             Self::Flat(d) => d.logits(z, &previous, dropout),
             Self::Hierarchical(d) => d.logits(z, &previous, dropout),
+            Self::Groove(_) => unreachable!("classes() refused it"),
         }
     }
 
@@ -431,20 +468,73 @@ impl Decoder {
         sampling: Sampling,
         trace: Option<&mut Vec<f32>>,
     ) -> Result<Vec<Vec<Event>>> {
+        let classes = self.classes()?;
         let batch = z.dim(0)?;
         let mut pickers: Vec<Picker> = (0..batch)
             .map(|i| Picker::new(sampling, i as u64))
             .collect();
         match self {
-            Self::Flat(d) => d.sample(
-                z,
-                steps,
-                &vec![d.classes as u32; batch],
-                &mut pickers,
-                trace,
-            ),
+            Self::Flat(d) => d.sample(z, steps, &vec![classes as u32; batch], &mut pickers, trace),
             Self::Hierarchical(d) => d.sample(z, &mut pickers, trace),
+            Self::Groove(_) => unreachable!("classes() refused it"),
         }
+    }
+
+    /// The loss of reconstructing `targets` from `z` `[B, Z]`: time-major events `[T, B]`
+    /// under a softmax cross-entropy, or groove rows `[T, B, ROW]` under GrooVAE's loss.
+    /// With scheduled sampling (categorical decoders), each step is fed the model's own
+    /// sample instead of the previous target with its probability.
+    pub fn reconstruction(
+        &self,
+        z: &Tensor,
+        targets: &Tensor,
+        scheduled: Option<ScheduledSampling>,
+        dropout: Option<&Dropout>,
+    ) -> Result<Reconstruction> {
+        if let Self::Groove(d) = self {
+            return d.reconstruction(z, targets, dropout);
+        }
+        let inputs = match scheduled {
+            Some(s) if s.probability > 0.0 => self.mix_in_samples(z, targets, s)?,
+            _ => targets.clone(),
+        };
+        let logits = self.logits(z, &inputs, dropout)?;
+        let (steps, batch, classes) = logits.dims3()?;
+        let flat_logits = logits.reshape((steps * batch, classes))?;
+        let flat_targets = targets.flatten_all()?;
+        let log_probs = candle_nn::ops::log_softmax(&flat_logits, D::Minus1)?;
+        let picked = log_probs.gather(&flat_targets.unsqueeze(1)?, 1)?;
+        let accuracy = flat_logits
+            .argmax(D::Minus1)?
+            .eq(&flat_targets)?
+            .to_dtype(DType::F32)?
+            .mean_all()?;
+        Ok(Reconstruction {
+            loss: (picked.sum_all()?.neg()? / batch as f64)?,
+            accuracy,
+        })
+    }
+
+    /// Parallel scheduled sampling (Duckworth et al. 2019): one teacher-forced pass
+    /// predicts every step, and the sampled predictions replace the targets as inputs
+    /// at random steps. It keeps the fused whole-sequence LSTM usable, where Magenta's
+    /// step-by-step version would not be.
+    fn mix_in_samples(&self, z: &Tensor, events: &Tensor, s: ScheduledSampling) -> Result<Tensor> {
+        let logits = self
+            .logits(&z.detach(), events, None)?
+            .detach()
+            .to_dtype(DType::F32)?;
+        let (steps, batch, classes) = logits.dims3()?;
+        let logits = logits.flatten_all()?.to_vec1::<f32>()?;
+        let mut targets = events.flatten_all()?.to_vec1::<u32>()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
+        for (i, target) in targets.iter_mut().enumerate() {
+            if rng.random::<f64>() < s.probability {
+                *target =
+                    sample_categorical(&logits[i * classes..(i + 1) * classes], &mut rng) as u32;
+            }
+        }
+        Tensor::from_vec(targets, (steps, batch), events.device())
     }
 
     /// Width of the top layer [`Decoder::sample`] traces.
@@ -452,85 +542,9 @@ impl Decoder {
         match self {
             Self::Flat(d) => d.cells.last().unwrap().hidden_size(),
             Self::Hierarchical(d) => d.core.cells.last().unwrap().hidden_size(),
+            Self::Groove(d) => d.hidden_size(),
         }
     }
-}
-
-pub(super) fn stack(input: usize, sizes: &[usize], vb: VarBuilder) -> Result<Vec<LstmCell>> {
-    let mut layer_input = input;
-    sizes
-        .iter()
-        .enumerate()
-        .map(|(i, &hidden)| {
-            let cell = LstmCell::new(
-                layer_input,
-                hidden,
-                vb.pp(format!("cell_{i}")).pp("lstm_cell"),
-            );
-            layer_input = hidden;
-            cell
-        })
-        .collect()
-}
-
-/// What stays fixed through an autoregressive decode from `condition` `[N, C]`, computed
-/// once with candle: the condition's share of layer 0's input (layer 0's bias included)
-/// and each layer's initial `(h, c)`, as f32 rows; the stack's and the output
-/// projection's weights, borrowed as slices.
-pub(super) struct SampleStart<'a> {
-    pub condition_projection: Vec<f32>,
-    pub initial: Vec<(Vec<f32>, Vec<f32>)>,
-    pub stack: StackValues<'a>,
-    pub output_kernel: Values<'a>,
-    pub output_bias: Values<'a>,
-}
-
-impl<'a> SampleStart<'a> {
-    /// `fed` is the width of what each step feeds back (the first rows of layer 0's
-    /// kernel); the condition is concatenated after it.
-    pub fn new(
-        cells: &'a [LstmCell],
-        initial_state: &Dense,
-        output: &'a Dense,
-        condition: &Tensor,
-        fed: usize,
-    ) -> Result<Self> {
-        let w_x = cells[0].w_x()?;
-        let condition_rows = w_x.narrow(0, fed, w_x.dim(0)? - fed)?;
-        Ok(Self {
-            condition_projection: f32_rows(&add_row(
-                &condition.matmul(&condition_rows)?,
-                &cells[0].bias,
-            )?)?,
-            initial: initial_states(initial_state, cells, condition)?
-                .iter()
-                .map(|(h, c)| Ok((f32_rows(h)?, f32_rows(c)?)))
-                .collect::<Result<_>>()?,
-            stack: StackValues::of(cells)?,
-            output_kernel: Values::of(&output.kernel)?,
-            output_bias: Values::of(&output.bias)?,
-        })
-    }
-}
-
-/// `tanh(dense(z))` split into `[c0, h0, c1, h1, ...]` (`initial_cell_state_from_embedding`).
-pub(super) fn initial_states(
-    dense: &Dense,
-    cells: &[LstmCell],
-    condition: &Tensor,
-) -> Result<Vec<(Tensor, Tensor)>> {
-    let flat = dense.forward(condition)?.tanh()?;
-    let mut offset = 0;
-    cells
-        .iter()
-        .map(|cell| {
-            let hidden = cell.hidden_size();
-            let c = flat.narrow(1, offset, hidden)?.contiguous()?;
-            let h = flat.narrow(1, offset + hidden, hidden)?.contiguous()?;
-            offset += 2 * hidden;
-            Ok((h, c))
-        })
-        .collect()
 }
 
 /// The events fed at each step: the previous target, and `start` at step 0.
@@ -583,7 +597,7 @@ fn argmax(logits: &[f32]) -> usize {
 }
 
 /// Draws an index from `softmax(logits)`.
-pub(crate) fn sample_categorical(logits: &[f32], rng: &mut impl Rng) -> usize {
+fn sample_categorical(logits: &[f32], rng: &mut impl Rng) -> usize {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let weights: Vec<f64> = logits.iter().map(|&l| ((l - max) as f64).exp()).collect();
     let total: f64 = weights.iter().sum();

@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::{Config, ConfigError, GrooVae, MusicVae};
+use super::{Config, ConfigError, MusicVae};
 use crate::files::read_capped;
 
 /// The largest model file read: more than twice Magenta's largest melody checkpoints
@@ -98,8 +98,8 @@ impl ModelFile {
         })
     }
 
-    /// A model of `config` with freshly initialised, unseeded weights (a GrooVAE for a
-    /// groove config): the tiny models that tests and fuzz seeds load.
+    /// A model of `config` with freshly initialised, unseeded weights: the tiny models
+    /// that tests and fuzz seeds load.
     pub fn random(
         config: Config,
         card: ModelCard,
@@ -108,12 +108,7 @@ impl ModelFile {
         config.validate()?;
         let varmap = candle_nn::VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        let built = if config.encoding == crate::music::Encoding::Groove {
-            GrooVae::new(config.clone(), vb).map(drop)
-        } else {
-            MusicVae::new(config.clone(), vb).map(drop)
-        };
-        built.map_err(ModelError::Weights)?;
+        MusicVae::new(config.clone(), vb).map_err(ModelError::Weights)?;
         let tensors = varmap
             .data()
             .lock()
@@ -229,12 +224,6 @@ impl ModelFile {
     pub fn model(&self, device: &Device) -> Result<MusicVae, ModelError> {
         let vb = VarBuilder::from_tensors(self.tensors.clone(), DType::F32, device);
         MusicVae::new(self.config.clone(), vb).map_err(ModelError::Weights)
-    }
-
-    /// The groove model (GrooVAE) of a groove file.
-    pub fn groove_model(&self, device: &Device) -> Result<GrooVae, ModelError> {
-        let vb = VarBuilder::from_tensors(self.tensors.clone(), DType::F32, device);
-        GrooVae::new(self.config.clone(), vb).map_err(ModelError::Weights)
     }
 
     /// A metadata value parsed from JSON, if present.

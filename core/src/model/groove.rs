@@ -1,6 +1,7 @@
-//! GrooVAE (Gillick et al. 2019): the bidirectional encoder over groove rows, and
-//! Magenta's `GrooveLstmDecoder`, which writes every step's hits, velocities and offsets
-//! and reads them back as its next input.
+//! GrooVAE's parts (Gillick et al. 2019): Magenta's `GrooveLstmDecoder`, which writes
+//! every step's hits, velocities and offsets and reads them back as its next input, and
+//! what a groove model's encoder is shown ([`GrooveInput`]). The model around them is the
+//! same [`super::MusicVae`] as for melodies, with its bidirectional encoder over rows.
 //!
 //! The encoder sees what the model's [`GrooveInput`] leaves of a groove (everything, the
 //! hits alone, or taps); the decoder writes the whole groove. Hits are Bernoulli, through
@@ -12,14 +13,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::decoder::{initial_states, stack, SampleStart};
-use super::encoder::{Encoder, Input, Posterior};
-use super::lstm::LstmCell;
-use super::step::{add_product, affine};
-use super::vae::{kl_cost, Loss, Training};
-use super::{dropped, Config, Dense, Dropout, Sampling};
+use super::lstm::{initial_states, stack, LstmCell};
+use super::step::{add_product, affine, SampleStart};
+use super::{dropped, Dense, Dropout, Reconstruction, Sampling};
 use crate::music::drums::{self, NUM_DRUM_CLASSES};
-use crate::music::groove::{Feel, Groove, ROW};
+use crate::music::groove::{Groove, ROW};
 use crate::music::Event;
 
 /// What the encoder is shown of a groove (Magenta's `GrooveConverter` options).
@@ -89,6 +87,47 @@ impl GrooveDecoder {
             x = cell.seq(&cell.project(&dropped(&x, dropout)?)?, &h, &c)?.hs;
         }
         self.output_projection.forward(&x)
+    }
+
+    pub fn device(&self) -> &Device {
+        self.output_projection.kernel.device()
+    }
+
+    pub fn hidden_size(&self) -> usize {
+        self.cells.last().unwrap().hidden_size()
+    }
+
+    /// GrooVAE's reconstruction loss of `targets` `[T, B, ROW]` given `z`: per step, the
+    /// hits' sigmoid cross-entropy plus the squared errors of velocities and offsets (all
+    /// nine classes, hit or not, as Magenta sums them), summed over steps and averaged
+    /// over the batch. The accuracy is the share of steps whose nine hits are all right.
+    pub fn reconstruction(
+        &self,
+        z: &Tensor,
+        targets: &Tensor,
+        dropout: Option<&Dropout>,
+    ) -> Result<Reconstruction> {
+        let raw = self.outputs(z, targets, dropout)?;
+        let batch = targets.dim(1)? as f64;
+        let n = NUM_DRUM_CLASSES;
+        let (logits, hits) = (raw.narrow(2, 0, n)?, targets.narrow(2, 0, n)?);
+        // log(1 + e^-|x|) + max(x, 0) - x y: the cross-entropy of logits, kept finite.
+        let hits_loss = ((logits.abs()?.neg()?.exp()? + 1.0)?.log()? + logits.relu()?)?
+            .sub(&(&logits * &hits)?)?;
+        let velocities = candle_nn::ops::sigmoid(&raw.narrow(2, n, n)?)?
+            .sub(&targets.narrow(2, n, n)?)?
+            .sqr()?;
+        let offsets = raw
+            .narrow(2, 2 * n, n)?
+            .tanh()?
+            .sub(&targets.narrow(2, 2 * n, n)?)?
+            .sqr()?;
+        let loss = ((hits_loss.sum_all()? + velocities.sum_all()?)? + offsets.sum_all()?)?
+            .affine(1.0 / batch, 0.0)?;
+        let predicted = logits.ge(0.0)?.to_dtype(DType::F32)?;
+        let wrong = predicted.sub(&hits)?.abs()?.sum(2)?;
+        let accuracy = wrong.eq(0.0)?.to_dtype(DType::F32)?.mean_all()?;
+        Ok(Reconstruction { loss, accuracy })
     }
 
     /// Decodes every row of `z` `[B, Z]` into `steps` rows, each step fed the previous
@@ -183,230 +222,12 @@ impl GrooveDecoder {
 }
 
 /// Pre-activations to rows: sigmoid hits and velocities, tanh offsets.
-fn activate(raw: &Tensor) -> Result<Tensor> {
+pub(super) fn activate(raw: &Tensor) -> Result<Tensor> {
     let hv = candle_nn::ops::sigmoid(&raw.narrow(D::Minus1, 0, 2 * NUM_DRUM_CLASSES)?)?;
     let offsets = raw
         .narrow(D::Minus1, 2 * NUM_DRUM_CLASSES, NUM_DRUM_CLASSES)?
         .tanh()?;
     Tensor::cat(&[&hv, &offsets], D::Minus1)
-}
-
-/// A GrooVAE: Magenta's `MusicVAE` with the `GrooveConverter` and `GrooveLstmDecoder`.
-#[derive(Debug, Clone)]
-pub struct GrooVae {
-    pub config: Config,
-    encoder: Encoder,
-    decoder: GrooveDecoder,
-}
-
-impl GrooVae {
-    pub fn new(config: Config, vb: VarBuilder) -> Result<Self> {
-        config.validate().map_err(candle_core::Error::wrap)?;
-        if config.encoding != crate::music::Encoding::Groove {
-            candle_core::bail!("a {} model is not a groove model", config.encoding.name());
-        }
-        let encoder = Encoder::new(&config, vb.pp("encoder"))?
-            .ok_or_else(|| candle_core::Error::Msg("a GrooVAE needs an encoder".into()))?;
-        let decoder = GrooveDecoder::new(&config.decoder, config.z_size, vb.pp("decoder"))?;
-        Ok(Self {
-            config,
-            encoder,
-            decoder,
-        })
-    }
-
-    pub fn device(&self) -> &Device {
-        self.decoder.output_projection.kernel.device()
-    }
-
-    /// Grooves of `config.steps()` steps as time-major rows `[T, B, ROW]`.
-    pub fn rows_tensor(&self, grooves: &[&Groove]) -> Result<Tensor> {
-        let steps = self.config.steps();
-        let mut rows = Vec::with_capacity(grooves.len() * steps * ROW);
-        for (i, g) in grooves.iter().enumerate() {
-            if g.len() != steps {
-                candle_core::bail!("groove {i} has {} steps, the model needs {steps}", g.len());
-            }
-            rows.extend(g.rows());
-        }
-        Tensor::from_vec(rows, (grooves.len(), steps, ROW), self.device())?
-            .transpose(0, 1)?
-            .contiguous()
-    }
-
-    /// The encoder's view of `grooves`, `[T, B, ROW]`.
-    fn inputs_tensor(&self, grooves: &[&Groove]) -> Result<Tensor> {
-        let inputs: Vec<Groove> = grooves
-            .iter()
-            .map(|g| self.config.groove_input.of(g))
-            .collect();
-        self.rows_tensor(&inputs.iter().collect::<Vec<_>>())
-    }
-
-    /// The means of `grooves` after the model's input transformation, `[B, Z]`.
-    pub fn encode(&self, grooves: &[&Groove]) -> Result<Tensor> {
-        self.encoder
-            .mu(Input::Features(&self.inputs_tensor(grooves)?))
-    }
-
-    pub fn decode(&self, z: &Tensor, sampling: Sampling) -> Result<Vec<Groove>> {
-        Ok(self
-            .decode_rows(z, sampling)?
-            .iter()
-            .map(|r| Groove::from_rows(r))
-            .collect())
-    }
-
-    /// [`Self::transform`] of a groove of any length: its windows of the model's length
-    /// (the last padded with silence) in one batch, put back together.
-    pub fn transform_windows(&self, groove: &Groove, sampling: Sampling) -> Result<Groove> {
-        if groove.is_empty() {
-            return Ok(Groove::default());
-        }
-        let windows = self.windows(groove);
-        let mut whole = Groove::default();
-        for window in self.transform(&windows.iter().collect::<Vec<_>>(), sampling)? {
-            whole.events.extend(window.events);
-            whole.feel.extend(window.feel);
-        }
-        Ok(whole.window(0, groove.len()))
-    }
-
-    /// `groove` cut into windows of the model's length, the last padded with silence.
-    fn windows(&self, groove: &Groove) -> Vec<Groove> {
-        let steps = self.config.steps();
-        (0..groove.len())
-            .step_by(steps)
-            .map(|start| {
-                let mut w = groove.window(start, steps.min(groove.len() - start));
-                w.events.resize(steps, drums::NO_HITS);
-                w.feel.resize(steps, [Feel::default(); NUM_DRUM_CLASSES]);
-                w
-            })
-            .collect()
-    }
-
-    /// The feel a humanize model plays the hits of `events` with (GrooVAE's Groove tool):
-    /// the pattern, cut into windows of the model's length, is decoded greedily from the
-    /// windows' means in one batch with the pattern's hits held (the hits are the drum
-    /// model's to choose; the humanizer only plays them), and every hit takes the
-    /// velocity and offset decoded for it.
-    pub fn feel_of(&self, events: &[Event]) -> Result<Vec<[Feel; NUM_DRUM_CLASSES]>> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let windows = self.windows(&Groove::quantized(events));
-        let rows = self.humanize_rows(&windows.iter().collect::<Vec<_>>())?;
-        let played = rows
-            .iter()
-            .flat_map(|r| r.chunks_exact(ROW))
-            .map(|row| Groove::from_rows(&hit_all(row)).feel[0]);
-        Ok(events
-            .iter()
-            .zip(played)
-            .map(|(&event, feel)| {
-                std::array::from_fn(|c| {
-                    if event >> c & 1 == 1 {
-                        feel[c]
-                    } else {
-                        Feel::default()
-                    }
-                })
-            })
-            .collect())
-    }
-
-    /// Greedy rows for `grooves` (of the model's length) decoded from their means with
-    /// their own hits held: what [`Self::feel_of`] reads, and what the evaluation of a
-    /// humanizer measures beside the free decode.
-    pub fn humanize_rows(&self, grooves: &[&Groove]) -> Result<Vec<Vec<f32>>> {
-        let hits: Vec<&[Event]> = grooves.iter().map(|g| g.events.as_slice()).collect();
-        self.decoder.sample(
-            &self.encode(grooves)?.to_dtype(DType::F32)?,
-            self.config.steps(),
-            Sampling::Greedy,
-            Some(&hits),
-        )
-    }
-
-    /// The decoded rows themselves, `[steps * ROW]` each: velocities and offsets of every
-    /// class, hit or not.
-    pub fn decode_rows(&self, z: &Tensor, sampling: Sampling) -> Result<Vec<Vec<f32>>> {
-        self.decoder.sample(
-            &z.to_dtype(DType::F32)?,
-            self.config.steps(),
-            sampling,
-            None,
-        )
-    }
-
-    /// The posterior of `grooves` after the model's input transformation.
-    pub fn posterior(&self, grooves: &[&Groove]) -> Result<Posterior> {
-        self.encoder
-            .posterior(Input::Features(&self.inputs_tensor(grooves)?), None)
-    }
-
-    /// What the model makes of `groove`: its humanized pattern, or the beat of its taps.
-    pub fn transform(&self, grooves: &[&Groove], sampling: Sampling) -> Result<Vec<Groove>> {
-        self.decode(&self.encode(grooves)?, sampling)
-    }
-
-    /// Teacher-forced rows `[T, B, ROW]` (hit probabilities, velocities, offsets) of
-    /// `grooves` given `z`.
-    pub fn reconstruct(&self, z: &Tensor, grooves: &[&Groove]) -> Result<Tensor> {
-        activate(&self.decoder.outputs(z, &self.rows_tensor(grooves)?, None)?)
-    }
-
-    /// GrooVAE's ELBO: per step, the hits' sigmoid cross-entropy plus the squared errors
-    /// of velocities and offsets (all nine classes, hit or not, as Magenta sums them),
-    /// summed over steps and averaged over the batch; the KL as [`super::MusicVae::loss`].
-    /// `accuracy` is the share of steps whose nine hits are all right.
-    pub fn loss(
-        &self,
-        grooves: &[&Groove],
-        eps: &Tensor,
-        beta: f64,
-        free_bits: f64,
-        training: &Training,
-    ) -> Result<Loss> {
-        let dropout = training.dropout.as_ref();
-        let targets = self.rows_tensor(grooves)?;
-        let Posterior { mu, sigma } = self
-            .encoder
-            .posterior(Input::Features(&self.inputs_tensor(grooves)?), dropout)?;
-        let z = (&mu + (&sigma * eps)?)?;
-        let raw = self.decoder.outputs(&z, &targets, dropout)?;
-        let batch = grooves.len() as f64;
-        let n = NUM_DRUM_CLASSES;
-        let (logits, hits) = (raw.narrow(2, 0, n)?, targets.narrow(2, 0, n)?);
-        // log(1 + e^-|x|) + max(x, 0) - x y: the cross-entropy of logits, kept finite.
-        let hits_loss = ((logits.abs()?.neg()?.exp()? + 1.0)?.log()? + logits.relu()?)?
-            .sub(&(&logits * &hits)?)?;
-        let velocities = candle_nn::ops::sigmoid(&raw.narrow(2, n, n)?)?
-            .sub(&targets.narrow(2, n, n)?)?
-            .sqr()?;
-        let offsets = raw
-            .narrow(2, 2 * n, n)?
-            .tanh()?
-            .sub(&targets.narrow(2, 2 * n, n)?)?
-            .sqr()?;
-        let reconstruction = ((hits_loss.sum_all()? + velocities.sum_all()?)?
-            + offsets.sum_all()?)?
-        .affine(1.0 / batch, 0.0)?;
-        let (kl_cost, kl) = kl_cost(&mu, &sigma, free_bits)?;
-        let total = (&reconstruction + (kl_cost * beta)?)?;
-        let predicted = logits.ge(0.0)?.to_dtype(DType::F32)?;
-        let wrong = predicted.sub(&hits)?.abs()?.sum(2)?;
-        let accuracy = wrong.eq(0.0)?.to_dtype(DType::F32)?.mean_all()?;
-        let scalar = |t: &Tensor| t.to_dtype(DType::F32)?.to_scalar::<f32>();
-        Ok(Loss {
-            total,
-            reconstruction: scalar(&reconstruction)?,
-            kl: scalar(&kl)?,
-            accuracy: scalar(&accuracy)?,
-            z,
-        })
-    }
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -415,7 +236,7 @@ fn sigmoid(x: f32) -> f32 {
 
 /// One decoded row with every class hit, so that [`Groove::from_rows`] reads (and
 /// clamps) the velocity and offset of each.
-fn hit_all(row: &[f32]) -> [f32; ROW] {
+pub(super) fn hit_all(row: &[f32]) -> [f32; ROW] {
     let mut all = [0f32; ROW];
     all.copy_from_slice(row);
     all[..NUM_DRUM_CLASSES].fill(1.0);
@@ -425,7 +246,9 @@ fn hit_all(row: &[f32]) -> [f32; ROW] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::music::groove::Stroke;
+    use crate::model::vae::{MusicVae, Training};
+    use crate::model::Config;
+    use crate::music::groove::{Feel, Stroke};
     use crate::music::Encoding;
     use candle_nn::VarMap;
 
@@ -459,7 +282,7 @@ mod tests {
     fn the_loss_is_finite_and_decodes_keep_their_shape() {
         for input in [GrooveInput::Whole, GrooveInput::Humanize, GrooveInput::Tap] {
             let varmap = VarMap::new();
-            let model = GrooVae::new(
+            let model = MusicVae::new(
                 tiny(input),
                 VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
             )
@@ -468,7 +291,13 @@ mod tests {
             let refs: Vec<&Groove> = grooves.iter().collect();
             let eps = Tensor::zeros((2, 8), DType::F32, &Device::Cpu).unwrap();
             let loss = model
-                .loss(&refs, &eps, 0.2, 0.0, &Training::default())
+                .loss(
+                    &model.groove_batch(&refs).unwrap(),
+                    &eps,
+                    0.2,
+                    0.0,
+                    &Training::default(),
+                )
                 .unwrap();
             assert!(loss.reconstruction.is_finite() && loss.reconstruction > 0.0);
             let out = model.transform(&refs, Sampling::Greedy).unwrap();
@@ -490,23 +319,24 @@ mod tests {
     #[test]
     fn sampling_on_slices_writes_the_rows_teacher_forcing_reads() {
         let varmap = VarMap::new();
-        let model = GrooVae::new(
-            tiny(GrooveInput::Whole),
+        let config = tiny(GrooveInput::Whole);
+        let decoder = GrooveDecoder::new(
+            &config.decoder,
+            config.z_size,
             VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
         )
         .unwrap();
-        let (batch, steps) = (3, model.config.steps());
+        let (batch, steps) = (3, config.steps());
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let z: Vec<f32> = (0..batch * model.config.z_size)
+        let z: Vec<f32> = (0..batch * config.z_size)
             .map(|_| rng.random_range(-2.0..2.0))
             .collect();
-        let z = Tensor::from_vec(z, (batch, model.config.z_size), &Device::Cpu).unwrap();
+        let z = Tensor::from_vec(z, (batch, config.z_size), &Device::Cpu).unwrap();
         for hits in [None, Some([groove(1), groove(2), groove(3)])] {
             let events: Option<Vec<&[Event]>> = hits
                 .as_ref()
                 .map(|g| g.iter().map(|g| g.events.as_slice()).collect());
-            let sampled = model
-                .decoder
+            let sampled = decoder
                 .sample(&z, steps, Sampling::Greedy, events.as_deref())
                 .unwrap()
                 .concat();
@@ -516,7 +346,7 @@ mod tests {
                 .unwrap()
                 .contiguous()
                 .unwrap();
-            let raw = model.decoder.outputs(&z, &targets, None).unwrap();
+            let raw = decoder.outputs(&z, &targets, None).unwrap();
             let forced = activate(&raw)
                 .unwrap()
                 .transpose(0, 1)
@@ -545,7 +375,7 @@ mod tests {
     #[test]
     fn a_humanizer_plays_exactly_the_hits_it_is_given_at_any_length() {
         let varmap = VarMap::new();
-        let model = GrooVae::new(
+        let model = MusicVae::new(
             tiny(GrooveInput::Humanize),
             VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
         )

@@ -51,11 +51,12 @@ pub fn invert(
     config: InversionConfig,
     stop: &AtomicBool,
 ) -> Result<Tensor> {
-    let events = model.events_tensor(melodies)?;
+    let batch = model.batch(melodies)?;
+    let events = batch.targets();
     match start {
-        Some(z) => return descend(model, &events, z, config, stop),
+        Some(z) => return descend(model, events, z, config, stop),
         None if model.has_encoder() => {
-            return descend(model, &events, model.encode(melodies)?, config, stop)
+            return descend(model, events, model.mu(&batch)?, config, stop)
         }
         None => {}
     }

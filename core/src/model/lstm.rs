@@ -14,8 +14,8 @@
 use candle_core::{bail, DType, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::add_row;
 use super::ops::{LstmSeqOp, FORGET_BIAS};
+use super::{add_row, Dense};
 
 /// One TensorFlow `LSTMBlockCell`: `kernel` `[input + hidden, 4 * hidden]` over
 /// `concat(x, h)` and `bias` `[4 * hidden]`, gates i, j, f, o:
@@ -201,6 +201,45 @@ impl LstmCell {
         }
         Ok((steps, batch))
     }
+}
+
+/// An LSTM stack of `sizes` over inputs of width `input`, named as Magenta's
+/// `multi_rnn_cell/cell_N/lstm_cell`.
+pub fn stack(input: usize, sizes: &[usize], vb: VarBuilder) -> Result<Vec<LstmCell>> {
+    let mut layer_input = input;
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &hidden)| {
+            let cell = LstmCell::new(
+                layer_input,
+                hidden,
+                vb.pp(format!("cell_{i}")).pp("lstm_cell"),
+            );
+            layer_input = hidden;
+            cell
+        })
+        .collect()
+}
+
+/// `tanh(dense(z))` split into `[c0, h0, c1, h1, ...]` (`initial_cell_state_from_embedding`).
+pub fn initial_states(
+    dense: &Dense,
+    cells: &[LstmCell],
+    condition: &Tensor,
+) -> Result<Vec<(Tensor, Tensor)>> {
+    let flat = dense.forward(condition)?.tanh()?;
+    let mut offset = 0;
+    cells
+        .iter()
+        .map(|cell| {
+            let hidden = cell.hidden_size();
+            let c = flat.narrow(1, offset, hidden)?.contiguous()?;
+            let h = flat.narrow(1, offset + hidden, hidden)?.contiguous()?;
+            offset += 2 * hidden;
+            Ok((h, c))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -127,11 +127,7 @@ pub fn import(dir: &Path, options: ImportOptions) -> Result<ModelFile, ImportErr
     };
     let file = ModelFile::new(config, card, Default::default(), tensors)?;
     // Building the model checks every shape against the config.
-    if file.config.encoding == Encoding::Groove {
-        file.groove_model(&Device::Cpu)?;
-    } else {
-        file.model(&Device::Cpu)?;
-    }
+    file.model(&Device::Cpu)?;
     Ok(file)
 }
 

@@ -1,5 +1,6 @@
 //! MusicVAE in candle: a bidirectional LSTM encoder, a latent head (mu and a softplus
-//! sigma) and a categorical LSTM decoder, flat or under a conductor.
+//! sigma) and a decoder chosen by the config: categorical, flat or under a conductor, for
+//! melodies and drums, or GrooVAE's for grooves ([`Decoder`]).
 //!
 //! Ports magenta/models/music_vae (`base_model.py`, `lstm_models.py`). Tensor names follow
 //! Magenta's TensorFlow variable names, so Google's checkpoints map onto ours by name.
@@ -17,11 +18,11 @@ pub mod ops;
 pub mod step;
 pub mod vae;
 
-pub use decoder::{Decoder, Sampling};
+pub use decoder::{Decoder, Sampling, ScheduledSampling};
 pub use encoder::{Encoder, Posterior};
 pub use file::{ModelCard, ModelError, ModelFile, MAX_MODEL_BYTES};
-pub use groove::{GrooVae, GrooveInput};
-pub use vae::MusicVae;
+pub use groove::GrooveInput;
+pub use vae::{Batch, MusicVae};
 
 use std::cell::RefCell;
 
@@ -426,6 +427,14 @@ pub fn add_row(x: &Tensor, row: &Tensor) -> Result<Tensor> {
     let (rows, cols) = x.dims2()?;
     let ones = Tensor::ones((rows, 1), x.dtype(), x.device())?;
     x + ones.matmul(&row.reshape((1, cols))?)?
+}
+
+/// What a decoder's loss reports for one batch.
+pub struct Reconstruction {
+    /// The decoder's loss, summed over steps and averaged over the batch.
+    pub loss: Tensor,
+    /// Teacher-forced accuracy: of events, or of steps whose hits are all right.
+    pub accuracy: Tensor,
 }
 
 /// Magenta's `dropout_keep_prob`, for training: every LSTM layer's input values are each

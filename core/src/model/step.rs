@@ -13,7 +13,8 @@ use candle_core::{CpuStorage, DType, Result, Storage, Tensor};
 use gemm::Parallelism;
 
 use super::ops::kernels::{Elem, ForwardRows, WS};
-use crate::model::lstm::LstmCell;
+use crate::model::lstm::{initial_states, LstmCell};
+use crate::model::{add_row, Dense};
 
 /// A tensor's values, row-major, as f32.
 pub fn f32_rows(t: &Tensor) -> Result<Vec<f32>> {
@@ -275,5 +276,45 @@ pub fn add_product(lhs: &[f32], w: &[f32], n: usize, dst: &mut [f32]) {
             false,
             Parallelism::None,
         );
+    }
+}
+
+/// What stays fixed through an autoregressive decode from `condition` `[N, C]`, computed
+/// once with candle: the condition's share of layer 0's input (layer 0's bias included)
+/// and each layer's initial `(h, c)`, as f32 rows; the stack's and the output
+/// projection's weights, borrowed as slices.
+pub struct SampleStart<'a> {
+    pub condition_projection: Vec<f32>,
+    pub initial: Vec<(Vec<f32>, Vec<f32>)>,
+    pub stack: StackValues<'a>,
+    pub output_kernel: Values<'a>,
+    pub output_bias: Values<'a>,
+}
+
+impl<'a> SampleStart<'a> {
+    /// `fed` is the width of what each step feeds back (the first rows of layer 0's
+    /// kernel); the condition is concatenated after it.
+    pub fn new(
+        cells: &'a [LstmCell],
+        initial_state: &Dense,
+        output: &'a Dense,
+        condition: &Tensor,
+        fed: usize,
+    ) -> Result<Self> {
+        let w_x = cells[0].w_x()?;
+        let condition_rows = w_x.narrow(0, fed, w_x.dim(0)? - fed)?;
+        Ok(Self {
+            condition_projection: f32_rows(&add_row(
+                &condition.matmul(&condition_rows)?,
+                &cells[0].bias,
+            )?)?,
+            initial: initial_states(initial_state, cells, condition)?
+                .iter()
+                .map(|(h, c)| Ok((f32_rows(h)?, f32_rows(c)?)))
+                .collect::<Result<_>>()?,
+            stack: StackValues::of(cells)?,
+            output_kernel: Values::of(&output.kernel)?,
+            output_bias: Values::of(&output.bias)?,
+        })
     }
 }

@@ -1,15 +1,21 @@
 //! The VAE around the encoder and decoder: latent head, loss, encode and decode
 //! (Magenta's `MusicVAE` in `base_model.py`).
+//!
+//! One model for every encoding. The config chooses the parts: a decoder-only model has no
+//! encoder, and the decoder ([`Decoder`]) is categorical (flat or hierarchical) for
+//! melodies and drums, GrooVAE's for grooves. Posterior, KL and loss are the same for
+//! all; what the encoding changes is how sequences become tensors ([`Batch`], Magenta's
+//! data converters) and what a decode gives back: events, or groove rows.
 
-use candle_core::{DType, Device, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
-use super::decoder::sample_categorical;
+use super::decoder::ScheduledSampling;
 use super::encoder::{Input, Posterior};
-use super::{Config, Decoder, Dropout, Encoder, Sampling};
+use super::groove::{activate, hit_all};
+use super::{Config, Decoder, Dropout, Encoder, Reconstruction, Sampling};
+use crate::music::drums::{self, NUM_DRUM_CLASSES};
+use crate::music::groove::{Feel, Groove, ROW};
 use crate::music::Event;
 
 #[derive(Debug, Clone)]
@@ -18,13 +24,6 @@ pub struct MusicVae {
     /// `None` for decoder-only checkpoints.
     encoder: Option<Encoder>,
     decoder: Decoder,
-}
-
-/// Feed the model's own samples instead of the targets with this probability.
-#[derive(Debug, Clone, Copy)]
-pub struct ScheduledSampling {
-    pub probability: f64,
-    pub seed: u64,
 }
 
 /// What training adds to a forward pass.
@@ -38,25 +37,47 @@ pub struct Training {
 pub struct Loss {
     /// `reconstruction + beta * max(kl - free_nats, 0)`, averaged over the batch.
     pub total: Tensor,
-    /// Cross-entropy summed over steps, averaged over the batch.
+    /// The decoder's loss summed over steps, averaged over the batch.
     pub reconstruction: f32,
     /// KL summed over dimensions, averaged over the batch.
     pub kl: f32,
-    /// Teacher-forced per-step accuracy.
+    /// Teacher-forced accuracy: per event, or per groove step (all nine hits right).
     pub accuracy: f32,
     /// The sampled z `[B, Z]`, for regularisers on the latent space.
     pub z: Tensor,
 }
 
+/// Sequences as the model reads them, time-major: what Magenta's data converters make of
+/// them.
+pub enum Batch {
+    /// Melodies or drum patterns as events `[T, B]` u32: the encoder's input and the
+    /// decoder's targets.
+    Events(Tensor),
+    /// Grooves: the encoder's view of them `[T, B, ROW]` (what the model's
+    /// [`super::GrooveInput`] leaves), and the whole rows the decoder writes.
+    Grooves { inputs: Tensor, targets: Tensor },
+}
+
+impl Batch {
+    fn input(&self) -> Input<'_> {
+        match self {
+            Self::Events(events) => Input::Tokens(events),
+            Self::Grooves { inputs, .. } => Input::Features(inputs),
+        }
+    }
+
+    /// What the decoder is to write.
+    pub fn targets(&self) -> &Tensor {
+        match self {
+            Self::Events(events) => events,
+            Self::Grooves { targets, .. } => targets,
+        }
+    }
+}
+
 impl MusicVae {
     pub fn new(config: Config, vb: VarBuilder) -> Result<Self> {
         config.validate().map_err(candle_core::Error::wrap)?;
-        if config.encoding == crate::music::Encoding::Groove {
-            candle_core::bail!(
-                "this is a groove model (GrooVAE): it humanizes or drums up patterns, and does \
-                 not make them"
-            );
-        }
         let encoder = Encoder::new(&config, vb.pp("encoder"))?;
         let decoder = Decoder::new(&config, vb)?;
         Ok(Self {
@@ -84,9 +105,18 @@ impl MusicVae {
         })
     }
 
-    /// `events` `[T, B]` u32, time-major.
-    pub fn posterior(&self, events: &Tensor) -> Result<Posterior> {
-        self.encoder()?.posterior(Input::Tokens(events), None)
+    /// Melodies or drum patterns of `config.steps()` events, as the model reads them.
+    pub fn batch(&self, melodies: &[&[Event]]) -> Result<Batch> {
+        Ok(Batch::Events(self.events_tensor(melodies)?))
+    }
+
+    pub fn posterior(&self, batch: &Batch) -> Result<Posterior> {
+        self.encoder()?.posterior(batch.input(), None)
+    }
+
+    /// The means of a batch, `[B, Z]`.
+    pub fn mu(&self, batch: &Batch) -> Result<Tensor> {
+        self.encoder()?.mu(batch.input())
     }
 
     /// The means of a batch of melodies, `[B, Z]`: what capture and interpolation use.
@@ -107,8 +137,7 @@ impl MusicVae {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn encode(&self, melodies: &[&[Event]]) -> Result<Tensor> {
-        self.encoder()?
-            .mu(Input::Tokens(&self.events_tensor(melodies)?))
+        self.mu(&self.batch(melodies)?)
     }
 
     /// One phrase of the model's length per row of `z` `[B, Z]`.
@@ -160,7 +189,7 @@ impl MusicVae {
     }
 
     /// Melodies of `config.steps()` events as a time-major `[T, B]` u32 tensor.
-    pub fn events_tensor(&self, melodies: &[&[Event]]) -> Result<Tensor> {
+    fn events_tensor(&self, melodies: &[&[Event]]) -> Result<Tensor> {
         let steps = self.config.steps();
         let classes = self.config.num_classes();
         let mut data = Vec::with_capacity(steps * melodies.len());
@@ -184,75 +213,182 @@ impl MusicVae {
         Tensor::from_vec(data, (steps, melodies.len()), self.device())
     }
 
-    /// Parallel scheduled sampling (Duckworth et al. 2019): one teacher-forced pass
-    /// predicts every step, and the sampled predictions replace the targets as inputs
-    /// at random steps. It keeps the fused whole-sequence LSTM usable, where Magenta's
-    /// step-by-step version would not be.
-    fn mix_in_samples(&self, z: &Tensor, events: &Tensor, s: ScheduledSampling) -> Result<Tensor> {
-        let logits = self
-            .decoder
-            .logits(&z.detach(), events, None)?
-            .detach()
-            .to_dtype(DType::F32)?;
-        let (steps, batch, classes) = logits.dims3()?;
-        let logits = logits.flatten_all()?.to_vec1::<f32>()?;
-        let mut targets = events.flatten_all()?.to_vec1::<u32>()?;
-        let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
-        for (i, target) in targets.iter_mut().enumerate() {
-            if rng.random::<f64>() < s.probability {
-                *target =
-                    sample_categorical(&logits[i * classes..(i + 1) * classes], &mut rng) as u32;
-            }
-        }
-        Tensor::from_vec(targets, (steps, batch), events.device())
-    }
-
     /// The ELBO with Magenta's beta and free bits: `free_nats = free_bits * ln 2`.
-    /// `eps` `[B, Z]` is standard normal noise for the reparameterisation. With
-    /// scheduled sampling, each step is fed the model's own sample instead of the
-    /// previous target with the given probability.
+    /// `eps` `[B, Z]` is standard normal noise for the reparameterisation; the decoder
+    /// brings its own reconstruction loss ([`Decoder::reconstruction`]).
     pub fn loss(
         &self,
-        events: &Tensor,
+        batch: &Batch,
         eps: &Tensor,
         beta: f64,
         free_bits: f64,
         training: &Training,
     ) -> Result<Loss> {
         let dropout = training.dropout.as_ref();
-        let Posterior { mu, sigma } = self.encoder()?.posterior(Input::Tokens(events), dropout)?;
+        let Posterior { mu, sigma } = self.encoder()?.posterior(batch.input(), dropout)?;
         let z = (&mu + (&sigma * eps)?)?;
-        let inputs = match training.scheduled {
-            Some(s) if s.probability > 0.0 => self.mix_in_samples(&z, events, s)?,
-            _ => events.clone(),
-        };
-        let logits = self.decoder.logits(&z, &inputs, dropout)?;
-        let (steps, batch, classes) = logits.dims3()?;
-        let flat_logits = logits.reshape((steps * batch, classes))?;
-        let flat_targets = events.flatten_all()?;
-        let log_probs = candle_nn::ops::log_softmax(&flat_logits, D::Minus1)?;
-        let picked = log_probs.gather(&flat_targets.unsqueeze(1)?, 1)?;
-        let reconstruction = (picked.sum_all()?.neg()? / batch as f64)?;
+        let Reconstruction {
+            loss: reconstruction,
+            accuracy,
+        } = self
+            .decoder
+            .reconstruction(&z, batch.targets(), training.scheduled, dropout)?;
         let (kl_cost, kl) = kl_cost(&mu, &sigma, free_bits)?;
         let total = (&reconstruction + (kl_cost * beta)?)?;
-        let correct = flat_logits
-            .argmax(D::Minus1)?
-            .eq(&flat_targets)?
-            .to_dtype(DType::F32)?
-            .mean_all()?;
         Ok(Loss {
             total,
             reconstruction: scalar(&reconstruction)?,
             kl: scalar(&kl)?,
-            accuracy: scalar(&correct)?,
+            accuracy: scalar(&accuracy)?,
             z,
         })
     }
 }
 
+/// Grooves: what a groove model (GrooVAE) reads and writes, and the tools built on it:
+/// humanize a pattern, drum up taps.
+impl MusicVae {
+    /// Grooves of `config.steps()` steps as time-major rows `[T, B, ROW]`.
+    fn rows_tensor(&self, grooves: &[&Groove]) -> Result<Tensor> {
+        let steps = self.config.steps();
+        let mut rows = Vec::with_capacity(grooves.len() * steps * ROW);
+        for (i, g) in grooves.iter().enumerate() {
+            if g.len() != steps {
+                candle_core::bail!("groove {i} has {} steps, the model needs {steps}", g.len());
+            }
+            rows.extend(g.rows());
+        }
+        Tensor::from_vec(rows, (grooves.len(), steps, ROW), self.device())?
+            .transpose(0, 1)?
+            .contiguous()
+    }
+
+    /// Grooves of `config.steps()` steps as the model reads them.
+    pub fn groove_batch(&self, grooves: &[&Groove]) -> Result<Batch> {
+        let inputs: Vec<Groove> = grooves
+            .iter()
+            .map(|g| self.config.groove_input.of(g))
+            .collect();
+        Ok(Batch::Grooves {
+            inputs: self.rows_tensor(&inputs.iter().collect::<Vec<_>>())?,
+            targets: self.rows_tensor(grooves)?,
+        })
+    }
+
+    /// One groove of the model's length per row of `z` `[B, Z]`.
+    pub fn decode_grooves(&self, z: &Tensor, sampling: Sampling) -> Result<Vec<Groove>> {
+        Ok(self
+            .decode_rows(z, sampling)?
+            .iter()
+            .map(|r| Groove::from_rows(r))
+            .collect())
+    }
+
+    /// [`Self::transform`] of a groove of any length: its windows of the model's length
+    /// (the last padded with silence) in one batch, put back together.
+    pub fn transform_windows(&self, groove: &Groove, sampling: Sampling) -> Result<Groove> {
+        if groove.is_empty() {
+            return Ok(Groove::default());
+        }
+        let windows = self.windows(groove);
+        let mut whole = Groove::default();
+        for window in self.transform(&windows.iter().collect::<Vec<_>>(), sampling)? {
+            whole.events.extend(window.events);
+            whole.feel.extend(window.feel);
+        }
+        Ok(whole.window(0, groove.len()))
+    }
+
+    /// `groove` cut into windows of the model's length, the last padded with silence.
+    fn windows(&self, groove: &Groove) -> Vec<Groove> {
+        let steps = self.config.steps();
+        (0..groove.len())
+            .step_by(steps)
+            .map(|start| {
+                let mut w = groove.window(start, steps.min(groove.len() - start));
+                w.events.resize(steps, drums::NO_HITS);
+                w.feel.resize(steps, [Feel::default(); NUM_DRUM_CLASSES]);
+                w
+            })
+            .collect()
+    }
+
+    /// The feel a humanize model plays the hits of `events` with (GrooVAE's Groove tool):
+    /// the pattern, cut into windows of the model's length, is decoded greedily from the
+    /// windows' means in one batch with the pattern's hits held (the hits are the drum
+    /// model's to choose; the humanizer only plays them), and every hit takes the
+    /// velocity and offset decoded for it.
+    pub fn feel_of(&self, events: &[Event]) -> Result<Vec<[Feel; NUM_DRUM_CLASSES]>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let windows = self.windows(&Groove::quantized(events));
+        let rows = self.humanize_rows(&windows.iter().collect::<Vec<_>>())?;
+        let played = rows
+            .iter()
+            .flat_map(|r| r.chunks_exact(ROW))
+            .map(|row| Groove::from_rows(&hit_all(row)).feel[0]);
+        Ok(events
+            .iter()
+            .zip(played)
+            .map(|(&event, feel)| {
+                std::array::from_fn(|c| {
+                    if event >> c & 1 == 1 {
+                        feel[c]
+                    } else {
+                        Feel::default()
+                    }
+                })
+            })
+            .collect())
+    }
+
+    /// Greedy rows for `grooves` (of the model's length) decoded from their means with
+    /// their own hits held: what [`Self::feel_of`] reads, and what the evaluation of a
+    /// humanizer measures beside the free decode.
+    pub fn humanize_rows(&self, grooves: &[&Groove]) -> Result<Vec<Vec<f32>>> {
+        let hits: Vec<&[Event]> = grooves.iter().map(|g| g.events.as_slice()).collect();
+        self.decoder.groove()?.sample(
+            &self
+                .mu(&self.groove_batch(grooves)?)?
+                .to_dtype(DType::F32)?,
+            self.config.steps(),
+            Sampling::Greedy,
+            Some(&hits),
+        )
+    }
+
+    /// The decoded rows themselves, `[steps * ROW]` each: velocities and offsets of every
+    /// class, hit or not.
+    pub fn decode_rows(&self, z: &Tensor, sampling: Sampling) -> Result<Vec<Vec<f32>>> {
+        self.decoder.groove()?.sample(
+            &z.to_dtype(DType::F32)?,
+            self.config.steps(),
+            sampling,
+            None,
+        )
+    }
+
+    /// What the model makes of `groove`: its humanized pattern, or the beat of its taps.
+    pub fn transform(&self, grooves: &[&Groove], sampling: Sampling) -> Result<Vec<Groove>> {
+        self.decode_grooves(&self.mu(&self.groove_batch(grooves)?)?, sampling)
+    }
+
+    /// Teacher-forced rows `[T, B, ROW]` (hit probabilities, velocities, offsets) of
+    /// `grooves` given `z`.
+    pub fn reconstruct(&self, z: &Tensor, grooves: &[&Groove]) -> Result<Tensor> {
+        activate(
+            &self
+                .decoder
+                .groove()?
+                .outputs(z, &self.rows_tensor(grooves)?, None)?,
+        )
+    }
+}
+
 /// `KL(N(mu, sigma) || N(0, 1))` summed over dimensions: its cost beyond the free bits
 /// (which apply per example) and itself, both averaged over the batch.
-pub(super) fn kl_cost(mu: &Tensor, sigma: &Tensor, free_bits: f64) -> Result<(Tensor, Tensor)> {
+fn kl_cost(mu: &Tensor, sigma: &Tensor, free_bits: f64) -> Result<(Tensor, Tensor)> {
     let sigma_sq = sigma.sqr()?;
     let kl_per_dim = ((&sigma_sq + mu.sqr()?)? - 1.0)?
         .sub(&(sigma_sq + 1e-12)?.log()?)?

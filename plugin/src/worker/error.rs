@@ -40,6 +40,11 @@ pub enum WorkerError {
     },
     #[error("it is a {0} model, not a groove model")]
     NotGroove(&'static str),
+    #[error(
+        "it is a groove model (GrooVAE): it humanizes or drums up patterns, and does not make \
+         them; choose it as the Groove Model"
+    )]
+    Groove,
     #[error("it is a {found:?} groove model, and this needs a {wanted:?} one")]
     GrooveInput {
         found: GrooveInput,

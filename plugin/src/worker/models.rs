@@ -14,8 +14,9 @@ use crate::params::{GrooveModelChoice, ModelChoice};
 use crate::worker::error::WorkerError;
 use latent_live_core::model::assets::DefaultModel;
 use latent_live_core::model::latent::{self, LatentSpace};
-use latent_live_core::model::{GrooVae, GrooveInput, ModelFile, MusicVae, Sampling};
+use latent_live_core::model::{GrooveInput, ModelFile, MusicVae, Sampling};
 use latent_live_core::music::groove::Groove;
+use latent_live_core::music::Encoding;
 
 /// The models the worker asks its loader for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +70,7 @@ pub struct Loaded {
 
 /// A groove model the worker holds: the humanizer or the tap-to-drums model.
 pub struct LoadedGroove {
-    pub model: GrooVae,
+    pub model: MusicVae,
     pub name: String,
 }
 
@@ -102,7 +103,7 @@ pub fn load_groove(
     let Some(file) = read(loader, source, path.clone(), stop)? else {
         return Ok(None);
     };
-    if file.config.encoding != latent_live_core::music::Encoding::Groove {
+    if file.config.encoding != Encoding::Groove {
         return Err(WorkerError::NotGroove(file.config.encoding.name()));
     }
     if file.config.groove_input != input {
@@ -111,7 +112,7 @@ pub fn load_groove(
             wanted: input,
         });
     }
-    let model = file.groove_model(&Device::Cpu)?;
+    let model = file.model(&Device::Cpu)?;
     let silence = Groove::quantized(&vec![0; model.config.steps()]);
     model
         .transform(&[&silence], Sampling::new(0.0, 0))
@@ -169,6 +170,9 @@ pub fn load(
     let Some(file) = read(loader, ModelSource::Pattern(choice), path.clone(), stop)? else {
         return Ok(None);
     };
+    if file.config.encoding == Encoding::Groove {
+        return Err(WorkerError::Groove);
+    }
     let space = LatentSpace::of(&file)?;
     let model = file.model(&Device::Cpu)?;
     let origin = vec![0.0; space.z_size];
@@ -200,7 +204,6 @@ pub fn load(
 mod tests {
     use super::*;
     use latent_live_core::model::{Config, ModelCard};
-    use latent_live_core::music::Encoding;
 
     /// A loader that hands out one tiny random model of `config`, whatever is asked.
     fn serving(config: Config) -> ModelLoader {
@@ -266,5 +269,28 @@ mod tests {
             ..Config::tiny(2, false)
         };
         assert!(matches!(refused(drums), WorkerError::NotGroove("drums")));
+    }
+
+    #[test]
+    fn a_groove_model_file_does_not_play_patterns() {
+        let humanizer = Config {
+            encoding: Encoding::Groove,
+            groove_input: GrooveInput::Humanize,
+            ..Config::tiny(2, false)
+        };
+        let refused = load(
+            &serving(humanizer),
+            ModelChoice::File,
+            Some("/models/humanize.safetensors".into()),
+            &AtomicBool::new(false),
+        );
+        assert!(matches!(refused, Err(WorkerError::Groove)));
+        let melody = load(
+            &serving(Config::tiny(2, false)),
+            ModelChoice::File,
+            Some("/models/melody.safetensors".into()),
+            &AtomicBool::new(false),
+        );
+        assert!(melody.unwrap().is_some());
     }
 }
