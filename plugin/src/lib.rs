@@ -17,6 +17,7 @@
 //!   `process()`. No allocation, lock or syscall on the audio thread.
 
 pub mod audio;
+#[cfg(feature = "editor")]
 pub mod editor;
 pub mod link;
 pub mod params;
@@ -60,6 +61,7 @@ pub struct LatentLive {
     engine: Option<Engine>,
     ports: Option<WorkerPorts>,
     /// The editor's ends of the worker's queues, until the host asks for the editor.
+    #[cfg_attr(not(feature = "editor"), allow(dead_code))]
     editor_link: Option<EditorLink>,
     /// The audio thread's ends of the worker's queues.
     link: Option<AudioLink>,
@@ -141,7 +143,11 @@ impl Plugin for LatentLive {
 
     type SysExMessage = ();
     type BackgroundTask = ();
+    #[cfg(feature = "editor")]
     type Editor = nice_plug_egui::EguiEditor<editor::Editor>;
+    /// Built without its editor (the fuzz targets): the host gets none.
+    #[cfg(not(feature = "editor"))]
+    type Editor = ();
 
     fn params(&self) -> Arc<dyn Params> {
         self.params.clone()
@@ -155,6 +161,7 @@ impl Plugin for LatentLive {
         }
     }
 
+    #[cfg(feature = "editor")]
     fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
         editor::create(self.params.clone(), self.editor_link.take()?)
     }

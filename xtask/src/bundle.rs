@@ -10,10 +10,10 @@ const BUNDLES: [&str; 2] = ["Latent Live.clap", "Latent Live.vst3"];
 
 /// `cargo xtask bundle <package> [cargo build args]`, e.g. `bundle latent_live --release`.
 ///
-/// The bundles hold the plugin library alone, so only it is built: not the standalone
-/// binary, nor the audio and MIDI backends that only the standalone links.
+/// The bundles hold the plugin library alone, so only it is built, with its editor: not
+/// the standalone binary, nor the audio and MIDI backends that only the standalone links.
 pub fn bundle(args: Vec<String>) -> anyhow::Result<()> {
-    let library_only = ["--lib", "--no-default-features"].map(String::from);
+    let library_only = ["--lib", "--no-default-features", "--features", "editor"].map(String::from);
     nice_plug_xtask::main_with_args(
         "cargo xtask",
         std::iter::once("bundle".to_string())

@@ -1,9 +1,11 @@
 //! Music as the model sees it: the 16th-note melody and drum encodings, their musical
-//! attributes, and MIDI files in and out.
+//! attributes, keys, scales and chords, and MIDI files in and out.
 
 pub mod attributes;
+pub mod chord;
 pub mod drums;
 pub mod groove;
+pub mod key;
 pub mod melody;
 pub mod midi;
 pub mod phrase;

@@ -80,13 +80,26 @@ impl Waker {
     }
 }
 
+#[cfg(feature = "editor")]
+pub use nice_plug_egui::RepaintNotifier;
+
+/// Built without its editor (the fuzz targets), nothing is ever repainted.
+#[cfg(not(feature = "editor"))]
+#[derive(Default)]
+pub struct RepaintNotifier;
+
+#[cfg(not(feature = "editor"))]
+impl RepaintNotifier {
+    pub fn request_repaint(&self) {}
+}
+
 /// What the worker shares with whoever holds its ends.
 #[derive(Default)]
 pub struct Shared {
     pub status: EngineStatus,
     pub waker: Waker,
     /// Asks the editor to redraw (an atomic store: the audio thread may call it too).
-    pub repaint: nice_plug_egui::RepaintNotifier,
+    pub repaint: RepaintNotifier,
     /// The plugin is activated: the worker polls the parameters.
     pub active: AtomicBool,
     pub stop: AtomicBool,
