@@ -14,6 +14,7 @@ use latent_live_core::model::assets::DefaultModel;
 use latent_live_core::model::latent::{z_tensor, LatentSpace};
 use latent_live_core::model::Sampling;
 use latent_live_core::music::groove::Feel;
+use latent_live_core::music::key::{Scale, ScaleLock};
 use latent_live_core::music::phrase::Phrase;
 use latent_live_core::music::{drums, melody};
 use latent_live_tests::{
@@ -622,6 +623,59 @@ fn automation(sample: u64, frames: usize) -> Vec<Input> {
     })
     .into_iter()
     .collect()
+}
+
+#[test]
+fn with_a_scale_set_every_melody_note_it_sends_is_in_the_scale() {
+    let _turn = exclusive();
+    // Off the origin, so that the phrase is one the fit has work on.
+    let moved = |set_scale: bool| {
+        move |sample: u64, frames: usize| -> Vec<Input> {
+            let scale: &[(&'static str, f64)] = if set_scale {
+                // A (index 9), minor pentatonic (index 10): stepped values count steps.
+                &[("key", 9.0), ("scale", 10.0)]
+            } else {
+                &[]
+            };
+            [("lat2", 0.85), ("lat3", 0.2)]
+                .iter()
+                .chain(scale)
+                .filter_map(|&(id, value)| {
+                    at(0, sample, frames, |time| Input::Param { time, id, value })
+                })
+                .collect()
+        }
+    };
+    let a_minor_pentatonic = ScaleLock {
+        tonic: 9,
+        scale: Scale::MinorPentatonic,
+    };
+    let locked = onsets(&play(
+        &mut offline_plugin(),
+        0.0,
+        seconds(8.0),
+        block_sizes(4),
+        moved(true),
+    ));
+    assert!(locked.len() >= 8, "{locked:?}");
+    for &(at, key) in &locked {
+        assert!(
+            a_minor_pentatonic.contains(key),
+            "note {key} at {at} is outside A minor pentatonic"
+        );
+    }
+    let free = onsets(&play(
+        &mut offline_plugin(),
+        0.0,
+        seconds(8.0),
+        block_sizes(4),
+        moved(false),
+    ));
+    assert!(
+        free.iter()
+            .any(|&(_, key)| !a_minor_pentatonic.contains(key)),
+        "the same phrase unlocked leaves the scale, so the lock did the work: {free:?}"
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use latent_live_core::model::latent::z_tensor;
 use latent_live_core::model::{ModelFile, Sampling};
+use latent_live_core::music::key::{pitch_class, Scale, ScaleLock};
 use latent_live_core::music::{drums, melody, Encoding};
 
 #[derive(clap::Args)]
@@ -23,6 +24,14 @@ pub struct DecodeArgs {
     temperature: Option<f32>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// The key melodies are fitted into (C, F#, Bb...), with `--scale`.
+    #[arg(long, requires = "scale")]
+    key: Option<String>,
+    /// The scale melodies are fitted into: major, natural-minor, harmonic-minor,
+    /// melodic-minor, dorian, phrygian, lydian, mixolydian, major-pentatonic,
+    /// minor-pentatonic or blues.
+    #[arg(long, requires = "key")]
+    scale: Option<String>,
 }
 
 pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
@@ -34,14 +43,31 @@ pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
     let sampling = args
         .temperature
         .map_or(Sampling::Greedy, |t| Sampling::new(t, args.seed));
+    let lock = match (&args.key, &args.scale) {
+        (Some(key), Some(scale)) => Some(ScaleLock {
+            tonic: pitch_class(key)
+                .with_context(|| format!("{key:?} is not a key (C, F#, Bb...)"))?,
+            scale: Scale::from_kebab_name(scale).with_context(|| {
+                let names: Vec<String> = Scale::ALL.iter().map(|s| s.kebab_name()).collect();
+                format!("unknown scale {scale:?}; choose from {}", names.join(", "))
+            })?,
+        }),
+        _ => None,
+    };
     let phrases = model.decode(&z_tensor(&model, &rows)?, sampling)?;
     let notes: Vec<Vec<[u32; 3]>> = phrases
         .iter()
         .map(|events| match model.config.encoding {
-            Encoding::Melody => melody::decode(events)
-                .iter()
-                .map(|n| [n.pitch as u32, n.start, n.end])
-                .collect(),
+            Encoding::Melody => {
+                let mut notes = melody::decode(events);
+                if let Some(lock) = lock {
+                    lock.fit(&mut notes);
+                }
+                notes
+                    .iter()
+                    .map(|n| [n.pitch as u32, n.start, n.end])
+                    .collect()
+            }
             Encoding::Drums | Encoding::Groove => drums::decode(events)
                 .iter()
                 .map(|h| [drums::GM_NOTES[h.class as usize] as u32, h.step, h.step + 1])

@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::key::NOTE_NAMES;
+use super::key::{note_name, NOTE_NAMES};
 
 /// Chord qualities, by their intervals above the root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -325,33 +325,6 @@ impl fmt::Display for Chord {
         }
         Ok(())
     }
-}
-
-/// A note name's pitch class and what follows it: `("F#m7", ..)` gives `(6, "m7")`.
-fn note_name(text: &str) -> Option<(u8, &str)> {
-    let mut chars = text.char_indices();
-    let (_, letter) = chars.next()?;
-    let natural: i32 = match letter {
-        'C' => 0,
-        'D' => 2,
-        'E' => 4,
-        'F' => 5,
-        'G' => 7,
-        'A' => 9,
-        'B' => 11,
-        _ => return None,
-    };
-    let mut pc = natural;
-    let mut end = letter.len_utf8();
-    for (i, c) in chars {
-        match c {
-            '#' | '♯' => pc += 1,
-            'b' | '♭' => pc -= 1,
-            _ => break,
-        }
-        end = i + c.len_utf8();
-    }
-    Some((pc.rem_euclid(12) as u8, &text[end..]))
 }
 
 /// Semitones above the root of a Harte degree: `3`, `b7`, `#4`.

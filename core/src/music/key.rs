@@ -16,6 +16,41 @@ pub const NOTE_NAMES: [&str; 12] = [
     "C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B",
 ];
 
+/// A note name's pitch class and what follows it: `("F#m7", ..)` gives `(6, "m7")`.
+pub fn note_name(text: &str) -> Option<(u8, &str)> {
+    let mut chars = text.char_indices();
+    let (_, letter) = chars.next()?;
+    let natural: i32 = match letter {
+        'C' => 0,
+        'D' => 2,
+        'E' => 4,
+        'F' => 5,
+        'G' => 7,
+        'A' => 9,
+        'B' => 11,
+        _ => return None,
+    };
+    let mut pc = natural;
+    let mut end = letter.len_utf8();
+    for (i, c) in chars {
+        match c {
+            '#' | '♯' => pc += 1,
+            'b' | '♭' => pc -= 1,
+            _ => break,
+        }
+        end = i + c.len_utf8();
+    }
+    Some((pc.rem_euclid(12) as u8, &text[end..]))
+}
+
+/// The pitch class a note name (`C`, `F#`, `Bb`) names.
+pub fn pitch_class(name: &str) -> Option<u8> {
+    match note_name(name.trim())? {
+        (pc, "") => Some(pc),
+        _ => None,
+    }
+}
+
 /// Krumhansl and Kessler's (1982) probe-tone ratings of the pitch classes above a major
 /// and a minor tonic.
 const MAJOR_PROFILE: [f64; 12] = [
@@ -439,5 +474,10 @@ mod tests {
         assert_eq!(Scale::NaturalMinor.kebab_name(), "natural-minor");
         assert_eq!(Scale::Dorian.mode(), Mode::Minor);
         assert_eq!(Scale::Lydian.mode(), Mode::Major);
+        assert_eq!(pitch_class("F#"), Some(6));
+        assert_eq!(pitch_class("Bb"), Some(10));
+        assert_eq!(pitch_class("Cb"), Some(11));
+        assert_eq!(pitch_class("H"), None);
+        assert_eq!(pitch_class("Cm"), None);
     }
 }

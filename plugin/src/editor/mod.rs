@@ -33,6 +33,7 @@ use crate::link::{Command, EditorLink};
 use crate::params::Playback;
 use crate::params::{GrooveModelChoice, LatentLiveParams, ModelChoice, ATTRIBUTES};
 use crate::state::clips::{Clips, Slot};
+use latent_live_core::music::key::Key;
 use latent_live_core::music::{attributes, drums, Encoding};
 use widgets::{param_button, param_choice, param_slider, set_normalized, ROW_HEIGHT};
 
@@ -325,7 +326,15 @@ impl Editor {
             ui.add_space(8.0);
             // Drums are never transposed.
             if !drums {
-                param_slider(ui, setter, &p.play.transpose, "Transpose", 90.0);
+                param_choice(ui, setter, &p.pitch.key, "Key", 50.0);
+                param_choice(ui, setter, &p.pitch.scale, "Scale", 130.0)
+                    .on_hover_text("Every melody note is fitted into this key and scale");
+                let transpose = if p.pitch.lock().is_some() {
+                    "Transpose (scale steps)"
+                } else {
+                    "Transpose"
+                };
+                param_slider(ui, setter, &p.play.transpose, transpose, 90.0);
                 param_slider(ui, setter, &p.play.octave, "Octave", 60.0);
             }
             param_slider(ui, setter, &p.play.velocity, "Velocity", 80.0);
@@ -444,9 +453,13 @@ impl Editor {
         for (slot, color) in [(Slot::A, CLIP_A), (Slot::B, CLIP_B)] {
             let name = if slot == Slot::A { "A" } else { "B" };
             let clip = self.clips.1.get(slot).cloned();
-            let source = clip
-                .as_ref()
-                .map_or(String::new(), |c| format!(" ({})", source_name(&c.source)));
+            // A melody clip shows the key it was played in.
+            let source = clip.as_ref().map_or(String::new(), |c| {
+                match Key::estimate(&c.notes).filter(|_| !c.encoding.is_drums()) {
+                    Some(key) => format!(" ({}, {})", source_name(&c.source), key.name()),
+                    None => format!(" ({})", source_name(&c.source)),
+                }
+            });
             ui.label(format!("Clip {name}{source}"));
             match &clip {
                 Some(c) if c.encoding.is_drums() => drum_grid::thumbnail(

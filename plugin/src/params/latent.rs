@@ -9,6 +9,7 @@ use nice_plug::prelude::*;
 
 use latent_live_core::model::latent::{Controls, NUM_SLIDERS};
 use latent_live_core::music::attributes::NUM_CONTROLLED;
+use latent_live_core::music::key::ScaleLock;
 
 use crate::params::{GrooveModelChoice, ModelChoice};
 
@@ -238,6 +239,8 @@ pub struct ZRequest {
     pub seed: u64,
     pub model: ModelChoice,
     pub groove_model: GrooveModelChoice,
+    /// The key and scale melodies are fitted into.
+    pub scale: Option<ScaleLock>,
     /// Revisions of the persisted clips and model files: a capture, a restored project or
     /// another file changes them.
     pub clips_revision: u64,
@@ -269,6 +272,9 @@ impl ZRequest {
         mix(self.seed);
         mix(self.model as u64);
         mix(self.groove_model as u64);
+        mix(self
+            .scale
+            .map_or(0, |lock| 1 + lock.tonic as u64 + 12 * lock.scale as u64));
         mix(self.clips_revision);
         mix(self.model_file_revision);
         mix(self.groove_file_revision);

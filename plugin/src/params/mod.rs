@@ -21,7 +21,7 @@ pub use latent_live_core::model::latent::NUM_SLIDERS;
 pub use latent_live_core::music::attributes::{
     CONTROLLED as ATTRIBUTES, NUM_CONTROLLED as NUM_ATTRIBUTES,
 };
-pub use play::{DrumParams, PlayParams, Playback};
+pub use play::{DrumParams, KeyName, PitchParams, PlayParams, Playback, ScaleChoice};
 
 use crate::state::clips::{Clips, Persisted};
 use crate::state::StateVersion;
@@ -114,6 +114,8 @@ pub struct LatentLiveParams {
     /// The host's bypass: ends the sounding note, then stays silent.
     #[id = "bypass"]
     pub bypass: BoolParam,
+    #[nested(group = "Pitch")]
+    pub pitch: PitchParams,
 
     /// The captured clips and their latent means.
     #[persist = "clips"]
@@ -207,6 +209,7 @@ impl Default for LatentLiveParams {
             drums: DrumParams::default(),
             audition: AuditionParams::default(),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
+            pitch: PitchParams::default(),
             clips: Persisted::default(),
             model_file: Persisted::default(),
             groove_file: Persisted::default(),
@@ -230,6 +233,7 @@ impl LatentLiveParams {
             seed: self.latent.seed.value().max(0) as u64,
             model: self.model.value(),
             groove_model: self.drums.groove_model.value(),
+            scale: self.pitch.lock(),
             clips_revision: self.clips.revision(),
             model_file_revision: self.model_file.revision(),
             groove_file_revision: self.groove_file.revision(),
@@ -241,8 +245,9 @@ impl LatentLiveParams {
 mod tests {
     use super::*;
 
-    /// Every id and persisted key of the released builds, in order: hosts store
-    /// automation and projects by them, so none may change, move or go.
+    /// Every id and persisted key of the released builds, in order, and the ones added
+    /// since at the end: hosts store automation and projects by them, so none may change,
+    /// move or go.
     #[test]
     fn ids_are_the_released_ones() {
         let params = LatentLiveParams::default();
@@ -257,7 +262,7 @@ mod tests {
             "toms", "cymb", "dsync", "bback", "fill", "padx", "pady", "model", "capa", "capb",
             "capsrc", "trans", "oct", "vel", "len", "swap", "chan", "thru", "dchan", "dn_1",
             "dn_2", "dn_3", "dn_4", "dn_5", "dn_6", "dn_7", "dn_8", "dn_9", "groove", "gmodel",
-            "synth", "gain", "bypass",
+            "synth", "gain", "bypass", "key", "scale",
         ];
         assert_eq!(ids, released);
         assert!(ids.iter().all(|id| id.len() <= 6), "{ids:?}");

@@ -1,10 +1,12 @@
 //! How the phrase is played, read by the audio thread (and the editor) through
 //! [`Playback`]: pitch, level, length, swap point, MIDI channels, and the drums' notes and
-//! feel.
+//! feel; and the key and scale melodies keep to, which the worker fits each phrase into
+//! ([`PitchParams::lock`]).
 
 use nice_plug::prelude::*;
 
 use latent_live_core::music::drums::{self, Hit};
+use latent_live_core::music::key::{Scale, ScaleLock};
 use latent_live_core::music::phrase::PhraseNote;
 use latent_live_core::music::Encoding;
 
@@ -52,6 +54,108 @@ impl Default for PlayParams {
             // output drives, which is where a musician listens.
             thru: BoolParam::new("MIDI Thru", true),
         }
+    }
+}
+
+/// The key and scale every melody note keeps to (drums are never touched).
+#[derive(Params)]
+pub struct PitchParams {
+    #[id = "key"]
+    pub key: EnumParam<KeyName>,
+    #[id = "scale"]
+    pub scale: EnumParam<ScaleChoice>,
+}
+
+impl Default for PitchParams {
+    fn default() -> Self {
+        Self {
+            key: EnumParam::new("Key", KeyName::C),
+            scale: EnumParam::new("Scale", ScaleChoice::Off),
+        }
+    }
+}
+
+impl PitchParams {
+    /// The key and scale set, or `None` with `Scale` off.
+    pub fn lock(&self) -> Option<ScaleLock> {
+        Some(ScaleLock {
+            tonic: self.key.value() as u8,
+            scale: self.scale.value().scale()?,
+        })
+    }
+}
+
+/// A key's tonic, C to B.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum KeyName {
+    #[id = "c"]
+    C,
+    #[id = "cs"]
+    #[name = "C#"]
+    CSharp,
+    #[id = "d"]
+    D,
+    #[id = "eb"]
+    #[name = "Eb"]
+    EFlat,
+    #[id = "e"]
+    E,
+    #[id = "f"]
+    F,
+    #[id = "fs"]
+    #[name = "F#"]
+    FSharp,
+    #[id = "g"]
+    G,
+    #[id = "ab"]
+    #[name = "Ab"]
+    AFlat,
+    #[id = "a"]
+    A,
+    #[id = "bb"]
+    #[name = "Bb"]
+    BFlat,
+    #[id = "b"]
+    B,
+}
+
+/// `Scale`: off, or one of [`Scale::ALL`], in that order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum ScaleChoice {
+    #[id = "off"]
+    Off,
+    #[id = "major"]
+    Major,
+    #[id = "nmin"]
+    #[name = "Natural minor"]
+    NaturalMinor,
+    #[id = "hmin"]
+    #[name = "Harmonic minor"]
+    HarmonicMinor,
+    #[id = "mmin"]
+    #[name = "Melodic minor"]
+    MelodicMinor,
+    #[id = "dorian"]
+    Dorian,
+    #[id = "phryg"]
+    Phrygian,
+    #[id = "lydian"]
+    Lydian,
+    #[id = "mixo"]
+    Mixolydian,
+    #[id = "majpen"]
+    #[name = "Major pentatonic"]
+    MajorPentatonic,
+    #[id = "minpen"]
+    #[name = "Minor pentatonic"]
+    MinorPentatonic,
+    #[id = "blues"]
+    Blues,
+}
+
+impl ScaleChoice {
+    pub fn scale(self) -> Option<Scale> {
+        (self as usize).checked_sub(1).map(|i| Scale::ALL[i])
     }
 }
 
@@ -121,8 +225,11 @@ impl DrumNote {
 /// Playback settings applied to the phrase as it plays (read from the params each block).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Playback {
-    /// Transpose plus 12 x octave.
-    pub semitones: i32,
+    /// Semitones, or scale steps with a scale set.
+    pub transpose: i32,
+    pub octave: i32,
+    /// The key and scale melodies keep to: `transpose` walks its steps.
+    pub scale: Option<ScaleLock>,
     /// Normalised 0..=1, as nice-plug's note events. Drum hits play their accent
     /// ([`drums::accent`]) scaled by it, 100 leaving the accent as it is.
     pub velocity: f32,
@@ -145,7 +252,9 @@ pub struct Playback {
 impl Default for Playback {
     fn default() -> Self {
         Self {
-            semitones: 0,
+            transpose: 0,
+            octave: 0,
+            scale: None,
             velocity: 100.0 / 127.0,
             length: 1.0,
             swap: SwapMode::NextBar,
@@ -163,7 +272,9 @@ impl Playback {
     pub fn from_params(params: &LatentLiveParams) -> Self {
         let play = &params.play;
         Self {
-            semitones: play.transpose.value() + 12 * play.octave.value(),
+            transpose: play.transpose.value(),
+            octave: play.octave.value(),
+            scale: params.pitch.lock(),
             velocity: play.velocity.value() as f32 / 127.0,
             length: play.length.value(),
             swap: play.swap.value(),
@@ -226,14 +337,88 @@ impl Playback {
         }
     }
 
-    /// The key a phrase pitch sounds as.
+    /// The key a phrase pitch sounds as: moved by `transpose` semitones, or scale steps
+    /// with a scale set, and by `octave` octaves.
     pub fn key(&self, pitch: u8) -> u8 {
-        (pitch as i32).saturating_add(self.semitones).clamp(0, 127) as u8
+        let transposed = match self.scale {
+            Some(lock) => lock.step(pitch, self.transpose) as i32,
+            None => (pitch as i32).saturating_add(self.transpose),
+        };
+        transposed
+            .saturating_add(self.octave.saturating_mul(12))
+            .clamp(0, 127) as u8
     }
 
     /// How many 16th steps a note written `note.end - note.start` steps long sounds for
     /// (the next onset may still cut it).
     pub fn sounding_steps(&self, note: &PhraseNote) -> f64 {
         note.end.saturating_sub(note.start) as f64 * self.length.clamp(0.0, 16.0) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+    use latent_live_core::model::{Config, ModelCard, ModelFile, Sampling};
+    use latent_live_core::music::melody;
+
+    #[test]
+    fn every_melody_note_sounds_in_the_key_and_scale() {
+        // A random model writes anything; every scale of every key must hold all of it,
+        // through the fit and then every transposition in scale steps.
+        let model = ModelFile::random(
+            Config::tiny(2, false),
+            ModelCard::default(),
+            Default::default(),
+        )
+        .unwrap()
+        .model(&Device::Cpu)
+        .unwrap();
+        let z = Tensor::randn(0f32, 1.0, (1000, model.config.z_size), &Device::Cpu).unwrap();
+        let mut phrases = Vec::new();
+        for temperature in [0.0, 0.5, 1.0, 2.0] {
+            for events in model.decode(&z, Sampling::new(temperature, 11)).unwrap() {
+                phrases.push(melody::decode(&events));
+            }
+        }
+        let notes: usize = phrases.iter().map(Vec::len).sum();
+        assert!(notes > 10_000, "the phrases hold notes to fit: {notes}");
+        for scale in Scale::ALL {
+            for tonic in 0..12 {
+                let lock = ScaleLock { tonic, scale };
+                for phrase in &phrases {
+                    let mut fitted = phrase.clone();
+                    lock.fit(&mut fitted);
+                    for transpose in [-5, 0, 3] {
+                        let play = Playback {
+                            transpose,
+                            octave: 1,
+                            scale: Some(lock),
+                            ..Playback::default()
+                        };
+                        for n in &fitted {
+                            let key = play.key(n.pitch);
+                            assert!(
+                                lock.contains(key),
+                                "{scale:?} on {tonic}: {} as {key}",
+                                n.pitch
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scale_choices_are_the_scales_in_order() {
+        assert_eq!(ScaleChoice::Off.scale(), None);
+        assert_eq!(ScaleChoice::Major.scale(), Some(Scale::Major));
+        assert_eq!(ScaleChoice::Blues.scale(), Some(Scale::Blues));
+        assert_eq!(ScaleChoice::variants().len(), Scale::ALL.len() + 1);
+        for (i, scale) in Scale::ALL.iter().enumerate() {
+            assert_eq!(ScaleChoice::variants()[i + 1], scale.name());
+        }
     }
 }

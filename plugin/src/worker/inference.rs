@@ -395,7 +395,11 @@ impl Worker {
         let hidden = activations.len() / events.len().max(1);
         let phrase = match loaded.model.config.encoding {
             Encoding::Melody => {
-                Phrase::from_notes(&melody::decode(&events), steps, self.generation)
+                let mut notes = melody::decode(&events);
+                if let Some(lock) = request.scale {
+                    lock.fit(&mut notes);
+                }
+                Phrase::from_notes(&notes, steps, self.generation)
             }
             Encoding::Drums | Encoding::Groove => {
                 let mut phrase =

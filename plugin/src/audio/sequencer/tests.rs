@@ -518,7 +518,8 @@ fn offline_equals_realtime_with_ragged_blocks_and_odd_tempo() {
 fn playback_settings_apply_at_play_time() {
     let mut seq = started(&demo());
     let play = Playback {
-        semitones: -12 + 2,
+        transpose: 2,
+        octave: -1,
         velocity: 0.5,
         length: 0.5,
         ..Playback::default()
@@ -945,7 +946,7 @@ fn drum_hits_of_a_step_sound_together_on_the_drum_channel() {
     let mut log = Log::new();
     // A kit whose kick is on note 24 and whose crash shares the hat's note.
     let mut play = Playback {
-        semitones: 7,
+        transpose: 7,
         ..Playback::default()
     };
     play.drum_notes[0] = 24;
