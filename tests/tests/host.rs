@@ -150,7 +150,7 @@ fn describes_itself_as_an_instrument_with_stable_parameters() {
         "cymb", "dsync", "bback", "fill", "padx", "pady", "model", "capa", "capb", "capsrc",
         "trans", "oct", "vel", "len", "swap", "chan", "thru", "dchan", "dn_1", "dn_2", "dn_3",
         "dn_4", "dn_5", "dn_6", "dn_7", "dn_8", "dn_9", "groove", "gmodel", "synth", "gain",
-        "bypass",
+        "bypass", "key", "scale",
     ];
     assert_eq!(
         params.len(),

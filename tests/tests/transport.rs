@@ -74,7 +74,7 @@ const METERS: [(u16, u16); 10] = [
     (u16::MAX, 3),
 ];
 /// Parameters automated, with the number of steps of their CLAP value (0: continuous).
-const AUTOMATED: [(&str, f64); 16] = [
+const AUTOMATED: [(&str, f64); 18] = [
     ("lat1", 0.0),
     ("lat2", 0.0),
     ("lat5", 0.0),
@@ -88,6 +88,8 @@ const AUTOMATED: [(&str, f64); 16] = [
     ("swap", 2.0),
     ("chan", 15.0),
     ("thru", 1.0),
+    ("key", 11.0),
+    ("scale", 11.0),
     ("synth", 1.0),
     ("bypass", 1.0),
     ("dens", 0.0),

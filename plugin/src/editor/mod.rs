@@ -326,15 +326,8 @@ impl Editor {
             ui.add_space(8.0);
             // Drums are never transposed.
             if !drums {
-                param_choice(ui, setter, &p.pitch.key, "Key", 50.0);
-                param_choice(ui, setter, &p.pitch.scale, "Scale", 130.0)
-                    .on_hover_text("Every melody note is fitted into this key and scale");
-                let transpose = if p.pitch.lock().is_some() {
-                    "Transpose (scale steps)"
-                } else {
-                    "Transpose"
-                };
-                param_slider(ui, setter, &p.play.transpose, transpose, 90.0);
+                param_slider(ui, setter, &p.play.transpose, "Transpose", 90.0)
+                    .on_hover_text("In semitones, or in steps of the scale when one is set");
                 param_slider(ui, setter, &p.play.octave, "Octave", 60.0);
             }
             param_slider(ui, setter, &p.play.velocity, "Velocity", 80.0);
@@ -358,6 +351,12 @@ impl Editor {
                 }
             } else {
                 param_slider(ui, setter, &p.play.channel, "MIDI channel", 60.0);
+                // The second row: the key and scale, then the switches.
+                ui.end_row();
+                param_choice(ui, setter, &p.pitch.key, "Key", 50.0);
+                param_choice(ui, setter, &p.pitch.scale, "Scale", 130.0)
+                    .on_hover_text("Every melody note is fitted into this key and scale");
+                ui.add_space(8.0);
             }
             for (param, label) in [
                 (&p.play.thru, "MIDI thru"),

@@ -861,7 +861,7 @@ mod tests {
                     "groove", "gmodel",
                 ];
                 assert!(
-                    ["chan", "thru"].contains(&id.as_str())
+                    ["chan", "thru", "key", "scale"].contains(&id.as_str())
                         || drums.contains(&id.as_str())
                         || id.starts_with("dn_"),
                     "{id} added"
