@@ -33,10 +33,14 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use latent_live_core::music::chord::{Chord, Quality};
 use latent_live_core::music::drums::{self, NUM_DRUM_CLASSES};
 use latent_live_core::music::groove::{self, Feel, Groove, RoundTrip};
 use latent_live_core::music::melody::{self, MAX_PITCH, MIN_PITCH, STEPS_PER_BAR};
 use latent_live_core::music::{midi, Encoding, Event};
+
+mod pop909;
+pub use pop909::{Meter, POP909_INDEX};
 
 /// The `format` metadata value that marks a corpus file.
 pub const FORMAT: &str = "latent_live.corpus";
@@ -207,6 +211,8 @@ pub struct Split {
     pub tune: Vec<u32>,
     /// For a groove corpus, how each step's hits are played (one per event); else empty.
     pub feel: Vec<[Feel; NUM_DRUM_CLASSES]>,
+    /// For a chord corpus, the chord of every step (one per event); else empty.
+    pub chords: Vec<Option<Chord>>,
 }
 
 impl Split {
@@ -216,6 +222,7 @@ impl Split {
             events: Vec::new(),
             tune: Vec::new(),
             feel: Vec::new(),
+            chords: Vec::new(),
         }
     }
 
@@ -242,6 +249,20 @@ impl Split {
         }
     }
 
+    /// Slice `i`'s chords, one per step, in a chord corpus; `None` in any other.
+    pub fn chords(&self, i: usize) -> Option<&[Option<Chord>]> {
+        (!self.chords.is_empty()).then(|| &self.chords[i * self.steps..(i + 1) * self.steps])
+    }
+
+    /// The chords of slices `indices`, as [`latent_live_core::model::MusicVae::batch_over`]
+    /// reads them.
+    pub fn chords_of(
+        &self,
+        indices: impl IntoIterator<Item = usize>,
+    ) -> Option<Vec<&[Option<Chord>]>> {
+        indices.into_iter().map(|i| self.chords(i)).collect()
+    }
+
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &[Event]> + '_ {
         // `max(1)` only guards `chunks_exact`; a split with steps == 0 holds no events.
         self.events.chunks_exact(self.steps.max(1))
@@ -256,6 +277,7 @@ impl Split {
         debug_assert_eq!(slice.events.len(), self.steps);
         self.events.extend_from_slice(&slice.events);
         self.feel.extend_from_slice(&slice.feel);
+        self.chords.extend_from_slice(&slice.chords);
         self.tune.push(tune);
     }
 }
@@ -283,25 +305,29 @@ pub struct Corpus {
 }
 
 /// Where `cargo xtask corpus` writes a corpus, and where the other commands look for it:
-/// `data/folk-<bars>bar.safetensors` for melodies, `data/groove-<bars>bar.safetensors`
-/// for drums.
-pub fn default_path(encoding: Encoding, bars: usize) -> PathBuf {
-    let name = match encoding {
-        Encoding::Melody => "folk",
-        Encoding::Drums => "groove",
-        Encoding::Groove => "groove-feel",
+/// `data/folk-<bars>bar.safetensors` for melodies, `data/pop-<bars>bar.safetensors` for
+/// melodies over chords, `data/groove-<bars>bar.safetensors` for drums.
+pub fn default_path(encoding: Encoding, chords: bool, bars: usize) -> PathBuf {
+    let name = match (encoding, chords) {
+        (Encoding::Melody, false) => "folk",
+        (Encoding::Melody, true) => "pop",
+        (Encoding::Drums, _) => "groove",
+        (Encoding::Groove, _) => "groove-feel",
     };
     PathBuf::from(format!("data/{name}-{bars}bar.safetensors"))
 }
 
 /// The command that builds the corpus at [`default_path`].
-pub fn build_command(encoding: Encoding, bars: usize) -> String {
-    match encoding {
-        Encoding::Melody => format!("cargo xtask corpus --bars {bars}"),
-        Encoding::Drums => {
+pub fn build_command(encoding: Encoding, chords: bool, bars: usize) -> String {
+    match (encoding, chords) {
+        (Encoding::Melody, false) => format!("cargo xtask corpus --bars {bars}"),
+        (Encoding::Melody, true) => {
+            format!("cargo xtask corpus --pop909 <POP909 folder> --bars {bars}")
+        }
+        (Encoding::Drums, _) => {
             format!("cargo xtask corpus --drums <groove-v1.0.0-midionly folder> --bars {bars}")
         }
-        Encoding::Groove => {
+        (Encoding::Groove, _) => {
             format!("cargo xtask corpus --grooves <groove-v1.0.0-midionly folder> --bars {bars}")
         }
     }
@@ -612,6 +638,7 @@ impl Corpus {
                         .map(|g| Slice {
                             events: g.events,
                             feel: g.feel,
+                            chords: Vec::new(),
                         })
                         .collect();
                     (
@@ -740,6 +767,11 @@ impl Corpus {
             tunes,
             metadata,
         })
+    }
+
+    /// Whether every slice comes with its chords (a corpus for chord-conditioned models).
+    pub fn has_chords(&self) -> bool {
+        self.splits().iter().any(|(_, s)| !s.chords.is_empty())
     }
 
     /// Each tune's tempo, as its file gives it (120 where the corpus does not record it):
@@ -900,6 +932,18 @@ impl Corpus {
                     split.events.len()
                 )));
             }
+            let chords = if self.has_chords() {
+                split.events.len()
+            } else {
+                0
+            };
+            if split.chords.len() != chords {
+                return Err(CorpusError::Invalid(format!(
+                    "split `{name}` has chords for {} of its {} steps",
+                    split.chords.len(),
+                    split.events.len()
+                )));
+            }
         }
 
         let mut metadata = self.metadata.clone();
@@ -960,6 +1004,23 @@ impl Corpus {
                     data_offsets: [start, data.len()],
                 },
             );
+            if self.has_chords() {
+                let start = data.len();
+                data.extend(
+                    split
+                        .chords
+                        .iter()
+                        .flat_map(|&c| chord_code(c).to_le_bytes()),
+                );
+                tensors.insert(
+                    format!("{name}_chord"),
+                    TensorHeader {
+                        dtype: "U16",
+                        shape: vec![split.len(), self.steps],
+                        data_offsets: [start, data.len()],
+                    },
+                );
+            }
         }
         if self.encoding == Encoding::Groove {
             for (name, split) in self.splits() {
@@ -1089,6 +1150,7 @@ impl Corpus {
                     .map(|c| std::array::from_fn(|i| c[i]))
                     .collect())
             };
+        let chorded = file.tensor("train_chord").is_ok();
         let read_split = |name: &str| -> Result<Split, CorpusError> {
             let events = file
                 .tensor(name)
@@ -1143,11 +1205,36 @@ impl Corpus {
             } else {
                 Vec::new()
             };
+            // Chords are optional: only a chord corpus has them, in every split.
+            let chord_name = format!("{name}_chord");
+            let chords = match file.tensor(&chord_name) {
+                Err(_) if !chorded => Vec::new(),
+                Err(_) => return Err(corrupt(format!("no `{chord_name}` tensor"))),
+                Ok(_) if !chorded => {
+                    return Err(corrupt(format!(
+                        "`{chord_name}` in a corpus without chords"
+                    )))
+                }
+                Ok(t) if t.dtype() == safetensors::Dtype::U16 && t.shape() == [n, steps] => t
+                    .data()
+                    .chunks_exact(2)
+                    .map(|b| chord_of_code(u16::from_le_bytes([b[0], b[1]])))
+                    .collect::<Result<_, ()>>()
+                    .map_err(|()| corrupt(format!("`{chord_name}` holds a code no chord has")))?,
+                Ok(t) => {
+                    return Err(corrupt(format!(
+                        "`{chord_name}` is {:?} {:?}, expected U16 [{n}, {steps}]",
+                        t.dtype(),
+                        t.shape()
+                    )))
+                }
+            };
             Ok(Split {
                 steps,
                 events,
                 tune,
                 feel,
+                chords,
             })
         };
         let train = read_split("train")?;
@@ -1208,10 +1295,12 @@ fn fill_splits(
     splits
 }
 
-/// One window of a tune: its events and, for grooves, its feel.
+/// One window of a tune: its events and, for grooves, its feel; for chord corpora, its
+/// chords.
 struct Slice {
     events: Vec<Event>,
     feel: Vec<[Feel; NUM_DRUM_CLASSES]>,
+    chords: Vec<Option<Chord>>,
 }
 
 impl Slice {
@@ -1219,6 +1308,7 @@ impl Slice {
         Self {
             events,
             feel: Vec::new(),
+            chords: Vec::new(),
         }
     }
 
@@ -1230,8 +1320,41 @@ impl Slice {
             .iter()
             .flatten()
             .flat_map(|f| [f.velocity].into_iter().chain(f.shift.to_le_bytes()));
-        events.chain(feel).collect()
+        let chords = self
+            .chords
+            .iter()
+            .flat_map(|&c| chord_code(c).to_le_bytes());
+        events.chain(feel).chain(chords).collect()
     }
+}
+
+/// A chord as the corpus file stores it: 0 for no chord, else `1 + (root * 14 + quality)
+/// * 12 + bass`, the quality by its place in [`Quality::ALL`].
+fn chord_code(chord: Option<Chord>) -> u16 {
+    chord.map_or(0, |c| {
+        let quality = Quality::ALL
+            .iter()
+            .position(|&q| q == c.quality)
+            .unwrap_or(0);
+        1 + ((c.root as u16 * 14 + quality as u16) * 12 + c.bass as u16)
+    })
+}
+
+/// The chord of a [`chord_code`]; `Err` for a code no chord has.
+fn chord_of_code(code: u16) -> Result<Option<Chord>, ()> {
+    let Some(code) = code.checked_sub(1) else {
+        return Ok(None);
+    };
+    let (bass, rest) = ((code % 12) as u8, code / 12);
+    let (quality, root) = ((rest % 14) as usize, rest / 14);
+    if root >= 12 {
+        return Err(());
+    }
+    Ok(Some(Chord {
+        root: root as u8,
+        quality: Quality::ALL[quality],
+        bass,
+    }))
 }
 
 #[derive(serde::Serialize)]
@@ -1249,25 +1372,30 @@ struct Header {
     tensors: BTreeMap<String, TensorHeader>,
 }
 
-/// Transposes `events` by a random shift in `-max_semitones..=max_semitones`, drawn
-/// uniformly among the shifts that keep every note in 21..=108 (0 always qualifies).
-/// For training batches only: validation and test are scored untransposed.
+/// Transposes `events` by a random shift ([`transposition`]). For training batches only:
+/// validation and test are scored untransposed.
 pub fn augment(events: &[Event], rng: &mut impl Rng, max_semitones: i32) -> Vec<Event> {
+    let shift = transposition(events, rng, max_semitones);
+    melody::transpose(events, shift).unwrap_or_else(|| events.to_vec())
+}
+
+/// A random shift in `-max_semitones..=max_semitones`, drawn uniformly among the shifts
+/// that keep every note of `events` in 21..=108 (0 always qualifies).
+pub fn transposition(events: &[Event], rng: &mut impl Rng, max_semitones: i32) -> i32 {
     let max = max_semitones.max(0);
     let pitches = events.iter().filter_map(|&e| melody::class_pitch(e));
     let Some((lo, hi)) = pitches.fold(None, |acc: Option<(u8, u8)>, p| {
         Some(acc.map_or((p, p), |(lo, hi)| (lo.min(p), hi.max(p))))
     }) else {
-        return events.to_vec();
+        return 0;
     };
     let down = max.min(lo as i32 - MIN_PITCH as i32);
     let up = max.min(MAX_PITCH as i32 - hi as i32);
-    let shift = if down + up > 0 {
+    if down + up > 0 {
         rng.random_range(-down..=up)
     } else {
         0
-    };
-    melody::transpose(events, shift).unwrap_or_else(|| events.to_vec())
+    }
 }
 
 /// How training varies drum slices, as a drummer or a kit could have played them. Each
@@ -1696,6 +1824,7 @@ mod tests {
             events: slices.concat(),
             tune: (0..slices.len() as u32).collect(),
             feel: Vec::new(),
+            chords: Vec::new(),
         }
     }
 

@@ -4,7 +4,7 @@ use candle_core::{Result, Tensor, D};
 use rayon::prelude::*;
 
 use crate::corpus::Split;
-use latent_live_core::model::{GrooveInput, MusicVae, Sampling};
+use latent_live_core::model::{Batch, GrooveInput, MusicVae, Sampling};
 use latent_live_core::music::drums::NUM_DRUM_CLASSES;
 use latent_live_core::music::groove::{self, Feel, Groove, ROW};
 use latent_live_core::music::{Encoding, Event};
@@ -96,13 +96,13 @@ pub fn evaluate(
     let drums = model.config.encoding == Encoding::Drums;
     let mut class_errors = vec![ClassErrors::default(); if drums { NUM_DRUM_CLASSES } else { 0 }];
     for start in (0..n).step_by(batch_size) {
-        let melodies: Vec<&[Event]> = (start..(start + batch_size).min(n))
-            .map(|i| split.get(i))
-            .collect();
-        let batch = model.batch(&melodies)?;
+        let indices = start..(start + batch_size).min(n);
+        let melodies: Vec<&[Event]> = indices.clone().map(|i| split.get(i)).collect();
+        let chords = split.chords_of(indices);
+        let batch = model.batch_over(&melodies, chords.as_deref())?;
         let posterior = model.posterior(&batch)?;
-        tf_correct += teacher_forced_correct(model, &posterior.mu, batch.targets())?;
-        let decoded = model.decode(&posterior.mu, Sampling::Greedy)?;
+        tf_correct += teacher_forced_correct(model, &posterior.mu, &batch)?;
+        let decoded = model.decode_over(&posterior.mu, chords.as_deref(), Sampling::Greedy)?;
         for (m, d) in melodies.iter().zip(&decoded) {
             sampled_correct += m.iter().zip(d).filter(|(a, b)| a == b).count();
             total_steps += m.len();
@@ -124,11 +124,11 @@ pub fn evaluate(
 
 /// How many steps of `events` `[B, T]` the decoder's argmax gets right from `z` when fed
 /// the true previous steps.
-pub fn teacher_forced_correct(model: &MusicVae, z: &Tensor, events: &Tensor) -> Result<usize> {
+pub fn teacher_forced_correct(model: &MusicVae, z: &Tensor, batch: &Batch) -> Result<usize> {
     let right = model
-        .logits(z, events)?
+        .logits(z, batch)?
         .argmax(D::Minus1)?
-        .eq(events)?
+        .eq(batch.targets())?
         .to_dtype(candle_core::DType::F32)?
         .sum_all()?;
     Ok(right.to_scalar::<f32>()? as usize)
@@ -419,6 +419,7 @@ mod tests {
             tune: vec![0; events.len() / 4],
             events,
             feel: Vec::new(),
+            chords: Vec::new(),
         };
         let train = split(vec![1, 2, 3, 4, 5, 5, 5, 5]);
         let held = split(vec![1, 2, 0, 0, 5, 5, 5, 0]);

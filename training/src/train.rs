@@ -16,8 +16,9 @@ use latent_live_core::model::vae::{Loss, Training};
 use latent_live_core::model::{
     Batch, Config, Dropout, ModelCard, ModelError, ModelFile, MusicVae, ScheduledSampling,
 };
+use latent_live_core::music::chord::Chord;
 use latent_live_core::music::groove::Groove;
-use latent_live_core::music::{Encoding, Event};
+use latent_live_core::music::{melody, Encoding, Event};
 
 /// Hyperparameters, with Magenta's `cat-mel_2bar` values unless noted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -296,10 +297,15 @@ impl Trainer {
     }
 
     /// One step on the melodies or drum patterns `batch` (each `model.config.steps()`
-    /// events), with the attribute regulariser where the config asks for one.
-    pub fn train_step(&mut self, batch: &[&[Event]]) -> candle_core::Result<StepStats> {
+    /// events; for a chord model, over their `chords`), with the attribute regulariser
+    /// where the config asks for one.
+    pub fn train_step(
+        &mut self,
+        batch: &[&[Event]],
+        chords: Option<&[&[Option<Chord>]]>,
+    ) -> candle_core::Result<StepStats> {
         let plan = self.plan(batch.len())?;
-        let loss = self.loss(&self.model.batch(batch)?, &plan)?;
+        let loss = self.loss(&self.model.batch_over(batch, chords)?, &plan)?;
         let regularization = attribute_regularization(
             &loss.z,
             self.model.config.encoding,
@@ -326,18 +332,38 @@ impl Trainer {
         )
     }
 
-    /// Draws a training batch: random slices, melodies randomly transposed, drums varied.
-    pub fn sample_batch(&self, split: &Split) -> Vec<Vec<Event>> {
+    /// Draws a training batch: random slices, melodies randomly transposed (with their
+    /// chords, in a chord corpus), drums varied.
+    pub fn sample_batch(&self, split: &Split) -> EventBatch {
         let mut rng = self.step_rng();
         rng.set_stream(1);
-        self.batch_indices(split, &mut rng)
-            .into_iter()
-            .map(|i| match self.model.config.encoding {
-                Encoding::Melody => corpus::augment(split.get(i), &mut rng, self.config.transpose),
-                Encoding::Drums => self.config.drum_variation.vary(split, i, &mut rng),
-                Encoding::Groove => split.get(i).to_vec(),
-            })
-            .collect()
+        let mut batch = EventBatch {
+            events: Vec::with_capacity(self.config.batch_size),
+            chords: (self.model.config.chords.is_some() && !split.chords.is_empty())
+                .then(|| Vec::with_capacity(self.config.batch_size)),
+        };
+        for i in self.batch_indices(split, &mut rng) {
+            let events = split.get(i);
+            let (events, shift) = match self.model.config.encoding {
+                Encoding::Melody => {
+                    let shift = corpus::transposition(events, &mut rng, self.config.transpose);
+                    let moved = melody::transpose(events, shift);
+                    (moved.unwrap_or_else(|| events.to_vec()), shift)
+                }
+                Encoding::Drums => (self.config.drum_variation.vary(split, i, &mut rng), 0),
+                Encoding::Groove => (events.to_vec(), 0),
+            };
+            batch.events.push(events);
+            if let (Some(chords), Some(of_slice)) = (&mut batch.chords, split.chords(i)) {
+                chords.push(
+                    of_slice
+                        .iter()
+                        .map(|c| c.map(|c| c.transposed(shift)))
+                        .collect(),
+                );
+            }
+        }
+        batch
     }
 
     /// Draws a training batch of a groove corpus's slices.
@@ -364,6 +390,26 @@ fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
     let mut vars: Vec<_> = data.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     vars
+}
+
+/// A training batch of events, and their chords for a chord model.
+pub struct EventBatch {
+    pub events: Vec<Vec<Event>>,
+    pub chords: Option<Vec<Vec<Option<Chord>>>>,
+}
+
+impl EventBatch {
+    /// The slices as [`Trainer::train_step`] reads them.
+    pub fn events(&self) -> Vec<&[Event]> {
+        self.events.iter().map(Vec::as_slice).collect()
+    }
+
+    /// The chords as [`Trainer::train_step`] reads them.
+    pub fn chords(&self) -> Option<Vec<&[Option<Chord>]>> {
+        self.chords
+            .as_ref()
+            .map(|c| c.iter().map(Vec::as_slice).collect())
+    }
 }
 
 /// Seeded initialisation, by role: Glorot-uniform kernels, zero biases, and

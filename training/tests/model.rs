@@ -6,8 +6,10 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use latent_live_core::model::vae::Training;
 use latent_live_core::model::{
-    Config, Dropout, ModelCard, ModelError, ModelFile, MusicVae, Sampling, ScheduledSampling,
+    ChordEncoding, Config, Dropout, ModelCard, ModelError, ModelFile, MusicVae, Sampling,
+    ScheduledSampling,
 };
+use latent_live_core::music::chord::{Chord, Quality};
 use latent_live_core::music::groove::{Groove, Stroke};
 use latent_live_core::music::melody::{self, Note};
 use latent_live_core::music::{Encoding, Event};
@@ -44,7 +46,7 @@ fn overfit(config: Config, steps: u64) -> (Trainer, Vec<Vec<Event>>) {
     let mut trainer = Trainer::new(config, train).unwrap();
     let refs: Vec<&[Event]> = data.iter().map(Vec::as_slice).collect();
     for _ in 0..steps {
-        trainer.train_step(&refs).unwrap();
+        trainer.train_step(&refs, None).unwrap();
     }
     (trainer, data)
 }
@@ -132,7 +134,7 @@ fn tiny_drum_model_overfits_eight_grooves() {
     );
     // 512 classes take longer than melodies' 90: this run reaches 1.0 near step 1,500.
     for _ in 0..2000 {
-        trainer.train_step(&refs).unwrap();
+        trainer.train_step(&refs, None).unwrap();
     }
     let mu = trainer.model.encode(&refs).unwrap();
     assert_eq!(
@@ -287,7 +289,7 @@ fn model_file_round_trips_in_f32_and_f16() {
         assert_eq!(back.card, card);
         let logits = |m: &MusicVae| {
             let batch = m.batch(&[&expected[0]]).unwrap();
-            m.logits(&z.narrow(0, 0, 1).unwrap(), batch.targets())
+            m.logits(&z.narrow(0, 0, 1).unwrap(), &batch)
                 .unwrap()
                 .flatten_all()
                 .unwrap()
@@ -371,15 +373,15 @@ fn checkpoints_resume_exactly() {
     let mut straight = Trainer::new(config.clone(), train.clone()).unwrap();
     let mut interrupted = Trainer::new(config, train).unwrap();
     for _ in 0..3 {
-        straight.train_step(&refs).unwrap();
-        interrupted.train_step(&refs).unwrap();
+        straight.train_step(&refs, None).unwrap();
+        interrupted.train_step(&refs, None).unwrap();
     }
     interrupted.save_checkpoint(&path).unwrap();
     let mut resumed = Trainer::resume(&path).unwrap();
     assert_eq!(resumed.step, 3);
     for _ in 0..2 {
-        let a = straight.train_step(&refs).unwrap();
-        let b = resumed.train_step(&refs).unwrap();
+        let a = straight.train_step(&refs, None).unwrap();
+        let b = resumed.train_step(&refs, None).unwrap();
         assert_eq!(a.loss, b.loss);
     }
     std::fs::remove_dir_all(&dir).ok();
@@ -564,6 +566,7 @@ fn analysis_ranks_neurons_and_builds_attribute_vectors() {
         events: slices.concat(),
         tune: (0..slices.len() as u32).collect(),
         feel: Vec::new(),
+        chords: Vec::new(),
     };
     let a = analyze(&model, &split, None, 4).unwrap();
     assert_eq!(a.slices, 32);
@@ -650,4 +653,118 @@ fn ar_regularization_rewards_a_dimension_that_orders_the_attribute() {
     )
     .unwrap()
     .is_none());
+}
+
+/// Four rhythms, each played over four progressions as an arpeggio: note `i` of a
+/// rhythm is tone `i % 3` of the chord sounding (root, third, fifth). The rhythm and the
+/// order of the tones are the melody's own; the pitches come from the chords.
+fn arpeggios(steps: usize) -> Vec<(Vec<Event>, Vec<Option<Chord>>)> {
+    let progressions: [[(u8, Quality); 2]; 4] = [
+        [(0, Quality::Major), (7, Quality::Major)],
+        [(9, Quality::Minor), (5, Quality::Major)],
+        [(2, Quality::Minor), (7, Quality::Dominant7)],
+        [(4, Quality::Minor), (0, Quality::Major)],
+    ];
+    let mut out = Vec::new();
+    for k in 0..4u32 {
+        for progression in &progressions {
+            let chords: Vec<Option<Chord>> = (0..steps)
+                .map(|t| {
+                    let (root, quality) = progression[t * 2 / steps];
+                    Some(Chord::new(root, quality))
+                })
+                .collect();
+            let notes: Vec<Note> = (0..steps as u32 / 2)
+                .filter(|i| (i * 3 + k) % 7 < 4)
+                .enumerate()
+                .map(|(n, i)| {
+                    let chord = chords[i as usize * 2].unwrap();
+                    let tone = chord.quality.intervals()[(n + k as usize) % 3];
+                    Note {
+                        pitch: 60 + chord.root + tone,
+                        start: i * 2,
+                        end: i * 2 + 1,
+                    }
+                })
+                .collect();
+            out.push((melody::encode(&notes, steps), chords));
+        }
+    }
+    out
+}
+
+/// What chord conditioning is for: the same z decoded over another progression keeps the
+/// melody's rhythm and moves its notes onto the new chords.
+#[test]
+fn a_tiny_chord_model_plays_the_same_z_over_other_chords() {
+    let config = Config {
+        z_size: 8,
+        encoder: vec![48],
+        decoder: vec![64, 64],
+        chords: Some(ChordEncoding::Pitch),
+        ..Config::tiny(1, false)
+    };
+    let data = arpeggios(config.steps());
+    // The KL's pressure is what keeps the chords out of z (the decoder is given them):
+    // 3 free bits hold the four rhythms (2 bits), not the sixteen pairings with chords.
+    let train = TrainConfig {
+        batch_size: data.len(),
+        learning_rate: 3e-3,
+        decay_rate: 1.0,
+        max_beta: 0.5,
+        beta_rate: 0.99,
+        free_bits: 3.0,
+        transpose: 0,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(config, train).unwrap();
+    let events: Vec<&[Event]> = data.iter().map(|(e, _)| e.as_slice()).collect();
+    let chords: Vec<&[Option<Chord>]> = data.iter().map(|(_, c)| c.as_slice()).collect();
+    for _ in 0..1000 {
+        trainer.train_step(&events, Some(&chords)).unwrap();
+    }
+    let model = &trainer.model;
+    let mu = model
+        .mu(&model.batch_over(&events, Some(&chords)).unwrap())
+        .unwrap();
+    let decoded = model
+        .decode_over(&mu, Some(&chords), Sampling::Greedy)
+        .unwrap();
+    assert!(
+        accuracy(&decoded, &events) > 0.98,
+        "reconstruction over its own chords: {}",
+        accuracy(&decoded, &events)
+    );
+    // Each melody's z over the next progression: melody 4k + p over progression p + 1.
+    let moved: Vec<&[Option<Chord>]> = (0..data.len())
+        .map(|i| chords[i - i % 4 + (i + 1) % 4])
+        .collect();
+    let decoded = model
+        .decode_over(&mu, Some(&moved), Sampling::Greedy)
+        .unwrap();
+    let (mut onsets, mut kept, mut tones) = (0, 0, 0);
+    for ((played, original), progression) in decoded.iter().zip(&events).zip(&moved) {
+        for (t, (&a, &b)) in played.iter().zip(original.iter()).enumerate() {
+            if melody::class_pitch(b).is_some() {
+                onsets += 1;
+                kept += melody::class_pitch(a).is_some() as usize;
+            }
+            if let Some(pitch) = melody::class_pitch(a) {
+                tones += progression[t].unwrap().has_tone(pitch) as usize;
+            }
+        }
+    }
+    let played: usize = decoded
+        .iter()
+        .flatten()
+        .filter(|&&e| melody::class_pitch(e).is_some())
+        .count();
+    assert!(
+        kept as f64 / onsets as f64 > 0.9,
+        "onsets kept over other chords: {kept} of {onsets}"
+    );
+    assert!(
+        tones as f64 / played as f64 > 0.9,
+        "notes on the new chords' tones: {tones} of {played}"
+    );
 }

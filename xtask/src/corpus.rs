@@ -24,8 +24,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use latent_live_core::model::Config;
 use latent_live_core::music::Encoding;
-use latent_live_training::corpus::{self, Corpus, SplitFractions};
+use latent_live_training::corpus::{self, Corpus, Meter, SplitFractions};
 
 /// The music21 release the corpus is built from, pinned for reproducibility.
 pub const MUSIC21_VERSION: &str = "10.5.1";
@@ -87,8 +88,12 @@ pub struct CorpusArgs {
     pub drums: Option<PathBuf>,
     /// Build a groove corpus from this folder instead: the same windows as played, each
     /// hit with its velocity and timing (for the groove models).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "pop909")]
     pub grooves: Option<PathBuf>,
+    /// Build a chord corpus from this POP909 folder instead: the melody track of every
+    /// song in common time, each step with its annotated chord (for the chord models).
+    #[arg(long, value_name = "DIR", conflicts_with = "drums")]
+    pub pop909: Option<PathBuf>,
     /// Bars per slice: 2 for the flat model, 4 or 16 for hierarchical ones.
     #[arg(long, default_value_t = 2)]
     pub bars: usize,
@@ -126,6 +131,9 @@ pub fn run(args: &CorpusArgs) -> Result<()> {
     }
     if let Some(dir) = &args.grooves {
         return performances(args, dir, Encoding::Groove, started);
+    }
+    if let Some(dir) = &args.pop909 {
+        return pop909(args, dir, started);
     }
     let out = args
         .out
@@ -798,6 +806,132 @@ fn strip_comment_header(text: &str) -> String {
         .to_string()
 }
 
+/// POP909's `index.xlsx`: every song's meter, by its folder name.
+fn pop909_meters(dir: &Path) -> Result<BTreeMap<String, Meter>> {
+    use calamine::{Data, Reader, Xlsx};
+    let path = dir.join(corpus::POP909_INDEX);
+    let mut book: Xlsx<_> =
+        calamine::open_workbook(&path).with_context(|| format!("opening {}", path.display()))?;
+    let sheet = book
+        .worksheet_range_at(0)
+        .context("index.xlsx has no sheet")?
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mut rows = sheet.rows();
+    let header: Vec<String> = rows
+        .next()
+        .context("index.xlsx is empty")?
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .with_context(|| format!("index.xlsx has no `{name}` column"))
+    };
+    let (id, beats, quavers) = (
+        column("song_id")?,
+        column("num_beats_per_measure")?,
+        column("num_quavers_per_beat")?,
+    );
+    let number = |cell: Option<&Data>| -> Option<u8> {
+        match cell? {
+            Data::Int(n) => u8::try_from(*n).ok(),
+            Data::Float(f) => Some(*f as u8),
+            Data::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    };
+    let mut meters = BTreeMap::new();
+    for row in rows {
+        let name = match row.get(id) {
+            Some(Data::String(s)) => s.trim().to_string(),
+            Some(Data::Int(n)) => format!("{n:03}"),
+            Some(Data::Float(f)) => format!("{:03}", *f as u32),
+            _ => continue,
+        };
+        if let (Some(beats_per_measure), Some(quavers_per_beat)) =
+            (number(row.get(beats)), number(row.get(quavers)))
+        {
+            meters.insert(
+                name,
+                Meter {
+                    beats_per_measure,
+                    quavers_per_beat,
+                },
+            );
+        }
+    }
+    ensure!(!meters.is_empty(), "{} lists no song", path.display());
+    Ok(meters)
+}
+
+/// `corpus --pop909 DIR`: melodies over their chords ([`Corpus::from_pop909`]).
+fn pop909(args: &CorpusArgs, dir: &Path, started: Instant) -> Result<()> {
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| corpus::default_path(Encoding::Melody, true, args.bars));
+    let fractions = SplitFractions {
+        train: 1.0 - args.validation - args.test,
+        validation: args.validation,
+        test: args.test,
+    };
+    let meters = pop909_meters(dir)?;
+    let mut corpus = Corpus::from_pop909(dir, &meters, args.bars, fractions, args.seed)
+        .with_context(|| format!("building the chord corpus from {}", dir.display()))?;
+    if let Ok(text) = fs::read_to_string(dir.join("LICENSE")) {
+        corpus.metadata.insert(
+            "licence".into(),
+            text.lines().next().unwrap_or_default().trim().to_string(),
+        );
+    }
+    corpus.metadata.insert(
+        "command".into(),
+        format!(
+            "cargo xtask corpus --pop909 {} --bars {} --seed {} --validation {} --test {}",
+            dir.display(),
+            args.bars,
+            args.seed,
+            args.validation,
+            args.test
+        ),
+    );
+    corpus
+        .save(&out)
+        .with_context(|| format!("saving {}", out.display()))?;
+    println!();
+    print!("{}", corpus.summary());
+    let m = &corpus.metadata;
+    let get = |k: &str| m.get(k).map_or("0", String::as_str);
+    println!(
+        "  songs: {} in the index, {} in common time (read), {} failed, {} too short",
+        get("songs_in_index"),
+        get("songs_in_common_time"),
+        get("import_failures"),
+        get("tunes_too_short")
+    );
+    for name in ["train", "validation", "test"] {
+        println!(
+            "  {name}: {} windows kept, {} repeats, {} without an onset",
+            get(&format!("{name}.slices")),
+            get(&format!("{name}.duplicate_slices")),
+            get(&format!("{name}.silent_slices"))
+        );
+    }
+    println!(
+        "  windows without a chord (dropped): {}; chord labels read as no chord: {}",
+        get("chordless_windows"),
+        get("unknown_chord_labels")
+    );
+    println!(
+        "wrote {} in {:.1} s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// `corpus --drums DIR` or `--grooves DIR`: windows of a folder of drum performances,
 /// on the grid or as played, split by its `info.csv` when it has one
 /// ([`Corpus::from_drum_dir`], [`Corpus::from_groove_dir`]).
@@ -805,7 +939,7 @@ fn performances(args: &CorpusArgs, dir: &Path, encoding: Encoding, started: Inst
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| corpus::default_path(encoding, args.bars));
+        .unwrap_or_else(|| corpus::default_path(encoding, false, args.bars));
     let fractions = SplitFractions {
         train: 1.0 - args.validation - args.test,
         validation: args.validation,
@@ -962,15 +1096,16 @@ pub struct CorpusSource {
 }
 
 impl CorpusSource {
-    /// The corpus for a model of `bars` bars playing `encoding` (a MIDI folder split as
-    /// `fractions` say, seeded), checked to fit it, and where it came from.
+    /// The corpus for a model of `config` (its bars, its encoding, over chords or not; a
+    /// MIDI folder split as `fractions` say, seeded), checked to fit it, and where it came
+    /// from.
     pub fn load(
         &self,
-        bars: usize,
-        encoding: Encoding,
+        config: &Config,
         fractions: SplitFractions,
         seed: u64,
     ) -> Result<(Corpus, String)> {
+        let (bars, encoding, chords) = (config.bars, config.encoding, config.chords.is_some());
         let (corpus, source) = match (&self.midi, &self.corpus) {
             (Some(dir), _) => {
                 let corpus = match encoding {
@@ -983,12 +1118,12 @@ impl CorpusSource {
             (None, path) => {
                 let path = path
                     .clone()
-                    .unwrap_or_else(|| corpus::default_path(encoding, bars));
+                    .unwrap_or_else(|| corpus::default_path(encoding, chords, bars));
                 let corpus = Corpus::load(&path).with_context(|| {
                     format!(
                         "{}: build it with `{}`",
                         path.display(),
-                        corpus::build_command(encoding, bars)
+                        corpus::build_command(encoding, chords, bars)
                     )
                 })?;
                 (corpus, path.display().to_string())
@@ -1004,6 +1139,12 @@ impl CorpusSource {
             corpus.bars == bars,
             "{source} has {}-bar slices, the model {bars}-bar ones",
             corpus.bars
+        );
+        ensure!(
+            corpus.has_chords() == chords,
+            "{source} {} chords, and the model {} them",
+            if corpus.has_chords() { "has" } else { "has no" },
+            if chords { "reads" } else { "does not read" }
         );
         Ok((corpus, source))
     }

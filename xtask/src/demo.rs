@@ -195,12 +195,12 @@ fn two_grooves(
     path: Option<PathBuf>,
 ) -> anyhow::Result<(Vec<Event>, Vec<Event>)> {
     let bars = model.config.bars;
-    let path = path.unwrap_or_else(|| corpus::default_path(Encoding::Drums, bars));
+    let path = path.unwrap_or_else(|| corpus::default_path(Encoding::Drums, false, bars));
     let corpus = Corpus::load(&path).with_context(|| {
         format!(
             "{}: build it with `{}`",
             path.display(),
-            corpus::build_command(Encoding::Drums, bars)
+            corpus::build_command(Encoding::Drums, false, bars)
         )
     })?;
     anyhow::ensure!(

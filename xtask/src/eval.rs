@@ -64,7 +64,7 @@ impl HeldOut {
     /// all test), and where it came from.
     pub fn corpus(&self, config: &Config) -> anyhow::Result<(Corpus, String)> {
         let all_test = SplitFractions::all_test();
-        self.source.load(config.bars, config.encoding, all_test, 0)
+        self.source.load(config, all_test, 0)
     }
 }
 
@@ -202,7 +202,7 @@ fn refine(model: &MusicVae, split: &Split, n: usize) -> anyhow::Result<()> {
         let z = invert(model, &[phrase], None, config, &AtomicBool::new(false))?;
         seconds.push(started.elapsed().as_secs_f64());
         from_z.extend(model.decode(&z, Sampling::Greedy)?);
-        forced_right += teacher_forced_correct(model, &z, model.batch(&[phrase])?.targets())?;
+        forced_right += teacher_forced_correct(model, &z, &model.batch(&[phrase])?)?;
         if model.has_encoder() {
             from_mu.extend(model.decode(&model.encode(&[phrase])?, Sampling::Greedy)?);
         }

@@ -43,7 +43,7 @@ pub fn run(args: &ShipArgs) -> anyhow::Result<()> {
     let corpus_path = args
         .corpus
         .clone()
-        .unwrap_or_else(|| corpus::default_path(encoding, bars));
+        .unwrap_or_else(|| corpus::default_path(encoding, file.config.chords.is_some(), bars));
     let corpus =
         Corpus::load(&corpus_path).with_context(|| format!("{}", corpus_path.display()))?;
     if (corpus.encoding, corpus.bars) != (encoding, bars) {

@@ -18,7 +18,8 @@ use rand::{Rng, SeedableRng};
 #[derive(clap::Args)]
 pub struct TrainArgs {
     /// Architecture: Latent Live's melody models `2bar` (flat) and `4bar` (hierarchical),
-    /// its drum models `groove-2bar` and `groove-4bar`, its groove models
+    /// its chord-conditioned melody models `pop-2bar-chords` and `pop-4bar-chords` (on a
+    /// `corpus --pop909` corpus), its drum models `groove-2bar` and `groove-4bar`, its groove models
     /// `groove-humanize-2bar` and `tap2drum-2bar`, or Magenta's `mel_2bar_small` and
     /// `drums_2bar_small`.
     #[arg(long, default_value = "2bar")]
@@ -101,6 +102,8 @@ fn preset(name: &str) -> anyhow::Result<Config> {
     Ok(match name {
         "2bar" => Config::latent_live_2bar(),
         "4bar" => Config::latent_live_4bar(),
+        "pop-2bar-chords" => Config::pop_2bar_chords(),
+        "pop-4bar-chords" => Config::pop_4bar_chords(),
         "groove-2bar" => Config::groove_2bar(),
         "groove-4bar" => Config::groove_4bar(),
         "groove-humanize-2bar" => Config::groove_humanize_2bar(),
@@ -108,7 +111,8 @@ fn preset(name: &str) -> anyhow::Result<Config> {
         "mel_2bar_small" => Config::mel_2bar_small(),
         "drums_2bar_small" => Config::drums_2bar_small(),
         other => bail!(
-            "unknown preset {other:?}; use 2bar, 4bar, groove-2bar, groove-4bar, \
+            "unknown preset {other:?}; use 2bar, 4bar, pop-2bar-chords, pop-4bar-chords, \
+             groove-2bar, groove-4bar, \
              groove-humanize-2bar, tap2drum-2bar, mel_2bar_small or drums_2bar_small"
         ),
     })
@@ -121,8 +125,7 @@ fn step(trainer: &mut Trainer, split: &Split) -> candle_core::Result<StepStats> 
         trainer.train_groove_step(&batch.iter().collect::<Vec<_>>())
     } else {
         let batch = trainer.sample_batch(split);
-        let refs: Vec<&[Event]> = batch.iter().map(Vec::as_slice).collect();
-        trainer.train_step(&refs)
+        trainer.train_step(&batch.events(), batch.chords().as_deref())
     }
 }
 
@@ -278,10 +281,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     if let Some(rate) = args.scheduled_sampling {
         trainer.config.scheduled_sampling_rate = rate;
     }
-    let (bars, encoding) = (trainer.model.config.bars, trainer.model.config.encoding);
     let (corpus, _) = args.source.load(
-        bars,
-        encoding,
+        &trainer.model.config,
         SplitFractions::default(),
         trainer.config.seed,
     )?;
@@ -435,11 +436,11 @@ pub fn bench(args: &BenchTrainArgs) -> anyhow::Result<()> {
         .collect();
     let refs: Vec<&[Event]> = batch.iter().map(Vec::as_slice).collect();
     for _ in 0..2 {
-        trainer.train_step(&refs)?;
+        trainer.train_step(&refs, None)?;
     }
     let started = Instant::now();
     for _ in 0..args.steps {
-        trainer.train_step(&refs)?;
+        trainer.train_step(&refs, None)?;
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::groove::GrooveDecoder;
 use super::lstm::{initial_states, stack, LstmCell};
-use super::step::{affine, SampleStart, StackWeights};
+use super::step::{affine, f32_rows, SampleStart, StackWeights};
 use super::{add_row, dropped, Config, Dense, Dropout, Reconstruction};
 use crate::music::{Encoding, Event};
 
@@ -36,18 +36,31 @@ impl Sampling {
 }
 
 /// An LSTM stack whose initial state and every input are conditioned on an embedding
-/// (z itself, or the conductor's output for one bar).
+/// (z itself, or the conductor's output for one bar). Layer 0 reads, as in Magenta, the
+/// previous event, the embedding and the step's controls (a chord model's chord).
 #[derive(Debug, Clone)]
 pub struct CategoricalDecoder {
     cells: Vec<LstmCell>,
     initial_state: Dense,
     output_projection: Dense,
     classes: usize,
+    condition: usize,
+    controls: usize,
 }
 
 impl CategoricalDecoder {
-    pub fn new(sizes: &[usize], condition: usize, classes: usize, vb: VarBuilder) -> Result<Self> {
-        let cells = stack(classes + condition, sizes, vb.pp("multi_rnn_cell"))?;
+    pub fn new(
+        sizes: &[usize],
+        condition: usize,
+        classes: usize,
+        controls: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let cells = stack(
+            classes + condition + controls,
+            sizes,
+            vb.pp("multi_rnn_cell"),
+        )?;
         let initial_state = Dense::new(
             condition,
             2 * sizes.iter().sum::<usize>(),
@@ -60,15 +73,45 @@ impl CategoricalDecoder {
             initial_state,
             output_projection,
             classes,
+            condition,
+            controls,
         })
+    }
+
+    /// The rows of layer 0's kernel that multiply the controls, `[C, 4H]`.
+    fn control_rows(&self) -> Result<Tensor> {
+        self.cells[0]
+            .w_x()?
+            .narrow(0, self.classes + self.condition, self.controls)
+    }
+
+    /// The controls' share of layer 0's input at every step, `[S * N, 4H]`, from
+    /// `controls` `[S, N, C]`; `None` for a decoder without controls.
+    fn control_projection(
+        &self,
+        controls: Option<&Tensor>,
+        dropout: Option<&Dropout>,
+    ) -> Result<Option<Tensor>> {
+        match (self.controls, controls) {
+            (0, _) => Ok(None),
+            (_, None) => candle_core::bail!("this decoder reads controls (chords) at every step"),
+            (_, Some(c)) => {
+                let flat = c.reshape((c.dim(0)? * c.dim(1)?, self.controls))?;
+                Ok(Some(
+                    dropped(&flat, dropout)?.matmul(&self.control_rows()?)?,
+                ))
+            }
+        }
     }
 
     /// Teacher-forced logits `[S, N, classes]`. `previous` `[S, N]` holds the event fed at
     /// each step; index `classes` stands for the all-zero input of the first step.
+    /// `controls` `[S, N, C]` for a decoder with controls.
     pub fn logits(
         &self,
         condition: &Tensor,
         previous: &Tensor,
+        controls: Option<&Tensor>,
         dropout: Option<&Dropout>,
     ) -> Result<Tensor> {
         let (steps, n) = previous.dims2()?;
@@ -82,7 +125,7 @@ impl CategoricalDecoder {
             ],
             0,
         )?;
-        let w_condition = w_x.narrow(0, self.classes, w_x.dim(0)? - self.classes)?;
+        let w_condition = w_x.narrow(0, self.classes, self.condition)?;
         let events = w_event.index_select(&previous.flatten_all()?, 0)?;
         let mut x =
             match dropout {
@@ -115,6 +158,9 @@ impl CategoricalDecoder {
                         .reshape((steps, n, ()))?
                 }
             };
+        if let Some(c) = self.control_projection(controls, dropout)? {
+            x = (x + c.reshape((steps, n, ()))?)?;
+        }
         for (i, cell) in self.cells.iter().enumerate() {
             if i > 0 {
                 x = cell.project(&dropped(&x, dropout)?)?;
@@ -125,21 +171,28 @@ impl CategoricalDecoder {
         self.output_projection.forward(&x)
     }
 
-    /// Autoregressive sampling from `condition` `[N, C]`; `first` is the event fed at the
-    /// first step (`classes` for the zero input). Returns `[N][steps]` events, and appends
-    /// row 0's top-layer output at every step to `trace` when given.
+    /// Autoregressive sampling from `condition` `[N, E]` (and `controls` `[steps, N, C]`
+    /// for a decoder with controls); `first` is the event fed at the first step
+    /// (`classes` for the zero input). Returns `[N][steps]` events, and appends row 0's
+    /// top-layer output at every step to `trace` when given.
     ///
-    /// What does not change from step to step (the condition's share of layer 0's input,
-    /// the initial state) is computed once with candle; the steps run on plain slices.
+    /// What does not depend on the samples (the condition's and the controls' shares of
+    /// layer 0's input, the initial state) is computed once with candle; the steps run on
+    /// plain slices.
     fn sample(
         &self,
         condition: &Tensor,
+        controls: Option<&Tensor>,
         steps: usize,
         first: &[u32],
         pickers: &mut [Picker],
         trace: Option<&mut Vec<f32>>,
     ) -> Result<Vec<Vec<Event>>> {
         let n = condition.dim(0)?;
+        let control_projection = self
+            .control_projection(controls, None)?
+            .map(|c| f32_rows(&c))
+            .transpose()?;
         let SampleStart {
             condition_projection,
             initial,
@@ -185,8 +238,16 @@ impl CategoricalDecoder {
         let run =
             |b: usize, pickers: &mut [Picker], first: &[u32], trace: Option<&mut Vec<f32>>| {
                 let (r0, r1) = (b * rows, ((b + 1) * rows).min(n));
+                let controls = control_projection
+                    .as_deref()
+                    .map(|projection| BlockControls {
+                        projection,
+                        rows: n,
+                        first_row: r0,
+                    });
                 weights.run(
                     &condition_projection[r0 * gates0..r1 * gates0],
+                    controls,
                     block_initial(b),
                     steps,
                     first,
@@ -208,6 +269,15 @@ impl CategoricalDecoder {
     }
 }
 
+/// The controls' share of layer 0's input for a block of rows: `projection` is
+/// `[steps, rows, 4H0]` for all the batch's rows, of which the block starts at `first_row`.
+#[derive(Clone, Copy)]
+struct BlockControls<'a> {
+    projection: &'a [f32],
+    rows: usize,
+    first_row: usize,
+}
+
 /// A categorical decoder's weights as slices, for [`StepWeights::run`].
 struct StepWeights<'a> {
     stack: StackWeights<'a>,
@@ -218,11 +288,14 @@ struct StepWeights<'a> {
 
 impl StepWeights<'_> {
     /// Samples `steps` events for a block of rows: `condition_projection` `[rows, 4H0]`
-    /// (bias included), each layer's initial `(h, c)`, the first events and the rows'
-    /// pickers; row 0's top-layer output goes to `trace` at every step when given.
+    /// (bias included), the controls' share at every step, each layer's initial `(h, c)`,
+    /// the first events and the rows' pickers; row 0's top-layer output goes to `trace` at
+    /// every step when given.
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
         condition_projection: &[f32],
+        controls: Option<BlockControls>,
         initial: Vec<(Vec<f32>, Vec<f32>)>,
         steps: usize,
         first: &[u32],
@@ -240,11 +313,17 @@ impl StepWeights<'_> {
         let mut logits = vec![0f32; n * classes];
         let mut previous = first.to_vec();
         let mut out = vec![Vec::with_capacity(steps); n];
-        for _ in 0..steps {
+        for t in 0..steps {
             for (r, row) in x0.chunks_exact_mut(gates0).enumerate() {
                 row.copy_from_slice(&condition_projection[r * gates0..(r + 1) * gates0]);
                 if let Some(event) = event_rows.chunks_exact(gates0).nth(previous[r] as usize) {
                     row.iter_mut().zip(event).for_each(|(x, e)| *x += e);
+                }
+                if let Some(c) = controls {
+                    let at = (t * c.rows + c.first_row + r) * gates0;
+                    row.iter_mut()
+                        .zip(&c.projection[at..at + gates0])
+                        .for_each(|(x, c)| *x += c);
                 }
             }
             let top = state.step(&self.stack, &x0);
@@ -293,6 +372,7 @@ impl HierarchicalDecoder {
             &config.decoder,
             conductor_size,
             classes,
+            config.control_depth(),
             vb.pp("core_decoder").pp("decoder"),
         )?;
         Ok(Self {
@@ -329,18 +409,33 @@ impl HierarchicalDecoder {
         x.reshape((self.bars * batch, ()))
     }
 
-    fn logits(&self, z: &Tensor, previous: &Tensor, dropout: Option<&Dropout>) -> Result<Tensor> {
+    /// `[T, B, ..]` -> `[S, U * B, ..]`: every bar becomes a sequence of its own.
+    fn per_bar(&self, t: &Tensor) -> Result<Tensor> {
+        let (u, s) = (self.bars, self.steps_per_bar);
+        let (rest, batch) = (&t.dims()[2..], t.dim(1)?);
+        let dims: Vec<usize> = [u, s, batch].iter().chain(rest).copied().collect();
+        let bars: Vec<usize> = [s, u * batch].iter().chain(rest).copied().collect();
+        t.reshape(dims)?
+            .transpose(0, 1)?
+            .reshape(bars)?
+            .contiguous()
+    }
+
+    fn logits(
+        &self,
+        z: &Tensor,
+        previous: &Tensor,
+        controls: Option<&Tensor>,
+        dropout: Option<&Dropout>,
+    ) -> Result<Tensor> {
         let batch = z.dim(0)?;
         let (u, s) = (self.bars, self.steps_per_bar);
         let embeddings = self.embeddings(z)?;
-        // [T, B] -> [S, U * B]: every bar becomes a sequence of its own.
-        let previous = previous
-            .reshape((u, s, batch))?
-            .transpose(0, 1)?
-            .reshape((s, u * batch))?;
+        let previous = self.per_bar(previous)?;
+        let controls = controls.map(|c| self.per_bar(c)).transpose()?;
         let logits = self
             .core
-            .logits(&embeddings, &previous.contiguous()?, dropout)?;
+            .logits(&embeddings, &previous, controls.as_ref(), dropout)?;
         let classes = logits.dim(2)?;
         logits
             .reshape((s, u, batch, classes))?
@@ -351,6 +446,7 @@ impl HierarchicalDecoder {
     fn sample(
         &self,
         z: &Tensor,
+        controls: Option<&Tensor>,
         pickers: &mut [Picker],
         mut trace: Option<&mut Vec<f32>>,
     ) -> Result<Vec<Vec<Event>>> {
@@ -360,8 +456,12 @@ impl HierarchicalDecoder {
         let mut out = vec![Vec::with_capacity(self.bars * self.steps_per_bar); batch];
         for bar in 0..self.bars {
             let condition = embeddings.narrow(0, bar * batch, batch)?;
+            let bar_controls = controls
+                .map(|c| c.narrow(0, bar * self.steps_per_bar, self.steps_per_bar))
+                .transpose()?;
             let events = self.core.sample(
                 &condition,
+                bar_controls.as_ref(),
                 self.steps_per_bar,
                 &first,
                 pickers,
@@ -411,6 +511,7 @@ impl Decoder {
                 &config.decoder,
                 config.z_size,
                 classes,
+                config.control_depth(),
                 vb.pp("decoder"),
             )?)
         })
@@ -448,22 +549,30 @@ impl Decoder {
     }
 
     /// Logits `[T, B, classes]` when step `t` is fed event `t - 1` of the time-major
-    /// `inputs` `[T, B]`: the targets themselves under teacher forcing. `dropout` while
-    /// training.
-    pub fn logits(&self, z: &Tensor, inputs: &Tensor, dropout: Option<&Dropout>) -> Result<Tensor> {
+    /// `inputs` `[T, B]`: the targets themselves under teacher forcing. `controls`
+    /// `[T, B, C]` for a chord model; `dropout` while training.
+    pub fn logits(
+        &self,
+        z: &Tensor,
+        inputs: &Tensor,
+        controls: Option<&Tensor>,
+        dropout: Option<&Dropout>,
+    ) -> Result<Tensor> {
         let previous = shift_right(inputs, self.classes()? as u32)?;
         match self {
-            Self::Flat(d) => d.logits(z, &previous, dropout),
-            Self::Hierarchical(d) => d.logits(z, &previous, dropout),
+            Self::Flat(d) => d.logits(z, &previous, controls, dropout),
+            Self::Hierarchical(d) => d.logits(z, &previous, controls, dropout),
             Self::Groove(_) => unreachable!("classes() refused it"),
         }
     }
 
-    /// Decodes every row of `z` `[B, Z]` into `steps` events. With `trace`, row 0's
-    /// top-layer output at every step is appended to it (`[steps, hidden]`, row-major).
+    /// Decodes every row of `z` `[B, Z]` into `steps` events, over `controls`
+    /// `[steps, B, C]` for a chord model. With `trace`, row 0's top-layer output at every
+    /// step is appended to it (`[steps, hidden]`, row-major).
     pub fn sample(
         &self,
         z: &Tensor,
+        controls: Option<&Tensor>,
         steps: usize,
         sampling: Sampling,
         trace: Option<&mut Vec<f32>>,
@@ -474,8 +583,15 @@ impl Decoder {
             .map(|i| Picker::new(sampling, i as u64))
             .collect();
         match self {
-            Self::Flat(d) => d.sample(z, steps, &vec![classes as u32; batch], &mut pickers, trace),
-            Self::Hierarchical(d) => d.sample(z, &mut pickers, trace),
+            Self::Flat(d) => d.sample(
+                z,
+                controls,
+                steps,
+                &vec![classes as u32; batch],
+                &mut pickers,
+                trace,
+            ),
+            Self::Hierarchical(d) => d.sample(z, controls, &mut pickers, trace),
             Self::Groove(_) => unreachable!("classes() refused it"),
         }
     }
@@ -488,6 +604,7 @@ impl Decoder {
         &self,
         z: &Tensor,
         targets: &Tensor,
+        controls: Option<&Tensor>,
         scheduled: Option<ScheduledSampling>,
         dropout: Option<&Dropout>,
     ) -> Result<Reconstruction> {
@@ -495,10 +612,10 @@ impl Decoder {
             return d.reconstruction(z, targets, dropout);
         }
         let inputs = match scheduled {
-            Some(s) if s.probability > 0.0 => self.mix_in_samples(z, targets, s)?,
+            Some(s) if s.probability > 0.0 => self.mix_in_samples(z, targets, controls, s)?,
             _ => targets.clone(),
         };
-        let logits = self.logits(z, &inputs, dropout)?;
+        let logits = self.logits(z, &inputs, controls, dropout)?;
         let (steps, batch, classes) = logits.dims3()?;
         let flat_logits = logits.reshape((steps * batch, classes))?;
         let flat_targets = targets.flatten_all()?;
@@ -519,9 +636,15 @@ impl Decoder {
     /// predicts every step, and the sampled predictions replace the targets as inputs
     /// at random steps. It keeps the fused whole-sequence LSTM usable, where Magenta's
     /// step-by-step version would not be.
-    fn mix_in_samples(&self, z: &Tensor, events: &Tensor, s: ScheduledSampling) -> Result<Tensor> {
+    fn mix_in_samples(
+        &self,
+        z: &Tensor,
+        events: &Tensor,
+        controls: Option<&Tensor>,
+        s: ScheduledSampling,
+    ) -> Result<Tensor> {
         let logits = self
-            .logits(&z.detach(), events, None)?
+            .logits(&z.detach(), events, controls, None)?
             .detach()
             .to_dtype(DType::F32)?;
         let (steps, batch, classes) = logits.dims3()?;

@@ -22,12 +22,19 @@ struct BiLstm {
     /// The input each class stands for, `[classes, input]`, where it is not one-hot: the
     /// drum roll. `None` for one-hot classes.
     class_inputs: Option<Tensor>,
+    /// How many of the first layer's inputs are controls, after the sequence's own.
+    controls: usize,
 }
 
-/// What a bidirectional stack reads: class indices `[T, B]`, or features `[T, B, F]`.
+/// What a bidirectional stack reads: class indices `[T, B]` with the controls of every
+/// step `[T, B, C]` beside them (a chord-conditioned model's chords), or features
+/// `[T, B, F]`.
 #[derive(Clone, Copy)]
 pub enum Input<'a> {
-    Tokens(&'a Tensor),
+    Tokens {
+        events: &'a Tensor,
+        controls: Option<&'a Tensor>,
+    },
     Features(&'a Tensor),
 }
 
@@ -36,6 +43,7 @@ impl BiLstm {
         input: usize,
         sizes: &[usize],
         class_inputs: Option<Tensor>,
+        controls: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
         let mut layers = Vec::with_capacity(sizes.len());
@@ -55,6 +63,7 @@ impl BiLstm {
         Ok(Self {
             layers,
             class_inputs,
+            controls,
         })
     }
 
@@ -65,51 +74,63 @@ impl BiLstm {
     /// The code `[B, 2H]`.
     fn forward(&self, input: Input, dropout: Option<&Dropout>) -> Result<Tensor> {
         let (steps, batch, device) = match input {
-            Input::Tokens(t) => (t.dim(0)?, t.dim(1)?, t.device()),
+            Input::Tokens { events, .. } => (events.dim(0)?, events.dim(1)?, events.device()),
             Input::Features(f) => (f.dim(0)?, f.dim(1)?, f.device()),
         };
         let reversed = Tensor::arange_step(steps as i64 - 1, -1, -1, device)?;
         let reverse_time = |t: &Tensor| t.index_select(&reversed, 0);
         // Class inputs make the first projection a row lookup: of the kernel itself for
-        // one-hot classes, else of each class's input times the kernel.
-        // Dropout needs the inputs themselves, so it looks up the inputs instead.
-        let one_hot_projection = |cell: &LstmCell, tokens: &Tensor| -> Result<Tensor> {
-            if let Some(d) = dropout {
-                let inputs = match &self.class_inputs {
-                    Some(inputs) => inputs.clone(),
-                    None => Tensor::eye(cell.input_size(), cell.bias.dtype(), cell.bias.device())?,
+        // one-hot classes, else of each class's input times the kernel. Dropout needs the
+        // inputs themselves, so it looks up the inputs instead. The controls' share is a
+        // product of their own rows of the kernel.
+        let first_projection =
+            |cell: &LstmCell, tokens: &Tensor, controls: Option<&Tensor>| -> Result<Tensor> {
+                let w_x = cell.w_x()?;
+                let own = cell.input_size() - self.controls;
+                let w_own = w_x.narrow(0, 0, own)?;
+                let rows = if let Some(d) = dropout {
+                    let inputs = match &self.class_inputs {
+                        Some(inputs) => inputs.clone(),
+                        None => Tensor::eye(own, cell.bias.dtype(), cell.bias.device())?,
+                    };
+                    let x = inputs.index_select(&tokens.flatten_all()?, 0)?;
+                    d.apply(&x)?.matmul(&w_own)?
+                } else {
+                    let table = match &self.class_inputs {
+                        Some(inputs) => inputs.matmul(&w_own)?,
+                        None => w_own,
+                    };
+                    table.index_select(&tokens.flatten_all()?, 0)?
                 };
-                let x =
-                    inputs
-                        .index_select(&tokens.flatten_all()?, 0)?
-                        .reshape((steps, batch, ()))?;
-                return cell.project(&d.apply(&x)?);
-            }
-            let w_x = cell.w_x()?;
-            let table = match &self.class_inputs {
-                Some(inputs) => inputs.matmul(&w_x)?,
-                None => w_x,
+                let rows = match controls {
+                    Some(c) => {
+                        let c = dropped(&c.reshape((steps * batch, ()))?, dropout)?;
+                        (rows + c.matmul(&w_x.narrow(0, own, self.controls)?)?)?
+                    }
+                    None => rows,
+                };
+                add_row(&rows, &cell.bias)?.reshape((steps, batch, ()))
             };
-            let rows = table.index_select(&tokens.flatten_all()?, 0)?;
-            add_row(&rows, &cell.bias)?.reshape((steps, batch, ()))
-        };
         let mut code = None;
         let mut features: Option<Tensor> = None;
         for (i, [fw, bw]) in self.layers.iter().enumerate() {
             let below = match (&features, &input) {
                 (Some(f), _) => Some(f),
                 (None, Input::Features(f)) => Some(*f),
-                (None, Input::Tokens(_)) => None,
+                (None, Input::Tokens { .. }) => None,
             };
             let (x_fw, x_bw) = match (below, &input) {
                 (Some(f), _) => (
                     fw.project(&dropped(f, dropout)?)?,
                     bw.project(&dropped(&reverse_time(f)?, dropout)?)?,
                 ),
-                (None, Input::Tokens(t)) => (
-                    one_hot_projection(fw, t)?,
-                    one_hot_projection(bw, &reverse_time(t)?)?,
-                ),
+                (None, Input::Tokens { events, controls }) => {
+                    let reversed_controls = controls.map(reverse_time).transpose()?;
+                    (
+                        first_projection(fw, events, *controls)?,
+                        first_projection(bw, &reverse_time(events)?, reversed_controls.as_ref())?,
+                    )
+                }
                 (None, Input::Features(_)) => unreachable!(),
             };
             let zeros = Tensor::zeros((batch, fw.hidden_size()), x_fw.dtype(), x_fw.device())?;
@@ -145,6 +166,7 @@ impl Encoder {
             return Ok(None);
         }
         let input = config.input_depth();
+        let controls = config.control_depth();
         let class_inputs = match config.encoding {
             Encoding::Melody | Encoding::Groove => None,
             Encoding::Drums => {
@@ -162,12 +184,14 @@ impl Encoder {
                 input,
                 &config.encoder,
                 class_inputs,
+                controls,
                 vb.pp("hierarchical_level_0"),
             )?;
             let top = BiLstm::new(
                 bars.output_size(),
                 &config.encoder,
                 None,
+                0,
                 vb.pp("hierarchical_level_1"),
             )?;
             vec![bars, top]
@@ -176,6 +200,7 @@ impl Encoder {
                 input,
                 &config.encoder,
                 class_inputs,
+                controls,
                 vb.clone(),
             )?]
         };
@@ -207,15 +232,30 @@ impl Encoder {
     fn code(&self, input: Input, dropout: Option<&Dropout>) -> Result<Tensor> {
         match (self.levels.as_slice(), input) {
             ([flat], input) => flat.forward(input, dropout),
-            ([bars, top], Input::Tokens(tokens)) => {
-                let (steps, batch) = tokens.dims2()?;
+            ([bars, top], Input::Tokens { events, controls }) => {
+                let (steps, batch) = events.dims2()?;
                 let (u, s) = (self.bars, steps / self.bars);
-                // [T, B] -> [S, U * B]: every bar is encoded as a sequence of its own...
-                let per_bar = tokens
-                    .reshape((u, s, batch))?
-                    .transpose(0, 1)?
-                    .reshape((s, u * batch))?;
-                let codes = bars.forward(Input::Tokens(&per_bar.contiguous()?), dropout)?;
+                // [T, B, ..] -> [S, U * B, ..]: every bar is encoded as a sequence of its
+                // own...
+                let per_bar = |t: &Tensor| -> Result<Tensor> {
+                    let mut dims = vec![u, s, batch];
+                    dims.extend(&t.dims()[2..]);
+                    let mut bar_major = vec![s, u * batch];
+                    bar_major.extend(&t.dims()[2..]);
+                    t.reshape(dims)?
+                        .transpose(0, 1)?
+                        .reshape(bar_major)?
+                        .contiguous()
+                };
+                let events = per_bar(events)?;
+                let controls = controls.map(per_bar).transpose()?;
+                let codes = bars.forward(
+                    Input::Tokens {
+                        events: &events,
+                        controls: controls.as_ref(),
+                    },
+                    dropout,
+                )?;
                 // ...and the bars' codes, in order, are the top level's sequence.
                 top.forward(Input::Features(&codes.reshape((u, batch, ()))?), dropout)
             }

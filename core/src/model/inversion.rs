@@ -12,7 +12,7 @@ use candle_core::{DType, Result, Tensor, Var, D};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use rand::SeedableRng;
 
-use super::MusicVae;
+use super::{Batch, MusicVae};
 use crate::music::Event;
 
 #[derive(Debug, Clone, Copy)]
@@ -111,7 +111,12 @@ fn per_row_loss(
     z: &Tensor,
     prior_weight: f64,
 ) -> Result<Tensor> {
-    let logits = model.logits(z, events)?;
+    // Inversion is for decoder-only checkpoints, none of which reads chords.
+    let batch = Batch::Events {
+        events: events.clone(),
+        controls: None,
+    };
+    let logits = model.logits(z, &batch)?;
     let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
     let picked = log_probs.gather(&events.unsqueeze(2)?, 2)?.squeeze(2)?;
     let reconstruction = picked.sum(0)?.neg()?;

@@ -493,6 +493,7 @@ fn architecture(
         groove_input,
         min_pitch: MIN_PITCH,
         max_pitch: MAX_PITCH,
+        chords: None,
     };
     // The converter and the weights must agree on what goes in and comes out of a step.
     let encoder_input = match config.encoder.first() {

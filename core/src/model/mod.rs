@@ -33,6 +33,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
+use crate::music::chord::{self, Chord};
 use crate::music::{drums, groove as groove_rows, melody, Encoding};
 
 /// The largest latent: twice Magenta's largest melody model's (`cat-mel_2bar_big`, 512).
@@ -89,6 +90,8 @@ pub enum ConfigError {
     GrooveShape,
     #[error("`groove_input` is for groove models; this one's `encoding` is {0}")]
     GrooveInputWithoutGroove(&'static str),
+    #[error("`chords` conditions melodies; this model's `encoding` is {0}")]
+    ChordsWithoutMelody(&'static str),
     #[error(
         "the layer sizes and `z_size` ask for {0} weights, more than the {MAX_PARAMETERS} allowed"
     )]
@@ -123,6 +126,39 @@ pub struct Config {
     /// What a groove model's encoder is shown of a groove.
     #[serde(default)]
     pub groove_input: GrooveInput,
+    /// For a chord-conditioned model, how the chord of every step is written beside the
+    /// event, into the encoder and into the (core) decoder. Left out of the JSON when
+    /// `None`, so that every model from before chords keeps its config and its hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chords: Option<ChordEncoding>,
+}
+
+/// How a chord-conditioned model reads a chord.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChordEncoding {
+    /// Magenta's `PitchChordsEncoding` ([`chord::pitch_encoding`]): root, pitch classes and
+    /// bass. It writes every quality the chord input names (sevenths, sixths, sus and add9
+    /// chords, and inversions by their bass), where the triad encoding has no sus chords
+    /// and folds the rest onto four triads; and it is what magenta.js's `mel_chords`
+    /// reads.
+    Pitch,
+}
+
+impl ChordEncoding {
+    /// Values per step.
+    pub fn depth(self) -> usize {
+        match self {
+            Self::Pitch => chord::PITCH_ENCODING_DEPTH,
+        }
+    }
+
+    /// `chord` as this encoding writes it, appended to `out`.
+    pub fn write(self, chord: Option<Chord>, out: &mut Vec<f32>) {
+        match self {
+            Self::Pitch => out.extend(chord::pitch_encoding(chord)),
+        }
+    }
 }
 
 fn default_steps_per_bar() -> usize {
@@ -151,6 +187,7 @@ impl Config {
             min_pitch: melody::MIN_PITCH,
             max_pitch: melody::MAX_PITCH,
             groove_input: GrooveInput::Whole,
+            chords: None,
         }
     }
 
@@ -160,6 +197,23 @@ impl Config {
             bars: 4,
             hierarchical: true,
             ..Self::latent_live_2bar()
+        }
+    }
+
+    /// Latent Live's chord-conditioned 2-bar melody model: the flat default with the chord
+    /// of every step beside each event (Magenta's `cat-mel_2bar_chords` idea).
+    pub fn pop_2bar_chords() -> Self {
+        Self {
+            chords: Some(ChordEncoding::Pitch),
+            ..Self::latent_live_2bar()
+        }
+    }
+
+    /// Latent Live's chord-conditioned hierarchical 4-bar melody model.
+    pub fn pop_4bar_chords() -> Self {
+        Self {
+            chords: Some(ChordEncoding::Pitch),
+            ..Self::latent_live_4bar()
         }
     }
 
@@ -264,6 +318,9 @@ impl Config {
         if self.encoding != Encoding::Groove && self.groove_input != GrooveInput::Whole {
             return Err(ConfigError::GrooveInputWithoutGroove(self.encoding.name()));
         }
+        if self.chords.is_some() && self.encoding != Encoding::Melody {
+            return Err(ConfigError::ChordsWithoutMelody(self.encoding.name()));
+        }
         // The sequencer, capture and the MIDI slicer all work in bars of 16 steps.
         if self.steps_per_bar != melody::STEPS_PER_BAR {
             return Err(ConfigError::StepsPerBar(self.steps_per_bar));
@@ -305,6 +362,7 @@ impl Config {
         };
         let classes = self.num_classes();
         let input = self.input_depth();
+        let controls = self.control_depth();
         let state = self
             .decoder
             .iter()
@@ -314,10 +372,14 @@ impl Config {
         // A categorical decoder: its stack, the dense from the condition to the initial
         // state, and the output projection.
         let categorical = |condition: usize| {
-            stack(classes.saturating_add(condition), &self.decoder, false)
-                .0
-                .saturating_add(dense(condition, state))
-                .saturating_add(dense(top, classes))
+            stack(
+                classes.saturating_add(condition).saturating_add(controls),
+                &self.decoder,
+                false,
+            )
+            .0
+            .saturating_add(dense(condition, state))
+            .saturating_add(dense(top, classes))
         };
         // A conductor: its stack on a 1-wide zero input and its initial state, over a
         // categorical decoder conditioned on its output.
@@ -365,13 +427,19 @@ impl Config {
     }
 
     /// The encoder's input per step: a one-hot class for melodies, the drum roll for
-    /// drums, a groove row for grooves.
+    /// drums, a groove row for grooves; then the step's controls.
     pub fn input_depth(&self) -> usize {
-        match self.encoding {
+        let sequence = match self.encoding {
             Encoding::Melody => self.num_classes(),
             Encoding::Drums => drums::ROLL_DEPTH,
             Encoding::Groove => groove_rows::ROW,
-        }
+        };
+        sequence + self.control_depth()
+    }
+
+    /// The controls fed beside the sequence at every step (the chord), or 0.
+    pub fn control_depth(&self) -> usize {
+        self.chords.map_or(0, ChordEncoding::depth)
     }
 
     /// Tiny sizes for tests.

@@ -293,7 +293,7 @@ pub struct SampleStart<'a> {
 
 impl<'a> SampleStart<'a> {
     /// `fed` is the width of what each step feeds back (the first rows of layer 0's
-    /// kernel); the condition is concatenated after it.
+    /// kernel); the condition follows it (and the controls, if any, follow the condition).
     pub fn new(
         cells: &'a [LstmCell],
         initial_state: &Dense,
@@ -301,8 +301,7 @@ impl<'a> SampleStart<'a> {
         condition: &Tensor,
         fed: usize,
     ) -> Result<Self> {
-        let w_x = cells[0].w_x()?;
-        let condition_rows = w_x.narrow(0, fed, w_x.dim(0)? - fed)?;
+        let condition_rows = cells[0].w_x()?.narrow(0, fed, condition.dim(1)?)?;
         Ok(Self {
             condition_projection: f32_rows(&add_row(
                 &condition.matmul(&condition_rows)?,

@@ -14,6 +14,7 @@ use super::decoder::ScheduledSampling;
 use super::encoder::{Input, Posterior};
 use super::groove::{activate, hit_all};
 use super::{Config, Decoder, Dropout, Encoder, Reconstruction, Sampling};
+use crate::music::chord::Chord;
 use crate::music::drums::{self, NUM_DRUM_CLASSES};
 use crate::music::groove::{Feel, Groove, ROW};
 use crate::music::Event;
@@ -51,8 +52,12 @@ pub struct Loss {
 /// them.
 pub enum Batch {
     /// Melodies or drum patterns as events `[T, B]` u32: the encoder's input and the
-    /// decoder's targets.
-    Events(Tensor),
+    /// decoder's targets; for a chord model, the chord of every step `[T, B, C]` beside
+    /// them, read by both.
+    Events {
+        events: Tensor,
+        controls: Option<Tensor>,
+    },
     /// Grooves: the encoder's view of them `[T, B, ROW]` (what the model's
     /// [`super::GrooveInput`] leaves), and the whole rows the decoder writes.
     Grooves { inputs: Tensor, targets: Tensor },
@@ -61,7 +66,10 @@ pub enum Batch {
 impl Batch {
     fn input(&self) -> Input<'_> {
         match self {
-            Self::Events(events) => Input::Tokens(events),
+            Self::Events { events, controls } => Input::Tokens {
+                events,
+                controls: controls.as_ref(),
+            },
             Self::Grooves { inputs, .. } => Input::Features(inputs),
         }
     }
@@ -69,8 +77,15 @@ impl Batch {
     /// What the decoder is to write.
     pub fn targets(&self) -> &Tensor {
         match self {
-            Self::Events(events) => events,
+            Self::Events { events, .. } => events,
             Self::Grooves { targets, .. } => targets,
+        }
+    }
+
+    fn controls(&self) -> Option<&Tensor> {
+        match self {
+            Self::Events { controls, .. } => controls.as_ref(),
+            Self::Grooves { .. } => None,
         }
     }
 }
@@ -105,9 +120,54 @@ impl MusicVae {
         })
     }
 
-    /// Melodies or drum patterns of `config.steps()` events, as the model reads them.
+    /// Melodies or drum patterns of `config.steps()` events, as the model reads them;
+    /// a chord model reads them over no chord ([`Self::batch_over`]).
     pub fn batch(&self, melodies: &[&[Event]]) -> Result<Batch> {
-        Ok(Batch::Events(self.events_tensor(melodies)?))
+        self.batch_over(melodies, None)
+    }
+
+    /// [`Self::batch`] with each melody's chords, one per step. A model without chords
+    /// leaves them out; a chord model given none reads "no chord" at every step.
+    pub fn batch_over(
+        &self,
+        melodies: &[&[Event]],
+        chords: Option<&[&[Option<Chord>]]>,
+    ) -> Result<Batch> {
+        Ok(Batch::Events {
+            events: self.events_tensor(melodies)?,
+            controls: self.controls_tensor(chords, melodies.len())?,
+        })
+    }
+
+    /// The chords of `batch` phrases as the model reads them, `[T, B, C]`: `None` for a
+    /// model without chords.
+    fn controls_tensor(
+        &self,
+        chords: Option<&[&[Option<Chord>]]>,
+        batch: usize,
+    ) -> Result<Option<Tensor>> {
+        let Some(encoding) = self.config.chords else {
+            return Ok(None);
+        };
+        let steps = self.config.steps();
+        if let Some(chords) = chords {
+            if chords.len() != batch {
+                candle_core::bail!("{} chord progressions for {batch} phrases", chords.len());
+            }
+            if let Some((i, c)) = chords.iter().enumerate().find(|(_, c)| c.len() != steps) {
+                candle_core::bail!(
+                    "progression {i} has {} steps, the model needs {steps}",
+                    c.len()
+                );
+            }
+        }
+        let mut data = Vec::with_capacity(steps * batch * encoding.depth());
+        for t in 0..steps {
+            for i in 0..batch {
+                encoding.write(chords.and_then(|c| c[i][t]), &mut data);
+            }
+        }
+        Tensor::from_vec(data, (steps, batch, encoding.depth()), self.device()).map(Some)
     }
 
     pub fn posterior(&self, batch: &Batch) -> Result<Posterior> {
@@ -158,24 +218,40 @@ impl MusicVae {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn decode(&self, z: &Tensor, sampling: Sampling) -> Result<Vec<Vec<Event>>> {
+        self.decode_over(z, None, sampling)
+    }
+
+    /// [`Self::decode`] over chords, one progression of the model's length per row of `z`
+    /// (as [`Self::batch_over`] reads them).
+    pub fn decode_over(
+        &self,
+        z: &Tensor,
+        chords: Option<&[&[Option<Chord>]]>,
+        sampling: Sampling,
+    ) -> Result<Vec<Vec<Event>>> {
+        let controls = self.controls_tensor(chords, z.dim(0)?)?;
         self.decoder.sample(
             &z.to_dtype(DType::F32)?,
+            controls.as_ref(),
             self.config.steps(),
             sampling,
             None,
         )
     }
 
-    /// [`MusicVae::decode`] that also returns the decoder's top-layer output for row 0 at
-    /// every step, `[steps, hidden]` row-major (the editor's neuron view).
+    /// [`MusicVae::decode_over`] that also returns the decoder's top-layer output for row
+    /// 0 at every step, `[steps, hidden]` row-major (the editor's neuron view).
     pub fn decode_traced(
         &self,
         z: &Tensor,
+        chords: Option<&[&[Option<Chord>]]>,
         sampling: Sampling,
     ) -> Result<(Vec<Vec<Event>>, Vec<f32>)> {
         let mut trace = Vec::with_capacity(self.config.steps() * self.decoder.hidden_size());
+        let controls = self.controls_tensor(chords, z.dim(0)?)?;
         let events = self.decoder.sample(
             &z.to_dtype(DType::F32)?,
+            controls.as_ref(),
             self.config.steps(),
             sampling,
             Some(&mut trace),
@@ -183,9 +259,10 @@ impl MusicVae {
         Ok((events, trace))
     }
 
-    /// Teacher-forced logits `[T, B, classes]` of `events` `[T, B]` given `z` `[B, Z]`.
-    pub fn logits(&self, z: &Tensor, events: &Tensor) -> Result<Tensor> {
-        self.decoder.logits(z, events, None)
+    /// Teacher-forced logits `[T, B, classes]` of an event batch given `z` `[B, Z]`.
+    pub fn logits(&self, z: &Tensor, batch: &Batch) -> Result<Tensor> {
+        self.decoder
+            .logits(z, batch.targets(), batch.controls(), None)
     }
 
     /// Melodies of `config.steps()` events as a time-major `[T, B]` u32 tensor.
@@ -230,9 +307,13 @@ impl MusicVae {
         let Reconstruction {
             loss: reconstruction,
             accuracy,
-        } = self
-            .decoder
-            .reconstruction(&z, batch.targets(), training.scheduled, dropout)?;
+        } = self.decoder.reconstruction(
+            &z,
+            batch.targets(),
+            batch.controls(),
+            training.scheduled,
+            dropout,
+        )?;
         let (kl_cost, kl) = kl_cost(&mu, &sigma, free_bits)?;
         let total = (&reconstruction + (kl_cost * beta)?)?;
         Ok(Loss {

@@ -379,6 +379,104 @@ fn collect_notes(smf: &Smf) -> (Vec<RawNote>, Vec<(u64, f64)>) {
     (notes, tempos)
 }
 
+/// A note of one track in seconds, for corpora whose annotations are in seconds (POP909's
+/// beats and chords).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SecondsNote {
+    pub pitch: u8,
+    pub start: f64,
+    pub end: f64,
+}
+
+/// The notes of the track named `track` (its first track-name event), in seconds through
+/// the file's tempo map, sorted by start; `None` when no track has that name.
+pub fn track_notes_in_seconds(
+    bytes: &[u8],
+    track: &str,
+) -> Result<Option<Vec<SecondsNote>>, MidiError> {
+    let bytes = standard_file(bytes)?;
+    precheck(bytes)?;
+    let smf = Smf::parse(bytes)?;
+    let (_, tempos) = collect_notes(&smf);
+    let named = smf.tracks.iter().find(|t| {
+        t.iter().any(|e| {
+            matches!(e.kind, TrackEventKind::Meta(MetaMessage::TrackName(name))
+                if String::from_utf8_lossy(name).trim() == track)
+        })
+    });
+    let Some(events) = named else {
+        return Ok(None);
+    };
+    let seconds = Seconds::new(smf.header.timing, &tempos);
+    let (mut tick, mut open, mut notes) = (0u64, Vec::<(u8, u8, u64)>::new(), Vec::new());
+    for event in events {
+        tick += event.delta.as_int() as u64;
+        if let TrackEventKind::Midi { channel, message } = event.kind {
+            let ch = channel.as_int();
+            match message {
+                MidiMessage::NoteOn { key, vel } if vel.as_int() > 0 => {
+                    open.push((ch, key.as_int(), tick))
+                }
+                MidiMessage::NoteOn { key, .. } | MidiMessage::NoteOff { key, .. } => {
+                    if let Some(i) = open
+                        .iter()
+                        .position(|&(c, k, _)| c == ch && k == key.as_int())
+                    {
+                        let (_, pitch, start) = open.remove(i);
+                        notes.push(SecondsNote {
+                            pitch,
+                            start: seconds.at(start),
+                            end: seconds.at(tick),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    notes.extend(open.into_iter().map(|(_, pitch, start)| SecondsNote {
+        pitch,
+        start: seconds.at(start),
+        end: seconds.at(tick),
+    }));
+    notes.sort_by(|a, b| a.start.total_cmp(&b.start).then(b.pitch.cmp(&a.pitch)));
+    Ok(Some(notes))
+}
+
+/// Ticks to seconds: `(first tick, seconds elapsed before it, seconds per tick)` per
+/// tempo segment, sorted by tick.
+struct Seconds(Vec<(u64, f64, f64)>);
+
+impl Seconds {
+    fn new(timing: Timing, tempos: &[(u64, f64)]) -> Self {
+        match timing {
+            Timing::Metrical(ppq) => {
+                let ppq = ppq.as_int().max(1) as f64;
+                let mut segments = vec![(0, 0.0, DEFAULT_US_PER_QUARTER / 1e6 / ppq)];
+                for &(tick, us) in tempos {
+                    let (from, elapsed, per_tick) = segments[segments.len() - 1];
+                    segments.push((
+                        tick,
+                        elapsed + (tick - from) as f64 * per_tick,
+                        us / 1e6 / ppq,
+                    ));
+                }
+                Self(segments)
+            }
+            Timing::Timecode(fps, subframes) => {
+                let per_tick = 1.0 / (fps.as_f32() as f64 * subframes.max(1) as f64);
+                Self(vec![(0, 0.0, per_tick)])
+            }
+        }
+    }
+
+    fn at(&self, tick: u64) -> f64 {
+        // The first segment starts at tick 0, so the one holding `tick` exists.
+        let (from, elapsed, per_tick) = self.0[self.0.partition_point(|&(t, ..)| t <= tick) - 1];
+        elapsed + (tick - from) as f64 * per_tick
+    }
+}
+
 /// Ticks to (fractional) 16th steps.
 enum StepClock {
     /// Musical time: the grid follows the beat whatever the tempo.

@@ -387,6 +387,7 @@ impl Worker {
             .compose(mu(Slot::A), mu(Slot::B), &request.controls);
         let (events, activations) = loaded.model.decode_traced(
             &z_tensor(&loaded.model, std::slice::from_ref(&z))?,
+            None,
             Sampling::new(request.temperature, request.seed),
         )?;
         let events = events.into_iter().next().unwrap_or_default();
