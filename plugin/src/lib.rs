@@ -36,6 +36,7 @@ use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 
 use audio::capture::Capturer;
+use audio::chords::ChordListener;
 use audio::output::{self as midi_out, Outbox, Thru};
 use audio::sequencer::{SeqEvent, Sequencer};
 use audio::synth::AuditionSynth;
@@ -68,6 +69,7 @@ pub struct LatentLive {
     sequencer: Sequencer,
     synth: AuditionSynth,
     capturer: Capturer,
+    chords: ChordListener,
     /// MIDI Thru, and the note-offs owed to the host.
     thru: Thru,
     outbox: Outbox,
@@ -99,6 +101,7 @@ impl Default for LatentLive {
             sequencer: Sequencer::new(),
             synth: AuditionSynth::new(48_000.0),
             capturer: Capturer::default(),
+            chords: ChordListener::default(),
             thru: Thru::default(),
             outbox: Outbox::default(),
             clock: Clock::default(),
@@ -200,6 +203,7 @@ impl Plugin for LatentLive {
         self.sequencer.request_all_notes_off();
         self.synth.reset();
         self.capturer.clear();
+        self.chords.clear();
         // A render after a reset starts where a fresh instance would.
         self.clock = Clock::default();
     }
@@ -223,10 +227,7 @@ impl Plugin for LatentLive {
             TransportInfo::from_host(context.transport(), self.sample_rate, &self.clock);
         let forward = self.params.play.thru.value() || self.params.bypass.value();
         while let Some(event) = context.next_event() {
-            self.record_input(&event, &transport);
-            if forward {
-                self.thru.forward(&event);
-            }
+            self.take_input(&event, &transport, forward);
         }
         if self.offline {
             self.wait_for_worker(OFFLINE_WAIT);
@@ -257,9 +258,16 @@ impl Plugin for LatentLive {
 }
 
 impl LatentLive {
-    /// Records a note played in, for Capture.
-    pub fn record_input(&mut self, event: &NoteEvent<()>, transport: &TransportInfo) {
-        self.capturer.record(event, transport);
+    /// A note played in: the chord's (heard, forwarded with Chord Thru), or the melody's
+    /// (recorded for Capture); `forward`: MIDI Thru or bypass.
+    pub fn take_input(&mut self, event: &NoteEvent<()>, transport: &TransportInfo, forward: bool) {
+        let chord = self.chords.hear(event, &self.params.chords);
+        if !chord {
+            self.capturer.record(event, transport);
+        }
+        if forward && (!chord || self.params.chords.thru.value()) {
+            self.thru.forward(event);
+        }
     }
 
     /// Rendering offline, the host calls `process()` back to back, far faster than the
@@ -574,10 +582,10 @@ mod alloc_check {
                     }
                 };
                 match block {
-                    200 => plugin.record_input(&note(true, 62), &t),
-                    250 => plugin.record_input(&note(false, 62), &t),
-                    300 => plugin.record_input(&note(true, 65), &t),
-                    325 => plugin.record_input(&note(false, 65), &t),
+                    200 => plugin.take_input(&note(true, 62), &t, false),
+                    250 => plugin.take_input(&note(false, 62), &t, false),
+                    300 => plugin.take_input(&note(true, 65), &t, false),
+                    325 => plugin.take_input(&note(false, 65), &t, false),
                     // Beat 8.2: early in bar 3, so the capture takes bar 2 (beats 4 to 8).
                     410 => press(&plugin.params.capture.a, true),
                     420 => press(&plugin.params.capture.a, false),
@@ -595,8 +603,8 @@ mod alloc_check {
                         producer.publish(felt);
                         press(&plugin.params.drums.groove, true);
                     }
-                    800 | 812 | 825 | 850 => plugin.record_input(&note(true, 40), &t),
-                    805 | 818 | 830 | 860 => plugin.record_input(&note(false, 40), &t),
+                    800 | 812 | 825 | 850 => plugin.take_input(&note(true, 40), &t, false),
+                    805 | 818 | 830 | 860 => plugin.take_input(&note(false, 40), &t, false),
                     // Beat 20.2: the capture takes bar 5.
                     1010 => {
                         choose(&plugin.params.capture.source, CaptureSource::Tap);

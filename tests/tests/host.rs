@@ -13,6 +13,7 @@ use latent_live::testing::set_by_id;
 use latent_live_core::model::assets::DefaultModel;
 use latent_live_core::model::latent::{z_tensor, LatentSpace};
 use latent_live_core::model::Sampling;
+use latent_live_core::music::chord::{Chord, Quality};
 use latent_live_core::music::groove::Feel;
 use latent_live_core::music::key::{Scale, ScaleLock};
 use latent_live_core::music::phrase::Phrase;
@@ -1352,4 +1353,76 @@ fn activation_and_offline_renders_never_wait_for_a_phrase_already_decoded() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_chord_held_below_the_split_pulls_the_beats_onto_its_tones() {
+    let _turn = exclusive();
+    // A minor held below Split Note (C4) from the start: A2 C3 E3.
+    let chord = [45u8, 48, 52];
+    let am = Chord::new(9, Quality::Minor);
+    let inputs = |fit: f64, chord_thru: f64| {
+        move |sample: u64, frames: usize| -> Vec<Input> {
+            let mut inputs: Vec<Input> = [
+                ("lat2", 0.85),
+                ("lat3", 0.2),
+                ("chin", 2.0),
+                ("chfit", fit),
+                ("chthru", chord_thru),
+            ]
+            .iter()
+            .filter_map(|&(id, value)| {
+                at(0, sample, frames, |time| Input::Param { time, id, value })
+            })
+            .collect();
+            for key in chord {
+                inputs.extend(at(0, sample, frames, |time| Input::NoteOn { time, key }));
+            }
+            inputs
+        }
+    };
+    let samples_per_beat = (SR * 60.0 / TEMPO) as u64;
+    let on_beats = |notes: &[(u64, u8)]| -> Vec<u8> {
+        notes
+            .iter()
+            .filter(|&&(at, key)| at % samples_per_beat == 0 && !chord.contains(&key))
+            .map(|&(_, key)| key)
+            .collect()
+    };
+    let fitted = onsets(&play(
+        &mut offline_plugin(),
+        0.0,
+        seconds(8.0),
+        block_sizes(5),
+        inputs(1.0, 0.0),
+    ));
+    // Chord Thru off: the chord's notes are heard, not forwarded.
+    assert!(
+        fitted
+            .iter()
+            .all(|&(at, key)| at > 0 || !chord.contains(&key)),
+        "{fitted:?}"
+    );
+    let beats = on_beats(&fitted);
+    assert!(beats.len() >= 4, "{fitted:?}");
+    assert!(
+        beats.iter().all(|&key| am.has_tone(key)),
+        "on-beat notes outside A minor: {beats:?}"
+    );
+    // Without the fit the same phrase has on-beat notes off the chord, so the fit did the
+    // work; with Chord Thru on the chord goes out too.
+    let free = onsets(&play(
+        &mut offline_plugin(),
+        0.0,
+        seconds(8.0),
+        block_sizes(5),
+        inputs(0.0, 1.0),
+    ));
+    assert!(
+        on_beats(&free).iter().any(|&key| !am.has_tone(key)),
+        "{free:?}"
+    );
+    for key in chord {
+        assert!(free.iter().any(|&(at, k)| at == 0 && k == key), "{free:?}");
+    }
 }

@@ -33,7 +33,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use latent_live_core::music::chord::{Chord, Quality};
+use latent_live_core::music::chord::Chord;
 use latent_live_core::music::drums::{self, NUM_DRUM_CLASSES};
 use latent_live_core::music::groove::{self, Feel, Groove, RoundTrip};
 use latent_live_core::music::melody::{self, MAX_PITCH, MIN_PITCH, STEPS_PER_BAR};
@@ -1010,7 +1010,7 @@ impl Corpus {
                     split
                         .chords
                         .iter()
-                        .flat_map(|&c| chord_code(c).to_le_bytes()),
+                        .flat_map(|&c| Chord::code(c).to_le_bytes()),
                 );
                 tensors.insert(
                     format!("{name}_chord"),
@@ -1218,9 +1218,9 @@ impl Corpus {
                 Ok(t) if t.dtype() == safetensors::Dtype::U16 && t.shape() == [n, steps] => t
                     .data()
                     .chunks_exact(2)
-                    .map(|b| chord_of_code(u16::from_le_bytes([b[0], b[1]])))
-                    .collect::<Result<_, ()>>()
-                    .map_err(|()| corrupt(format!("`{chord_name}` holds a code no chord has")))?,
+                    .map(|b| Chord::from_code(u16::from_le_bytes([b[0], b[1]])))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| corrupt(format!("`{chord_name}` holds a code no chord has")))?,
                 Ok(t) => {
                     return Err(corrupt(format!(
                         "`{chord_name}` is {:?} {:?}, expected U16 [{n}, {steps}]",
@@ -1323,38 +1323,9 @@ impl Slice {
         let chords = self
             .chords
             .iter()
-            .flat_map(|&c| chord_code(c).to_le_bytes());
+            .flat_map(|&c| Chord::code(c).to_le_bytes());
         events.chain(feel).chain(chords).collect()
     }
-}
-
-/// A chord as the corpus file stores it: 0 for no chord, else `1 + (root * 14 + quality)
-/// * 12 + bass`, the quality by its place in [`Quality::ALL`].
-fn chord_code(chord: Option<Chord>) -> u16 {
-    chord.map_or(0, |c| {
-        let quality = Quality::ALL
-            .iter()
-            .position(|&q| q == c.quality)
-            .unwrap_or(0);
-        1 + ((c.root as u16 * 14 + quality as u16) * 12 + c.bass as u16)
-    })
-}
-
-/// The chord of a [`chord_code`]; `Err` for a code no chord has.
-fn chord_of_code(code: u16) -> Result<Option<Chord>, ()> {
-    let Some(code) = code.checked_sub(1) else {
-        return Ok(None);
-    };
-    let (bass, rest) = ((code % 12) as u8, code / 12);
-    let (quality, root) = ((rest % 14) as usize, rest / 14);
-    if root >= 12 {
-        return Err(());
-    }
-    Ok(Some(Chord {
-        root: root as u8,
-        quality: Quality::ALL[quality],
-        bass,
-    }))
 }
 
 #[derive(serde::Serialize)]

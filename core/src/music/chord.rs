@@ -7,7 +7,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::key::{note_name, NOTE_NAMES};
+use super::key::{note_name, Key, Mode, NOTE_NAMES};
+use super::melody::Note;
 
 /// Chord qualities, by their intervals above the root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -327,6 +328,94 @@ impl fmt::Display for Chord {
     }
 }
 
+impl Chord {
+    /// A chord in 16 bits, for files and atomics: 0 for no chord, else
+    /// `1 + (root * 14 + quality) * 12 + bass`, the quality by its place in
+    /// [`Quality::ALL`].
+    pub fn code(chord: Option<Chord>) -> u16 {
+        chord.map_or(0, |c| {
+            let quality = Quality::ALL
+                .iter()
+                .position(|&q| q == c.quality)
+                .unwrap_or(0);
+            1 + ((c.root as u16 * 14 + quality as u16) * 12 + c.bass as u16)
+        })
+    }
+
+    /// The chord of a [`Chord::code`]; `None` for a code no chord has.
+    pub fn from_code(code: u16) -> Option<Option<Chord>> {
+        let Some(code) = code.checked_sub(1) else {
+            return Some(None);
+        };
+        let (bass, rest) = ((code % 12) as u8, code / 12);
+        let (quality, root) = ((rest % 14) as usize, rest / 14);
+        (root < 12).then(|| {
+            Some(Chord {
+                root: root as u8,
+                quality: Quality::ALL[quality],
+                bass,
+            })
+        })
+    }
+}
+
+/// The progression a chord model plays over when nothing names the chords: I–V–vi–IV in
+/// a major key, i–VI–III–VII in a minor one, the four chords spread evenly over `steps`
+/// (one a bar over four bars, two a bar over two).
+pub fn default_progression(key: Key, steps: usize) -> Vec<Option<Chord>> {
+    let degrees: [(u8, Quality); 4] = match key.mode {
+        Mode::Major => [
+            (0, Quality::Major),
+            (7, Quality::Major),
+            (9, Quality::Minor),
+            (5, Quality::Major),
+        ],
+        Mode::Minor => [
+            (0, Quality::Minor),
+            (8, Quality::Major),
+            (3, Quality::Major),
+            (10, Quality::Major),
+        ],
+    };
+    (0..steps)
+        .map(|t| {
+            let (degree, quality) = degrees[t * 4 / steps.max(1)];
+            Some(Chord::new(key.tonic + degree, quality))
+        })
+        .collect()
+}
+
+/// Chord Fit: moves notes that start on a beat (every 4th 16th) and are not tones of the
+/// chord sounding there (`chords`, one per step) to the nearest chord tone, the lower on
+/// a tie. `amount` (0 to 1) is the share of such notes moved; which ones is fixed by the
+/// notes' places, so that a phrase fitted twice moves the same notes.
+pub fn fit_to_chords(notes: &mut [Note], chords: &[Option<Chord>], amount: f32) {
+    if !(amount > 0.0) {
+        return;
+    }
+    for note in notes.iter_mut().filter(|n| n.start % 4 == 0) {
+        let Some(Some(chord)) = chords.get(note.start as usize) else {
+            continue;
+        };
+        if chord.has_tone(note.pitch) || place_hash(note.start) >= amount {
+            continue;
+        }
+        let nearest = (1..=6u8)
+            .flat_map(|d| [note.pitch.checked_sub(d), note.pitch.checked_add(d)])
+            .flatten()
+            .find(|&p| p <= 127 && chord.has_tone(p));
+        if let Some(p) = nearest {
+            note.pitch = p;
+        }
+    }
+}
+
+/// A value in `0..1` fixed by a step: which notes a partial Chord Fit moves.
+fn place_hash(step: u32) -> f32 {
+    let h = (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+    h as f32 / (1u64 << 24) as f32
+}
+
 /// Semitones above the root of a Harte degree: `3`, `b7`, `#4`.
 fn harte_degree(degree: &str) -> Option<u8> {
     let digits = degree.trim_start_matches(['b', '#']);
@@ -534,5 +623,88 @@ mod tests {
             Some(48)
         );
         assert_eq!(triad_class(Some(Chord::new(0, Quality::Sus2))), None);
+    }
+
+    #[test]
+    fn every_chord_survives_its_code() {
+        assert_eq!(Chord::from_code(Chord::code(None)), Some(None));
+        for root in 0..12 {
+            for quality in Quality::ALL {
+                for bass in 0..12 {
+                    let chord = Some(Chord {
+                        root,
+                        quality,
+                        bass,
+                    });
+                    assert_eq!(Chord::from_code(Chord::code(chord)), Some(chord));
+                }
+            }
+        }
+        assert_eq!(Chord::from_code(u16::MAX), None);
+    }
+
+    #[test]
+    fn the_default_progression_is_i_v_vi_iv_or_i_vi_iii_vii() {
+        let names = |key, steps| -> Vec<String> {
+            let p = default_progression(key, steps);
+            (0..4)
+                .map(|q| p[q * steps / 4].unwrap().to_string())
+                .collect()
+        };
+        let a_minor = Key {
+            tonic: 9,
+            mode: Mode::Minor,
+        };
+        let g_major = Key {
+            tonic: 7,
+            mode: Mode::Major,
+        };
+        assert_eq!(names(g_major, 32), ["G", "D", "Em", "C"]);
+        assert_eq!(names(a_minor, 64), ["Am", "F", "C", "G"]);
+        // Evenly spread: two chords a bar over two bars, one a bar over four.
+        let two_bars = default_progression(g_major, 32);
+        assert!(two_bars[..8].iter().all(|&c| c == two_bars[0]));
+        assert_ne!(two_bars[7], two_bars[8]);
+    }
+
+    #[test]
+    fn chord_fit_moves_on_beat_notes_to_the_nearest_chord_tone() {
+        let c = Some(Chord::new(0, Quality::Major));
+        let chords = vec![c; 16];
+        let line = |pitches: [u8; 4]| -> Vec<Note> {
+            pitches
+                .iter()
+                .enumerate()
+                .map(|(i, &pitch)| Note {
+                    pitch,
+                    start: i as u32 * 2,
+                    end: i as u32 * 2 + 2,
+                })
+                .collect()
+        };
+        // D on beat 1 goes to C (a tie: the lower), F on beat 2 to E; the off-beat notes stay.
+        let mut notes = line([62, 65, 65, 71]);
+        fit_to_chords(&mut notes, &chords, 1.0);
+        let pitches: Vec<u8> = notes.iter().map(|n| n.pitch).collect();
+        assert_eq!(pitches, [60, 65, 64, 71]);
+        let mut untouched = line([62, 65, 65, 71]);
+        fit_to_chords(&mut untouched, &chords, 0.0);
+        assert_eq!(untouched, line([62, 65, 65, 71]));
+        // A partial fit moves a fixed share of the notes, the same ones every time.
+        let many: Vec<Note> = (0..400)
+            .map(|i| Note {
+                pitch: 62,
+                start: i * 4,
+                end: i * 4 + 1,
+            })
+            .collect();
+        let chords = vec![c; 1600];
+        let mut half = many.clone();
+        fit_to_chords(&mut half, &chords, 0.5);
+        let moved = half.iter().filter(|n| n.pitch != 62).count();
+        assert!((160..=240).contains(&moved), "{moved} of 400 moved");
+        let mut again = many.clone();
+        fit_to_chords(&mut again, &chords, 0.5);
+        assert_eq!(half, again);
     }
 }

@@ -51,6 +51,9 @@ pub struct Phrase {
     /// Counts the worker's decodes, so the audio thread and tests can tell phrases apart.
     pub generation: u64,
     pub encoding: Encoding,
+    /// Decoded for a new chord heard with `Chord Follow` on Beat: it takes over at the
+    /// next beat rather than at the swap point.
+    pub swap_on_beat: bool,
 }
 
 impl Default for Phrase {
@@ -67,6 +70,7 @@ impl Phrase {
         steps: 32,
         generation: 0,
         encoding: Encoding::Melody,
+        swap_on_beat: false,
     };
 
     /// No notes, `steps` long.

@@ -23,7 +23,7 @@ type Event = NoteEvent<()>;
 pub struct KeySet([u128; 16]);
 
 impl KeySet {
-    fn set(&mut self, channel: u8, key: u8, on: bool) {
+    pub fn set(&mut self, channel: u8, key: u8, on: bool) {
         let (channel, bit) = ((channel & 15) as usize, 1u128 << (key & 127));
         if on {
             self.0[channel] |= bit;
@@ -32,7 +32,7 @@ impl KeySet {
         }
     }
 
-    fn contains(&self, channel: u8, key: u8) -> bool {
+    pub fn contains(&self, channel: u8, key: u8) -> bool {
         self.0[(channel & 15) as usize] & (1u128 << (key & 127)) != 0
     }
 
@@ -87,7 +87,7 @@ pub fn all_notes_off(timing: u32, channel: u8) -> Event {
 }
 
 /// (channel, key, is a note-on) of a note event, `None` for any other event.
-fn note_of(event: &Event) -> Option<(u8, u8, bool)> {
+pub fn note_of(event: &Event) -> Option<(u8, u8, bool)> {
     match *event {
         NoteEvent::NoteOn {
             channel: Channel::Number(channel),

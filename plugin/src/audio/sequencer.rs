@@ -513,6 +513,9 @@ impl Sequencer {
         if self.current.is_empty() && self.is_silent() {
             return true;
         }
+        if self.pending.swap_on_beat && point.step % STEPS_PER_BEAT as u32 == 0 {
+            return true;
+        }
         match mode {
             SwapMode::NextBar => point.step == 0,
             SwapMode::NextPhrase => {

@@ -9,9 +9,10 @@ use nice_plug::prelude::*;
 
 use latent_live_core::model::latent::{Controls, NUM_SLIDERS};
 use latent_live_core::music::attributes::NUM_CONTROLLED;
-use latent_live_core::music::key::ScaleLock;
+use latent_live_core::music::chord::Chord;
+use latent_live_core::music::key::{Key, Mode, ScaleLock};
 
-use crate::params::{GrooveModelChoice, ModelChoice};
+use crate::params::{ChordFollow, GrooveModelChoice, ModelChoice};
 
 /// Slider range, in sigmas of the slider's dim: its spread over real music when the
 /// model has been analysed, else the prior's (z ~ N(0, 1)).
@@ -241,6 +242,14 @@ pub struct ZRequest {
     pub groove_model: GrooveModelChoice,
     /// The key and scale melodies are fitted into.
     pub scale: Option<ScaleLock>,
+    /// The key set (in the scale's mode; major with `Scale` off): a chord model plays
+    /// over its default progression when no chord is played.
+    pub key: Key,
+    /// The chord played in, with `Chord Input` on.
+    pub chord: Option<Chord>,
+    /// `Chord Fit`, 0 to 1, for models that do not read chords.
+    pub chord_fit: f32,
+    pub chord_follow: ChordFollow,
     /// Revisions of the persisted clips and model files: a capture, a restored project or
     /// another file changes them.
     pub clips_revision: u64,
@@ -275,6 +284,10 @@ impl ZRequest {
         mix(self
             .scale
             .map_or(0, |lock| 1 + lock.tonic as u64 + 12 * lock.scale as u64));
+        mix(self.key.tonic as u64 + 12 * (self.key.mode == Mode::Minor) as u64);
+        mix(Chord::code(self.chord) as u64);
+        mix(self.chord_fit.to_bits() as u64);
+        mix(self.chord_follow as u64);
         mix(self.clips_revision);
         mix(self.model_file_revision);
         mix(self.groove_file_revision);

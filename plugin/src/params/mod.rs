@@ -1,12 +1,14 @@
 //! The plugin's parameters, in groups by who reads them: [`latent`] (what moves z, read
 //! by the worker through [`ZRequest`]), [`play`] (how the phrase is played, read by the
-//! audio thread through [`Playback`]), and here the model choice, capture, the audition
+//! audio thread through [`Playback`]), [`chords`] (the chords played in: heard by the
+//! audio thread, played over by the worker), and here the model choice, capture, the audition
 //! synth and the state the project persists.
 //!
 //! IDs are at most 6 characters and are never renamed (hosts store automation by them);
 //! `ids_are_the_released_ones` pins every one, in order. The groups are the host's
 //! folders: they change no id.
 
+pub mod chords;
 pub mod latent;
 pub mod play;
 
@@ -15,6 +17,7 @@ use std::sync::Arc;
 
 use nice_plug::prelude::*;
 
+pub use chords::{ChordFollow, ChordInput, ChordParams};
 pub use latent::{LatentParams, ZRequest, MAX_ATTRIBUTE, MAX_SEED, MAX_TEMPERATURE, SLIDER_SIGMAS};
 pub use latent_live_core::model::latent::NUM_SLIDERS;
 /// The attributes z can be pushed along, one parameter each, in this order.
@@ -116,6 +119,8 @@ pub struct LatentLiveParams {
     pub bypass: BoolParam,
     #[nested(group = "Pitch")]
     pub pitch: PitchParams,
+    #[nested(group = "Chords")]
+    pub chords: ChordParams,
 
     /// The captured clips and their latent means.
     #[persist = "clips"]
@@ -210,11 +215,21 @@ impl Default for LatentLiveParams {
             audition: AuditionParams::default(),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
             pitch: PitchParams::default(),
+            chords: ChordParams::default(),
             clips: Persisted::default(),
             model_file: Persisted::default(),
             groove_file: Persisted::default(),
             state_version: StateVersion::default(),
         }
+    }
+}
+
+/// A host value as the worker reads it: -0.0 and non-finite values are 0.0.
+fn finite_or_zero(value: f32) -> f32 {
+    if value.is_finite() {
+        value + 0.0
+    } else {
+        0.0
     }
 }
 
@@ -224,16 +239,16 @@ impl LatentLiveParams {
         let temperature = self.latent.temperature.value();
         ZRequest {
             controls: self.latent.controls(),
-            // As the controls: -0.0 and non-finite values are 0.0.
-            temperature: if temperature.is_finite() {
-                temperature + 0.0
-            } else {
-                0.0
-            },
+            // As the controls.
+            temperature: finite_or_zero(temperature),
             seed: self.latent.seed.value().max(0) as u64,
             model: self.model.value(),
             groove_model: self.drums.groove_model.value(),
             scale: self.pitch.lock(),
+            key: self.pitch.key(),
+            chord: self.chords.chord(),
+            chord_fit: finite_or_zero(self.chords.fit.value()),
+            chord_follow: self.chords.follow.value(),
             clips_revision: self.clips.revision(),
             model_file_revision: self.model_file.revision(),
             groove_file_revision: self.groove_file.revision(),
@@ -262,7 +277,8 @@ mod tests {
             "toms", "cymb", "dsync", "bback", "fill", "padx", "pady", "model", "capa", "capb",
             "capsrc", "trans", "oct", "vel", "len", "swap", "chan", "thru", "dchan", "dn_1",
             "dn_2", "dn_3", "dn_4", "dn_5", "dn_6", "dn_7", "dn_8", "dn_9", "groove", "gmodel",
-            "synth", "gain", "bypass", "key", "scale",
+            "synth", "gain", "bypass", "key", "scale", "chin", "chch", "split", "chfol", "chthru",
+            "chfit",
         ];
         assert_eq!(ids, released);
         assert!(ids.iter().all(|id| id.len() <= 6), "{ids:?}");

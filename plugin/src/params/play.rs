@@ -6,7 +6,7 @@
 use nice_plug::prelude::*;
 
 use latent_live_core::music::drums::{self, Hit};
-use latent_live_core::music::key::{Scale, ScaleLock};
+use latent_live_core::music::key::{Key, Mode, Scale, ScaleLock};
 use latent_live_core::music::phrase::PhraseNote;
 use latent_live_core::music::Encoding;
 
@@ -76,6 +76,14 @@ impl Default for PitchParams {
 }
 
 impl PitchParams {
+    /// The key set, in the mode of the scale (major with `Scale` off).
+    pub fn key(&self) -> Key {
+        Key {
+            tonic: self.key.value() as u8,
+            mode: self.scale.value().scale().map_or(Mode::Major, Scale::mode),
+        }
+    }
+
     /// The key and scale set, or `None` with `Scale` off.
     pub fn lock(&self) -> Option<ScaleLock> {
         Some(ScaleLock {

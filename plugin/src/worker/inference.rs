@@ -24,11 +24,12 @@ use crate::link::capture::CaptureRequest;
 use crate::link::phrase::PhrasePublisher;
 use crate::link::view::{Decoded, View, ViewPublisher};
 use crate::link::{Command, Shared};
-use crate::params::{GrooveModelChoice, LatentLiveParams, ModelChoice, ZRequest};
+use crate::params::{ChordFollow, GrooveModelChoice, LatentLiveParams, ModelChoice, ZRequest};
 use crate::state::clips::{Clips, Slot};
 use crate::worker::models::{self, Loaded, LoadedGroove, ModelLoader, ModelSource};
 use latent_live_core::model::latent::z_tensor;
 use latent_live_core::model::{GrooveInput, Sampling};
+use latent_live_core::music::chord::{self, Chord};
 use latent_live_core::music::groove::Feel;
 use latent_live_core::music::phrase::Phrase;
 use latent_live_core::music::{drums, melody, Encoding, Event};
@@ -67,6 +68,9 @@ pub struct Worker {
     pub(super) clips: Clips,
     pub(super) clips_revision: Option<u64>,
     generation: u64,
+    /// The chord the newest phrase was decoded for: a phrase for another one may take
+    /// over at the next beat.
+    last_chord: Option<Chord>,
     pub(super) recent: Vec<Arc<Decoded>>,
     /// The request the newest phrase answers.
     decoded: Option<ZRequest>,
@@ -103,6 +107,7 @@ impl Worker {
             clips: Clips::default(),
             clips_revision: None,
             generation: 0,
+            last_chord: None,
             recent: Vec::with_capacity(RECENT_PHRASES),
             decoded: None,
             last_change: Instant::now(),
@@ -385,20 +390,25 @@ impl Worker {
         let z = loaded
             .space
             .compose(mu(Slot::A), mu(Slot::B), &request.controls);
+        let steps = loaded.model.config.steps();
+        let chords = progression(request, steps);
         let (events, activations) = loaded.model.decode_traced(
             &z_tensor(&loaded.model, std::slice::from_ref(&z))?,
-            None,
+            Some(&[chords.as_slice()]),
             Sampling::new(request.temperature, request.seed),
         )?;
         let events = events.into_iter().next().unwrap_or_default();
         self.generation += 1;
-        let steps = loaded.model.config.steps();
         let hidden = activations.len() / events.len().max(1);
         let phrase = match loaded.model.config.encoding {
             Encoding::Melody => {
                 let mut notes = melody::decode(&events);
                 if let Some(lock) = request.scale {
                     lock.fit(&mut notes);
+                }
+                // A chord model has played over the chords already.
+                if loaded.model.config.chords.is_none() && request.chord.is_some() {
+                    chord::fit_to_chords(&mut notes, &chords, request.chord_fit);
                 }
                 Phrase::from_notes(&notes, steps, self.generation)
             }
@@ -411,6 +421,9 @@ impl Worker {
                 phrase
             }
         };
+        let mut phrase = phrase;
+        phrase.swap_on_beat = request.chord_follow == ChordFollow::Beat
+            && std::mem::replace(&mut self.last_chord, request.chord) != request.chord;
         self.shared
             .status
             .last_decode_micros
@@ -421,6 +434,15 @@ impl Worker {
             activations,
             hidden,
         })
+    }
+}
+
+/// The chords a phrase of `steps` is played over, one per step: the chord played in, held
+/// for the whole phrase; failing one, the default progression in the key set.
+fn progression(request: &ZRequest, steps: usize) -> Vec<Option<Chord>> {
+    match request.chord {
+        Some(chord) => vec![Some(chord); steps],
+        None => chord::default_progression(request.key, steps),
     }
 }
 

@@ -682,6 +682,39 @@ fn swap_waits_for_the_next_bar() {
 }
 
 #[test]
+fn a_phrase_for_a_new_chord_followed_on_the_beat_swaps_at_the_next_beat() {
+    // Queued at step 5 (inside the demo's 62, held 4..6) with Swap on Next Bar: a chord
+    // phrase followed on the beat takes over at step 8 (its own step 8, as the bar
+    // position stays), not at the bar line at 16.
+    let mut next = phrase(&[(57, 8, 12)], 32, 2);
+    next.swap_on_beat = true;
+    let mut seq = started(&demo());
+    let mut log = Log::new();
+    let pos = run(&mut seq, &Playback::default(), 5 * STEP, || 64, &mut log, 0);
+    seq.queue_phrase(&next);
+    log.clear();
+    run(
+        &mut seq,
+        &Playback::default(),
+        12 * STEP - pos,
+        || 64,
+        &mut log,
+        pos,
+    );
+    let log = normalise(&log);
+    let first_on = log
+        .iter()
+        .find(|(_, e)| matches!(e, SeqEvent::NoteOn { key: 57, .. }))
+        .unwrap();
+    assert_eq!(first_on.0, 8 * STEP, "{log:?}");
+    // The old phrase's 64 (from step 8) never starts; its 62 ended at step 6.
+    assert!(!log
+        .iter()
+        .any(|(_, e)| matches!(e, SeqEvent::NoteOn { key: 64, .. })));
+    assert_eq!(seq.current().generation, 2);
+}
+
+#[test]
 fn swap_modes_phrase_and_immediately() {
     // NextPhrase: queued at step 5, waits past the bar line at 16 for the loop point at 32.
     let next = phrase(&[(48, 0, 32)], 32, 2);
