@@ -31,8 +31,9 @@ use nice_plug_egui::{EguiEditorState, NiceEguiApp};
 use crate::link::view::{Decoded, ModelInfo, View};
 use crate::link::{Command, EditorLink};
 use crate::params::Playback;
-use crate::params::{GrooveModelChoice, LatentLiveParams, ModelChoice, ATTRIBUTES};
+use crate::params::{ChordInput, GrooveModelChoice, LatentLiveParams, ModelChoice, ATTRIBUTES};
 use crate::state::clips::{Clips, Slot};
+use latent_live_core::music::chord::Chord;
 use latent_live_core::music::key::Key;
 use latent_live_core::music::{attributes, drums, Encoding};
 use widgets::{param_button, param_choice, param_slider, set_normalized, ROW_HEIGHT};
@@ -123,6 +124,19 @@ pub fn style(ctx: &egui::Context) {
     });
 }
 
+/// A phrase's chords as a musician writes them: each change once, `Am F C G`.
+fn progression_name(chords: &[Option<Chord>]) -> String {
+    let mut names: Vec<String> = Vec::new();
+    let mut last = None;
+    for &chord in chords {
+        if Some(chord) != last {
+            names.push(chord.map_or_else(|| "N.C.".to_string(), |c| c.to_string()));
+            last = Some(chord);
+        }
+    }
+    names.join(" ")
+}
+
 impl Editor {
     pub fn new(params: Arc<LatentLiveParams>, link: EditorLink) -> Self {
         Self {
@@ -169,7 +183,13 @@ impl Editor {
                 queued.as_ref().map(|d| &d.phrase),
             );
             match now.or(next).map_or(Encoding::Melody, |p| p.encoding) {
-                Encoding::Melody => piano_roll::show(ui, now, next, playhead, 150.0),
+                Encoding::Melody => {
+                    let harmony = piano_roll::Harmony {
+                        scale: self.params.pitch.lock(),
+                        chords: playing.as_ref().map_or(&[][..], |d| &d.chords[..]),
+                    };
+                    piano_roll::show(ui, now, next, playhead, &harmony, 150.0)
+                }
                 Encoding::Drums | Encoding::Groove => drum_grid::show(
                     ui,
                     now,
@@ -357,6 +377,10 @@ impl Editor {
                 param_choice(ui, setter, &p.pitch.scale, "Scale", 130.0)
                     .on_hover_text("Every melody note is fitted into this key and scale");
                 ui.add_space(8.0);
+                // The third row: the chords played in.
+                ui.end_row();
+                self.chord_controls(ui, setter);
+                ui.add_space(8.0);
             }
             for (param, label) in [
                 (&p.play.thru, "MIDI thru"),
@@ -368,6 +392,51 @@ impl Editor {
                 }
             }
         });
+    }
+
+    /// Where chords come from, how they are followed, and the chords the phrase playing
+    /// plays over.
+    fn chord_controls(&mut self, ui: &mut Ui, setter: &ParamSetter) {
+        let p = self.params.clone();
+        param_choice(ui, setter, &p.chords.input, "Chord input", 80.0).on_hover_text(
+            "The notes held on the chord channel, or below the split note, name the chord",
+        );
+        match p.chords.input.value() {
+            ChordInput::Off => {}
+            ChordInput::Channel => {
+                param_slider(ui, setter, &p.chords.channel, "Chord channel", 60.0);
+            }
+            ChordInput::Split => {
+                param_slider(ui, setter, &p.chords.split, "Split note", 60.0);
+            }
+        }
+        param_choice(ui, setter, &p.chords.follow, "Chord follow", 70.0)
+            .on_hover_text("A new chord takes over at the swap point, or at the next beat");
+        let mut thru = p.chords.thru.value();
+        if ui
+            .checkbox(&mut thru, "Chord thru")
+            .on_hover_text("With MIDI thru, the chord's notes go out too")
+            .changed()
+        {
+            widgets::set_normalized(setter, &p.chords.thru, if thru { 1.0 } else { 0.0 });
+        }
+        let reads_chords = self.view.model.as_ref().is_some_and(|m| m.chords);
+        if !reads_chords {
+            param_slider(ui, setter, &p.chords.fit, "Chord fit", 80.0)
+                .on_hover_text("The share of on-beat notes moved onto a tone of the chord held");
+        }
+        let (playing, _) = self.phrases();
+        let chords = playing
+            .map(|d| progression_name(&d.chords))
+            .unwrap_or_default();
+        if !chords.is_empty() {
+            ui.label(RichText::new(chords).strong().color(piano_roll::PLAYING))
+                .on_hover_text(if reads_chords {
+                    "The chords the model plays over"
+                } else {
+                    "The chord the on-beat notes are fitted to"
+                });
+        }
     }
 
     fn latent_panel(&mut self, ui: &mut Ui, setter: &ParamSetter) {

@@ -1,8 +1,11 @@
-//! The piano roll: the phrase playing, the one queued ghosted over it, the playhead; and
-//! the small rolls that show clips A and B.
+//! The piano roll: the phrase playing, the one queued ghosted over it, the playhead, the
+//! rows of the scale and the chord tones under each step; and the small rolls that show
+//! clips A and B.
 
 use egui::{Align2, Color32, FontId, Painter, Pos2, Rect, Sense, Stroke, StrokeKind, Ui, Vec2};
 
+use latent_live_core::music::chord::Chord;
+use latent_live_core::music::key::ScaleLock;
 use latent_live_core::music::melody::{Note, STEPS_PER_BAR};
 use latent_live_core::music::phrase::Phrase;
 
@@ -12,8 +15,18 @@ pub const PLAYING: Color32 = Color32::from_rgb(255, 168, 64);
 pub const QUEUED: Color32 = Color32::from_rgb(120, 200, 255);
 const GRID: Color32 = Color32::from_gray(52);
 const BAR_LINE: Color32 = Color32::from_gray(96);
+/// A row of the scale set, and a chord tone under its chord.
+const SCALE_ROW: Color32 = Color32::from_rgba_premultiplied(40, 56, 72, 255);
+const CHORD_TONE: Color32 = Color32::from_rgba_premultiplied(90, 64, 24, 255);
 /// The fewest semitones shown, so that a one-note phrase is not one fat bar.
 const MIN_SPAN: u8 = 14;
+
+/// What the roll marks behind the notes: the rows of the scale set, and under each step
+/// the rows of the chord the phrase plays over there (one chord per step; empty for none).
+pub struct Harmony<'a> {
+    pub scale: Option<ScaleLock>,
+    pub chords: &'a [Option<Chord>],
+}
 
 /// Draws the phrase playing and the queued one over the full width; `playhead` is the
 /// playing phrase's step (fractional) while the transport runs.
@@ -22,6 +35,7 @@ pub fn show(
     playing: Option<&Phrase>,
     queued: Option<&Phrase>,
     playhead: Option<f32>,
+    harmony: &Harmony,
     height: f32,
 ) {
     let panel = Panel {
@@ -37,6 +51,7 @@ pub fn show(
         let (now, next) = (notes(playing), notes(queued));
         let range = pitch_range(now.iter().chain(&next));
         grid(painter, rect, steps, range);
+        paint_harmony(painter, rect, steps, range, harmony);
         paint_notes(painter, rect, &now, steps, range, Fill::Solid(PLAYING));
         paint_notes(painter, rect, &next, steps, range, Fill::Ghost(QUEUED));
         rect
@@ -117,6 +132,40 @@ fn grid(painter: &Painter, rect: Rect, steps: u32, (lo, hi): (u8, u8)) {
             [Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())],
             Stroke::new(1.0, color),
         );
+    }
+}
+
+/// The scale's rows across the roll, and each chord's tones over the steps it lasts.
+fn paint_harmony(painter: &Painter, rect: Rect, steps: u32, (lo, hi): (u8, u8), harmony: &Harmony) {
+    let row = rect.height() / (hi - lo + 1) as f32;
+    let step_width = rect.width() / steps as f32;
+    let band = |pitch: u8, from: u32, to: u32, color: Color32| {
+        let y = rect.bottom() - (pitch - lo + 1) as f32 * row;
+        let x = |step: u32| rect.left() + step.min(steps) as f32 * step_width;
+        painter.rect_filled(
+            Rect::from_min_max(Pos2::new(x(from), y + 1.0), Pos2::new(x(to), y + row - 1.0)),
+            0.0,
+            color,
+        );
+    };
+    if let Some(scale) = harmony.scale {
+        for pitch in (lo..=hi).filter(|&p| scale.contains(p)) {
+            band(pitch, 0, steps, SCALE_ROW);
+        }
+    }
+    // One band per run of steps under the same chord.
+    let mut start = 0;
+    while start < harmony.chords.len().min(steps as usize) {
+        let chord = harmony.chords[start];
+        let end = (start..harmony.chords.len())
+            .find(|&t| harmony.chords[t] != chord)
+            .unwrap_or(harmony.chords.len());
+        if let Some(chord) = chord {
+            for pitch in (lo..=hi).filter(|&p| chord.has_tone(p)) {
+                band(pitch, start as u32, end as u32, CHORD_TONE);
+            }
+        }
+        start = end;
     }
 }
 

@@ -13,6 +13,7 @@ use triple_buffer::triple_buffer;
 use crate::params::NUM_ATTRIBUTES;
 use latent_live_core::model::latent::LatentSpace;
 use latent_live_core::model::ModelCard;
+use latent_live_core::music::chord::Chord;
 use latent_live_core::music::phrase::Phrase;
 use latent_live_core::music::Encoding;
 
@@ -39,6 +40,8 @@ pub struct ModelInfo {
     /// Whether the model has a vector for each attribute slider.
     pub attributes: [bool; NUM_ATTRIBUTES],
     pub encoding: Encoding,
+    /// Whether the model reads chords (it plays over them, rather than being fitted).
+    pub chords: bool,
 }
 
 impl ModelInfo {
@@ -48,6 +51,7 @@ impl ModelInfo {
         space: &LatentSpace,
         has_encoder: bool,
         encoding: Encoding,
+        chords: bool,
     ) -> Self {
         let z_size = space.z_size;
         let is_music = |d: usize| {
@@ -76,18 +80,21 @@ impl ModelInfo {
             music_neurons,
             attributes: space.attribute_vectors.each_ref().map(Option::is_some),
             encoding,
+            chords,
         }
     }
 }
 
-/// One decode: the phrase, the z it came from and the decoder's top-layer output at
-/// every step (`[phrase.steps, hidden]`, row-major).
+/// One decode: the phrase, the z it came from, the decoder's top-layer output at every
+/// step (`[phrase.steps, hidden]`, row-major), and the chord of every step the phrase
+/// plays over (empty where no chord shaped it: a model without chords, no chord played).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decoded {
     pub phrase: Phrase,
     pub z: Vec<f32>,
     pub activations: Vec<f32>,
     pub hidden: usize,
+    pub chords: Vec<Option<Chord>>,
 }
 
 /// What the worker last published.

@@ -392,6 +392,10 @@ impl Worker {
             .compose(mu(Slot::A), mu(Slot::B), &request.controls);
         let steps = loaded.model.config.steps();
         let chords = progression(request, steps);
+        let over_chords = loaded.model.config.chords.is_some();
+        let fitted = loaded.model.config.encoding == Encoding::Melody
+            && request.chord.is_some()
+            && request.chord_fit > 0.0;
         let (events, activations) = loaded.model.decode_traced(
             &z_tensor(&loaded.model, std::slice::from_ref(&z))?,
             Some(&[chords.as_slice()]),
@@ -407,7 +411,7 @@ impl Worker {
                     lock.fit(&mut notes);
                 }
                 // A chord model has played over the chords already.
-                if loaded.model.config.chords.is_none() && request.chord.is_some() {
+                if !over_chords && request.chord.is_some() {
                     chord::fit_to_chords(&mut notes, &chords, request.chord_fit);
                 }
                 Phrase::from_notes(&notes, steps, self.generation)
@@ -433,6 +437,11 @@ impl Worker {
             z,
             activations,
             hidden,
+            chords: if over_chords || fitted {
+                chords
+            } else {
+                Vec::new()
+            },
         })
     }
 }

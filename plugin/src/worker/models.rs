@@ -190,6 +190,7 @@ pub fn load(
         &space,
         model.has_encoder(),
         model.config.encoding,
+        model.config.chords.is_some(),
     ));
     Ok(Some(Loaded {
         model,
