@@ -151,7 +151,7 @@ fn describes_itself_as_an_instrument_with_stable_parameters() {
         "cymb", "dsync", "bback", "fill", "padx", "pady", "model", "capa", "capb", "capsrc",
         "trans", "oct", "vel", "len", "swap", "chan", "thru", "dchan", "dn_1", "dn_2", "dn_3",
         "dn_4", "dn_5", "dn_6", "dn_7", "dn_8", "dn_9", "groove", "gmodel", "synth", "gain",
-        "bypass", "key", "scale",
+        "bypass", "key", "scale", "chin", "chch", "split", "chfol", "chthru", "chfit",
     ];
     assert_eq!(
         params.len(),
@@ -1385,7 +1385,7 @@ fn a_chord_held_below_the_split_pulls_the_beats_onto_its_tones() {
     let on_beats = |notes: &[(u64, u8)]| -> Vec<u8> {
         notes
             .iter()
-            .filter(|&&(at, key)| at % samples_per_beat == 0 && !chord.contains(&key))
+            .filter(|&&(at, key)| at.is_multiple_of(samples_per_beat) && !chord.contains(&key))
             .map(|&(_, key)| key)
             .collect()
     };

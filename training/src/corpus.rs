@@ -40,7 +40,7 @@ use latent_live_core::music::melody::{self, MAX_PITCH, MIN_PITCH, STEPS_PER_BAR}
 use latent_live_core::music::{midi, Encoding, Event};
 
 mod pop909;
-pub use pop909::{Meter, POP909_INDEX};
+pub use pop909::{Meter, POP909_INDEX, TUNE_KEY};
 
 /// The `format` metadata value that marks a corpus file.
 pub const FORMAT: &str = "latent_live.corpus";

@@ -5,9 +5,10 @@ use rayon::prelude::*;
 
 use crate::corpus::Split;
 use latent_live_core::model::{Batch, GrooveInput, MusicVae, Sampling};
+use latent_live_core::music::chord::Chord;
 use latent_live_core::music::drums::NUM_DRUM_CLASSES;
 use latent_live_core::music::groove::{self, Feel, Groove, ROW};
-use latent_live_core::music::{Encoding, Event};
+use latent_live_core::music::{melody, Encoding, Event};
 
 /// A dimension whose mu varies more than this over real music is a "music neuron"
 /// (Barenboim et al.); the rest stay at the prior and carry nothing.
@@ -132,6 +133,40 @@ pub fn teacher_forced_correct(model: &MusicVae, z: &Tensor, batch: &Batch) -> Re
         .to_dtype(candle_core::DType::F32)?
         .sum_all()?;
     Ok(right.to_scalar::<f32>()? as usize)
+}
+
+/// Of the melody notes that start on a beat, how many are tones of the chord sounding
+/// there: what following the chords means on the beats, where a listener hears it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ChordTones {
+    pub tones: usize,
+    pub notes: usize,
+}
+
+impl ChordTones {
+    /// Counts `melodies` (events) over their `chords` (one per step); steps without a
+    /// chord are not counted.
+    pub fn of(melodies: &[&[Event]], chords: &[&[Option<Chord>]]) -> Self {
+        let mut count = Self::default();
+        for (melody, chords) in melodies.iter().zip(chords) {
+            count.add_notes(&melody::decode(melody), chords);
+        }
+        count
+    }
+
+    /// Adds `notes` over `chords` (one per step).
+    pub fn add_notes(&mut self, notes: &[melody::Note], chords: &[Option<Chord>]) {
+        for note in notes.iter().filter(|n| n.start.is_multiple_of(4)) {
+            if let Some(Some(chord)) = chords.get(note.start as usize) {
+                self.notes += 1;
+                self.tones += chord.has_tone(note.pitch) as usize;
+            }
+        }
+    }
+
+    pub fn share(&self) -> f64 {
+        self.tones as f64 / self.notes.max(1) as f64
+    }
 }
 
 /// How well a groove model plays its test grooves, from a greedy decode of mu (as the
@@ -427,5 +462,27 @@ mod tests {
         assert_eq!(nearest_copy_accuracy(&train, &held, None), 5.0 / 8.0);
         assert_eq!(nearest_copy_accuracy(&train, &held, Some(1)), 2.0 / 4.0);
         assert_eq!(nearest_copy_accuracy(&train, &train, None), 1.0);
+    }
+
+    #[test]
+    fn counts_on_beat_notes_against_their_chord() {
+        use latent_live_core::music::chord::Quality;
+        let notes = [(60, 0), (62, 2), (62, 4), (67, 8), (64, 12)];
+        let events = melody::encode(
+            &notes
+                .iter()
+                .map(|&(pitch, start)| melody::Note {
+                    pitch,
+                    start,
+                    end: start + 1,
+                })
+                .collect::<Vec<_>>(),
+            16,
+        );
+        let mut chords = vec![Some(Chord::new(0, Quality::Major)); 16];
+        chords[12] = None;
+        // On beats: C (tone), D (not), G (tone); D at step 2 is off the beat, E has no chord.
+        let count = ChordTones::of(&[&events], &[&chords]);
+        assert_eq!((count.tones, count.notes), (2, 3));
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use latent_live_core::model::latent::z_tensor;
 use latent_live_core::model::{ModelFile, Sampling};
+use latent_live_core::music::chord::{self, Chord};
 use latent_live_core::music::key::{pitch_class, Scale, ScaleLock};
 use latent_live_core::music::{drums, melody, Encoding};
 
@@ -32,6 +33,27 @@ pub struct DecodeArgs {
     /// minor-pentatonic or blues.
     #[arg(long, requires = "key")]
     scale: Option<String>,
+    /// Chord symbols spread evenly over the phrase (`"Am F C G"`; `N.C.` for none): a
+    /// chord model plays over them, any other melody model is fitted to them on the beats
+    /// (`--chord-fit`).
+    #[arg(long)]
+    chords: Option<String>,
+    /// With `--chords`, for a model that does not read them: the share of on-beat notes
+    /// moved onto a chord tone (0 to 1), as the plugin's Chord Fit.
+    #[arg(long, default_value_t = 1.0, requires = "chords")]
+    chord_fit: f32,
+}
+
+/// `symbols` spread evenly over `steps`: the progression a phrase plays over.
+fn progression(symbols: &str, steps: usize) -> anyhow::Result<Vec<Option<Chord>>> {
+    let chords: Vec<Option<Chord>> = symbols
+        .split_whitespace()
+        .map(|s| Chord::parse(s).with_context(|| format!("--chords: {s:?}")))
+        .collect::<anyhow::Result<_>>()?;
+    anyhow::ensure!(!chords.is_empty(), "--chords names no chord");
+    Ok((0..steps)
+        .map(|t| chords[t * chords.len() / steps])
+        .collect())
 }
 
 pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
@@ -54,7 +76,15 @@ pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
         }),
         _ => None,
     };
-    let phrases = model.decode(&z_tensor(&model, &rows)?, sampling)?;
+    let chords = args
+        .chords
+        .as_deref()
+        .map(|symbols| progression(symbols, model.config.steps()))
+        .transpose()?;
+    let over: Option<Vec<&[Option<Chord>]>> =
+        chords.as_ref().map(|c| vec![c.as_slice(); rows.len()]);
+    let phrases = model.decode_over(&z_tensor(&model, &rows)?, over.as_deref(), sampling)?;
+    let fit = chords.as_ref().filter(|_| model.config.chords.is_none());
     let notes: Vec<Vec<[u32; 3]>> = phrases
         .iter()
         .map(|events| match model.config.encoding {
@@ -62,6 +92,9 @@ pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
                 let mut notes = melody::decode(events);
                 if let Some(lock) = lock {
                     lock.fit(&mut notes);
+                }
+                if let Some(chords) = fit {
+                    chord::fit_to_chords(&mut notes, chords, args.chord_fit);
                 }
                 notes
                     .iter()

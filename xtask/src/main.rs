@@ -2,6 +2,7 @@
 
 mod analyze;
 mod bundle;
+mod chord_tones;
 mod corpus;
 mod decode;
 mod demo;
@@ -31,7 +32,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Build the folk-melody training set from the music21 wheel.
+    /// Build a training set: folk melodies from the music21 wheel, or (`--drums`,
+    /// `--grooves`, `--pop909`) from a dataset folder.
     Corpus(corpus::CorpusArgs),
     /// Train a model (resumable).
     Train(Box<train::TrainArgs>),
@@ -45,6 +47,9 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Music neurons, attribute correlations and attribute vectors, into the model's metadata.
     Analyze(analyze::AnalyzeArgs),
+    /// How well melodies follow the chords on the beats: humans and models, over a chord
+    /// corpus's test progressions.
+    ChordTones(chord_tones::ChordTonesArgs),
     /// Decode latent vectors from a JSON file into notes.
     Decode(decode::DecodeArgs),
     /// Convert a Magenta MusicVAE checkpoint (TF.js or deeplearn.js) into a model file.
@@ -74,6 +79,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ship(args) => ship::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Analyze(args) => analyze::run(&args),
+        Command::ChordTones(args) => chord_tones::run(&args),
         Command::Decode(args) => decode::run(&args),
         Command::ImportMagenta(args) => import::run(&args),
         Command::Bundle { args } => bundle::bundle(args),

@@ -62,8 +62,10 @@ pub fn run(args: &ShipArgs) -> anyhow::Result<()> {
         corpus.summary().lines().next().unwrap_or_default(),
         corpus_path.display(),
         match corpus.encoding {
+            // Folk corpora record a longer `split_by`; a chord corpus is split by song.
             Encoding::Melody => format!(
-                "tune with seed {}",
+                "{} with seed {}",
+                if corpus.has_chords() { "song" } else { "tune" },
                 corpus.metadata.get("seed").cloned().unwrap_or_default()
             ),
             Encoding::Drums | Encoding::Groove =>

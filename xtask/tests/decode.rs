@@ -1,5 +1,5 @@
 //! `cargo xtask decode` as a user runs it, on the shipped folk model: latent vectors in,
-//! notes out, fitted into the key and scale asked for.
+//! notes out, fitted into the key and scale, or onto the chords, asked for.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -73,5 +73,45 @@ fn decode_fits_melodies_into_the_key_and_scale_asked_for() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("natural-minor"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn decode_fits_the_beats_to_the_chords_asked_for() {
+    use latent_live_core::music::chord::Chord;
+    let dir = std::env::temp_dir().join(format!("latent-live-chords-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let progression = ["Am", "F", "C", "G"].map(|s| Chord::parse(s).unwrap().unwrap());
+    // Two bars, a chord every half bar.
+    let chord_at = |step: u32| progression[(step / 8) as usize];
+    let on_beats = |notes: &[Vec<[u32; 3]>]| -> Vec<(u32, u8)> {
+        notes
+            .iter()
+            .flatten()
+            .filter(|n| n[1].is_multiple_of(4))
+            .map(|n| (n[1], n[0] as u8))
+            .collect()
+    };
+    let (output, fitted) = decode(&dir, &["--chords", "Am F C G"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let beats = on_beats(&fitted);
+    assert!(beats.len() >= 16, "{fitted:?}");
+    assert!(
+        beats.iter().all(|&(step, p)| chord_at(step).has_tone(p)),
+        "{beats:?}"
+    );
+    let (_, free) = decode(&dir, &[]);
+    assert!(
+        on_beats(&free)
+            .iter()
+            .any(|&(step, p)| !chord_at(step).has_tone(p)),
+        "unfitted, the beats leave the chords: {free:?}"
+    );
+    let (output, _) = decode(&dir, &["--chords", "Am Hm"]);
+    assert!(!output.status.success());
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -390,10 +390,10 @@ pub fn default_progression(key: Key, steps: usize) -> Vec<Option<Chord>> {
 /// a tie. `amount` (0 to 1) is the share of such notes moved; which ones is fixed by the
 /// notes' places, so that a phrase fitted twice moves the same notes.
 pub fn fit_to_chords(notes: &mut [Note], chords: &[Option<Chord>], amount: f32) {
-    if !(amount > 0.0) {
+    if amount.is_nan() || amount <= 0.0 {
         return;
     }
-    for note in notes.iter_mut().filter(|n| n.start % 4 == 0) {
+    for note in notes.iter_mut().filter(|n| n.start.is_multiple_of(4)) {
         let Some(Some(chord)) = chords.get(note.start as usize) else {
             continue;
         };

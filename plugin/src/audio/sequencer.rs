@@ -513,7 +513,7 @@ impl Sequencer {
         if self.current.is_empty() && self.is_silent() {
             return true;
         }
-        if self.pending.swap_on_beat && point.step % STEPS_PER_BEAT as u32 == 0 {
+        if self.pending.swap_on_beat && point.step.is_multiple_of(STEPS_PER_BEAT as u32) {
             return true;
         }
         match mode {

@@ -860,8 +860,10 @@ mod tests {
                     "kick", "snare", "hats", "toms", "cymb", "dsync", "bback", "fill", "dchan",
                     "groove", "gmodel",
                 ];
+                let chords = ["chin", "chch", "split", "chfol", "chthru", "chfit"];
                 assert!(
                     ["chan", "thru", "key", "scale"].contains(&id.as_str())
+                        || chords.contains(&id.as_str())
                         || drums.contains(&id.as_str())
                         || id.starts_with("dn_"),
                     "{id} added"
