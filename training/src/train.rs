@@ -347,8 +347,11 @@ impl Trainer {
             let (events, shift) = match self.model.config.encoding {
                 Encoding::Melody => {
                     let shift = corpus::transposition(events, &mut rng, self.config.transpose);
-                    let moved = melody::transpose(events, shift);
-                    (moved.unwrap_or_else(|| events.to_vec()), shift)
+                    // The chords move only as far as the melody did.
+                    match melody::transpose(events, shift) {
+                        Some(moved) => (moved, shift),
+                        None => (events.to_vec(), 0),
+                    }
                 }
                 Encoding::Drums => (self.config.drum_variation.vary(split, i, &mut rng), 0),
                 Encoding::Groove => (events.to_vec(), 0),
