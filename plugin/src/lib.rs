@@ -39,6 +39,7 @@ use audio::capture::Capturer;
 use audio::chords::ChordListener;
 use audio::output::{self as midi_out, Outbox, Thru};
 use audio::sequencer::{SeqEvent, Sequencer};
+use audio::start::Starter;
 use audio::synth::AuditionSynth;
 use audio::timeline::{Clock, TransportInfo};
 use link::{AudioLink, EditorLink, WorkerPorts};
@@ -70,6 +71,7 @@ pub struct LatentLive {
     synth: AuditionSynth,
     capturer: Capturer,
     chords: ChordListener,
+    starter: Starter,
     /// MIDI Thru, and the note-offs owed to the host.
     thru: Thru,
     outbox: Outbox,
@@ -102,6 +104,7 @@ impl Default for LatentLive {
             synth: AuditionSynth::new(48_000.0),
             capturer: Capturer::default(),
             chords: ChordListener::default(),
+            starter: Starter::default(),
             thru: Thru::default(),
             outbox: Outbox::default(),
             clock: Clock::default(),
@@ -204,6 +207,7 @@ impl Plugin for LatentLive {
         self.synth.reset();
         self.capturer.clear();
         self.chords.clear();
+        self.starter.clear();
         // A render after a reset starts where a fresh instance would.
         self.clock = Clock::default();
     }
@@ -258,9 +262,14 @@ impl Plugin for LatentLive {
 }
 
 impl LatentLive {
-    /// A note played in: the chord's (heard, forwarded with Chord Thru), or the melody's
-    /// (recorded for Capture); `forward`: MIDI Thru or bypass.
+    /// A note played in: a trigger's (`Play` on Note Trigger), the chord's (heard,
+    /// forwarded with Chord Thru), or the melody's (recorded for Capture); `forward`: MIDI
+    /// Thru or bypass.
     pub fn take_input(&mut self, event: &NoteEvent<()>, transport: &TransportInfo, forward: bool) {
+        // A trigger starts the phrase; it is neither melody nor chord, nor passed on.
+        if self.starter.hear(event, &self.params.start, transport) {
+            return;
+        }
         let chord = self.chords.hear(event, &self.params.chords);
         if !chord {
             self.capturer.record(event, transport);
@@ -337,7 +346,10 @@ impl LatentLive {
             self.sequencer.receive(&mut link.phrases);
         }
         let params = &self.params;
-        let play = Playback::from_params(params);
+        let mode = params.start.mode.value();
+        let played_on = self.starter.transport(transport, mode);
+        let mut play = Playback::from_params(params);
+        play.shift = self.starter.shift(mode, self.sequencer.current().tonic);
         let (left, right) = audio.unwrap_or_default();
         let samples_out = samples.min(left.len()).min(right.len());
         let synth_on = params.audition.on.value() && !play.bypass && samples_out == samples;
@@ -374,7 +386,7 @@ impl LatentLive {
             }
         }
         self.sequencer
-            .process_block(transport, &play, samples, &mut |event| {
+            .process_block(&played_on, &play, samples, &mut |event| {
                 thru.until(Some(event.timing()), &mut emit);
                 emit(host_event(event));
             });
@@ -392,17 +404,18 @@ impl LatentLive {
             if status.playing_generation.swap(generation, Ordering::AcqRel) != generation {
                 link.shared.repaint.request_repaint();
             }
-            status.tempo.store(transport.tempo, Ordering::Release);
+            // The editor's playhead follows the phrase's timeline, whatever starts it.
+            status.tempo.store(played_on.tempo, Ordering::Release);
             if status
                 .transport_playing
-                .swap(transport.playing, Ordering::AcqRel)
-                != transport.playing
+                .swap(played_on.playing, Ordering::AcqRel)
+                != played_on.playing
             {
                 link.shared.repaint.request_repaint();
             }
             status
                 .position_beats
-                .store(transport.pos_beats, Ordering::Release);
+                .store(played_on.pos_beats, Ordering::Release);
         }
     }
 }

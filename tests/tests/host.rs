@@ -151,7 +151,8 @@ fn describes_itself_as_an_instrument_with_stable_parameters() {
         "cymb", "dsync", "bback", "fill", "padx", "pady", "model", "capa", "capb", "capsrc",
         "trans", "oct", "vel", "len", "swap", "chan", "thru", "dchan", "dn_1", "dn_2", "dn_3",
         "dn_4", "dn_5", "dn_6", "dn_7", "dn_8", "dn_9", "groove", "gmodel", "synth", "gain",
-        "bypass", "key", "scale", "chin", "chch", "split", "chfol", "chthru", "chfit",
+        "bypass", "key", "scale", "chin", "chch", "split", "chfol", "chthru", "chfit", "play",
+        "trgch",
     ];
     assert_eq!(
         params.len(),
@@ -1425,4 +1426,113 @@ fn a_chord_held_below_the_split_pulls_the_beats_onto_its_tones() {
     for key in chord {
         assert!(free.iter().any(|&(at, k)| at == 0 && k == key), "{free:?}");
     }
+}
+
+/// Plays `duration` samples on a transport that stays stopped at beat 0 (pedalboard's),
+/// in blocks of 480; times from the start of this call.
+fn play_stopped(
+    plugin: &mut Plugin,
+    duration: u64,
+    mut inputs: impl FnMut(u64, usize) -> Vec<Input>,
+) -> Vec<Output> {
+    let stopped = Transport {
+        playing: false,
+        tempo: TEMPO,
+        beats: 0.0,
+        loop_range: None,
+        ..Transport::default()
+    };
+    let (mut out, origin) = (Vec::new(), plugin.position);
+    for block in 0..duration / 480 {
+        plugin.process(480, &stopped, &inputs(block * 480, 480), &mut out);
+    }
+    out.iter().map(|e| shift(e, origin)).collect()
+}
+
+/// `Play` set to `mode` (0 Host Transport, 1 Free-run, 2 Note Trigger) at the first
+/// sample.
+fn play_mode(mode: f64) -> impl FnMut(u64, usize) -> Vec<Input> {
+    move |sample, frames| {
+        at(0, sample, frames, |time| Input::Param {
+            time,
+            id: "play",
+            value: mode,
+        })
+        .into_iter()
+        .collect()
+    }
+}
+
+#[test]
+fn free_run_plays_where_the_transport_never_runs_and_switching_back_ends_every_note() {
+    let _turn = exclusive();
+    let mut plugin = offline_plugin();
+    let silent = play_stopped(&mut plugin, seconds(1.0), play_mode(0.0));
+    assert!(
+        onsets(&silent).is_empty(),
+        "Host Transport, stopped: {silent:?}"
+    );
+    let free = play_stopped(&mut plugin, seconds(4.0), play_mode(1.0));
+    let notes = onsets(&free);
+    assert!(notes.len() >= 4, "{free:?}");
+    // On the 16th grid of the plugin's clock, which runs from activation at the tempo.
+    let origin = seconds(1.0);
+    assert!(
+        notes.iter().all(|&(at, _)| (origin + at) % STEP == 0),
+        "{notes:?}"
+    );
+    // Back to the stopped transport: silence, and every note ended.
+    let back = play_stopped(&mut plugin, seconds(1.0), play_mode(0.0));
+    assert!(onsets(&back).is_empty(), "{back:?}");
+    let whole: Vec<Output> = free.iter().chain(&back).copied().collect();
+    assert!(sounding(&whole).is_empty(), "left sounding: {whole:?}");
+}
+
+#[test]
+fn a_held_trigger_note_plays_the_phrase_from_its_downbeat_with_the_note_as_its_tonic() {
+    let _turn = exclusive();
+    let (on, off) = (seconds(0.5), seconds(4.5));
+    let trigger = |key: u8| {
+        move |sample: u64, frames: usize| -> Vec<Input> {
+            let mut inputs = play_mode(2.0)(sample, frames);
+            // Off the origin, for a phrase with more notes.
+            for (id, value) in [("lat2", 0.85), ("lat3", 0.2)] {
+                inputs.extend(at(0, sample, frames, |time| Input::Param {
+                    time,
+                    id,
+                    value,
+                }));
+            }
+            inputs.extend(at(on, sample, frames, |time| Input::NoteOn { time, key }));
+            inputs.extend(at(off, sample, frames, |time| Input::NoteOff { time, key }));
+            inputs
+        }
+    };
+    let low = play(
+        &mut offline_plugin(),
+        0.0,
+        seconds(5.5),
+        block_sizes(6),
+        trigger(60),
+    );
+    let high = play(
+        &mut offline_plugin(),
+        0.0,
+        seconds(5.5),
+        block_sizes(6),
+        trigger(65),
+    );
+    // The trigger note is not passed on: every note is the phrase's, and only while held.
+    let (low_notes, high_notes) = (onsets(&low), onsets(&high));
+    assert!(low_notes.len() >= 4, "{low:?}");
+    assert!(
+        low_notes.iter().all(|&(at, _)| (on..off).contains(&at)),
+        "{low_notes:?}"
+    );
+    // From the note's own downbeat, on the host's grid.
+    assert!(low_notes.iter().all(|&(at, _)| (at - on) % STEP == 0));
+    // Another note plays the same phrase moved to it.
+    let moved: Vec<(u64, u8)> = low_notes.iter().map(|&(at, key)| (at, key + 5)).collect();
+    assert_eq!(high_notes, moved);
+    assert!(sounding(&low).is_empty(), "left sounding: {low:?}");
 }

@@ -4,6 +4,7 @@
 
 use crate::music::drums::{self, Hit};
 use crate::music::groove::Feel;
+use crate::music::key::Key;
 use crate::music::melody::Note;
 use crate::music::Encoding;
 
@@ -54,6 +55,9 @@ pub struct Phrase {
     /// Decoded for a new chord heard with `Chord Follow` on Beat: it takes over at the
     /// next beat rather than at the swap point.
     pub swap_on_beat: bool,
+    /// A melody's tonic as a pitch (its key's tonic, Krumhansl-Kessler, at or below its
+    /// first note): the note a trigger note stands for. `None` for drums and silence.
+    pub tonic: Option<u8>,
 }
 
 impl Default for Phrase {
@@ -71,6 +75,7 @@ impl Phrase {
         generation: 0,
         encoding: Encoding::Melody,
         swap_on_beat: false,
+        tonic: None,
     };
 
     /// No notes, `steps` long.
@@ -90,6 +95,10 @@ impl Phrase {
         let mut sorted: Vec<Note> = notes.to_vec();
         sorted.sort_by_key(|n| (n.start, n.end));
         let mut phrase = Self::silent(steps, generation);
+        phrase.tonic = Key::estimate(&sorted).and_then(|key| {
+            let first = sorted.first()?.pitch;
+            Some(first.saturating_sub((first + 12 - key.tonic % 12) % 12))
+        });
         for (i, note) in sorted.iter().enumerate() {
             let next_start = sorted.get(i + 1).map_or(u32::MAX, |n| n.start);
             let start = note.start.min(steps as u32);

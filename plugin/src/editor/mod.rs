@@ -31,7 +31,9 @@ use nice_plug_egui::{EguiEditorState, NiceEguiApp};
 use crate::link::view::{Decoded, ModelInfo, View};
 use crate::link::{Command, EditorLink};
 use crate::params::Playback;
-use crate::params::{ChordInput, GrooveModelChoice, LatentLiveParams, ModelChoice, ATTRIBUTES};
+use crate::params::{
+    ChordInput, GrooveModelChoice, LatentLiveParams, ModelChoice, PlayMode, ATTRIBUTES,
+};
 use crate::state::clips::{Clips, Slot};
 use latent_live_core::music::chord::Chord;
 use latent_live_core::music::key::Key;
@@ -342,6 +344,19 @@ impl Editor {
         let drums = self.encoding() == Encoding::Drums;
         // Wraps onto a second row rather than widening the window at large zooms.
         ui.horizontal_wrapped(|ui| {
+            param_choice(ui, setter, &p.start.mode, "Play", 110.0).on_hover_text(
+                "With the host's transport; free from activation, for hosts whose transport \
+                 never runs; or while a note is held on the trigger channel, in its key",
+            );
+            if p.start.mode.value() == PlayMode::NoteTrigger {
+                param_slider(
+                    ui,
+                    setter,
+                    &p.start.trigger_channel,
+                    "Trigger channel",
+                    60.0,
+                );
+            }
             param_choice(ui, setter, &p.play.swap, "Swap", 110.0);
             ui.add_space(8.0);
             // Drums are never transposed.

@@ -1,7 +1,7 @@
 //! The plugin's parameters, in groups by who reads them: [`latent`] (what moves z, read
 //! by the worker through [`ZRequest`]), [`play`] (how the phrase is played, read by the
 //! audio thread through [`Playback`]), [`chords`] (the chords played in: heard by the
-//! audio thread, played over by the worker), and here the model choice, capture, the audition
+//! audio thread, played over by the worker), [`start`] (what starts the phrase), and here the model choice, capture, the audition
 //! synth and the state the project persists.
 //!
 //! IDs are at most 6 characters and are never renamed (hosts store automation by them);
@@ -11,6 +11,7 @@
 pub mod chords;
 pub mod latent;
 pub mod play;
+pub mod start;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub use latent_live_core::music::attributes::{
     CONTROLLED as ATTRIBUTES, NUM_CONTROLLED as NUM_ATTRIBUTES,
 };
 pub use play::{DrumParams, KeyName, PitchParams, PlayParams, Playback, ScaleChoice};
+pub use start::{PlayMode, StartParams};
 
 use crate::state::clips::{Clips, Persisted};
 use crate::state::StateVersion;
@@ -121,6 +123,8 @@ pub struct LatentLiveParams {
     pub pitch: PitchParams,
     #[nested(group = "Chords")]
     pub chords: ChordParams,
+    #[nested(group = "Start")]
+    pub start: StartParams,
 
     /// The captured clips and their latent means.
     #[persist = "clips"]
@@ -216,6 +220,7 @@ impl Default for LatentLiveParams {
             bypass: BoolParam::new("Bypass", false).make_bypass(),
             pitch: PitchParams::default(),
             chords: ChordParams::default(),
+            start: StartParams::default(),
             clips: Persisted::default(),
             model_file: Persisted::default(),
             groove_file: Persisted::default(),
@@ -278,7 +283,7 @@ mod tests {
             "capsrc", "trans", "oct", "vel", "len", "swap", "chan", "thru", "dchan", "dn_1",
             "dn_2", "dn_3", "dn_4", "dn_5", "dn_6", "dn_7", "dn_8", "dn_9", "groove", "gmodel",
             "synth", "gain", "bypass", "key", "scale", "chin", "chch", "split", "chfol", "chthru",
-            "chfit",
+            "chfit", "play", "trgch",
         ];
         assert_eq!(ids, released);
         assert!(ids.iter().all(|id| id.len() <= 6), "{ids:?}");

@@ -236,6 +236,9 @@ pub struct Playback {
     /// Semitones, or scale steps with a scale set.
     pub transpose: i32,
     pub octave: i32,
+    /// Semitones a melody moves after all that: to the trigger note (`Play` on Note
+    /// Trigger), 0 otherwise.
+    pub shift: i32,
     /// The key and scale melodies keep to: `transpose` walks its steps.
     pub scale: Option<ScaleLock>,
     /// Normalised 0..=1, as nice-plug's note events. Drum hits play their accent
@@ -262,6 +265,7 @@ impl Default for Playback {
         Self {
             transpose: 0,
             octave: 0,
+            shift: 0,
             scale: None,
             velocity: 100.0 / 127.0,
             length: 1.0,
@@ -282,6 +286,7 @@ impl Playback {
         Self {
             transpose: play.transpose.value(),
             octave: play.octave.value(),
+            shift: 0,
             scale: params.pitch.lock(),
             velocity: play.velocity.value() as f32 / 127.0,
             length: play.length.value(),
@@ -346,7 +351,7 @@ impl Playback {
     }
 
     /// The key a phrase pitch sounds as: moved by `transpose` semitones, or scale steps
-    /// with a scale set, and by `octave` octaves.
+    /// with a scale set, by `octave` octaves, and by `shift`.
     pub fn key(&self, pitch: u8) -> u8 {
         let transposed = match self.scale {
             Some(lock) => lock.step(pitch, self.transpose) as i32,
@@ -354,6 +359,7 @@ impl Playback {
         };
         transposed
             .saturating_add(self.octave.saturating_mul(12))
+            .saturating_add(self.shift)
             .clamp(0, 127) as u8
     }
 

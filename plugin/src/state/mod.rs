@@ -861,9 +861,11 @@ mod tests {
                     "groove", "gmodel",
                 ];
                 let chords = ["chin", "chch", "split", "chfol", "chthru", "chfit"];
+                let start = ["play", "trgch"];
                 assert!(
                     ["chan", "thru", "key", "scale"].contains(&id.as_str())
                         || chords.contains(&id.as_str())
+                        || start.contains(&id.as_str())
                         || drums.contains(&id.as_str())
                         || id.starts_with("dn_"),
                     "{id} added"
