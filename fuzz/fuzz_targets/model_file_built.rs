@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use arbitrary::Arbitrary;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use latent_live_core::model::{Config, GrooveInput, MusicVae};
+use latent_live_core::model::{ChordEncoding, Config, GrooveInput, MusicVae};
 use latent_live_core::music::Encoding;
 use libfuzzer_sys::fuzz_target;
 
@@ -44,6 +44,8 @@ struct FuzzConfig {
     /// Melody, drums or groove, and a groove model's input.
     encoding: u8,
     groove_input: u8,
+    /// A chord-conditioned model (meant for melodies; refused for the others).
+    chords: bool,
 }
 
 /// Small sizes mostly, the edges of what is allowed sometimes.
@@ -132,6 +134,7 @@ fn config(c: &FuzzConfig) -> Config {
         max_pitch: c.max_pitch.unwrap_or(defaults.max_pitch),
         groove_input: [GrooveInput::Whole, GrooveInput::Humanize, GrooveInput::Tap]
             [c.groove_input as usize % 3],
+        chords: c.chords.then_some(ChordEncoding::Pitch),
     }
 }
 

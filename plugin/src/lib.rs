@@ -270,7 +270,7 @@ impl LatentLive {
         if self.starter.hear(event, &self.params.start, transport) {
             return;
         }
-        let chord = self.chords.hear(event, &self.params.chords);
+        let chord = self.chords.hear(event, &self.params.chords, transport);
         if !chord {
             self.capturer.record(event, transport);
         }
@@ -332,6 +332,7 @@ impl LatentLive {
             &self.params,
             transport,
             self.sequencer.current(),
+            &self.chords,
             &mut |request| {
                 // Full only if the worker is stuck; the press is lost, as a button would be.
                 if link

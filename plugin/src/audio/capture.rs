@@ -13,6 +13,7 @@ use nice_plug::midi::Key;
 use nice_plug::prelude::NoteEvent;
 use std::sync::atomic::Ordering;
 
+use crate::audio::chords::ChordListener;
 use crate::audio::timeline::{Meter, TransportInfo, MODEL_BAR_STEPS, STEPS_PER_BEAT};
 use crate::link::capture::CaptureRequest;
 use crate::params::{CaptureSource, LatentLiveParams};
@@ -74,6 +75,7 @@ impl Capturer {
         params: &LatentLiveParams,
         transport: &TransportInfo,
         playing: &Phrase,
+        chords: &ChordListener,
         send: &mut impl FnMut(CaptureRequest),
     ) {
         let steps = playing.steps;
@@ -89,6 +91,7 @@ impl Capturer {
                         slot,
                         source,
                         phrase: *playing,
+                        chords: [0; MAX_STEPS],
                     });
                 } else if transport.playing {
                     let bar = meter.bar_beats();
@@ -119,6 +122,7 @@ impl Capturer {
                             playing.encoding,
                             params,
                         ),
+                        chords: chords_from(chords, start, steps),
                     });
                 }
             }
@@ -136,6 +140,7 @@ impl Capturer {
                         playing.encoding,
                         params,
                     ),
+                    chords: chords_from(chords, start, steps),
                 });
             }
         }
@@ -146,6 +151,14 @@ impl Capturer {
         self.recorder.clear();
         self.due = [None; 2];
     }
+}
+
+/// The chords played over a capture of `steps` from `start` (beats on the plugin's
+/// clock), on the 16th grid of quarter notes.
+fn chords_from(chords: &ChordListener, start: f64, steps: u16) -> [u16; MAX_STEPS] {
+    let mut out = [0; MAX_STEPS];
+    chords.chords_over(start, &mut out[..(steps as usize).min(MAX_STEPS)]);
+    out
 }
 
 #[derive(Debug, Clone, Copy, Default)]

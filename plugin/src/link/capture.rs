@@ -1,5 +1,6 @@
 //! Capture presses, from the audio thread to the worker.
 
+use latent_live_core::model::MAX_STEPS;
 use latent_live_core::music::phrase::Phrase;
 
 use crate::params::CaptureSource;
@@ -13,4 +14,8 @@ pub struct CaptureRequest {
     /// phrase that was playing.
     pub source: CaptureSource,
     pub phrase: Phrase,
+    /// The chord played in at each of the phrase's steps
+    /// ([`latent_live_core::music::chord::Chord::code`], 0 for none),
+    /// for notes played in.
+    pub chords: [u16; MAX_STEPS],
 }

@@ -13,6 +13,7 @@ use nice_plug::params::persist::PersistentField;
 use serde::{Deserialize, Serialize};
 
 use latent_live_core::model::MAX_STEPS;
+use latent_live_core::music::chord::Chord;
 use latent_live_core::music::drums::{self, Hit};
 use latent_live_core::music::melody::{self, Note};
 use latent_live_core::music::phrase::MAX_NOTES;
@@ -64,6 +65,11 @@ pub struct Clip {
     /// Melody or drums; projects from before drums hold melodies.
     #[serde(default)]
     pub encoding: Encoding,
+    /// The chord of every step ([`Chord::code`]; 0 for none) when chords were played in
+    /// with it, or the phrase captured played over them; else empty. What a chord model
+    /// plays over when no chord is played.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chords: Vec<u16>,
 }
 
 impl Clip {
@@ -101,6 +107,20 @@ impl Clip {
         }
     }
 
+    /// The clip's chords over `steps` model steps (repeated or cut as [`Clip::events`]
+    /// does its notes); `None` for a clip without chords.
+    pub fn chords(&self, steps: usize) -> Option<Vec<Option<Chord>>> {
+        if self.chords.is_empty() {
+            return None;
+        }
+        let period = self.chords.len();
+        Some(
+            (0..steps)
+                .map(|t| Chord::from_code(self.chords[t % period]).flatten())
+                .collect(),
+        )
+    }
+
     /// A groove's hits.
     pub fn hits(&self) -> Vec<Hit> {
         self.notes
@@ -132,6 +152,13 @@ impl Clip {
         let steps = self.steps;
         if self.encoding == Encoding::Drums {
             return self.validated_groove(slot, said);
+        }
+        if !self.chords.is_empty()
+            && (self.chords.len() != steps as usize
+                || self.chords.iter().any(|&c| Chord::from_code(c).is_none()))
+        {
+            self.chords.clear();
+            said.push("its chords do not fit it: dropped".into());
         }
         said.extend(drop_notes(
             &mut self.notes,
@@ -195,6 +222,8 @@ impl Clip {
         mut said: Vec<String>,
     ) -> (Option<Clip>, Vec<String>) {
         let steps = self.steps;
+        // Drums have no chords.
+        self.chords.clear();
         said.extend(drop_notes(
             &mut self.notes,
             |n| (n.pitch as usize) < drums::NUM_DRUM_CLASSES,
@@ -394,6 +423,7 @@ mod tests {
             source: ClipSource::Input,
             mu: vec![],
             model: String::new(),
+            chords: Vec::new(),
             encoding: Encoding::Melody,
         }
     }

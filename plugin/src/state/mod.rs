@@ -29,6 +29,7 @@ use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::state::clips::{counted, Clip, ClipSource, Clips, Persisted, Slot, MAX_MU};
+use latent_live_core::model::MAX_STEPS;
 use latent_live_core::music::melody::Note;
 use latent_live_core::music::phrase::MAX_NOTES;
 use latent_live_core::music::Encoding;
@@ -643,6 +644,7 @@ struct SavedClip {
     mu: Read<List<Scalar, MAX_MU>>,
     model: Read<Scalar>,
     encoding: Read<Scalar>,
+    chords: Read<List<Scalar, MAX_STEPS>>,
 }
 object_shape!(SavedClip);
 
@@ -785,6 +787,26 @@ impl SavedClip {
             say("dropped: it is neither a melody nor drums".into());
             return None;
         };
+        // Chords that cannot all be read are dropped; [`Clip::validated`] checks the rest.
+        let chords = match self.chords.0 {
+            Ok(list) if list.more == 0 => list
+                .kept
+                .into_iter()
+                .map(|c| match c {
+                    Ok(Scalar::Int(code)) => u16::try_from(code).ok(),
+                    _ => None,
+                })
+                .collect::<Option<Vec<u16>>>()
+                .unwrap_or_else(|| {
+                    say("its chords cannot be read: dropped".into());
+                    Vec::new()
+                }),
+            Err(Found::Missing) => Vec::new(),
+            _ => {
+                say("its chords cannot be read: dropped".into());
+                Vec::new()
+            }
+        };
         Some(Clip {
             notes,
             steps,
@@ -792,6 +814,7 @@ impl SavedClip {
             mu,
             model,
             encoding,
+            chords,
         })
     }
 }
@@ -978,6 +1001,33 @@ mod tests {
                     "clip A: its latent mean is unreadable or longer than any model's: it is \
                      encoded again from its notes",
                 ],
+            ),
+            (
+                clip_a(&format!(
+                    r#""notes": [{note}], "steps": 16, "chords": [1, 2]"#
+                )),
+                &["clip A: its chords do not fit it: dropped"],
+            ),
+            (
+                clip_a(&format!(
+                    r#""notes": [{note}], "steps": 2, "chords": [1, 65535]"#
+                )),
+                &[
+                    "clip A: its chords do not fit it: dropped",
+                    "clip A: 1 note past the clip's end was cut there",
+                ],
+            ),
+            (
+                clip_a(&format!(
+                    r#""notes": [{note}], "steps": 16, "chords": [1, -3, "C"]"#
+                )),
+                &["clip A: its chords cannot be read: dropped"],
+            ),
+            (
+                clip_a(&format!(
+                    r#""notes": [{note}], "steps": 16, "chords": {{"C": 1}}"#
+                )),
+                &["clip A: its chords cannot be read: dropped"],
             ),
             (
                 clip_a(&format!(r#""notes": [{note}], "steps": 16, "mu": [1e39]"#)),

@@ -20,6 +20,7 @@ use crate::worker::models::{self, Loaded, ModelSource};
 use latent_live_core::model::inversion::{self, InversionConfig};
 use latent_live_core::model::MAX_STEPS;
 use latent_live_core::model::{GrooveInput, Sampling};
+use latent_live_core::music::chord::Chord;
 use latent_live_core::music::groove::{Groove, Stroke};
 use latent_live_core::music::melody::{self, Note};
 use latent_live_core::music::phrase::Phrase;
@@ -62,11 +63,24 @@ impl Worker {
             })),
             CaptureSource::Tap => self.beat_of_taps(phrase),
             source => {
-                let source = if source == CaptureSource::Input {
-                    ClipSource::Input
+                let steps = phrase.steps as usize;
+                // The chords played in beside the notes, or those the phrase was decoded
+                // over.
+                let (source, chords) = if source == CaptureSource::Input {
+                    (ClipSource::Input, request.chords[..steps].to_vec())
                 } else {
-                    ClipSource::Playing
+                    let decoded = self
+                        .recent
+                        .iter()
+                        .find(|d| d.phrase.generation == phrase.generation);
+                    let chords = decoded.map_or_else(Vec::new, |d| {
+                        d.chords.iter().map(|&c| Chord::code(c)).collect()
+                    });
+                    (ClipSource::Playing, chords)
                 };
+                let heard = phrase.encoding == Encoding::Melody
+                    && chords.len() == steps
+                    && chords.iter().any(|&c| c != 0);
                 Ok(Clip {
                     notes: phrase.melody_notes(),
                     steps: phrase.steps as u32,
@@ -74,6 +88,7 @@ impl Worker {
                     mu: Vec::new(),
                     model: String::new(),
                     encoding: phrase.encoding,
+                    chords: if heard { chords } else { Vec::new() },
                 })
             }
         };
@@ -129,6 +144,7 @@ impl Worker {
             mu: Vec::new(),
             model: String::new(),
             encoding: Encoding::Drums,
+            chords: Vec::new(),
         })
     }
 
@@ -299,6 +315,7 @@ impl Worker {
             mu: Vec::new(),
             model: String::new(),
             encoding,
+            chords: Vec::new(),
         })
     }
 

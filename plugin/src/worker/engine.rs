@@ -139,7 +139,7 @@ mod tests {
     use crate::worker::inference::{BUSY_FOR, IDLE_POLL};
     use crate::worker::models::ModelSource;
     use latent_live_core::model::ModelError;
-    use latent_live_core::model::{Config, ModelCard, ModelFile};
+    use latent_live_core::model::{Config, ModelCard, ModelFile, MAX_STEPS};
     use latent_live_core::music::melody::Note;
     use latent_live_core::music::midi;
     use latent_live_core::music::phrase::Phrase;
@@ -214,6 +214,7 @@ mod tests {
                 CaptureSource::Playing
             },
             phrase,
+            chords: [0; MAX_STEPS],
         }
     }
 
@@ -456,6 +457,7 @@ mod tests {
                 slot: Slot::A,
                 source: CaptureSource::Tap,
                 phrase: tapped,
+                chords: [0; MAX_STEPS],
             })
             .unwrap();
         assert!(handled(1));
@@ -497,6 +499,7 @@ mod tests {
                 slot: Slot::B,
                 source: CaptureSource::Tap,
                 phrase: tapped,
+                chords: [0; MAX_STEPS],
             })
             .unwrap();
         assert!(handled(2));
@@ -523,6 +526,7 @@ mod tests {
                 slot: Slot::A,
                 source: CaptureSource::Tap,
                 phrase: taps(&[]),
+                chords: [0; MAX_STEPS],
             })
             .unwrap();
         assert!(handled(3));

@@ -391,7 +391,7 @@ impl Worker {
             .space
             .compose(mu(Slot::A), mu(Slot::B), &request.controls);
         let steps = loaded.model.config.steps();
-        let chords = progression(request, steps);
+        let chords = progression(request, &self.clips, steps);
         let over_chords = loaded.model.config.chords.is_some();
         let fitted = loaded.model.config.encoding == Encoding::Melody
             && request.chord.is_some()
@@ -447,12 +447,21 @@ impl Worker {
 }
 
 /// The chords a phrase of `steps` is played over, one per step: the chord played in, held
-/// for the whole phrase; failing one, the default progression in the key set.
-fn progression(request: &ZRequest, steps: usize) -> Vec<Option<Chord>> {
-    match request.chord {
-        Some(chord) => vec![Some(chord); steps],
-        None => chord::default_progression(request.key, steps),
+/// for the whole phrase; failing one, the chords captured with the clip the morph is
+/// nearer (then the other's); failing those, the default progression in the key set.
+fn progression(request: &ZRequest, clips: &Clips, steps: usize) -> Vec<Option<Chord>> {
+    if let Some(chord) = request.chord {
+        return vec![Some(chord); steps];
     }
+    let nearer = if request.controls.morph < 0.5 {
+        [Slot::A, Slot::B]
+    } else {
+        [Slot::B, Slot::A]
+    };
+    nearer
+        .iter()
+        .find_map(|&slot| clips.get(slot)?.chords(steps))
+        .unwrap_or_else(|| chord::default_progression(request.key, steps))
 }
 
 /// What a load tried: a choice, and the chosen file's revision when the file is what
@@ -477,5 +486,57 @@ impl<C: Copy + PartialEq> Attempt<C> {
     /// Whether `self` is new to `last`, which then remembers it.
     fn is_new(self, last: &mut Option<Self>) -> bool {
         last.replace(self) != Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::clips::{Clip, ClipSource};
+    use latent_live_core::music::chord::Quality;
+
+    #[test]
+    fn a_phrase_plays_over_the_chord_held_then_the_clips_then_the_key() {
+        let params = LatentLiveParams::default();
+        let mut request = params.z_request();
+        let mut clips = Clips::default();
+        let names = |p: &[Option<Chord>]| -> Vec<String> {
+            [0, 8, 16, 24]
+                .iter()
+                .map(|&t| p[t].map_or("N.C.".into(), |c| c.to_string()))
+                .collect()
+        };
+        // Nothing played or captured: I-V-vi-IV in C major.
+        assert_eq!(
+            names(&progression(&request, &clips, 32)),
+            ["C", "G", "Am", "F"]
+        );
+        // A clip captured over Dm then G (a bar each), repeated over the phrase.
+        let (dm, g) = (Chord::new(2, Quality::Minor), Chord::new(7, Quality::Major));
+        clips.set(
+            Slot::A,
+            Some(Clip {
+                notes: vec![melody::Note {
+                    pitch: 62,
+                    start: 0,
+                    end: 4,
+                }],
+                steps: 32,
+                source: ClipSource::Input,
+                mu: Vec::new(),
+                model: String::new(),
+                encoding: Encoding::Melody,
+                chords: (0..32)
+                    .map(|t| Chord::code(Some(if t < 16 { dm } else { g })))
+                    .collect(),
+            }),
+        );
+        assert_eq!(
+            names(&progression(&request, &clips, 32)),
+            ["Dm", "Dm", "G", "G"]
+        );
+        // A chord played in wins.
+        request.chord = Some(Chord::new(9, Quality::Minor));
+        assert_eq!(names(&progression(&request, &clips, 32)), ["Am"; 4]);
     }
 }
