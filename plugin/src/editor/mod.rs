@@ -344,19 +344,6 @@ impl Editor {
         let drums = self.encoding() == Encoding::Drums;
         // Wraps onto a second row rather than widening the window at large zooms.
         ui.horizontal_wrapped(|ui| {
-            param_choice(ui, setter, &p.start.mode, "Play", 110.0).on_hover_text(
-                "With the host's transport; free from activation, for hosts whose transport \
-                 never runs; or while a note is held on the trigger channel, in its key",
-            );
-            if p.start.mode.value() == PlayMode::NoteTrigger {
-                param_slider(
-                    ui,
-                    setter,
-                    &p.start.trigger_channel,
-                    "Trigger channel",
-                    60.0,
-                );
-            }
             param_choice(ui, setter, &p.play.swap, "Swap", 110.0);
             ui.add_space(8.0);
             // Drums are never transposed.
@@ -395,7 +382,24 @@ impl Editor {
                 // The third row: the chords played in.
                 ui.end_row();
                 self.chord_controls(ui, setter);
-                ui.add_space(8.0);
+                ui.end_row();
+            }
+            // The last row: what starts the phrase, then the switches.
+            if drums {
+                ui.end_row();
+            }
+            param_choice(ui, setter, &p.start.mode, "Play", 110.0).on_hover_text(
+                "With the host's transport; free from activation, for hosts whose transport \
+                 never runs; or while a note is held on the trigger channel, in its key",
+            );
+            if p.start.mode.value() == PlayMode::NoteTrigger {
+                param_slider(
+                    ui,
+                    setter,
+                    &p.start.trigger_channel,
+                    "Trigger channel",
+                    60.0,
+                );
             }
             for (param, label) in [
                 (&p.play.thru, "MIDI thru"),
