@@ -835,6 +835,11 @@ impl Corpus {
     pub fn provenance(&self) -> String {
         let get = |k: &str| self.metadata.get(k).cloned().unwrap_or_else(|| "?".into());
         let origin = match (self.encoding, self.metadata.get("music21.version")) {
+            _ if self.has_chords() => format!(
+                "{} under {}, each 16th with its annotated chord",
+                get("dataset"),
+                get("source")
+            ),
             (Encoding::Melody, Some(v)) => {
                 format!("the folk collections of the music21 {v} wheel, converted with abc2midi")
             }
@@ -849,6 +854,7 @@ impl Corpus {
             .map(|c| format!(", built by `{c}`"))
             .unwrap_or_default();
         let unit = match self.encoding {
+            Encoding::Melody if self.has_chords() => "songs",
             Encoding::Melody => "tunes",
             Encoding::Drums | Encoding::Groove => "performances",
         };

@@ -279,6 +279,22 @@ fn card_markdown(file: &ModelFile, e: &Evaluation, dtype: DType, corpus: &Corpus
         "flat"
     };
     let (encoding, credit) = match c.encoding {
+        Encoding::Melody if corpus.has_chords() => (
+            format!(
+                "90-class melody encoding (pitches {}..={}), and beside every event the chord \
+                 of its 16th in Magenta's pitch chord encoding (no chord, root, pitch classes, \
+                 bass: 37 values), read by the encoder and the decoder",
+                c.min_pitch, c.max_pitch
+            ),
+            format!(
+                "Trained on {}. The songs' lead melodies (their `MELODY` tracks) over the \
+                 chords annotated in `chord_midi.txt`, on the beats of `beat_midi.txt`.",
+                corpus
+                    .metadata
+                    .get("dataset")
+                    .map_or("POP909", String::as_str),
+            ),
+        ),
         Encoding::Melody => {
             let licences: Vec<String> = corpus
                 .metadata
