@@ -1536,3 +1536,71 @@ fn a_held_trigger_note_plays_the_phrase_from_its_downbeat_with_the_note_as_its_t
     assert_eq!(high_notes, moved);
     assert!(sounding(&low).is_empty(), "left sounding: {low:?}");
 }
+
+#[test]
+fn a_chord_played_on_the_chord_channel_changes_the_phrase_at_the_next_swap() {
+    let _turn = exclusive();
+    // Chord Channel 1 (step 0), where the test host plays; A minor from 1 s, inside bar 0.
+    let chord = [45u8, 48, 52];
+    let am = Chord::new(9, Quality::Minor);
+    let played = |with_chord: bool| {
+        move |sample: u64, frames: usize| -> Vec<Input> {
+            let mut inputs: Vec<Input> = [
+                ("lat2", 0.85),
+                ("lat3", 0.2),
+                ("chin", 1.0),
+                ("chch", 0.0),
+                ("chfit", 1.0),
+            ]
+            .iter()
+            .filter_map(|&(id, value)| {
+                at(0, sample, frames, |time| Input::Param { time, id, value })
+            })
+            .collect();
+            if with_chord {
+                for key in chord {
+                    inputs.extend(at(seconds(1.0), sample, frames, |time| Input::NoteOn {
+                        time,
+                        key,
+                    }));
+                }
+            }
+            inputs
+        }
+    };
+    let phrase_notes = |with_chord: bool| -> Vec<(u64, u8)> {
+        onsets(&play(
+            &mut offline_plugin(),
+            0.0,
+            seconds(6.0),
+            block_sizes(7),
+            played(with_chord),
+        ))
+        .into_iter()
+        // Chord Thru is on: the chord itself goes out at 1 s.
+        .filter(|&(at, key)| !(at == seconds(1.0) && chord.contains(&key)))
+        .collect()
+    };
+    let (before, after) = (phrase_notes(false), phrase_notes(true));
+    let bar = seconds(2.0);
+    let split = |notes: &[(u64, u8)]| -> (Vec<(u64, u8)>, Vec<(u64, u8)>) {
+        notes.iter().partition(|&&(at, _)| at < bar)
+    };
+    let ((old_first, old_rest), (new_first, new_rest)) = (split(&before), split(&after));
+    // Bar 0 plays on as it was; from the bar line (Swap: Next Bar) the phrase follows Am.
+    assert_eq!(new_first, old_first);
+    let samples_per_beat = (SR * 60.0 / TEMPO) as u64;
+    let on_beats = |notes: &[(u64, u8)]| -> Vec<u8> {
+        notes
+            .iter()
+            .filter(|&&(at, _)| at.is_multiple_of(samples_per_beat))
+            .map(|&(_, key)| key)
+            .collect()
+    };
+    assert!(on_beats(&new_rest).len() >= 4, "{after:?}");
+    assert!(
+        on_beats(&new_rest).iter().all(|&key| am.has_tone(key)),
+        "{new_rest:?}"
+    );
+    assert_ne!(new_rest, old_rest, "the chord changed the phrase");
+}

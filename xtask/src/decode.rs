@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use latent_live_core::model::latent::z_tensor;
-use latent_live_core::model::{ModelFile, Sampling};
+use latent_live_core::model::{ModelFile, Sampling, MAX_STEPS};
 use latent_live_core::music::chord::{self, Chord};
 use latent_live_core::music::key::{pitch_class, Scale, ScaleLock};
 use latent_live_core::music::{drums, melody, Encoding};
@@ -33,9 +33,10 @@ pub struct DecodeArgs {
     /// minor-pentatonic or blues.
     #[arg(long, requires = "key")]
     scale: Option<String>,
-    /// Chord symbols spread evenly over the phrase (`"Am F C G"`; `N.C.` for none): a
-    /// chord model plays over them, any other melody model is fitted to them on the beats
-    /// (`--chord-fit`).
+    /// Chord symbols, one a bar (`"Am F C G"`; repeated when the phrase has more bars), or
+    /// `chord:steps` pairs (`"Am:8 F:8 C:16"`; `N.C.` for no chord), repeated to the
+    /// phrase's length: a chord model plays over them, any other melody model is fitted
+    /// to them on the beats (`--chord-fit`).
     #[arg(long)]
     chords: Option<String>,
     /// With `--chords`, for a model that does not read them: the share of on-beat notes
@@ -44,15 +45,30 @@ pub struct DecodeArgs {
     chord_fit: f32,
 }
 
-/// `symbols` spread evenly over `steps`: the progression a phrase plays over.
+/// The chord of each of `steps` 16ths from `symbols`: one a bar, or `chord:steps` pairs,
+/// repeated to the phrase's length.
 fn progression(symbols: &str, steps: usize) -> anyhow::Result<Vec<Option<Chord>>> {
-    let chords: Vec<Option<Chord>> = symbols
-        .split_whitespace()
-        .map(|s| Chord::parse(s).with_context(|| format!("--chords: {s:?}")))
-        .collect::<anyhow::Result<_>>()?;
-    anyhow::ensure!(!chords.is_empty(), "--chords names no chord");
+    let mut one_period = Vec::new();
+    for item in symbols.split_whitespace() {
+        let (symbol, length) = match item.rsplit_once(':') {
+            Some((symbol, length)) => (
+                symbol,
+                length
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&n| (1..=MAX_STEPS).contains(&n))
+                    .with_context(|| {
+                        format!("--chords: {item:?}: the steps must be 1 to {MAX_STEPS}")
+                    })?,
+            ),
+            None => (item, melody::STEPS_PER_BAR),
+        };
+        let chord = Chord::parse(symbol).with_context(|| format!("--chords: {item:?}"))?;
+        one_period.extend(std::iter::repeat_n(chord, length));
+    }
+    anyhow::ensure!(!one_period.is_empty(), "--chords names no chord");
     Ok((0..steps)
-        .map(|t| chords[t * chords.len() / steps])
+        .map(|t| one_period[t % one_period.len()])
         .collect())
 }
 

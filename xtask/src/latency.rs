@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use latent_live::link;
-use latent_live::params::{LatentLiveParams, ModelChoice};
+use latent_live::params::{ChordInput, LatentLiveParams, ModelChoice};
 use latent_live::testing::{set_normalized as set, wait_until};
 use latent_live::worker::engine::Engine;
 use latent_live::worker::models;
+use latent_live_core::music::chord::Chord;
 use latent_live_core::music::phrase::Phrase;
 use nice_plug::prelude::Param;
 
@@ -19,6 +20,10 @@ pub struct LatencyArgs {
     /// Parameter changes timed per model.
     #[arg(long, default_value_t = 200)]
     changes: usize,
+    /// Time chord changes instead: a chord played in (C, G, Am, F in turn) with Chord
+    /// Fit at 100 %, as the audio thread publishes one.
+    #[arg(long)]
+    chords: bool,
 }
 
 pub fn run(args: &LatencyArgs) -> anyhow::Result<()> {
@@ -27,12 +32,25 @@ pub fn run(args: &LatencyArgs) -> anyhow::Result<()> {
         ModelChoice::Folk4Bar,
         ModelChoice::Groove2Bar,
     ] {
+        // Chords move melodies only.
+        if args.chords && choice == ModelChoice::Groove2Bar {
+            continue;
+        }
         if let Err(e) = models::default_loader()(models::ModelSource::Pattern(choice), None) {
             println!("{choice:?}: skipped ({e})");
             continue;
         }
         let params = Arc::new(LatentLiveParams::default());
         set(&params.model, params.model.preview_normalized(choice));
+        let progression = ["C", "G", "Am", "F"].map(|s| Chord::parse(s).unwrap().unwrap());
+        if args.chords {
+            set(
+                &params.chords.input,
+                params.chords.input.preview_normalized(ChordInput::Channel),
+            );
+            set(&params.chords.fit, 1.0);
+            params.chords.publish(progression[3]);
+        }
         let (engine, mut link) =
             Engine::start(params.clone(), models::default_loader(), link::ports().0)?;
         let mut phrase = Phrase::EMPTY;
@@ -49,14 +67,18 @@ pub fn run(args: &LatencyArgs) -> anyhow::Result<()> {
             let previous = phrase.generation;
             let value = (i % 50) as f32 / 50.0;
             let changed = Instant::now();
-            set(
-                &params.latent.sliders[0],
-                if params.latent.sliders[0].modulated_normalized_value() == value {
-                    value + 0.01
-                } else {
-                    value
-                },
-            );
+            if args.chords {
+                params.chords.publish(progression[i % 4]);
+            } else {
+                set(
+                    &params.latent.sliders[0],
+                    if params.latent.sliders[0].modulated_normalized_value() == value {
+                        value + 0.01
+                    } else {
+                        value
+                    },
+                );
+            }
             wait(Duration::from_secs(10), || {
                 link.phrases.pop_newest(&mut phrase) && phrase.generation > previous
             })
@@ -68,7 +90,12 @@ pub fn run(args: &LatencyArgs) -> anyhow::Result<()> {
         }
         let name = engine.status().model_name();
         println!(
-            "{name}: change to phrase ready {}; of which decoding {}",
+            "{name}: {} to phrase ready {}; of which decoding {}",
+            if args.chords {
+                "chord change"
+            } else {
+                "change"
+            },
             summary(&mut latencies),
             summary(&mut decodes)
         );

@@ -84,6 +84,7 @@ fn decode_fits_the_beats_to_the_chords_asked_for() {
     let progression = ["Am", "F", "C", "G"].map(|s| Chord::parse(s).unwrap().unwrap());
     // Two bars, a chord every half bar.
     let chord_at = |step: u32| progression[(step / 8) as usize];
+    let pairs = "Am:8 F:8 C:8 G:8";
     let on_beats = |notes: &[Vec<[u32; 3]>]| -> Vec<(u32, u8)> {
         notes
             .iter()
@@ -92,7 +93,7 @@ fn decode_fits_the_beats_to_the_chords_asked_for() {
             .map(|n| (n[1], n[0] as u8))
             .collect()
     };
-    let (output, fitted) = decode(&dir, &["--chords", "Am F C G"]);
+    let (output, fitted) = decode(&dir, &["--chords", pairs]);
     assert!(
         output.status.success(),
         "{}",
@@ -111,7 +112,22 @@ fn decode_fits_the_beats_to_the_chords_asked_for() {
             .any(|&(step, p)| !chord_at(step).has_tone(p)),
         "unfitted, the beats leave the chords: {free:?}"
     );
-    let (output, _) = decode(&dir, &["--chords", "Am Hm"]);
-    assert!(!output.status.success());
+    // One chord a bar, repeated: Dm over bar 1, G7 over bar 2.
+    let (output, bars) = decode(&dir, &["--chords", "Dm G7"]);
+    assert!(output.status.success());
+    let (dm, g7) = (
+        Chord::parse("Dm").unwrap().unwrap(),
+        Chord::parse("G7").unwrap().unwrap(),
+    );
+    assert!(
+        on_beats(&bars)
+            .iter()
+            .all(|&(step, p)| if step < 16 { dm } else { g7 }.has_tone(p)),
+        "{bars:?}"
+    );
+    for wrong in ["Am Hm", "Am:0", "Am:x"] {
+        let (output, _) = decode(&dir, &["--chords", wrong]);
+        assert!(!output.status.success(), "{wrong}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
