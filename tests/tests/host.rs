@@ -1478,7 +1478,9 @@ fn free_run_plays_where_the_transport_never_runs_and_switching_back_ends_every_n
     // On the 16th grid of the plugin's clock, which runs from activation at the tempo.
     let origin = seconds(1.0);
     assert!(
-        notes.iter().all(|&(at, _)| (origin + at) % STEP == 0),
+        notes
+            .iter()
+            .all(|&(at, _)| (origin + at).is_multiple_of(STEP)),
         "{notes:?}"
     );
     // Back to the stopped transport: silence, and every note ended.
@@ -1530,7 +1532,9 @@ fn a_held_trigger_note_plays_the_phrase_from_its_downbeat_with_the_note_as_its_t
         "{low_notes:?}"
     );
     // From the note's own downbeat, on the host's grid.
-    assert!(low_notes.iter().all(|&(at, _)| (at - on) % STEP == 0));
+    assert!(low_notes
+        .iter()
+        .all(|&(at, _)| (at - on).is_multiple_of(STEP)));
     // Another note plays the same phrase moved to it.
     let moved: Vec<(u64, u8)> = low_notes.iter().map(|&(at, key)| (at, key + 5)).collect();
     assert_eq!(high_notes, moved);
@@ -1583,9 +1587,9 @@ fn a_chord_played_on_the_chord_channel_changes_the_phrase_at_the_next_swap() {
     };
     let (before, after) = (phrase_notes(false), phrase_notes(true));
     let bar = seconds(2.0);
-    let split = |notes: &[(u64, u8)]| -> (Vec<(u64, u8)>, Vec<(u64, u8)>) {
-        notes.iter().partition(|&&(at, _)| at < bar)
-    };
+    type Onsets = Vec<(u64, u8)>;
+    let split =
+        |notes: &[(u64, u8)]| -> (Onsets, Onsets) { notes.iter().partition(|&&(at, _)| at < bar) };
     let ((old_first, old_rest), (new_first, new_rest)) = (split(&before), split(&after));
     // Bar 0 plays on as it was; from the bar line (Swap: Next Bar) the phrase follows Am.
     assert_eq!(new_first, old_first);
