@@ -123,6 +123,27 @@ pub struct CorpusArgs {
     pub jobs: Option<usize>,
 }
 
+impl CorpusArgs {
+    /// The split `--validation` and `--test` ask for; train takes the rest.
+    fn fractions(&self) -> SplitFractions {
+        SplitFractions {
+            train: 1.0 - self.validation - self.test,
+            validation: self.validation,
+            test: self.test,
+        }
+    }
+}
+
+/// The first line of a dataset folder's `LICENSE`, kept in the corpus's metadata.
+fn note_licence(corpus: &mut Corpus, dir: &Path) {
+    if let Ok(text) = fs::read_to_string(dir.join("LICENSE")) {
+        corpus.metadata.insert(
+            "licence".into(),
+            text.lines().next().unwrap_or_default().trim().to_string(),
+        );
+    }
+}
+
 pub fn run(args: &CorpusArgs) -> Result<()> {
     let started = Instant::now();
     ensure!(args.bars >= 1, "--bars must be at least 1");
@@ -139,11 +160,7 @@ pub fn run(args: &CorpusArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("data/folk-{}bar.safetensors", args.bars)));
-    let fractions = SplitFractions {
-        train: 1.0 - args.validation - args.test,
-        validation: args.validation,
-        test: args.test,
-    };
+    let fractions = args.fractions();
     ensure!(
         fractions.train > 0.0 && args.validation >= 0.0 && args.test >= 0.0,
         "--validation and --test must be non-negative and leave some tunes for training"
@@ -872,20 +889,11 @@ fn pop909(args: &CorpusArgs, dir: &Path, started: Instant) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| corpus::default_path(Encoding::Melody, true, args.bars));
-    let fractions = SplitFractions {
-        train: 1.0 - args.validation - args.test,
-        validation: args.validation,
-        test: args.test,
-    };
+    let fractions = args.fractions();
     let meters = pop909_meters(dir)?;
     let mut corpus = Corpus::from_pop909(dir, &meters, args.bars, fractions, args.seed)
         .with_context(|| format!("building the chord corpus from {}", dir.display()))?;
-    if let Ok(text) = fs::read_to_string(dir.join("LICENSE")) {
-        corpus.metadata.insert(
-            "licence".into(),
-            text.lines().next().unwrap_or_default().trim().to_string(),
-        );
-    }
+    note_licence(&mut corpus, dir);
     corpus.metadata.insert(
         "command".into(),
         format!(
@@ -940,11 +948,7 @@ fn performances(args: &CorpusArgs, dir: &Path, encoding: Encoding, started: Inst
         .out
         .clone()
         .unwrap_or_else(|| corpus::default_path(encoding, false, args.bars));
-    let fractions = SplitFractions {
-        train: 1.0 - args.validation - args.test,
-        validation: args.validation,
-        test: args.test,
-    };
+    let fractions = args.fractions();
     let build = if encoding == Encoding::Groove {
         Corpus::from_groove_dir
     } else {
@@ -957,13 +961,7 @@ fn performances(args: &CorpusArgs, dir: &Path, encoding: Encoding, started: Inst
             dir.display()
         )
     })?;
-    let licence = dir.join("LICENSE");
-    if let Ok(text) = fs::read_to_string(&licence) {
-        corpus.metadata.insert(
-            "licence".into(),
-            text.lines().next().unwrap_or_default().trim().to_string(),
-        );
-    }
+    note_licence(&mut corpus, dir);
     corpus.metadata.insert(
         "command".into(),
         format!(

@@ -519,7 +519,8 @@ impl StepClock {
     }
 }
 
-fn fold_into_range(pitch: u8) -> u8 {
+/// A pitch moved by octaves into the melody encoding's range.
+pub fn fold_into_range(pitch: u8) -> u8 {
     let mut p = pitch;
     while p < MIN_PITCH {
         p += 12;

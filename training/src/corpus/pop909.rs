@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use latent_live_core::music::chord::Chord;
-use latent_live_core::music::melody::{self, Note, MAX_PITCH, MIN_PITCH, STEPS_PER_BAR};
+use latent_live_core::music::melody::{self, Note, STEPS_PER_BAR};
 use latent_live_core::music::{midi, Encoding};
 
 use super::{fill_splits, Corpus, CorpusError, Slice, SplitFractions};
@@ -282,7 +282,7 @@ fn read_song(dir: &Path, id: &str, bars: usize) -> Result<Song, String> {
             let start = grid.step_at(n.start).round();
             let end = grid.step_at(n.end).round().max(start + 1.0);
             (start >= 0.0).then(|| Note {
-                pitch: fold_into_range(n.pitch),
+                pitch: midi::fold_into_range(n.pitch),
                 start: start as u32,
                 end: end as u32,
             })
@@ -366,18 +366,6 @@ fn read_key(path: &Path) -> Option<String> {
         })
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, key)| key.to_string())
-}
-
-/// A pitch moved by octaves into the melody encoding's range.
-fn fold_into_range(pitch: u8) -> u8 {
-    let mut p = pitch;
-    while p < MIN_PITCH {
-        p += 12;
-    }
-    while p > MAX_PITCH {
-        p -= 12;
-    }
-    p
 }
 
 #[cfg(test)]
