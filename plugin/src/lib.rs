@@ -38,6 +38,7 @@ use nice_plug::prelude::*;
 use audio::capture::Capturer;
 use audio::chords::ChordListener;
 use audio::output::{self as midi_out, Outbox, Thru};
+use audio::pace::Pace;
 use audio::sequencer::{SeqEvent, Sequencer};
 use audio::start::Starter;
 use audio::synth::AuditionSynth;
@@ -47,11 +48,6 @@ use params::{LatentLiveParams, Playback};
 use worker::engine::Engine;
 use worker::models;
 
-/// The longest an offline render waits for the worker's phrase before going on without
-/// it: far more than a model switch and its first decode take (well under a second), so
-/// that a bounce on a machine busy with other work still gets its phrases; bounded, for a
-/// worker that is somehow stuck.
-const OFFLINE_WAIT: Duration = Duration::from_secs(20);
 /// The longest `activate()` waits for the phrase of the restored state (the embedded
 /// models load and decode in well under this).
 const ACTIVATE_WAIT: Duration = Duration::from_secs(2);
@@ -78,14 +74,14 @@ pub struct LatentLive {
     /// The plugin's own beat clock (capture stamps, hosts without a position).
     clock: Clock,
     sample_rate: f32,
-    /// The host renders offline: `process()` may wait for the worker (see `process`).
-    offline: bool,
-    /// Captures sent to the worker, compared with its count when rendering offline.
+    /// How fast the host renders: whether `process()` may wait for the worker.
+    pace: Pace,
+    /// Captures sent to the worker, compared with its count when `process()` waits.
     captures_sent: u64,
-    /// What the worker had delivered when an offline render last waited for it in vain.
+    /// What the worker had delivered when `process()` last waited for it in vain.
     /// Until it delivers something else it is not waited for again, so that a stuck
     /// worker costs a bounce one wait, not one per parameter change.
-    offline_gave_up: Option<u64>,
+    gave_up: Option<u64>,
     /// A panic was caught in `process()`: the next block ends every note.
     recovering: bool,
 }
@@ -109,9 +105,9 @@ impl Default for LatentLive {
             outbox: Outbox::default(),
             clock: Clock::default(),
             sample_rate: 48_000.0,
-            offline: false,
+            pace: Pace::default(),
             captures_sent: 0,
-            offline_gave_up: None,
+            gave_up: None,
             recovering: false,
         }
     }
@@ -179,7 +175,8 @@ impl Plugin for LatentLive {
         _context: &mut impl ActivateContext<Self>,
     ) -> bool {
         self.sample_rate = buffer_config.sample_rate;
-        self.offline = buffer_config.process_mode == ProcessMode::Offline;
+        self.pace
+            .activate(buffer_config.process_mode == ProcessMode::Offline);
         self.synth.set_sample_rate(buffer_config.sample_rate);
         if let Some(ports) = self.ports.take() {
             match Engine::start(self.params.clone(), models::default_loader(), ports) {
@@ -210,6 +207,7 @@ impl Plugin for LatentLive {
         self.starter.clear();
         // A render after a reset starts where a fresh instance would.
         self.clock = Clock::default();
+        self.pace.reset();
     }
 
     fn deactivate(&mut self) {
@@ -233,8 +231,9 @@ impl Plugin for LatentLive {
         while let Some(event) = context.next_event() {
             self.take_input(&event, &transport, forward);
         }
-        if self.offline {
-            self.wait_for_worker(OFFLINE_WAIT);
+        let seconds = samples as f64 / self.sample_rate as f64;
+        if let Some(patience) = self.pace.patience(Instant::now(), seconds) {
+            self.wait_for_worker(patience);
         }
         let channels = buffer.as_slice();
         for channel in channels.iter_mut() {
@@ -279,19 +278,20 @@ impl LatentLive {
         }
     }
 
-    /// Rendering offline, the host calls `process()` back to back, far faster than the
-    /// worker decodes. To render the same notes as real time, wait until the worker is
-    /// done with the current parameters (it says so for every outcome: a phrase handed
-    /// over, no model, an error), waking it rather than waiting for its next look: with
-    /// no real-time deadline, a syscall is allowed. The one place `process()` waits.
+    /// Rendering offline or faster than real time (see [`audio::pace`]), the host calls
+    /// `process()` back to back, far faster than the worker decodes. To render the same
+    /// notes as real time, wait until the worker is done with the current parameters (it
+    /// says so for every outcome: a phrase handed over, no model, an error), waking it
+    /// rather than waiting for its next look: with no real-time deadline, a syscall is
+    /// allowed. The one place `process()` waits.
     fn wait_for_worker(&mut self, patience: Duration) {
         let Some(link) = &self.link else { return };
         let shared = &link.shared;
         let delivered = || shared.status.delivered.load(Ordering::Acquire);
-        if self.offline_gave_up.is_some_and(|then| then == delivered()) {
+        if self.gave_up.is_some_and(|then| then == delivered()) {
             return;
         }
-        self.offline_gave_up = None;
+        self.gave_up = None;
         let deadline = Instant::now() + patience;
         // Captures first: a stored clip changes the request itself.
         loop {
@@ -302,7 +302,7 @@ impl LatentLive {
                 return;
             }
             if Instant::now() > deadline {
-                self.offline_gave_up = Some(delivered());
+                self.gave_up = Some(delivered());
                 return;
             }
             shared.waker.wake();
@@ -724,7 +724,7 @@ mod tests {
     use crate::testing::set_normalized;
 
     #[test]
-    fn an_offline_render_waits_for_a_stuck_worker_once_until_it_delivers_again() {
+    fn a_render_waits_for_a_stuck_worker_once_until_it_delivers_again() {
         let mut plugin = crate::LatentLive::default();
         let (_producer, phrases) = crate::link::phrase::phrase_channel();
         let (captures, _requests) = rtrb::RingBuffer::new(8);

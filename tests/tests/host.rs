@@ -757,6 +757,45 @@ fn offline_render_plays_the_notes_real_time_plays() {
 }
 
 #[test]
+fn a_host_rendering_faster_than_real_time_unannounced_plays_what_was_set_from_bar_one() {
+    let _turn = exclusive();
+    // A batch renderer (a Python script, say): real-time mode, the parameters set in the
+    // first block, then 6 s rendered back to back, with lat1 moved at 0.6 s.
+    let set: [(&str, f32); 2] = [("lat2", 0.8), ("lat4", 0.25)];
+    let inputs = |sample: u64, frames: usize| -> Vec<Input> {
+        let mut inputs = automation(sample, frames);
+        if sample == 0 {
+            inputs.extend(set.iter().map(|&(id, value)| Input::Param {
+                time: 0,
+                id,
+                value: value as f64,
+            }));
+        }
+        inputs
+    };
+    let batch = || {
+        let mut plugin = Plugin::new();
+        plugin.activate(SR);
+        play(&mut plugin, 0.0, seconds(6.0), || 512, inputs)
+    };
+    let (first, second) = (batch(), batch());
+    assert_eq!(first, second, "two identical renders are identical");
+    let mut plugin = offline_plugin();
+    let offline = play(&mut plugin, 0.0, seconds(6.0), || 512, inputs);
+    assert_eq!(onsets(&first), onsets(&offline), "as rendered offline");
+    let (ons, _) = expected(&library_phrase(&set), SR, seconds(2.0));
+    let bar_one: Vec<(u64, u8)> = onsets(&first)
+        .into_iter()
+        .filter(|&(at, _)| at < seconds(2.0))
+        .collect();
+    assert!(!ons.is_empty());
+    assert_eq!(
+        bar_one, ons,
+        "the parameters set are heard from the first bar"
+    );
+}
+
+#[test]
 fn no_note_is_left_sounding_by_loops_jumps_stop_bypass_or_deactivation() {
     let _turn = exclusive();
     let mut plugin = offline_plugin();
