@@ -371,6 +371,88 @@ fn type_2_tracks_play_one_after_another() {
     );
 }
 
+/// A lead sheet over two bars: the melody on `melody_ch`, block chords on `chord_ch`: Am
+/// (root position) for a bar, then F (first inversion, its top above the melody) for
+/// half a bar, then the chord part rests.
+fn lead_sheet_events(melody_ch: u8, chord_ch: u8) -> (Vec<Ev>, Vec<Ev>) {
+    let melody: Vec<Ev> = [
+        note(480, melody_ch, 69, 0.0, 4.0),
+        note(480, melody_ch, 72, 4.0, 8.0),
+        note(480, melody_ch, 65, 16.0, 20.0),
+        note(480, melody_ch, 64, 24.0, 32.0),
+    ]
+    .iter()
+    .flatten()
+    .copied()
+    .collect();
+    let chords: Vec<Ev> = [
+        note(480, chord_ch, 57, 0.0, 16.0),
+        note(480, chord_ch, 60, 0.0, 16.0),
+        note(480, chord_ch, 64, 0.0, 16.0),
+        note(480, chord_ch, 69, 16.0, 24.0),
+        note(480, chord_ch, 72, 16.0, 24.0),
+        note(480, chord_ch, 77, 16.0, 24.0),
+    ]
+    .iter()
+    .flatten()
+    .copied()
+    .collect();
+    (melody, chords)
+}
+
+#[test]
+fn lead_sheets_read_a_melody_over_the_chords_of_a_second_part() {
+    use latent_live_core::music::chord::Chord;
+    let timing = Timing::Metrical(u15::new(480));
+    let (melody, chords) = lead_sheet_events(0, 0);
+    let type1 = smf_bytes(
+        Format::Parallel,
+        timing,
+        vec![
+            track(&[], &[(0, 500_000)]),
+            track(&melody, &[]),
+            track(&chords, &[]),
+        ],
+    );
+    let sheet = midi::import_lead_sheet(&type1).unwrap();
+    assert_eq!(
+        sheet.melody.notes,
+        vec![n(69, 0, 4), n(72, 4, 8), n(65, 16, 20), n(64, 24, 32)],
+        "the melody is its own track, the chord tones above it left out"
+    );
+    let (am, f) = (Chord::parse("Am").unwrap(), Chord::parse("F/A").unwrap());
+    assert!(sheet.chords[..16].iter().all(|&c| c == am));
+    assert!(
+        sheet.chords[16..].iter().all(|&c| c == f),
+        "F from its onset, held through the rest"
+    );
+    // In one track, by channel.
+    let (melody, chords) = lead_sheet_events(0, 1);
+    let all = [melody, chords].concat();
+    let type0 = smf_bytes(
+        Format::SingleTrack,
+        timing,
+        vec![track(&all, &[(0, 500_000)])],
+    );
+    assert_eq!(midi::import_lead_sheet(&type0).unwrap(), sheet);
+    // Its 1-bar windows, each with its chords.
+    let slices = midi::lead_sheet_slices(&sheet, 1);
+    assert_eq!(slices.len(), 2);
+    assert_eq!(slices[1].0, midi::slices(&sheet.melody, 1)[1]);
+    assert_eq!(slices[1].1, sheet.chords[16..32]);
+    // A melody alone is no lead sheet.
+    let (melody, _) = lead_sheet_events(0, 0);
+    let alone = smf_bytes(
+        Format::SingleTrack,
+        timing,
+        vec![track(&melody, &[(0, 500_000)])],
+    );
+    assert!(matches!(
+        midi::import_lead_sheet(&alone),
+        Err(MidiError::NoChordPart)
+    ));
+}
+
 #[test]
 fn rmid_files_are_unwrapped() {
     let smf = midi::export(&[n(60, 0, 4)], 120.0);
@@ -468,6 +550,7 @@ fn garbage_never_panics() {
         let len = i % 300;
         let body = garbage(&mut state, len);
         let _ = midi::import(&body);
+        let _ = midi::import_lead_sheet(&body);
         // A well-formed header and chunk around random events (random format, timing,
         // SMPTE included), so that the event and timing paths see the garbage too.
         let mut bytes = b"MThd\0\0\0\x06".to_vec();
@@ -479,6 +562,10 @@ fn garbage_never_panics() {
         if let Ok(m) = midi::import(&bytes) {
             assert!(m.steps % 16 == 0 && m.notes.windows(2).all(|w| w[0].end <= w[1].start));
             let _ = midi::slices(&m, 2);
+        }
+        if let Ok(sheet) = midi::import_lead_sheet(&bytes) {
+            assert_eq!(sheet.chords.len(), sheet.melody.steps as usize);
+            let _ = midi::lead_sheet_slices(&sheet, 2);
         }
     }
     // Valid files with a few bytes changed reach the deeper paths (meta events, deltas, status bytes).

@@ -359,11 +359,16 @@ impl Corpus {
     /// * Within a split, identical slices are kept once and slices without a single note
     ///   onset are dropped; the slices are then shuffled (seeded), so that the first `n`
     ///   slices of a split are a fair sample of it.
+    /// * With `lead_sheets`, every file is a lead sheet ([`midi::import_lead_sheet`]: the
+    ///   melody in one track, block chords in a second), and every slice keeps its
+    ///   chords: a chord corpus of the user's own songs. Windows without a chord are
+    ///   dropped, and files without a chord part are import failures.
     pub fn from_midi_dir(
         dir: &Path,
         bars: usize,
         split: SplitFractions,
         seed: u64,
+        lead_sheets: bool,
     ) -> Result<Corpus, CorpusError> {
         if bars == 0 {
             return Err(CorpusError::Invalid("bars must be at least 1".into()));
@@ -381,12 +386,24 @@ impl Corpus {
         }
 
         // Import and slice in parallel; `collect` keeps the sorted order.
-        type Imported = Result<(Vec<(u8, u32, u32)>, Vec<Vec<Event>>), String>;
+        type Imported = Result<(Vec<(u8, u32, u32)>, Vec<Slice>), midi::MidiError>;
         let imported: Vec<Imported> = files
             .par_iter()
-            .map(|(_, path)| match midi::import_file(path) {
-                Ok(m) => Ok((tune_fingerprint(&m.notes), midi::slices(&m, bars))),
-                Err(e) => Err(e.to_string()),
+            .map(|(_, path)| {
+                if lead_sheets {
+                    let sheet = midi::import_lead_sheet_file(path)?;
+                    let slices = midi::lead_sheet_slices(&sheet, bars).into_iter().map(
+                        |(events, chords)| Slice {
+                            chords,
+                            ..Slice::quantized(events)
+                        },
+                    );
+                    Ok((tune_fingerprint(&sheet.melody.notes), slices.collect()))
+                } else {
+                    let m = midi::import_file(path)?;
+                    let slices = midi::slices(&m, bars).into_iter().map(Slice::quantized);
+                    Ok((tune_fingerprint(&m.notes), slices.collect()))
+                }
             })
             .collect();
 
@@ -404,7 +421,10 @@ impl Corpus {
                 }
             };
             let before = slices.len();
-            let slices: Vec<Vec<Event>> = slices.into_iter().filter(|s| s.len() == steps).collect();
+            let slices: Vec<Slice> = slices
+                .into_iter()
+                .filter(|s| s.events.len() == steps)
+                .collect();
             bad_length += before - slices.len();
             if slices.is_empty() {
                 too_short += 1;
@@ -418,7 +438,7 @@ impl Corpus {
                 seen_tunes.insert(fingerprint, tunes.len());
             }
             tunes.push(name.clone());
-            tune_slices.push(slices.into_iter().map(Slice::quantized).collect());
+            tune_slices.push(slices);
         }
         let imported_count = files.len() - failures.len();
         if imported_count == 0 {
@@ -1544,52 +1564,70 @@ mod tests {
 
     /// Writes a one-track 4/4 MIDI file of (pitch, start step, end step) notes.
     fn write_midi(path: &Path, notes: &[(u8, u32, u32)]) {
-        let mut timed: Vec<(u32, bool, u8)> = Vec::new();
-        for &(pitch, start, end) in notes {
-            timed.push((start * TICKS_PER_STEP, true, pitch));
-            timed.push((end * TICKS_PER_STEP, false, pitch));
-        }
-        // Offs before ons at the same tick.
-        timed.sort_by_key(|&(tick, on, pitch)| (tick, on, pitch));
-        let mut track = vec![
-            TrackEvent {
-                delta: u28::new(0),
-                kind: TrackEventKind::Meta(MetaMessage::Tempo(500_000.into())),
-            },
-            TrackEvent {
-                delta: u28::new(0),
-                kind: TrackEventKind::Meta(MetaMessage::TimeSignature(4, 2, 24, 8)),
-            },
-        ];
-        let mut now = 0;
-        for (tick, on, pitch) in timed {
-            let message = if on {
-                MidiMessage::NoteOn {
-                    key: u7::new(pitch),
-                    vel: u7::new(80),
+        write_parts(path, &[notes]);
+    }
+
+    /// A file of one track per part (type 0 for one), the tempo and meter in the first.
+    fn write_parts(path: &Path, parts: &[&[(u8, u32, u32)]]) {
+        let tracks = parts
+            .iter()
+            .enumerate()
+            .map(|(i, notes)| {
+                let mut timed: Vec<(u32, bool, u8)> = Vec::new();
+                for &(pitch, start, end) in notes.iter() {
+                    timed.push((start * TICKS_PER_STEP, true, pitch));
+                    timed.push((end * TICKS_PER_STEP, false, pitch));
                 }
-            } else {
-                MidiMessage::NoteOff {
-                    key: u7::new(pitch),
-                    vel: u7::new(0),
+                // Offs before ons at the same tick.
+                timed.sort_by_key(|&(tick, on, pitch)| (tick, on, pitch));
+                let mut track = Vec::new();
+                if i == 0 {
+                    track.push(TrackEvent {
+                        delta: u28::new(0),
+                        kind: TrackEventKind::Meta(MetaMessage::Tempo(500_000.into())),
+                    });
+                    track.push(TrackEvent {
+                        delta: u28::new(0),
+                        kind: TrackEventKind::Meta(MetaMessage::TimeSignature(4, 2, 24, 8)),
+                    });
                 }
-            };
-            track.push(TrackEvent {
-                delta: u28::new(tick - now),
-                kind: TrackEventKind::Midi {
-                    channel: u4::new(0),
-                    message,
-                },
-            });
-            now = tick;
-        }
-        track.push(TrackEvent {
-            delta: u28::new(0),
-            kind: TrackEventKind::Meta(MetaMessage::EndOfTrack),
-        });
+                let mut now = 0;
+                for (tick, on, pitch) in timed {
+                    let message = if on {
+                        MidiMessage::NoteOn {
+                            key: u7::new(pitch),
+                            vel: u7::new(80),
+                        }
+                    } else {
+                        MidiMessage::NoteOff {
+                            key: u7::new(pitch),
+                            vel: u7::new(0),
+                        }
+                    };
+                    track.push(TrackEvent {
+                        delta: u28::new(tick - now),
+                        kind: TrackEventKind::Midi {
+                            channel: u4::new(i as u8),
+                            message,
+                        },
+                    });
+                    now = tick;
+                }
+                track.push(TrackEvent {
+                    delta: u28::new(0),
+                    kind: TrackEventKind::Meta(MetaMessage::EndOfTrack),
+                });
+                track
+            })
+            .collect();
+        let format = if parts.len() == 1 {
+            Format::SingleTrack
+        } else {
+            Format::Parallel
+        };
         let smf = Smf {
-            header: MidiHeader::new(Format::SingleTrack, Timing::Metrical(u15::new(TPQ as u16))),
-            tracks: vec![track],
+            header: MidiHeader::new(format, Timing::Metrical(u15::new(TPQ as u16))),
+            tracks,
         };
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).unwrap();
@@ -1643,10 +1681,48 @@ mod tests {
     }
 
     #[test]
+    fn lead_sheets_make_a_chord_corpus() {
+        let dir = TempDir::new("lead-sheets");
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        // Block chords a bar each: C, Am, F, G (the last in first inversion).
+        let voicings: [&[u8]; 4] = [&[48, 52, 55], &[45, 48, 52], &[41, 45, 48], &[47, 50, 55]];
+        for i in 0..10 {
+            let tune = random_tune(&mut rng, 6, 60 + i as u8);
+            let chords: Vec<(u8, u32, u32)> = (0..6u32)
+                .flat_map(|bar| {
+                    voicings[bar as usize % 4]
+                        .iter()
+                        .map(move |&p| (p, bar * 16, bar * 16 + 16))
+                })
+                .collect();
+            write_parts(&dir.0.join(format!("song{i}.mid")), &[&tune, &chords]);
+        }
+        write_midi(&dir.0.join("melody-only.mid"), &[(60, 0, 64)]);
+        let corpus = Corpus::from_midi_dir(&dir.0, 2, fractions(), 3, true).unwrap();
+        assert!(corpus.has_chords());
+        assert_eq!(
+            corpus.metadata["import_failures"], "1",
+            "a file without chords"
+        );
+        let names = ["C", "Am", "F", "G/B"].map(|s| Chord::parse(s).unwrap());
+        for (_, split) in corpus.splits() {
+            for i in 0..split.len() {
+                let chords = split.chords(i).unwrap();
+                // Each window starts on a bar, so it holds two of the chords in order.
+                let first = names.iter().position(|&c| c == chords[0]).unwrap();
+                assert!(chords[..16].iter().all(|&c| c == names[first]));
+                assert!(chords[16..].iter().all(|&c| c == names[(first + 1) % 4]));
+                assert!(split.get(i).iter().all(|&e| e < 90));
+            }
+        }
+        assert!(corpus.train.len() > 20);
+    }
+
+    #[test]
     fn splits_are_disjoint_by_tune() {
         let dir = TempDir::new("disjoint");
         build_dir(&dir.0, 12);
-        let corpus = Corpus::from_midi_dir(&dir.0, 2, fractions(), 7).unwrap();
+        let corpus = Corpus::from_midi_dir(&dir.0, 2, fractions(), 7, false).unwrap();
         assert_eq!(corpus.steps, 32);
         assert_eq!(corpus.metadata["midi_files"], "26");
         assert_eq!(corpus.metadata["import_failures"], "1");
@@ -1685,10 +1761,10 @@ mod tests {
     fn same_seed_same_corpus_other_seed_other_split() {
         let dir = TempDir::new("seed");
         build_dir(&dir.0, 12);
-        let a = Corpus::from_midi_dir(&dir.0, 2, fractions(), 7).unwrap();
-        let b = Corpus::from_midi_dir(&dir.0, 2, fractions(), 7).unwrap();
+        let a = Corpus::from_midi_dir(&dir.0, 2, fractions(), 7, false).unwrap();
+        let b = Corpus::from_midi_dir(&dir.0, 2, fractions(), 7, false).unwrap();
         assert_eq!(a, b);
-        let c = Corpus::from_midi_dir(&dir.0, 2, fractions(), 8).unwrap();
+        let c = Corpus::from_midi_dir(&dir.0, 2, fractions(), 8, false).unwrap();
         assert_ne!(tunes_of(&a.test), tunes_of(&c.test));
         // Saving is deterministic too.
         let (pa, pb) = (dir.0.join("a.safetensors"), dir.0.join("b.safetensors"));
@@ -1702,7 +1778,8 @@ mod tests {
         let dir = TempDir::new("roundtrip");
         build_dir(&dir.0, 6);
         let corpus =
-            Corpus::from_midi_dir(&dir.0.join("alpha"), 4, SplitFractions::default(), 3).unwrap();
+            Corpus::from_midi_dir(&dir.0.join("alpha"), 4, SplitFractions::default(), 3, false)
+                .unwrap();
         assert_eq!(corpus.steps, 64);
         let path = dir.0.join("out/nested/corpus.safetensors");
         corpus.save(&path).unwrap();
@@ -1737,7 +1814,7 @@ mod tests {
         ));
 
         build_dir(&dir.0.join("midi"), 4);
-        let corpus = Corpus::from_midi_dir(&dir.0.join("midi"), 2, fractions(), 1).unwrap();
+        let corpus = Corpus::from_midi_dir(&dir.0.join("midi"), 2, fractions(), 1, false).unwrap();
         let good = dir.0.join("good.safetensors");
         corpus.save(&good).unwrap();
         let bytes = fs::read(&good).unwrap();
@@ -1762,16 +1839,16 @@ mod tests {
     fn folders_without_usable_midi_are_errors() {
         let dir = TempDir::new("empty");
         assert!(matches!(
-            Corpus::from_midi_dir(&dir.0, 2, fractions(), 1),
+            Corpus::from_midi_dir(&dir.0, 2, fractions(), 1, false),
             Err(CorpusError::NoMidiFiles { .. })
         ));
         fs::write(dir.0.join("bad.mid"), b"garbage").unwrap();
         assert!(matches!(
-            Corpus::from_midi_dir(&dir.0, 2, fractions(), 1),
+            Corpus::from_midi_dir(&dir.0, 2, fractions(), 1, false),
             Err(CorpusError::NothingImported { .. })
         ));
         assert!(matches!(
-            Corpus::from_midi_dir(&dir.0.join("missing"), 2, fractions(), 1),
+            Corpus::from_midi_dir(&dir.0.join("missing"), 2, fractions(), 1, false),
             Err(CorpusError::NotFound { .. })
         ));
     }

@@ -3,7 +3,11 @@
 use candle_core::{Result, Tensor, D};
 use rayon::prelude::*;
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
 use crate::corpus::Split;
+use latent_live_core::model::latent::standard_normal;
 use latent_live_core::model::{Batch, GrooveInput, MusicVae, Sampling};
 use latent_live_core::music::chord::Chord;
 use latent_live_core::music::drums::NUM_DRUM_CLASSES;
@@ -27,7 +31,17 @@ pub struct Evaluation {
     /// A drum model's greedy decode against the slices, per drum class (empty for
     /// melodies): which parts of the kit the wrong steps get wrong.
     pub class_errors: Vec<ClassErrors>,
+    /// Over a split with chords: how the human melodies and the greedy decodes of mu
+    /// follow them on the beats.
+    pub chord_tones: Option<ChordToneShares>,
     pub slices: usize,
+}
+
+/// On-beat chord tones of the measured melodies, and of their decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ChordToneShares {
+    pub human: ChordTones,
+    pub decoded: ChordTones,
 }
 
 /// One drum class's hits in the measured slices, and the decode's departures from them.
@@ -96,6 +110,7 @@ pub fn evaluate(
     let (mut mu, mut sigma) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let drums = model.config.encoding == Encoding::Drums;
     let mut class_errors = vec![ClassErrors::default(); if drums { NUM_DRUM_CLASSES } else { 0 }];
+    let mut chord_tones = split.chords(0).map(|_| ChordToneShares::default());
     for start in (0..n).step_by(batch_size) {
         let indices = start..(start + batch_size).min(n);
         let melodies: Vec<&[Event]> = indices.clone().map(|i| split.get(i)).collect();
@@ -109,6 +124,12 @@ pub fn evaluate(
             total_steps += m.len();
         }
         tally_classes(&mut class_errors, &decoded, &melodies);
+        if let (Some(shares), Some(chords)) = (chord_tones.as_mut(), &chords) {
+            for ((m, d), c) in melodies.iter().zip(&decoded).zip(chords) {
+                shares.human.add_notes(&melody::decode(m), c);
+                shares.decoded.add_notes(&melody::decode(d), c);
+            }
+        }
         mu.extend(posterior.mu.to_vec2::<f32>()?);
         sigma.extend(posterior.sigma.to_vec2::<f32>()?);
     }
@@ -119,8 +140,28 @@ pub fn evaluate(
         kl_per_dim,
         mu_variance,
         class_errors,
+        chord_tones,
         slices: n,
     })
+}
+
+/// Prior samples (z ~ N(0, I), seeded) decoded over `chords`, one per progression, in
+/// batches of 256: how a model plays over progressions it was never given a melody for.
+/// A model without chords ignores them.
+pub fn sample_over(
+    model: &MusicVae,
+    chords: &[&[Option<Chord>]],
+    temperature: f32,
+    seed: u64,
+) -> Result<Vec<Vec<Event>>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut decoded = Vec::with_capacity(chords.len());
+    for (b, over) in chords.chunks(256).enumerate() {
+        let z = standard_normal(&mut rng, (over.len(), model.config.z_size))?;
+        let sampling = Sampling::new(temperature, seed + 256 * b as u64);
+        decoded.extend(model.decode_over(&z, Some(over), sampling)?);
+    }
+    Ok(decoded)
 }
 
 /// How many steps of `events` `[B, T]` the decoder's argmax gets right from `z` when fed

@@ -7,15 +7,11 @@
 use std::path::PathBuf;
 
 use anyhow::{ensure, Context, Result};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-
-use latent_live_core::model::latent::standard_normal;
-use latent_live_core::model::{ModelFile, Sampling};
+use latent_live_core::model::ModelFile;
 use latent_live_core::music::key::{note_name, Key, Mode, Scale, ScaleLock};
 use latent_live_core::music::{melody, Encoding, Event};
 use latent_live_training::corpus::{Corpus, TUNE_KEY};
-use latent_live_training::eval::ChordTones;
+use latent_live_training::eval::{sample_over, ChordTones};
 
 #[derive(clap::Args)]
 pub struct ChordTonesArgs {
@@ -80,30 +76,23 @@ pub fn run(args: &ChordTonesArgs) -> Result<()> {
             path.display(),
             corpus.steps
         );
-        let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
         let mut count = ChordTones::default();
-        for start in (0..n).step_by(256) {
-            let rows = (start + 256).min(n) - start;
-            let z = standard_normal(&mut rng, (rows, model.config.z_size))?;
-            let over = &chords[start..start + rows];
-            let sampling = Sampling::new(args.temperature, args.seed + start as u64);
-            let decoded = model.decode_over(&z, Some(over), sampling)?;
-            for (i, events) in decoded.iter().enumerate() {
-                let mut notes = melody::decode(events);
-                let reads_chords = model.config.chords.is_some();
-                if let (false, Some(key)) = (reads_chords, keys[test.tune[start + i] as usize]) {
-                    let scale = match key.mode {
-                        Mode::Major => Scale::Major,
-                        Mode::Minor => Scale::NaturalMinor,
-                    };
-                    ScaleLock {
-                        tonic: key.tonic,
-                        scale,
-                    }
-                    .fit(&mut notes);
+        let decoded = sample_over(&model, &chords, args.temperature, args.seed)?;
+        for (i, events) in decoded.iter().enumerate() {
+            let mut notes = melody::decode(events);
+            let reads_chords = model.config.chords.is_some();
+            if let (false, Some(key)) = (reads_chords, keys[test.tune[i] as usize]) {
+                let scale = match key.mode {
+                    Mode::Major => Scale::Major,
+                    Mode::Minor => Scale::NaturalMinor,
+                };
+                ScaleLock {
+                    tonic: key.tonic,
+                    scale,
                 }
-                count.add_notes(&notes, over[i]);
+                .fit(&mut notes);
             }
+            count.add_notes(&notes, chords[i]);
         }
         let how = if model.config.chords.is_some() {
             "over the chords"

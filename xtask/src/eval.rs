@@ -1,4 +1,5 @@
-//! `cargo xtask eval`: held-out accuracy and latent usage of a model.
+//! `cargo xtask eval`: held-out accuracy and latent usage of a model, and over chords how
+//! its melodies follow them.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -6,12 +7,16 @@ use std::sync::atomic::AtomicBool;
 use crate::corpus::CorpusSource;
 use latent_live_core::model::inversion::{invert, InversionConfig};
 use latent_live_core::model::{Config, ModelFile, MusicVae, Sampling};
-use latent_live_core::music::{drums, Encoding};
+use latent_live_core::music::{drums, melody, Encoding};
 use latent_live_training::corpus::{self, Corpus, Split, SplitFractions};
 use latent_live_training::eval::{
-    accuracy, evaluate, evaluate_grooves, mean_velocities, nearest_copy_accuracy,
-    teacher_forced_correct,
+    accuracy, evaluate, evaluate_grooves, mean_velocities, nearest_copy_accuracy, sample_over,
+    teacher_forced_correct, ChordToneShares, ChordTones,
 };
+
+/// The temperature of the prior samples measured over a split's chords, as
+/// `chord-tones` samples by default.
+const PRIOR_TEMPERATURE: f32 = 0.5;
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
@@ -125,6 +130,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             );
         }
     }
+    if let Some(shares) = e.chord_tones {
+        chord_tones(&model, split, shares, args.held_out.limit)?;
+    }
     let ranking = e.kl_ranking();
     println!("KL per dimension (nats), largest first:");
     for chunk in ranking.chunks(8) {
@@ -136,6 +144,37 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     }
     println!("total KL {:.2} nats", e.kl_per_dim.iter().sum::<f64>());
     println!("{}", e.summary_line());
+    Ok(())
+}
+
+/// How the measured melodies, their decodes and, for a model that reads chords, prior
+/// samples over the same progressions follow the chords on the beats.
+fn chord_tones(
+    model: &MusicVae,
+    split: &Split,
+    shares: ChordToneShares,
+    limit: Option<usize>,
+) -> anyhow::Result<()> {
+    let share = |c: ChordTones| format!("{:.1} % of {} notes", 100.0 * c.share(), c.notes);
+    println!("on-beat notes that are tones of their chord:");
+    println!("  {:<44} {}", "the melodies", share(shares.human));
+    println!("  {:<44} {}", "greedy decodes of mu", share(shares.decoded));
+    if model.config.chords.is_some() {
+        let n = limit.map_or(split.len(), |l| l.min(split.len()));
+        let chords = split.chords_of(0..n).expect("a split with chords");
+        let mut sampled = ChordTones::default();
+        for (events, over) in sample_over(model, &chords, PRIOR_TEMPERATURE, 1)?
+            .iter()
+            .zip(&chords)
+        {
+            sampled.add_notes(&melody::decode(events), over);
+        }
+        println!(
+            "  {:<44} {}",
+            format!("prior samples over the progressions (T {PRIOR_TEMPERATURE})"),
+            share(sampled)
+        );
+    }
     Ok(())
 }
 

@@ -5,14 +5,18 @@
 //! Notes snap to the nearest 16th. A melody is every channel but the drum channels,
 //! reduced to one voice that keeps the highest pitch ([`import`]); drums are every drum
 //! channel of every track, folded into the nine drum classes ([`import_drums`]). A drum
-//! channel is channel 10, or a channel switched to a drum bank (GM2's 120, XG's 127).
+//! channel is channel 10, or a channel switched to a drum bank (GM2's 120, XG's 127). A
+//! lead sheet is read as two parts: the melody, and block chords under it
+//! ([`import_lead_sheet`]).
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use midly::num::{u15, u24, u28, u4, u7};
 use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
 
 use crate::files::read_capped;
+use crate::music::chord::Chord;
 use crate::music::drums::{self, Hit};
 use crate::music::groove::{Groove, Stroke};
 use crate::music::melody::{self, Note, MAX_PITCH, MIN_PITCH, STEPS_PER_BAR, STEPS_PER_QUARTER};
@@ -28,6 +32,12 @@ pub enum MidiError {
     Parse(#[from] midly::Error),
     #[error("the MIDI file has no notes outside the drum channels")]
     NoNotes,
+    #[error(
+        "the MIDI file has no chord part: a lead sheet has its melody in one track and its \
+         chords, as notes sounding together, in a second (or, in a one-track file, on a \
+         second channel)"
+    )]
+    NoChordPart,
     #[error(
         "the MIDI file has no drum hits (on channel 10 or a drum bank) of the nine drum classes"
     )]
@@ -96,6 +106,9 @@ pub struct ImportedGroove {
 
 /// A note in file time, before quantization.
 struct RawNote {
+    /// The track and channel it was read from.
+    track: usize,
+    channel: u8,
     pitch: u8,
     velocity: u8,
     start: u64,
@@ -125,18 +138,18 @@ fn parse(bytes: &[u8]) -> Result<Parsed, MidiError> {
 
 /// The melody of a file: every note off the drum channels, as one voice.
 pub fn import(bytes: &[u8]) -> Result<ImportedMidi, MidiError> {
-    let Parsed {
-        notes: raw,
-        first_tempo,
-        clock,
-    } = parse(bytes)?;
-    // Float to int casts saturate, so absurd times stay finite until the length check.
-    let mut quantized: Vec<Note> = raw
-        .iter()
-        .filter(|n| !n.drum)
+    let parsed = parse(bytes)?;
+    melody_of(parsed.notes.iter().filter(|n| !n.drum), &parsed)
+}
+
+/// `notes` quantized to one voice, the highest.
+fn melody_of<'a>(
+    notes: impl Iterator<Item = &'a RawNote>,
+    parsed: &Parsed,
+) -> Result<ImportedMidi, MidiError> {
+    let mut quantized: Vec<Note> = notes
         .map(|n| {
-            let start = clock.steps(n.start).round() as u32;
-            let end = (clock.steps(n.end).round() as u32).max(start.saturating_add(1));
+            let (start, end) = parsed.clock.span(n);
             Note {
                 pitch: fold_into_range(n.pitch),
                 start,
@@ -153,8 +166,80 @@ pub fn import(bytes: &[u8]) -> Result<ImportedMidi, MidiError> {
     Ok(ImportedMidi {
         steps: end.div_ceil(bar) * bar,
         notes,
-        bpm: 60e6 / first_tempo,
+        bpm: 60e6 / parsed.first_tempo,
     })
+}
+
+/// A lead sheet: its melody, and the chord of each of the melody's steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadSheet {
+    pub melody: ImportedMidi,
+    /// One per step of the melody: the chord its chord part's sounding notes name. A
+    /// chord holds through the chord part's rests, as a chord symbol holds until the
+    /// next; before the first, there is none.
+    pub chords: Vec<Option<Chord>>,
+}
+
+/// A lead sheet's melody and chords: off the drum channels, the first track with notes
+/// is the melody and the second the chords, as notes sounding together. A file of one
+/// track is read by channel instead, the lowest channel the melody.
+pub fn import_lead_sheet(bytes: &[u8]) -> Result<LeadSheet, MidiError> {
+    let parsed = parse(bytes)?;
+    let pitched: Vec<&RawNote> = parsed.notes.iter().filter(|n| !n.drum).collect();
+    let by_track = pitched.iter().any(|n| n.track != pitched[0].track);
+    let part = |n: &RawNote| {
+        if by_track {
+            n.track
+        } else {
+            n.channel as usize
+        }
+    };
+    let mut parts: Vec<usize> = pitched.iter().map(|n| part(n)).collect();
+    parts.sort_unstable();
+    parts.dedup();
+    let [melody_part, chord_part, ..] = parts[..] else {
+        return Err(if pitched.is_empty() {
+            MidiError::NoNotes
+        } else {
+            MidiError::NoChordPart
+        });
+    };
+    let melody = melody_of(
+        pitched.iter().copied().filter(|n| part(n) == melody_part),
+        &parsed,
+    )?;
+    // A sweep over the chord part's notes by start, keeping those still sounding.
+    let mut voicing: Vec<(u32, u32, u8)> = pitched
+        .iter()
+        .filter(|n| part(n) == chord_part)
+        .map(|n| {
+            let (start, end) = parsed.clock.span(n);
+            (start, end, n.pitch)
+        })
+        .collect();
+    voicing.sort_unstable();
+    let (mut next, mut sounding, mut held) = (0, Vec::<(u32, u8)>::new(), Vec::new());
+    let mut chord = None;
+    let mut chords = Vec::with_capacity(melody.steps as usize);
+    for step in 0..melody.steps {
+        let before = sounding.len();
+        sounding.retain(|&(end, _)| end > step);
+        let mut changed = sounding.len() != before;
+        while let Some(&(start, end, pitch)) = voicing.get(next).filter(|v| v.0 <= step) {
+            if end > step && start <= step {
+                sounding.push((end, pitch));
+                changed = true;
+            }
+            next += 1;
+        }
+        if changed && !sounding.is_empty() {
+            held.clear();
+            held.extend(sounding.iter().map(|&(_, pitch)| pitch));
+            chord = Chord::recognise(&held).or(chord);
+        }
+        chords.push(chord);
+    }
+    Ok(LeadSheet { melody, chords })
 }
 
 /// The drums of a file as played: every note on a drum channel, in the class of its
@@ -225,6 +310,14 @@ pub fn import_drums(bytes: &[u8]) -> Result<ImportedDrums, MidiError> {
 /// [`read_capped`]).
 pub fn import_file(path: &Path) -> Result<ImportedMidi, MidiError> {
     import(&read_file(path)?).map_err(|e| MidiError::File {
+        path: path.into(),
+        source: Box::new(e),
+    })
+}
+
+/// [`import_lead_sheet`] on a file, read as [`import_file`] reads it.
+pub fn import_lead_sheet_file(path: &Path) -> Result<LeadSheet, MidiError> {
+    import_lead_sheet(&read_file(path)?).map_err(|e| MidiError::File {
         path: path.into(),
         source: Box::new(e),
     })
@@ -313,7 +406,7 @@ fn collect_notes(smf: &Smf) -> (Vec<RawNote>, Vec<(u64, f64)>) {
     let mut drum_channel: [bool; 16] = std::array::from_fn(|ch| ch == drums::GM_CHANNEL as usize);
     // Type 2 tracks are independent patterns: play them one after another.
     let mut offset = 0u64;
-    for track in &smf.tracks {
+    for (track_index, track) in smf.tracks.iter().enumerate() {
         let mut tick = offset;
         // Open notes per (channel, key, velocity, start, drum), oldest first.
         let mut open: Vec<(u8, u8, u8, u64, bool)> = Vec::new();
@@ -344,8 +437,10 @@ fn collect_notes(smf: &Smf) -> (Vec<RawNote>, Vec<(u64, f64)>) {
                                 .iter()
                                 .position(|&(c, k, ..)| c == ch && k == key.as_int())
                             {
-                                let (_, pitch, velocity, start, drum) = open.remove(i);
+                                let (channel, pitch, velocity, start, drum) = open.remove(i);
                                 notes.push(RawNote {
+                                    track: track_index,
+                                    channel,
                                     pitch,
                                     velocity,
                                     start,
@@ -363,7 +458,9 @@ fn collect_notes(smf: &Smf) -> (Vec<RawNote>, Vec<(u64, f64)>) {
         // Notes never released end with their track.
         notes.extend(
             open.into_iter()
-                .map(|(_, pitch, velocity, start, drum)| RawNote {
+                .map(|(channel, pitch, velocity, start, drum)| RawNote {
+                    track: track_index,
+                    channel,
                     pitch,
                     velocity,
                     start,
@@ -517,6 +614,14 @@ impl StepClock {
         };
         quarters * STEPS_PER_QUARTER as f64
     }
+
+    /// A note's steps, on the nearest 16ths, at least one long. Float to int casts
+    /// saturate, so absurd times stay finite until the length check.
+    fn span(&self, note: &RawNote) -> (u32, u32) {
+        let start = self.steps(note.start).round() as u32;
+        let end = (self.steps(note.end).round() as u32).max(start.saturating_add(1));
+        (start, end)
+    }
 }
 
 /// A pitch moved by octaves into the melody encoding's range.
@@ -554,11 +659,32 @@ fn skyline(notes: &mut [Note]) -> Vec<Note> {
 /// Every window of `bars` bars, one bar apart, as 90-class events. As with Magenta's
 /// `gap_bars = 1`, windows holding a whole silent bar, or no onset at all, are skipped.
 pub fn slices(imported: &ImportedMidi, bars: usize) -> Vec<Vec<Event>> {
+    let (events, windows) = melody_windows(imported, bars);
+    windows.map(|window| events[window].to_vec()).collect()
+}
+
+/// [`slices`] of a lead sheet's melody, each with the chords of its steps; windows
+/// without a chord are skipped too.
+pub fn lead_sheet_slices(sheet: &LeadSheet, bars: usize) -> Vec<(Vec<Event>, Vec<Option<Chord>>)> {
+    let (events, windows) = melody_windows(&sheet.melody, bars);
+    windows
+        .filter(|window| sheet.chords[window.clone()].iter().any(Option::is_some))
+        .map(|window| {
+            (
+                events[window.clone()].to_vec(),
+                sheet.chords[window].to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// The melody's events, and the windows of [`slices`].
+fn melody_windows(
+    imported: &ImportedMidi,
+    bars: usize,
+) -> (Vec<Event>, impl Iterator<Item = Range<usize>>) {
     let len = bars * STEPS_PER_BAR;
     let total = imported.steps as usize;
-    if total < len {
-        return Vec::new();
-    }
     let events = melody::encode(&imported.notes, total);
     let mut sounding = vec![false; total];
     for n in &imported.notes {
@@ -569,8 +695,8 @@ pub fn slices(imported: &ImportedMidi, bars: usize) -> Vec<Vec<Event>> {
         .chunks(STEPS_PER_BAR)
         .map(|bar| bar.iter().any(|&s| s))
         .collect();
-    (0..=total - len)
-        .step_by(STEPS_PER_BAR)
+    let starts = (0..(total + 1).saturating_sub(len)).step_by(STEPS_PER_BAR);
+    let windows: Vec<Range<usize>> = starts
         .filter(|&start| {
             let first_bar = start / STEPS_PER_BAR;
             bar_heard[first_bar..first_bar + bars].iter().all(|&h| h)
@@ -578,8 +704,9 @@ pub fn slices(imported: &ImportedMidi, bars: usize) -> Vec<Vec<Event>> {
                     .iter()
                     .any(|&e| melody::class_pitch(e).is_some())
         })
-        .map(|start| events[start..start + len].to_vec())
-        .collect()
+        .map(|start| start..start + len)
+        .collect();
+    (events, windows.into_iter())
 }
 
 /// Every window of `bars` bars, one bar apart, as drum events; windows without a hit are
