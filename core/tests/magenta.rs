@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use latent_live_core::model::magenta::{import, ImportError, ImportOptions};
-use latent_live_core::model::{GrooveInput, ModelFile, Sampling};
+use latent_live_core::model::{ChordEncoding, GrooveInput, ModelFile, Sampling};
+use latent_live_core::music::chord::Chord;
 use latent_live_core::music::groove::{Groove, Stroke, ROW};
 use latent_live_core::music::{drums, melody, Encoding, Event};
 use serde::Deserialize;
@@ -20,6 +21,20 @@ struct Expected {
     z: Vec<Vec<f32>>,
     greedy: Vec<Vec<Event>>,
     notes: Vec<Vec<[u32; 3]>>,
+    /// Chord models: the progression every encode and decode was given.
+    chords: Option<Vec<String>>,
+}
+
+/// `symbols` over `steps` as magenta.js's `encodeProgression` spreads them: step `t`
+/// plays chord `floor(t * n / steps)`.
+fn spread(symbols: &[String], steps: usize) -> Vec<Option<Chord>> {
+    let chords: Vec<Option<Chord>> = symbols
+        .iter()
+        .map(|s| Chord::parse(s).unwrap_or_else(|e| panic!("{s}: {e}")))
+        .collect();
+    (0..steps)
+        .map(|t| chords[t * chords.len() / steps])
+        .collect()
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -40,6 +55,16 @@ fn check(name: &str) -> ModelFile {
     let model = file.model(&Device::Cpu).unwrap();
     let want = expected(&dir);
     let encoding = file.config.encoding;
+    let progression = want
+        .chords
+        .as_ref()
+        .map(|symbols| spread(symbols, file.config.steps()));
+    assert_eq!(
+        progression.is_some(),
+        file.config.chords.is_some(),
+        "{name}"
+    );
+    let over = |batch: usize| progression.as_ref().map(|p| vec![p.as_slice(); batch]);
 
     if let (Some(inputs), Some(notes)) = (&want.inputs, &want.input_notes) {
         // Latent Live reads magenta.js's drum notes into the same events.
@@ -60,7 +85,15 @@ fn check(name: &str) -> ModelFile {
     }
     if let (Some(inputs), Some(mu)) = (&want.inputs, &want.mu) {
         let refs: Vec<&[Event]> = inputs.iter().map(Vec::as_slice).collect();
-        let ours = model.encode(&refs).unwrap().to_vec2::<f32>().unwrap();
+        let batch = model
+            .batch_over(&refs, over(refs.len()).as_deref())
+            .unwrap();
+        let ours = model
+            .posterior(&batch)
+            .unwrap()
+            .mu
+            .to_vec2::<f32>()
+            .unwrap();
         let worst = ours
             .iter()
             .flatten()
@@ -76,7 +109,9 @@ fn check(name: &str) -> ModelFile {
     }
 
     let z = Tensor::new(want.z.clone(), &Device::Cpu).unwrap();
-    let decoded = model.decode(&z, Sampling::Greedy).unwrap();
+    let decoded = model
+        .decode_over(&z, over(want.z.len()).as_deref(), Sampling::Greedy)
+        .unwrap();
     for (i, (events, greedy)) in decoded.iter().zip(&want.greedy).enumerate() {
         assert_eq!(
             events, greedy,
@@ -137,6 +172,25 @@ fn hierarchical_tfjs_uint16_matches_magenta_js() {
 #[test]
 fn hierarchical_deeplearn_matches_magenta_js() {
     check("hier-deeplearn");
+}
+
+#[test]
+fn flat_chord_model_as_mel_chords_matches_magenta_js() {
+    let file = check("flat-chords-f32");
+    assert_eq!(file.config.chords, Some(ChordEncoding::Pitch));
+    assert!(!file.config.hierarchical && file.config.bars == 2);
+    assert!(
+        file.card.summary.contains("over chords"),
+        "{}",
+        file.card.summary
+    );
+}
+
+#[test]
+fn hierarchical_chord_model_tfjs_uint16_matches_magenta_js() {
+    let file = check("hier-chords-u16");
+    assert_eq!(file.config.chords, Some(ChordEncoding::Pitch));
+    assert!(file.config.hierarchical && file.config.bars == 4);
 }
 
 #[test]
@@ -651,13 +705,34 @@ fn other_models_are_refused_with_what_is_missing() {
         // A GrooVAE writes a row of 27 a step, not one of 90 melody classes.
         (config("GrooveConverter", ""), "writes 90 values"),
         (
-            config("MelodyConverter", r#","chordEncoder":"PitchChordEncoder""#),
-            "chord",
+            config("MelodyConverter", r#","chordEncoder":"TriadChordEncoder""#),
+            "PitchChordEncoder",
+        ),
+        (
+            config(
+                "MelodyConverter",
+                r#","chordEncoder":"PitchChordEncoder","extraControls":[{"name":"rhythm","depth":2}]"#,
+            ),
+            "multicontrol",
+        ),
+        (
+            config("MelodyConverter", r#","conditionOnKey":true"#),
+            "key conditioning",
         ),
     ] {
         std::fs::write(dir.join("config.json"), &spec).unwrap();
         assert_unsupported(import(&dir, ImportOptions::default()), &spec, needle);
     }
+    // A spec that names chords over weights that read none.
+    let spec = config("MelodyConverter", r#","chordEncoder":"PitchChordEncoder""#);
+    std::fs::write(dir.join("config.json"), &spec).unwrap();
+    let err = import(&dir, ImportOptions::default())
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, ImportError::Checkpoint(_)) && err.to_string().contains("chord's 37"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -23,6 +23,8 @@ const DRUM_COMBINATIONS = 1 << DRUM_CLASSES;
 // GrooveConverter: in and out, a row per step of the 9 drums' hits, then their
 // velocities, then their offsets.
 const GROOVE_ROW = 3 * DRUM_CLASSES;
+// magenta.js's PitchChordEncoder: no chord, root, pitch classes, bass.
+const CHORD_DEPTH = 1 + 3 * 12;
 
 /** The encoder's input and the decoder's output widths of `spec.encoding`. */
 function depths(spec) {
@@ -72,7 +74,10 @@ function randomVariables(spec, seed) {
     for (const dir of ['fw', 'bw']) lstm(`${scope}/cell_0/bidirectional_rnn/${dir}/multi_rnn_cell/cell_0`, input, hidden);
   };
   const h = spec.encoder;
-  const { input, classes } = depths(spec);
+  const { classes } = depths(spec);
+  // A chord model reads each step's chord beside its event, in the encoder and decoder.
+  const control = spec.chords ? CHORD_DEPTH : 0;
+  const input = depths(spec).input + control;
   if (spec.hierarchical) {
     bidirectional('encoder/hierarchical_level_0', input, h);
     bidirectional('encoder/hierarchical_level_1', 2 * h, h);
@@ -89,7 +94,7 @@ function randomVariables(spec, seed) {
   };
   const core = (scope, condition) => {
     // The decoder is fed its previous output: one-hot over the classes, or a groove row.
-    stack(`${scope}/multi_rnn_cell`, classes + condition);
+    stack(`${scope}/multi_rnn_cell`, classes + condition + control);
     dense(`${scope}/z_to_initial_state`, condition, states);
     dense(`${scope}/output_projection`, spec.decoder[spec.decoder.length - 1], classes, 4);
     const bias = vars[`${scope}/output_projection/bias`].values;
@@ -173,7 +178,9 @@ function writeTfjs(dir, spec, vars, { quantization = null, shardBytes = 64 * 102
     paths.push(file);
   }
   fs.writeFileSync(path.join(dir, 'weights_manifest.json'), JSON.stringify([{ paths, weights }]));
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ type: 'MusicVAE', dataConverter: dataConverter(spec) }, null, 1));
+  const config = { type: 'MusicVAE', dataConverter: dataConverter(spec) };
+  if (spec.chords) config.chordEncoder = 'PitchChordEncoder';
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 1));
   return seen;
 }
 

@@ -14,6 +14,9 @@
 //   z       the latent vectors decoded: the mus, then prior samples
 //   greedy  magenta.js's greedy decodeTensors(z), as class indices
 //   notes   magenta.js's decode(z): [pitch, quantizedStartStep, quantizedEndStep] per note
+//   chords  chord models (`*-chords-*`, as mel_chords: a PitchChordEncoder in config.json):
+//           the chord progression (magenta.js's chord symbols) every encode and decode
+//           above was given, spread evenly over the steps as magenta.js spreads it
 // The Rust tests (core/tests/magenta.rs) import each checkpoint and must match the
 // decodes and notes exactly and mu within 1e-4.
 //
@@ -205,21 +208,23 @@ async function checkDrumsConverter(model, sequences, inputs) {
   }
 }
 
-// `encode(model)` returns magenta.js's mu of the inputs, or nothing for decoder-only models.
-async function run(tf, mm, url, encode, z) {
+// `encode(model, controls)` returns magenta.js's mu of the inputs, or nothing for
+// decoder-only models; `controls`, magenta.js's controlArgs (a chord progression), go to
+// every encode and decode.
+async function run(tf, mm, url, encode, z, controls) {
   const model = new mm.MusicVAE(url);
   await model.initialize();
   const out = {};
-  const mu = await encode(model);
+  const mu = await encode(model, controls);
   if (mu) {
     out.mu = await mu.array();
     z = out.mu.concat(z);
   }
   const zt = tf.tensor2d(z);
-  const decoded = await model.decodeTensors(zt);
+  const decoded = await model.decodeTensors(zt, undefined, controls);
   out.z = z;
   out.greedy = await decoded.argMax(2).array();
-  const sequences = await model.decode(zt);
+  const sequences = await model.decode(zt, undefined, controls);
   out.notes = sequences.map((s) => s.notes.map((n) => [n.pitch, n.quantizedStartStep, n.quantizedEndStep]));
   model.dispose();
   return out;
@@ -250,8 +255,28 @@ async function main() {
       variants: [['u16', { quantization: 'uint16' }]],
       deeplearn: 'u16',
     },
+    // As mel_chords: melodies over chords, flat; and a hierarchical one, whose chords go to
+    // the bar decoder bar by bar. The progressions have sevenths, sus and diminished chords,
+    // and chords of 6 and 7 steps (magenta.js spreads them evenly). No "N.C.": magenta.js
+    // 1.23.1's PitchChordEncoder cannot stack it with chords (an int32 one-hot among
+    // float32 encodings).
+    {
+      name: 'flat-chords',
+      spec: { z: 16, encoder: 32, decoder: [32, 32], bars: 2, hierarchical: false, chords: true },
+      seed: 8,
+      variants: [f32],
+      chords: ['C', 'Am', 'Dm', 'Fmaj7', 'G7'],
+    },
+    {
+      name: 'hier-chords',
+      spec: { z: 16, encoder: 16, decoder: [24, 24], bars: 4, hierarchical: true, chords: true },
+      seed: 9,
+      variants: [['u16', { quantization: 'uint16' }]],
+      chords: ['Dm7', 'G7', 'Cmaj7', 'A7', 'Dm', 'Bdim', 'Esus4', 'E7', 'Am'],
+    },
   ];
-  for (const { name, spec, seed, variants, deeplearn } of models) {
+  for (const { name, spec, seed, variants, deeplearn, chords } of models) {
+    const controls = chords ? { chordProgression: chords } : undefined;
     const steps = spec.bars * ck.STEPS_PER_BAR;
     const vars = ck.randomVariables(spec, seed);
     let inputs;
@@ -272,7 +297,8 @@ async function main() {
       };
     } else {
       inputs = melodies(steps, seed + 100);
-      encode = (model) => model.encodeTensors(tf.oneHot(tf.tensor2d(inputs, undefined, 'int32'), ck.CLASSES).toFloat());
+      encode = (model, controls) => model.encodeTensors(tf.oneHot(tf.tensor2d(inputs, undefined, 'int32'), ck.CLASSES).toFloat(), controls);
+      if (chords) extra = { chords };
     }
     const r = ck.rng(seed + 200);
     const prior = Array.from({ length: PRIOR_SAMPLES }, () => Array.from({ length: spec.z }, () => r.normal()));
@@ -282,7 +308,7 @@ async function main() {
       const full = path.join(root, dir);
       fs.rmSync(full, { recursive: true, force: true });
       const seen = ck.writeTfjs(full, spec, vars, options);
-      const expected = await run(tf, mm, `${server.url}/${dir}`, encode, prior);
+      const expected = await run(tf, mm, `${server.url}/${dir}`, encode, prior, controls);
       fs.writeFileSync(path.join(full, 'expected.json'), JSON.stringify({ inputs, ...extra, ...expected }));
       ck.say(`${dir}: ${expected.notes.reduce((a, n) => a + n.length, 0)} notes in ${expected.z.length} decodes`);
       if (variant === deeplearn) {

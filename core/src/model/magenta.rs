@@ -4,8 +4,9 @@
 //!
 //! Variable names already match ours (see `model/mod.rs` and `model/groove.rs`), so
 //! importing is reading the tensors, working out the architecture from their shapes and the
-//! encoding from the data converter (melodies, drums, or GrooVAE's grooves), and refusing,
-//! with a reason, what Latent Live cannot play.
+//! encoding from the data converter (melodies, drums, or GrooVAE's grooves) and the chords
+//! from its chord encoder (`mel_chords`), and refusing, with a reason, what Latent Live
+//! cannot play.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,9 @@ use candle_core::{Device, Tensor};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Config, ConfigError, GrooveInput, ModelCard, ModelFile, MAX_MODEL_BYTES};
+use super::{
+    ChordEncoding, Config, ConfigError, GrooveInput, ModelCard, ModelFile, MAX_MODEL_BYTES,
+};
 use crate::files::read_capped;
 use crate::music::groove::ROW;
 use crate::music::melody::{MAX_PITCH, MIN_PITCH, STEPS_PER_BAR, STEPS_PER_QUARTER};
@@ -71,8 +74,8 @@ pub fn import(dir: &Path, options: ImportOptions) -> Result<ModelFile, ImportErr
             dir.display()
         )));
     };
-    let converter = read_converter(dir)?;
-    let config = architecture(&variables, converter.as_ref(), options)?;
+    let Spec { converter, chords } = read_spec(dir)?;
+    let config = architecture(&variables, converter.as_ref(), chords, options)?;
     config.validate()?;
     // Only the variables the model reads: optimiser slots and step counters stay behind.
     let prefixes: &[&str] = if config.encoder.is_empty() {
@@ -103,6 +106,7 @@ pub fn import(dir: &Path, options: ImportOptions) -> Result<ModelFile, ImportErr
         (false, false) => "flat",
     };
     let what = match (config.encoding, config.groove_input) {
+        (Encoding::Melody, _) if config.chords.is_some() => "melody model over chords",
         (Encoding::Melody, _) => "melody model",
         (Encoding::Drums, _) => "drum model",
         (Encoding::Groove, GrooveInput::Whole) => "groove model",
@@ -275,7 +279,15 @@ fn read_deeplearn(dir: &Path) -> Result<Variables, ImportError> {
 
 /// The data converter and model options, from `config.json` (TF.js) or `converter.json`
 /// (deeplearn.js). `None` when the folder has neither.
-fn read_converter(dir: &Path) -> Result<Option<Value>, ImportError> {
+/// What a checkpoint's spec says beyond its weights.
+struct Spec {
+    /// Its data converter (`config.json`'s `dataConverter`, or `converter.json`).
+    converter: Option<Value>,
+    /// The chords it reads, from `config.json`'s `chordEncoder`.
+    chords: Option<ChordEncoding>,
+}
+
+fn read_spec(dir: &Path) -> Result<Spec, ImportError> {
     let config = dir.join("config.json");
     if config.is_file() {
         let spec: Value = read_json(&config)?;
@@ -287,12 +299,12 @@ fn read_converter(dir: &Path) -> Result<Option<Value>, ImportError> {
             }
         }
         for (key, what) in [
-            (
-                "chordEncoder",
-                "chord conditioning (the model needs a chord progression for every phrase)",
-            ),
             ("conditionOnKey", "key conditioning"),
-            ("extraControls", "extra control signals"),
+            (
+                "extraControls",
+                "extra control signals (such as mel_2bar_multicontrol's rhythm, shape and \
+                 register)",
+            ),
             (
                 "useBooleanDecoder",
                 "a boolean decoder (each of 9 drums on or off, not one of their 512 combinations)",
@@ -300,23 +312,43 @@ fn read_converter(dir: &Path) -> Result<Option<Value>, ImportError> {
         ] {
             if is_set(spec.get(key)) {
                 return Err(ImportError::Unsupported(format!(
-                    "this checkpoint uses {what}; Latent Live plays unconditioned models: \
-                     melodies and drums with categorical decoders, and grooves"
+                    "this checkpoint uses {what}; Latent Live plays melodies (unconditioned, or \
+                     over chords in the pitch encoding) and drums with categorical decoders, \
+                     and grooves"
                 )));
             }
         }
-        return Ok(spec.get("dataConverter").cloned());
+        let chords = match spec.get("chordEncoder") {
+            Some(Value::String(e)) if e == "PitchChordEncoder" => Some(ChordEncoding::Pitch),
+            Some(other) if is_set(Some(other)) => {
+                return Err(ImportError::Unsupported(format!(
+                    "the chord encoder {other}; Latent Live reads chords as Magenta's pitch \
+                     encoding (PitchChordEncoder, as mel_chords does)"
+                )));
+            }
+            _ => None,
+        };
+        return Ok(Spec {
+            converter: spec.get("dataConverter").cloned(),
+            chords,
+        });
     }
     let converter = dir.join("converter.json");
-    if converter.is_file() {
-        return Ok(Some(read_json(&converter)?));
-    }
-    Ok(None)
+    let converter = if converter.is_file() {
+        Some(read_json(&converter)?)
+    } else {
+        None
+    };
+    Ok(Spec {
+        converter,
+        chords: None,
+    })
 }
 
 fn architecture(
     variables: &Variables,
     converter: Option<&Value>,
+    chords: Option<ChordEncoding>,
     options: ImportOptions,
 ) -> Result<Config, ImportError> {
     // The weights say what the model is before any spec does.
@@ -493,7 +525,7 @@ fn architecture(
         groove_input,
         min_pitch: MIN_PITCH,
         max_pitch: MAX_PITCH,
-        chords: None,
+        chords,
     };
     // The converter and the weights must agree on what goes in and comes out of a step.
     let encoder_input = match config.encoder.first() {
@@ -518,7 +550,14 @@ fn architecture(
         Encoding::Melody => (
             "MelodyConverter",
             format!("one of {} classes", config.num_classes()),
-            format!("a one-hot class of {}", config.input_depth()),
+            match chords {
+                None => format!("a one-hot class of {}", config.num_classes()),
+                Some(c) => format!(
+                    "a one-hot class of {} and its chord's {} values",
+                    config.num_classes(),
+                    c.depth()
+                ),
+            },
         ),
         Encoding::Drums => (
             "DrumsConverter",
