@@ -219,19 +219,30 @@ fn plays_the_default_model_on_the_grid_and_loops_it() {
 /// The phrase the library decodes, with the embedded 2-bar model, for the parameters
 /// `set` gives (string id, normalized value): what the plugin must play.
 fn library_phrase(set: &[(&str, f32)]) -> Phrase {
+    library_phrase_over(DefaultModel::Flat2Bar, set, None)
+}
+
+/// The phrase an embedded model decodes for `set`, over `chords` (one per step) for a
+/// chord model.
+fn library_phrase_over(
+    embedded: DefaultModel,
+    set: &[(&str, f32)],
+    chords: Option<&[Option<Chord>]>,
+) -> Phrase {
     let params = LatentLiveParams::default();
     for &(id, normalized) in set {
         set_by_id(&params, id, normalized);
     }
     let request = params.z_request();
-    let file = DefaultModel::Flat2Bar.load().unwrap();
+    let file = embedded.load().unwrap();
     let model = file.model(&candle_core::Device::Cpu).unwrap();
     let z = LatentSpace::of(&file)
         .unwrap()
         .compose(None, None, &request.controls);
     let events = model
-        .decode(
+        .decode_over(
             &z_tensor(&model, &[z]).unwrap(),
+            chords.map(|c| vec![c]).as_deref(),
             Sampling::new(request.temperature, request.seed),
         )
         .unwrap();
@@ -1393,6 +1404,46 @@ fn activation_and_offline_renders_never_wait_for_a_phrase_already_decoded() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn the_embedded_chord_model_plays_the_librarys_decode_over_the_chord_held() {
+    let _turn = exclusive();
+    // Pop 2-bar over chords (the Model's sixth value), a chord held below Split Note from
+    // the start, Chord Thru off: the notes sent are the model's decode over that chord.
+    let set: [(&str, f32); 2] = [("lat2", 0.8), ("lat1", 0.3)];
+    let mut played = Vec::new();
+    for (name, keys) in [("Am", [45u8, 48, 52]), ("F", [41, 45, 48])] {
+        let inputs = |sample: u64, frames: usize| -> Vec<Input> {
+            let mut inputs: Vec<Input> = [("model", 5.0), ("chin", 2.0), ("chthru", 0.0)]
+                .iter()
+                .chain(&set.map(|(id, value)| (id, value as f64)))
+                .filter_map(|&(id, value)| {
+                    at(0, sample, frames, |time| Input::Param { time, id, value })
+                })
+                .collect();
+            for key in keys {
+                inputs.extend(at(0, sample, frames, |time| Input::NoteOn { time, key }));
+            }
+            inputs
+        };
+        let out = play(&mut offline_plugin(), 0.0, seconds(8.0), block_sizes(3), inputs);
+        let chord = Chord::parse(name).unwrap();
+        let phrase = library_phrase_over(DefaultModel::Pop2BarChords, &set, Some(&[chord; 32]));
+        let (ons, offs) = expected(&phrase, SR, seconds(8.0));
+        assert!(!ons.is_empty(), "{name}: the model plays");
+        assert_eq!(onsets(&out), ons, "{name}: note-ons");
+        let played_offs: Vec<(u64, u8)> = out
+            .iter()
+            .filter_map(|e| match *e {
+                Output::NoteOff { at, key, .. } => Some((at, key)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(played_offs, offs, "{name}: note-offs");
+        played.push(ons);
+    }
+    assert_ne!(played[0], played[1], "another chord, another phrase");
 }
 
 #[test]

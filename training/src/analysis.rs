@@ -11,6 +11,8 @@ use crate::corpus::Split;
 use crate::eval::{latent_statistics, ACTIVE_VARIANCE};
 use latent_live_core::model::{MusicVae, Sampling};
 use latent_live_core::music::attributes;
+use latent_live_core::music::chord::{self, Chord};
+use latent_live_core::music::key::{Key, Mode};
 use latent_live_core::music::Event;
 
 /// One dimension's relation to one attribute over the analysed slices.
@@ -63,7 +65,8 @@ pub fn analyze(
         let phrases: Vec<&[Event]> = (start..(start + 256).min(n))
             .map(|i| split.get(i))
             .collect();
-        let posterior = model.posterior(&model.batch(&phrases)?)?;
+        let chords = split.chords_of(start..(start + 256).min(n));
+        let posterior = model.posterior(&model.batch_over(&phrases, chords.as_deref())?)?;
         mu.extend(posterior.mu.to_vec2::<f32>()?);
         sigma.extend(posterior.sigma.to_vec2::<f32>()?);
     }
@@ -151,7 +154,8 @@ pub struct Sweep {
 }
 
 /// Decodes `samples` prior samples (z ~ N(0, 1) from `seed`) moved by each amount along
-/// `vector`, greedily, and measures every attribute of the phrases.
+/// `vector`, greedily, and measures every attribute of the phrases. A chord model plays
+/// over what the plugin plays it over when no chord is named: I–V–vi–IV in C.
 pub fn sweep(
     model: &MusicVae,
     vector: &[f32],
@@ -165,6 +169,15 @@ pub fn sweep(
         latent_live_core::model::latent::standard_normal(&mut rng, (samples, model.config.z_size))?
             .to_vec2::<f32>()?;
     let names = attributes::of(model.config.encoding);
+    let progression = model.config.chords.map(|_| {
+        let c_major = Key {
+            tonic: 0,
+            mode: Mode::Major,
+        };
+        chord::default_progression(c_major, model.config.steps())
+    });
+    let over: Option<Vec<&[Option<Chord>]>> =
+        progression.as_ref().map(|p| vec![p.as_slice(); samples]);
     let (mut xs, mut measured) = (Vec::new(), vec![Vec::new(); names.len()]);
     let mut means = Vec::with_capacity(amounts.len());
     for &amount in amounts {
@@ -177,8 +190,9 @@ pub fn sweep(
                     .collect()
             })
             .collect();
-        let phrases = model.decode(
+        let phrases = model.decode_over(
             &latent_live_core::model::latent::z_tensor(model, &z)?,
+            over.as_deref(),
             Sampling::Greedy,
         )?;
         let mut mean = vec![0.0; names.len()];

@@ -18,15 +18,18 @@ pub enum DefaultModel {
     Humanize2Bar,
     /// GrooVAE tap-to-drums, 2 bars: a beat from a tapped rhythm.
     Tap2Drum2Bar,
+    /// Flat 2-bar melody model over chords (POP909), z = 128.
+    Pop2BarChords,
 }
 
 impl DefaultModel {
     /// The pattern models, which the `Model` parameter plays.
-    pub const ALL: [DefaultModel; 4] = [
+    pub const ALL: [DefaultModel; 5] = [
         DefaultModel::Flat2Bar,
         DefaultModel::Flat2BarAttributes,
         DefaultModel::Hier4Bar,
         DefaultModel::Groove2Bar,
+        DefaultModel::Pop2BarChords,
     ];
     /// The groove models, which play a drum pattern's feel and turn taps into beats.
     pub const GROOVES: [DefaultModel; 2] = [DefaultModel::Humanize2Bar, DefaultModel::Tap2Drum2Bar];
@@ -39,6 +42,7 @@ impl DefaultModel {
             Self::Groove2Bar => "groove-2bar",
             Self::Humanize2Bar => "groove-humanize-2bar",
             Self::Tap2Drum2Bar => "tap2drum-2bar",
+            Self::Pop2BarChords => "pop-2bar-chords",
         }
     }
 
@@ -60,6 +64,7 @@ impl DefaultModel {
                 include_bytes!("../../../assets/groove-humanize-2bar.safetensors")
             }
             Self::Tap2Drum2Bar => include_bytes!("../../../assets/tap2drum-2bar.safetensors"),
+            Self::Pop2BarChords => include_bytes!("../../../assets/pop-2bar-chords.safetensors"),
         }
     }
 

@@ -52,6 +52,11 @@ pub enum ModelChoice {
     #[id = "file"]
     #[name = "Model File"]
     File,
+    /// Pop melodies over the chords played (POP909). After `File`, so that the values
+    /// hosts saved for the others keep their meaning.
+    #[id = "p2ch"]
+    #[name = "Pop 2-bar over chords"]
+    Pop2BarChords,
 }
 
 /// Which groove model humanizes the drum phrases (the `Groove` amount sets how much).

@@ -1212,7 +1212,7 @@ mod tests {
                 "parameter lat1: 1000000000000000000000000000000 is out of its range; set to 3",
                 "parameter seed: -5 is out of its range; set to 0",
                 "parameter morph: NaN is not one of its values; set to its default",
-                "parameter model: 99 is out of its range; set to 4",
+                "parameter model: 99 is out of its range; set to 5",
                 "parameter swap: \"sometimes\" is not one of its values; set to its default",
                 "parameter synth: the number 1 is not one of its values; set to its default",
             ]
@@ -1224,7 +1224,7 @@ mod tests {
                 "F32(3.0)",
                 "F32(0.0)",
                 "I32(0)",
-                "I32(4)",
+                "I32(5)",
                 "I32(0)",
                 "Bool(false)",
                 "F32(0.25118864)"

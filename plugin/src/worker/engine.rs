@@ -188,6 +188,10 @@ mod tests {
                     encoding: Encoding::Drums,
                     ..Config::tiny(2, false)
                 },
+                (ModelSource::Pattern(ModelChoice::Pop2BarChords), _) => Config {
+                    chords: Some(latent_live_core::model::ChordEncoding::Pitch),
+                    ..Config::tiny(2, false)
+                },
                 (ModelSource::Pattern(_), _) => Config::tiny(2, false),
                 (ModelSource::Humanizer(_), _) => groove(GrooveInput::Humanize),
                 (ModelSource::Tap2Drum, _) => groove(GrooveInput::Tap),

@@ -43,6 +43,7 @@ pub fn default_loader() -> ModelLoader {
                 DefaultModel::Flat2BarAttributes
             }
             ModelSource::Pattern(ModelChoice::Groove2Bar) => DefaultModel::Groove2Bar,
+            ModelSource::Pattern(ModelChoice::Pop2BarChords) => DefaultModel::Pop2BarChords,
             ModelSource::Humanizer(GrooveModelChoice::Humanize2Bar) => DefaultModel::Humanize2Bar,
             ModelSource::Tap2Drum => DefaultModel::Tap2Drum2Bar,
             ModelSource::Pattern(ModelChoice::File)
