@@ -454,6 +454,31 @@ fn lead_sheets_read_a_melody_over_the_chords_of_a_second_part() {
 }
 
 #[test]
+fn lead_sheets_export_and_import_round_trip() {
+    use latent_live_core::music::chord::Chord;
+    let notes = vec![n(72, 0, 4), n(71, 4, 8), n(69, 8, 16), n(67, 16, 30)];
+    // No chord for a bar, then Am, G/B (an inversion) and F7 over the second.
+    let symbols = [
+        (None, 16),
+        (Some("Am"), 6),
+        (Some("G/B"), 2),
+        (Some("F7"), 8),
+    ];
+    let chords: Vec<Option<Chord>> = symbols
+        .iter()
+        .flat_map(|&(symbol, steps)| {
+            let chord = symbol.and_then(|s| Chord::parse(s).unwrap());
+            std::iter::repeat_n(chord, steps)
+        })
+        .collect();
+    let bytes = midi::export_lead_sheet(&notes, 90, &chords, 100.0);
+    let sheet = midi::import_lead_sheet(&bytes).unwrap();
+    assert_eq!(sheet.melody.notes, notes);
+    assert_eq!(sheet.melody.bpm.round(), 100.0);
+    assert_eq!(sheet.chords, chords);
+}
+
+#[test]
 fn rmid_files_are_unwrapped() {
     let smf = midi::export(&[n(60, 0, 4)], 120.0);
     let mut riff = b"RIFF".to_vec();

@@ -1427,7 +1427,13 @@ fn the_embedded_chord_model_plays_the_librarys_decode_over_the_chord_held() {
             }
             inputs
         };
-        let out = play(&mut offline_plugin(), 0.0, seconds(8.0), block_sizes(3), inputs);
+        let out = play(
+            &mut offline_plugin(),
+            0.0,
+            seconds(8.0),
+            block_sizes(3),
+            inputs,
+        );
         let chord = Chord::parse(name).unwrap();
         let phrase = library_phrase_over(DefaultModel::Pop2BarChords, &set, Some(&[chord; 32]));
         let (ons, offs) = expected(&phrase, SR, seconds(8.0));

@@ -797,6 +797,54 @@ pub fn export_groove(
     export_ticks(&timed, drums::GM_CHANNEL, bpm)
 }
 
+/// A lead sheet ([`import_lead_sheet`] reads it back): a type-1 file, PPQ 480, at `bpm`,
+/// the melody on channel 1 at `velocity` in its first track, and `chords` (one per step)
+/// as block chords on channel 2 in its second, each held while it lasts. A chord is voiced
+/// close above its bass, the bass in the octave below middle C, so that its inversion
+/// reads back.
+pub fn export_lead_sheet(
+    notes: &[Note],
+    velocity: u8,
+    chords: &[Option<Chord>],
+    bpm: f64,
+) -> Vec<u8> {
+    let ticks_per_step = (EXPORT_PPQ as usize / STEPS_PER_QUARTER) as u64;
+    let melody: Vec<TimedNote> = notes
+        .iter()
+        .map(|n| TimedNote {
+            start: n.start as u64 * ticks_per_step,
+            end: n.end as u64 * ticks_per_step,
+            pitch: n.pitch,
+            velocity,
+        })
+        .collect();
+    let mut block = Vec::new();
+    let mut step = 0;
+    while step < chords.len() {
+        let end = step
+            + chords[step..]
+                .iter()
+                .take_while(|&&c| c == chords[step])
+                .count();
+        if let Some(chord) = chords[step] {
+            let bass = 48 + chord.bass;
+            let tones = (0..12u8)
+                .filter(|&pc| chord.has_tone(pc) && pc != chord.bass)
+                .map(|pc| bass + (pc + 12 - chord.bass) % 12);
+            for pitch in std::iter::once(bass).chain(tones) {
+                block.push(TimedNote {
+                    start: step as u64 * ticks_per_step,
+                    end: end as u64 * ticks_per_step,
+                    pitch,
+                    velocity: 80,
+                });
+            }
+        }
+        step = end;
+    }
+    write_tracks(&[(&melody, 0), (&block, 1)], bpm)
+}
+
 /// A note in export ticks.
 struct TimedNote {
     start: u64,
@@ -822,6 +870,34 @@ fn export_voiced(notes: &[(Note, u8)], channel: u8, bpm: f64) -> Vec<u8> {
 }
 
 fn export_ticks(notes: &[TimedNote], channel: u8, bpm: f64) -> Vec<u8> {
+    write_tracks(&[(notes, channel)], bpm)
+}
+
+/// A file of one track per part (`notes`, `channel`, 0-based): type 0 for one, type 1
+/// for more; the tempo and 4/4 open the first.
+fn write_tracks(parts: &[(&[TimedNote], u8)], bpm: f64) -> Vec<u8> {
+    let tracks = parts
+        .iter()
+        .enumerate()
+        .map(|(i, &(notes, channel))| track_of(notes, channel, (i == 0).then_some(bpm)))
+        .collect();
+    let format = if parts.len() == 1 {
+        Format::SingleTrack
+    } else {
+        Format::Parallel
+    };
+    let smf = Smf {
+        header: Header::new(format, Timing::Metrical(u15::new(EXPORT_PPQ))),
+        tracks,
+    };
+    let mut out = Vec::new();
+    smf.write_std(&mut out)
+        .expect("writing to a Vec cannot fail");
+    out
+}
+
+/// `notes` on `channel` as a track, opened by the tempo and 4/4 when `bpm` is given.
+fn track_of(notes: &[TimedNote], channel: u8, bpm: Option<f64>) -> Vec<TrackEvent<'static>> {
     // (tick, is_on, pitch, velocity): offs sort before ons at the same tick, so repeated
     // notes retrigger.
     let mut timed: Vec<(u64, bool, u8, u8)> = notes
@@ -835,18 +911,20 @@ fn export_ticks(notes: &[TimedNote], channel: u8, bpm: f64) -> Vec<u8> {
         })
         .collect();
     timed.sort();
-    // A tempo is a 24-bit count of microseconds; `max` also turns NaN into something playable.
-    let us_per_quarter = (60e6 / bpm).round().max(1.0).min(0xFF_FFFF as f64) as u32;
-    let mut track: Vec<TrackEvent> = vec![
-        TrackEvent {
+    let mut track: Vec<TrackEvent> = Vec::new();
+    if let Some(bpm) = bpm {
+        // A tempo is a 24-bit count of microseconds; `max` also turns NaN into something
+        // playable.
+        let us_per_quarter = (60e6 / bpm).round().max(1.0).min(0xFF_FFFF as f64) as u32;
+        track.push(TrackEvent {
             delta: u28::new(0),
             kind: TrackEventKind::Meta(MetaMessage::Tempo(u24::new(us_per_quarter))),
-        },
-        TrackEvent {
+        });
+        track.push(TrackEvent {
             delta: u28::new(0),
             kind: TrackEventKind::Meta(MetaMessage::TimeSignature(4, 2, 24, 8)),
-        },
-    ];
+        });
+    }
     let mut now = 0u64;
     for (tick, on, pitch, velocity) in timed {
         let message = if on {
@@ -873,14 +951,7 @@ fn export_ticks(notes: &[TimedNote], channel: u8, bpm: f64) -> Vec<u8> {
         delta: u28::new(0),
         kind: TrackEventKind::Meta(MetaMessage::EndOfTrack),
     });
-    let smf = Smf {
-        header: Header::new(Format::SingleTrack, Timing::Metrical(u15::new(EXPORT_PPQ))),
-        tracks: vec![track],
-    };
-    let mut out = Vec::new();
-    smf.write_std(&mut out)
-        .expect("writing to a Vec cannot fail");
-    out
+    track
 }
 
 pub fn write_file(path: &Path, notes: &[Note], bpm: f64) -> Result<(), MidiError> {

@@ -261,12 +261,53 @@ impl Worker {
     }
 
     /// The file's first window as long as the model's phrases (the whole file when it is
-    /// shorter), as a melody or as drums, whichever the model plays.
+    /// shorter), as a melody or as drums, whichever the model plays. A model that reads
+    /// chords reads a lead sheet's melody and keeps its chords with the clip.
     fn clip_from_file(&self, path: &Path) -> Result<Clip, WorkerError> {
-        let (steps, encoding) = self.loaded.as_ref().map_or((32, Encoding::Melody), |l| {
-            (l.model.config.steps(), l.model.config.encoding)
-        });
+        let (steps, encoding, reads_chords) =
+            self.loaded
+                .as_ref()
+                .map_or((32, Encoding::Melody, false), |l| {
+                    let config = &l.model.config;
+                    (config.steps(), config.encoding, config.chords.is_some())
+                });
         let bars = steps / melody::STEPS_PER_BAR;
+        let owned = path.to_path_buf();
+        if reads_chords {
+            let sheet = models::off_thread(&self.shared.stop, move || {
+                midi::import_lead_sheet_file(&owned)
+            })?;
+            // A file that is no lead sheet is read as any melody file, below.
+            if let Ok(sheet) = sheet {
+                let (notes, mut chords, clip_steps) =
+                    match midi::lead_sheet_slices(&sheet, bars).first() {
+                        Some((window, chords)) => {
+                            (melody::decode(window), chords.clone(), steps as u32)
+                        }
+                        None => (
+                            sheet.melody.notes.clone(),
+                            sheet.chords.clone(),
+                            sheet.melody.steps.clamp(1, MAX_STEPS as u32),
+                        ),
+                    };
+                if notes.is_empty() {
+                    return Err(WorkerError::NoNotes(path.to_path_buf()));
+                }
+                chords.truncate(clip_steps as usize);
+                if chords.iter().all(Option::is_none) {
+                    chords.clear();
+                }
+                return Ok(Clip {
+                    notes,
+                    steps: clip_steps,
+                    source: ClipSource::File(path.display().to_string()),
+                    mu: Vec::new(),
+                    model: String::new(),
+                    encoding,
+                    chords: chords.iter().map(|&c| Chord::code(c)).collect(),
+                });
+            }
+        }
         let owned = path.to_path_buf();
         let (notes, clip_steps) = match encoding {
             Encoding::Melody => {
@@ -369,7 +410,14 @@ impl Worker {
                 }
             })
             .collect();
-        let bytes = midi::export_with_velocity(&heard, bpm, (play.velocity * 127.0).round() as u8);
+        let velocity = (play.velocity * 127.0).round() as u8;
+        // A phrase decoded over chords goes out as a lead sheet, its chords in a second
+        // track, as the chord models read files back.
+        let bytes = if decoded.chords.iter().any(Option::is_some) {
+            midi::export_lead_sheet(&heard, velocity, &decoded.chords, bpm)
+        } else {
+            midi::export_with_velocity(&heard, bpm, velocity)
+        };
         let path = path.to_path_buf();
         Ok(models::off_thread(&self.shared.stop, move || {
             std::fs::write(path, bytes)

@@ -714,6 +714,55 @@ mod tests {
     }
 
     #[test]
+    fn a_chord_model_exports_lead_sheets_and_reads_their_chords_back() {
+        use latent_live_core::music::chord::Chord;
+        let dir = std::env::temp_dir().join(format!("latent-live-sheet-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let params = Arc::new(LatentLiveParams::default());
+        set(
+            &params.model,
+            params.model.preview_normalized(ModelChoice::Pop2BarChords),
+        );
+        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
+        let mut slot = Phrase::EMPTY;
+        assert!(wait_for(
+            &mut link.phrases,
+            &mut slot,
+            Duration::from_secs(20)
+        ));
+        let handled = |n| {
+            wait_until(Duration::from_secs(10), || {
+                engine.status().handled.load(Ordering::Acquire) >= n
+            })
+        };
+        engine
+            .status()
+            .playing_generation
+            .store(slot.generation, Ordering::Release);
+        // No chord played and no clip: the phrase plays over I-V-vi-IV in C.
+        let out = dir.join("sheet.mid");
+        engine.commands.send(Command::ExportMidi(out.clone()));
+        assert!(handled(1));
+        let sheet = midi::import_lead_sheet_file(&out).unwrap();
+        let names = ["C", "G", "Am", "F"].map(|s| Chord::parse(s).unwrap());
+        let want: Vec<Option<Chord>> = (0..32).map(|t| names[t / 8]).collect();
+        assert_eq!(
+            &sheet.chords[..32],
+            &want[..],
+            "the chords the phrase played over"
+        );
+        // Loaded back as a clip, the lead sheet keeps them.
+        engine.commands.send(Command::CaptureFile {
+            slot: Slot::A,
+            path: out.clone(),
+        });
+        assert!(handled(2));
+        let a = params.clips.get().a.expect("clip A from the lead sheet");
+        assert_eq!(a.chords(32), Some(want));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
     fn switching_models_reencodes_clips_and_bad_files_keep_the_old_model() {
         let params = Arc::new(LatentLiveParams::default());
         let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
