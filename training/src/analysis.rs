@@ -105,16 +105,7 @@ pub fn analyze(
                 .collect()
         })
         .collect();
-    let labels = relations
-        .iter()
-        .enumerate()
-        .map(|(i, rel)| {
-            let best = (0..rel.len())
-                .max_by(|&a, &b| rel[a].spearman.abs().total_cmp(&rel[b].spearman.abs()))
-                .unwrap();
-            format!("N{} · {}", i + 1, names[best].replace('_', " "))
-        })
-        .collect();
+    let labels = distinct_labels(&relations, names);
     let attribute_vectors = names
         .iter()
         .zip(&values)
@@ -216,6 +207,39 @@ pub fn sweep(
     })
 }
 
+/// Below this |Spearman| a relation names nothing a listener would hear.
+const LABEL_SPEARMAN: f64 = 0.2;
+
+/// "N3 · pitch range": each neuron (in rank order, with its relations to `names`) named
+/// by what sets it apart: its strongest relation that no higher-ranked neuron is named
+/// by, when that relation is at least [`LABEL_SPEARMAN`]; otherwise its strongest, with
+/// how many neurons that attribute names so far ("note density 2").
+fn distinct_labels(relations: &[Vec<Relation>], names: &[&str]) -> Vec<String> {
+    let mut named = vec![0usize; names.len()];
+    relations
+        .iter()
+        .enumerate()
+        .map(|(i, rel)| {
+            let mut order: Vec<usize> = (0..rel.len().min(names.len())).collect();
+            order.sort_by(|&a, &b| rel[b].spearman.abs().total_cmp(&rel[a].spearman.abs()));
+            let Some(&best) = order.first() else {
+                return format!("N{}", i + 1);
+            };
+            let fresh = order
+                .iter()
+                .copied()
+                .find(|&a| named[a] == 0 && rel[a].spearman.abs() >= LABEL_SPEARMAN);
+            let chosen = fresh.unwrap_or(best);
+            named[chosen] += 1;
+            let name = names[chosen].replace('_', " ");
+            match named[chosen] {
+                1 => format!("N{} · {name}", i + 1),
+                k => format!("N{} · {name} {k}", i + 1),
+            }
+        })
+        .collect()
+}
+
 fn quartile_vector(mu: &[Vec<f32>], attribute: &[f64]) -> Vec<f32> {
     let mut order: Vec<usize> = (0..mu.len()).collect();
     order.sort_by(|&a, &b| attribute[a].total_cmp(&attribute[b]));
@@ -309,6 +333,39 @@ pub fn mutual_information(x: &[f64], y: &[f64], bins: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neuron_labels_name_what_sets_each_apart() {
+        let rel = |rhos: [f64; 3]| -> Vec<Relation> {
+            rhos.iter()
+                .map(|&spearman| Relation {
+                    spearman,
+                    mutual_information: 0.0,
+                })
+                .collect()
+        };
+        let names = ["kick_density", "snare_density", "backbeat"];
+        let relations = [
+            rel([0.8, 0.1, 0.3]),
+            // Kick density again, most strongly; its backbeat relation is its own.
+            rel([0.7, 0.05, -0.4]),
+            // Nothing fresh above the floor: the second neuron named by kick density.
+            rel([0.6, 0.1, 0.1]),
+            rel([0.5, 0.15, 0.9]),
+        ];
+        assert_eq!(
+            distinct_labels(&relations, &names),
+            [
+                "N1 · kick density",
+                "N2 · backbeat",
+                "N3 · kick density 2",
+                "N4 · backbeat 2",
+            ]
+        );
+        let labels = distinct_labels(&relations, &names);
+        let unique: std::collections::HashSet<&String> = labels.iter().collect();
+        assert_eq!(unique.len(), labels.len());
+    }
 
     #[test]
     fn spearman_and_mutual_information_measure_what_they_should() {
