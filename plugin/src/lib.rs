@@ -386,11 +386,28 @@ impl LatentLive {
                 emit(midi_out::note(false, 0, channel, key));
             }
         }
-        self.sequencer
-            .process_block(&played_on, &play, samples, &mut |event| {
-                thru.until(Some(event.timing()), &mut emit);
-                emit(host_event(event));
-            });
+        // A trigger let go inside the block stops the phrase at its sample: the block is
+        // played in two parts, the second on a stopped transport.
+        let stop = self
+            .starter
+            .release(mode)
+            .map_or(samples, |at| at.min(samples));
+        let stopped = TransportInfo {
+            playing: false,
+            ..played_on
+        };
+        for (transport, from, to) in [(&played_on, 0, stop), (&stopped, stop, samples)] {
+            if to > from || (from == 0 && to == samples) {
+                let offset = from as u32;
+                self.sequencer
+                    .process_block(transport, &play, to - from, &mut |event| {
+                        let event = event.delayed(offset);
+                        thru.until(Some(event.timing()), &mut emit);
+                        emit(host_event(event));
+                    });
+            }
+        }
+        self.starter.end_block();
         thru.until(None, &mut emit);
         if synth_on {
             synth.render(

@@ -1589,7 +1589,8 @@ fn free_run_plays_where_the_transport_never_runs_and_switching_back_ends_every_n
 #[test]
 fn a_held_trigger_note_plays_the_phrase_from_its_downbeat_with_the_note_as_its_tonic() {
     let _turn = exclusive();
-    let (on, off) = (seconds(0.5), seconds(4.5));
+    // Let go in the middle of a note (the phrase, from 0.5 s, plays a note from 4 to 4.25 s).
+    let (on, off) = (seconds(0.5), seconds(4.2));
     let trigger = |key: u8| {
         move |sample: u64, frames: usize| -> Vec<Input> {
             let mut inputs = play_mode(2.0)(sample, frames);
@@ -1635,6 +1636,28 @@ fn a_held_trigger_note_plays_the_phrase_from_its_downbeat_with_the_note_as_its_t
     let moved: Vec<(u64, u8)> = low_notes.iter().map(|&(at, key)| (at, key + 5)).collect();
     assert_eq!(high_notes, moved);
     assert!(sounding(&low).is_empty(), "left sounding: {low:?}");
+    // Letting go stops the phrase at that sample, wherever it falls in a block.
+    let before: Vec<Output> = low
+        .iter()
+        .filter(|e| match **e {
+            Output::NoteOn { at, .. } | Output::NoteOff { at, .. } => at < off,
+            Output::AllNotesOff { at } => at < off,
+        })
+        .copied()
+        .collect();
+    let held_over = sounding(&before);
+    assert!(
+        !held_over.is_empty(),
+        "a note sounds as the trigger is let go"
+    );
+    for key in held_over.keys() {
+        assert!(
+            low.iter().any(
+                |e| matches!(*e, Output::NoteOff { at, key: k, .. } if at == off && k == *key)
+            ),
+            "{key} ends at the release: {low:?}"
+        );
+    }
 }
 
 #[test]

@@ -154,7 +154,7 @@ impl Capturer {
 }
 
 /// The chords played over a capture of `steps` from `start` (beats on the plugin's
-/// clock), on the 16th grid of quarter notes.
+/// clock), a chord a 16th.
 fn chords_from(chords: &ChordListener, start: f64, steps: u16) -> [u16; MAX_STEPS] {
     let mut out = [0; MAX_STEPS];
     chords.chords_over(start, &mut out[..(steps as usize).min(MAX_STEPS)]);

@@ -78,14 +78,17 @@ impl ChordListener {
     }
 
     /// The chord sounding at each 16th of `out` from `start` (beats on the plugin's
-    /// clock), as [`Chord::code`]s: 0 before the first chord remembered.
+    /// clock), as [`Chord::code`]s: 0 before the first chord remembered. A change counts
+    /// from its nearest 16th, as capture quantizes notes: a chord played a little after
+    /// the downbeat is the downbeat's.
     pub fn chords_over(&self, start: f64, out: &mut [u16]) {
+        let half_step = 0.5 / STEPS_PER_BEAT;
         for (t, code) in out.iter_mut().enumerate() {
             let at = start + t as f64 / STEPS_PER_BEAT;
-            // Newest first: the latest change at or before the step.
+            // Newest first: the latest change before the step's second half.
             *code = (1..=self.len)
                 .map(|back| self.changes[(self.head + MAX_CHANGES - back) % MAX_CHANGES])
-                .find(|&(when, _)| when <= at + 1e-9)
+                .find(|&(when, _)| when < at + half_step)
                 .map_or(0, |(_, code)| code);
         }
     }
@@ -153,5 +156,23 @@ mod tests {
         );
         listener.chords_over(-1.0, &mut codes[..2]);
         assert_eq!(codes[..2], [0, 0]);
+        // Played less than a 32nd late, F counts from its 16th; a 16th late, from the next.
+        for key in [48, 52, 57, 72] {
+            listener.hear(&note(false, key, 0), &params, &at(7.0));
+        }
+        for key in [53, 57, 60] {
+            listener.hear(&note(true, key, 2_000), &params, &at(8.0));
+        }
+        listener.chords_over(7.75, &mut codes[..3]);
+        let f = Chord::code(Some(Chord::new(5, Quality::Major)));
+        assert_eq!(codes[..3], [Chord::code(Some(a_minor)), f, f]);
+        for key in [53, 57, 60] {
+            listener.hear(&note(false, key, 0), &params, &at(8.5));
+        }
+        for key in [55, 59, 62] {
+            listener.hear(&note(true, key, 6_000), &params, &at(9.0));
+        }
+        listener.chords_over(9.0, &mut codes[..2]);
+        assert_ne!(codes[0], codes[1], "a 16th late is the next 16th's");
     }
 }

@@ -84,6 +84,16 @@ impl SeqEvent {
             | SeqEvent::AllNotesOff { timing, .. } => timing,
         }
     }
+
+    /// The event `samples` later: one of a part of a block that starts there.
+    pub fn delayed(mut self, samples: u32) -> Self {
+        match &mut self {
+            SeqEvent::NoteOn { timing, .. }
+            | SeqEvent::NoteOff { timing, .. }
+            | SeqEvent::AllNotesOff { timing, .. } => *timing += samples,
+        }
+        self
+    }
 }
 
 /// A note struck by the sequencer: waiting for its time, then sounding until its end.

@@ -21,6 +21,8 @@ struct Trigger {
 #[derive(Debug, Default)]
 pub struct Starter {
     trigger: Option<Trigger>,
+    /// The held trigger was let go at this sample of the block: it plays until then.
+    release: Option<u32>,
 }
 
 impl Starter {
@@ -41,7 +43,7 @@ impl Starter {
                 .trigger
                 .is_some_and(|t| (t.channel, t.key) == (channel, key));
             if held {
-                self.trigger = None;
+                self.release = Some(event.timing());
             }
             return held;
         }
@@ -64,7 +66,23 @@ impl Starter {
             key,
             start: transport.clock_beats + offset + snap,
         });
+        self.release = None;
         true
+    }
+
+    /// Where in this block the trigger was let go, in Note Trigger: the phrase plays on
+    /// the block's first `release` samples and stops there.
+    pub fn release(&self, mode: PlayMode) -> Option<usize> {
+        self.release
+            .filter(|_| mode == PlayMode::NoteTrigger)
+            .map(|at| at as usize)
+    }
+
+    /// After the block: a trigger let go in it is gone.
+    pub fn end_block(&mut self) {
+        if self.release.take().is_some() {
+            self.trigger = None;
+        }
     }
 
     /// The transport the sequencer plays this block on, in `mode`, from the host's.
@@ -93,7 +111,7 @@ impl Starter {
 
     /// Lets go of the trigger (a reset: its note-off will not come).
     pub fn clear(&mut self) {
-        self.trigger = None;
+        *self = Self::default();
     }
 }
 
