@@ -338,56 +338,14 @@ impl Editor {
         });
     }
 
-    /// How the phrase is played: under the piano roll it shapes.
+    /// How the phrase is played, under the piano roll it shapes: a framed section a row
+    /// (Playback, then Notes and Chords, or Drums), each wrapping onto more lines rather
+    /// than widening the window at large zooms.
     fn playback_strip(&mut self, ui: &mut Ui, setter: &ParamSetter) {
         let p = self.params.clone();
         let drums = self.encoding() == Encoding::Drums;
-        // Wraps onto a second row rather than widening the window at large zooms.
-        ui.horizontal_wrapped(|ui| {
-            param_choice(ui, setter, &p.play.swap, "Swap", 110.0);
-            ui.add_space(8.0);
-            // Drums are never transposed.
-            if !drums {
-                param_slider(ui, setter, &p.play.transpose, "Transpose", 90.0)
-                    .on_hover_text("In semitones, or in steps of the scale when one is set");
-                param_slider(ui, setter, &p.play.octave, "Octave", 60.0);
-            }
-            param_slider(ui, setter, &p.play.velocity, "Velocity", 80.0);
-            param_slider(ui, setter, &p.play.length, "Length", 80.0);
-            if drums {
-                param_slider(ui, setter, &p.drums.groove, "Groove", 80.0).on_hover_text(
-                    "From the quantized pattern (0) to the groove model's velocities and timing \
-                     (100 %)",
-                );
-                param_choice(ui, setter, &p.drums.groove_model, "Groove model", 130.0);
-                if ui.button("Open groove model...").clicked() {
-                    self.open_dialog(Pick::GrooveModel);
-                }
-                param_slider(ui, setter, &p.drums.channel, "Drum channel", 60.0);
-                if ui
-                    .button("Kit...")
-                    .on_hover_text("The note each drum plays, for kits that are not General MIDI")
-                    .clicked()
-                {
-                    self.show_kit = !self.show_kit;
-                }
-            } else {
-                param_slider(ui, setter, &p.play.channel, "MIDI channel", 60.0);
-                // The second row: the key and scale, then the switches.
-                ui.end_row();
-                param_choice(ui, setter, &p.pitch.key, "Key", 50.0);
-                param_choice(ui, setter, &p.pitch.scale, "Scale", 130.0)
-                    .on_hover_text("Every melody note is fitted into this key and scale");
-                ui.add_space(8.0);
-                // The third row: the chords played in.
-                ui.end_row();
-                self.chord_controls(ui, setter);
-                ui.end_row();
-            }
-            // The last row: what starts the phrase, then the switches.
-            if drums {
-                ui.end_row();
-            }
+        ui.spacing_mut().item_spacing.y = 3.0;
+        section(ui, "Playback", |ui| {
             param_choice(ui, setter, &p.start.mode, "Play", 110.0).on_hover_text(
                 "With the host's transport; free from activation, for hosts whose transport \
                  never runs; or while a note is held on the trigger channel, in its key",
@@ -401,6 +359,12 @@ impl Editor {
                     60.0,
                 );
             }
+            param_choice(ui, setter, &p.play.swap, "Swap", 100.0);
+            if drums {
+                param_slider(ui, setter, &p.drums.channel, "Drum channel", 60.0);
+            } else {
+                param_slider(ui, setter, &p.play.channel, "MIDI channel", 60.0);
+            }
             for (param, label) in [
                 (&p.play.thru, "MIDI thru"),
                 (&p.audition.on, "Audition synth"),
@@ -411,6 +375,39 @@ impl Editor {
                 }
             }
         });
+        section(ui, if drums { "Drums" } else { "Notes" }, |ui| {
+            // Drums are never transposed.
+            if !drums {
+                param_slider(ui, setter, &p.play.transpose, "Transpose", 90.0)
+                    .on_hover_text("In semitones, or in steps of the scale when one is set");
+                param_slider(ui, setter, &p.play.octave, "Octave", 60.0);
+                param_choice(ui, setter, &p.pitch.key, "Key", 50.0);
+                param_choice(ui, setter, &p.pitch.scale, "Scale", 130.0)
+                    .on_hover_text("Every melody note is fitted into this key and scale");
+            }
+            param_slider(ui, setter, &p.play.velocity, "Velocity", 70.0);
+            param_slider(ui, setter, &p.play.length, "Length", 70.0);
+            if drums {
+                param_slider(ui, setter, &p.drums.groove, "Groove", 80.0).on_hover_text(
+                    "From the quantized pattern (0) to the groove model's velocities and timing \
+                     (100 %)",
+                );
+                param_choice(ui, setter, &p.drums.groove_model, "Groove model", 130.0);
+                if ui.button("Open groove model...").clicked() {
+                    self.open_dialog(Pick::GrooveModel);
+                }
+                if ui
+                    .button("Kit...")
+                    .on_hover_text("The note each drum plays, for kits that are not General MIDI")
+                    .clicked()
+                {
+                    self.show_kit = !self.show_kit;
+                }
+            }
+        });
+        if !drums {
+            section(ui, "Chords", |ui| self.chord_controls(ui, setter));
+        }
     }
 
     /// Where chords come from, how they are followed, and the chords the phrase playing
@@ -485,23 +482,22 @@ impl Editor {
                     .map(|&v| v / m.slider_scales[i]),
                 _ => None,
             };
-            ui.horizontal(|ui| {
-                let name = ui.add_sized(
-                    Vec2::new(label_width, ROW_HEIGHT),
-                    egui::Label::new(&label).truncate(),
-                );
+            column_row(ui, &label, label_width, |ui| {
                 ui.vertical(|ui| {
                     ui.spacing_mut().item_spacing.y = 1.0;
-                    param_slider(ui, setter, param, "", width).labelled_by(name.id);
+                    let slider = param_slider(ui, setter, param, "", width);
                     activation_bar(ui, activation, width);
-                });
+                    slider
+                })
+                .inner
             });
         }
     }
 
     fn attribute_panel(&mut self, ui: &mut Ui, setter: &ParamSetter) {
         ui.label(RichText::new("Attributes").strong());
-        let width = (ui.available_width() - 180.0).max(60.0);
+        let label_width = 110.0;
+        let width = (ui.available_width() - label_width - 70.0).max(60.0);
         let own = attributes::of(self.encoding());
         for (i, param) in self
             .params
@@ -513,24 +509,24 @@ impl Editor {
         {
             let available = self.view.model.as_ref().is_none_or(|m| m.attributes[i]);
             ui.add_enabled_ui(available, |ui| {
-                param_slider(ui, setter, param, param.name(), width).on_disabled_hover_text(
-                    format!(
-                        "this model has no {} vector: run `cargo xtask analyze`",
-                        ATTRIBUTES[i]
-                    ),
-                );
+                column_row(ui, param.name(), label_width, |ui| {
+                    param_slider(ui, setter, param, "", width)
+                })
+                .on_disabled_hover_text(format!(
+                    "this model has no {} vector: run `cargo xtask analyze`",
+                    ATTRIBUTES[i]
+                ));
             });
         }
         ui.add_space(8.0);
         ui.label(RichText::new("Sampling").strong());
-        param_slider(
-            ui,
-            setter,
-            &self.params.latent.temperature,
-            "Temperature",
-            width,
-        );
-        param_slider(ui, setter, &self.params.latent.seed, "Variation", width);
+        let latent = &self.params.latent;
+        column_row(ui, "Temperature", label_width, |ui| {
+            param_slider(ui, setter, &latent.temperature, "", width)
+        });
+        column_row(ui, "Variation", label_width, |ui| {
+            param_slider(ui, setter, &latent.seed, "", width)
+        });
     }
 
     fn clip_panel(&mut self, ui: &mut Ui, setter: &ParamSetter) {
@@ -823,6 +819,43 @@ impl Editor {
 }
 
 /// The bar under a latent slider: where z is on that dim, in slider units (±3 full).
+/// A framed row of controls across the width, its title first, wrapping onto more lines
+/// when they do not fit.
+fn section<R>(ui: &mut Ui, title: &str, contents: impl FnOnce(&mut Ui) -> R) -> R {
+    egui::Frame::group(ui.style())
+        .inner_margin(egui::Margin::symmetric(6, 2))
+        .show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.horizontal_wrapped(|ui| {
+                ui.add_sized(
+                    Vec2::new(64.0, ROW_HEIGHT),
+                    egui::Label::new(RichText::new(title).strong()),
+                );
+                contents(ui)
+            })
+            .inner
+        })
+        .inner
+}
+
+/// A row of a column of controls: `label` in a column of its own, `label_width` wide, so
+/// that the controls below one another line up; the control is labelled by it.
+fn column_row(
+    ui: &mut Ui,
+    label: &str,
+    label_width: f32,
+    control: impl FnOnce(&mut Ui) -> egui::Response,
+) -> egui::Response {
+    ui.horizontal(|ui| {
+        let name = ui.add_sized(
+            Vec2::new(label_width, ROW_HEIGHT),
+            egui::Label::new(label).truncate(),
+        );
+        control(ui).labelled_by(name.id)
+    })
+    .inner
+}
+
 fn activation_bar(ui: &mut Ui, value: Option<f32>, width: f32) {
     let (rect, response) = ui.allocate_exact_size(Vec2::new(width, 6.0), Sense::hover());
     let painter = ui.painter_at(rect);

@@ -5,7 +5,7 @@
 use egui::{Align2, Color32, FontId, Painter, Pos2, Rect, Sense, Stroke, StrokeKind, Ui, Vec2};
 
 use latent_live_core::music::chord::Chord;
-use latent_live_core::music::key::ScaleLock;
+use latent_live_core::music::key::{ScaleLock, NOTE_NAMES};
 use latent_live_core::music::melody::{Note, STEPS_PER_BAR};
 use latent_live_core::music::phrase::Phrase;
 
@@ -50,12 +50,60 @@ pub fn show(
         let notes = |p: Option<&Phrase>| p.map(|p| p.melody_notes()).unwrap_or_default();
         let (now, next) = (notes(playing), notes(queued));
         let range = pitch_range(now.iter().chain(&next));
-        grid(painter, rect, steps, range);
-        paint_harmony(painter, rect, steps, range, harmony);
-        paint_notes(painter, rect, &now, steps, range, Fill::Solid(PLAYING));
-        paint_notes(painter, rect, &next, steps, range, Fill::Ghost(QUEUED));
-        rect
+        // Below the caption, a keyboard down the left edge names the rows.
+        let body = Rect::from_min_max(rect.left_top() + Vec2::new(0.0, 22.0), rect.right_bottom());
+        let (keys, roll) = body.split_left_right_at_x(body.left() + KEYBOARD_WIDTH);
+        keyboard(painter, keys, range);
+        grid(painter, roll, steps, range);
+        paint_harmony(painter, roll, steps, range, harmony);
+        paint_notes(painter, roll, &now, steps, range, Fill::Solid(PLAYING));
+        paint_notes(painter, roll, &next, steps, range, Fill::Ghost(QUEUED));
+        roll
     });
+}
+
+/// The width of the keyboard beside the roll.
+const KEYBOARD_WIDTH: f32 = 34.0;
+
+/// A key for each row of `lo..=hi`, black keys dark and narrower, every C named (C4 is
+/// middle C), and every row named where the rows are tall enough to read.
+fn keyboard(painter: &Painter, rect: Rect, (lo, hi): (u8, u8)) {
+    let row = rect.height() / (hi - lo + 1) as f32;
+    let font = FontId::proportional((row * 0.8).clamp(7.0, 11.0));
+    for pitch in lo..=hi {
+        let black = matches!(pitch % 12, 1 | 3 | 6 | 8 | 10);
+        let y = rect.bottom() - (pitch - lo + 1) as f32 * row;
+        let width = if black {
+            rect.width() * 0.6
+        } else {
+            rect.width()
+        };
+        let key = Rect::from_min_size(Pos2::new(rect.left(), y), Vec2::new(width, row));
+        let fill = if black {
+            Color32::from_gray(40)
+        } else {
+            Color32::from_gray(200)
+        };
+        painter.rect_filled(key.shrink2(Vec2::new(0.0, 0.5)), 1.0, fill);
+        if pitch % 12 == 0 || (row >= 11.0 && !black) {
+            painter.text(
+                Pos2::new(rect.right() - 2.0, y + row / 2.0),
+                Align2::RIGHT_CENTER,
+                note_name(pitch),
+                font.clone(),
+                Color32::from_gray(30),
+            );
+        }
+    }
+}
+
+/// "C4" for 60, "F#5" for 78, as most hosts name their keys.
+fn note_name(pitch: u8) -> String {
+    format!(
+        "{}{}",
+        NOTE_NAMES[pitch as usize % 12],
+        pitch as i32 / 12 - 1
+    )
 }
 
 /// A clip as a small roll, for the clip slots.
