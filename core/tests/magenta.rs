@@ -165,6 +165,13 @@ fn hierarchical_tfjs_float32_matches_magenta_js() {
 }
 
 #[test]
+fn a_16_bar_hierarchical_model_as_mel_16bar_small_q2_matches_magenta_js() {
+    let file = check("hier16-u8");
+    assert!(file.config.hierarchical && file.config.hierarchical_encoder);
+    assert_eq!((file.config.bars, file.config.steps()), (16, 256));
+}
+
+#[test]
 fn hierarchical_tfjs_uint16_matches_magenta_js() {
     check("hier-u16");
 }

@@ -255,6 +255,10 @@ async function main() {
       variants: [['u16', { quantization: 'uint16' }]],
       deeplearn: 'u16',
     },
+    // As mel_16bar_small_q2: 16 bars, a BiLSTM per bar under one over the bars, and a
+    // conductor over the 16 bar decoders (magenta.js reads numSegments as both). The
+    // mel_4bar_* checkpoints have the shape of `hier`.
+    { name: 'hier16', spec: { z: 8, encoder: 8, decoder: [8, 8], bars: 16, hierarchical: true }, seed: 10, variants: [['u8', { quantization: 'uint8' }]] },
     // As mel_chords: melodies over chords, flat; and a hierarchical one, whose chords go to
     // the bar decoder bar by bar. The progressions have sevenths, sus and diminished chords,
     // and chords of 6 and 7 steps (magenta.js spreads them evenly). No "N.C.": magenta.js
