@@ -451,6 +451,22 @@ fn lead_sheets_read_a_melody_over_the_chords_of_a_second_part() {
         midi::import_lead_sheet(&alone),
         Err(MidiError::NoChordPart)
     ));
+    // Nor is a melody over a bass line: one note at a time names no chord.
+    let bass: Vec<Ev> = [note(480, 1, 45, 0.0, 16.0), note(480, 1, 41, 16.0, 32.0)]
+        .iter()
+        .flatten()
+        .copied()
+        .collect();
+    let (melody, _) = lead_sheet_events(0, 0);
+    let over_bass = smf_bytes(
+        Format::Parallel,
+        timing,
+        vec![track(&melody, &[(0, 500_000)]), track(&bass, &[])],
+    );
+    assert!(matches!(
+        midi::import_lead_sheet(&over_bass),
+        Err(MidiError::NoChordPart)
+    ));
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! MIDI import, melody and drums, then what the plugin and the trainer do with an
-//! imported file: slice it into model-sized windows, decode and re-encode the events,
+//! MIDI import, melody, lead sheet and drums, then what the plugin and the trainer do
+//! with an imported file: slice it into model-sized windows, decode and re-encode the events,
 //! measure attributes, and export the notes again.
 
 #![no_main]
@@ -10,6 +10,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     drum_import(data);
+    lead_sheet_import(data);
     let Ok(imported) = midi::import(data) else {
         return;
     };
@@ -60,6 +61,28 @@ fuzz_target!(|data: &[u8]| {
     let again = midi::import(&exported).expect("an exported file imports");
     assert_eq!(&again.notes, notes, "export then import keeps the notes");
 });
+
+fn lead_sheet_import(data: &[u8]) {
+    let Ok(sheet) = midi::import_lead_sheet(data) else {
+        return;
+    };
+    assert_eq!(sheet.chords.len(), sheet.melody.steps as usize);
+    for bars in [1, 2, 4] {
+        for (events, chords) in midi::lead_sheet_slices(&sheet, bars).iter().take(8) {
+            assert_eq!(events.len(), bars * melody::STEPS_PER_BAR);
+            assert_eq!(chords.len(), events.len());
+            assert!(chords.iter().any(Option::is_some));
+        }
+    }
+    let exported =
+        midi::export_lead_sheet(&sheet.melody.notes, 100, &sheet.chords, sheet.melody.bpm);
+    let again = midi::import_lead_sheet(&exported).expect("an exported lead sheet imports");
+    assert_eq!(
+        again.melody.notes, sheet.melody.notes,
+        "the melody comes back"
+    );
+    assert_eq!(again.chords, sheet.chords, "and its chords");
+}
 
 fn drum_import(data: &[u8]) {
     let Ok(imported) = midi::import_drums(data) else {

@@ -181,8 +181,9 @@ pub struct LeadSheet {
 }
 
 /// A lead sheet's melody and chords: off the drum channels, the first track with notes
-/// is the melody and the second the chords, as notes sounding together. A file of one
-/// track is read by channel instead, the lowest channel the melody.
+/// is the melody and the second the chords, as notes sounding together; a second part
+/// that names no chord is not a chord part. A file of one track is read by channel
+/// instead, the lowest channel the melody.
 pub fn import_lead_sheet(bytes: &[u8]) -> Result<LeadSheet, MidiError> {
     let parsed = parse(bytes)?;
     let pitched: Vec<&RawNote> = parsed.notes.iter().filter(|n| !n.drum).collect();
@@ -238,6 +239,11 @@ pub fn import_lead_sheet(bytes: &[u8]) -> Result<LeadSheet, MidiError> {
             chord = Chord::recognise(&held).or(chord);
         }
         chords.push(chord);
+    }
+    // A second part that never names a chord (a bass line, a counter-melody) is no chord
+    // part.
+    if chords.iter().all(Option::is_none) {
+        return Err(MidiError::NoChordPart);
     }
     Ok(LeadSheet { melody, chords })
 }
