@@ -20,8 +20,9 @@ pub struct LatencyArgs {
     /// Parameter changes timed per model.
     #[arg(long, default_value_t = 200)]
     changes: usize,
-    /// Time chord changes instead: a chord played in (C, G, Am, F in turn) with Chord
-    /// Fit at 100 %, as the audio thread publishes one.
+    /// Time chord changes instead: a chord played in (C, G, Am, F in turn), as the audio
+    /// thread publishes one; a model that reads chords decodes over it, the others are
+    /// fitted to it at Chord Fit 100 %.
     #[arg(long)]
     chords: bool,
 }
@@ -31,6 +32,7 @@ pub fn run(args: &LatencyArgs) -> anyhow::Result<()> {
         ModelChoice::Folk2Bar,
         ModelChoice::Folk4Bar,
         ModelChoice::Groove2Bar,
+        ModelChoice::Pop2BarChords,
     ] {
         // Chords move melodies only.
         if args.chords && choice == ModelChoice::Groove2Bar {
