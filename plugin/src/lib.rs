@@ -702,6 +702,104 @@ mod alloc_check {
         assert!(requests.pop().is_err(), "one request per press");
     }
 
+    #[test]
+    fn sixteen_bar_phrases_swaps_mid_phrase_and_a_trigger_let_go_mid_block_allocate_nothing() {
+        let mut plugin = crate::LatentLive::default();
+        let (mut producer, phrases) = crate::link::phrase::phrase_channel();
+        let (captures, _requests) = rtrb::RingBuffer::new(8);
+        let shared = std::sync::Arc::new(crate::link::Shared::default());
+        plugin.link = Some(crate::link::AudioLink {
+            phrases,
+            captures,
+            shared,
+        });
+        // Two 16-bar phrases, a quarter note every beat: the first in C4 and up, the
+        // second two octaves higher, so that what plays tells them apart.
+        let phrase = |base: u8, generation: u64| {
+            let notes: Vec<Note> = (0..64u32)
+                .map(|beat| Note {
+                    pitch: base + (beat % 12) as u8,
+                    start: beat * 4,
+                    end: beat * 4 + 3,
+                })
+                .collect();
+            Phrase::from_notes(&notes, 256, generation)
+        };
+        let (first, second) = (phrase(60, 1), phrase(84, 2));
+        producer.publish(first);
+        let (mut left, mut right) = (vec![0.0f32; 480], vec![0.0f32; 480]);
+        let mut played: Vec<(u64, u8)> = Vec::with_capacity(4096);
+        assert_no_alloc(|| {
+            // 10 ms blocks at 120 bpm: 0.02 beats each; bar k starts at block 200 k.
+            for block in 0..3_000u64 {
+                let t = TransportInfo::playing(120.0, block as f64 * 0.02, 48_000.0);
+                let trigger = |on: bool, timing: u32| {
+                    let (voice_id, channel, key) =
+                        (VoiceID::Wildcard, Channel::Number(0), Key::Number(60));
+                    if on {
+                        NoteEvent::NoteOn {
+                            timing,
+                            voice_id,
+                            channel,
+                            key,
+                            velocity: 0.8,
+                        }
+                    } else {
+                        NoteEvent::NoteOff {
+                            timing,
+                            voice_id,
+                            channel,
+                            key,
+                            velocity: 0.0,
+                        }
+                    }
+                };
+                match block {
+                    // In bar 5 of 16: the new phrase takes over at bar 6, at its own bar 6.
+                    1_050 => producer.publish(second),
+                    // Then Note Trigger: held from block 2,400, let go inside block 2,700.
+                    2_390 => choose(
+                        &plugin.params.start.mode,
+                        crate::params::PlayMode::NoteTrigger,
+                    ),
+                    2_400 => plugin.take_input(&trigger(true, 0), &t, false),
+                    2_700 => plugin.take_input(&trigger(false, 240), &t, false),
+                    _ => {}
+                }
+                plugin.render_block(&t, true, 480, Some((&mut left, &mut right)), &mut |event| {
+                    if let NoteEvent::NoteOn { timing, key, .. } = event {
+                        if played.len() < played.capacity() {
+                            played.push((block * 480 + timing as u64, key.number().unwrap_or(0)));
+                        }
+                    }
+                    true
+                });
+            }
+        });
+        let beat = |sample: u64| sample / 24_000;
+        // Bars 0 to 5 from the first phrase, bar 6 on from the second at the same beats.
+        for &(at, key) in &played {
+            let b = beat(at);
+            if b < 24 {
+                assert_eq!(key, 60 + (b % 12) as u8, "beat {b}");
+            } else if b < 48 {
+                assert_eq!(
+                    key,
+                    84 + (b % 12) as u8,
+                    "beat {b}: the bar position is kept"
+                );
+            }
+        }
+        assert!(played.iter().any(|&(at, _)| beat(at) == 24));
+        // Nothing after the trigger was let go (block 2,700, sample 240).
+        let released = 2_700 * 480 + 240;
+        assert!(played.iter().all(|&(at, _)| at < released));
+        assert!(
+            played.iter().any(|&(at, _)| at >= 2_400 * 480),
+            "the trigger played"
+        );
+    }
+
     /// Run by the test below in a child process: it must abort there.
     #[test]
     #[ignore = "aborts on purpose; run by the_checker_aborts_on_allocation"]
