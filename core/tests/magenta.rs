@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use latent_live_core::model::magenta::{import, ImportError, ImportOptions};
-use latent_live_core::model::{ChordEncoding, GrooveInput, ModelFile, Sampling};
+use latent_live_core::model::{ChordEncoding, GrooveInput, MelodyControl, ModelFile, Sampling};
 use latent_live_core::music::chord::Chord;
 use latent_live_core::music::groove::{Groove, Stroke, ROW};
 use latent_live_core::music::{drums, melody, Encoding, Event};
@@ -23,6 +23,9 @@ struct Expected {
     notes: Vec<Vec<[u32; 3]>>,
     /// Chord models: the progression every encode and decode was given.
     chords: Option<Vec<String>>,
+    /// Models with melody controls: the melody whose controls every decode was given (each
+    /// input was encoded with its own).
+    like: Option<Vec<Event>>,
 }
 
 /// `symbols` over `steps` as magenta.js's `encodeProgression` spreads them: step `t`
@@ -65,6 +68,12 @@ fn check(name: &str) -> ModelFile {
         "{name}"
     );
     let over = |batch: usize| progression.as_ref().map(|p| vec![p.as_slice(); batch]);
+    assert_eq!(
+        want.like.is_some(),
+        !file.config.melody_controls.is_empty(),
+        "{name}"
+    );
+    let like = |batch: usize| want.like.as_ref().map(|l| vec![l.as_slice(); batch]);
 
     if let (Some(inputs), Some(notes)) = (&want.inputs, &want.input_notes) {
         // Latent Live reads magenta.js's drum notes into the same events.
@@ -110,7 +119,12 @@ fn check(name: &str) -> ModelFile {
 
     let z = Tensor::new(want.z.clone(), &Device::Cpu).unwrap();
     let decoded = model
-        .decode_over(&z, over(want.z.len()).as_deref(), Sampling::Greedy)
+        .decode_like(
+            &z,
+            over(want.z.len()).as_deref(),
+            like(want.z.len()).as_deref(),
+            Sampling::Greedy,
+        )
         .unwrap();
     for (i, (events, greedy)) in decoded.iter().zip(&want.greedy).enumerate() {
         assert_eq!(
@@ -191,6 +205,25 @@ fn flat_chord_model_as_mel_chords_matches_magenta_js() {
         "{}",
         file.card.summary
     );
+}
+
+/// The mel_2bar_multicontrol family's shape: chords, then rhythm, shape and register
+/// controls taken from a melody.
+#[test]
+fn a_chord_model_with_melody_controls_matches_magenta_js() {
+    let file = check("flat-multicontrol-f32");
+    assert_eq!(file.config.chords, Some(ChordEncoding::Pitch));
+    assert_eq!(
+        file.config.melody_controls,
+        [
+            MelodyControl::Rhythm,
+            MelodyControl::Shape,
+            MelodyControl::Register {
+                boundaries: vec![48, 60, 72]
+            }
+        ]
+    );
+    assert_eq!(file.config.control_depth(), 37 + 1 + 3 + 4);
 }
 
 #[test]
@@ -720,7 +753,21 @@ fn other_models_are_refused_with_what_is_missing() {
                 "MelodyConverter",
                 r#","chordEncoder":"PitchChordEncoder","extraControls":[{"name":"rhythm","depth":2}]"#,
             ),
-            "multicontrol",
+            "rhythm has 1 values",
+        ),
+        (
+            config(
+                "MelodyConverter",
+                r#","extraControls":[{"name":"register","depth":4}]"#,
+            ),
+            "boundaryPitches",
+        ),
+        (
+            config(
+                "MelodyConverter",
+                r#","extraControls":[{"name":"velocity","depth":8}]"#,
+            ),
+            "velocity",
         ),
         (
             config("MelodyConverter", r#","conditionOnKey":true"#),

@@ -490,8 +490,8 @@ nice_export_vst3!(LatentLive);
 /// the same allocator here. Either way an allocation inside `assert_no_alloc` aborts.
 #[cfg(test)]
 mod alloc_check {
+    use crate::audio::output;
     use nice_assert_no_alloc::assert_no_alloc;
-    use nice_plug::midi::{Channel, Key, VoiceID};
     use nice_plug::prelude::{NoteEvent, Param};
 
     use crate::audio::timeline::TransportInfo;
@@ -591,27 +591,7 @@ mod alloc_check {
             // 10 ms blocks at 120 bpm: 0.02 beats each, so block 200 starts on beat 4.
             for block in 0..1_100u64 {
                 let t = TransportInfo::playing(120.0, block as f64 * 0.02, 48_000.0);
-                let note = |on: bool, key: u8| {
-                    let (timing, voice_id, channel, key) =
-                        (0, VoiceID::Wildcard, Channel::Number(0), Key::Number(key));
-                    if on {
-                        NoteEvent::NoteOn {
-                            timing,
-                            voice_id,
-                            channel,
-                            key,
-                            velocity: 0.8,
-                        }
-                    } else {
-                        NoteEvent::NoteOff {
-                            timing,
-                            voice_id,
-                            channel,
-                            key,
-                            velocity: 0.0,
-                        }
-                    }
-                };
+                let note = |on: bool, key: u8| output::note(on, 0, 0, key);
                 match block {
                     200 => plugin.take_input(&note(true, 62), &t, false),
                     250 => plugin.take_input(&note(false, 62), &t, false),
@@ -733,27 +713,7 @@ mod alloc_check {
             // 10 ms blocks at 120 bpm: 0.02 beats each; bar k starts at block 200 k.
             for block in 0..3_000u64 {
                 let t = TransportInfo::playing(120.0, block as f64 * 0.02, 48_000.0);
-                let trigger = |on: bool, timing: u32| {
-                    let (voice_id, channel, key) =
-                        (VoiceID::Wildcard, Channel::Number(0), Key::Number(60));
-                    if on {
-                        NoteEvent::NoteOn {
-                            timing,
-                            voice_id,
-                            channel,
-                            key,
-                            velocity: 0.8,
-                        }
-                    } else {
-                        NoteEvent::NoteOff {
-                            timing,
-                            voice_id,
-                            channel,
-                            key,
-                            velocity: 0.0,
-                        }
-                    }
-                };
+                let trigger = |on: bool, timing: u32| output::note(on, timing, 0, 60);
                 match block {
                     // In bar 5 of 16: the new phrase takes over at bar 6, at its own bar 6.
                     1_050 => producer.publish(second),

@@ -1529,14 +1529,8 @@ fn collect_midi_files(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use midly::num::{u15, u28, u4, u7};
-    use midly::{
-        Format, Header as MidiHeader, MetaMessage, MidiMessage, Smf, Timing, TrackEvent,
-        TrackEventKind,
-    };
-
-    const TPQ: u32 = 480;
-    const TICKS_PER_STEP: u32 = TPQ / 4;
+    use latent_live_core::music::melody::Note;
+    use latent_live_core::music::midi;
 
     /// A scratch folder removed on drop.
     struct TempDir(PathBuf);
@@ -1564,75 +1558,15 @@ mod tests {
 
     /// Writes a one-track 4/4 MIDI file of (pitch, start step, end step) notes.
     fn write_midi(path: &Path, notes: &[(u8, u32, u32)]) {
-        write_parts(path, &[notes]);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, midi::export(&as_notes(notes), 120.0)).unwrap();
     }
 
-    /// A file of one track per part (type 0 for one), the tempo and meter in the first.
-    fn write_parts(path: &Path, parts: &[&[(u8, u32, u32)]]) {
-        let tracks = parts
+    fn as_notes(notes: &[(u8, u32, u32)]) -> Vec<Note> {
+        notes
             .iter()
-            .enumerate()
-            .map(|(i, notes)| {
-                let mut timed: Vec<(u32, bool, u8)> = Vec::new();
-                for &(pitch, start, end) in notes.iter() {
-                    timed.push((start * TICKS_PER_STEP, true, pitch));
-                    timed.push((end * TICKS_PER_STEP, false, pitch));
-                }
-                // Offs before ons at the same tick.
-                timed.sort_by_key(|&(tick, on, pitch)| (tick, on, pitch));
-                let mut track = Vec::new();
-                if i == 0 {
-                    track.push(TrackEvent {
-                        delta: u28::new(0),
-                        kind: TrackEventKind::Meta(MetaMessage::Tempo(500_000.into())),
-                    });
-                    track.push(TrackEvent {
-                        delta: u28::new(0),
-                        kind: TrackEventKind::Meta(MetaMessage::TimeSignature(4, 2, 24, 8)),
-                    });
-                }
-                let mut now = 0;
-                for (tick, on, pitch) in timed {
-                    let message = if on {
-                        MidiMessage::NoteOn {
-                            key: u7::new(pitch),
-                            vel: u7::new(80),
-                        }
-                    } else {
-                        MidiMessage::NoteOff {
-                            key: u7::new(pitch),
-                            vel: u7::new(0),
-                        }
-                    };
-                    track.push(TrackEvent {
-                        delta: u28::new(tick - now),
-                        kind: TrackEventKind::Midi {
-                            channel: u4::new(i as u8),
-                            message,
-                        },
-                    });
-                    now = tick;
-                }
-                track.push(TrackEvent {
-                    delta: u28::new(0),
-                    kind: TrackEventKind::Meta(MetaMessage::EndOfTrack),
-                });
-                track
-            })
-            .collect();
-        let format = if parts.len() == 1 {
-            Format::SingleTrack
-        } else {
-            Format::Parallel
-        };
-        let smf = Smf {
-            header: MidiHeader::new(format, Timing::Metrical(u15::new(TPQ as u16))),
-            tracks,
-        };
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).unwrap();
-        }
-        smf.save(path).unwrap();
+            .map(|&(pitch, start, end)| Note { pitch, start, end })
+            .collect()
     }
 
     /// A random melody of `bars` bars of 8th and quarter notes around `base`.
@@ -1684,18 +1618,13 @@ mod tests {
     fn lead_sheets_make_a_chord_corpus() {
         let dir = TempDir::new("lead-sheets");
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        // Block chords a bar each: C, Am, F, G (the last in first inversion).
-        let voicings: [&[u8]; 4] = [&[48, 52, 55], &[45, 48, 52], &[41, 45, 48], &[47, 50, 55]];
+        // A bar each: C, Am, F, G (the last in first inversion).
+        let names = ["C", "Am", "F", "G/B"].map(|s| Chord::parse(s).unwrap());
+        let chords: Vec<Option<Chord>> = (0..6 * 16).map(|t| names[t / 16 % 4]).collect();
         for i in 0..10 {
-            let tune = random_tune(&mut rng, 6, 60 + i as u8);
-            let chords: Vec<(u8, u32, u32)> = (0..6u32)
-                .flat_map(|bar| {
-                    voicings[bar as usize % 4]
-                        .iter()
-                        .map(move |&p| (p, bar * 16, bar * 16 + 16))
-                })
-                .collect();
-            write_parts(&dir.0.join(format!("song{i}.mid")), &[&tune, &chords]);
+            let tune = as_notes(&random_tune(&mut rng, 6, 60 + i as u8));
+            let sheet = midi::export_lead_sheet(&tune, 80, &chords, 120.0);
+            fs::write(dir.0.join(format!("song{i}.mid")), sheet).unwrap();
         }
         write_midi(&dir.0.join("melody-only.mid"), &[(60, 0, 64)]);
         let corpus = Corpus::from_midi_dir(&dir.0, 2, fractions(), 3, true).unwrap();
@@ -1704,7 +1633,6 @@ mod tests {
             corpus.metadata["import_failures"], "1",
             "a file without chords"
         );
-        let names = ["C", "Am", "F", "G/B"].map(|s| Chord::parse(s).unwrap());
         for (_, split) in corpus.splits() {
             for i in 0..split.len() {
                 let chords = split.chords(i).unwrap();

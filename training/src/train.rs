@@ -36,6 +36,12 @@ pub struct TrainConfig {
     pub grad_clip: f64,
     /// Random transposition of training slices by up to this many semitones.
     pub transpose: i32,
+    /// Chord models: the encoder reads each training slice in one random key (within
+    /// `transpose`) and the decoder writes it in another, drawn apart. z then gains
+    /// nothing by carrying the key, so the decoder learns to take it from the chords, and
+    /// prior samples follow whatever chords they are decoded over.
+    #[serde(default)]
+    pub keys_apart: bool,
     /// Scheduled sampling: the probability of feeding the model's own sample is
     /// `1 - k / (k + exp(step / k))` with this `k` (Magenta's inverse sigmoid, 1000 for
     /// its 2-bar models); 0 trains with teacher forcing only.
@@ -84,6 +90,7 @@ impl Default for TrainConfig {
             free_bits: 0.0,
             grad_clip: 1.0,
             transpose: 5,
+            keys_apart: false,
             scheduled_sampling_rate: 0.0,
             dropout_keep: default_dropout_keep(),
             drum_variation: DrumVariation::default(),
@@ -304,12 +311,34 @@ impl Trainer {
         batch: &[&[Event]],
         chords: Option<&[&[Option<Chord>]]>,
     ) -> candle_core::Result<StepStats> {
-        let plan = self.plan(batch.len())?;
-        let loss = self.loss(&self.model.batch_over(batch, chords)?, &plan)?;
+        self.step_on(&self.model.batch_over(batch, chords)?, batch)
+    }
+
+    /// One step on a batch drawn by [`Self::sample_batch`].
+    pub fn train_on(&mut self, batch: &EventBatch) -> candle_core::Result<StepStats> {
+        let events = batch.events();
+        match (&batch.chords(), &batch.read) {
+            (Some(chords), Some(read)) => {
+                let read_events: Vec<&[Event]> = read.events.iter().map(Vec::as_slice).collect();
+                let read_chords: Vec<&[Option<Chord>]> =
+                    read.chords.iter().map(Vec::as_slice).collect();
+                let apart = self
+                    .model
+                    .batch_apart(&read_events, &read_chords, &events, chords)?;
+                self.step_on(&apart, &events)
+            }
+            (chords, _) => self.train_step(&events, chords.as_deref()),
+        }
+    }
+
+    /// One step on `batch`, whose decoder writes `written` (the regulariser measures them).
+    fn step_on(&mut self, batch: &Batch, written: &[&[Event]]) -> candle_core::Result<StepStats> {
+        let plan = self.plan(written.len())?;
+        let loss = self.loss(batch, &plan)?;
         let regularization = attribute_regularization(
             &loss.z,
             self.model.config.encoding,
-            batch,
+            written,
             &self.config.regularize,
         )?;
         self.apply(&plan, &loss, regularization)
@@ -333,37 +362,51 @@ impl Trainer {
     }
 
     /// Draws a training batch: random slices, melodies randomly transposed (with their
-    /// chords, in a chord corpus), drums varied.
+    /// chords, in a chord corpus; with `keys_apart`, read by the encoder in another key),
+    /// drums varied.
     pub fn sample_batch(&self, split: &Split) -> EventBatch {
         let mut rng = self.step_rng();
         rng.set_stream(1);
+        let chords = self.model.config.chords.is_some() && !split.chords.is_empty();
         let mut batch = EventBatch {
             events: Vec::with_capacity(self.config.batch_size),
-            chords: (self.model.config.chords.is_some() && !split.chords.is_empty())
-                .then(|| Vec::with_capacity(self.config.batch_size)),
+            chords: chords.then(|| Vec::with_capacity(self.config.batch_size)),
+            read: (chords && self.config.keys_apart).then(|| Keyed {
+                events: Vec::with_capacity(self.config.batch_size),
+                chords: Vec::with_capacity(self.config.batch_size),
+            }),
         };
         for i in self.batch_indices(split, &mut rng) {
             let events = split.get(i);
-            let (events, shift) = match self.model.config.encoding {
+            let moved = |rng: &mut ChaCha8Rng| match self.model.config.encoding {
                 Encoding::Melody => {
-                    let shift = corpus::transposition(events, &mut rng, self.config.transpose);
+                    let shift = corpus::transposition(events, rng, self.config.transpose);
                     // The chords move only as far as the melody did.
                     match melody::transpose(events, shift) {
                         Some(moved) => (moved, shift),
                         None => (events.to_vec(), 0),
                     }
                 }
-                Encoding::Drums => (self.config.drum_variation.vary(split, i, &mut rng), 0),
+                Encoding::Drums => (self.config.drum_variation.vary(split, i, rng), 0),
                 Encoding::Groove => (events.to_vec(), 0),
             };
-            batch.events.push(events);
-            if let (Some(chords), Some(of_slice)) = (&mut batch.chords, split.chords(i)) {
-                chords.push(
+            let (written, shift) = moved(&mut rng);
+            batch.events.push(written);
+            if let Some(of_slice) = split.chords(i) {
+                let chords_moved = |shift: i32| -> Vec<Option<Chord>> {
                     of_slice
                         .iter()
                         .map(|c| c.map(|c| c.transposed(shift)))
-                        .collect(),
-                );
+                        .collect()
+                };
+                if let Some(chords) = &mut batch.chords {
+                    chords.push(chords_moved(shift));
+                }
+                if let Some(read) = &mut batch.read {
+                    let (events, shift) = moved(&mut rng);
+                    read.events.push(events);
+                    read.chords.push(chords_moved(shift));
+                }
             }
         }
         batch
@@ -397,8 +440,17 @@ fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
 
 /// A training batch of events, and their chords for a chord model.
 pub struct EventBatch {
+    /// What the decoder writes (and, without `read`, what the encoder reads).
     pub events: Vec<Vec<Event>>,
     pub chords: Option<Vec<Vec<Option<Chord>>>>,
+    /// With `keys_apart`: the same slices in the keys the encoder reads them in.
+    pub read: Option<Keyed>,
+}
+
+/// Chord-model slices in some key, with their chords.
+pub struct Keyed {
+    pub events: Vec<Vec<Event>>,
+    pub chords: Vec<Vec<Option<Chord>>>,
 }
 
 impl EventBatch {

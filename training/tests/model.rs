@@ -13,6 +13,7 @@ use latent_live_core::music::chord::{Chord, Quality};
 use latent_live_core::music::groove::{Groove, Stroke};
 use latent_live_core::music::melody::{self, Note};
 use latent_live_core::music::{Encoding, Event};
+use latent_live_training::corpus::Split;
 use latent_live_training::eval::accuracy;
 use latent_live_training::train::{TrainConfig, Trainer};
 
@@ -767,4 +768,62 @@ fn a_tiny_chord_model_plays_the_same_z_over_other_chords() {
         tones as f64 / played as f64 > 0.9,
         "notes on the new chords' tones: {tones} of {played}"
     );
+}
+
+/// With keys apart, the encoder reads each slice in another key than the decoder writes
+/// it: the same melody and chords, moved together.
+#[test]
+fn keys_apart_batches_read_each_slice_moved_with_its_chords() {
+    let config = Config {
+        chords: Some(ChordEncoding::Pitch),
+        ..Config::tiny(1, false)
+    };
+    let steps = config.steps();
+    let data = arpeggios(steps);
+    let split = Split {
+        steps,
+        events: data.iter().flat_map(|(e, _)| e.clone()).collect(),
+        tune: (0..data.len() as u32).collect(),
+        feel: Vec::new(),
+        chords: data.iter().flat_map(|(_, c)| c.clone()).collect(),
+    };
+    let train = TrainConfig {
+        batch_size: 64,
+        keys_apart: true,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(config, train).unwrap();
+    let batch = trainer.sample_batch(&split);
+    let written = batch.chords.as_ref().unwrap();
+    let read = batch.read.as_ref().expect("keys apart, over chords");
+    assert_eq!(read.events.len(), batch.events.len());
+    let first_pitch = |events: &[Event]| events.iter().find_map(|&e| melody::class_pitch(e));
+    let mut apart = 0;
+    for i in 0..batch.events.len() {
+        let shift = first_pitch(&read.events[i]).unwrap() as i32
+            - first_pitch(&batch.events[i]).unwrap() as i32;
+        assert_eq!(
+            melody::transpose(&batch.events[i], shift).as_ref(),
+            Some(&read.events[i])
+        );
+        let moved: Vec<Option<Chord>> = written[i]
+            .iter()
+            .map(|c| c.map(|c| c.transposed(shift)))
+            .collect();
+        assert_eq!(moved, read.chords[i], "slice {i}'s chords moved with it");
+        apart += usize::from(shift != 0);
+    }
+    assert!(apart > 40, "{apart} of 64 slices read in another key");
+    let stats = trainer.train_on(&batch).unwrap();
+    assert!(stats.loss.is_finite());
+    // Without chords there is nothing to take the key from: the batch is read as written.
+    let plain = Trainer::new(
+        Config::tiny(1, false),
+        TrainConfig {
+            keys_apart: true,
+            ..TrainConfig::default()
+        },
+    )
+    .unwrap();
+    assert!(plain.sample_batch(&split).read.is_none());
 }

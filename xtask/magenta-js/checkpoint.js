@@ -75,8 +75,9 @@ function randomVariables(spec, seed) {
   };
   const h = spec.encoder;
   const { classes } = depths(spec);
-  // A chord model reads each step's chord beside its event, in the encoder and decoder.
-  const control = spec.chords ? CHORD_DEPTH : 0;
+  // A chord model reads each step's chord beside its event, in the encoder and decoder,
+  // then its extra controls (melody controls such as rhythm, shape and register).
+  const control = (spec.chords ? CHORD_DEPTH : 0) + (spec.extraControls || []).reduce((a, c) => a + c.depth, 0);
   const input = depths(spec).input + control;
   if (spec.hierarchical) {
     bidirectional('encoder/hierarchical_level_0', input, h);
@@ -180,6 +181,7 @@ function writeTfjs(dir, spec, vars, { quantization = null, shardBytes = 64 * 102
   fs.writeFileSync(path.join(dir, 'weights_manifest.json'), JSON.stringify([{ paths, weights }]));
   const config = { type: 'MusicVAE', dataConverter: dataConverter(spec) };
   if (spec.chords) config.chordEncoder = 'PitchChordEncoder';
+  if (spec.extraControls) config.extraControls = spec.extraControls;
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 1));
   return seen;
 }

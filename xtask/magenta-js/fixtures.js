@@ -17,6 +17,9 @@
 //   chords  chord models (`*-chords-*`, as mel_chords: a PitchChordEncoder in config.json):
 //           the chord progression (magenta.js's chord symbols) every encode and decode
 //           above was given, spread evenly over the steps as magenta.js spreads it
+//   like    models with melody controls (`*-multicontrol-*`, extraControls in config.json):
+//           the melody (as class indices) whose controls every decode was given; each
+//           input was encoded with its own
 // The Rust tests (core/tests/magenta.rs) import each checkpoint and must match the
 // decodes and notes exactly and mu within 1e-4.
 //
@@ -40,6 +43,15 @@ const path = require('path');
 const ck = require('./checkpoint');
 
 const MELODIES = 8;
+
+// magenta.js's melody controls (MelodyRhythm, MelodyShape, MelodyRegister), which its
+// node bundle does not export: its own ES module source, run with tfjs.
+function melodyControls(tf) {
+  const src = fs.readFileSync(require.resolve('@magenta/music/esm/core/melodies.js'), 'utf8')
+    .replace(/^import .*$/gm, '')
+    .replace(/^export /gm, '');
+  return new Function('tf', 'NoteSequence', 'sequences', `${src}\nreturn { Melody, MelodyRhythm, MelodyShape, MelodyRegister };`)(tf);
+}
 const PRIOR_SAMPLES = 8;
 
 // Melody-like inputs: mostly held notes and steps, some rests.
@@ -278,9 +290,30 @@ async function main() {
       variants: [['u16', { quantization: 'uint16' }]],
       chords: ['Dm7', 'G7', 'Cmaj7', 'A7', 'Dm', 'Bdim', 'Esus4', 'E7', 'Am'],
     },
+    // As the mel_2bar_multicontrol family: chords, then magenta.js's three melody controls.
+    {
+      name: 'flat-multicontrol',
+      spec: {
+        z: 16,
+        encoder: 32,
+        decoder: [32, 32],
+        bars: 2,
+        hierarchical: false,
+        chords: true,
+        extraControls: [
+          { name: 'rhythm', depth: 1 },
+          { name: 'shape', depth: 3 },
+          { name: 'register', depth: 4, boundaryPitches: [48, 60, 72] },
+        ],
+      },
+      seed: 11,
+      variants: [f32],
+      chords: ['Am', 'F', 'C', 'G7'],
+    },
   ];
+  const controlClasses = melodyControls(tf);
   for (const { name, spec, seed, variants, deeplearn, chords } of models) {
-    const controls = chords ? { chordProgression: chords } : undefined;
+    let controls = chords ? { chordProgression: chords } : undefined;
     const steps = spec.bars * ck.STEPS_PER_BAR;
     const vars = ck.randomVariables(spec, seed);
     let inputs;
@@ -301,8 +334,26 @@ async function main() {
       };
     } else {
       inputs = melodies(steps, seed + 100);
-      encode = (model, controls) => model.encodeTensors(tf.oneHot(tf.tensor2d(inputs, undefined, 'int32'), ck.CLASSES).toFloat(), controls);
+      const oneHot = (rows) => tf.oneHot(tf.tensor2d(rows, undefined, 'int32'), ck.CLASSES).toFloat();
+      encode = (model, controls) => model.encodeTensors(oneHot(inputs), controls);
       if (chords) extra = { chords };
+      if (spec.extraControls) {
+        const { Melody, MelodyRhythm, MelodyShape, MelodyRegister } = controlClasses;
+        const extractor = (c) => ({ rhythm: () => new MelodyRhythm(), shape: () => new MelodyShape(), register: () => new MelodyRegister(c.boundaryPitches) })[c.name]();
+        const controlsOf = (events) => ({
+          chordProgression: chords,
+          extraControls: Object.fromEntries(spec.extraControls.map((c) => [c.name, extractor(c).extract(new Melody(events, ck.MIN_PITCH, ck.MAX_PITCH))])),
+        });
+        const like = melodies(steps, seed + 300)[0];
+        controls = controlsOf(like);
+        // As Magenta trains them, each melody is encoded with its own controls.
+        encode = async (model) => {
+          const mus = [];
+          for (const input of inputs) mus.push(await model.encodeTensors(oneHot([input]), controlsOf(input)));
+          return tf.concat(mus, 0);
+        };
+        extra = { chords, like };
+      }
     }
     const r = ck.rng(seed + 200);
     const prior = Array.from({ length: PRIOR_SAMPLES }, () => Array.from({ length: spec.z }, () => r.normal()));

@@ -7,7 +7,7 @@ use latent_live_core::model::latent::z_tensor;
 use latent_live_core::model::{ModelFile, Sampling, MAX_STEPS};
 use latent_live_core::music::chord::{self, Chord};
 use latent_live_core::music::key::{pitch_class, Scale, ScaleLock};
-use latent_live_core::music::{drums, melody, Encoding};
+use latent_live_core::music::{drums, melody, midi, Encoding, Event};
 
 #[derive(clap::Args)]
 pub struct DecodeArgs {
@@ -43,6 +43,11 @@ pub struct DecodeArgs {
     /// moved onto a chord tone (0 to 1), as the plugin's Chord Fit.
     #[arg(long, default_value_t = 1.0, requires = "chords")]
     chord_fit: f32,
+    /// For a model with melody controls (an imported `extraControls` checkpoint): a MIDI
+    /// file whose first bars' rhythm, contour and register the phrases follow; without
+    /// it, the default reference (C D E G | E D C).
+    #[arg(long)]
+    like: Option<PathBuf>,
 }
 
 /// The chord of each of `steps` 16ths from `symbols`: one a bar, or `chord:steps` pairs,
@@ -99,7 +104,25 @@ pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
         .transpose()?;
     let over: Option<Vec<&[Option<Chord>]>> =
         chords.as_ref().map(|c| vec![c.as_slice(); rows.len()]);
-    let phrases = model.decode_over(&z_tensor(&model, &rows)?, over.as_deref(), sampling)?;
+    let like = match &args.like {
+        Some(path) => {
+            anyhow::ensure!(
+                !model.config.melody_controls.is_empty(),
+                "--like is for models with melody controls; {} has none",
+                args.model.display()
+            );
+            let imported = midi::import_file(path)?;
+            Some(melody::encode(&imported.notes, model.config.steps()))
+        }
+        None => None,
+    };
+    let like: Option<Vec<&[Event]>> = like.as_ref().map(|l| vec![l.as_slice(); rows.len()]);
+    let phrases = model.decode_like(
+        &z_tensor(&model, &rows)?,
+        over.as_deref(),
+        like.as_deref(),
+        sampling,
+    )?;
     let fit = chords.as_ref().filter(|_| model.config.chords.is_none());
     let notes: Vec<Vec<[u32; 3]>> = phrases
         .iter()

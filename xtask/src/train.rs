@@ -64,6 +64,10 @@ pub struct TrainArgs {
     free_bits: Option<f64>,
     #[arg(long)]
     seed: Option<u64>,
+    /// Chord models: the encoder reads each training slice in one random key and the
+    /// decoder writes it in another, so that z leaves the key to the chords.
+    #[arg(long)]
+    keys_apart: bool,
     /// Scheduled sampling rate k (Magenta: 1000); also applies when resuming.
     #[arg(long)]
     scheduled_sampling: Option<f64>,
@@ -124,8 +128,7 @@ fn step(trainer: &mut Trainer, split: &Split) -> candle_core::Result<StepStats> 
         let batch = trainer.sample_grooves(split);
         trainer.train_groove_step(&batch.iter().collect::<Vec<_>>())
     } else {
-        let batch = trainer.sample_batch(split);
-        trainer.train_step(&batch.events(), batch.chords().as_deref())
+        trainer.train_on(&trainer.sample_batch(split))
     }
 }
 
@@ -186,6 +189,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         config.beta_rate = args.beta_rate.unwrap_or(config.beta_rate);
         config.free_bits = args.free_bits.unwrap_or(config.free_bits);
         config.seed = args.seed.unwrap_or(config.seed);
+        config.keys_apart = args.keys_apart;
         let encoding = match &args.init {
             Some(path) => ModelFile::read(path)?.config.encoding,
             None => preset(&args.preset)?.encoding,
@@ -234,6 +238,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             None => Trainer::new(preset(&args.preset)?, config)?,
         }
     };
+    if trainer.config.keys_apart && trainer.model.config.chords.is_none() {
+        bail!("--keys-apart is for chord models: without chords the decoder has no key to take");
+    }
     if trainer.model.config.encoding.is_drums() {
         // Transposition is for melodies: drum batches are never transposed, and the
         // config (kept with the weights) says so.

@@ -16,7 +16,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    ChordEncoding, Config, ConfigError, GrooveInput, ModelCard, ModelFile, MAX_MODEL_BYTES,
+    ChordEncoding, Config, ConfigError, GrooveInput, MelodyControl, ModelCard, ModelFile,
+    MAX_MODEL_BYTES,
 };
 use crate::files::read_capped;
 use crate::music::groove::ROW;
@@ -74,8 +75,7 @@ pub fn import(dir: &Path, options: ImportOptions) -> Result<ModelFile, ImportErr
             dir.display()
         )));
     };
-    let Spec { converter, chords } = read_spec(dir)?;
-    let config = architecture(&variables, converter.as_ref(), chords, options)?;
+    let config = architecture(&variables, read_spec(dir)?, options)?;
     config.validate()?;
     // Only the variables the model reads: optimiser slots and step counters stay behind.
     let prefixes: &[&str] = if config.encoder.is_empty() {
@@ -285,6 +285,8 @@ struct Spec {
     converter: Option<Value>,
     /// The chords it reads, from `config.json`'s `chordEncoder`.
     chords: Option<ChordEncoding>,
+    /// The melody controls it reads after them, from `config.json`'s `extraControls`.
+    melody_controls: Vec<MelodyControl>,
 }
 
 fn read_spec(dir: &Path) -> Result<Spec, ImportError> {
@@ -300,11 +302,6 @@ fn read_spec(dir: &Path) -> Result<Spec, ImportError> {
         }
         for (key, what) in [
             ("conditionOnKey", "key conditioning"),
-            (
-                "extraControls",
-                "extra control signals (such as mel_2bar_multicontrol's rhythm, shape and \
-                 register)",
-            ),
             (
                 "useBooleanDecoder",
                 "a boolean decoder (each of 9 drums on or off, not one of their 512 combinations)",
@@ -331,6 +328,7 @@ fn read_spec(dir: &Path) -> Result<Spec, ImportError> {
         return Ok(Spec {
             converter: spec.get("dataConverter").cloned(),
             chords,
+            melody_controls: melody_controls(spec.get("extraControls"))?,
         });
     }
     let converter = dir.join("converter.json");
@@ -342,13 +340,75 @@ fn read_spec(dir: &Path) -> Result<Spec, ImportError> {
     Ok(Spec {
         converter,
         chords: None,
+        melody_controls: Vec::new(),
     })
+}
+
+/// `extraControls`: magenta.js's melody controls, each `{name, depth}`, the register's
+/// with the `boundaryPitches` magenta.js's `MelodyRegister` is built with. Their values
+/// are extracted from a melody, so only those three can be played.
+fn melody_controls(spec: Option<&Value>) -> Result<Vec<MelodyControl>, ImportError> {
+    let Some(spec) = spec.filter(|s| is_set(Some(s))) else {
+        return Ok(Vec::new());
+    };
+    let unsupported = |why: String| {
+        ImportError::Unsupported(format!(
+            "extraControls: {why}; Latent Live plays the melody controls rhythm (depth 1), \
+             shape (depth 3) and register (depth n + 1, with its n boundaryPitches), taken \
+             from the captured clip"
+        ))
+    };
+    let Some(entries) = spec.as_array() else {
+        return Err(unsupported(format!("{spec} is not a list")));
+    };
+    entries
+        .iter()
+        .map(|entry| {
+            let name = entry
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let depth = entry.get("depth").and_then(Value::as_u64);
+            let control = match name {
+                "rhythm" => MelodyControl::Rhythm,
+                "shape" => MelodyControl::Shape,
+                "register" => {
+                    let boundaries = entry
+                        .get("boundaryPitches")
+                        .and_then(Value::as_array)
+                        .and_then(|b| {
+                            b.iter()
+                                .map(|p| p.as_u64().and_then(|p| u8::try_from(p).ok()))
+                                .collect::<Option<Vec<u8>>>()
+                        });
+                    match boundaries {
+                        Some(boundaries) if boundaries.windows(2).all(|w| w[0] < w[1]) => {
+                            MelodyControl::Register { boundaries }
+                        }
+                        _ => {
+                            return Err(unsupported(format!(
+                                "the register control {entry} does not list its boundaryPitches \
+                                 (rising MIDI pitches), so its buckets are unknown"
+                            )))
+                        }
+                    }
+                }
+                _ => return Err(unsupported(format!("the control {entry}"))),
+            };
+            if depth != Some(control.depth() as u64) {
+                return Err(unsupported(format!(
+                    "{entry} has depth {depth:?}, but {name} has {} values a step",
+                    control.depth()
+                )));
+            }
+            Ok(control)
+        })
+        .collect()
 }
 
 fn architecture(
     variables: &Variables,
-    converter: Option<&Value>,
-    chords: Option<ChordEncoding>,
+    spec: Spec,
     options: ImportOptions,
 ) -> Result<Config, ImportError> {
     // The weights say what the model is before any spec does.
@@ -429,7 +489,7 @@ fn architecture(
         groove_input,
         steps,
         segments,
-    } = match converter {
+    } = match &spec.converter {
         Some(converter) => data_converter(converter)?,
         // GrooVAE's options change what its encoder was shown, and only its spec says which.
         None if classes == ROW => {
@@ -525,7 +585,8 @@ fn architecture(
         groove_input,
         min_pitch: MIN_PITCH,
         max_pitch: MAX_PITCH,
-        chords,
+        chords: spec.chords,
+        melody_controls: spec.melody_controls,
     };
     // The converter and the weights must agree on what goes in and comes out of a step.
     let encoder_input = match config.encoder.first() {
@@ -550,12 +611,16 @@ fn architecture(
         Encoding::Melody => (
             "MelodyConverter",
             format!("one of {} classes", config.num_classes()),
-            match chords {
-                None => format!("a one-hot class of {}", config.num_classes()),
-                Some(c) => format!(
-                    "a one-hot class of {} and its chord's {} values",
+            match (config.control_depth(), config.melody_controls.is_empty()) {
+                (0, _) => format!("a one-hot class of {}", config.num_classes()),
+                (controls, true) => format!(
+                    "a one-hot class of {} and its chord's {controls} values",
                     config.num_classes(),
-                    c.depth()
+                ),
+                (controls, false) => format!(
+                    "a one-hot class of {} and {controls} values of its chord and melody \
+                     controls",
+                    config.num_classes(),
                 ),
             },
         ),

@@ -6,6 +6,7 @@
 //! Magenta's TensorFlow variable names, so Google's checkpoints map onto ours by name.
 
 pub mod assets;
+pub mod controls;
 pub mod decoder;
 pub mod encoder;
 pub mod file;
@@ -18,6 +19,7 @@ pub mod ops;
 pub mod step;
 pub mod vae;
 
+pub use controls::MelodyControl;
 pub use decoder::{Decoder, Sampling, ScheduledSampling};
 pub use encoder::{Encoder, Posterior};
 pub use file::{ModelCard, ModelError, ModelFile, MAX_MODEL_BYTES};
@@ -52,6 +54,10 @@ pub const MAX_STEPS: usize = MAX_BARS * melody::STEPS_PER_BAR;
 /// taking minutes to decode. Magenta's largest melody models, `cat-mel_2bar_big` and
 /// `hierdec-mel_16bar`, have 134.6 and 176.1 million.
 pub const MAX_PARAMETERS: usize = 200_000_000;
+/// Bounds on the melody controls a model file may name (magenta.js's use three, of up to a
+/// dozen values).
+pub const MAX_MELODY_CONTROLS: usize = 8;
+pub const MAX_CONTROL_DEPTH: usize = 128;
 
 /// Why a config cannot be played. Every message names the field at fault.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -90,8 +96,10 @@ pub enum ConfigError {
     GrooveShape,
     #[error("`groove_input` is for groove models; this one's `encoding` is {0}")]
     GrooveInputWithoutGroove(&'static str),
-    #[error("`chords` conditions melodies; this model's `encoding` is {0}")]
+    #[error("`chords` and `melody_controls` condition melodies; this model's `encoding` is {0}")]
     ChordsWithoutMelody(&'static str),
+    #[error("`melody_controls` names more than {MAX_MELODY_CONTROLS} controls, or one of more than {MAX_CONTROL_DEPTH} values")]
+    MelodyControls,
     #[error(
         "the layer sizes and `z_size` ask for {0} weights, more than the {MAX_PARAMETERS} allowed"
     )]
@@ -131,6 +139,10 @@ pub struct Config {
     /// `None`, so that every model from before chords keeps its config and its hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chords: Option<ChordEncoding>,
+    /// Signals taken from a melody (its rhythm, contour, register) read after the chord at
+    /// every step, as magenta.js's `extraControls`; left out of the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub melody_controls: Vec<MelodyControl>,
 }
 
 /// How a chord-conditioned model reads a chord.
@@ -188,6 +200,7 @@ impl Config {
             max_pitch: melody::MAX_PITCH,
             groove_input: GrooveInput::Whole,
             chords: None,
+            melody_controls: Vec::new(),
         }
     }
 
@@ -318,8 +331,18 @@ impl Config {
         if self.encoding != Encoding::Groove && self.groove_input != GrooveInput::Whole {
             return Err(ConfigError::GrooveInputWithoutGroove(self.encoding.name()));
         }
-        if self.chords.is_some() && self.encoding != Encoding::Melody {
+        if (self.chords.is_some() || !self.melody_controls.is_empty())
+            && self.encoding != Encoding::Melody
+        {
             return Err(ConfigError::ChordsWithoutMelody(self.encoding.name()));
+        }
+        if self.melody_controls.len() > MAX_MELODY_CONTROLS
+            || self
+                .melody_controls
+                .iter()
+                .any(|c| c.depth() > MAX_CONTROL_DEPTH)
+        {
+            return Err(ConfigError::MelodyControls);
         }
         // The sequencer, capture and the MIDI slicer all work in bars of 16 steps.
         if self.steps_per_bar != melody::STEPS_PER_BAR {
@@ -437,9 +460,15 @@ impl Config {
         sequence + self.control_depth()
     }
 
-    /// The controls fed beside the sequence at every step (the chord), or 0.
+    /// The controls fed beside the sequence at every step (the chord, then the melody
+    /// controls), or 0.
     pub fn control_depth(&self) -> usize {
         self.chords.map_or(0, ChordEncoding::depth)
+            + self
+                .melody_controls
+                .iter()
+                .map(MelodyControl::depth)
+                .sum::<usize>()
     }
 
     /// Tiny sizes for tests.

@@ -13,7 +13,7 @@ use candle_nn::VarBuilder;
 use super::decoder::ScheduledSampling;
 use super::encoder::{Input, Posterior};
 use super::groove::{activate, hit_all};
-use super::{Config, Decoder, Dropout, Encoder, Reconstruction, Sampling};
+use super::{controls, Config, Decoder, Dropout, Encoder, Reconstruction, Sampling};
 use crate::music::chord::Chord;
 use crate::music::drums::{self, NUM_DRUM_CLASSES};
 use crate::music::groove::{Feel, Groove, ROW};
@@ -58,6 +58,12 @@ pub enum Batch {
         events: Tensor,
         controls: Option<Tensor>,
     },
+    /// Melodies over chords that the encoder reads in one key and the decoder writes in
+    /// another ([`MusicVae::batch_apart`]).
+    Apart {
+        read: Box<Batch>,
+        written: Box<Batch>,
+    },
     /// Grooves: the encoder's view of them `[T, B, ROW]` (what the model's
     /// [`super::GrooveInput`] leaves), and the whole rows the decoder writes.
     Grooves { inputs: Tensor, targets: Tensor },
@@ -70,6 +76,7 @@ impl Batch {
                 events,
                 controls: controls.as_ref(),
             },
+            Self::Apart { read, .. } => read.input(),
             Self::Grooves { inputs, .. } => Input::Features(inputs),
         }
     }
@@ -78,6 +85,7 @@ impl Batch {
     pub fn targets(&self) -> &Tensor {
         match self {
             Self::Events { events, .. } => events,
+            Self::Apart { written, .. } => written.targets(),
             Self::Grooves { targets, .. } => targets,
         }
     }
@@ -85,6 +93,7 @@ impl Batch {
     fn controls(&self) -> Option<&Tensor> {
         match self {
             Self::Events { controls, .. } => controls.as_ref(),
+            Self::Apart { written, .. } => written.controls(),
             Self::Grooves { .. } => None,
         }
     }
@@ -135,39 +144,85 @@ impl MusicVae {
     ) -> Result<Batch> {
         Ok(Batch::Events {
             events: self.events_tensor(melodies)?,
-            controls: self.controls_tensor(chords, melodies.len())?,
+            controls: self.controls_tensor(chords, Some(melodies), melodies.len())?,
         })
     }
 
-    /// The chords of `batch` phrases as the model reads them, `[T, B, C]`: `None` for a
-    /// model without chords.
+    /// Training phrases that the encoder reads as `read` (over `read_chords`) and the
+    /// decoder writes as `written` (over `written_chords`): the same phrases in other keys,
+    /// so that z gains nothing by carrying the key and the decoder must take it from the
+    /// chords.
+    pub fn batch_apart(
+        &self,
+        read: &[&[Event]],
+        read_chords: &[&[Option<Chord>]],
+        written: &[&[Event]],
+        written_chords: &[&[Option<Chord>]],
+    ) -> Result<Batch> {
+        Ok(Batch::Apart {
+            read: Box::new(self.batch_over(read, Some(read_chords))?),
+            written: Box::new(self.batch_over(written, Some(written_chords))?),
+        })
+    }
+
+    /// The controls of `batch` phrases as the model reads them, `[T, B, C]`: each step's
+    /// chord, then the melody controls of the phrase each row follows (`like`; without
+    /// one, [`controls::default_reference`]). `None` for a model without controls.
     fn controls_tensor(
         &self,
         chords: Option<&[&[Option<Chord>]]>,
+        like: Option<&[&[Event]]>,
         batch: usize,
     ) -> Result<Option<Tensor>> {
-        let Some(encoding) = self.config.chords else {
+        let depth = self.config.control_depth();
+        if depth == 0 {
             return Ok(None);
-        };
+        }
         let steps = self.config.steps();
-        if let Some(chords) = chords {
-            if chords.len() != batch {
-                candle_core::bail!("{} chord progressions for {batch} phrases", chords.len());
+        for (what, lengths) in [
+            (
+                "chord progressions",
+                chords.map(|c| c.iter().map(|c| c.len()).collect::<Vec<_>>()),
+            ),
+            (
+                "melodies to follow",
+                like.map(|l| l.iter().map(|l| l.len()).collect()),
+            ),
+        ] {
+            let Some(lengths) = lengths else { continue };
+            if lengths.len() != batch {
+                candle_core::bail!("{} {what} for {batch} phrases", lengths.len());
             }
-            if let Some((i, c)) = chords.iter().enumerate().find(|(_, c)| c.len() != steps) {
-                candle_core::bail!(
-                    "progression {i} has {} steps, the model needs {steps}",
-                    c.len()
-                );
+            if let Some((i, n)) = lengths.iter().enumerate().find(|(_, &n)| n != steps) {
+                candle_core::bail!("{what}: row {i} has {n} steps, the model needs {steps}");
             }
         }
-        let mut data = Vec::with_capacity(steps * batch * encoding.depth());
+        let controls = &self.config.melody_controls;
+        let fallback =
+            (like.is_none() && !controls.is_empty()).then(|| controls::default_reference(steps));
+        // Per row, per control: `[steps][depth]`.
+        let signals: Vec<Vec<Vec<f32>>> = (0..batch)
+            .map(|i| {
+                let melody = like.map_or(fallback.as_deref().unwrap_or_default(), |l| l[i]);
+                controls
+                    .iter()
+                    .map(|c| c.of(melody, self.config.min_pitch))
+                    .collect()
+            })
+            .collect();
+        let mut data = Vec::with_capacity(steps * batch * depth);
         for t in 0..steps {
-            for i in 0..batch {
-                encoding.write(chords.and_then(|c| c[i][t]), &mut data);
+            for (i, signals) in signals.iter().enumerate() {
+                if let Some(encoding) = self.config.chords {
+                    encoding.write(chords.and_then(|c| c[i][t]), &mut data);
+                }
+                for (control, values) in controls.iter().zip(signals) {
+                    let d = control.depth();
+                    data.extend_from_slice(&values[t * d..(t + 1) * d]);
+                }
             }
         }
-        Tensor::from_vec(data, (steps, batch, encoding.depth()), self.device()).map(Some)
+        Tensor::from_vec(data, (steps, batch, depth), self.device()).map(Some)
     }
 
     pub fn posterior(&self, batch: &Batch) -> Result<Posterior> {
@@ -229,7 +284,20 @@ impl MusicVae {
         chords: Option<&[&[Option<Chord>]]>,
         sampling: Sampling,
     ) -> Result<Vec<Vec<Event>>> {
-        let controls = self.controls_tensor(chords, z.dim(0)?)?;
+        self.decode_like(z, chords, None, sampling)
+    }
+
+    /// [`Self::decode_over`] for a model with melody controls, each row following the
+    /// rhythm, contour and register of its melody in `like` (without one, of
+    /// [`controls::default_reference`]). Other models leave `like` out.
+    pub fn decode_like(
+        &self,
+        z: &Tensor,
+        chords: Option<&[&[Option<Chord>]]>,
+        like: Option<&[&[Event]]>,
+        sampling: Sampling,
+    ) -> Result<Vec<Vec<Event>>> {
+        let controls = self.controls_tensor(chords, like, z.dim(0)?)?;
         self.decoder.sample(
             &z.to_dtype(DType::F32)?,
             controls.as_ref(),
@@ -239,16 +307,17 @@ impl MusicVae {
         )
     }
 
-    /// [`MusicVae::decode_over`] that also returns the decoder's top-layer output for row
+    /// [`MusicVae::decode_like`] that also returns the decoder's top-layer output for row
     /// 0 at every step, `[steps, hidden]` row-major (the editor's neuron view).
     pub fn decode_traced(
         &self,
         z: &Tensor,
         chords: Option<&[&[Option<Chord>]]>,
+        like: Option<&[&[Event]]>,
         sampling: Sampling,
     ) -> Result<(Vec<Vec<Event>>, Vec<f32>)> {
         let mut trace = Vec::with_capacity(self.config.steps() * self.decoder.hidden_size());
-        let controls = self.controls_tensor(chords, z.dim(0)?)?;
+        let controls = self.controls_tensor(chords, like, z.dim(0)?)?;
         let events = self.decoder.sample(
             &z.to_dtype(DType::F32)?,
             controls.as_ref(),

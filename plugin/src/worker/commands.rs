@@ -273,12 +273,18 @@ impl Worker {
                 });
         let bars = steps / melody::STEPS_PER_BAR;
         let owned = path.to_path_buf();
-        if reads_chords {
-            let sheet = models::off_thread(&self.shared.stop, move || {
-                midi::import_lead_sheet_file(&owned)
-            })?;
+        let sheet = if reads_chords {
             // A file that is no lead sheet is read as any melody file, below.
-            if let Ok(sheet) = sheet {
+            models::off_thread(&self.shared.stop, move || {
+                midi::import_lead_sheet_file(&owned)
+            })?
+            .ok()
+        } else {
+            None
+        };
+        let owned = path.to_path_buf();
+        let (notes, clip_steps, chords) = match (sheet, encoding) {
+            (Some(sheet), _) => {
                 let (notes, mut chords, clip_steps) =
                     match midi::lead_sheet_slices(&sheet, bars).first() {
                         Some((window, chords)) => {
@@ -290,38 +296,27 @@ impl Worker {
                             sheet.melody.steps.clamp(1, MAX_STEPS as u32),
                         ),
                     };
-                if notes.is_empty() {
-                    return Err(WorkerError::NoNotes(path.to_path_buf()));
-                }
                 chords.truncate(clip_steps as usize);
-                if chords.iter().all(Option::is_none) {
-                    chords.clear();
-                }
-                return Ok(Clip {
-                    notes,
-                    steps: clip_steps,
-                    source: ClipSource::File(path.display().to_string()),
-                    mu: Vec::new(),
-                    model: String::new(),
-                    encoding,
-                    chords: chords.iter().map(|&c| Chord::code(c)).collect(),
-                });
+                let chords = if chords.iter().all(Option::is_none) {
+                    Vec::new()
+                } else {
+                    chords.iter().map(|&c| Chord::code(c)).collect()
+                };
+                (notes, clip_steps, chords)
             }
-        }
-        let owned = path.to_path_buf();
-        let (notes, clip_steps) = match encoding {
-            Encoding::Melody => {
+            (None, Encoding::Melody) => {
                 let imported =
                     models::off_thread(&self.shared.stop, move || midi::import_file(&owned))??;
-                match midi::slices(&imported, bars).first() {
+                let (notes, clip_steps) = match midi::slices(&imported, bars).first() {
                     Some(window) => (melody::decode(window), steps as u32),
                     None => (
                         imported.notes.clone(),
                         imported.steps.clamp(1, MAX_STEPS as u32),
                     ),
-                }
+                };
+                (notes, clip_steps, Vec::new())
             }
-            Encoding::Drums | Encoding::Groove => {
+            (None, Encoding::Drums | Encoding::Groove) => {
                 let imported = models::off_thread(&self.shared.stop, move || {
                     midi::import_drums_file(&owned)
                 })??;
@@ -334,16 +329,15 @@ impl Worker {
                 } else {
                     imported.steps.clamp(1, MAX_STEPS as u32)
                 };
-                (
-                    hits.iter()
-                        .map(|h| Note {
-                            pitch: h.class,
-                            start: h.step,
-                            end: h.step + 1,
-                        })
-                        .collect(),
-                    clip_steps,
-                )
+                let notes = hits
+                    .iter()
+                    .map(|h| Note {
+                        pitch: h.class,
+                        start: h.step,
+                        end: h.step + 1,
+                    })
+                    .collect();
+                (notes, clip_steps, Vec::new())
             }
         };
         if notes.is_empty() {
@@ -356,7 +350,7 @@ impl Worker {
             mu: Vec::new(),
             model: String::new(),
             encoding,
-            chords: Vec::new(),
+            chords,
         })
     }
 

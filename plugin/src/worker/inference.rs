@@ -28,7 +28,7 @@ use crate::params::{ChordFollow, GrooveModelChoice, LatentLiveParams, ModelChoic
 use crate::state::clips::{Clips, Slot};
 use crate::worker::models::{self, Loaded, LoadedGroove, ModelLoader, ModelSource};
 use latent_live_core::model::latent::z_tensor;
-use latent_live_core::model::{GrooveInput, Sampling};
+use latent_live_core::model::{Config, GrooveInput, Sampling};
 use latent_live_core::music::chord::{self, Chord};
 use latent_live_core::music::groove::Feel;
 use latent_live_core::music::phrase::Phrase;
@@ -396,9 +396,12 @@ impl Worker {
         let fitted = loaded.model.config.encoding == Encoding::Melody
             && request.chord.is_some()
             && request.chord_fit > 0.0;
+        let like = reference(request, &self.clips, &loaded.model.config);
+        let like = like.as_deref().map(|l| [l]);
         let (events, activations) = loaded.model.decode_traced(
             &z_tensor(&loaded.model, std::slice::from_ref(&z))?,
             Some(&[chords.as_slice()]),
+            like.as_ref().map(|l| l.as_slice()),
             Sampling::new(request.temperature, request.seed),
         )?;
         let events = events.into_iter().next().unwrap_or_default();
@@ -453,15 +456,33 @@ fn progression(request: &ZRequest, clips: &Clips, steps: usize) -> Vec<Option<Ch
     if let Some(chord) = request.chord {
         return vec![Some(chord); steps];
     }
-    let nearer = if request.controls.morph < 0.5 {
-        [Slot::A, Slot::B]
-    } else {
-        [Slot::B, Slot::A]
-    };
-    nearer
+    nearer_first(request)
         .iter()
         .find_map(|&slot| clips.get(slot)?.chords(steps))
         .unwrap_or_else(|| chord::default_progression(request.key, steps))
+}
+
+/// The melody whose rhythm, contour and register a model with melody controls follows:
+/// the nearer captured melody clip. `None` for other models, and without such a clip
+/// (the model then follows its default reference).
+fn reference(request: &ZRequest, clips: &Clips, config: &Config) -> Option<Vec<Event>> {
+    if config.melody_controls.is_empty() {
+        return None;
+    }
+    nearer_first(request).iter().find_map(|&slot| {
+        let clip = clips.get(slot)?;
+        (clip.encoding == Encoding::Melody && !clip.notes.is_empty())
+            .then(|| melody::encode(&clip.notes, config.steps()))
+    })
+}
+
+/// The clip slots, the one the morph is nearer first.
+fn nearer_first(request: &ZRequest) -> [Slot; 2] {
+    if request.controls.morph < 0.5 {
+        [Slot::A, Slot::B]
+    } else {
+        [Slot::B, Slot::A]
+    }
 }
 
 /// What a load tried: a choice, and the chosen file's revision when the file is what
