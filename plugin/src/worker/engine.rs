@@ -139,7 +139,7 @@ mod tests {
     use crate::worker::inference::{BUSY_FOR, IDLE_POLL};
     use crate::worker::models::ModelSource;
     use latent_live_core::model::ModelError;
-    use latent_live_core::model::{Config, ModelCard, ModelFile, MAX_STEPS};
+    use latent_live_core::model::{Config, MelodyControl, ModelCard, ModelFile, MAX_STEPS};
     use latent_live_core::music::melody::Note;
     use latent_live_core::music::midi;
     use latent_live_core::music::phrase::Phrase;
@@ -176,6 +176,18 @@ mod tests {
                 // An imported Magenta checkpoint without its encoder.
                 (ModelSource::Pattern(ModelChoice::File), Some("tiny-decoder-only")) => Config {
                     encoder: Vec::new(),
+                    ..Config::tiny(2, false)
+                },
+                // An imported mel_2bar_multicontrol-like checkpoint.
+                (ModelSource::Pattern(ModelChoice::File), Some("tiny-multicontrol")) => Config {
+                    chords: Some(latent_live_core::model::ChordEncoding::Pitch),
+                    melody_controls: vec![
+                        MelodyControl::Rhythm,
+                        MelodyControl::Shape,
+                        MelodyControl::Register {
+                            boundaries: vec![48, 60, 72],
+                        },
+                    ],
                     ..Config::tiny(2, false)
                 },
                 (ModelSource::Pattern(ModelChoice::File), _) => {
@@ -759,6 +771,53 @@ mod tests {
         assert!(handled(2));
         let a = params.clips.get().a.expect("clip A from the lead sheet");
         assert_eq!(a.chords(32), Some(want));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_model_with_melody_controls_plays_before_and_after_a_clip_to_follow() {
+        let dir = std::env::temp_dir().join(format!("latent-live-like-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let riff: Vec<Note> = (0..16)
+            .map(|i| Note {
+                pitch: 72 - (i % 4) as u8,
+                start: i * 2,
+                end: i * 2 + 1,
+            })
+            .collect();
+        let source = dir.join("riff.mid");
+        midi::write_file(&source, &riff, 120.0).unwrap();
+        let params = Arc::new(LatentLiveParams::default());
+        params
+            .model_file
+            .update(|f| *f = Some("tiny-multicontrol".into()));
+        set(
+            &params.model,
+            params.model.preview_normalized(ModelChoice::File),
+        );
+        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
+        let mut slot = Phrase::EMPTY;
+        // No clip: it follows the default reference.
+        assert!(wait_for(
+            &mut link.phrases,
+            &mut slot,
+            Duration::from_secs(20)
+        ));
+        let first = slot.generation;
+        engine.commands.send(Command::CaptureFile {
+            slot: Slot::A,
+            path: source,
+        });
+        assert!(wait_until(Duration::from_secs(10), || engine
+            .status()
+            .handled
+            .load(Ordering::Acquire)
+            >= 1));
+        assert!(params.clips.get().a.is_some());
+        assert!(wait_until(Duration::from_secs(10), || {
+            link.phrases.pop_newest(&mut slot) && slot.generation > first
+        }));
+        assert_eq!(engine.status().message(), None);
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -560,4 +560,43 @@ mod tests {
         request.chord = Some(Chord::new(9, Quality::Minor));
         assert_eq!(names(&progression(&request, &clips, 32)), ["Am"; 4]);
     }
+
+    #[test]
+    fn a_model_with_melody_controls_follows_the_nearer_melody_clip() {
+        use latent_live_core::model::MelodyControl;
+        let params = LatentLiveParams::default();
+        let mut request = params.z_request();
+        let mut clips = Clips::default();
+        let plain = Config::tiny(2, false);
+        let controlled = Config {
+            melody_controls: vec![MelodyControl::Rhythm, MelodyControl::Shape],
+            ..Config::tiny(2, false)
+        };
+        let clip = |pitch, encoding| Clip {
+            notes: vec![melody::Note {
+                pitch,
+                start: 4,
+                end: 8,
+            }],
+            steps: 32,
+            source: ClipSource::Input,
+            mu: Vec::new(),
+            model: String::new(),
+            encoding,
+            chords: Vec::new(),
+        };
+        // No clip: the model's default reference.
+        assert_eq!(reference(&request, &clips, &controlled), None);
+        clips.set(Slot::A, Some(clip(62, Encoding::Melody)));
+        clips.set(Slot::B, Some(clip(67, Encoding::Melody)));
+        let of = |pitch| Some(melody::encode(&clip(pitch, Encoding::Melody).notes, 32));
+        assert_eq!(reference(&request, &clips, &controlled), of(62));
+        request.controls.morph = 0.8;
+        assert_eq!(reference(&request, &clips, &controlled), of(67));
+        // A drum clip is no melody to follow; the other clip is.
+        clips.set(Slot::B, Some(clip(1, Encoding::Drums)));
+        assert_eq!(reference(&request, &clips, &controlled), of(62));
+        // A model without melody controls follows nothing.
+        assert_eq!(reference(&request, &clips, &plain), None);
+    }
 }
