@@ -430,7 +430,8 @@ fn the_editor_in_each_state_a_performer_meets() {
     }
     harness.get_by_role_and_label(Role::ComboBox, "Model");
     harness.get_by_label_contains("XY pad: Morph A-B");
-    harness.get_by_label_contains("Piano roll: playing #");
+    // Beat 1.25: the first bar plays, and the caption says so.
+    harness.get_by_label_contains(&format!("Piano roll: playing #{first}, bar 1 of 2"));
     harness.get_by_label_contains("music neurons");
     harness.get_by_label_contains("decoder: 256 units x 32 steps");
     harness.get_by_label_contains("folk-2bar");
@@ -455,6 +456,7 @@ fn the_editor_in_each_state_a_performer_meets() {
     let captured = rig.next_phrase();
     rig.play(captured, 6.5);
     harness.run_steps(3);
+    harness.get_by_label_contains(&format!("playing #{captured}, bar 2 of 2"));
     harness.get_by_label("Clip A");
     harness.get_by_label("Clip B (empty)");
     assert!(
@@ -655,4 +657,7 @@ fn the_editor_reads_at_200_percent_and_its_controls_move_parameters() {
     harness.run_steps(3);
     harness.get_by_label("teacher forced");
     harness.get_by_label_contains("music neurons; with encoder");
+    // The phrase length, on the card and beside the model's name.
+    harness.get_by_label_contains("phrases of 2 bars, z = 128");
+    assert!(harness.query_all_by_label("2 bars").count() >= 1);
 }

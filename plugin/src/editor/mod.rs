@@ -317,6 +317,7 @@ impl Editor {
             match &self.view.model {
                 Some(model) => {
                     ui.label(RichText::new(display_name(model)).strong());
+                    ui.label(phrase_length(model.bars));
                     // A model file is also known by its path.
                     if model.name != display_name(model) {
                         ui.label(RichText::new(&model.name).weak());
@@ -787,7 +788,8 @@ impl Editor {
                     ui.heading(display_name(&model));
                     ui.label(&card.summary);
                     ui.label(format!(
-                        "z = {}, {} music neurons; {}",
+                        "phrases of {}, z = {}, {} music neurons; {}",
+                        phrase_length(model.bars),
                         model.z_size,
                         model.music_neurons,
                         if model.has_encoder {
@@ -984,6 +986,14 @@ fn xy_pad(
     );
     let label = format!("XY pad: {} {}, {} {}", x.name(), x, y.name(), y);
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Slider, true, &label));
+}
+
+/// What the editor calls a model's phrase length.
+fn phrase_length(bars: usize) -> String {
+    match bars {
+        1 => "1 bar".into(),
+        bars => format!("{bars} bars"),
+    }
 }
 
 fn display_name(model: &ModelInfo) -> String {

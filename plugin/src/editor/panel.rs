@@ -4,6 +4,7 @@
 
 use egui::{Align2, Color32, FontId, Painter, Pos2, Rect, Sense, Stroke, Ui, Vec2};
 
+use latent_live_core::music::melody::STEPS_PER_BAR;
 use latent_live_core::music::phrase::Phrase;
 
 /// A phrase panel: the phrase playing, the one queued, and the playhead (the playing
@@ -39,10 +40,15 @@ impl Panel<'_> {
             .map_or(32, |p| p.steps as u32)
             .max(1);
         let played_across = contents(&painter, rect, steps);
-        if let Some(step) = self.playhead {
+        // The bar playing, lit across the panel, so that a long phrase is read bar by bar.
+        let bar = self.playhead.map(|step| {
+            let bar = (step.max(0.0) as u32 / STEPS_PER_BAR as u32)
+                .min(steps.div_ceil(STEPS_PER_BAR as u32) - 1);
+            light_bar(&painter, played_across, bar, steps);
             playhead_line(&painter, played_across, step, steps);
-        }
-        let caption = caption(self.playing, self.queued, self.waiting);
+            (bar, steps.div_ceil(STEPS_PER_BAR as u32))
+        });
+        let caption = caption(self.playing, self.queued, self.waiting, bar);
         painter.text(
             rect.left_top() + Vec2::new(8.0, self.caption_top),
             Align2::LEFT_TOP,
@@ -58,16 +64,38 @@ impl Panel<'_> {
 }
 
 /// What plays and what is queued, in words: the caption of the piano roll and the grid.
-fn caption(playing: Option<&Phrase>, queued: Option<&Phrase>, waiting: &str) -> String {
+/// `bar` is the bar playing (from 0) and how many the phrase has, while it plays.
+fn caption(
+    playing: Option<&Phrase>,
+    queued: Option<&Phrase>,
+    waiting: &str,
+    bar: Option<(u32, u32)>,
+) -> String {
+    let at = |generation: u64| match bar {
+        Some((bar, bars)) => format!("playing #{generation}, bar {} of {bars}", bar + 1),
+        None => format!("playing #{generation}"),
+    };
     match (playing, queued) {
         (None, None) => waiting.to_string(),
-        (Some(p), None) => format!("playing #{}", p.generation),
+        (Some(p), None) => at(p.generation),
         (Some(p), Some(q)) => format!(
-            "playing #{}  ·  queued #{} (ghosted)",
-            p.generation, q.generation
+            "{}  ·  queued #{} (ghosted)",
+            at(p.generation),
+            q.generation
         ),
         (None, Some(q)) => format!("queued #{} (starts with the transport)", q.generation),
     }
+}
+
+/// Bar `bar` of a phrase of `steps` across `rect`, lit.
+fn light_bar(painter: &Painter, rect: Rect, bar: u32, steps: u32) {
+    let x = |step: u32| rect.left() + rect.width() * step.min(steps) as f32 / steps.max(1) as f32;
+    let from = bar * STEPS_PER_BAR as u32;
+    painter.rect_filled(
+        Rect::from_x_y_ranges(x(from)..=x(from + STEPS_PER_BAR as u32), rect.y_range()),
+        0.0,
+        Color32::from_white_alpha(18),
+    );
 }
 
 /// The playhead at (fractional) `step` of `steps` across `rect`.

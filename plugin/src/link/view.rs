@@ -12,7 +12,7 @@ use triple_buffer::triple_buffer;
 
 use crate::params::NUM_ATTRIBUTES;
 use latent_live_core::model::latent::LatentSpace;
-use latent_live_core::model::ModelCard;
+use latent_live_core::model::{ModelCard, MusicVae};
 use latent_live_core::music::chord::Chord;
 use latent_live_core::music::phrase::Phrase;
 use latent_live_core::music::Encoding;
@@ -42,17 +42,12 @@ pub struct ModelInfo {
     pub encoding: Encoding,
     /// Whether the model reads chords (it plays over them, rather than being fitted).
     pub chords: bool,
+    /// The length of its phrases.
+    pub bars: usize,
 }
 
 impl ModelInfo {
-    pub fn of(
-        name: &str,
-        card: &ModelCard,
-        space: &LatentSpace,
-        has_encoder: bool,
-        encoding: Encoding,
-        chords: bool,
-    ) -> Self {
+    pub fn of(name: &str, card: &ModelCard, space: &LatentSpace, model: &MusicVae) -> Self {
         let z_size = space.z_size;
         let is_music = |d: usize| {
             space
@@ -72,15 +67,16 @@ impl ModelInfo {
             name: name.to_string(),
             card: card.clone(),
             z_size,
-            has_encoder,
+            has_encoder: model.has_encoder(),
             slider_dims: space.slider_dims.clone(),
             slider_labels: space.slider_labels.clone(),
             slider_scales: space.slider_scales.clone(),
             neuron_order,
             music_neurons,
             attributes: space.attribute_vectors.each_ref().map(Option::is_some),
-            encoding,
-            chords,
+            encoding: model.config.encoding,
+            chords: model.config.chords.is_some(),
+            bars: model.config.bars,
         }
     }
 }

@@ -73,42 +73,28 @@ pub struct Clip {
 }
 
 impl Clip {
-    /// The clip as `steps` model events: repeated when shorter (a 2-bar riff fills a 4-bar
-    /// model), cut when longer, pitches folded by octaves into the model's range.
-    pub fn events(&self, steps: usize, min_pitch: u8, max_pitch: u8) -> Vec<Event> {
-        let period = self.steps.max(1);
-        let repeats = (0..)
-            .map(|r| r * period)
-            .take_while(|&offset| (offset as usize) < steps);
+    /// The clip as model events, one a step, pitches folded by octaves into the model's
+    /// range. The worker encodes only clips as long as the model's phrases.
+    pub fn events(&self, min_pitch: u8, max_pitch: u8) -> Vec<Event> {
+        let steps = self.steps as usize;
         match self.encoding {
             Encoding::Melody => {
-                let notes: Vec<Note> = repeats
-                    .flat_map(|offset| {
-                        self.notes.iter().map(move |n| Note {
-                            pitch: fold_pitch(n.pitch, min_pitch, max_pitch),
-                            start: n.start + offset,
-                            end: n.end.min(period) + offset,
-                        })
+                let notes: Vec<Note> = self
+                    .notes
+                    .iter()
+                    .map(|n| Note {
+                        pitch: fold_pitch(n.pitch, min_pitch, max_pitch),
+                        ..*n
                     })
                     .collect();
                 melody::encode(&notes, steps)
             }
-            Encoding::Drums | Encoding::Groove => {
-                let hits: Vec<Hit> = repeats
-                    .flat_map(|offset| {
-                        self.hits().into_iter().map(move |h| Hit {
-                            step: h.step + offset,
-                            ..h
-                        })
-                    })
-                    .collect();
-                drums::encode(&hits, steps)
-            }
+            Encoding::Drums | Encoding::Groove => drums::encode(&self.hits(), steps),
         }
     }
 
-    /// The clip's chords over `steps` model steps (repeated or cut as [`Clip::events`]
-    /// does its notes); `None` for a clip without chords.
+    /// The clip's chords over `steps` model steps, repeated or cut (a progression loops
+    /// under a longer phrase); `None` for a clip without chords.
     pub fn chords(&self, steps: usize) -> Option<Vec<Option<Chord>>> {
         if self.chords.is_empty() {
             return None;
@@ -455,19 +441,15 @@ mod tests {
             ]
         );
         assert_eq!(said.len(), 3, "{said:?}");
-        // A 1-bar groove fills a 2-bar model.
-        let events = repaired.events(32, 21, 108);
-        assert_eq!(
-            (events[0], events[4], events[16], events[20]),
-            (0b101, 0b10, 0b101, 0b10)
-        );
+        let events = repaired.events(21, 108);
+        assert_eq!(events.len(), 16);
+        assert_eq!((events[0], events[4], events[5]), (0b101, 0b10, 0));
     }
 
     #[test]
-    fn short_clips_repeat_and_pitches_fold_into_range() {
+    fn pitches_fold_into_range() {
         let c = clip(&[(60, 0, 4), (120, 8, 16)], 16);
-        let events = c.events(32, 21, 108);
-        let notes = melody::decode(&events);
+        let notes = melody::decode(&c.events(21, 108));
         assert_eq!(
             notes,
             vec![
@@ -481,33 +463,10 @@ mod tests {
                     start: 8,
                     end: 16
                 },
-                Note {
-                    pitch: 60,
-                    start: 16,
-                    end: 20
-                },
-                Note {
-                    pitch: 108,
-                    start: 24,
-                    end: 32
-                },
             ]
         );
         assert_eq!(fold_pitch(5, 21, 108), 29);
         assert_eq!(fold_pitch(127, 21, 108), 103);
-    }
-
-    #[test]
-    fn long_clips_are_cut() {
-        let c = clip(&[(60, 0, 40), (62, 40, 64)], 64);
-        assert_eq!(
-            melody::decode(&c.events(32, 21, 108)),
-            vec![Note {
-                pitch: 60,
-                start: 0,
-                end: 32
-            }]
-        );
     }
 
     #[test]

@@ -19,12 +19,12 @@ use crate::worker::inference::Worker;
 use crate::worker::models::{self, Loaded, ModelSource};
 use latent_live_core::model::inversion::{self, InversionConfig};
 use latent_live_core::model::MAX_STEPS;
-use latent_live_core::model::{GrooveInput, Sampling};
+use latent_live_core::model::{Config, GrooveInput, Sampling};
 use latent_live_core::music::chord::Chord;
 use latent_live_core::music::groove::{Groove, Stroke};
 use latent_live_core::music::melody::{self, Note};
 use latent_live_core::music::phrase::Phrase;
-use latent_live_core::music::{drums, midi, Encoding};
+use latent_live_core::music::{drums, midi, Encoding, Event};
 
 impl Worker {
     pub(super) fn handle(&mut self, command: Command) {
@@ -211,14 +211,7 @@ impl Worker {
     /// The clip's point in the loaded model's latent space: the encoder's mean, or for a
     /// decoder-only model the z that latent inversion finds.
     fn encode(&self, loaded: &Loaded, clip: &Clip) -> Result<Vec<f32>, WorkerError> {
-        let config = &loaded.model.config;
-        if clip.encoding != config.encoding {
-            return Err(WorkerError::Encoding {
-                clip: clip.encoding.name(),
-                model: config.encoding.name(),
-            });
-        }
-        let events = clip.events(config.steps(), config.min_pitch, config.max_pitch);
+        let events = events_for(&loaded.model.config, clip)?;
         let z = if loaded.model.has_encoder() {
             loaded.model.encode(&[&events])
         } else {
@@ -242,8 +235,7 @@ impl Worker {
             .get(slot)
             .cloned()
             .ok_or(WorkerError::EmptySlot)?;
-        let config = &loaded.model.config;
-        let events = clip.events(config.steps(), config.min_pitch, config.max_pitch);
+        let events = events_for(&loaded.model.config, &clip)?;
         let start =
             Tensor::new(clip.mu.as_slice(), loaded.model.device()).and_then(|mu| mu.unsqueeze(0));
         let z = start.and_then(|start| {
@@ -417,4 +409,22 @@ impl Worker {
             std::fs::write(path, bytes)
         })??)
     }
+}
+
+/// `clip` as the events the model `config` reads: refused when it holds the other kind of
+/// notes, or is not as long as the model's phrases.
+fn events_for(config: &Config, clip: &Clip) -> Result<Vec<Event>, WorkerError> {
+    if clip.encoding != config.encoding {
+        return Err(WorkerError::Encoding {
+            clip: clip.encoding.name(),
+            model: config.encoding.name(),
+        });
+    }
+    if clip.steps as usize != config.steps() {
+        return Err(WorkerError::ClipLength {
+            clip: clip.steps as usize,
+            model: config.steps(),
+        });
+    }
+    Ok(clip.events(config.min_pitch, config.max_pitch))
 }

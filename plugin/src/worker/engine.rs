@@ -173,6 +173,9 @@ mod tests {
                 (ModelSource::Pattern(ModelChoice::File), Some("tiny-4bar")) => {
                     Config::tiny(4, true)
                 }
+                (ModelSource::Pattern(ModelChoice::File), Some("tiny-2bar")) => {
+                    Config::tiny(2, false)
+                }
                 // An imported Magenta checkpoint without its encoder.
                 (ModelSource::Pattern(ModelChoice::File), Some("tiny-decoder-only")) => Config {
                     encoder: Vec::new(),
@@ -582,14 +585,14 @@ mod tests {
                     end: 16,
                 },
             ],
-            16,
+            32,
             0,
         );
         link.captures.push(capture(riff, Slot::A, true)).unwrap();
         assert!(handled(1));
         let a = params.clips.get().a.expect("clip A stored");
         assert_eq!(a.source, ClipSource::Input);
-        assert_eq!((a.steps, a.notes.len(), a.mu.len()), (16, 2, 8));
+        assert_eq!((a.steps, a.notes.len(), a.mu.len()), (32, 2, 8));
         assert!(
             a.model.starts_with("xxh3-"),
             "tied to the weights: {}",
@@ -837,7 +840,7 @@ mod tests {
                 start: 0,
                 end: 8,
             }],
-            16,
+            32,
             0,
         );
         link.captures.push(capture(riff, Slot::A, true)).unwrap();
@@ -862,30 +865,42 @@ mod tests {
         assert_eq!(engine.status().model_name(), "tiny-Folk2Bar");
 
         let first = params.clips.get().a.unwrap();
-        params.model_file.update(|f| *f = Some("tiny-4bar".into()));
+        params.model_file.update(|f| *f = Some("tiny-2bar".into()));
         assert!(wait_until(Duration::from_secs(10), || engine
             .status()
             .model_name()
-            == "tiny-4bar"));
-        assert!(wait_until(Duration::from_secs(10), || link
-            .phrases
-            .pop_newest(&mut slot)
-            && slot.steps == 64));
+            == "tiny-2bar"));
+        assert!(wait_until(Duration::from_secs(10), || params
+            .clips
+            .get()
+            .a
+            .is_some_and(|c| c.model != first.model)));
         let a = params.clips.get().a.unwrap();
-        assert!(
-            a.model != first.model && a.mu != first.mu,
-            "clip A re-encoded by the new model"
-        );
+        assert!(a.mu != first.mu, "clip A re-encoded by the new model");
         assert!(engine.status().message().is_none());
 
         // The same file, rewritten with other weights (the tiny loader draws new ones):
         // same name, another hash, so the clip is encoded again.
-        params.model_file.update(|f| *f = Some("tiny-4bar".into()));
+        params.model_file.update(|f| *f = Some("tiny-2bar".into()));
         assert!(wait_until(Duration::from_secs(10), || params
             .clips
             .get()
             .a
             .is_some_and(|c| c.model != a.model)));
+        assert_eq!(params.clips.get().a.unwrap().notes, a.notes);
+
+        // A 4-bar model cannot place a 2-bar clip: it says so, plays, and keeps the clip.
+        params.model_file.update(|f| *f = Some("tiny-4bar".into()));
+        assert!(wait_until(Duration::from_secs(10), || link
+            .phrases
+            .pop_newest(&mut slot)
+            && slot.steps == 64));
+        assert!(wait_until(Duration::from_secs(10), || engine
+            .status()
+            .message()
+            .is_some_and(|m| m.contains(
+                "clip A: it is 2 bars, and the model plays 4 bars"
+            ))));
         assert_eq!(params.clips.get().a.unwrap().notes, a.notes);
     }
 
@@ -911,7 +926,7 @@ mod tests {
                 start: 0,
                 end: 8,
             }],
-            16,
+            32,
             0,
         );
         link.captures.push(capture(riff, Slot::A, true)).unwrap();

@@ -38,6 +38,14 @@ pub enum WorkerError {
         clip: &'static str,
         model: &'static str,
     },
+    /// A clip longer or shorter than the model's phrases: its notes cannot be placed in
+    /// them without repeating or cutting what was played.
+    #[error(
+        "it is {}, and the model plays {}: capture it again, or choose a model of its length",
+        length(*.clip),
+        length(*.model)
+    )]
+    ClipLength { clip: usize, model: usize },
     #[error("it is a {0} model, not a groove model")]
     NotGroove(&'static str),
     #[error(
@@ -67,4 +75,14 @@ pub enum WorkerError {
     /// The worker is stopping: the work was abandoned.
     #[error("stopped")]
     Stopped,
+}
+
+/// `steps` 16ths in bars where they make whole bars.
+fn length(steps: usize) -> String {
+    let bar = latent_live_core::music::melody::STEPS_PER_BAR;
+    match (steps / bar, steps % bar) {
+        (1, 0) => "1 bar".into(),
+        (bars, 0) => format!("{bars} bars"),
+        _ => format!("{steps} 16ths"),
+    }
 }

@@ -185,14 +185,7 @@ pub fn load(
         _ if !file.card.name.is_empty() => file.card.name.clone(),
         _ => format!("{choice:?}"),
     };
-    let info = Arc::new(ModelInfo::of(
-        &name,
-        &file.card,
-        &space,
-        model.has_encoder(),
-        model.config.encoding,
-        model.config.chords.is_some(),
-    ));
+    let info = Arc::new(ModelInfo::of(&name, &file.card, &space, &model));
     Ok(Some(Loaded {
         model,
         space,
