@@ -1522,3 +1522,69 @@ fn process_block_does_not_allocate() {
     });
     assert!(count > 100);
 }
+
+/// A 16-bar phrase whose bar `b` opens with pitch `base + b`, so that what plays names
+/// the phrase and the bar it plays.
+fn bar_marked(base: u8, generation: u64) -> Phrase {
+    let notes: Vec<(u8, u32, u32)> = (0..16u32)
+        .map(|b| (base + b as u8, 16 * b, 16 * b + 1))
+        .collect();
+    phrase(&notes, 256, generation)
+}
+
+#[test]
+fn sixteen_bar_swaps_keep_the_bar_position_in_every_mode_meter_and_across_the_loop() {
+    let three_four = Meter {
+        numerator: 3,
+        denominator: 4,
+    };
+    // (swap mode, meter, host bar the new phrase is queued in): the host bars that play
+    // the old phrase, and the first that plays the new one.
+    for (swap, meter, queued_in, takes_over) in [
+        // Moving a slider in bar 11 of 16 does not restart the tune: bar 12 plays the new
+        // phrase's bar 12.
+        (SwapMode::NextBar, Meter::COMMON, 10, 11),
+        (SwapMode::NextBar, three_four, 10, 11),
+        // Queued in the last bar, it takes over at the loop, at its bar 1.
+        (SwapMode::NextBar, Meter::COMMON, 15, 16),
+        // Next phrase waits for the end of all 16 bars.
+        (SwapMode::NextPhrase, Meter::COMMON, 10, 16),
+        (SwapMode::NextPhrase, three_four, 3, 16),
+    ] {
+        let bar_steps = meter.bar_steps() as u64;
+        let play = Playback {
+            swap,
+            ..Playback::default()
+        };
+        let mut seq = started(&bar_marked(40, 1));
+        let mut log = Log::new();
+        // Into the queued bar, past its downbeat.
+        let pos = run_in(
+            meter,
+            &mut seq,
+            &play,
+            (queued_in * bar_steps + 3) * STEP,
+            || 500,
+            &mut log,
+            0,
+        );
+        seq.queue_phrase(&bar_marked(70, 2));
+        let end = (takes_over + 3) * bar_steps * STEP;
+        run_in(meter, &mut seq, &play, end - pos, || 500, &mut log, pos);
+        let ons: Vec<(u64, u8)> = on_grid(&log)
+            .into_iter()
+            .filter(|e| e.2)
+            .map(|e| (e.0, e.1))
+            .collect();
+        let want: Vec<(u64, u8)> = (0..takes_over + 3)
+            .map(|bar| {
+                let base = if bar < takes_over { 40 } else { 70 };
+                (bar * bar_steps, base + (bar % 16) as u8)
+            })
+            .collect();
+        assert_eq!(
+            ons, want,
+            "{swap:?} in {meter:?}, queued in bar {queued_in}"
+        );
+    }
+}
