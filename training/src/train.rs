@@ -36,12 +36,13 @@ pub struct TrainConfig {
     pub grad_clip: f64,
     /// Random transposition of training slices by up to this many semitones.
     pub transpose: i32,
-    /// Chord models: the encoder reads each training slice in one random key (within
-    /// `transpose`) and the decoder writes it in another, drawn apart. z then gains
-    /// nothing by carrying the key, so the decoder learns to take it from the chords, and
-    /// prior samples follow whatever chords they are decoded over.
+    /// Chord models: the share of training slices that the encoder reads in one random
+    /// key (within `transpose`) and the decoder writes in another, drawn apart. The
+    /// decoder learns to take the key from the chords where z says another, so prior
+    /// samples follow whatever chords they are decoded over; at 1, z gains nothing by
+    /// carrying the key at all. 0 reads every slice as it is written.
     #[serde(default)]
-    pub keys_apart: bool,
+    pub keys_apart: f64,
     /// Scheduled sampling: the probability of feeding the model's own sample is
     /// `1 - k / (k + exp(step / k))` with this `k` (Magenta's inverse sigmoid, 1000 for
     /// its 2-bar models); 0 trains with teacher forcing only.
@@ -90,7 +91,7 @@ impl Default for TrainConfig {
             free_bits: 0.0,
             grad_clip: 1.0,
             transpose: 5,
-            keys_apart: false,
+            keys_apart: 0.0,
             scheduled_sampling_rate: 0.0,
             dropout_keep: default_dropout_keep(),
             drum_variation: DrumVariation::default(),
@@ -371,7 +372,7 @@ impl Trainer {
         let mut batch = EventBatch {
             events: Vec::with_capacity(self.config.batch_size),
             chords: chords.then(|| Vec::with_capacity(self.config.batch_size)),
-            read: (chords && self.config.keys_apart).then(|| Keyed {
+            read: (chords && self.config.keys_apart > 0.0).then(|| Keyed {
                 events: Vec::with_capacity(self.config.batch_size),
                 chords: Vec::with_capacity(self.config.batch_size),
             }),
@@ -403,7 +404,11 @@ impl Trainer {
                     chords.push(chords_moved(shift));
                 }
                 if let Some(read) = &mut batch.read {
-                    let (events, shift) = moved(&mut rng);
+                    let (events, shift) = if rng.random_bool(self.config.keys_apart.min(1.0)) {
+                        moved(&mut rng)
+                    } else {
+                        (batch.events.last().expect("pushed above").clone(), shift)
+                    };
                     read.events.push(events);
                     read.chords.push(chords_moved(shift));
                 }

@@ -789,7 +789,7 @@ fn keys_apart_batches_read_each_slice_moved_with_its_chords() {
     };
     let train = TrainConfig {
         batch_size: 64,
-        keys_apart: true,
+        keys_apart: 1.0,
         ..TrainConfig::default()
     };
     let mut trainer = Trainer::new(config, train).unwrap();
@@ -816,11 +816,19 @@ fn keys_apart_batches_read_each_slice_moved_with_its_chords() {
     assert!(apart > 40, "{apart} of 64 slices read in another key");
     let stats = trainer.train_on(&batch).unwrap();
     assert!(stats.loss.is_finite());
+    // At a share of a half, some slices are read as they are written and some apart.
+    trainer.config.keys_apart = 0.5;
+    let batch = trainer.sample_batch(&split);
+    let read = batch.read.as_ref().unwrap();
+    let same = (0..batch.events.len())
+        .filter(|&i| read.events[i] == batch.events[i])
+        .count();
+    assert!((12..=52).contains(&same), "{same} of 64 read as written");
     // Without chords there is nothing to take the key from: the batch is read as written.
     let plain = Trainer::new(
         Config::tiny(1, false),
         TrainConfig {
-            keys_apart: true,
+            keys_apart: 1.0,
             ..TrainConfig::default()
         },
     )

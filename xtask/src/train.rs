@@ -64,10 +64,11 @@ pub struct TrainArgs {
     free_bits: Option<f64>,
     #[arg(long)]
     seed: Option<u64>,
-    /// Chord models: the encoder reads each training slice in one random key and the
-    /// decoder writes it in another, so that z leaves the key to the chords.
-    #[arg(long)]
-    keys_apart: bool,
+    /// Chord models: the share of training slices (0 to 1) the encoder reads in one
+    /// random key and the decoder writes in another, so that the decoder takes the key
+    /// from the chords.
+    #[arg(long, value_parser = share)]
+    keys_apart: Option<f64>,
     /// Scheduled sampling rate k (Magenta: 1000); also applies when resuming.
     #[arg(long)]
     scheduled_sampling: Option<f64>,
@@ -100,6 +101,14 @@ pub struct TrainArgs {
     /// Weight of the AR-VAE term (gamma).
     #[arg(long)]
     regularize_weight: Option<f64>,
+}
+
+/// A share, 0 to 1.
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("{text:?} is not a share from 0 to 1")),
+    }
 }
 
 fn preset(name: &str) -> anyhow::Result<Config> {
@@ -189,7 +198,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         config.beta_rate = args.beta_rate.unwrap_or(config.beta_rate);
         config.free_bits = args.free_bits.unwrap_or(config.free_bits);
         config.seed = args.seed.unwrap_or(config.seed);
-        config.keys_apart = args.keys_apart;
+        config.keys_apart = args.keys_apart.unwrap_or(config.keys_apart);
         let encoding = match &args.init {
             Some(path) => ModelFile::read(path)?.config.encoding,
             None => preset(&args.preset)?.encoding,
@@ -238,7 +247,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             None => Trainer::new(preset(&args.preset)?, config)?,
         }
     };
-    if trainer.config.keys_apart && trainer.model.config.chords.is_none() {
+    if trainer.config.keys_apart > 0.0 && trainer.model.config.chords.is_none() {
         bail!("--keys-apart is for chord models: without chords the decoder has no key to take");
     }
     if trainer.model.config.encoding.is_drums() {
