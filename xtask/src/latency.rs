@@ -131,19 +131,33 @@ pub struct DecodeArgs {
     /// Decodes timed per model and batch size.
     #[arg(long, default_value_t = 200)]
     decodes: usize,
+    /// Also time random weights of these `train` presets (e.g. `16bar`): a decode's time
+    /// depends on the architecture alone, so a model can be timed before it is trained.
+    #[arg(long)]
+    preset: Vec<String>,
 }
 
-/// Decode time of each embedded model, greedy from z ~ N(0, 1), at batch 1 and 16.
+/// Decode time of each embedded model (and of the presets asked for), greedy from
+/// z ~ N(0, 1), at batch 1 and 16.
 pub fn decode(args: &DecodeArgs) -> anyhow::Result<()> {
     use latent_live_core::model::assets::DefaultModel;
+    use latent_live_core::model::{ModelCard, ModelFile};
 
+    let mut models = Vec::new();
     for model in DefaultModel::ALL {
-        let vae = model.load()?.model(&candle_core::Device::Cpu)?;
+        models.push((model.name().to_string(), model.load()?));
+    }
+    for preset in &args.preset {
+        let config = crate::train::preset(preset)?;
+        let file = ModelFile::random(config, ModelCard::default(), Default::default())?;
+        models.push((format!("{preset} (random weights)"), file));
+    }
+    for (name, file) in models {
+        let vae = file.model(&candle_core::Device::Cpu)?;
         for batch in [1usize, 16] {
             let times = time_decodes(&vae, batch, args.decodes)?;
             println!(
-                "{} batch {batch:>2}: p50 {:.1} ms, p99 {:.1} ms ({} decodes)",
-                model.name(),
+                "{name} batch {batch:>2}: p50 {:.1} ms, p99 {:.1} ms ({} decodes)",
                 at(&times, 0.5),
                 at(&times, 0.99),
                 times.len()

@@ -17,7 +17,8 @@ use rand::{Rng, SeedableRng};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// Architecture: Latent Live's melody models `2bar` (flat) and `4bar` (hierarchical),
+    /// Architecture: Latent Live's melody models `2bar` (flat), `4bar` and `16bar`
+    /// (hierarchical),
     /// its chord-conditioned melody models `pop-2bar-chords` and `pop-4bar-chords` (on a
     /// `corpus --pop909` corpus), its drum models `groove-2bar` and `groove-4bar`, its groove models
     /// `groove-humanize-2bar` and `tap2drum-2bar`, or Magenta's `mel_2bar_small` and
@@ -111,10 +112,11 @@ fn share(text: &str) -> Result<f64, String> {
     }
 }
 
-fn preset(name: &str) -> anyhow::Result<Config> {
+pub fn preset(name: &str) -> anyhow::Result<Config> {
     Ok(match name {
         "2bar" => Config::latent_live_2bar(),
         "4bar" => Config::latent_live_4bar(),
+        "16bar" => Config::latent_live_16bar(),
         "pop-2bar-chords" => Config::pop_2bar_chords(),
         "pop-4bar-chords" => Config::pop_4bar_chords(),
         "groove-2bar" => Config::groove_2bar(),
@@ -124,7 +126,7 @@ fn preset(name: &str) -> anyhow::Result<Config> {
         "mel_2bar_small" => Config::mel_2bar_small(),
         "drums_2bar_small" => Config::drums_2bar_small(),
         other => bail!(
-            "unknown preset {other:?}; use 2bar, 4bar, pop-2bar-chords, pop-4bar-chords, \
+            "unknown preset {other:?}; use 2bar, 4bar, 16bar, pop-2bar-chords, pop-4bar-chords, \
              groove-2bar, groove-4bar, \
              groove-humanize-2bar, tap2drum-2bar, mel_2bar_small or drums_2bar_small"
         ),

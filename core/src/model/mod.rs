@@ -213,6 +213,18 @@ impl Config {
         }
     }
 
+    /// Latent Live's hierarchical 16-bar melody model: `hierdec-mel_16bar`'s shape (a
+    /// conductor over 16 bar decoders under a flat encoder) at the 4-bar model's widths,
+    /// which two CPU cores train at about a quarter of the 4-bar model's pace; z is twice
+    /// as wide, for four times the bars.
+    pub fn latent_live_16bar() -> Self {
+        Self {
+            z_size: 256,
+            bars: 16,
+            ..Self::latent_live_4bar()
+        }
+    }
+
     /// Latent Live's chord-conditioned 2-bar melody model: the flat default with the chord
     /// of every step beside each event (Magenta's `cat-mel_2bar_chords` idea).
     pub fn pop_2bar_chords() -> Self {
