@@ -107,6 +107,17 @@ impl Clip {
         )
     }
 
+    /// Hits as a groove clip's notes: a step long, the drum class as the pitch.
+    pub fn hit_notes(hits: &[Hit]) -> Vec<Note> {
+        hits.iter()
+            .map(|h| Note {
+                pitch: h.class,
+                start: h.step,
+                end: h.step + 1,
+            })
+            .collect()
+    }
+
     /// A groove's hits.
     pub fn hits(&self) -> Vec<Hit> {
         self.notes

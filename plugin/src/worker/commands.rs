@@ -125,15 +125,7 @@ impl Worker {
             &Groove::from_taps(&times, taps.steps as usize),
             Sampling::Greedy,
         )?;
-        let notes: Vec<Note> = beat
-            .hits()
-            .iter()
-            .map(|h| Note {
-                pitch: h.class,
-                start: h.step,
-                end: h.step + 1,
-            })
-            .collect();
+        let notes = Clip::hit_notes(&beat.hits());
         if notes.is_empty() {
             return Err(WorkerError::NoBeat);
         }
@@ -321,15 +313,7 @@ impl Worker {
                 } else {
                     imported.steps.clamp(1, MAX_STEPS as u32)
                 };
-                let notes = hits
-                    .iter()
-                    .map(|h| Note {
-                        pitch: h.class,
-                        start: h.step,
-                        end: h.step + 1,
-                    })
-                    .collect();
-                (notes, clip_steps, Vec::new())
+                (Clip::hit_notes(&hits), clip_steps, Vec::new())
             }
         };
         if notes.is_empty() {

@@ -224,6 +224,18 @@ mod tests {
         })
     }
 
+    /// A worker on the tiny models, started on `params`, with its first phrase.
+    fn started(params: &Arc<LatentLiveParams>) -> (Engine, AudioLink, Phrase) {
+        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
+        let mut slot = Phrase::EMPTY;
+        assert!(wait_for(
+            &mut link.phrases,
+            &mut slot,
+            Duration::from_secs(20)
+        ));
+        (engine, link, slot)
+    }
+
     fn capture(phrase: Phrase, slot: Slot, from_input: bool) -> CaptureRequest {
         CaptureRequest {
             slot,
@@ -361,13 +373,7 @@ mod tests {
             &params.model,
             params.model.preview_normalized(ModelChoice::Groove2Bar),
         );
-        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
-        let mut slot = Phrase::EMPTY;
-        assert!(wait_for(
-            &mut link.phrases,
-            &mut slot,
-            Duration::from_secs(20)
-        ));
+        let (engine, mut link, mut slot) = started(&params);
         assert_eq!(
             slot.encoding,
             Encoding::Drums,
@@ -446,13 +452,7 @@ mod tests {
     fn drum_phrases_carry_the_humanizers_feel_and_taps_become_drum_clips() {
         use latent_live_core::music::Encoding;
         let params = Arc::new(LatentLiveParams::default());
-        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
-        let mut slot = Phrase::EMPTY;
-        assert!(wait_for(
-            &mut link.phrases,
-            &mut slot,
-            Duration::from_secs(20)
-        ));
+        let (engine, mut link, mut slot) = started(&params);
         let handled = |n| {
             wait_until(Duration::from_secs(10), || {
                 engine.status().handled.load(Ordering::Acquire) >= n
@@ -559,13 +559,7 @@ mod tests {
     #[test]
     fn captures_encode_persist_and_morph() {
         let params = Arc::new(LatentLiveParams::default());
-        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
-        let mut slot = Phrase::EMPTY;
-        assert!(wait_for(
-            &mut link.phrases,
-            &mut slot,
-            Duration::from_secs(20)
-        ));
+        let (engine, mut link, mut slot) = started(&params);
         let handled = |n| {
             wait_until(Duration::from_secs(10), || {
                 engine.status().handled.load(Ordering::Acquire) >= n
@@ -667,13 +661,7 @@ mod tests {
         midi::write_file(&source, &notes, 100.0).unwrap();
 
         let params = Arc::new(LatentLiveParams::default());
-        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
-        let mut slot = Phrase::EMPTY;
-        assert!(wait_for(
-            &mut link.phrases,
-            &mut slot,
-            Duration::from_secs(20)
-        ));
+        let (engine, mut link, mut slot) = started(&params);
         let handled = |n| {
             wait_until(Duration::from_secs(10), || {
                 engine.status().handled.load(Ordering::Acquire) >= n
@@ -738,13 +726,7 @@ mod tests {
             &params.model,
             params.model.preview_normalized(ModelChoice::Pop2BarChords),
         );
-        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
-        let mut slot = Phrase::EMPTY;
-        assert!(wait_for(
-            &mut link.phrases,
-            &mut slot,
-            Duration::from_secs(20)
-        ));
+        let (engine, _link, slot) = started(&params);
         let handled = |n| {
             wait_until(Duration::from_secs(10), || {
                 engine.status().handled.load(Ordering::Acquire) >= n
@@ -798,14 +780,8 @@ mod tests {
             &params.model,
             params.model.preview_normalized(ModelChoice::File),
         );
-        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
-        let mut slot = Phrase::EMPTY;
         // No clip: it follows the default reference.
-        assert!(wait_for(
-            &mut link.phrases,
-            &mut slot,
-            Duration::from_secs(20)
-        ));
+        let (engine, mut link, mut slot) = started(&params);
         let first = slot.generation;
         engine.commands.send(Command::CaptureFile {
             slot: Slot::A,
@@ -827,13 +803,7 @@ mod tests {
     #[test]
     fn switching_models_reencodes_clips_and_bad_files_keep_the_old_model() {
         let params = Arc::new(LatentLiveParams::default());
-        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
-        let mut slot = Phrase::EMPTY;
-        assert!(wait_for(
-            &mut link.phrases,
-            &mut slot,
-            Duration::from_secs(20)
-        ));
+        let (engine, mut link, mut slot) = started(&params);
         let riff = Phrase::from_notes(
             &[Note {
                 pitch: 62,
@@ -1049,13 +1019,7 @@ mod tests {
     #[test]
     fn an_inactive_worker_sleeps_and_an_idle_one_rarely_wakes() {
         let params = Arc::new(LatentLiveParams::default());
-        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
-        let mut slot = Phrase::EMPTY;
-        assert!(wait_for(
-            &mut link.phrases,
-            &mut slot,
-            Duration::from_secs(20)
-        ));
+        let (engine, mut link, mut slot) = started(&params);
         engine.set_active(false);
         std::thread::sleep(Duration::from_millis(50));
         let wakes = engine.status().wakes.load(Ordering::Acquire);
