@@ -132,6 +132,47 @@ pub fn analyze(
     })
 }
 
+/// The amounts an attribute vector is swept over: its slider's range.
+pub const SWEEP_AMOUNTS: [f64; 9] = [-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0];
+/// The prior samples a vector is swept from for its slider's check.
+pub const CHECK_BASES: usize = 8;
+/// An attribute slider's check: the median over [`CHECK_BASES`] bases of the Spearman
+/// between the amount and its own attribute is at least this. A vector that fails it is
+/// not shipped, and the plugin greys its slider out.
+pub const MONOTONIC: f64 = 0.9;
+
+/// The check of the attribute slider `name` moving z along `vector`: the median Spearman
+/// of [`sweep`] over [`CHECK_BASES`] prior bases (seed 1), its own attribute's.
+pub fn slider_check(model: &MusicVae, name: &str, vector: &[f32]) -> Result<f64> {
+    let s = sweep(model, vector, &SWEEP_AMOUNTS, CHECK_BASES, 1)?;
+    let own = s
+        .attributes
+        .iter()
+        .position(|&a| a == name)
+        .ok_or_else(|| {
+            candle_core::Error::Msg(format!("{name} is not an attribute of this model"))
+        })?;
+    Ok(s.median_spearman[own])
+}
+
+/// Checks every vector of `vectors` (attribute name to vector) with [`slider_check`] and
+/// removes those that fail it; each vector's name and median Spearman, checked order.
+pub fn drop_failing_sliders(
+    model: &MusicVae,
+    vectors: &mut BTreeMap<String, Vec<f32>>,
+) -> Result<Vec<(String, f64)>> {
+    let mut checks = Vec::with_capacity(vectors.len());
+    for (name, vector) in vectors.iter() {
+        checks.push((name.clone(), slider_check(model, name, vector)?));
+    }
+    for (name, median) in &checks {
+        if *median < MONOTONIC {
+            vectors.remove(name);
+        }
+    }
+    Ok(checks)
+}
+
 /// How decoding moves an attribute when z moves along a vector.
 #[derive(Debug, Clone)]
 pub struct Sweep {
@@ -142,6 +183,10 @@ pub struct Sweep {
     pub means: Vec<Vec<f64>>,
     /// Spearman of (amount, measured attribute) over every sample, per attribute.
     pub spearman: Vec<f64>,
+    /// Per attribute, the median over the prior samples (the bases) of each one's own
+    /// Spearman of amount against the attribute: how reliably the vector moves the
+    /// attribute from wherever z starts. Its own attribute's is the slider's check.
+    pub median_spearman: Vec<f64>,
 }
 
 /// Decodes `samples` prior samples (z ~ N(0, 1) from `seed`) moved by each amount along
@@ -198,13 +243,41 @@ pub fn sweep(
         }
         means.push(mean);
     }
-    let spearman = measured.iter().map(|m| spearman(&xs, m)).collect();
+    let pooled = measured.iter().map(|m| spearman(&xs, m)).collect();
+    // `measured[a]` runs amount by amount, each over every base.
+    let median_spearman = measured
+        .iter()
+        .map(|m| {
+            let mut per_base: Vec<f64> = (0..samples)
+                .map(|b| {
+                    let values: Vec<f64> = (0..amounts.len()).map(|i| m[i * samples + b]).collect();
+                    spearman(amounts, &values)
+                })
+                .collect();
+            median(&mut per_base)
+        })
+        .collect();
     Ok(Sweep {
         attributes: names,
         amounts: amounts.to_vec(),
         means,
-        spearman,
+        spearman: pooled,
+        median_spearman,
     })
+}
+
+/// The median of `values` (NaN sorts last); 0 for none.
+fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
 }
 
 /// Below this |Spearman| a relation names nothing a listener would hear.

@@ -11,6 +11,7 @@ mod import;
 mod latency;
 mod plots;
 mod ship;
+mod sliders;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +51,9 @@ enum Command {
     /// How well melodies follow the chords on the beats: humans and models, over a chord
     /// corpus's test progressions.
     ChordTones(chord_tones::ChordTonesArgs),
+    /// Whether each attribute slider moves its own attribute (the median Spearman
+    /// `analyze` ships vectors under), for the embedded models or the files named.
+    CheckSliders(sliders::SlidersArgs),
     /// Decode latent vectors from a JSON file into notes.
     Decode(decode::DecodeArgs),
     /// Convert a Magenta MusicVAE checkpoint (TF.js or deeplearn.js) into a model file.
@@ -80,6 +84,7 @@ fn main() -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(&args),
         Command::Analyze(args) => analyze::run(&args),
         Command::ChordTones(args) => chord_tones::run(&args),
+        Command::CheckSliders(args) => sliders::run(&args),
         Command::Decode(args) => decode::run(&args),
         Command::ImportMagenta(args) => import::run(&args),
         Command::Bundle { args } => bundle::bundle(args),

@@ -514,7 +514,8 @@ impl Editor {
                     param_slider(ui, setter, param, "", width)
                 })
                 .on_disabled_hover_text(format!(
-                    "this model has no {} vector: run `cargo xtask analyze`",
+                    "this model has no {} vector that moves it reliably (`cargo xtask \
+                     check-sliders`): the slider would not do what it says",
                     ATTRIBUTES[i]
                 ));
             });
