@@ -799,14 +799,14 @@ fn keys_apart_batches_read_each_slice_moved_with_its_chords() {
     assert_eq!(read.events.len(), batch.events.len());
     let first_pitch = |events: &[Event]| events.iter().find_map(|&e| melody::class_pitch(e));
     let mut apart = 0;
-    for i in 0..batch.events.len() {
+    for (i, (written_events, written_chords)) in batch.events.iter().zip(written).enumerate() {
         let shift = first_pitch(&read.events[i]).unwrap() as i32
-            - first_pitch(&batch.events[i]).unwrap() as i32;
+            - first_pitch(written_events).unwrap() as i32;
         assert_eq!(
-            melody::transpose(&batch.events[i], shift).as_ref(),
+            melody::transpose(written_events, shift).as_ref(),
             Some(&read.events[i])
         );
-        let moved: Vec<Option<Chord>> = written[i]
+        let moved: Vec<Option<Chord>> = written_chords
             .iter()
             .map(|c| c.map(|c| c.transposed(shift)))
             .collect();
