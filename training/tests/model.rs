@@ -228,6 +228,16 @@ fn tiny_hierarchical_model_overfits_eight_melodies() {
     );
 }
 
+/// A conductor over 16 bars, as `folk-16bar` and Magenta's `hierdec-mel_16bar`.
+#[test]
+fn tiny_16_bar_hierarchical_model_overfits_eight_melodies() {
+    let accuracy = overfit_accuracy(16, true);
+    assert!(
+        accuracy >= 0.99,
+        "greedy reconstruction of the training melodies: {accuracy}"
+    );
+}
+
 fn random_model(config: Config, seed: u64) -> ModelFile {
     let trainer = Trainer::new(
         config,
