@@ -194,7 +194,8 @@ impl Plugin for LatentLive {
             engine.set_active(true);
             // So that the first block already plays the restored state's phrase, also in
             // hosts that render faster than real time without saying so.
-            engine.wait_for(|| self.params.z_request().fingerprint(), ACTIVATE_WAIT);
+            let status = engine.status();
+            engine.wait_for(|| status.request(&self.params).fingerprint(), ACTIVATE_WAIT);
         }
         true
     }
@@ -230,6 +231,16 @@ impl Plugin for LatentLive {
         let forward = self.params.play.thru.value() || self.params.bypass.value();
         while let Some(event) = context.next_event() {
             self.take_input(&event, &transport, forward);
+        }
+        if let Some(link) = &self.link {
+            // Drift decodes z where its path is at the bar the next phrase takes over at.
+            let played_on = self
+                .starter
+                .transport(&transport, self.params.start.mode.value());
+            let bar = self
+                .sequencer
+                .next_swap_bar(&played_on, self.params.play.swap.value());
+            link.shared.status.drift_bar.store(bar, Ordering::Release);
         }
         let seconds = samples as f64 / self.sample_rate as f64;
         if let Some(patience) = self.pace.patience(Instant::now(), seconds) {
@@ -295,7 +306,7 @@ impl LatentLive {
         let deadline = Instant::now() + patience;
         // Captures first: a stored clip changes the request itself.
         loop {
-            let wanted = self.params.z_request().fingerprint();
+            let wanted = shared.status.request(&self.params).fingerprint();
             let captured =
                 shared.status.captures_handled.load(Ordering::Acquire) >= self.captures_sent;
             if captured && shared.status.has_delivered(wanted) {

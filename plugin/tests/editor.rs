@@ -415,6 +415,8 @@ fn the_editor_in_each_state_a_performer_meets() {
         "Morph A-B",
         "Temperature",
         "Variation",
+        "Drift",
+        "Drift Rate",
         "Note Density",
         "Contour",
         "X",

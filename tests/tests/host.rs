@@ -152,7 +152,7 @@ fn describes_itself_as_an_instrument_with_stable_parameters() {
         "trans", "oct", "vel", "len", "swap", "chan", "thru", "dchan", "dn_1", "dn_2", "dn_3",
         "dn_4", "dn_5", "dn_6", "dn_7", "dn_8", "dn_9", "groove", "gmodel", "synth", "gain",
         "bypass", "key", "scale", "chin", "chch", "split", "chfol", "chthru", "chfit", "play",
-        "trgch",
+        "trgch", "drift", "drrate",
     ];
     assert_eq!(
         params.len(),
@@ -243,6 +243,28 @@ fn library_phrase_over(
         .decode_over(
             &z_tensor(&model, &[z]).unwrap(),
             chords.map(|c| vec![c]).as_deref(),
+            Sampling::new(request.temperature, request.seed),
+        )
+        .unwrap();
+    Phrase::from_notes(&melody::decode(&events[0]), model.config.steps(), 0)
+}
+
+/// The phrase the default model decodes for `set` to take over at song bar `bar` (where
+/// the drift's path is then).
+fn library_phrase_at(set: &[(&str, f32)], bar: i64) -> Phrase {
+    let params = LatentLiveParams::default();
+    for &(id, normalized) in set {
+        set_by_id(&params, id, normalized);
+    }
+    let request = params.z_request().at_bar(bar);
+    let file = DefaultModel::Flat2Bar.load().unwrap();
+    let model = file.model(&candle_core::Device::Cpu).unwrap();
+    let z = LatentSpace::of(&file)
+        .unwrap()
+        .compose(None, None, &request.controls);
+    let events = model
+        .decode(
+            &z_tensor(&model, &[z]).unwrap(),
             Sampling::new(request.temperature, request.seed),
         )
         .unwrap();
@@ -765,6 +787,67 @@ fn offline_render_plays_the_notes_real_time_plays() {
         },
     );
     assert_eq!(onsets(&live), onsets(&rendered));
+}
+
+#[test]
+fn latent_drift_plays_its_path_bar_by_bar_the_same_in_every_render() {
+    let _turn = exclusive();
+    // Drift 1.5 sigma over a cycle of 4 bars, set in the first block.
+    let set = [("drift", 0.75), ("drrate", 3.0 / 63.0)];
+    let bar = seconds(2.0);
+    let render = |sizes| {
+        play(
+            &mut offline_plugin(),
+            0.0,
+            6 * bar,
+            sizes,
+            |sample, frames| {
+                at(0, sample, frames, |time| Input::Param {
+                    time,
+                    id: "drift",
+                    value: 0.75,
+                })
+                .into_iter()
+                // A stepped parameter's CLAP value is its step: 4 bars is step 3.
+                .chain(at(0, sample, frames, |time| Input::Param {
+                    time,
+                    id: "drrate",
+                    value: 3.0,
+                }))
+                .collect()
+            },
+        )
+    };
+    let rendered = render(block_sizes(5));
+    assert_eq!(
+        onsets(&rendered),
+        onsets(&render(block_sizes(6))),
+        "two renders are one"
+    );
+    let in_bar = |ons: Vec<(u64, u8)>, k: u64| -> Vec<(u64, u8)> {
+        ons.into_iter()
+            .filter(|&(t, _)| (k * bar..(k + 1) * bar).contains(&t))
+            .collect()
+    };
+    let mut phrases = BTreeSet::new();
+    for k in 0..6u64 {
+        let phrase = library_phrase_at(&set, k as i64);
+        phrases.insert(format!("{:?}", phrase.notes()));
+        assert_eq!(
+            in_bar(onsets(&rendered), k),
+            in_bar(expected(&phrase, SR, 6 * bar).0, k),
+            "bar {k} plays z where the drift is at bar {k}"
+        );
+    }
+    assert!(
+        phrases.len() >= 3,
+        "the drift moves the phrase: {phrases:?}"
+    );
+    // A cycle on, the path is where it was.
+    assert_eq!(
+        format!("{:?}", library_phrase_at(&set, 5).notes()),
+        format!("{:?}", library_phrase_at(&set, 1).notes())
+    );
 }
 
 #[test]

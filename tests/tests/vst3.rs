@@ -216,7 +216,7 @@ fn loads_and_plays_through_the_vst3_factory() {
         .expect("IEditController on the component");
     // SAFETY: the COM pointers are live and every pointer passed is to a live local of the type
     // the VST3 API asks for (see the factory's block).
-    assert_eq!(unsafe { controller.getParameterCount() }, 63);
+    assert_eq!(unsafe { controller.getParameterCount() }, 65);
 
     // The buses: an instrument (no audio in, stereo out) with note input and output.
     let (audio, event) = (kAudio as i32, kEvent as i32);

@@ -12,6 +12,10 @@ use crate::music::attributes::{CONTROLLED as ATTRIBUTES, NUM_CONTROLLED as NUM_A
 /// Number of latent sliders. They move the model's most informative dims, best first.
 pub const NUM_SLIDERS: usize = 8;
 
+/// A dim whose mean moves less than this (in standard deviations over real music) is a
+/// noise neuron: the same threshold as the `active_dims` metric (variance 0.01).
+pub const MUSIC_NEURON_STD: f32 = 0.1;
+
 /// What a performer's controls ask of z, on top of the clips.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Controls {
@@ -21,6 +25,43 @@ pub struct Controls {
     pub sliders: [f32; NUM_SLIDERS],
     /// Amounts along the attribute vectors, in the order of [`ATTRIBUTES`].
     pub attributes: [f32; NUM_ATTRIBUTES],
+    pub drift: Drift,
+}
+
+/// Latent drift: z wandering by itself along a smooth, seeded path over the model's music
+/// neurons, locked to the song's bars, so that the same song position gives the same z
+/// and a loop repeats.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Drift {
+    /// How far the path goes (its RMS), in each neuron's spread over real music; 0 for
+    /// none.
+    pub amount: f32,
+    /// Bars per cycle: the path comes back to where it was this many bars on.
+    pub cycle_bars: u32,
+    pub seed: u64,
+    /// The song's bar the phrase plays from.
+    pub bar: i64,
+}
+
+impl Drift {
+    /// The path's value at `bar` on `dim`: two seeded harmonics of the cycle, of unit RMS
+    /// over it.
+    fn at(&self, dim: usize) -> f32 {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+            self.seed ^ (dim as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        let (first, second): (f64, f64) = (
+            rng.random_range(0.0..std::f64::consts::TAU),
+            rng.random_range(0.0..std::f64::consts::TAU),
+        );
+        let cycle = self.cycle_bars.max(1) as i64;
+        // The phase from the bar within its cycle: exact at any song position.
+        let phase = std::f64::consts::TAU * self.bar.rem_euclid(cycle) as f64 / cycle as f64;
+        let value = (phase + first).sin() + 0.5 * (2.0 * phase + second).sin();
+        // The RMS of sin a + sin(2a) / 2 over a cycle is sqrt(5 / 8).
+        (value / (5.0f64 / 8.0).sqrt()) as f32
+    }
 }
 
 /// Spherical interpolation, as Magenta's Python `interpolate` does.
@@ -156,7 +197,25 @@ impl LatentSpace {
                 z.iter_mut().zip(vector).for_each(|(x, v)| *x += amount * v);
             }
         }
+        let drift = request.drift;
+        if drift.amount != 0.0 {
+            for dim in self.music_neurons() {
+                let spread = self.mu_std.as_ref().map_or(1.0, |s| s[dim]);
+                z[dim] += drift.amount * spread * drift.at(dim);
+            }
+        }
         z
+    }
+
+    /// The dims that carry music: those whose mean moves over real music
+    /// ([`MUSIC_NEURON_STD`]); for a model not analysed, the sliders'.
+    pub fn music_neurons(&self) -> Vec<usize> {
+        match &self.mu_std {
+            Some(spread) => (0..self.z_size)
+                .filter(|&d| spread[d] >= MUSIC_NEURON_STD)
+                .collect(),
+            None => self.slider_dims.clone(),
+        }
     }
 }
 
@@ -249,6 +308,55 @@ mod tests {
         };
         r.sliders[..sliders.len()].copy_from_slice(sliders);
         r
+    }
+
+    /// z at song bar `bar` with drift `amount` over a cycle of `cycle` bars, from the
+    /// origin.
+    fn drifted(space: &LatentSpace, amount: f32, cycle: u32, seed: u64, bar: i64) -> Vec<f32> {
+        let controls = Controls {
+            drift: Drift {
+                amount,
+                cycle_bars: cycle,
+                seed,
+                bar,
+            },
+            ..Controls::default()
+        };
+        space.compose(None, None, &controls)
+    }
+
+    #[test]
+    fn drift_is_a_smooth_seeded_cycle_over_the_music_neurons_of_the_song_position() {
+        let mut s = space(vec![0, 1], 6);
+        // Dims 0, 2 and 5 carry music; 1, 3 and 4 are noise neurons.
+        s.mu_std = Some(vec![0.8, 0.05, 1.5, 0.0, 0.09, 0.3]);
+        assert_eq!(s.music_neurons(), [0, 2, 5]);
+        // No drift: z is where the controls put it, at any bar.
+        assert_eq!(drifted(&s, 0.0, 16, 3, 41), vec![0.0; 6]);
+        let path: Vec<Vec<f32>> = (0..32).map(|bar| drifted(&s, 1.5, 16, 3, bar)).collect();
+        for z in &path {
+            assert_eq!((z[1], z[3], z[4]), (0.0, 0.0, 0.0), "noise neurons stay");
+        }
+        // A pure function of the bar: the same bar, the same z; a cycle on, the same again,
+        // also before the song's start.
+        assert_eq!(drifted(&s, 1.5, 16, 3, 7), path[7]);
+        assert_eq!(path[16 + 7], path[7]);
+        assert_eq!(drifted(&s, 1.5, 16, 3, -9), path[7]);
+        // Another seed, another path.
+        assert_ne!(drifted(&s, 1.5, 16, 4, 7), path[7]);
+        // Over a cycle each neuron moves 1.5 of its spread (RMS), a bar's step a little.
+        for d in [0, 2, 5] {
+            let spread = s.mu_std.as_ref().unwrap()[d];
+            let rms = (path[..16].iter().map(|z| z[d] * z[d]).sum::<f32>() / 16.0).sqrt();
+            assert!((rms / spread - 1.5).abs() < 0.02, "dim {d}: RMS {rms}");
+            let biggest_step = (0..16)
+                .map(|b| (path[b + 1][d] - path[b][d]).abs() / spread)
+                .fold(0f32, f32::max);
+            assert!(
+                biggest_step < 1.5,
+                "dim {d}: a bar moves {biggest_step} sigmas"
+            );
+        }
     }
 
     #[test]

@@ -519,8 +519,40 @@ impl Sequencer {
         }
     }
 
+    /// The song's bar a phrase queued now takes over at: the bar where the host plays when
+    /// the phrase would start there (stopped, or not yet in place), else the next swap
+    /// point's bar, where a host loop ending on that bar line comes back to its start.
+    pub fn next_swap_bar(&self, transport: &TransportInfo, mode: SwapMode) -> i64 {
+        let bars = transport.bars();
+        let (bar, start) = bars.bar_at(transport.pos_beats);
+        if !transport.playing || self.expected_beats.is_none() {
+            return bar;
+        }
+        let ahead = match mode {
+            SwapMode::NextPhrase => {
+                let length = (self.current.steps.max(1) as u32).div_ceil(MODEL_BAR_STEPS) as i64;
+                length - bar.rem_euclid(length)
+            }
+            SwapMode::NextBar | SwapMode::Immediately => 1,
+        };
+        let line = start + ahead as f64 * transport.meter.bar_beats();
+        match transport.loop_range {
+            Some((loop_start, loop_end))
+                if transport.pos_beats < loop_end && line >= loop_end - 1e-6 =>
+            {
+                bars.bar_at(loop_start).0
+            }
+            _ => bar.saturating_add(ahead),
+        }
+    }
+
     fn swap_due(&self, point: GridPoint, mode: SwapMode) -> bool {
-        if self.current.is_empty() && self.is_silent() {
+        // Nothing has played yet: the first phrase starts at once. A phrase that rests
+        // (a decode may) is played out to its swap point like any other.
+        if self.current.generation == Phrase::EMPTY.generation
+            && self.current.is_empty()
+            && self.is_silent()
+        {
             return true;
         }
         if self.pending.swap_on_beat && point.step.is_multiple_of(STEPS_PER_BEAT as u32) {

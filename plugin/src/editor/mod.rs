@@ -640,6 +640,15 @@ impl Editor {
         let width = (ui.available_width() - 150.0).max(30.0);
         param_slider(ui, setter, &self.params.latent.pad_x, "X", width);
         param_slider(ui, setter, &self.params.latent.pad_y, "Y", width);
+        // Beside the pad, where the hands are: z wanders by itself, bar by bar (the
+        // neuron view shows where it is).
+        let drift = &self.params.drift;
+        param_slider(ui, setter, &drift.amount, "Drift", width).on_hover_text(
+            "z wanders over the music neurons by itself, along a path the song position and \
+             Variation set: the same bar always plays the same z",
+        );
+        param_slider(ui, setter, &drift.cycle_bars, "Drift Rate", width)
+            .on_hover_text("Bars the drift takes to come back to where it started");
         let (x, y) = self.params.latent.pad_axes();
         let side = ui
             .available_width()

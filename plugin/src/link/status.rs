@@ -1,10 +1,12 @@
 //! What the worker reports, readable from any thread: the editor shows it, `process()`
 //! waits on it when rendering offline, `activate()` waits on it for the first phrase.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use atomic_float::AtomicF64;
+
+use crate::params::{LatentLiveParams, ZRequest};
 
 /// The audio thread writes the `playing_*`, `tempo`, `transport_playing` and
 /// `position_beats` fields; the worker the rest.
@@ -28,6 +30,9 @@ pub struct EngineStatus {
     pub tempo: AtomicF64,
     pub transport_playing: AtomicBool,
     pub position_beats: AtomicF64,
+    /// The song's bar the next phrase takes over at, as the audio thread last saw it:
+    /// with drift on, the worker decodes z where the drift's path is there.
+    pub drift_bar: AtomicI64,
     /// Counts finished commands and captures, failed or not.
     pub handled: AtomicU64,
     /// Captures from the audio thread handled so far (it counts those it sent).
@@ -42,6 +47,14 @@ pub struct EngineStatus {
 }
 
 impl EngineStatus {
+    /// The request the worker serves now: the parameters, at the bar the next phrase
+    /// takes over at (for drift). The audio thread waits for the same one.
+    pub fn request(&self, params: &LatentLiveParams) -> ZRequest {
+        params
+            .z_request()
+            .at_bar(self.drift_bar.load(Ordering::Acquire))
+    }
+
     pub fn message(&self) -> Option<String> {
         self.message
             .lock()

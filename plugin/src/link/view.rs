@@ -11,15 +11,11 @@ use std::sync::Arc;
 use triple_buffer::triple_buffer;
 
 use crate::params::NUM_ATTRIBUTES;
-use latent_live_core::model::latent::LatentSpace;
+use latent_live_core::model::latent::{LatentSpace, MUSIC_NEURON_STD};
 use latent_live_core::model::{ModelCard, MusicVae};
 use latent_live_core::music::chord::Chord;
 use latent_live_core::music::phrase::Phrase;
 use latent_live_core::music::Encoding;
-
-/// A dim whose mean moves less than this (in standard deviations over real music) is a
-/// noise neuron: the same threshold as the `active_dims` metric (variance 0.01).
-const MUSIC_NEURON_STD: f32 = 0.1;
 
 /// The loaded model, as the editor shows it.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use nice_plug::params::internals::ParamPtr;
 use nice_plug::prelude::*;
 
-use latent_live_core::model::latent::{Controls, NUM_SLIDERS};
+use latent_live_core::model::latent::{Controls, Drift, NUM_SLIDERS};
 use latent_live_core::music::attributes::NUM_CONTROLLED;
 use latent_live_core::music::chord::Chord;
 use latent_live_core::music::key::{Key, Mode, ScaleLock};
@@ -131,7 +131,7 @@ impl LatentParams {
     /// Where the controls put z now. Equal controls must compare equal (the worker
     /// decodes when the request changes; an offline render waits for its fingerprint):
     /// -0.0, which a stepped parameter rounds to, becomes 0.0, and a non-finite value 0.0.
-    pub fn controls(&self) -> Controls {
+    pub fn controls(&self, drift: &DriftParams) -> Controls {
         let clean = |p: &FloatParam| {
             let v = p.value();
             if v.is_finite() {
@@ -144,6 +144,55 @@ impl LatentParams {
             morph: clean(&self.morph),
             sliders: self.sliders.each_ref().map(clean),
             attributes: self.attributes.each_ref().map(clean),
+            drift: Drift {
+                amount: clean(&drift.amount),
+                cycle_bars: drift.cycle_bars.value().clamp(1, MAX_DRIFT_CYCLE) as u32,
+                seed: self.seed.value().max(0) as u64,
+                bar: 0,
+            },
+        }
+    }
+}
+
+/// The longest drift cycle, in bars.
+pub const MAX_DRIFT_CYCLE: i32 = 64;
+/// The farthest drift, in sigmas of each music neuron's spread.
+pub const MAX_DRIFT: f32 = 2.0;
+
+/// Latent drift: z wanders by itself over the model's music neurons, bar by bar, along a
+/// path the Variation seed sets and the song position reads (see [`Drift`]).
+#[derive(Params)]
+pub struct DriftParams {
+    /// How far z drifts; 0 holds it where the controls put it.
+    #[id = "drift"]
+    pub amount: FloatParam,
+    /// Bars per cycle of the drift's path.
+    #[id = "drrate"]
+    pub cycle_bars: IntParam,
+}
+
+impl Default for DriftParams {
+    fn default() -> Self {
+        Self {
+            amount: FloatParam::new(
+                "Drift",
+                0.0,
+                FloatRange::Linear {
+                    min: 0.0,
+                    max: MAX_DRIFT,
+                },
+            )
+            .with_step_size(0.01)
+            .with_unit(" σ"),
+            cycle_bars: IntParam::new(
+                "Drift Rate",
+                16,
+                IntRange::Linear {
+                    min: 1,
+                    max: MAX_DRIFT_CYCLE,
+                },
+            )
+            .with_unit(" bars"),
         }
     }
 }
@@ -270,6 +319,7 @@ impl ZRequest {
             morph,
             sliders,
             attributes,
+            drift,
         } = &self.controls;
         for v in sliders
             .iter()
@@ -291,6 +341,21 @@ impl ZRequest {
         mix(self.clips_revision);
         mix(self.model_file_revision);
         mix(self.groove_file_revision);
+        // Without drift the request is what it was before drift existed.
+        if drift.amount != 0.0 {
+            mix(drift.amount.to_bits() as u64);
+            mix(drift.cycle_bars as u64);
+            mix(drift.bar as u64);
+        }
         hash
+    }
+
+    /// The request for the phrase that takes over at the song's bar `bar`: with drift,
+    /// z is where the path is there; without, the bar changes nothing.
+    pub fn at_bar(mut self, bar: i64) -> Self {
+        if self.controls.drift.amount != 0.0 {
+            self.controls.drift.bar = bar;
+        }
+        self
     }
 }

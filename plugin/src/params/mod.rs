@@ -19,7 +19,9 @@ use std::sync::Arc;
 use nice_plug::prelude::*;
 
 pub use chords::{ChordFollow, ChordInput, ChordParams};
-pub use latent::{LatentParams, ZRequest, MAX_ATTRIBUTE, MAX_SEED, MAX_TEMPERATURE, SLIDER_SIGMAS};
+pub use latent::{
+    DriftParams, LatentParams, ZRequest, MAX_ATTRIBUTE, MAX_SEED, MAX_TEMPERATURE, SLIDER_SIGMAS,
+};
 pub use latent_live_core::model::latent::NUM_SLIDERS;
 /// The attributes z can be pushed along, one parameter each, in this order.
 pub use latent_live_core::music::attributes::{
@@ -130,6 +132,8 @@ pub struct LatentLiveParams {
     pub chords: ChordParams,
     #[nested(group = "Start")]
     pub start: StartParams,
+    #[nested(group = "Drift")]
+    pub drift: DriftParams,
 
     /// The captured clips and their latent means.
     #[persist = "clips"]
@@ -226,6 +230,7 @@ impl Default for LatentLiveParams {
             pitch: PitchParams::default(),
             chords: ChordParams::default(),
             start: StartParams::default(),
+            drift: DriftParams::default(),
             clips: Persisted::default(),
             model_file: Persisted::default(),
             groove_file: Persisted::default(),
@@ -248,7 +253,7 @@ impl LatentLiveParams {
     pub fn z_request(&self) -> ZRequest {
         let temperature = self.latent.temperature.value();
         ZRequest {
-            controls: self.latent.controls(),
+            controls: self.latent.controls(&self.drift),
             // As the controls.
             temperature: finite_or_zero(temperature),
             seed: self.latent.seed.value().max(0) as u64,
@@ -288,7 +293,7 @@ mod tests {
             "capsrc", "trans", "oct", "vel", "len", "swap", "chan", "thru", "dchan", "dn_1",
             "dn_2", "dn_3", "dn_4", "dn_5", "dn_6", "dn_7", "dn_8", "dn_9", "groove", "gmodel",
             "synth", "gain", "bypass", "key", "scale", "chin", "chch", "split", "chfol", "chthru",
-            "chfit", "play", "trgch",
+            "chfit", "play", "trgch", "drift", "drrate",
         ];
         assert_eq!(ids, released);
         assert!(ids.iter().all(|id| id.len() <= 6), "{ids:?}");

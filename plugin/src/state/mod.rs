@@ -884,7 +884,7 @@ mod tests {
                     "groove", "gmodel",
                 ];
                 let chords = ["chin", "chch", "split", "chfol", "chthru", "chfit"];
-                let start = ["play", "trgch"];
+                let start = ["play", "trgch", "drift", "drrate"];
                 assert!(
                     ["chan", "thru", "key", "scale"].contains(&id.as_str())
                         || chords.contains(&id.as_str())

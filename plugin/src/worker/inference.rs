@@ -171,7 +171,7 @@ impl Worker {
                 .fetch_add(1, Ordering::AcqRel);
         }
         // Read last: the request carries the revisions of the clips just stored.
-        let request = self.params.z_request();
+        let request = self.shared.status.request(&self.params);
         let wanted = Attempt::new(
             request.model,
             ModelChoice::File,

@@ -1588,3 +1588,42 @@ fn sixteen_bar_swaps_keep_the_bar_position_in_every_mode_meter_and_across_the_lo
         );
     }
 }
+
+#[test]
+fn the_next_swap_bar_is_where_a_phrase_queued_now_takes_over() {
+    let mut seq = started(&bar_marked(40, 1));
+    let at = |beats: f64| TransportInfo::playing(120.0, beats, SR);
+    // Not yet in place: a phrase would start the bar the host is in.
+    assert_eq!(seq.next_swap_bar(&at(41.0), SwapMode::NextBar), 10);
+    let mut log = Log::new();
+    // Playing bar 10 of the song (beat 41): the next bar line, or the phrase's end.
+    run(
+        &mut seq,
+        &Playback::default(),
+        41 * 2 * STEP,
+        || 500,
+        &mut log,
+        0,
+    );
+    assert_eq!(seq.next_swap_bar(&at(41.0), SwapMode::NextBar), 11);
+    assert_eq!(seq.next_swap_bar(&at(41.0), SwapMode::Immediately), 11);
+    assert_eq!(seq.next_swap_bar(&at(41.0), SwapMode::NextPhrase), 16);
+    assert_eq!(seq.next_swap_bar(&at(70.0), SwapMode::NextPhrase), 32);
+    // A host loop over bars 8 to 11 comes back to bar 8 at its end.
+    let looping = TransportInfo {
+        loop_range: Some((32.0, 48.0)),
+        ..at(45.0)
+    };
+    assert_eq!(seq.next_swap_bar(&looping, SwapMode::NextBar), 8);
+    let inside = TransportInfo {
+        loop_range: Some((32.0, 48.0)),
+        ..at(41.0)
+    };
+    assert_eq!(seq.next_swap_bar(&inside, SwapMode::NextBar), 11);
+    // Stopped: where it would start again.
+    let stopped = TransportInfo {
+        playing: false,
+        ..at(41.0)
+    };
+    assert_eq!(seq.next_swap_bar(&stopped, SwapMode::NextBar), 10);
+}
