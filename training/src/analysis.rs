@@ -155,22 +155,107 @@ pub fn slider_check(model: &MusicVae, name: &str, vector: &[f32]) -> Result<f64>
     Ok(s.median_spearman[own])
 }
 
-/// Checks every vector of `vectors` (attribute name to vector) with [`slider_check`] and
-/// removes those that fail it; each vector's name and median Spearman, checked order.
-pub fn drop_failing_sliders(
+/// What [`fix_sliders`] did with a vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SliderFix {
+    /// It passes its check.
+    Kept,
+    /// It failed, and the vector from prior samples' decodes ([`prior_vectors`]), which
+    /// passes, took its place.
+    FromPrior,
+    /// Neither passes: it is left out, and the plugin greys its slider out.
+    Dropped,
+}
+
+/// Prior samples decoded to find a vector from where the sliders start.
+const PRIOR_SAMPLES: usize = 2048;
+
+/// Attribute vectors found where the sliders are used rather than in the encoder's
+/// means: `samples` prior samples (z ~ N(0, 1) from `seed`) decoded greedily, each
+/// vector the mean z of the top quartile of its attribute minus that of the bottom one.
+pub fn prior_vectors(
+    model: &MusicVae,
+    samples: usize,
+    seed: u64,
+) -> Result<BTreeMap<String, Vec<f32>>> {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let z =
+        latent_live_core::model::latent::standard_normal(&mut rng, (samples, model.config.z_size))?
+            .to_vec2::<f32>()?;
+    let progression = default_progression(model);
+    let names = attributes::of(model.config.encoding);
+    let mut values = vec![Vec::with_capacity(samples); names.len()];
+    for rows in z.chunks(256) {
+        let over: Option<Vec<&[Option<Chord>]>> =
+            progression.as_ref().map(|p| vec![p.as_slice(); rows.len()]);
+        let phrases = model.decode_over(
+            &latent_live_core::model::latent::z_tensor(model, rows)?,
+            over.as_deref(),
+            Sampling::Greedy,
+        )?;
+        for phrase in &phrases {
+            for (a, name) in names.iter().enumerate() {
+                values[a].push(
+                    attributes::measure(model.config.encoding, name, phrase)
+                        .expect("a known attribute"),
+                );
+            }
+        }
+    }
+    Ok(names
+        .iter()
+        .zip(&values)
+        .map(|(name, a)| (name.to_string(), quartile_vector(&z, a)))
+        .collect())
+}
+
+/// Checks every vector of `vectors` (attribute name to vector) with [`slider_check`];
+/// one that fails is replaced by its [`prior_vectors`] one where that passes, and left
+/// out otherwise. Each vector's name, the median Spearman of what is kept (or of the
+/// better of the two when neither passes), and what was done.
+pub fn fix_sliders(
     model: &MusicVae,
     vectors: &mut BTreeMap<String, Vec<f32>>,
-) -> Result<Vec<(String, f64)>> {
+) -> Result<Vec<(String, f64, SliderFix)>> {
     let mut checks = Vec::with_capacity(vectors.len());
-    for (name, vector) in vectors.iter() {
-        checks.push((name.clone(), slider_check(model, name, vector)?));
-    }
-    for (name, median) in &checks {
-        if *median < MONOTONIC {
-            vectors.remove(name);
+    let mut prior: Option<BTreeMap<String, Vec<f32>>> = None;
+    let names: Vec<String> = vectors.keys().cloned().collect();
+    for name in names {
+        let median = slider_check(model, &name, &vectors[&name])?;
+        if median >= MONOTONIC {
+            checks.push((name, median, SliderFix::Kept));
+            continue;
+        }
+        if prior.is_none() {
+            prior = Some(prior_vectors(model, PRIOR_SAMPLES, 2)?);
+        }
+        let candidate = prior.as_ref().and_then(|p| p.get(&name)).cloned();
+        let from_prior = match &candidate {
+            Some(v) => slider_check(model, &name, v)?,
+            None => f64::NEG_INFINITY,
+        };
+        if from_prior >= MONOTONIC {
+            vectors.insert(name.clone(), candidate.expect("checked above"));
+            checks.push((name, from_prior, SliderFix::FromPrior));
+        } else {
+            vectors.remove(&name);
+            checks.push((name, median.max(from_prior), SliderFix::Dropped));
         }
     }
     Ok(checks)
+}
+
+/// What a chord model is swept over when no chord is named, as the plugin plays it:
+/// I–V–vi–IV in C.
+fn default_progression(model: &MusicVae) -> Option<Vec<Option<Chord>>> {
+    model.config.chords.map(|_| {
+        let c_major = Key {
+            tonic: 0,
+            mode: Mode::Major,
+        };
+        chord::default_progression(c_major, model.config.steps())
+    })
 }
 
 /// How decoding moves an attribute when z moves along a vector.
@@ -205,13 +290,7 @@ pub fn sweep(
         latent_live_core::model::latent::standard_normal(&mut rng, (samples, model.config.z_size))?
             .to_vec2::<f32>()?;
     let names = attributes::of(model.config.encoding);
-    let progression = model.config.chords.map(|_| {
-        let c_major = Key {
-            tonic: 0,
-            mode: Mode::Major,
-        };
-        chord::default_progression(c_major, model.config.steps())
-    });
+    let progression = default_progression(model);
     let over: Option<Vec<&[Option<Chord>]>> =
         progression.as_ref().map(|p| vec![p.as_slice(); samples]);
     let (mut xs, mut measured) = (Vec::new(), vec![Vec::new(); names.len()]);

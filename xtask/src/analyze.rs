@@ -9,7 +9,7 @@ use candle_core::DType;
 use latent_live_core::model::ModelFile;
 use latent_live_core::music::{attributes, Encoding};
 use latent_live_training::analysis::{
-    analyze, drop_failing_sliders, sweep, Analysis, CHECK_BASES, MONOTONIC,
+    analyze, fix_sliders, sweep, Analysis, SliderFix, CHECK_BASES, MONOTONIC,
     SWEEP_AMOUNTS as AMOUNTS,
 };
 use latent_live_training::corpus::Corpus;
@@ -152,16 +152,29 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     }
     plots::sweeps(&dir.join(png("sweeps")), &sweeps)?;
     writeln!(report, "\n![attribute sweeps]({})", png("sweeps"))?;
-    let failed: Vec<String> = drop_failing_sliders(&model, &mut a.attribute_vectors)?
-        .into_iter()
-        .filter(|(_, median)| *median < MONOTONIC)
-        .map(|(name, median)| format!("{name} ({median:.3} over {CHECK_BASES} bases)"))
-        .collect();
-    if !failed.is_empty() {
+    let fixes = fix_sliders(&model, &mut a.attribute_vectors)?;
+    let said = |fix: SliderFix| -> Vec<String> {
+        fixes
+            .iter()
+            .filter(|f| f.2 == fix)
+            .map(|(name, median, _)| format!("{name} ({median:.3})"))
+            .collect()
+    };
+    let (replaced, dropped) = (said(SliderFix::FromPrior), said(SliderFix::Dropped));
+    if !replaced.is_empty() {
         writeln!(
             report,
-            "\nLeft out of the file, as they fail the check (their sliders are greyed out): {}.",
-            failed.join(", ")
+            "\nFailing the check, replaced by the vector found from decoded prior samples, \
+             which passes (its median over {CHECK_BASES} bases): {}.",
+            replaced.join(", ")
+        )?;
+    }
+    if !dropped.is_empty() {
+        writeln!(
+            report,
+            "\nLeft out of the file, as neither vector passes (their sliders are greyed out): \
+             {}.",
+            dropped.join(", ")
         )?;
     }
     if model.config.encoding == Encoding::Drums {

@@ -8,7 +8,9 @@ use latent_live_core::model::assets::DefaultModel;
 use latent_live_core::model::latent::LatentSpace;
 use latent_live_core::model::ModelFile;
 use latent_live_core::music::attributes::CONTROLLED as ATTRIBUTES;
-use latent_live_training::analysis::{drop_failing_sliders, slider_check, CHECK_BASES, MONOTONIC};
+use latent_live_training::analysis::{
+    fix_sliders, slider_check, SliderFix, CHECK_BASES, MONOTONIC,
+};
 use std::collections::BTreeMap;
 
 use crate::analyze::{json, stored_dtype};
@@ -18,10 +20,11 @@ pub struct SlidersArgs {
     /// Model files to check (default: every embedded model).
     #[arg(long)]
     model: Vec<PathBuf>,
-    /// Rewrite each file named by `--model` without the vectors that fail (as `analyze`
-    /// writes them now), keeping the rest of it as it is.
+    /// Rewrite each file named by `--model` as `analyze` writes vectors now: each failing
+    /// one replaced by the vector from decoded prior samples where that passes, and left
+    /// out otherwise; the rest of the file as it is.
     #[arg(long, requires = "model")]
-    drop: bool,
+    fix: bool,
 }
 
 pub fn run(args: &SlidersArgs) -> anyhow::Result<()> {
@@ -62,9 +65,9 @@ pub fn run(args: &SlidersArgs) -> anyhow::Result<()> {
             println!("| {name} | (no attribute vectors: its sliders are greyed out) | | |");
         }
     }
-    if args.drop {
+    if args.fix {
         for path in &args.model {
-            drop_from(path)?;
+            fix(path)?;
         }
     } else if failed > 0 {
         bail!("{failed} sliders fail the check");
@@ -72,25 +75,25 @@ pub fn run(args: &SlidersArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rewrites the model file at `path` without its vectors that fail the check, in the
-/// precision it is stored in.
-fn drop_from(path: &std::path::Path) -> anyhow::Result<()> {
+/// Rewrites the model file at `path` with its failing vectors fixed ([`fix_sliders`]),
+/// in the precision it is stored in.
+fn fix(path: &std::path::Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(path)?;
     let mut file = ModelFile::from_bytes(&bytes)?;
     let model = file.model(&candle_core::Device::Cpu)?;
     let mut vectors: BTreeMap<String, Vec<f32>> =
         file.extra_json("attribute_vectors")?.unwrap_or_default();
-    let dropped: Vec<String> = drop_failing_sliders(&model, &mut vectors)?
+    let changed: Vec<String> = fix_sliders(&model, &mut vectors)?
         .into_iter()
-        .filter(|(_, median)| *median < MONOTONIC)
-        .map(|(name, _)| name)
+        .filter(|f| f.2 != SliderFix::Kept)
+        .map(|(name, median, fix)| format!("{name} {fix:?} ({median:.3})"))
         .collect();
-    if dropped.is_empty() {
+    if changed.is_empty() {
         return Ok(());
     }
     file.extra
         .insert("attribute_vectors".into(), json(&vectors));
     file.write(path, stored_dtype(&bytes)?)?;
-    println!("{}: left out {}", path.display(), dropped.join(", "));
+    println!("{}: {}", path.display(), changed.join(", "));
     Ok(())
 }
