@@ -800,6 +800,95 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// magenta.js's `extraControls` shape, imported, through the plugin's own loader: it
+    /// plays the library's decode over I–V–vi–IV, following the default reference, then
+    /// the clip captured.
+    #[test]
+    fn an_imported_multicontrol_checkpoint_plays_the_librarys_decode_like_the_clip() {
+        use crate::worker::models::default_loader;
+        use latent_live_core::model::latent::{z_tensor, LatentSpace};
+        use latent_live_core::model::magenta::{import, ImportOptions};
+        use latent_live_core::model::Sampling;
+        use latent_live_core::music::chord;
+        use latent_live_core::music::key::{Key, Mode};
+        use latent_live_core::music::melody;
+        let dir = std::env::temp_dir().join(format!("latent-live-mc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../core/tests/fixtures/magenta/flat-multicontrol-f32");
+        let file = import(&fixture, ImportOptions::default()).unwrap();
+        let path = dir.join("multicontrol.safetensors");
+        file.write(&path, candle_core::DType::F32).unwrap();
+        let params = Arc::new(LatentLiveParams::default());
+        params
+            .model_file
+            .update(|f| *f = Some(path.display().to_string()));
+        set(
+            &params.model,
+            params.model.preview_normalized(ModelChoice::File),
+        );
+        let (engine, mut link) =
+            Engine::start(params.clone(), default_loader(), ports().0).unwrap();
+        let mut slot = Phrase::EMPTY;
+        assert!(wait_for(
+            &mut link.phrases,
+            &mut slot,
+            Duration::from_secs(20)
+        ));
+        let model = file.model(&candle_core::Device::Cpu).unwrap();
+        let space = LatentSpace::of(&file).unwrap();
+        let progression = chord::default_progression(
+            Key {
+                tonic: 0,
+                mode: Mode::Major,
+            },
+            32,
+        );
+        let library = |z: Vec<f32>, like: Option<&[u16]>| {
+            let like = like.map(|l| vec![l]);
+            let events = model
+                .decode_like(
+                    &z_tensor(&model, &[z]).unwrap(),
+                    Some(&[progression.as_slice()]),
+                    like.as_deref(),
+                    Sampling::Greedy,
+                )
+                .unwrap();
+            melody::decode(&events[0])
+        };
+        let origin = space.compose(None, None, &params.z_request().controls);
+        assert_eq!(
+            slot.melody_notes(),
+            library(origin, None),
+            "the default reference"
+        );
+        // A clip to follow: its own mu, and its rhythm, contour and register.
+        let riff: Vec<Note> = (0..8)
+            .map(|i| Note {
+                pitch: 76 - 2 * i as u8,
+                start: i * 4,
+                end: i * 4 + 2,
+            })
+            .collect();
+        let source = dir.join("riff.mid");
+        midi::write_file(&source, &riff, 120.0).unwrap();
+        engine.commands.send(Command::CaptureFile {
+            slot: Slot::A,
+            path: source,
+        });
+        let first = slot.generation;
+        assert!(wait_until(Duration::from_secs(10), || {
+            link.phrases.pop_newest(&mut slot) && slot.generation > first
+        }));
+        let clip = params.clips.get().a.expect("clip A");
+        let like = melody::encode(&clip.notes, 32);
+        let z = space.compose(Some(&clip.mu), None, &params.z_request().controls);
+        let followed = library(z.clone(), Some(&like));
+        assert_ne!(followed, library(z, None), "the controls change the phrase");
+        assert_eq!(slot.melody_notes(), followed, "the clip's controls");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     #[test]
     fn switching_models_reencodes_clips_and_bad_files_keep_the_old_model() {
         let params = Arc::new(LatentLiveParams::default());
