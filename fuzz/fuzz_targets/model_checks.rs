@@ -40,8 +40,15 @@ pub fn play(bytes: &[u8]) {
     }
     let z = z_tensor(&model, &[vec![0.0; z_size], moved]).expect("z of the model's size");
     let greedy = model.decode(&z, Sampling::Greedy).expect("greedy decode");
+    // A model with melody controls follows a melody: the origin's own decode.
+    let like = [greedy[0].as_slice()];
     let (sampled, trace) = model
-        .decode_traced(&z.narrow(0, 1, 1).unwrap(), None, Sampling::new(1.0, 7))
+        .decode_traced(
+            &z.narrow(0, 1, 1).unwrap(),
+            None,
+            Some(&like),
+            Sampling::new(1.0, 7),
+        )
         .expect("sampled decode");
     for events in greedy.iter().chain(&sampled) {
         assert_eq!(events.len(), steps);

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use arbitrary::Arbitrary;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use latent_live_core::model::{ChordEncoding, Config, GrooveInput, MusicVae};
+use latent_live_core::model::{ChordEncoding, Config, GrooveInput, MelodyControl, MusicVae};
 use latent_live_core::music::Encoding;
 use libfuzzer_sys::fuzz_target;
 
@@ -46,6 +46,15 @@ struct FuzzConfig {
     groove_input: u8,
     /// A chord-conditioned model (meant for melodies; refused for the others).
     chords: bool,
+    /// Melody controls after the chord (meant for melodies too).
+    melody_controls: Vec<FuzzControl>,
+}
+
+#[derive(Arbitrary, Debug)]
+enum FuzzControl {
+    Rhythm,
+    Shape,
+    Register(Vec<u8>),
 }
 
 /// Small sizes mostly, the edges of what is allowed sometimes.
@@ -135,6 +144,18 @@ fn config(c: &FuzzConfig) -> Config {
         groove_input: [GrooveInput::Whole, GrooveInput::Humanize, GrooveInput::Tap]
             [c.groove_input as usize % 3],
         chords: c.chords.then_some(ChordEncoding::Pitch),
+        melody_controls: c
+            .melody_controls
+            .iter()
+            .take(10)
+            .map(|control| match control {
+                FuzzControl::Rhythm => MelodyControl::Rhythm,
+                FuzzControl::Shape => MelodyControl::Shape,
+                FuzzControl::Register(boundaries) => MelodyControl::Register {
+                    boundaries: boundaries.iter().take(140).copied().collect(),
+                },
+            })
+            .collect(),
     }
 }
 
