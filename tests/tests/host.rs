@@ -219,21 +219,22 @@ fn plays_the_default_model_on_the_grid_and_loops_it() {
 /// The phrase the library decodes, with the embedded 2-bar model, for the parameters
 /// `set` gives (string id, normalized value): what the plugin must play.
 fn library_phrase(set: &[(&str, f32)]) -> Phrase {
-    library_phrase_over(DefaultModel::Flat2Bar, set, None)
+    library_phrase_over(DefaultModel::Flat2Bar, set, None, 0)
 }
 
 /// The phrase an embedded model decodes for `set`, over `chords` (one per step) for a
-/// chord model.
+/// chord model, to take over at song bar `bar`.
 fn library_phrase_over(
     embedded: DefaultModel,
     set: &[(&str, f32)],
     chords: Option<&[Option<Chord>]>,
+    bar: i64,
 ) -> Phrase {
     let params = LatentLiveParams::default();
     for &(id, normalized) in set {
         set_by_id(&params, id, normalized);
     }
-    let request = params.z_request();
+    let request = params.z_request().at_bar(bar);
     let file = embedded.load().unwrap();
     let model = file.model(&candle_core::Device::Cpu).unwrap();
     let z = LatentSpace::of(&file)
@@ -252,23 +253,7 @@ fn library_phrase_over(
 /// The phrase the default model decodes for `set` to take over at song bar `bar` (where
 /// the drift's path is then).
 fn library_phrase_at(set: &[(&str, f32)], bar: i64) -> Phrase {
-    let params = LatentLiveParams::default();
-    for &(id, normalized) in set {
-        set_by_id(&params, id, normalized);
-    }
-    let request = params.z_request().at_bar(bar);
-    let file = DefaultModel::Flat2Bar.load().unwrap();
-    let model = file.model(&candle_core::Device::Cpu).unwrap();
-    let z = LatentSpace::of(&file)
-        .unwrap()
-        .compose(None, None, &request.controls);
-    let events = model
-        .decode(
-            &z_tensor(&model, &[z]).unwrap(),
-            Sampling::new(request.temperature, request.seed),
-        )
-        .unwrap();
-    Phrase::from_notes(&melody::decode(&events[0]), model.config.steps(), 0)
+    library_phrase_over(DefaultModel::Flat2Bar, set, None, bar)
 }
 
 /// `(sample, key)` of every note-on, and of every note-off.
@@ -1518,7 +1503,7 @@ fn the_embedded_chord_model_plays_the_librarys_decode_over_the_chord_held() {
             inputs,
         );
         let chord = Chord::parse(name).unwrap();
-        let phrase = library_phrase_over(DefaultModel::Pop2BarChords, &set, Some(&[chord; 32]));
+        let phrase = library_phrase_over(DefaultModel::Pop2BarChords, &set, Some(&[chord; 32]), 0);
         let (ons, offs) = expected(&phrase, SR, seconds(8.0));
         assert!(!ons.is_empty(), "{name}: the model plays");
         assert_eq!(onsets(&out), ons, "{name}: note-ons");

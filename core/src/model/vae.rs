@@ -297,14 +297,7 @@ impl MusicVae {
         like: Option<&[&[Event]]>,
         sampling: Sampling,
     ) -> Result<Vec<Vec<Event>>> {
-        let controls = self.controls_tensor(chords, like, z.dim(0)?)?;
-        self.decoder.sample(
-            &z.to_dtype(DType::F32)?,
-            controls.as_ref(),
-            self.config.steps(),
-            sampling,
-            None,
-        )
+        self.sample(z, chords, like, sampling, None)
     }
 
     /// [`MusicVae::decode_like`] that also returns the decoder's top-layer output for row
@@ -317,15 +310,27 @@ impl MusicVae {
         sampling: Sampling,
     ) -> Result<(Vec<Vec<Event>>, Vec<f32>)> {
         let mut trace = Vec::with_capacity(self.config.steps() * self.decoder.hidden_size());
+        let events = self.sample(z, chords, like, sampling, Some(&mut trace))?;
+        Ok((events, trace))
+    }
+
+    /// The decoder sampled from `z` over the controls `chords` and `like` make.
+    fn sample(
+        &self,
+        z: &Tensor,
+        chords: Option<&[&[Option<Chord>]]>,
+        like: Option<&[&[Event]]>,
+        sampling: Sampling,
+        trace: Option<&mut Vec<f32>>,
+    ) -> Result<Vec<Vec<Event>>> {
         let controls = self.controls_tensor(chords, like, z.dim(0)?)?;
-        let events = self.decoder.sample(
+        self.decoder.sample(
             &z.to_dtype(DType::F32)?,
             controls.as_ref(),
             self.config.steps(),
             sampling,
-            Some(&mut trace),
-        )?;
-        Ok((events, trace))
+            trace,
+        )
     }
 
     /// Teacher-forced logits `[T, B, classes]` of an event batch given `z` `[B, Z]`.

@@ -226,7 +226,16 @@ mod tests {
 
     /// A worker on the tiny models, started on `params`, with its first phrase.
     fn started(params: &Arc<LatentLiveParams>) -> (Engine, AudioLink, Phrase) {
-        let (engine, mut link) = Engine::start(params.clone(), tiny_loader(), ports().0).unwrap();
+        started_with(params, tiny_loader())
+    }
+
+    /// A worker loading its models with `loader`, started on `params`, with its first
+    /// phrase.
+    fn started_with(
+        params: &Arc<LatentLiveParams>,
+        loader: ModelLoader,
+    ) -> (Engine, AudioLink, Phrase) {
+        let (engine, mut link) = Engine::start(params.clone(), loader, ports().0).unwrap();
         let mut slot = Phrase::EMPTY;
         assert!(wait_for(
             &mut link.phrases,
@@ -827,14 +836,7 @@ mod tests {
             &params.model,
             params.model.preview_normalized(ModelChoice::File),
         );
-        let (engine, mut link) =
-            Engine::start(params.clone(), default_loader(), ports().0).unwrap();
-        let mut slot = Phrase::EMPTY;
-        assert!(wait_for(
-            &mut link.phrases,
-            &mut slot,
-            Duration::from_secs(20)
-        ));
+        let (engine, mut link, mut slot) = started_with(&params, default_loader());
         let model = file.model(&candle_core::Device::Cpu).unwrap();
         let space = LatentSpace::of(&file).unwrap();
         let progression = chord::default_progression(
