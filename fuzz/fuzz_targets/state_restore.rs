@@ -1,13 +1,14 @@
 //! A project's state as nice-plug hands it to `filter_state`, through the migration and
 //! the checks, then applied to fresh parameters as nice-plug applies it. Whatever the
-//! bytes, what comes out loads strictly, holds only valid clips and a model path the
-//! checks accept, and migrating it again changes nothing. Bytes that are not a whole
+//! bytes, what comes out loads strictly, holds only valid clips, readable scenes and a
+//! model path the checks accept, and migrating it again changes nothing. Bytes that are not a whole
 //! state are taken as the clips field of the defaults, where the lenient reader is.
 
 #![no_main]
 
 use latent_live::params::LatentLiveParams;
 use latent_live::state::clips::Clips;
+use latent_live::state::scenes::Scenes;
 use latent_live::state::{check_model_path, migrate};
 use libfuzzer_sys::fuzz_target;
 use nice_plug::plugin::PluginState;
@@ -41,6 +42,8 @@ fuzz_target!(|data: &[u8]| {
     if let Some(path) = &model_file {
         assert_eq!(check_model_path(path), Ok(()));
     }
+    let _: Scenes =
+        serde_json::from_str(&state.fields["scenes"]).expect("nice-plug reads the scenes");
 
     // The report travels in `ver`; the rest of a migrated state is a fixed point.
     let without_report = |state: &PluginState| {

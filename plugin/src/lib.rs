@@ -39,6 +39,7 @@ use audio::capture::Capturer;
 use audio::chords::ChordListener;
 use audio::output::{self as midi_out, Outbox, Thru};
 use audio::pace::Pace;
+use audio::scenes::SceneListener;
 use audio::sequencer::{SeqEvent, Sequencer};
 use audio::start::Starter;
 use audio::synth::AuditionSynth;
@@ -67,6 +68,7 @@ pub struct LatentLive {
     synth: AuditionSynth,
     capturer: Capturer,
     chords: ChordListener,
+    scenes: SceneListener,
     starter: Starter,
     /// MIDI Thru, and the note-offs owed to the host.
     thru: Thru,
@@ -100,6 +102,7 @@ impl Default for LatentLive {
             synth: AuditionSynth::new(48_000.0),
             capturer: Capturer::default(),
             chords: ChordListener::default(),
+            scenes: SceneListener::default(),
             starter: Starter::default(),
             thru: Thru::default(),
             outbox: Outbox::default(),
@@ -135,9 +138,11 @@ impl Plugin for LatentLive {
         ..AudioIOLayout::const_default()
     }];
 
-    // Notes played in are recorded for Capture and forwarded (MIDI Thru); CCs out for
-    // all-notes-off.
-    const MIDI_INPUT: MidiConfig = MidiConfig::Basic;
+    // Notes played in are recorded for Capture and forwarded (MIDI Thru) with the
+    // controllers played beside them (a sustain pedal, a mod wheel); a Program Change on
+    // the scene channel recalls a scene (CLAP: nice-plug's VST3 wrapper passes on CCs but
+    // never a program change). CCs out for all-notes-off and Thru.
+    const MIDI_INPUT: MidiConfig = MidiConfig::MidiCCs;
     const MIDI_OUTPUT: MidiConfig = MidiConfig::MidiCCs;
     // Parameters are read once per block: playback settings apply per note and z changes
     // go through the worker, so splitting blocks at automation points would buy nothing.
@@ -205,6 +210,7 @@ impl Plugin for LatentLive {
         self.synth.reset();
         self.capturer.clear();
         self.chords.clear();
+        self.scenes.clear();
         self.starter.clear();
         // A render after a reset starts where a fresh instance would.
         self.clock = Clock::default();
@@ -233,7 +239,8 @@ impl Plugin for LatentLive {
             self.take_input(&event, &transport, forward);
         }
         if let Some(link) = &self.link {
-            // Drift decodes z where its path is at the bar the next phrase takes over at.
+            // Drift and glides decode z where they are at the bar the next phrase takes
+            // over at.
             let played_on = self
                 .starter
                 .transport(&transport, self.params.start.mode.value());
@@ -241,6 +248,12 @@ impl Plugin for LatentLive {
                 .sequencer
                 .next_swap_bar(&played_on, self.params.play.swap.value());
             link.shared.status.drift_bar.store(bar, Ordering::Release);
+            // A scene recalled takes over at the same swap point.
+            let cue = self.scenes.cue(&self.params.scenes, bar);
+            link.shared
+                .status
+                .scene_cue
+                .store(cue.pack(), Ordering::Release);
         }
         let seconds = samples as f64 / self.sample_rate as f64;
         if let Some(patience) = self.pace.patience(Instant::now(), seconds) {
@@ -272,12 +285,16 @@ impl Plugin for LatentLive {
 }
 
 impl LatentLive {
-    /// A note played in: a trigger's (`Play` on Note Trigger), the chord's (heard,
-    /// forwarded with Chord Thru), or the melody's (recorded for Capture); `forward`: MIDI
+    /// An event played in: a trigger's note (`Play` on Note Trigger), a scene's note or
+    /// program change, the chord's notes (heard, forwarded with Chord Thru), or the
+    /// melody's (recorded for Capture) and the controllers beside them; `forward`: MIDI
     /// Thru or bypass.
     pub fn take_input(&mut self, event: &NoteEvent<()>, transport: &TransportInfo, forward: bool) {
-        // A trigger starts the phrase; it is neither melody nor chord, nor passed on.
-        if self.starter.hear(event, &self.params.start, transport) {
+        // A trigger starts the phrase, a scene's note or program change recalls the
+        // scene; neither is melody nor chord, nor passed on.
+        if self.starter.hear(event, &self.params.start, transport)
+            || self.scenes.hear(event, &self.params.scenes)
+        {
             return;
         }
         let chord = self.chords.hear(event, &self.params.chords, transport);
@@ -605,6 +622,31 @@ mod alloc_check {
                 let note = |on: bool, key: u8| output::note(on, 0, 0, key);
                 match block {
                     200 => plugin.take_input(&note(true, 62), &t, false),
+                    // A scene's note on the scene channel recalls it, and plays no note.
+                    230 => {
+                        plugin.take_input(&output::note(true, 0, 14, 26), &t, false);
+                        let cue = plugin.scenes.cue(&plugin.params.scenes, 4);
+                        assert_eq!((cue.scene, cue.bar), (3, 4));
+                    }
+                    // A program change on the scene channel recalls too; a sustain
+                    // pedal played beside the melody is forwarded (MIDI Thru).
+                    240 => {
+                        let program = NoteEvent::MidiProgramChange {
+                            timing: 0,
+                            channel: 14,
+                            program: 4,
+                        };
+                        plugin.take_input(&program, &t, false);
+                        let cue = plugin.scenes.cue(&plugin.params.scenes, 4);
+                        assert_eq!(cue.scene, 5);
+                        let pedal = NoteEvent::MidiCC {
+                            timing: 0,
+                            channel: 0,
+                            cc: 64,
+                            value: 1.0,
+                        };
+                        plugin.take_input(&pedal, &t, true);
+                    }
                     250 => plugin.take_input(&note(false, 62), &t, false),
                     300 => plugin.take_input(&note(true, 65), &t, false),
                     325 => plugin.take_input(&note(false, 65), &t, false),
@@ -614,10 +656,11 @@ mod alloc_check {
                     500 => {
                         producer.publish(second);
                     }
-                    // After the second phrase took over (bar 4, beat 12): capture it.
+                    // After the second phrase took over (bar 4, beat 12): capture it into
+                    // D, a top corner of the pad.
                     650 => {
                         choose(&plugin.params.capture.source, CaptureSource::Playing);
-                        press(&plugin.params.capture.b, true);
+                        press(&plugin.params.pad.capture_d, true);
                     }
                     // A drum phrase with a feel, played at full groove, and a tapped rhythm
                     // captured (bar 5, beats 16 to 20).
@@ -668,10 +711,10 @@ mod alloc_check {
             .map(|n| (n.pitch, n.start, n.end))
             .collect();
         assert_eq!(played, vec![(62, 0, 4), (65, 8, 10)]);
-        let b = requests.pop().expect("capture B sent");
+        let d = requests.pop().expect("capture D sent");
         assert_eq!(
-            (b.slot, b.source, b.phrase.generation),
-            (Slot::B, CaptureSource::Playing, 2)
+            (d.slot, d.source, d.phrase.generation),
+            (Slot::D, CaptureSource::Playing, 2)
         );
         let tap = requests.pop().expect("tap capture sent");
         assert_eq!(

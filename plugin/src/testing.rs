@@ -13,6 +13,15 @@ pub fn set_normalized(param: &impl Param, normalized: f32) {
     unsafe { param.as_ptr()._internal_set_normalized_value(normalized) };
 }
 
+/// Every parameter's id, in the order the host sees them.
+pub fn param_ids(params: &dyn Params) -> Vec<String> {
+    params
+        .param_map()
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect()
+}
+
 /// Sets the parameter with the stable id `id` to `normalized`; panics on an unknown id.
 pub fn set_by_id(params: &dyn Params, id: &str, normalized: f32) {
     let (_, ptr, _) = params

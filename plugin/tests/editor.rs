@@ -403,6 +403,9 @@ fn the_editor_in_each_state_a_performer_meets() {
     for label in [
         "Capture A",
         "Capture B",
+        "Capture C",
+        "Capture D",
+        "D file...",
         "Export .mid...",
         "Open model file...",
         "Refine A",
@@ -413,14 +416,13 @@ fn the_editor_in_each_state_a_performer_meets() {
     }
     for label in [
         "Morph A-B",
+        "Morph AB-CD",
         "Temperature",
         "Variation",
         "Drift",
         "Drift Rate",
         "Note Density",
         "Contour",
-        "X",
-        "Y",
         "Transpose",
         "Length",
     ] {
@@ -431,7 +433,7 @@ fn the_editor_in_each_state_a_performer_meets() {
         harness.get(by().role(Role::Slider).label_contains(&format!("N{n} · ")));
     }
     harness.get_by_role_and_label(Role::ComboBox, "Model");
-    harness.get_by_label_contains("XY pad: Morph A-B");
+    harness.get_by_label_contains("XY pad: Pad X (Morph A-B)");
     // Beat 1.25: the first bar plays, and the caption says so.
     harness.get_by_label_contains(&format!("Piano roll: playing #{first}, bar 1 of 2"));
     harness.get_by_label_contains("music neurons");
@@ -496,6 +498,48 @@ fn the_editor_in_each_state_a_performer_meets() {
     harness.get_by_label("Clip B");
     harness.get_by_label_contains(&format!("queued #{morphed}"));
     screenshot(&harness, &textures, "mid-morph");
+
+    // Four clips: C and D at the pad's top corners, the point inside it.
+    for (slot, base) in [(Slot::C, 57), (Slot::D, 74)] {
+        let notes: Vec<(u8, u32, u32)> = (0..8)
+            .map(|i| (base + [0, 3, 7, 3][i % 4], i as u32 * 4, i as u32 * 4 + 3))
+            .collect();
+        rig.engine.commands.send(Command::CaptureFile {
+            slot,
+            path: clip_file(&format!("{}.mid", slot.name()), &notes),
+        });
+    }
+    rig.handled(4);
+    set(&rig.params.pad.y, 0.6);
+    let blended = rig.next_phrase();
+    rig.play(blended, 1.0);
+    harness.run_steps(3);
+    harness.get_by_label("Clip C");
+    harness.get_by_label("Clip D");
+    harness.get_by_label_contains("Pad Y (Morph AB-CD) 60 %");
+    // Shift-click stores scene 3: the pad and the four clips with it.
+    harness
+        .get_by_role_and_label(Role::Button, "Scene 3")
+        .click_modifiers(egui::Modifiers::SHIFT);
+    harness.run_steps(2);
+    assert!(wait_until(Duration::from_secs(10), || rig
+        .params
+        .scene_store
+        .get()
+        .get(3)
+        .is_some_and(
+            |s| s.clips.d.is_some() && s.values["pady2"] == 0.6
+        )));
+    // A click recalls it, even with the parameter already there.
+    let clicks = rig.params.scenes.clicked.load(Ordering::Acquire);
+    harness
+        .get_by_role_and_label(Role::Button, "Scene 3")
+        .click();
+    harness.run_steps(2);
+    assert_eq!(rig.params.scenes.scene.value(), 3);
+    assert_ne!(rig.params.scenes.clicked.load(Ordering::Acquire), clicks);
+    harness.run_steps(3);
+    screenshot(&harness, &textures, "four-clips");
 
     // A model file that is not one: the error inline, the old model still playing.
     rig.params
@@ -647,9 +691,9 @@ fn the_editor_reads_at_200_percent_and_its_controls_move_parameters() {
         rig.params.latent.morph.value()
     );
     assert!(
-        rig.params.latent.sliders[0].value() > 1.0,
-        "pad Y is latent 1: {}",
-        rig.params.latent.sliders[0].value()
+        (rig.params.pad.y.value() - 0.75).abs() < 0.03,
+        "pad Y blends to the C-D edge: {}",
+        rig.params.pad.y.value()
     );
 
     // The model card, with the metrics measured when the model shipped.

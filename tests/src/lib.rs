@@ -18,7 +18,7 @@ use clack_extensions::params::{ParamInfoBuffer, PluginParams};
 use clack_extensions::render::{PluginRender, RenderMode};
 use clack_extensions::state::PluginState;
 use clack_host::events::event_types::{
-    NoteOffEvent, NoteOnEvent, ParamValueEvent, TransportEvent, TransportFlags,
+    MidiEvent, NoteOffEvent, NoteOnEvent, ParamValueEvent, TransportEvent, TransportFlags,
 };
 use clack_host::events::spaces::CoreEventSpace;
 use clack_host::events::EventFlags;
@@ -152,6 +152,12 @@ pub enum Input {
     NoteOff {
         time: u32,
         key: u8,
+    },
+    /// A MIDI 1.0 message of up to three bytes (a Program Change: `[0xC0 | channel,
+    /// program, 0]`), as CLAP's MIDI events carry it.
+    Midi {
+        time: u32,
+        data: [u8; 3],
     },
 }
 
@@ -356,6 +362,16 @@ impl Plugin {
         bytes
     }
 
+    /// The state's JSON: what nice-plug saves after its length ([`framed`]).
+    pub fn state_json(&mut self) -> serde_json::Value {
+        serde_json::from_slice(&self.save_state()[8..]).expect("state is JSON")
+    }
+
+    /// Loads a state given as its JSON.
+    pub fn load_state_json(&mut self, state: &serde_json::Value) {
+        self.load_state(&framed(&serde_json::to_vec(state).expect("JSON")));
+    }
+
     pub fn load_state(&mut self, bytes: &[u8]) {
         assert!(self.try_load_state(bytes), "state loaded");
     }
@@ -425,6 +441,7 @@ impl Plugin {
                     Pckn::from_raw(0, 0, key as i16, -1),
                     0.0,
                 )),
+                Input::Midi { time, data } => self.events_in.push(&MidiEvent::new(time, 0, data)),
             }
         }
         self.events_in.sort();
@@ -565,6 +582,13 @@ pub fn riff_inputs(sample: u64, frames: usize, sample_rate: f64) -> Vec<Input> {
         }));
     }
     inputs
+}
+
+/// nice-plug's CLAP state: a little-endian u64 length, then the JSON.
+pub fn framed(json: &[u8]) -> Vec<u8> {
+    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(json);
+    bytes
 }
 
 /// An input at absolute run sample `at`, if it falls in the block of `frames` samples

@@ -152,7 +152,7 @@ fn describes_itself_as_an_instrument_with_stable_parameters() {
         "trans", "oct", "vel", "len", "swap", "chan", "thru", "dchan", "dn_1", "dn_2", "dn_3",
         "dn_4", "dn_5", "dn_6", "dn_7", "dn_8", "dn_9", "groove", "gmodel", "synth", "gain",
         "bypass", "key", "scale", "chin", "chch", "split", "chfol", "chthru", "chfit", "play",
-        "trgch", "drift", "drrate",
+        "trgch", "drift", "drrate", "pady2", "capc", "capd", "scene", "scnch", "scnnt", "sglide",
     ];
     assert_eq!(
         params.len(),
@@ -239,7 +239,7 @@ fn library_phrase_over(
     let model = file.model(&candle_core::Device::Cpu).unwrap();
     let z = LatentSpace::of(&file)
         .unwrap()
-        .compose(None, None, &request.controls);
+        .compose([None; 4], &request.controls);
     let events = model
         .decode_over(
             &z_tensor(&model, &[z]).unwrap(),
@@ -432,7 +432,7 @@ fn plays_the_librarys_drum_decode_on_the_drum_channel() {
     let model = file.model(&candle_core::Device::Cpu).unwrap();
     let z = LatentSpace::of(&file)
         .unwrap()
-        .compose(None, None, &params.z_request().controls);
+        .compose([None; 4], &params.z_request().controls);
     let events = model
         .decode(&z_tensor(&model, &[z]).unwrap(), Sampling::Greedy)
         .unwrap();
@@ -483,7 +483,7 @@ fn library_groove(lat1: f32) -> (Vec<drums::Hit>, Vec<[Feel; drums::NUM_DRUM_CLA
     let model = file.model(&candle_core::Device::Cpu).unwrap();
     let z = LatentSpace::of(&file)
         .unwrap()
-        .compose(None, None, &params.z_request().controls);
+        .compose([None; 4], &params.z_request().controls);
     let events = model
         .decode(&z_tensor(&model, &[z]).unwrap(), Sampling::Greedy)
         .unwrap()
@@ -835,6 +835,97 @@ fn latent_drift_plays_its_path_bar_by_bar_the_same_in_every_render() {
     );
 }
 
+/// Scenes travel in the project; a note or a Program Change on the scene channel and the
+/// `Scene` parameter recall them, each from the next bar line (Swap: Next Bar), and the
+/// note is not passed on.
+#[test]
+fn scenes_recalled_by_note_parameter_and_program_change_take_over_at_the_next_bar() {
+    let _turn = exclusive();
+    // A project with two scenes: latent 1 up and latent 2 down, then latent 1 down.
+    let mut plugin = Plugin::new();
+    let mut state = plugin.state_json();
+    let scene = |lat1: f32, lat2: f32| {
+        serde_json::json!({"values": {"lat1": lat1, "lat2": lat2},
+                           "clips": {"a": null, "b": null}})
+    };
+    let slots = serde_json::json!({"slots": [scene(2.0, -1.5), scene(-2.0, 0.0),
+        null, null, null, null, null, null]});
+    state["fields"]["scenes"] = serde_json::Value::String(slots.to_string());
+    plugin.load_state_json(&state);
+    plugin.render_offline();
+    plugin.activate(SR);
+    let bar = seconds(2.0);
+    let rendered = play(
+        &mut plugin,
+        0.0,
+        5 * bar,
+        block_sizes(3),
+        |sample, frames| {
+            // Scene Channel 1 (its CLAP value is its step), in the first block.
+            at(0, sample, frames, |time| Input::Param {
+                time,
+                id: "scnch",
+                value: 1.0,
+            })
+            .into_iter()
+            // C1, scene 1, halfway through bar 1: it takes over at bar 2 (k = 1).
+            .chain(at(bar / 2, sample, frames, |time| Input::NoteOn {
+                time,
+                key: 24,
+            }))
+            .chain(at(bar / 2 + 100, sample, frames, |time| Input::NoteOff {
+                time,
+                key: 24,
+            }))
+            // The parameter names scene 2 in bar 3: it takes over at bar 4.
+            .chain(at(2 * bar + bar / 2, sample, frames, |time| Input::Param {
+                time,
+                id: "scene",
+                value: 2.0,
+            }))
+            // Program 1 (0 on the wire) on channel 1 in bar 4: scene 1 from bar 5.
+            .chain(at(3 * bar + bar / 3, sample, frames, |time| Input::Midi {
+                time,
+                data: [0xC0, 0, 0],
+            }))
+            .collect()
+        },
+    );
+    assert!(
+        onsets(&rendered).iter().all(|&(_, key)| key != 24),
+        "the scene's note is not passed on"
+    );
+    let in_bar = |ons: Vec<(u64, u8)>, k: u64| -> Vec<(u64, u8)> {
+        ons.into_iter()
+            .filter(|&(t, _)| (k * bar..(k + 1) * bar).contains(&t))
+            .collect()
+    };
+    // Normalized: latent sliders span -3 to 3.
+    let normalized = |v: f32| (v + 3.0) / 6.0;
+    let first = [("lat1", normalized(2.0)), ("lat2", normalized(-1.5))];
+    let second = [("lat1", normalized(-2.0)), ("lat2", normalized(0.0))];
+    let phrases: [&[(&str, f32)]; 5] = [&[], &first, &first, &second, &first];
+    for (k, set) in phrases.iter().enumerate() {
+        let phrase = library_phrase_at(set, k as i64);
+        assert_eq!(
+            in_bar(onsets(&rendered), k as u64),
+            in_bar(expected(&phrase, SR, 5 * bar).0, k as u64),
+            "bar {}",
+            k + 1
+        );
+    }
+    assert_ne!(
+        format!("{:?}", library_phrase_at(&first, 0).notes()),
+        format!("{:?}", library_phrase_at(&[], 0).notes()),
+        "the scene changes the phrase"
+    );
+    assert_ne!(
+        format!("{:?}", library_phrase_at(&first, 4).notes()),
+        format!("{:?}", library_phrase_at(&second, 4).notes()),
+        "the program change changes the phrase"
+    );
+}
+
 #[test]
 fn a_host_rendering_faster_than_real_time_unannounced_plays_what_was_set_from_bar_one() {
     let _turn = exclusive();
@@ -977,12 +1068,6 @@ fn no_note_is_left_sounding_by_loops_jumps_stop_bypass_or_deactivation() {
     assert!(sounding(&out).is_empty());
 }
 
-fn state_json(plugin: &mut Plugin) -> serde_json::Value {
-    let bytes = plugin.save_state();
-    // nice-plug's format: a little-endian u64 length, then JSON.
-    serde_json::from_slice(&bytes[8..]).expect("state is JSON")
-}
-
 fn clips(state: &serde_json::Value) -> serde_json::Value {
     serde_json::from_str(state["fields"]["clips"].as_str().expect("clips persisted")).unwrap()
 }
@@ -1017,7 +1102,7 @@ fn captures_played_notes_and_the_playing_phrase_then_morphs_between_them() {
         inputs
     };
     let events = play(&mut plugin, 0.0, seconds(7.0), block_sizes(5), script);
-    let clips_now = clips(&state_json(&mut plugin));
+    let clips_now = clips(&plugin.state_json());
     let a = &clips_now["a"];
     assert_eq!(a["source"], "Input");
     let notes = |clip: &serde_json::Value| -> Vec<(u64, u64, u64)> {
@@ -1065,7 +1150,7 @@ fn captures_played_notes_and_the_playing_phrase_then_morphs_between_them() {
         block_sizes(6),
         |sample, frames| script(seconds(7.0) + sample, frames),
     );
-    let clips_now = clips(&state_json(&mut plugin));
+    let clips_now = clips(&plugin.state_json());
     let b = &clips_now["b"];
     assert_eq!(b["source"], "Input");
     let expected: Vec<(u64, u64, u64)> = RUN
@@ -1174,7 +1259,7 @@ fn captures_a_riff_played_while_the_transport_is_stopped() {
         "only the riff, forwarded"
     );
     assert!(sounding(&out).is_empty(), "every forwarded note ended");
-    let a = &clips(&state_json(&mut plugin))["a"];
+    let a = &clips(&plugin.state_json())["a"];
     let notes: Vec<(u64, u64)> = a["notes"]
         .as_array()
         .unwrap()
@@ -1257,7 +1342,7 @@ fn saved_projects_reopen_with_the_same_clips_and_sound() {
     };
     let original = render(&mut plugin);
     let state = plugin.save_state();
-    let json = state_json(&mut plugin);
+    let json = plugin.state_json();
     assert!(
         clips(&json)["a"]["mu"]
             .as_array()

@@ -26,14 +26,15 @@ use vst3::Steinberg::Vst::Event_::EventTypes_::{
     kLegacyMIDICCOutEvent, kNoteOffEvent, kNoteOnEvent,
 };
 use vst3::Steinberg::Vst::MediaTypes_::{kAudio, kEvent};
+use vst3::Steinberg::Vst::ParameterInfo_::ParameterFlags_::kIsHidden;
 use vst3::Steinberg::Vst::ProcessContext_::StatesAndFlags_::{
     kBarPositionValid, kPlaying, kProjectTimeMusicValid, kTempoValid, kTimeSigValid,
 };
 use vst3::Steinberg::Vst::{
     AudioBusBuffers, AudioBusBuffers__type0, BusInfo, Event, IAudioProcessor, IAudioProcessorTrait,
     IComponent, IComponentTrait, IEditController, IEditControllerTrait, IEventList,
-    IEventListTrait, ProcessContext, ProcessData, ProcessModes_, ProcessSetup, SpeakerArr,
-    SymbolicSampleSizes_,
+    IEventListTrait, IMidiMapping, IMidiMappingTrait, ParameterInfo, ProcessContext, ProcessData,
+    ProcessModes_, ProcessSetup, SpeakerArr, SymbolicSampleSizes_,
 };
 use vst3::Steinberg::{
     kResultFalse, kResultOk, tresult, IPluginBaseTrait, IPluginFactory, IPluginFactory2,
@@ -214,9 +215,35 @@ fn loads_and_plays_through_the_vst3_factory() {
     let controller = component
         .cast::<IEditController>()
         .expect("IEditController on the component");
+    // The plugin's own 72, and nice-plug's hidden ones that carry MIDI controllers in
+    // (VST3 has no CC events): 130 (the CCs, channel pressure, pitch bend) a channel.
     // SAFETY: the COM pointers are live and every pointer passed is to a live local of the type
     // the VST3 API asks for (see the factory's block).
-    assert_eq!(unsafe { controller.getParameterCount() }, 65);
+    let count = unsafe { controller.getParameterCount() };
+    assert_eq!(count, 72 + 16 * 130);
+    let visible = (0..count)
+        .filter(|&index| {
+            // SAFETY: ParameterInfo is plain data, for which all zeroes is a valid value;
+            // `getParameterInfo` then writes a live local of that type.
+            let mut info: ParameterInfo = unsafe { zeroed() };
+            // SAFETY: as above.
+            let found = unsafe { controller.getParameterInfo(index, &mut info) };
+            assert_eq!(found, kResultOk);
+            info.flags & kIsHidden == 0
+        })
+        .count();
+    assert_eq!(
+        visible, 72,
+        "the host lists the plugin's own parameters only"
+    );
+    // A sustain pedal on channel 1 reaches the plugin (and MIDI Thru) through one.
+    let mapping = controller
+        .cast::<IMidiMapping>()
+        .expect("IMidiMapping on the controller");
+    let mut pedal = 0;
+    // SAFETY: as above; `pedal` is a live local ParamID.
+    let mapped = unsafe { mapping.getMidiControllerAssignment(0, 0, 64, &mut pedal) };
+    assert_eq!(mapped, kResultOk);
 
     // The buses: an instrument (no audio in, stereo out) with note input and output.
     let (audio, event) = (kAudio as i32, kEvent as i32);

@@ -1376,6 +1376,23 @@ pub fn augment(events: &[Event], rng: &mut impl Rng, max_semitones: i32) -> Vec<
     melody::transpose(events, shift).unwrap_or_else(|| events.to_vec())
 }
 
+/// Each drum class's weight for a loss that counts rare drums more: `(most / hits)^gamma`
+/// from the hits of each class in `split`'s drum patterns (the most hit class weighs 1; a
+/// class never hit weighs as if hit once). `gamma` 0 weighs them all 1; 1 makes every
+/// class weigh as much as the most common in all.
+pub fn drum_rarity(split: &Split, gamma: f64) -> Vec<f64> {
+    let mut hits = [0u64; NUM_DRUM_CLASSES];
+    for &event in &split.events {
+        for (c, count) in hits.iter_mut().enumerate() {
+            *count += u64::from(event >> c & 1 == 1);
+        }
+    }
+    let most = hits.iter().copied().max().unwrap_or(0).max(1) as f64;
+    hits.iter()
+        .map(|&h| (most / h.max(1) as f64).powf(gamma))
+        .collect()
+}
+
 /// A random shift in `-max_semitones..=max_semitones`, drawn uniformly among the shifts
 /// that keep every note of `events` in 21..=108 (0 always qualifies).
 pub fn transposition(events: &[Event], rng: &mut impl Rng, max_semitones: i32) -> i32 {

@@ -18,7 +18,7 @@ use latent_live_core::model::{
 };
 use latent_live_core::music::chord::Chord;
 use latent_live_core::music::groove::Groove;
-use latent_live_core::music::{melody, Encoding, Event};
+use latent_live_core::music::{drums, melody, Encoding, Event};
 
 /// Hyperparameters, with Magenta's `cat-mel_2bar` values unless noted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +64,11 @@ pub struct TrainConfig {
     /// The regulariser's weight (AR-VAE's gamma) beside the reconstruction loss.
     #[serde(default = "default_regularize_weight")]
     pub regularize_weight: f64,
+    /// Drum models: each drum class's weight in the loss ([`corpus::drum_rarity`]); a
+    /// step counts the weight of the rarest drum it hits (a rest counts 1). Empty weighs
+    /// every step 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drum_class_weights: Vec<f64>,
 }
 
 fn default_regularize_weight() -> f64 {
@@ -98,6 +103,7 @@ impl Default for TrainConfig {
             seed: 1,
             regularize: Vec::new(),
             regularize_weight: default_regularize_weight(),
+            drum_class_weights: Vec::new(),
         }
     }
 }
@@ -224,9 +230,29 @@ impl Trainer {
             training: Training {
                 scheduled: Some(scheduled),
                 dropout,
+                class_weights: self.class_weights()?,
             },
             sampling_probability,
         })
+    }
+
+    /// The weight of each drum pattern event in the loss, from
+    /// [`TrainConfig::drum_class_weights`]: the largest weight among the drums it hits.
+    fn class_weights(&self) -> candle_core::Result<Option<Tensor>> {
+        let weights = &self.config.drum_class_weights;
+        if weights.is_empty() || self.model.config.encoding != Encoding::Drums {
+            return Ok(None);
+        }
+        let events: Vec<f32> = (0..1usize << drums::NUM_DRUM_CLASSES)
+            .map(|event| {
+                (0..drums::NUM_DRUM_CLASSES)
+                    .filter(|c| event >> c & 1 == 1)
+                    .map(|c| weights.get(c).copied().unwrap_or(1.0))
+                    .fold(1.0f64, f64::max) as f32
+            })
+            .collect();
+        let classes = events.len();
+        Tensor::from_vec(events, classes, self.model.device()).map(Some)
     }
 
     /// Backpropagates `loss` (plus a regulariser) and takes the optimiser's step.
@@ -404,10 +430,11 @@ impl Trainer {
                     chords.push(chords_moved(shift));
                 }
                 if let Some(read) = &mut batch.read {
+                    let written = batch.events.last().expect("pushed above");
                     let (events, shift) = if rng.random_bool(self.config.keys_apart.min(1.0)) {
-                        moved(&mut rng)
+                        nearest_octave(written, shift, moved(&mut rng))
                     } else {
-                        (batch.events.last().expect("pushed above").clone(), shift)
+                        (written.clone(), shift)
                     };
                     read.events.push(events);
                     read.chords.push(chords_moved(shift));
@@ -425,6 +452,31 @@ impl Trainer {
             .into_iter()
             .map(|i| split.groove(i))
             .collect()
+    }
+}
+
+/// The encoder's copy of a keys-apart slice, `read` = (events, shift), moved by an octave
+/// where that brings it within a tritone of the decoder's copy (`written`, moved by
+/// `written_shift`). The chords give the decoder the key only up to the octave: read a
+/// slice a seventh below and written above, the decoder could not tell it from one read
+/// a second above, and would learn to hedge its register. A copy that an octave would
+/// take out of range is read as written.
+fn nearest_octave(
+    written: &[Event],
+    written_shift: i32,
+    (events, shift): (Vec<Event>, i32),
+) -> (Vec<Event>, i32) {
+    let apart = written_shift - shift;
+    let octave = if apart > 5 {
+        12
+    } else if apart < -6 {
+        -12
+    } else {
+        return (events, shift);
+    };
+    match melody::transpose(&events, octave) {
+        Some(moved) => (moved, shift + octave),
+        None => (written.to_vec(), written_shift),
     }
 }
 

@@ -428,6 +428,7 @@ fn loss_passes_a_finite_difference_gradient_check() {
         let training = || Training {
             scheduled: None,
             dropout: keep.map(|k| Dropout::new(k, 7)),
+            class_weights: None,
         };
         let loss = |m: &MusicVae| m.loss(&batch, &eps, 0.7, 0.01, &training()).unwrap().total;
         let grads = loss(&model).backward().unwrap();
@@ -489,12 +490,69 @@ fn reconstruction(training: Training) -> f32 {
         .reconstruction
 }
 
+/// Rare drums weigh more: a class's weight is (most hits / its hits)^gamma, a step
+/// weighs its rarest drum's, and a loss weighed 1 everywhere is the plain one.
+#[test]
+fn rare_drums_weigh_more_in_the_loss() {
+    use latent_live_core::music::drums::NUM_DRUM_CLASSES;
+    use latent_live_training::corpus::drum_rarity;
+    // 16 steps: kick (class 0) on 8, snare (1) on 4, high tom (5) on 1, crash (7) never.
+    let events: Vec<Event> = (0..16u16)
+        .map(|t| u16::from(t % 2 == 0) | u16::from(t % 4 == 1) << 1 | u16::from(t == 3) << 5)
+        .collect();
+    let split = Split {
+        steps: 16,
+        events,
+        tune: vec![0],
+        feel: Vec::new(),
+        chords: Vec::new(),
+    };
+    let weights = drum_rarity(&split, 0.5);
+    assert_eq!(weights.len(), NUM_DRUM_CLASSES);
+    assert_eq!((weights[0], weights[1]), (1.0, 2f64.sqrt()));
+    assert_eq!((weights[5], weights[7]), (8f64.sqrt(), 8f64.sqrt()));
+    assert!(drum_rarity(&split, 0.0).iter().all(|&w| w == 1.0));
+    // Through the model: weights of 1 change nothing, weights of 2 double the loss.
+    let plain = reconstruction(Training {
+        scheduled: None,
+        dropout: None,
+        class_weights: None,
+    });
+    let classes = Config::tiny(2, false).num_classes();
+    let weighed = |w: f32| {
+        reconstruction(Training {
+            scheduled: None,
+            dropout: None,
+            class_weights: Some(Tensor::full(w, classes, &Device::Cpu).unwrap()),
+        })
+    };
+    assert_eq!(weighed(1.0), plain);
+    assert!((weighed(2.0) - 2.0 * plain).abs() < 1e-3 * plain);
+    // A trainer with the weights trains a drum model.
+    let config = Config {
+        encoding: Encoding::Drums,
+        ..Config::tiny(1, false)
+    };
+    let mut trainer = Trainer::new(
+        config,
+        TrainConfig {
+            batch_size: 4,
+            drum_class_weights: weights,
+            ..TrainConfig::default()
+        },
+    )
+    .unwrap();
+    let batch: Vec<&[Event]> = vec![&split.events[..16]; 4];
+    assert!(trainer.train_step(&batch, None).unwrap().loss.is_finite());
+}
+
 #[test]
 fn scheduled_sampling_feeds_the_models_own_samples() {
     let loss = |scheduled| {
         reconstruction(Training {
             scheduled,
             dropout: None,
+            class_weights: None,
         })
     };
     let never = ScheduledSampling {
@@ -524,6 +582,7 @@ fn dropout_keeps_each_input_with_its_probability() {
         reconstruction(Training {
             scheduled: None,
             dropout,
+            class_weights: None,
         })
     };
     let plain = loss(None);
@@ -781,7 +840,7 @@ fn a_tiny_chord_model_plays_the_same_z_over_other_chords() {
 }
 
 /// With keys apart, the encoder reads each slice in another key than the decoder writes
-/// it: the same melody and chords, moved together.
+/// it: the same melody and chords, moved together, never more than a tritone apart.
 #[test]
 fn keys_apart_batches_read_each_slice_moved_with_its_chords() {
     let config = Config {
@@ -821,6 +880,8 @@ fn keys_apart_batches_read_each_slice_moved_with_its_chords() {
             .map(|c| c.map(|c| c.transposed(shift)))
             .collect();
         assert_eq!(moved, read.chords[i], "slice {i}'s chords moved with it");
+        // Within a tritone: the chords tell the decoder the key's octave too.
+        assert!((-5..=6).contains(&shift), "slice {i} read {shift} apart");
         apart += usize::from(shift != 0);
     }
     assert!(apart > 40, "{apart} of 64 slices read in another key");

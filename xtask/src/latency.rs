@@ -131,10 +131,18 @@ pub struct DecodeArgs {
     /// Decodes timed per model and batch size.
     #[arg(long, default_value_t = 200)]
     decodes: usize,
-    /// Also time random weights of these `train` presets (e.g. `16bar`): a decode's time
-    /// depends on the architecture alone, so a model can be timed before it is trained.
+    /// Also time random weights of these `train` presets (e.g. `16bar`), to time a model
+    /// before it is trained. A flat decoder's time depends on its architecture alone; a
+    /// hierarchical one's also on how its bars end (it guesses, and decodes again the
+    /// bars it guessed wrong), and random weights end bars as no trained model does: see
+    /// `--bars`.
     #[arg(long)]
     preset: Vec<String>,
+    /// Also time each embedded hierarchical model with its conductor run for this many
+    /// bars: trained weights, whose bars end as a trained model's do, at the length of a
+    /// longer model not trained yet.
+    #[arg(long)]
+    bars: Option<usize>,
 }
 
 /// Decode time of each embedded model (and of the presets asked for), greedy from
@@ -146,6 +154,19 @@ pub fn decode(args: &DecodeArgs) -> anyhow::Result<()> {
     let mut models = Vec::new();
     for model in DefaultModel::ALL {
         models.push((model.name().to_string(), model.load()?));
+    }
+    if let Some(bars) = args.bars {
+        let stretched: Vec<_> = models
+            .iter()
+            .filter(|(_, file)| file.config.hierarchical && file.config.bars != bars)
+            .map(|(name, file)| {
+                let mut file = file.clone();
+                file.config.bars = bars;
+                file.config.validate()?;
+                Ok((format!("{name} run for {bars} bars"), file))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        models.extend(stretched);
     }
     for preset in &args.preset {
         let config = crate::train::preset(preset)?;

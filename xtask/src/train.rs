@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use latent_live_core::model::{Config, ModelCard, ModelFile};
 use latent_live_core::music::{Encoding, Event};
-use latent_live_training::corpus::{Corpus, Split, SplitFractions};
+use latent_live_training::corpus::{self, Corpus, Split, SplitFractions};
 use latent_live_training::eval::{evaluate, evaluate_grooves, mean_velocities};
 use latent_live_training::train::{StepStats, TrainConfig, Trainer};
 use rand::{Rng, SeedableRng};
@@ -95,6 +95,11 @@ pub struct TrainArgs {
     /// sparser take of the same groove); also applies when resuming.
     #[arg(long)]
     drop_hits: Option<f64>,
+    /// Drum models: weigh each step's loss by the rarity of the drums it hits, each
+    /// class (most hits / its hits)^GAMMA over the training split (0.5 is a square root;
+    /// 0 turns it off); also applies when resuming.
+    #[arg(long)]
+    rare_drums: Option<f64>,
     /// AR-VAE: bind these attributes to latent dimensions 0, 1, ... (comma-separated,
     /// e.g. note_density,rhythm_complexity,pitch_range,contour).
     #[arg(long, value_delimiter = ',')]
@@ -305,6 +310,18 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         trainer.config.seed,
     )?;
     println!("{}", corpus.summary());
+    if let Some(gamma) = args.rare_drums {
+        anyhow::ensure!(
+            gamma >= 0.0 && plays_drums,
+            "--rare-drums weighs drum pattern hits: a power of 0 or more, for a model that \
+             plays drum patterns"
+        );
+        trainer.config.drum_class_weights = if gamma > 0.0 {
+            corpus::drum_rarity(&corpus.train, gamma)
+        } else {
+            Vec::new()
+        };
+    }
     println!(
         "model {:?}\ntraining {:?}",
         &trainer.model.config, trainer.config

@@ -63,7 +63,8 @@ pub struct ModelCard {
     pub metrics: BTreeMap<String, f64>,
 }
 
-/// A model file in memory: weights plus metadata.
+/// A model file in memory: weights plus metadata (a clone shares the tensors).
+#[derive(Clone)]
 pub struct ModelFile {
     pub config: Config,
     pub card: ModelCard,

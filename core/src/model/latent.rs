@@ -19,8 +19,11 @@ pub const MUSIC_NEURON_STD: f32 = 0.1;
 /// What a performer's controls ask of z, on top of the clips.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Controls {
-    /// 0 plays clip A, 1 clip B, between them their slerp.
+    /// The XY pad's X: 0 plays clip A (or C), 1 clip B (or D), between them their slerp.
+    /// With only A and B, this is the A-B morph.
     pub morph: f32,
+    /// The pad's Y: 0 its bottom edge (A-B), 1 its top edge (C-D).
+    pub pad_y: f32,
     /// In units of each slider dim's spread (see [`LatentSpace::slider_scales`]).
     pub sliders: [f32; NUM_SLIDERS],
     /// Amounts along the attribute vectors, in the order of [`ATTRIBUTES`].
@@ -166,21 +169,24 @@ impl LatentSpace {
 
     /// Composes the z the plugin decodes:
     ///
-    /// - base: `slerp(clip_a, clip_b, morph)` when both clips exist, the one clip when
-    ///   only one does, else the origin (the prior's mean);
+    /// - base: the clips' latent means blended over the XY pad, `corners` = clips A to D
+    ///   at its bottom left, bottom right, top left and top right: along each edge the
+    ///   slerp of its two clips at the pad's X (the one clip of an edge that has one),
+    ///   then the slerp of the two edges at its Y (the one edge that has clips). With
+    ///   only A and B that is `slerp(a, b, morph)`; with no clip, the origin (the prior's
+    ///   mean);
     /// - plus each latent slider on its dim, in units of that dim's spread;
-    /// - plus each attribute amount times its attribute vector.
-    pub fn compose(
-        &self,
-        clip_a: Option<&[f32]>,
-        clip_b: Option<&[f32]>,
-        request: &Controls,
-    ) -> Vec<f32> {
-        let mut z = match (clip_a, clip_b) {
-            (Some(a), Some(b)) => slerp(a, b, request.morph.clamp(0.0, 1.0)),
-            (Some(one), None) | (None, Some(one)) => one.to_vec(),
-            (None, None) => vec![0.0; self.z_size],
+    /// - plus each attribute amount times its attribute vector;
+    /// - plus the drift's path where the song is.
+    pub fn compose(&self, corners: [Option<&[f32]>; 4], request: &Controls) -> Vec<f32> {
+        let (x, y) = (request.morph.clamp(0.0, 1.0), request.pad_y.clamp(0.0, 1.0));
+        let blend = |from: Option<Vec<f32>>, to: Option<Vec<f32>>, t: f32| match (from, to) {
+            (Some(from), Some(to)) => Some(slerp(&from, &to, t)),
+            (one, None) | (None, one) => one,
         };
+        let [a, b, c, d] = corners.map(|mu| mu.map(<[f32]>::to_vec));
+        let mut z =
+            blend(blend(a, b, x), blend(c, d, x), y).unwrap_or_else(|| vec![0.0; self.z_size]);
         z.resize(self.z_size, 0.0);
         for ((&value, &dim), &scale) in request
             .sliders
@@ -322,7 +328,7 @@ mod tests {
             },
             ..Controls::default()
         };
-        space.compose(None, None, &controls)
+        space.compose([None; 4], &controls)
     }
 
     #[test]
@@ -361,7 +367,7 @@ mod tests {
 
     #[test]
     fn compose_without_clips_offsets_the_ranked_dims_from_the_origin() {
-        let z = space(vec![4, 1], 6).compose(None, None, &request(&[1.5, -2.0, 0.5], 0.7));
+        let z = space(vec![4, 1], 6).compose([None; 4], &request(&[1.5, -2.0, 0.5], 0.7));
         assert_eq!(z, vec![0.0, -2.0, 0.0, 0.0, 1.5, 0.0]);
     }
 
@@ -371,23 +377,70 @@ mod tests {
         let b = [0.0, 1.0, 0.0];
         let mut s = space(vec![2], 3);
         assert_eq!(
-            s.compose(Some(&a), Some(&b), &request(&[0.0], 0.0)),
+            s.compose([Some(&a), Some(&b), None, None], &request(&[0.0], 0.0)),
             a.to_vec()
         );
-        let mid = s.compose(Some(&a), Some(&b), &request(&[0.25], 0.5));
+        let mid = s.compose([Some(&a), Some(&b), None, None], &request(&[0.25], 0.5));
         let h = std::f32::consts::FRAC_1_SQRT_2;
         assert!(
             (mid[0] - h).abs() < 1e-5 && (mid[1] - h).abs() < 1e-5,
             "{mid:?}"
         );
         assert_eq!(mid[2], 0.25);
-        assert_eq!(s.compose(Some(&b), None, &request(&[], 0.9)), b.to_vec());
+        assert_eq!(
+            s.compose([Some(&b), None, None, None], &request(&[], 0.9)),
+            b.to_vec()
+        );
 
         s.attribute_vectors[1] = Some(vec![0.0, 0.5, -1.0]);
         let mut r = request(&[], 0.0);
         r.attributes[1] = 2.0;
         r.attributes[0] = 5.0; // no vector for this one: no effect
-        assert_eq!(s.compose(None, None, &r), vec![0.0, 1.0, -2.0]);
+        assert_eq!(s.compose([None; 4], &r), vec![0.0, 1.0, -2.0]);
+    }
+
+    #[test]
+    fn the_pad_blends_four_clips_each_at_its_corner_and_the_morph_on_its_bottom_edge() {
+        let s = space(vec![0], 4);
+        let [a, b, c, d] = [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+            [0.3, -0.2, 0.4, 0.9],
+        ];
+        let four = [Some(&a[..]), Some(&b[..]), Some(&c[..]), Some(&d[..])];
+        let at = |x: f32, y: f32, corners: [Option<&[f32]>; 4]| {
+            s.compose(
+                corners,
+                &Controls {
+                    morph: x,
+                    pad_y: y,
+                    ..Controls::default()
+                },
+            )
+        };
+        for (x, y, clip) in [(0.0, 0.0, a), (1.0, 0.0, b), (0.0, 1.0, c), (1.0, 1.0, d)] {
+            assert_eq!(at(x, y, four), clip.to_vec(), "the corner ({x}, {y})");
+        }
+        for x in [0.1, 0.5, 0.77] {
+            // The bottom edge is the A-B morph, the top the C-D one.
+            assert_eq!(at(x, 0.0, four), slerp(&a, &b, x));
+            assert_eq!(at(x, 1.0, four), slerp(&c, &d, x));
+            // Inside, the slerp of the edges.
+            let y = 0.35;
+            assert_eq!(
+                at(x, y, four),
+                slerp(&slerp(&a, &b, x), &slerp(&c, &d, x), y)
+            );
+            // Two clips: the pad's Y changes nothing, as before there were four.
+            let two = [Some(&a[..]), Some(&b[..]), None, None];
+            assert_eq!(at(x, y, two), slerp(&a, &b, x));
+            // Three: the top edge is its one clip.
+            let three = [Some(&a[..]), Some(&b[..]), Some(&c[..]), None];
+            assert_eq!(at(x, y, three), slerp(&slerp(&a, &b, x), &c, y));
+        }
+        // Out of range, as a host may send: clamped to the pad.
+        assert_eq!(at(-3.0, 9.0, four), c.to_vec());
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct MusicVae {
 pub struct Training {
     pub scheduled: Option<ScheduledSampling>,
     pub dropout: Option<Dropout>,
+    /// Each output class's weight in the reconstruction loss `[classes]` (drum patterns
+    /// whose rare hits count for more); `None` weighs every class 1.
+    pub class_weights: Option<Tensor>,
 }
 
 /// One training batch's loss and the figures the trainer reports.
@@ -387,6 +390,7 @@ impl MusicVae {
             batch.controls(),
             training.scheduled,
             dropout,
+            training.class_weights.as_ref(),
         )?;
         let (kl_cost, kl) = kl_cost(&mu, &sigma, free_bits)?;
         let total = (&reconstruction + (kl_cost * beta)?)?;

@@ -807,7 +807,8 @@ pub fn export_groove(
 /// the melody on channel 1 at `velocity` in its first track, and `chords` (one per step)
 /// as block chords on channel 2 in its second, each held while it lasts. A chord is voiced
 /// close above its bass, the bass in the octave below middle C, so that its inversion
-/// reads back.
+/// reads back; its fifth is left out where the full chord would read as another (Fm7 over
+/// Ab is Ab6 with its C, so an Fm7/Ab read without its fifth is written without it).
 pub fn export_lead_sheet(
     notes: &[Note],
     velocity: u8,
@@ -833,11 +834,7 @@ pub fn export_lead_sheet(
                 .take_while(|&&c| c == chords[step])
                 .count();
         if let Some(chord) = chords[step] {
-            let bass = 48 + chord.bass;
-            let tones = (0..12u8)
-                .filter(|&pc| chord.has_tone(pc) && pc != chord.bass)
-                .map(|pc| bass + (pc + 12 - chord.bass) % 12);
-            for pitch in std::iter::once(bass).chain(tones) {
+            for pitch in voicing(chord) {
                 block.push(TimedNote {
                     start: step as u64 * ticks_per_step,
                     end: end as u64 * ticks_per_step,
@@ -849,6 +846,29 @@ pub fn export_lead_sheet(
         step = end;
     }
     write_tracks(&[(&melody, 0), (&block, 1)], bpm)
+}
+
+/// The pitches [`export_lead_sheet`] writes for `chord`: its bass in the octave below
+/// middle C and its other tones close above, all of them unless only the voicing without
+/// its fifth reads back as `chord`. [`Chord::recognise`] reads only the pitch classes and the bass,
+/// and names every chord it returns from its full set or from that set less its fifth, so
+/// one of the two reads back.
+fn voicing(chord: Chord) -> Vec<u8> {
+    let bass = 48 + chord.bass;
+    let fifth = (chord.root + 7) % 12;
+    let with = |drop_fifth: bool| -> Vec<u8> {
+        let tones = (0..12u8)
+            .filter(|&pc| chord.has_tone(pc) && pc != chord.bass && !(drop_fifth && pc == fifth))
+            .map(|pc| bass + (pc + 12 - chord.bass) % 12);
+        std::iter::once(bass).chain(tones).collect()
+    };
+    let full = with(false);
+    let without_fifth = with(true);
+    if Chord::recognise(&full) != Some(chord) && Chord::recognise(&without_fifth) == Some(chord) {
+        without_fifth
+    } else {
+        full
+    }
 }
 
 /// A note in export ticks.

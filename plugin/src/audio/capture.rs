@@ -27,15 +27,15 @@ use latent_live_core::music::{drums, groove};
 pub const MAX_RECORDED: usize = 1024;
 
 /// The audio thread's side of Capture: it records what is played in, and turns presses
-/// of Capture A / B into requests for the worker.
+/// of Capture A to D into requests for the worker.
 #[derive(Default)]
 pub struct Capturer {
     recorder: InputRecorder,
-    /// Capture A / B press counts as last acted on.
-    presses: [u32; 2],
+    /// Capture A to D press counts as last acted on.
+    presses: [u32; 4],
     /// Input and tap captures waiting for their bar line, by slot: the clock beat it
     /// falls on, the meter of the bars before it, and what is captured.
-    due: [Option<(f64, Meter, CaptureSource)>; 2],
+    due: [Option<(f64, Meter, CaptureSource)>; 4],
 }
 
 impl Capturer {
@@ -63,7 +63,7 @@ impl Capturer {
         }
     }
 
-    /// Acts on Capture A / B presses (one capture per block, however many presses). The
+    /// Acts on Capture A to D presses (one capture per block, however many presses). The
     /// phrase `playing` is taken at once. Notes played in are taken over as many host
     /// bars as the phrase playing has, ending on a bar line of the host's timeline: the
     /// one just passed when pressed in the first half of a bar, else the next one (the
@@ -81,8 +81,8 @@ impl Capturer {
         let steps = playing.steps;
         let bars = (steps.max(1) as u32).div_ceil(MODEL_BAR_STEPS) as f64;
         let now = transport.clock_beats;
-        for (i, slot) in [Slot::A, Slot::B].into_iter().enumerate() {
-            let presses = params.capture.presses[i].load(Ordering::Acquire);
+        for (i, slot) in Slot::ALL.into_iter().enumerate() {
+            let presses = params.capture_button(slot).1.load(Ordering::Acquire);
             if presses != self.presses[i] {
                 self.presses[i] = presses;
                 let (meter, source) = (transport.meter, params.capture.source.value());
@@ -149,7 +149,7 @@ impl Capturer {
     /// Forgets what was played in and any capture waiting for its bar line (reset).
     pub fn clear(&mut self) {
         self.recorder.clear();
-        self.due = [None; 2];
+        self.due = [None; 4];
     }
 }
 

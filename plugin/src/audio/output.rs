@@ -1,4 +1,4 @@
-//! The plugin's MIDI output: the phrase's events and the notes played in (MIDI Thru),
+//! The plugin's MIDI output: the phrase's events and the MIDI played in (MIDI Thru),
 //! merged in time order, and every note-off the host's queue refused, owed until it
 //! takes one.
 //!
@@ -12,7 +12,7 @@ use nice_plug::midi::control_change::ALL_NOTES_OFF;
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::NoteEvent;
 
-/// Notes played in that one block forwards; more in one block (a flood of MIDI) are not
+/// Events played in that one block forwards; more in one block (a flood of MIDI) are not
 /// forwarded.
 pub const MAX_THRU_PER_BLOCK: usize = 512;
 
@@ -125,9 +125,19 @@ impl Default for Thru {
 }
 
 impl Thru {
-    /// A note played in, to be forwarded at its time in this block.
+    /// A note or a channel message (controller, pitch bend, pressure, program) played
+    /// in, to be forwarded at its time in this block.
     pub fn forward(&mut self, event: &Event) {
-        if note_of(event).is_some() && self.len < MAX_THRU_PER_BLOCK {
+        let midi = note_of(event).is_some()
+            || matches!(
+                event,
+                NoteEvent::MidiCC { .. }
+                    | NoteEvent::MidiPitchBend { .. }
+                    | NoteEvent::MidiChannelPressure { .. }
+                    | NoteEvent::PolyPressure { .. }
+                    | NoteEvent::MidiProgramChange { .. }
+            );
+        if midi && self.len < MAX_THRU_PER_BLOCK {
             self.queue[self.len] = *event;
             self.len += 1;
         }
@@ -266,5 +276,38 @@ mod tests {
         );
         assert_eq!(thru.take_held().iter().count(), 0);
         thru.until(None, &mut |_| panic!("the queue starts empty each block"));
+    }
+
+    #[test]
+    fn controllers_played_beside_the_notes_are_forwarded() {
+        let mut thru = Thru::default();
+        let pedal = NoteEvent::MidiCC {
+            timing: 1,
+            channel: 0,
+            cc: 64,
+            value: 1.0,
+        };
+        let bend = NoteEvent::MidiPitchBend {
+            timing: 3,
+            channel: 0,
+            value: 0.75,
+        };
+        let tuning = NoteEvent::PolyTuning {
+            timing: 4,
+            voice_id: VoiceID::Wildcard,
+            channel: Channel::Number(0),
+            key: Key::Number(60),
+            tuning: 0.5,
+        };
+        for event in [pedal, note(true, 2, 0, 60), bend, tuning] {
+            thru.forward(&event);
+        }
+        let mut emitted = Vec::new();
+        thru.until(None, &mut |e| emitted.push(e));
+        assert_eq!(
+            emitted,
+            vec![pedal, note(true, 2, 0, 60), bend],
+            "MIDI, not CLAP's note expressions"
+        );
     }
 }

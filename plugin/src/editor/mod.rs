@@ -35,6 +35,7 @@ use crate::params::{
     ChordInput, GrooveModelChoice, LatentLiveParams, ModelChoice, PlayMode, ATTRIBUTES,
 };
 use crate::state::clips::{Clips, Slot};
+use crate::state::scenes::NUM_SCENES;
 use latent_live_core::music::chord::Chord;
 use latent_live_core::music::key::Key;
 use latent_live_core::music::{attributes, drums, Encoding};
@@ -45,6 +46,18 @@ pub const DEFAULT_SIZE: (u32, u32) = (1180, 800);
 const ZOOMS: [f32; 4] = [1.0, 1.25, 1.5, 2.0];
 const CLIP_A: Color32 = Color32::from_rgb(255, 120, 150);
 const CLIP_B: Color32 = Color32::from_rgb(120, 230, 160);
+const CLIP_C: Color32 = Color32::from_rgb(255, 200, 90);
+const CLIP_D: Color32 = Color32::from_rgb(170, 150, 255);
+
+/// Each clip's colour: its thumbnail and its corner of the XY pad.
+fn clip_color(slot: Slot) -> Color32 {
+    match slot {
+        Slot::A => CLIP_A,
+        Slot::B => CLIP_B,
+        Slot::C => CLIP_C,
+        Slot::D => CLIP_D,
+    }
+}
 
 /// What the file dialog is choosing a file for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,6 +77,8 @@ pub struct Editor {
     view: View,
     /// The persisted clips, copied when their revision changes.
     clips: (u64, Clips),
+    /// Which scenes are stored, as of the store's revision.
+    scenes: (u64, [bool; NUM_SCENES]),
     activations: Option<(u64, TextureHandle)>,
     dialog: Option<(Pick, FileDialog)>,
     show_card: bool,
@@ -147,6 +162,7 @@ impl Editor {
             context: None,
             view: View::default(),
             clips: (u64::MAX, Clips::default()),
+            scenes: (u64::MAX, [false; NUM_SCENES]),
             activations: None,
             dialog: None,
             show_card: false,
@@ -232,12 +248,71 @@ impl Editor {
         }
     }
 
+    /// The scene slots, where a performer looks between cues: `Live` and 1 to 8, lit
+    /// when stored, framed while playing. A click recalls (at the swap point), a
+    /// Shift-click stores what plays now, an Alt-click clears.
+    fn scene_row(&mut self, ui: &mut Ui, setter: &ParamSetter) {
+        ui.label("Scenes");
+        let playing = self.link.status().scene_cue();
+        for n in 0..=NUM_SCENES as u8 {
+            let stored = n == 0 || self.scenes.1[n as usize - 1];
+            let text = if n == 0 {
+                "Live".to_string()
+            } else {
+                n.to_string()
+            };
+            let mut button = egui::Button::new(RichText::new(text).color(if stored {
+                Color32::WHITE
+            } else {
+                Color32::from_gray(110)
+            }))
+            .min_size(Vec2::new(22.0, ROW_HEIGHT + 2.0));
+            if n == playing.scene && (n != 0 || playing.count != 0) {
+                button = button.stroke(Stroke::new(2.0, piano_roll::PLAYING));
+            }
+            let name = if n == 0 {
+                "Scene Live".to_string()
+            } else {
+                format!("Scene {n}")
+            };
+            let response = ui.add(button).on_hover_text(if n == 0 {
+                "Play the controls as they are (from the swap point)".to_string()
+            } else {
+                format!(
+                    "Scene {n}{}: click to recall at the swap point, Shift-click to store                      what plays now, Alt-click to clear",
+                    if stored { "" } else { " (empty)" }
+                )
+            });
+            response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &name));
+            if !response.clicked() {
+                continue;
+            }
+            let modifiers = ui.input(|i| i.modifiers);
+            if n > 0 && modifiers.shift {
+                self.link.commands.send(Command::StoreScene(n));
+            } else if n > 0 && modifiers.alt {
+                self.link.commands.send(Command::ClearScene(n));
+            } else {
+                // The parameter shows the host the scene; the click recalls it even when
+                // the parameter already names it.
+                let scene = &self.params.scenes.scene;
+                set_normalized(setter, scene, scene.preview_normalized(n as i32));
+                self.params.scenes.click(n);
+            }
+        }
+    }
+
     /// Takes what the worker published since the last frame.
     fn poll(&mut self) {
         self.view.clone_from(self.link.view.read());
         let revision = self.params.clips.revision();
         if self.clips.0 != revision {
             self.clips = (revision, self.params.clips.get());
+        }
+        let revision = self.params.scene_store.revision();
+        if self.scenes.0 != revision {
+            let scenes = self.params.scene_store.get();
+            self.scenes = (revision, std::array::from_fn(|i| scenes.slots[i].is_some()));
         }
     }
 
@@ -314,6 +389,8 @@ impl Editor {
             });
         });
         ui.horizontal(|ui| {
+            self.scene_row(ui, setter);
+            ui.separator();
             match &self.view.model {
                 Some(model) => {
                     ui.label(RichText::new(display_name(model)).strong());
@@ -533,113 +610,108 @@ impl Editor {
 
     fn clip_panel(&mut self, ui: &mut Ui, setter: &ParamSetter) {
         ui.label(RichText::new("Clips").strong());
-        let width = ui.available_width();
-        let thumb = Vec2::new(width, 56.0);
-        for (slot, color) in [(Slot::A, CLIP_A), (Slot::B, CLIP_B)] {
-            let name = if slot == Slot::A { "A" } else { "B" };
-            let clip = self.clips.1.get(slot).cloned();
-            // A melody clip shows the key it was played in.
-            let source = clip.as_ref().map_or(String::new(), |c| {
-                match Key::estimate(&c.notes).filter(|_| !c.encoding.is_drums()) {
-                    Some(key) => format!(" ({}, {})", source_name(&c.source), key.name()),
-                    None => format!(" ({})", source_name(&c.source)),
+        // Laid out as the XY pad's corners: C and D on top, A and B below.
+        for row in [[Slot::C, Slot::D], [Slot::A, Slot::B]] {
+            ui.columns(2, |columns| {
+                for (ui, slot) in columns.iter_mut().zip(row) {
+                    self.clip_cell(ui, setter, slot);
                 }
             });
-            ui.label(format!("Clip {name}{source}"));
-            match &clip {
-                Some(c) if c.encoding.is_drums() => drum_grid::thumbnail(
-                    ui,
-                    &c.hits(),
-                    c.steps,
-                    thumb,
-                    color,
-                    &format!("Clip {name} (drums)"),
-                ),
-                Some(c) => piano_roll::thumbnail(
-                    ui,
-                    &c.notes,
-                    c.steps,
-                    thumb,
-                    color,
-                    &format!("Clip {name}"),
-                ),
-                None => piano_roll::thumbnail(
-                    ui,
-                    &[],
-                    32,
-                    thumb,
-                    color,
-                    &format!("Clip {name} (empty)"),
-                ),
-            };
-            ui.horizontal(|ui| {
-                let button = Vec2::new(92.0, ROW_HEIGHT + 6.0);
-                let param = if slot == Slot::A {
-                    &self.params.capture.a
-                } else {
-                    &self.params.capture.b
-                };
-                param_button(ui, setter, param, &format!("Capture {name}"), button);
+            ui.add_space(2.0);
+        }
+        ui.horizontal(|ui| {
+            param_choice(
+                ui,
+                setter,
+                &self.params.capture.source,
+                "Capture From",
+                90.0,
+            );
+            if ui.button("Export .mid...").clicked() {
+                self.open_dialog(Pick::Export);
+            }
+        });
+    }
+
+    /// One clip: its source and key, its thumbnail, Capture, file, Refine and Clear.
+    fn clip_cell(&mut self, ui: &mut Ui, setter: &ParamSetter, slot: Slot) {
+        let (name, color) = (slot.name(), clip_color(slot));
+        let width = ui.available_width();
+        let clip = self.clips.1.get(slot).cloned();
+        // A melody clip shows the key it was played in.
+        let source = clip.as_ref().map_or(String::new(), |c| {
+            match Key::estimate(&c.notes).filter(|_| !c.encoding.is_drums()) {
+                Some(key) => format!(" ({}, {})", source_name(&c.source), key.name()),
+                None => format!(" ({})", source_name(&c.source)),
+            }
+        });
+        ui.add(egui::Label::new(format!("Clip {name}{source}")).truncate());
+        let thumb = Vec2::new(width, 30.0);
+        match &clip {
+            Some(c) if c.encoding.is_drums() => drum_grid::thumbnail(
+                ui,
+                &c.hits(),
+                c.steps,
+                thumb,
+                color,
+                &format!("Clip {name} (drums)"),
+            ),
+            Some(c) => {
+                piano_roll::thumbnail(ui, &c.notes, c.steps, thumb, color, &format!("Clip {name}"))
+            }
+            None => {
+                piano_roll::thumbnail(ui, &[], 32, thumb, color, &format!("Clip {name} (empty)"))
+            }
+        };
+        let half = Vec2::new(
+            (width - ui.spacing().item_spacing.x) / 2.0,
+            ROW_HEIGHT + 4.0,
+        );
+        ui.horizontal(|ui| {
+            let (param, _) = self.params.capture_button(slot);
+            param_button(ui, setter, param, &format!("Capture {name}"), half);
+            if ui
+                .add_sized(half, egui::Button::new(format!("{name} file...")))
+                .on_hover_text("Capture from a MIDI file")
+                .clicked()
+            {
+                self.open_dialog(Pick::Clip(slot));
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.add_enabled_ui(clip.is_some(), |ui| {
                 if ui
-                    .add_sized(
-                        Vec2::new(56.0, ROW_HEIGHT + 6.0),
-                        egui::Button::new(format!("{name} file...")),
+                    .add_sized(half, egui::Button::new(format!("Refine {name}")))
+                    .on_hover_text(
+                        "Move z to where the decode matches the clip best (latent inversion)",
                     )
-                    .on_hover_text("Capture from a MIDI file")
                     .clicked()
                 {
-                    self.open_dialog(Pick::Clip(slot));
+                    self.link.commands.send(Command::RefineClip(slot));
                 }
-                ui.add_enabled_ui(clip.is_some(), |ui| {
-                    if ui
-                        .button(format!("Refine {name}"))
-                        .on_hover_text(
-                            "Move z to where the decode matches the clip best (latent inversion)",
-                        )
-                        .clicked()
-                    {
-                        self.link.commands.send(Command::RefineClip(slot));
-                    }
-                    if ui.button(format!("Clear {name}")).clicked() {
-                        self.link.commands.send(Command::ClearClip(slot));
-                    }
-                });
+                if ui
+                    .add_sized(half, egui::Button::new(format!("Clear {name}")))
+                    .clicked()
+                {
+                    self.link.commands.send(Command::ClearClip(slot));
+                }
             });
-            if slot == Slot::A {
-                ui.add_space(4.0);
-                param_slider(
-                    ui,
-                    setter,
-                    &self.params.latent.morph,
-                    "Morph A-B",
-                    (width - 150.0).max(60.0),
-                );
-                ui.add_space(4.0);
-            }
-        }
-        param_choice(
-            ui,
-            setter,
-            &self.params.capture.source,
-            "Capture From",
-            110.0,
-        );
-        if ui
-            .add_sized(
-                Vec2::new(140.0, ROW_HEIGHT + 6.0),
-                egui::Button::new("Export .mid..."),
-            )
-            .clicked()
-        {
-            self.open_dialog(Pick::Export);
-        }
+        });
     }
 
     fn pad_panel(&mut self, ui: &mut Ui, setter: &ParamSetter) {
         ui.label(RichText::new("XY pad").strong());
-        let width = (ui.available_width() - 150.0).max(30.0);
-        param_slider(ui, setter, &self.params.latent.pad_x, "X", width);
-        param_slider(ui, setter, &self.params.latent.pad_y, "Y", width);
+        let width = (ui.available_width() - 175.0).max(30.0);
+        // The pad blends the four clips, one at each corner (A-B along the bottom).
+        param_slider(ui, setter, &self.params.latent.morph, "Morph A-B", width);
+        param_slider(ui, setter, &self.params.pad.y, "Morph AB-CD", width);
+        // Rarely changed: folded away, so the pad keeps its room.
+        egui::CollapsingHeader::new("Pad axes")
+            .default_open(false)
+            .show(ui, |ui| {
+                param_slider(ui, setter, &self.params.latent.pad_x, "X moves", width);
+                param_slider(ui, setter, &self.params.latent.pad_y, "Y moves", width);
+            });
         // Beside the pad, where the hands are: z wanders by itself, bar by bar (the
         // neuron view shows where it is).
         let drift = &self.params.drift;
@@ -649,12 +721,16 @@ impl Editor {
         );
         param_slider(ui, setter, &drift.cycle_bars, "Drift Rate", width)
             .on_hover_text("Bars the drift takes to come back to where it started");
-        let (x, y) = self.params.latent.pad_axes();
+        let (x, y) = self.params.pad_axes();
         let side = ui
             .available_width()
             .min(ui.available_height() - 8.0)
             .max(80.0);
-        xy_pad(ui, setter, x, y, side);
+        // The corners show their clips while the pad blends them.
+        let corners = (self.params.latent.pad_x.value() == 0
+            && self.params.latent.pad_y.value() == 0)
+            .then(|| Slot::ALL.map(|slot| (slot, self.clips.1.get(slot).is_some())));
+        xy_pad(ui, setter, x, y, side, corners);
     }
 
     fn neuron_view(&mut self, ui: &mut Ui, playing: Option<Arc<Decoded>>, playhead: Option<f32>) {
@@ -898,6 +974,7 @@ fn xy_pad(
     x: &nice_plug::prelude::FloatParam,
     y: &nice_plug::prelude::FloatParam,
     side: f32,
+    corners: Option<[(Slot, bool); 4]>,
 ) {
     // Exactly square, whatever the layout would stretch it to.
     let response = ui.allocate_rect(
@@ -977,23 +1054,47 @@ fn xy_pad(
         rect.left() + x.unmodulated_normalized_value() * side,
         rect.bottom() - y.unmodulated_normalized_value() * side,
     );
+    // Each clip's letter in its corner, lit when it holds a clip.
+    for (slot, held) in corners.into_iter().flatten() {
+        let (cx, cy) = slot.corner();
+        let at = Pos2::new(
+            rect.left() + 12.0 + cx * (side - 24.0),
+            rect.bottom() - 12.0 - cy * (side - 24.0),
+        );
+        let color = if held {
+            clip_color(slot)
+        } else {
+            Color32::from_gray(70)
+        };
+        painter.circle_stroke(at, 8.0, Stroke::new(1.5, color));
+        painter.text(
+            at,
+            Align2::CENTER_CENTER,
+            slot.name(),
+            FontId::proportional(11.0),
+            color,
+        );
+    }
     painter.circle_filled(point, 9.0, piano_roll::PLAYING);
     painter.circle_stroke(point, 9.0, Stroke::new(2.0, Color32::WHITE));
     let font = FontId::proportional(12.0);
-    painter.text(
-        rect.center_bottom() - Vec2::new(0.0, 4.0),
-        Align2::CENTER_BOTTOM,
-        format!("X: {}", x.name()),
-        font.clone(),
-        Color32::from_gray(190),
-    );
-    painter.text(
-        rect.left_top() + Vec2::new(6.0, 4.0),
-        Align2::LEFT_TOP,
-        format!("Y: {}", y.name()),
-        font,
-        Color32::from_gray(190),
-    );
+    // The corners name the pad's own axes; a latent slider on one is named.
+    if corners.is_none() {
+        painter.text(
+            rect.center_bottom() - Vec2::new(0.0, 4.0),
+            Align2::CENTER_BOTTOM,
+            format!("X: {}", x.name()),
+            font.clone(),
+            Color32::from_gray(190),
+        );
+        painter.text(
+            rect.left_top() + Vec2::new(6.0, 4.0),
+            Align2::LEFT_TOP,
+            format!("Y: {}", y.name()),
+            font,
+            Color32::from_gray(190),
+        );
+    }
     let label = format!("XY pad: {} {}, {} {}", x.name(), x, y.name(), y);
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Slider, true, &label));
 }

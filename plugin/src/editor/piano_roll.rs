@@ -234,9 +234,11 @@ fn paint_notes(
         let x0 = rect.left() + note.start.min(steps) as f32 * step_width;
         let x1 = rect.left() + note.end.min(steps) as f32 * step_width;
         let y = rect.bottom() - (note.pitch - lo + 1) as f32 * row;
+        // Rows in a thumbnail are a pixel or two high: no gap between them there.
+        let inset = (row * 0.2).min(1.0);
         let r = Rect::from_min_max(
-            Pos2::new(x0 + 1.0, y + 1.0),
-            Pos2::new((x1 - 1.0).max(x0 + 2.0), y + row - 1.0),
+            Pos2::new(x0 + 1.0, y + inset),
+            Pos2::new((x1 - 1.0).max(x0 + 2.0), (y + row - inset).max(y + 1.5)),
         );
         match fill {
             Fill::Solid(color) => {

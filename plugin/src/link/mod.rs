@@ -43,6 +43,10 @@ pub enum Command {
     /// Write the phrase playing now, as it is heard (transpose, octave, velocity, note
     /// length), to a .mid file at the host's tempo.
     ExportMidi(PathBuf),
+    /// Store what plays now (the controls, a scene playing over them, and the clips) as
+    /// scene 1 to 8.
+    StoreScene(u8),
+    ClearScene(u8),
 }
 
 /// Wakes the worker from any non-real-time thread; what woke it is in the shared state

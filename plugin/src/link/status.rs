@@ -6,10 +6,10 @@ use std::sync::Mutex;
 
 use atomic_float::AtomicF64;
 
-use crate::params::{LatentLiveParams, ZRequest};
+use crate::params::{LatentLiveParams, SceneCue, ZRequest};
 
-/// The audio thread writes the `playing_*`, `tempo`, `transport_playing` and
-/// `position_beats` fields; the worker the rest.
+/// The audio thread writes the `playing_*`, `tempo`, `transport_playing`,
+/// `position_beats`, `drift_bar` and `scene_cue` fields; the worker the rest.
 #[derive(Debug, Default)]
 pub struct EngineStatus {
     /// Phrases handed over to the audio thread so far.
@@ -33,6 +33,8 @@ pub struct EngineStatus {
     /// The song's bar the next phrase takes over at, as the audio thread last saw it:
     /// with drift on, the worker decodes z where the drift's path is there.
     pub drift_bar: AtomicI64,
+    /// The last scene recall ([`SceneCue::pack`]), cued by the audio thread.
+    pub scene_cue: AtomicU64,
     /// Counts finished commands and captures, failed or not.
     pub handled: AtomicU64,
     /// Captures from the audio thread handled so far (it counts those it sent).
@@ -47,12 +49,19 @@ pub struct EngineStatus {
 }
 
 impl EngineStatus {
-    /// The request the worker serves now: the parameters, at the bar the next phrase
-    /// takes over at (for drift). The audio thread waits for the same one.
+    /// The request the worker serves now: the parameters and the last scene recall, at
+    /// the bar the next phrase takes over at (for drift and glides). The audio thread
+    /// waits for the same one.
     pub fn request(&self, params: &LatentLiveParams) -> ZRequest {
-        params
-            .z_request()
-            .at_bar(self.drift_bar.load(Ordering::Acquire))
+        ZRequest {
+            cue: self.scene_cue(),
+            ..params.z_request()
+        }
+        .at_bar(self.drift_bar.load(Ordering::Acquire))
+    }
+
+    pub fn scene_cue(&self) -> SceneCue {
+        SceneCue::unpack(self.scene_cue.load(Ordering::Acquire))
     }
 
     pub fn message(&self) -> Option<String> {

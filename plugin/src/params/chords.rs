@@ -9,6 +9,8 @@ use nice_plug::prelude::*;
 
 use latent_live_core::music::chord::Chord;
 
+use crate::params::share;
+
 #[derive(Params)]
 pub struct ChordParams {
     #[id = "chin"]
@@ -44,10 +46,7 @@ impl Default for ChordParams {
                 .with_string_to_value(formatters::s2v_i32_key_formatter()),
             follow: EnumParam::new("Chord Follow", ChordFollow::Swap),
             thru: BoolParam::new("Chord Thru", true),
-            fit: FloatParam::new("Chord Fit", 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
-                .with_unit(" %")
-                .with_value_to_string(formatters::v2s_f32_percentage(0))
-                .with_string_to_value(formatters::s2v_f32_percentage()),
+            fit: share("Chord Fit"),
             held: AtomicU16::new(0),
         }
     }

@@ -12,7 +12,8 @@ use latent_live_core::music::attributes::NUM_CONTROLLED;
 use latent_live_core::music::chord::Chord;
 use latent_live_core::music::key::{Key, Mode, ScaleLock};
 
-use crate::params::{ChordFollow, GrooveModelChoice, ModelChoice};
+use crate::params::scenes::SceneCue;
+use crate::params::{share, ChordFollow, GrooveModelChoice, ModelChoice, PadParams};
 
 /// Slider range, in sigmas of the slider's dim: its spread over real music when the
 /// model has been analysed, else the prior's (z ~ N(0, 1)).
@@ -55,8 +56,9 @@ pub struct LatentParams {
     pub morph: FloatParam,
     #[nested(group = "Attributes")]
     pub attributes: Attributes,
-    /// The editor's XY pad moves two of the controls above: X is the morph (0) or latent
-    /// slider N, Y latent slider N. Automating the pad is automating those.
+    /// The editor's XY pad moves two controls: X the pad's X (0: the A-B morph) or latent
+    /// slider N, Y the pad's Y (0: [`PadParams::y`]) or latent slider N. Automating the
+    /// pad is automating those.
     #[id = "padx"]
     pub pad_x: IntParam,
     #[id = "pady"]
@@ -95,10 +97,7 @@ impl Default for LatentParams {
                     max: MAX_SEED,
                 },
             ),
-            morph: FloatParam::new("Morph A-B", 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
-                .with_unit(" %")
-                .with_value_to_string(formatters::v2s_f32_percentage(0))
-                .with_string_to_value(formatters::s2v_f32_percentage()),
+            morph: share("Pad X (Morph A-B)"),
             attributes: Attributes(ATTRIBUTE_PARAMS.map(|(_, name)| {
                 FloatParam::new(
                     name,
@@ -111,27 +110,17 @@ impl Default for LatentParams {
                 .with_step_size(0.01)
                 .with_unit("x")
             })),
-            pad_x: pad_axis("Pad X Axis", 0),
-            pad_y: pad_axis("Pad Y Axis", 1),
+            pad_x: pad_axis("Pad X Axis", 0, PAD_X),
+            pad_y: pad_axis("Pad Y Axis", 0, PAD_Y),
         }
     }
 }
 
 impl LatentParams {
-    /// The parameters the XY pad's axes move now.
-    pub fn pad_axes(&self) -> (&FloatParam, &FloatParam) {
-        let slider = |n: i32| &self.sliders[(n.max(1) as usize - 1).min(NUM_SLIDERS - 1)];
-        let x = match self.pad_x.value() {
-            n @ 1.. => slider(n),
-            _ => &self.morph,
-        };
-        (x, slider(self.pad_y.value()))
-    }
-
     /// Where the controls put z now. Equal controls must compare equal (the worker
     /// decodes when the request changes; an offline render waits for its fingerprint):
     /// -0.0, which a stepped parameter rounds to, becomes 0.0, and a non-finite value 0.0.
-    pub fn controls(&self, drift: &DriftParams) -> Controls {
+    pub fn controls(&self, drift: &DriftParams, pad: &PadParams) -> Controls {
         let clean = |p: &FloatParam| {
             let v = p.value();
             if v.is_finite() {
@@ -142,6 +131,7 @@ impl LatentParams {
         };
         Controls {
             morph: clean(&self.morph),
+            pad_y: clean(&pad.y),
             sliders: self.sliders.each_ref().map(clean),
             attributes: self.attributes.each_ref().map(clean),
             drift: Drift {
@@ -241,33 +231,37 @@ unsafe impl Params for Attributes {
     }
 }
 
-/// An XY pad axis: 0 the morph (X only), N latent slider N.
-fn pad_axis(name: &str, default: i32) -> IntParam {
+/// What the XY pad's axes move at 0: the pad's own X and Y.
+const PAD_X: &str = "Morph A-B";
+const PAD_Y: &str = "Morph AB-CD";
+
+/// An XY pad axis: 0 the pad's own (named `own`), N latent slider N.
+fn pad_axis(name: &str, default: i32, own: &'static str) -> IntParam {
     IntParam::new(
         name,
         default,
         IntRange::Linear {
-            min: default.min(1),
+            min: 0,
             max: NUM_SLIDERS as i32,
         },
     )
-    .with_value_to_string(Arc::new(pad_axis_name))
-    .with_string_to_value(Arc::new(move |s| parse_pad_axis(s, default.min(1))))
+    .with_value_to_string(Arc::new(move |value| pad_axis_name(value, own)))
+    .with_string_to_value(Arc::new(move |s| parse_pad_axis(s, own)))
 }
 
-/// What an XY pad axis value names: 0 the morph, N latent slider N.
-fn pad_axis_name(value: i32) -> String {
+/// What an XY pad axis value names: 0 the pad's own axis, N latent slider N.
+fn pad_axis_name(value: i32, own: &str) -> String {
     if value == 0 {
-        "Morph A-B".to_string()
+        own.to_string()
     } else {
         format!("Latent {value}")
     }
 }
 
-/// The inverse of [`pad_axis_name`], also taking a plain number; `None` below `min`.
-pub(super) fn parse_pad_axis(text: &str, min: i32) -> Option<i32> {
+/// The inverse of [`pad_axis_name`], also taking a plain number (and "morph" for 0).
+pub(super) fn parse_pad_axis(text: &str, own: &str) -> Option<i32> {
     let text = text.trim();
-    let value = if text.eq_ignore_ascii_case("Morph A-B") || text.eq_ignore_ascii_case("morph") {
+    let value = if text.eq_ignore_ascii_case(own) || text.eq_ignore_ascii_case("morph") {
         0
     } else {
         let number = text
@@ -276,7 +270,7 @@ pub(super) fn parse_pad_axis(text: &str, min: i32) -> Option<i32> {
             .unwrap_or(text);
         number.trim().parse().ok()?
     };
-    (min..=NUM_SLIDERS as i32).contains(&value).then_some(value)
+    (0..=NUM_SLIDERS as i32).contains(&value).then_some(value)
 }
 
 /// Everything that decides which phrase the worker decodes, as read at one instant
@@ -304,6 +298,13 @@ pub struct ZRequest {
     pub clips_revision: u64,
     pub model_file_revision: u64,
     pub groove_file_revision: u64,
+    /// The last scene recall, and the scenes' revision (a scene stored or cleared).
+    pub cue: SceneCue,
+    pub scenes_revision: u64,
+    /// `Scene Glide`, in bars, and while a glide runs the song's bar the phrase takes
+    /// over at (`i64::MAX` once the glide is over, or with none).
+    pub glide_bars: u32,
+    pub glide_at: i64,
 }
 
 impl ZRequest {
@@ -317,6 +318,7 @@ impl ZRequest {
         };
         let Controls {
             morph,
+            pad_y,
             sliders,
             attributes,
             drift,
@@ -324,7 +326,7 @@ impl ZRequest {
         for v in sliders
             .iter()
             .chain(attributes)
-            .chain([&self.temperature, morph])
+            .chain([&self.temperature, morph, pad_y])
         {
             mix(v.to_bits() as u64);
         }
@@ -341,6 +343,10 @@ impl ZRequest {
         mix(self.clips_revision);
         mix(self.model_file_revision);
         mix(self.groove_file_revision);
+        mix(self.cue.pack());
+        mix(self.scenes_revision);
+        mix(self.glide_bars as u64);
+        mix(self.glide_at as u64);
         // Without drift the request is what it was before drift existed.
         if drift.amount != 0.0 {
             mix(drift.amount.to_bits() as u64);
@@ -351,11 +357,24 @@ impl ZRequest {
     }
 
     /// The request for the phrase that takes over at the song's bar `bar`: with drift,
-    /// z is where the path is there; without, the bar changes nothing.
+    /// z is where the path is there; in a scene's glide, where the glide is; otherwise
+    /// the bar changes nothing.
     pub fn at_bar(mut self, bar: i64) -> Self {
         if self.controls.drift.amount != 0.0 {
             self.controls.drift.bar = bar;
         }
+        let gliding = self.cue.count != 0
+            && (self.cue.bar..self.cue.bar.saturating_add(self.glide_bars as i64)).contains(&bar);
+        self.glide_at = if gliding { bar } else { i64::MAX };
         self
+    }
+
+    /// How far a scene's glide has come at the bar the phrase takes over at: from 1 / n
+    /// at its first bar to 1 at its last (n: `Scene Glide`), and 1 with no glide.
+    pub fn glide(&self) -> f32 {
+        if self.glide_at == i64::MAX || self.glide_bars == 0 {
+            return 1.0;
+        }
+        ((self.glide_at - self.cue.bar + 1) as f32 / self.glide_bars as f32).clamp(0.0, 1.0)
     }
 }

@@ -11,6 +11,7 @@
 pub mod chords;
 pub mod latent;
 pub mod play;
+pub mod scenes;
 pub mod start;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -28,9 +29,11 @@ pub use latent_live_core::music::attributes::{
     CONTROLLED as ATTRIBUTES, NUM_CONTROLLED as NUM_ATTRIBUTES,
 };
 pub use play::{DrumParams, KeyName, PitchParams, PlayParams, Playback, ScaleChoice};
+pub use scenes::{SceneCue, SceneParams};
 pub use start::{PlayMode, StartParams};
 
-use crate::state::clips::{Clips, Persisted};
+use crate::state::clips::{Clips, Persisted, Slot};
+use crate::state::scenes::Scenes;
 use crate::state::StateVersion;
 
 /// Which model the worker plays.
@@ -134,6 +137,10 @@ pub struct LatentLiveParams {
     pub start: StartParams,
     #[nested(group = "Drift")]
     pub drift: DriftParams,
+    #[nested(group = "Pad")]
+    pub pad: PadParams,
+    #[nested(group = "Scenes")]
+    pub scenes: SceneParams,
 
     /// The captured clips and their latent means.
     #[persist = "clips"]
@@ -144,6 +151,9 @@ pub struct LatentLiveParams {
     /// The groove model file used when the groove model is [`GrooveModelChoice::File`].
     #[persist = "gfile"]
     pub groove_file: Persisted<Option<String>>,
+    /// The eight scenes.
+    #[persist = "scenes"]
+    pub scene_store: Persisted<Scenes>,
     /// The state's version (see [`crate::state`]), and what restoring the project
     /// repaired or dropped.
     #[persist = "ver"]
@@ -172,6 +182,34 @@ impl Default for CaptureParams {
             a: button("Capture A", &presses[0]),
             b: button("Capture B", &presses[1]),
             source: EnumParam::new("Capture From", CaptureSource::Input),
+            presses,
+        }
+    }
+}
+
+/// The XY pad's top edge, added after the released parameters: the pad's Y, and the
+/// Capture buttons of clips C and D, its top corners (its X is the A-B morph; A and B
+/// are its bottom corners).
+#[derive(Params)]
+pub struct PadParams {
+    /// 0 the pad's bottom edge (A-B), 1 its top edge (C-D).
+    #[id = "pady2"]
+    pub y: FloatParam,
+    #[id = "capc"]
+    pub capture_c: BoolParam,
+    #[id = "capd"]
+    pub capture_d: BoolParam,
+    /// Presses of Capture C and D, as [`CaptureParams::presses`].
+    pub presses: [Arc<AtomicU32>; 2],
+}
+
+impl Default for PadParams {
+    fn default() -> Self {
+        let presses = [Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0))];
+        Self {
+            y: share("Pad Y (Morph AB-CD)"),
+            capture_c: button("Capture C", &presses[0]),
+            capture_d: button("Capture D", &presses[1]),
             presses,
         }
     }
@@ -207,6 +245,14 @@ impl Default for AuditionParams {
     }
 }
 
+/// A share from 0 to 100 %, starting at 0 (a morph, a pad axis, an amount).
+fn share(name: &str) -> FloatParam {
+    FloatParam::new(name, 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
+        .with_unit(" %")
+        .with_value_to_string(formatters::v2s_f32_percentage(0))
+        .with_string_to_value(formatters::s2v_f32_percentage())
+}
+
 /// A button: counts its presses into `presses`.
 fn button(name: &str, presses: &Arc<AtomicU32>) -> BoolParam {
     let presses = presses.clone();
@@ -231,9 +277,12 @@ impl Default for LatentLiveParams {
             chords: ChordParams::default(),
             start: StartParams::default(),
             drift: DriftParams::default(),
+            pad: PadParams::default(),
+            scenes: SceneParams::default(),
             clips: Persisted::default(),
             model_file: Persisted::default(),
             groove_file: Persisted::default(),
+            scene_store: Persisted::default(),
             state_version: StateVersion::default(),
         }
     }
@@ -249,11 +298,33 @@ fn finite_or_zero(value: f32) -> f32 {
 }
 
 impl LatentLiveParams {
+    /// The parameters the XY pad's axes move now (see [`LatentParams::pad_x`]).
+    pub fn pad_axes(&self) -> (&FloatParam, &FloatParam) {
+        let axis = |n: i32, own| match n {
+            1.. => &self.latent.sliders[(n as usize - 1).min(NUM_SLIDERS - 1)],
+            _ => own,
+        };
+        (
+            axis(self.latent.pad_x.value(), &self.latent.morph),
+            axis(self.latent.pad_y.value(), &self.pad.y),
+        )
+    }
+
+    /// The Capture button of each clip, A to D, and the count of its presses.
+    pub fn capture_button(&self, slot: Slot) -> (&BoolParam, &AtomicU32) {
+        match slot {
+            Slot::A => (&self.capture.a, &self.capture.presses[0]),
+            Slot::B => (&self.capture.b, &self.capture.presses[1]),
+            Slot::C => (&self.pad.capture_c, &self.pad.presses[0]),
+            Slot::D => (&self.pad.capture_d, &self.pad.presses[1]),
+        }
+    }
+
     /// What the worker needs to decide whether to decode again.
     pub fn z_request(&self) -> ZRequest {
         let temperature = self.latent.temperature.value();
         ZRequest {
-            controls: self.latent.controls(&self.drift),
+            controls: self.latent.controls(&self.drift, &self.pad),
             // As the controls.
             temperature: finite_or_zero(temperature),
             seed: self.latent.seed.value().max(0) as u64,
@@ -267,6 +338,10 @@ impl LatentLiveParams {
             clips_revision: self.clips.revision(),
             model_file_revision: self.model_file.revision(),
             groove_file_revision: self.groove_file.revision(),
+            cue: SceneCue::default(),
+            scenes_revision: self.scene_store.revision(),
+            glide_bars: self.scenes.glide.value().clamp(0, scenes::MAX_GLIDE) as u32,
+            glide_at: i64::MAX,
         }
     }
 }
@@ -281,11 +356,7 @@ mod tests {
     #[test]
     fn ids_are_the_released_ones() {
         let params = LatentLiveParams::default();
-        let ids: Vec<String> = params
-            .param_map()
-            .into_iter()
-            .map(|(id, _, _)| id)
-            .collect();
+        let ids = crate::testing::param_ids(&params);
         let released = [
             "lat1", "lat2", "lat3", "lat4", "lat5", "lat6", "lat7", "lat8", "temp", "seed",
             "morph", "dens", "rhyth", "sync", "prange", "height", "contr", "kick", "snare", "hats",
@@ -293,12 +364,13 @@ mod tests {
             "capsrc", "trans", "oct", "vel", "len", "swap", "chan", "thru", "dchan", "dn_1",
             "dn_2", "dn_3", "dn_4", "dn_5", "dn_6", "dn_7", "dn_8", "dn_9", "groove", "gmodel",
             "synth", "gain", "bypass", "key", "scale", "chin", "chch", "split", "chfol", "chthru",
-            "chfit", "play", "trgch", "drift", "drrate",
+            "chfit", "play", "trgch", "drift", "drrate", "pady2", "capc", "capd", "scene", "scnch",
+            "scnnt", "sglide",
         ];
         assert_eq!(ids, released);
         assert!(ids.iter().all(|id| id.len() <= 6), "{ids:?}");
         let persisted: Vec<String> = params.serialize_fields().into_keys().collect();
-        assert_eq!(persisted, ["clips", "gfile", "mfile", "ver"]);
+        assert_eq!(persisted, ["clips", "gfile", "mfile", "scenes", "ver"]);
         // The groups are folders for the host, named once.
         let groups: Vec<String> = params.param_map().into_iter().map(|(_, _, g)| g).collect();
         assert_eq!(groups[0], "Latent/Sliders");
@@ -330,10 +402,13 @@ mod tests {
                 );
             }
         }
-        assert_eq!(latent::parse_pad_axis("Latent 3", 1), Some(3));
-        assert_eq!(latent::parse_pad_axis("morph a-b", 0), Some(0));
-        assert_eq!(latent::parse_pad_axis("Morph A-B", 1), None);
-        assert_eq!(latent::parse_pad_axis("Latent 99", 1), None);
+        assert_eq!(latent::parse_pad_axis("Latent 3", "Morph A-B"), Some(3));
+        assert_eq!(latent::parse_pad_axis("morph a-b", "Morph A-B"), Some(0));
+        assert_eq!(
+            latent::parse_pad_axis("Morph AB-CD", "Morph AB-CD"),
+            Some(0)
+        );
+        assert_eq!(latent::parse_pad_axis("Latent 99", "Morph A-B"), None);
     }
 
     #[test]

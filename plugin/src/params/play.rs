@@ -10,7 +10,7 @@ use latent_live_core::music::key::{Key, Mode, Scale, ScaleLock};
 use latent_live_core::music::phrase::PhraseNote;
 use latent_live_core::music::Encoding;
 
-use crate::params::{GrooveModelChoice, LatentLiveParams, SwapMode};
+use crate::params::{share, GrooveModelChoice, LatentLiveParams, SwapMode};
 
 #[derive(Params)]
 pub struct PlayParams {
@@ -192,10 +192,7 @@ impl Default for DrumParams {
                 IntRange::Linear { min: 1, max: 16 },
             ),
             notes: std::array::from_fn(DrumNote::new),
-            groove: FloatParam::new("Groove", 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
-                .with_unit(" %")
-                .with_value_to_string(formatters::v2s_f32_percentage(0))
-                .with_string_to_value(formatters::s2v_f32_percentage()),
+            groove: share("Groove"),
             groove_model: EnumParam::new("Groove Model", GrooveModelChoice::Humanize2Bar),
         }
     }

@@ -1,4 +1,4 @@
-//! Clips A and B: the melodies a musician captured, their latent means, and the
+//! Clips A to D: the melodies a musician captured, their latent means, and the
 //! persisted store that saves them in the host's project.
 //!
 //! The worker is the only writer (it encodes a capture, then stores it); the host's state
@@ -24,10 +24,38 @@ pub const MAX_SOURCE_BYTES: usize = 4096;
 /// The longest latent mean a clip keeps: above any model's z (Magenta's largest is 512).
 pub const MAX_MU: usize = 4096;
 
+/// A clip's place: A and B at the XY pad's bottom corners (the A-B morph is its bottom
+/// edge), C and D at its top ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Slot {
     A,
     B,
+    C,
+    D,
+}
+
+impl Slot {
+    pub const ALL: [Slot; 4] = [Slot::A, Slot::B, Slot::C, Slot::D];
+
+    /// The slot's corner of the pad: (Pad X, Pad Y).
+    pub fn corner(self) -> (f32, f32) {
+        match self {
+            Slot::A => (0.0, 0.0),
+            Slot::B => (1.0, 0.0),
+            Slot::C => (0.0, 1.0),
+            Slot::D => (1.0, 1.0),
+        }
+    }
+
+    /// Its letter, as the editor and messages name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Slot::A => "A",
+            Slot::B => "B",
+            Slot::C => "C",
+            Slot::D => "D",
+        }
+    }
 }
 
 /// Where a clip came from.
@@ -321,11 +349,16 @@ pub fn fold_pitch(pitch: u8, min: u8, max: u8) -> u8 {
     p.clamp(min as i32, max as i32) as u8
 }
 
-/// Both clips, as saved in the host's project.
+/// The four clips, as saved in the host's project. C and D are left out while empty,
+/// so that a two-clip project saves as it did before there were four.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Clips {
     pub a: Option<Clip>,
     pub b: Option<Clip>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c: Option<Clip>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d: Option<Clip>,
 }
 
 impl Clips {
@@ -333,21 +366,30 @@ impl Clips {
         match slot {
             Slot::A => self.a.as_ref(),
             Slot::B => self.b.as_ref(),
+            Slot::C => self.c.as_ref(),
+            Slot::D => self.d.as_ref(),
         }
     }
 
     pub fn set(&mut self, slot: Slot, clip: Option<Clip>) {
+        *self.slot_mut(slot) = clip;
+    }
+
+    fn slot_mut(&mut self, slot: Slot) -> &mut Option<Clip> {
         match slot {
-            Slot::A => self.a = clip,
-            Slot::B => self.b = clip,
+            Slot::A => &mut self.a,
+            Slot::B => &mut self.b,
+            Slot::C => &mut self.c,
+            Slot::D => &mut self.d,
         }
     }
 
-    /// Both clips through [`Clip::validated`].
-    pub fn validated(self) -> (Clips, Vec<String>) {
+    /// Every clip through [`Clip::validated`].
+    pub fn validated(mut self) -> (Clips, Vec<String>) {
         let mut messages = Vec::new();
         let mut clips = Clips::default();
-        for (slot, clip) in [(Slot::A, self.a), (Slot::B, self.b)] {
+        for slot in Slot::ALL {
+            let clip = self.slot_mut(slot).take();
             let (clip, said) = clip.map_or((None, Vec::new()), |clip| clip.validated(slot));
             clips.set(slot, clip);
             messages.extend(said);
@@ -575,15 +617,11 @@ mod tests {
         let clips = Clips {
             a: Some(clip(&[(130, 0, 4)], 16)),
             b: Some(clip(&[(60, 0, 4)], 16)),
+            d: Some(clip(&[(62, 0, 4)], 16)),
+            ..Clips::default()
         };
         let (valid, said) = clips.clone().validated();
-        assert_eq!(
-            valid,
-            Clips {
-                a: None,
-                b: clips.b
-            }
-        );
+        assert_eq!(valid, Clips { a: None, ..clips });
         assert_eq!(
             said,
             [
@@ -605,5 +643,13 @@ mod tests {
         assert_eq!(restored.revision(), 1);
         assert_eq!(restored.get(), store.get());
         assert!(restored.get().get(Slot::A).is_none());
+        // Two clips save as they did before there were four; four come back as four.
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+            serde_json::json!({"a": null, "b": serde_json::to_value(store.get().b).unwrap()})
+        );
+        store.update(|c| c.set(Slot::C, Some(clip(&[(67, 4, 8)], 32))));
+        let json = store.map(|c| serde_json::to_string(c).unwrap());
+        assert_eq!(serde_json::from_str::<Clips>(&json).unwrap(), store.get());
     }
 }

@@ -15,6 +15,7 @@
 //! can change between the check and the read). A clip's source path is only shown.
 
 pub mod clips;
+pub mod scenes;
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -29,6 +30,7 @@ use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::state::clips::{counted, Clip, ClipSource, Clips, Persisted, Slot, MAX_MU};
+use crate::state::scenes::Scenes;
 use latent_live_core::model::MAX_STEPS;
 use latent_live_core::music::melody::Note;
 use latent_live_core::music::phrase::MAX_NOTES;
@@ -51,6 +53,7 @@ const CLIPS: &str = "clips";
 const MODEL_FILE: &str = "mfile";
 const GROOVE_FILE: &str = "gfile";
 const VERSION_FIELD: &str = "ver";
+const SCENES: &str = "scenes";
 
 /// The persisted fields, as read from a state and carried through the migrations.
 struct Restored {
@@ -124,8 +127,14 @@ pub fn migrate(state: &mut PluginState, defaults: &dyn Params) -> Vec<String> {
     };
     let model_file = checked(restored.model_file, "model file");
     let groove_file = checked(restored.groove_file, "groove model file");
+    let scenes = read_scenes(
+        state.fields.get(SCENES).map(String::as_str),
+        defaults,
+        &mut messages,
+    );
     restore_params(&mut state.params, defaults, &mut messages);
     state.fields.insert(CLIPS.into(), json(&clips));
+    state.fields.insert(SCENES.into(), json(&scenes));
     state.fields.insert(MODEL_FILE.into(), json(&model_file));
     state.fields.insert(GROOVE_FILE.into(), json(&groove_file));
     state.fields.insert(
@@ -305,7 +314,13 @@ fn read_clips(field: Option<&str>, messages: &mut Vec<String>) -> Clips {
         }
     };
     let mut clips = Clips::default();
-    for (slot, saved) in [(Slot::A, saved.a), (Slot::B, saved.b)] {
+    let saved = [
+        (Slot::A, saved.a),
+        (Slot::B, saved.b),
+        (Slot::C, saved.c),
+        (Slot::D, saved.d),
+    ];
+    for (slot, saved) in saved {
         let clip = match saved.0 {
             Ok(saved) => saved.clip(slot, messages),
             Err(Found::Null | Found::Missing) => None,
@@ -317,6 +332,34 @@ fn read_clips(field: Option<&str>, messages: &mut Vec<String>) -> Clips {
         clips.set(slot, clip);
     }
     clips
+}
+
+/// The scenes field: every scene's clips validated, and its values those of parameters
+/// this version has, in their ranges. Scenes are whole or dropped: a field serde cannot
+/// read restores none (a scene is only ever written by the plugin).
+fn read_scenes(field: Option<&str>, defaults: &dyn Params, messages: &mut Vec<String>) -> Scenes {
+    let Some(json) = field else {
+        return Scenes::default();
+    };
+    let scenes = match serde_json::from_str::<Scenes>(json) {
+        Ok(scenes) => scenes,
+        Err(e) => {
+            messages.push(format!(
+                "the scenes are unreadable ({e}): none were restored"
+            ));
+            return Scenes::default();
+        }
+    };
+    let map = defaults.param_map();
+    let (scenes, said) = scenes.validated(|id, value| {
+        let (_, ptr, _) = map.iter().find(|(known, _, _)| known == id)?;
+        // SAFETY: `defaults` owns the parameters and outlives `map`.
+        value
+            .is_finite()
+            .then(|| unsafe { ptr.preview_plain(ptr.preview_normalized(value)) })
+    });
+    messages.extend(said);
+    scenes
 }
 
 /// A model file field (`what` it is, for the messages): a path or nothing.
@@ -632,6 +675,8 @@ macro_rules! object_shape {
 struct SavedClips {
     a: Read<SavedClip>,
     b: Read<SavedClip>,
+    c: Read<SavedClip>,
+    d: Read<SavedClip>,
 }
 object_shape!(SavedClips);
 
@@ -884,7 +929,10 @@ mod tests {
                     "groove", "gmodel",
                 ];
                 let chords = ["chin", "chch", "split", "chfol", "chthru", "chfit"];
-                let start = ["play", "trgch", "drift", "drrate"];
+                let start = [
+                    "play", "trgch", "drift", "drrate", "pady2", "capc", "capd", "scene", "scnch",
+                    "scnnt", "sglide",
+                ];
                 assert!(
                     ["chan", "thru", "key", "scale"].contains(&id.as_str())
                         || chords.contains(&id.as_str())
@@ -936,6 +984,53 @@ mod tests {
             "1",
             "the report is never saved"
         );
+    }
+
+    #[test]
+    fn scenes_restore_in_range_with_their_clips_or_not_at_all() {
+        let note = r#"{"pitch": 60, "start": 0, "end": 4}"#;
+        let scene = format!(
+            r#"{{"values": {{"lat1": 9.0, "seed": 12.0, "synth": 1.0, "gone": 3.0}},
+                "clips": {{"a": {{"notes": [{note}], "steps": 0, "source": "Input", "mu": [],
+                "model": ""}}, "b": null}}}}"#
+        );
+        let slots = format!("[null, {scene}, null, null, null, null, null, null]");
+        let no_clips = r#"{"a": null, "b": null}"#;
+        let mut state = with_fields(no_clips, "null");
+        state
+            .fields
+            .insert(SCENES.into(), format!(r#"{{"slots": {slots}}}"#));
+        let (after, messages) = migrated(state);
+        assert_eq!(
+            messages,
+            [
+                "scene 2: clip A: dropped: its length, 0 steps, is not between 1 and 256",
+                "scene 2: 1 value that names no control or is not a number was dropped",
+            ]
+        );
+        let scenes = applied(&after).scene_store.get();
+        let restored = scenes.get(2).expect("scene 2");
+        assert_eq!(
+            restored.values["lat1"], 3.0,
+            "clamped to the slider's range"
+        );
+        assert_eq!(restored.values["seed"], 12.0);
+        assert!(restored.clips.a.is_none());
+        assert!(scenes.get(1).is_none());
+        // Unreadable: none; missing: none, and the field is written either way.
+        for (field, said) in [
+            (Some("[1, 2]"), 1),
+            (Some(r#"{"slots": [null]}"#), 1),
+            (None, 0),
+        ] {
+            let mut state = with_fields(no_clips, "null");
+            if let Some(field) = field {
+                state.fields.insert(SCENES.into(), field.into());
+            }
+            let (after, messages) = migrated(state);
+            assert_eq!(messages.len(), said, "{field:?}: {messages:?}");
+            assert_eq!(applied(&after).scene_store.get(), Scenes::default());
+        }
     }
 
     #[test]
@@ -1052,11 +1147,17 @@ mod tests {
                 &[],
             ),
             (
-                r#"{"a": 7, "b": [1]}"#.into(),
+                r#"{"a": 7, "b": [1], "c": true, "d": "D"}"#.into(),
                 &[
                     "clip A: dropped: it is a number, not a clip",
                     "clip B: dropped: it is a list, not a clip",
+                    "clip C: dropped: it is a boolean, not a clip",
+                    "clip D: dropped: it is a text, not a clip",
                 ],
+            ),
+            (
+                format!(r#"{{"d": {{"notes": [{note}], "steps": 0}}}}"#),
+                &["clip D: dropped: its length, 0 steps, is not between 1 and 256"],
             ),
             (
                 r#""clips""#.into(),
@@ -1094,7 +1195,8 @@ mod tests {
             let (state, messages) = migrated(with_fields(clips, "null"));
             assert_eq!(messages, *expected, "{clips}");
             let restored = applied(&state).clips.get();
-            for clip in [&restored.a, &restored.b].into_iter().flatten() {
+            let four = [&restored.a, &restored.b, &restored.c, &restored.d];
+            for clip in four.into_iter().flatten() {
                 assert_eq!(
                     clip.clone().validated(Slot::A),
                     (Some(clip.clone()), vec![]),

@@ -14,6 +14,7 @@ use crate::link::Command;
 use crate::params::CaptureSource;
 use crate::params::Playback;
 use crate::state::clips::{Clip, ClipSource, Slot};
+use crate::state::scenes::Scene;
 use crate::worker::error::WorkerError;
 use crate::worker::inference::Worker;
 use crate::worker::models::{self, Loaded, ModelSource};
@@ -49,6 +50,17 @@ impl Worker {
                         .err()
                         .map(|e| format!("cannot export {}: {e}", path.display())),
                 );
+            }
+            Command::StoreScene(n) => {
+                let live = self.shared.status.request(&self.params);
+                let scene = Scene {
+                    values: self.played(&live).scene_values(),
+                    clips: self.clips.clone(),
+                };
+                self.params.scene_store.update(|s| s.set(n, Some(scene)));
+            }
+            Command::ClearScene(n) => {
+                self.params.scene_store.update(|s| s.set(n, None));
             }
         }
     }
@@ -145,7 +157,7 @@ impl Worker {
     pub(super) fn reencode_clips(&mut self) {
         let Some(loaded) = &self.loaded else { return };
         let mut encoded = Vec::new();
-        for slot in [Slot::A, Slot::B] {
+        for slot in Slot::ALL {
             let Some(clip) = self.clips.get(slot) else {
                 continue;
             };

@@ -645,7 +645,7 @@ mod tests {
         // A project restored with other clips is picked up (nice-plug calls `set`).
         let restored = Clips {
             a: Some(b.clone()),
-            b: None,
+            ..Clips::default()
         };
         nice_plug::params::persist::PersistentField::set(&params.clips, restored);
         assert!(
@@ -653,6 +653,205 @@ mod tests {
             "restored clips decode"
         );
         assert_eq!(params.clips.get().a, Some(b));
+    }
+
+    /// One set of tiny weights for every melody model, their file, and their greedy
+    /// decode of a z: a test can then decode what the worker plays.
+    fn one_model() -> (ModelLoader, Arc<ModelFile>, impl Fn(&[f32]) -> Vec<Note>) {
+        use latent_live_core::model::latent::z_tensor;
+        use latent_live_core::model::Sampling;
+        use latent_live_core::music::melody;
+        let file = tiny_loader()(ModelSource::Pattern(ModelChoice::Folk2Bar), None).unwrap();
+        let model = file.model(&candle_core::Device::Cpu).unwrap();
+        let file = Arc::new(file);
+        let (shared, tiny) = (file.clone(), tiny_loader());
+        let loader: ModelLoader = Arc::new(move |source, path| match source {
+            ModelSource::Pattern(_) => Ok((*shared).clone()),
+            other => tiny(other, path),
+        });
+        let library = move |z: &[f32]| {
+            let events = model
+                .decode_like(
+                    &z_tensor(&model, &[z.to_vec()]).unwrap(),
+                    None,
+                    None,
+                    Sampling::Greedy,
+                )
+                .unwrap();
+            melody::decode(&events[0])
+        };
+        (loader, file, library)
+    }
+
+    /// Whether the worker plays `expected` within a few seconds.
+    fn plays(phrases: &mut PhraseConsumer, slot: &mut Phrase, expected: &[Note]) -> bool {
+        wait_until(Duration::from_secs(10), || {
+            phrases.pop_newest(slot);
+            slot.melody_notes() == expected
+        })
+    }
+
+    /// Scenes: stored from what plays, recalled at a cue over the controls that have not
+    /// moved since, and glided into bar by bar, reaching the scene's z at its last bar.
+    #[test]
+    fn a_scene_recalled_plays_its_controls_and_a_glide_reaches_it_at_its_last_bar() {
+        use crate::params::SceneCue;
+        use latent_live_core::model::latent::{slerp, LatentSpace};
+        let (loader, file, library) = one_model();
+        let space = LatentSpace::of(&file).unwrap();
+        let params = Arc::new(LatentLiveParams::default());
+        let (engine, mut link, mut slot) = started_with(&params, loader);
+        let z_of = |lat1: f32, lat2: f32| {
+            let mut controls = params.z_request().controls;
+            controls.sliders[0] = lat1;
+            controls.sliders[1] = lat2;
+            space.compose([None; 4], &controls)
+        };
+        let [lat1, lat2] = [&params.latent.sliders[0], &params.latent.sliders[1]];
+        set_plain(lat1, 2.0);
+        assert!(plays(
+            &mut link.phrases,
+            &mut slot,
+            &library(&z_of(2.0, 0.0))
+        ));
+        engine.commands.send(Command::StoreScene(1));
+        assert!(wait_until(Duration::from_secs(10), || {
+            engine.status().handled.load(Ordering::Acquire) >= 1
+        }));
+        let stored = params.scene_store.get().get(1).cloned().expect("scene 1");
+        assert_eq!(stored.values["lat1"], 2.0);
+        set_plain(lat1, 0.0);
+        set_plain(lat2, -1.0);
+        assert!(plays(
+            &mut link.phrases,
+            &mut slot,
+            &library(&z_of(0.0, -1.0))
+        ));
+        // The audio thread cues scene 1 at bar 8: both sliders play the scene's values.
+        let cue = |count, bar| {
+            let status = &link.shared.status;
+            status.drift_bar.store(bar, Ordering::Release);
+            status.scene_cue.store(
+                SceneCue {
+                    scene: 1,
+                    count,
+                    bar,
+                    restored: false,
+                }
+                .pack(),
+                Ordering::Release,
+            );
+            link.shared.waker.wake();
+        };
+        cue(1, 8);
+        let scene = z_of(2.0, 0.0);
+        assert!(
+            plays(&mut link.phrases, &mut slot, &library(&scene)),
+            "recalled"
+        );
+        // Latent 2 moved since: it plays where it is; latent 1 stays the scene's.
+        set_plain(lat2, 0.5);
+        let moved = z_of(2.0, 0.5);
+        assert!(
+            plays(&mut link.phrases, &mut slot, &library(&moved)),
+            "taken over"
+        );
+        // Recalled again with a 2-bar glide, from bar 16: halfway at bar 16, the scene
+        // exactly at bar 17, its last.
+        set(
+            &params.scenes.glide,
+            params.scenes.glide.preview_normalized(2),
+        );
+        let recalled = z_of(2.0, 0.0);
+        assert_ne!(
+            library(&moved),
+            library(&recalled),
+            "the glide has a way to go"
+        );
+        cue(2, 16);
+        let halfway = slerp(&moved, &recalled, 0.5);
+        assert!(
+            plays(&mut link.phrases, &mut slot, &library(&halfway)),
+            "bar 16"
+        );
+        link.shared.status.drift_bar.store(17, Ordering::Release);
+        link.shared.waker.wake();
+        assert!(
+            plays(&mut link.phrases, &mut slot, &library(&recalled)),
+            "bar 17"
+        );
+        // Back to the controls as they are: scene 0.
+        let live = z_of(0.0, 0.5);
+        let status = &link.shared.status;
+        status.scene_cue.store(
+            SceneCue {
+                scene: 0,
+                count: 3,
+                bar: 18,
+                restored: false,
+            }
+            .pack(),
+            Ordering::Release,
+        );
+        status.drift_bar.store(19, Ordering::Release);
+        link.shared.waker.wake();
+        assert!(plays(&mut link.phrases, &mut slot, &library(&live)), "live");
+        assert!(!engine.status().failed.load(Ordering::Acquire));
+    }
+
+    /// The XY pad blends four clips: at each corner it plays that clip's own decode, and
+    /// on its bottom edge the A-B morph, whatever the pad's Y, while C and D are empty.
+    #[test]
+    fn the_pad_plays_each_of_four_clips_at_its_corner() {
+        use latent_live_core::model::latent::slerp;
+        let (loader, _, library) = one_model();
+        let params = Arc::new(LatentLiveParams::default());
+        let (engine, mut link, mut slot) = started_with(&params, loader);
+        let riff = |pitch: u8| {
+            let notes: Vec<Note> = (0..4)
+                .map(|i| Note {
+                    pitch: pitch + 2 * i as u8,
+                    start: i * 8,
+                    end: i * 8 + 3,
+                })
+                .collect();
+            Phrase::from_notes(&notes, 32, 0)
+        };
+        // Two clips first: the pad's Y moves nothing while the top edge is empty.
+        for (slot, pitch) in [(Slot::A, 60), (Slot::B, 71)] {
+            link.captures
+                .push(capture(riff(pitch), slot, true))
+                .unwrap();
+        }
+        let clips = || params.clips.get();
+        assert!(wait_until(Duration::from_secs(10), || clips().b.is_some()));
+        let (a, b) = (clips().a.unwrap().mu, clips().b.unwrap().mu);
+        set(&params.latent.morph, 0.4);
+        set(&params.pad.y, 0.8);
+        let morph = library(&slerp(&a, &b, 0.4));
+        assert!(plays(&mut link.phrases, &mut slot, &morph), "the A-B morph");
+        for (slot, pitch) in [(Slot::C, 55), (Slot::D, 79)] {
+            link.captures
+                .push(capture(riff(pitch), slot, true))
+                .unwrap();
+        }
+        assert!(wait_until(Duration::from_secs(10), || clips().d.is_some()));
+        let four = clips();
+        let mut corners = Vec::new();
+        for at in Slot::ALL {
+            let (x, y) = at.corner();
+            set(&params.latent.morph, x);
+            set(&params.pad.y, y);
+            let own = library(&four.get(at).unwrap().mu);
+            assert!(
+                plays(&mut link.phrases, &mut slot, &own),
+                "clip {at:?} at its corner"
+            );
+            corners.push(own);
+        }
+        corners.dedup();
+        assert!(corners.len() > 1, "the corners play different phrases");
+        assert!(!engine.status().failed.load(Ordering::Acquire));
     }
 
     #[test]
@@ -858,7 +1057,7 @@ mod tests {
                 .unwrap();
             melody::decode(&events[0])
         };
-        let origin = space.compose(None, None, &params.z_request().controls);
+        let origin = space.compose([None; 4], &params.z_request().controls);
         assert_eq!(
             slot.melody_notes(),
             library(origin, None),
@@ -884,7 +1083,10 @@ mod tests {
         }));
         let clip = params.clips.get().a.expect("clip A");
         let like = melody::encode(&clip.notes, 32);
-        let z = space.compose(Some(&clip.mu), None, &params.z_request().controls);
+        let z = space.compose(
+            [Some(&clip.mu), None, None, None],
+            &params.z_request().controls,
+        );
         let followed = library(z.clone(), Some(&like));
         assert_ne!(followed, library(z, None), "the controls change the phrase");
         assert_eq!(slot.melody_notes(), followed, "the clip's controls");

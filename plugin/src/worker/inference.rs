@@ -15,6 +15,7 @@
 //! `catch_unwind`: an error or a panic is reported in the editor, and the last good model
 //! and phrase go on playing.
 
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
@@ -24,10 +25,12 @@ use crate::link::capture::CaptureRequest;
 use crate::link::phrase::PhrasePublisher;
 use crate::link::view::{Decoded, View, ViewPublisher};
 use crate::link::{Command, Shared};
-use crate::params::{ChordFollow, GrooveModelChoice, LatentLiveParams, ModelChoice, ZRequest};
+use crate::params::{
+    ChordFollow, GrooveModelChoice, LatentLiveParams, ModelChoice, SceneCue, ZRequest,
+};
 use crate::state::clips::{Clips, Slot};
 use crate::worker::models::{self, Loaded, LoadedGroove, ModelLoader, ModelSource};
-use latent_live_core::model::latent::z_tensor;
+use latent_live_core::model::latent::{slerp, z_tensor};
 use latent_live_core::model::{Config, GrooveInput, Sampling};
 use latent_live_core::music::chord::{self, Chord};
 use latent_live_core::music::groove::Feel;
@@ -78,6 +81,18 @@ pub struct Worker {
     last_change: Instant,
     /// The restore whose repairs were last reported.
     restore_seen: u64,
+    /// The scene recall playing.
+    recall: Option<Recall>,
+}
+
+/// A scene recall the worker plays: its cue, the scene's values when it has one (none
+/// for a recall of the controls as they are), what the controls played when it came, and
+/// the z a glide starts from.
+struct Recall {
+    cue: SceneCue,
+    scene: Option<BTreeMap<String, f32>>,
+    at_recall: BTreeMap<String, f32>,
+    from: Option<Vec<f32>>,
 }
 
 impl Worker {
@@ -112,6 +127,7 @@ impl Worker {
             decoded: None,
             last_change: Instant::now(),
             restore_seen: 0,
+            recall: None,
         }
     }
 
@@ -376,8 +392,40 @@ impl Worker {
         }
     }
 
+    /// The request as it plays: with the scene recalled played over the controls. A new
+    /// recall brings its scene's clips back (not one a restored project names: its clips
+    /// are the project's), and remembers the z playing for its glide.
+    pub(super) fn played(&mut self, request: &ZRequest) -> ZRequest {
+        let cue = request.cue;
+        if cue.count == 0 {
+            return *request;
+        }
+        if self.recall.as_ref().is_none_or(|r| r.cue != cue) {
+            let scene = self.params.scene_store.get().get(cue.scene).cloned();
+            if let Some(scene) = scene.as_ref().filter(|_| !cue.restored) {
+                self.params.clips.update(|c| *c = scene.clips.clone());
+                self.sync_clips();
+            }
+            self.recall = Some(Recall {
+                cue,
+                scene: scene.map(|s| s.values),
+                at_recall: request.scene_values(),
+                from: self.recent.last().map(|d| d.z.clone()),
+            });
+        }
+        match self
+            .recall
+            .as_ref()
+            .and_then(|r| Some((r.scene.as_ref()?, r)))
+        {
+            Some((values, recall)) => request.with_scene(values, &recall.at_recall),
+            None => *request,
+        }
+    }
+
     fn decode(&mut self, request: &ZRequest) -> candle_core::Result<Decoded> {
         let started = Instant::now();
+        let request = &self.played(request);
         let Some(loaded) = self.loaded.as_ref() else {
             candle_core::bail!("no model is loaded")
         };
@@ -387,9 +435,14 @@ impl Worker {
                 .filter(|c| c.model == loaded.hash && c.mu.len() == loaded.space.z_size)
                 .map(|c| c.mu.as_slice())
         };
-        let z = loaded
-            .space
-            .compose(mu(Slot::A), mu(Slot::B), &request.controls);
+        let mut z = loaded.space.compose(Slot::ALL.map(mu), &request.controls);
+        // A glide into a scene: bar by bar from the z playing at the recall.
+        let glide = request.glide();
+        if let Some(from) = self.recall.as_ref().and_then(|r| r.from.as_ref()) {
+            if glide < 1.0 && from.len() == z.len() {
+                z = slerp(from, &z, glide);
+            }
+        }
         let steps = loaded.model.config.steps();
         let chords = progression(request, &self.clips, steps);
         let over_chords = loaded.model.config.chords.is_some();
@@ -476,13 +529,19 @@ fn reference(request: &ZRequest, clips: &Clips, config: &Config) -> Option<Vec<E
     })
 }
 
-/// The clip slots, the one the morph is nearer first.
-fn nearer_first(request: &ZRequest) -> [Slot; 2] {
-    if request.controls.morph < 0.5 {
-        [Slot::A, Slot::B]
-    } else {
-        [Slot::B, Slot::A]
-    }
+/// The clip slots, nearest the XY pad's point first (A first of equals): with two clips,
+/// the one the morph is nearer.
+fn nearer_first(request: &ZRequest) -> [Slot; 4] {
+    let (x, y) = (request.controls.morph, request.controls.pad_y);
+    let mut slots = Slot::ALL;
+    slots.sort_by(|a, b| {
+        let distance = |slot: &Slot| {
+            let (cx, cy) = slot.corner();
+            (x - cx).powi(2) + (y - cy).powi(2)
+        };
+        distance(a).total_cmp(&distance(b))
+    });
+    slots
 }
 
 /// What a load tried: a choice, and the chosen file's revision when the file is what
@@ -596,6 +655,13 @@ mod tests {
         // A drum clip is no melody to follow; the other clip is.
         clips.set(Slot::B, Some(clip(1, Encoding::Drums)));
         assert_eq!(reference(&request, &clips, &controlled), of(62));
+        // Four clips: the corner of the pad nearest its point.
+        clips.set(Slot::C, Some(clip(64, Encoding::Melody)));
+        clips.set(Slot::D, Some(clip(65, Encoding::Melody)));
+        request.controls.pad_y = 0.7;
+        assert_eq!(reference(&request, &clips, &controlled), of(65));
+        request.controls.morph = 0.2;
+        assert_eq!(reference(&request, &clips, &controlled), of(64));
         // A model without melody controls follows nothing.
         assert_eq!(reference(&request, &clips, &plain), None);
     }
