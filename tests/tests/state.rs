@@ -298,9 +298,10 @@ fn record_v1_fixtures() {
 
 /// Records again the notes of the fixtures named in `LATENT_LIVE_FIXTURES` (comma
 /// separated, e.g. `7dba455-drums`), keeping the states their builds saved: for a fixture
-/// whose embedded model was retrained on purpose. Run it
-/// (`LATENT_LIVE_FIXTURES=NAME cargo test -p latent_live_tests --test state -- --ignored record_fixture_notes`)
-/// only then, and say in the commit which model changed.
+/// whose embedded model was retrained on purpose. Run it only then, and say in the commit
+/// which model changed:
+/// `LATENT_LIVE_FIXTURES=NAME cargo test -p latent_live_tests --test state -- --ignored
+/// record_fixture_notes`.
 #[test]
 #[ignore]
 fn record_fixture_notes() {

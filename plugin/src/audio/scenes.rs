@@ -1,6 +1,6 @@
 //! Scene recalls on the audio thread: a note or a Program Change on `Scene Channel`, or
-//! a change of the `Scene` parameter, cues a scene for the worker ([`SceneCue`]) to play from the next
-//! swap point.
+//! a change of the `Scene` parameter, cues a scene for the worker ([`SceneCue`]) to play
+//! from the next swap point.
 
 use std::sync::atomic::Ordering;
 

@@ -2,9 +2,10 @@
 //! kit ([`DrumKit`]) for what is sent on the drum channel, so the plugin can be heard on a
 //! track without routing its MIDI to another instrument.
 //!
-//! Fed the events the plugin sends (the phrase and the notes played in), in time order. The caller renders up to each event's
-//! timing, applies it, and renders the rest ([`AuditionSynth::render`] /
-//! [`AuditionSynth::handle`]). Fixed arrays only: nothing here allocates.
+//! Fed the events the plugin sends (the phrase and the notes played in), in time order.
+//! The caller renders up to each event's timing, applies it, and renders the rest
+//! ([`AuditionSynth::render`] / [`AuditionSynth::handle`]). Fixed arrays only: nothing
+//! here allocates.
 
 use nice_plug::midi::control_change::ALL_NOTES_OFF;
 use nice_plug::midi::Key;

@@ -1,8 +1,8 @@
 //! The plugin's parameters, in groups by who reads them: [`latent`] (what moves z, read
 //! by the worker through [`ZRequest`]), [`play`] (how the phrase is played, read by the
 //! audio thread through [`Playback`]), [`chords`] (the chords played in: heard by the
-//! audio thread, played over by the worker), [`start`] (what starts the phrase), and here the model choice, capture, the audition
-//! synth and the state the project persists.
+//! audio thread, played over by the worker), [`start`] (what starts the phrase), and
+//! here the model choice, capture, the audition synth and the state the project persists.
 //!
 //! IDs are at most 6 characters and are never renamed (hosts store automation by them);
 //! `ids_are_the_released_ones` pins every one, in order. The groups are the host's

@@ -6,9 +6,10 @@
 //! 2. picks up clips restored with the host's project;
 //! 3. runs the editor's commands and encodes the captures the audio thread sent
 //!    ([`super::commands`]);
-//! 4. when what decides z changed, composes z ([`latent_live_core::model::latent::LatentSpace::compose`]), decodes,
-//!    gives a drum phrase the humanizer's feel, and publishes a [`Phrase`] for the audio
-//!    thread, and its [`Decoded`] view to the editor.
+//! 4. when what decides z changed, composes z
+//!    ([`latent_live_core::model::latent::LatentSpace::compose`]), decodes, gives a drum
+//!    phrase the humanizer's feel, and publishes a [`Phrase`] for the audio thread, and
+//!    its [`Decoded`] view to the editor.
 //!
 //! Reading only the latest parameter values is the coalescing: a burst of automation
 //! costs one decode per wake at most, never a backlog. Each step runs under

@@ -52,8 +52,8 @@ impl Pooled for f64 {
     }
 }
 
-/// Frees the workspaces that [`crate::model::lstm::LstmCell::seq`] keeps for reuse (up to 8 per dtype, each
-/// `T * B * 6H` floats of a past call).
+/// Frees the workspaces that [`crate::model::lstm::LstmCell::seq`] keeps for reuse (up
+/// to 8 per dtype, each `T * B * 6H` floats of a past call).
 pub fn release_workspaces() {
     POOL_F32.lock().map(|mut p| p.clear()).ok();
     POOL_F64.lock().map(|mut p| p.clear()).ok();
