@@ -415,8 +415,8 @@ fn the_editor_in_each_state_a_performer_meets() {
         harness.get_by_role_and_label(Role::Button, label);
     }
     for label in [
-        "Morph A-B",
-        "Morph AB-CD",
+        "Pad X",
+        "Pad Y",
         "Temperature",
         "Variation",
         "Drift",
@@ -668,9 +668,7 @@ fn the_editor_reads_at_200_percent_and_its_controls_move_parameters() {
     );
 
     // Keyboard: focus the morph slider and step it with the arrow keys.
-    harness
-        .get_by_role_and_label(Role::Slider, "Morph A-B")
-        .focus();
+    harness.get_by_role_and_label(Role::Slider, "Pad X").focus();
     harness.run_steps(1);
     harness.key_press(egui::Key::ArrowRight);
     harness.run_steps(2);

@@ -701,26 +701,48 @@ impl Editor {
 
     fn pad_panel(&mut self, ui: &mut Ui, setter: &ParamSetter) {
         ui.label(RichText::new("XY pad").strong());
-        let width = (ui.available_width() - 175.0).max(30.0);
+        // Labels in a column of their own, as in the other panels, named as the host names
+        // the parameters: the column is narrow, and the slider needs the room.
+        let label_width = 68.0;
+        // The last column's available width runs past its frame, so the value box's
+        // allowance is wider than in the other panels.
+        let slider_width = |ui: &Ui| (ui.available_width() - label_width - 115.0).max(30.0);
+        let width = slider_width(ui);
         // The pad blends the four clips, one at each corner (A-B along the bottom).
-        param_slider(ui, setter, &self.params.latent.morph, "Morph A-B", width);
-        param_slider(ui, setter, &self.params.pad.y, "Morph AB-CD", width);
+        column_row(ui, "Pad X", label_width, |ui| {
+            param_slider(ui, setter, &self.params.latent.morph, "", width)
+        })
+        .on_hover_text("Morph A-B: from clip A (left) to clip B (right), and C to D above");
+        column_row(ui, "Pad Y", label_width, |ui| {
+            param_slider(ui, setter, &self.params.pad.y, "", width)
+        })
+        .on_hover_text("Morph AB-CD: from the bottom edge (A-B) to the top one (C-D)");
         // Rarely changed: folded away, so the pad keeps its room.
         egui::CollapsingHeader::new("Pad axes")
             .default_open(false)
             .show(ui, |ui| {
-                param_slider(ui, setter, &self.params.latent.pad_x, "X moves", width);
-                param_slider(ui, setter, &self.params.latent.pad_y, "Y moves", width);
+                let width = slider_width(ui);
+                column_row(ui, "X moves", label_width, |ui| {
+                    param_slider(ui, setter, &self.params.latent.pad_x, "", width)
+                });
+                column_row(ui, "Y moves", label_width, |ui| {
+                    param_slider(ui, setter, &self.params.latent.pad_y, "", width)
+                });
             });
         // Beside the pad, where the hands are: z wanders by itself, bar by bar (the
         // neuron view shows where it is).
         let drift = &self.params.drift;
-        param_slider(ui, setter, &drift.amount, "Drift", width).on_hover_text(
+        column_row(ui, "Drift", label_width, |ui| {
+            param_slider(ui, setter, &drift.amount, "", width)
+        })
+        .on_hover_text(
             "z wanders over the music neurons by itself, along a path the song position and \
              Variation set: the same bar always plays the same z",
         );
-        param_slider(ui, setter, &drift.cycle_bars, "Drift Rate", width)
-            .on_hover_text("Bars the drift takes to come back to where it started");
+        column_row(ui, "Drift Rate", label_width, |ui| {
+            param_slider(ui, setter, &drift.cycle_bars, "", width)
+        })
+        .on_hover_text("Bars the drift takes to come back to where it started");
         let (x, y) = self.params.pad_axes();
         let side = ui
             .available_width()
