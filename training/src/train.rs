@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, IndexOp, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -209,6 +209,43 @@ impl Trainer {
             load_var(file, &var, &name)?;
         }
         Ok(trainer)
+    }
+
+    /// Starts a model of another architecture from a trained model's weights: the 16-bar
+    /// or the chord-conditioned 4-bar model from folk-4bar, say, whose LSTMs have the same
+    /// widths. The schedules start at step 0. Each tensor takes what it shares with the
+    /// file's tensor of the same name: all of it where the shapes agree, and where the new
+    /// model reads more (chords appended to an LSTM's inputs, a wider z) the rows and
+    /// columns of the inputs both read, the rest keeping its initialisation. An LSTM's
+    /// inputs come before its recurrent rows, and appended inputs come last, so the
+    /// shared inputs are a prefix ([`transplanted`]).
+    pub fn transplant(
+        file: &ModelFile,
+        model_config: Config,
+        config: TrainConfig,
+    ) -> Result<(Self, Transplant), ModelError> {
+        let trainer = Self::new(model_config, config).map_err(ModelError::Weights)?;
+        let mut report = Transplant::default();
+        for (name, var) in named_vars(&trainer.varmap) {
+            let Some(old) = file.tensors.get(&name) else {
+                report.fresh.push(name);
+                continue;
+            };
+            let old = old.to_dtype(DType::F32).map_err(ModelError::Weights)?;
+            if old.shape() == var.shape() {
+                var.set(&old).map_err(ModelError::Weights)?;
+                report.whole += 1;
+                continue;
+            }
+            match transplanted(&name, var.as_tensor(), &old).map_err(ModelError::Weights)? {
+                Some(t) => {
+                    var.set(&t).map_err(ModelError::Weights)?;
+                    report.part.push(name);
+                }
+                None => report.fresh.push(name),
+            }
+        }
+        Ok((trainer, report))
     }
 
     /// The noise, beta, learning rate, scheduled sampling and dropout of this step, for
@@ -486,6 +523,67 @@ fn load_var(file: &ModelFile, var: &Var, name: &str) -> Result<(), ModelError> {
         .get(name)
         .ok_or_else(|| candle_core::Error::Msg(format!("model file lacks {name}")));
     t.and_then(|t| var.set(t)).map_err(ModelError::Weights)
+}
+
+/// How [`Trainer::transplant`] started a model's tensors.
+#[derive(Debug, Default)]
+pub struct Transplant {
+    /// Tensors copied whole.
+    pub whole: usize,
+    /// Tensors that took the block they share with the source, by name.
+    pub part: Vec<String>,
+    /// Tensors the source has nothing for (no such name, or an LSTM of another width).
+    pub fresh: Vec<String>,
+}
+
+/// `fresh` (the new model's initialised tensor) with the block it shares with `old`
+/// copied in: rows and columns from the start, and for an LSTM kernel
+/// (`[inputs + hidden, 4 hidden]`) the shared inputs' rows and all the recurrent rows.
+/// `None` where nothing is shared in that sense (an LSTM of another width).
+fn transplanted(name: &str, fresh: &Tensor, old: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    match (fresh.dims(), old.dims()) {
+        (&[n], &[o]) => {
+            let shared = n.min(o);
+            Ok(Some(joined(
+                &[
+                    old.narrow(0, 0, shared)?,
+                    fresh.narrow(0, shared, n - shared)?,
+                ],
+                0,
+            )?))
+        }
+        (&[rows, cols], &[old_rows, old_cols]) if name.ends_with("lstm_cell.kernel") => {
+            if cols != old_cols {
+                return Ok(None);
+            }
+            let hidden = cols / 4;
+            let (inputs, old_inputs) = (rows - hidden, old_rows - hidden);
+            let shared = inputs.min(old_inputs);
+            Ok(Some(joined(
+                &[
+                    old.narrow(0, 0, shared)?,
+                    fresh.narrow(0, shared, inputs - shared)?,
+                    old.narrow(0, old_inputs, hidden)?,
+                ],
+                0,
+            )?))
+        }
+        (&[rows, cols], &[old_rows, old_cols]) => {
+            let (r, c) = (rows.min(old_rows), cols.min(old_cols));
+            let top = joined(&[old.i((..r, ..c))?, fresh.i((..r, c..))?], 1)?;
+            Ok(Some(joined(&[top, fresh.i((r.., ..))?], 0)?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `pieces` joined along `dim`, leaving out the empty ones.
+fn joined(pieces: &[Tensor], dim: usize) -> candle_core::Result<Tensor> {
+    let kept: Vec<&Tensor> = pieces
+        .iter()
+        .filter(|t| t.dim(dim).is_ok_and(|n| n > 0))
+        .collect();
+    Tensor::cat(&kept, dim)
 }
 
 fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {

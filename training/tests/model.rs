@@ -252,6 +252,103 @@ fn random_model(config: Config, seed: u64) -> ModelFile {
         .unwrap()
 }
 
+fn rows(t: &Tensor) -> Vec<Vec<f32>> {
+    t.to_vec2::<f32>().unwrap()
+}
+
+/// A transplant keeps every weight two architectures share. Into the same architecture it
+/// is the source; into a wider one (z doubled, chords beside the events, as from folk-4bar
+/// to pop-4bar-chords or the 16-bar model) the shared blocks are the source's and the rest
+/// is the new model's own initialisation.
+#[test]
+fn a_transplant_keeps_the_weights_the_architectures_share() {
+    let source_config = Config::tiny(4, true);
+    let source = random_model(source_config.clone(), 3);
+    let train = TrainConfig {
+        seed: 9,
+        ..TrainConfig::default()
+    };
+    let (same, report) =
+        Trainer::transplant(&source, source_config.clone(), train.clone()).unwrap();
+    assert!(
+        report.part.is_empty() && report.fresh.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(same.step, 0, "the schedules start again");
+    let same = same
+        .model_file(ModelCard::default(), BTreeMap::new())
+        .unwrap();
+    for (name, t) in &source.tensors {
+        assert_eq!(rows2(t), rows2(&same.tensors[name]), "{name}");
+    }
+
+    let wide_config = Config {
+        z_size: 16,
+        chords: Some(ChordEncoding::Pitch),
+        ..source_config
+    };
+    // The new model's own initialisation: the same config and seed, untouched.
+    let fresh = random_model(wide_config.clone(), 9);
+    let (wide, report) = Trainer::transplant(&source, wide_config, train).unwrap();
+    assert!(report.fresh.is_empty(), "{report:?}");
+    let wide = wide
+        .model_file(ModelCard::default(), BTreeMap::new())
+        .unwrap();
+    let old = |name: &str| rows(&source.tensors[name]);
+    let new = |name: &str| rows(&wide.tensors[name]);
+    let init = |name: &str| rows(&fresh.tensors[name]);
+    // Wider z: the encoder's mu gains columns, the conductor's initial state rows.
+    let (o, n, i) = (
+        old("encoder.mu.kernel"),
+        new("encoder.mu.kernel"),
+        init("encoder.mu.kernel"),
+    );
+    for r in 0..n.len() {
+        assert_eq!(n[r][..8], o[r][..], "mu, shared z columns");
+        assert_eq!(n[r][8..], i[r][8..], "mu, new z columns");
+    }
+    let name = "decoder.hierarchical_level_0.initial_state.kernel";
+    let (o, n, i) = (old(name), new(name), init(name));
+    assert_eq!(n[..8], o[..], "conductor state from the shared z");
+    assert_eq!(n[8..], i[8..], "conductor state from the new z");
+    // Chords appended to the LSTMs' inputs: rows between the shared inputs and the
+    // recurrent ones.
+    for name in [
+        "encoder.cell_0.bidirectional_rnn.fw.multi_rnn_cell.cell_0.lstm_cell.kernel",
+        "core_decoder.decoder.multi_rnn_cell.cell_0.lstm_cell.kernel",
+    ] {
+        let (o, n, i) = (old(name), new(name), init(name));
+        let hidden = n[0].len() / 4;
+        let (old_inputs, inputs) = (o.len() - hidden, n.len() - hidden);
+        assert_eq!(inputs - old_inputs, 37, "{name}: the chord inputs");
+        assert_eq!(n[..old_inputs], o[..old_inputs], "{name}: shared inputs");
+        assert_eq!(
+            n[old_inputs..inputs],
+            i[old_inputs..inputs],
+            "{name}: chord rows"
+        );
+        assert_eq!(n[inputs..], o[old_inputs..], "{name}: recurrent rows");
+        assert!(report.part.iter().any(|p| p == name), "{name} in part");
+    }
+    for (name, t) in &source.tensors {
+        if t.dims() == wide.tensors[name].dims() {
+            assert_eq!(
+                rows2(t),
+                rows2(&wide.tensors[name]),
+                "{name}: same shape, copied"
+            );
+        }
+    }
+}
+
+/// Any tensor's values, row by row (a vector as one row).
+fn rows2(t: &Tensor) -> Vec<Vec<f32>> {
+    match t.rank() {
+        1 => vec![t.to_vec1::<f32>().unwrap()],
+        _ => rows(t),
+    }
+}
+
 #[test]
 fn sampling_is_deterministic_by_seed() {
     for hierarchical in [false, true] {

@@ -37,6 +37,12 @@ pub struct TrainArgs {
     /// at the step it was saved at, with fresh optimiser moments.
     #[arg(long, conflicts_with = "resume")]
     init: Option<PathBuf>,
+    /// Start a new run of `--preset`'s architecture from another architecture's trained
+    /// weights (e.g. the 16bar or pop-4bar-chords preset from assets/folk-4bar.safetensors):
+    /// each tensor takes what it shares with the file's, the rest keeps its
+    /// initialisation; the schedules start at step 0.
+    #[arg(long, conflicts_with_all = ["resume", "init"])]
+    transplant: Option<PathBuf>,
     /// The schedules' step to continue from with --init, for files that do not record it.
     #[arg(long, requires = "init")]
     init_step: Option<u64>,
@@ -251,7 +257,35 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                 println!("warm start from {} at step {step}", path.display());
                 Trainer::warm_start(&file, config, step)?
             }
-            None => Trainer::new(preset(&args.preset)?, config)?,
+            None => match &args.transplant {
+                Some(path) => {
+                    let file = ModelFile::read(path)?;
+                    let (trainer, report) =
+                        Trainer::transplant(&file, preset(&args.preset)?, config)?;
+                    println!(
+                        "transplanted from {}: {} tensors whole, {} in part ({}), {} fresh ({})",
+                        path.display(),
+                        report.whole,
+                        report.part.len(),
+                        report.part.join(", "),
+                        report.fresh.len(),
+                        report.fresh.join(", ")
+                    );
+                    lineage = format!(
+                        "Transplanted into the {} preset from {} ({} tensors whole, {} in \
+                         part, {} fresh; {}).\n\n",
+                        args.preset,
+                        path.display(),
+                        report.whole,
+                        report.part.len(),
+                        report.fresh.len(),
+                        file.card.training.trim()
+                    );
+                    std::fs::write(args.out.join("lineage.txt"), &lineage)?;
+                    trainer
+                }
+                None => Trainer::new(preset(&args.preset)?, config)?,
+            },
         }
     };
     if trainer.config.keys_apart > 0.0 && trainer.model.config.chords.is_none() {
